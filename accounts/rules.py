@@ -1,0 +1,96 @@
+"""Posting rules as data: each transaction code maps to a template of legs over account roles.
+
+A template leg names a role, a side and which amount it carries. ``build_entry`` fills roles with
+accounts and amounts with numbers; legs whose amount is zero (a zero fee) are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from accounts.errors import InvalidAmount, MissingRole, UnknownTransactionCode
+from accounts.journal import EntryDraft, LegDraft, make_entry
+from accounts.model import AccountId, Side
+
+D, C = Side.DEBIT, Side.CREDIT
+
+
+@dataclass(frozen=True, slots=True)
+class LegTemplate:
+    role: str
+    side: Side
+    amount_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class PostingRule:
+    txn_code: str
+    description: str
+    legs: tuple[LegTemplate, ...]
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(t.role for t in self.legs)
+
+
+def _rule(code: str, description: str, *legs: tuple[str, Side, str]) -> PostingRule:
+    return PostingRule(code, description, tuple(LegTemplate(r, s, k) for r, s, k in legs))
+
+
+# Amount keys: amount (gross), fee, net = amount - fee. Payments pass through gateway transit so the
+# clearing account sees every payment (it nets to zero per entry, and it is hot by default).
+POSTING_RULES: dict[str, PostingRule] = {
+    r.txn_code: r
+    for r in (
+        _rule("TOPUP", "customer wallet funded from a channel",
+              ("channel_receivable", D, "amount"), ("customer_wallet", C, "amount")),
+        _rule("PAY_WALLET", "customer pays a merchant from the wallet",
+              ("customer_wallet", D, "amount"), ("gateway_transit", C, "amount"),
+              ("gateway_transit", D, "amount"), ("merchant_pending", C, "net"), ("fee_income", C, "fee")),
+        _rule("PAY_CHANNEL", "customer pays a merchant through an external channel",
+              ("channel_receivable", D, "amount"), ("gateway_transit", C, "amount"),
+              ("gateway_transit", D, "amount"), ("merchant_pending", C, "net"), ("fee_income", C, "fee")),
+        _rule("FEE", "a fee charged to the merchant outside a payment",
+              ("merchant_pending", D, "fee"), ("fee_income", C, "fee")),
+        _rule("REFUND_WALLET", "refund to the customer's wallet",
+              ("merchant_pending", D, "net"), ("fee_income", D, "fee"), ("customer_wallet", C, "amount")),
+        _rule("REFUND_CHANNEL", "refund back through the channel",
+              ("merchant_pending", D, "net"), ("fee_income", D, "fee"), ("channel_receivable", C, "amount")),
+        _rule("SETTLE", "pending settlement becomes available to the merchant",
+              ("merchant_pending", D, "amount"), ("merchant_available", C, "amount")),
+        _rule("SWEEP", "move balance between sub-accounts of one parent",
+              ("from", D, "amount"), ("to", C, "amount")),
+        _rule("ADJUST", "operator adjustment against the adjustments expense",
+              ("adjustments", D, "amount"), ("target", C, "amount")),
+    )
+}
+
+
+def rule_for(txn_code: str) -> PostingRule:
+    try:
+        return POSTING_RULES[txn_code]
+    except KeyError:
+        raise UnknownTransactionCode(txn_code) from None
+
+
+def build_entry(txn_code: str, txn_no: str, accounting_date: date, currency: str,
+                accounts: Mapping[str, AccountId], amounts: Mapping[str, int],
+                ref: str | None = None) -> EntryDraft:
+    """Fill a rule's template; ``amounts`` must give 'amount' and may give 'fee' (default 0)."""
+    rule = rule_for(txn_code)
+    values = dict(amounts)
+    values.setdefault("fee", 0)
+    values.setdefault("net", values["amount"] - values["fee"])
+    if values["fee"] < 0 or values["net"] < 0:
+        raise InvalidAmount(values["fee"], "fee must be between 0 and the amount")
+    legs: list[LegDraft] = []
+    for template in rule.legs:
+        if template.role not in accounts:
+            raise MissingRole(txn_code, template.role)
+        amount = values[template.amount_key]
+        if amount == 0:
+            continue
+        legs.append(LegDraft(accounts[template.role], template.side, amount, currency))
+    return make_entry(txn_no, txn_code, accounting_date, legs, ref)

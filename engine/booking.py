@@ -1,0 +1,81 @@
+"""Booking: the one path by which the engine books journal entries.
+
+``Booker.transaction`` opens a PostgreSQL transaction in which a request writes its own rows and
+posts entries. Legs on hot accounts come back 'buffered'; after the commit they are handed to the
+hot-account buffer (when one is configured), and a rollback releases anything reserved for them.
+Without a buffer, hot legs stay 'buffered' in PostgreSQL for a later flush or recovery sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import asyncpg
+
+from accounts.journal import EntryDraft
+from accounts.store import Conn, PostedEntry, post_entry
+
+log = logging.getLogger(__name__)
+
+
+class HotLegSink(Protocol):
+    """What the buffer promises the booking path (implemented in buffer/)."""
+
+    async def reserve(self, entry: EntryDraft) -> object:
+        """Reserve hot non-overdraft debits of ``entry`` against projected balances before commit.
+
+        Returns an opaque reservation; raises a LedgerError (e.g. InsufficientFunds) to refuse, or a
+        retryable error when the check cannot be made (Redis down) or the buffer is over its lag."""
+        ...
+
+    async def release(self, reservation: object) -> None:
+        """The transaction did not commit: give the reserved amounts back."""
+        ...
+
+    async def enqueue(self, entries: Sequence[PostedEntry], reservations: Sequence[object]) -> None:
+        """After commit: enqueue the buffered legs. Must not raise for Redis being down (recovery)."""
+        ...
+
+
+class BookingTransaction:
+    def __init__(self, conn: Conn, sink: HotLegSink | None) -> None:
+        self.conn = conn
+        self._sink = sink
+        self.posted: list[PostedEntry] = []
+        self.reservations: list[object] = []
+
+    async def post(self, entry: EntryDraft) -> PostedEntry:
+        if self._sink is not None:
+            self.reservations.append(await self._sink.reserve(entry))
+        posted = await post_entry(self.conn, entry)
+        self.posted.append(posted)
+        return posted
+
+
+class Booker:
+    def __init__(self, pool: asyncpg.Pool, sink: HotLegSink | None = None) -> None:
+        self.pool = pool
+        self.sink = sink
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[BookingTransaction]:
+        """One database transaction for a request's rows and entries; hot legs enqueued after commit."""
+        async with self.pool.acquire() as conn:
+            tx = BookingTransaction(conn, self.sink)
+            try:
+                async with conn.transaction():
+                    yield tx
+            except BaseException:
+                if self.sink is not None:
+                    for reservation in tx.reservations:
+                        await self.sink.release(reservation)
+                raise
+        if self.sink is not None and any(p.buffered_legs for p in tx.posted):
+            await self.sink.enqueue(tx.posted, tx.reservations)
+
+    async def book(self, entry: EntryDraft) -> PostedEntry:
+        async with self.transaction() as tx:
+            return await tx.post(entry)

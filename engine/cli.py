@@ -1,0 +1,95 @@
+"""The ``payengine`` command: one subcommand per process role or operator task."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+
+from engine.settings import Settings, SettingsError
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        print(f"payengine: bad setting {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_servers(args: argparse.Namespace, settings: Settings) -> int:
+    from engine import embedded
+    from engine.db import ensure_servers
+
+    if args.action == "start":
+        urls = ensure_servers(settings)
+        print(f"PAYENGINE_DATABASE_URL={urls.database_url}")
+        print(f"PAYENGINE_REDIS_URL={urls.redis_url}")
+    elif args.action == "stop":
+        embedded.stop_redis(settings.data_dir / "redis")
+        embedded.stop_postgres(settings.data_dir / "pg")
+        print("embedded servers stopped")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncpg
+
+    from engine.db import ensure_servers
+    from engine.migrate import migrate
+
+    urls = ensure_servers(settings)
+
+    async def run() -> list[str]:
+        conn = await asyncpg.connect(urls.database_url)
+        try:
+            return await migrate(conn)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(run())
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.server import serve
+
+    if args.workers:
+        settings = settings.replace(workers=args.workers)
+    if args.port is not None:
+        settings = settings.replace(port=args.port)
+    return serve(settings, demo=args.demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="payengine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the HTTP API (and in-process workers)")
+    p.add_argument("--workers", type=int, default=0, help="API processes sharing the port (SO_REUSEPORT)")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--demo", action="store_true", help="seed demo merchants and customers first")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("servers", help="start or stop the embedded PostgreSQL and Redis")
+    p.add_argument("action", choices=["start", "stop"])
+    p.set_defaults(func=cmd_servers)
+
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = _load_settings()
+    func: Command = args.func
+    return func(args, settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Running the API: uvloop, N worker processes sharing one port (SO_REUSEPORT), graceful stop."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+
+import uvloop
+from aiohttp import web
+
+from engine.app import create_app
+from engine.db import ensure_servers
+from engine.logs import configure_logging
+from engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT_S = 30.0
+
+
+def _run_worker(settings: Settings, database_url: str, redis_url: str) -> None:
+    configure_logging(settings.log_level)
+    app = create_app(settings, database_url, redis_url)
+    # aiohttp stops accepting, waits for in-flight requests up to the timeout, then runs cleanup_ctx.
+    web.run_app(app, host=settings.host, port=settings.port, reuse_port=settings.workers > 1,
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S, print=None, access_log=None,
+                loop=uvloop.new_event_loop())
+
+
+def serve(settings: Settings, demo: bool = False) -> int:
+    configure_logging(settings.log_level)
+    urls = ensure_servers(settings)
+    if demo:
+        from engine.demo import seed_and_print
+
+        seed_and_print(settings, urls.database_url)
+    print(f"payengine listening on http://{settings.host}:{settings.port} "
+          f"({settings.workers} worker{'s' if settings.workers > 1 else ''}); Ctrl-C to stop", flush=True)
+    if settings.workers == 1:
+        _run_worker(settings, urls.database_url, urls.redis_url)
+        return 0
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_run_worker, args=(settings, urls.database_url, urls.redis_url), daemon=False)
+             for _ in range(settings.workers)]
+    for proc in procs:
+        proc.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for proc in procs:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for proc in procs:
+        proc.join()
+    return max((proc.exitcode or 0) for proc in procs) if sys.platform else 0

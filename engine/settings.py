@@ -1,0 +1,126 @@
+"""One frozen Settings object built from ``PAYENGINE_*`` environment variables.
+
+Every variable is parsed and checked once at start; a bad value raises ``SettingsError`` naming the
+variable, so a misconfigured process refuses to start instead of failing on the first payment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PREFIX = "PAYENGINE_"
+
+
+class SettingsError(ValueError):
+    """A PAYENGINE_* variable is missing or malformed."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw, 10)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected a boolean (1/0/true/false), got {raw!r}")
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not raw.startswith(tuple(s + "://" for s in schemes)):
+            raise ValueError(f"expected a URL starting with one of {', '.join(schemes)}")
+        return raw
+
+    return parse
+
+
+def _text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw
+
+
+def _path(raw: str) -> Path:
+    return Path(_text(raw)).expanduser()
+
+
+def _env(name: str, parse: Callable[[str], Any], default: Any) -> Any:
+    return field(default=default, metadata={"env": PREFIX + name, "parse": parse})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Process settings. Field metadata names the variable and its parser."""
+
+    # Where the servers are. Empty URL = start the embedded server in data_dir.
+    database_url: str = _env("DATABASE_URL", _url(("postgresql", "postgres")), "")
+    redis_url: str = _env("REDIS_URL", _url(("redis", "unix", "rediss", "redis+cluster")), "")
+    data_dir: Path = _env("DATA_DIR", _path, Path(".payengine"))
+    # Optional TCP port for the embedded PostgreSQL (0 = unix socket only).
+    embedded_pg_port: int = _env("EMBEDDED_PG_PORT", _int_in(0, 65535), 0)
+
+    host: str = _env("HOST", _text, "127.0.0.1")
+    port: int = _env("PORT", _int_in(0, 65535), 8080)
+    workers: int = _env("WORKERS", _int_in(1, 64), 1)
+    admin_token: str = _env("ADMIN_TOKEN", _text, "dev-admin-token")
+    log_level: str = _env("LOG_LEVEL", _text, "INFO")
+
+    db_pool_min: int = _env("DB_POOL_MIN", _int_in(1, 1000), 4)
+    db_pool_max: int = _env("DB_POOL_MAX", _int_in(1, 1000), 64)
+    db_command_timeout_s: int = _env("DB_COMMAND_TIMEOUT_S", _int_in(1, 3600), 30)
+
+    # Transaction number fields (see engine/txn_no.py for the layout).
+    system_code: int = _env("SYSTEM_CODE", _int_in(0, 99), 1)
+    environment_code: int = _env("ENVIRONMENT_CODE", _int_in(0, 9), 1)
+    shard: int = _env("SHARD", _int_in(0, 99), 0)
+    node_lease_s: int = _env("NODE_LEASE_S", _int_in(10, 86400), 60)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment; raises SettingsError naming the bad variable."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f.metadata["env"]
+            if name in env:
+                try:
+                    values[f.name] = f.metadata["parse"](env[name])
+                except ValueError as exc:
+                    raise SettingsError(name, str(exc)) from None
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.db_pool_min > self.db_pool_max:
+            raise SettingsError(PREFIX + "DB_POOL_MIN", "must not exceed PAYENGINE_DB_POOL_MAX")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @staticmethod
+    def variables() -> dict[str, str]:
+        """Variable name -> field name, for documentation and `payengine settings`."""
+        return {f.metadata["env"]: f.name for f in dataclasses.fields(Settings)}
