@@ -1,0 +1,90 @@
+"""How a simulated channel behaves: which wire format, how slow, how unreliable.
+
+Profiles are frozen values; the running simulator keeps the live fault settings in
+`SimFaults`, which the admin endpoint replaces at run time ("take the channel down").
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+
+class SimKind(enum.StrEnum):
+    WALLET = "wxsim"
+    BANK = "banksim"
+
+
+class Latency(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Normal distribution, cut at zero; the delay a successful call takes."""
+
+    mean_ms: float = 0.0
+    stddev_ms: float = 0.0
+
+
+class SimFaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Probabilities in [0, 1], drawn per call from the simulator's seeded RNG."""
+
+    error_rate: float = 0.0  # HTTP 500 with the channel's system-error body; nothing happens
+    timeout_rate: float = 0.0  # the call is processed, then the answer hangs for hang_ms
+    no_notify_rate: float = 0.0  # the payer pays but no notify is ever sent
+    create_latency: Latency = Latency()
+    call_latency: Latency = Latency()
+    hang_ms: int = 30_000
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "timeout_rate", "no_notify_rate"):
+            rate = getattr(self, name)
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {rate}")
+
+
+class SimProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    kind: SimKind
+    merchant_id: str = "sim-merchant"
+    key: str = "sim-secret-key-0123456789abcdef"
+    key_serial: str = "1"
+    currency: str = "CNY"
+    faults: SimFaults = SimFaults()
+    # Seconds to wait before each notify attempt; the first usually 0. Bounded by its length.
+    notify_schedule_s: tuple[float, ...] = (0.0, 15.0, 15.0, 30.0, 180.0, 1800.0, 3600.0)
+    notify_timeout_s: float = 5.0
+    order_ttl_s: int = 7200
+    seed: int | None = None
+
+
+PROFILES: dict[str, SimProfile] = {
+    profile.name: profile
+    for profile in (
+        SimProfile(name="wxsim", kind=SimKind.WALLET),
+        SimProfile(name="banksim", kind=SimKind.BANK, key="bank-sim-key-fedcba9876543210"),
+        # The latency the voucher benchmark is specified against: 500 ms ± 200 ms.
+        SimProfile(
+            name="wxsim-slow",
+            kind=SimKind.WALLET,
+            faults=SimFaults(create_latency=Latency(500.0, 200.0), call_latency=Latency(50.0, 20.0)),
+        ),
+        SimProfile(
+            name="banksim-flaky",
+            kind=SimKind.BANK,
+            key="bank-sim-key-fedcba9876543210",
+            faults=SimFaults(
+                error_rate=0.1,
+                timeout_rate=0.05,
+                no_notify_rate=0.1,
+                create_latency=Latency(300.0, 150.0),
+                hang_ms=10_000,
+            ),
+        ),
+    )
+}
+
+
+def profile_named(name: str) -> SimProfile:
+    """The built-in profile of that name; KeyError listing the known names otherwise."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise KeyError(f"unknown simulator profile {name!r}; known: {sorted(PROFILES)}") from None
