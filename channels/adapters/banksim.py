@@ -104,7 +104,7 @@ class BankSimChannel:
             {"Content-Type": "application/x-www-form-urlencoded"},
         )
         if answer.status != 200:
-            raise ChannelUnavailable(self.name, operation, answer.status, answer.body[:200].decode("replace"))
+            raise ChannelUnavailable(self.name, operation, answer.status, answer.body[:200].decode("utf-8", "replace"))
         try:
             fields = msgspec.json.decode(answer.body, type=dict[str, str])
         except msgspec.DecodeError as error:

@@ -125,7 +125,7 @@ class WxSimChannel:
             self._session, self.name, operation, method, self._base_url + path, cfg.timeout_s, body, headers
         )
         if answer.status >= 500 or answer.status == 429:
-            raise ChannelUnavailable(self.name, operation, answer.status, answer.body[:200].decode("replace"))
+            raise ChannelUnavailable(self.name, operation, answer.status, answer.body[:200].decode("utf-8", "replace"))
         self._check_signature(answer.headers, answer.body, int(time.time()))
         if answer.status >= 400:
             error = self._decode(answer.body, _Error)
