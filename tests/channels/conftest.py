@@ -7,6 +7,7 @@ watched within a test; faults are switched on per test through the admin endpoin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -103,11 +104,29 @@ async def start_rig(http: aiohttp.ClientSession, profile: SimProfile) -> tuple[R
     return Rig(sim, channel, receiver, http), runner
 
 
-@pytest.fixture(params=[SimKind.WALLET, SimKind.BANK], ids=["wxsim", "banksim"])
-async def rig(request: pytest.FixtureRequest, http: aiohttp.ClientSession) -> AsyncIterator[Rig]:
-    built, runner = await start_rig(http, fast_profile(request.param))
+@contextlib.asynccontextmanager
+async def running_rig(http: aiohttp.ClientSession, kind: SimKind) -> AsyncIterator[Rig]:
+    built, runner = await start_rig(http, fast_profile(kind))
     try:
         yield built
     finally:
         await built.sim.close()
         await runner.cleanup()
+
+
+@pytest.fixture(params=[SimKind.WALLET, SimKind.BANK], ids=["wxsim", "banksim"])
+async def rig(request: pytest.FixtureRequest, http: aiohttp.ClientSession) -> AsyncIterator[Rig]:
+    async with running_rig(http, request.param) as built:
+        yield built
+
+
+@pytest.fixture
+async def wallet_rig(http: aiohttp.ClientSession) -> AsyncIterator[Rig]:
+    async with running_rig(http, SimKind.WALLET) as built:
+        yield built
+
+
+@pytest.fixture
+async def bank_rig(http: aiohttp.ClientSession) -> AsyncIterator[Rig]:
+    async with running_rig(http, SimKind.BANK) as built:
+        yield built
