@@ -1,4 +1,16 @@
-"""Channel simulators: real HTTP servers that behave like a wallet or a bank gateway."""
+"""Channel simulators: real HTTP servers that behave like a wallet or a bank gateway.
+
+Start one with `await start_simulator(profile)` (tests, bench) or `run_simulator(name, host,
+port, notify_base_url)` (CLI). Besides each channel's own API (`/v3/...` for wxsim,
+`POST /gateway.do` for banksim) every simulator serves:
+
+- `POST /sim/pay` `{"out_trade_no" | "channel_order_id" | "pay_url", "amount_minor"?}`: the payer
+  pays; answers `{"out_trade_no", "channel_txn_id", "paid_minor", "notify_sent"}`;
+- `GET|PUT /sim/admin/faults`: live `SimFaults` (a PUT merges into the profile's values);
+- `PUT /sim/admin/discrepancies/{yyyy-mm-dd}`: `Discrepancies` seeded into that day's statement;
+- `GET /sim/admin/notifies`: the last notify attempts and whether each was acked;
+- `GET /sim/statements/{yyyy-mm-dd}`: the daily statement CSV in the channel's own format.
+"""
 
 from channels.sim.profile import PROFILES, Latency, SimFaults, SimKind, SimProfile, profile_named
 from channels.sim.server import RunningSimulator, build_app, run_simulator, start_simulator

@@ -63,11 +63,13 @@ async def start_simulator(
 ) -> RunningSimulator:
     """Listen on host:port (0 picks a free port) and return once connections are accepted.
 
-    `notify_base_url` is where notifies go for orders created without a notify URL.
+    `notify_base_url` (e.g. the engine's `http://127.0.0.1:8080`) is where notifies go for
+    orders created without a notify URL: `{notify_base_url}/channels/{wxsim|banksim}/notify`.
     """
     session = aiohttp.ClientSession()
     app = build_app(profile, session)
-    app[RUNTIME_KEY].default_notify_url = notify_base_url
+    if notify_base_url:
+        app[RUNTIME_KEY].default_notify_url = f"{notify_base_url.rstrip('/')}/channels/{profile.kind.value}/notify"
     # A hanging call must not hold up shutdown for hang_ms.
     runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
     await runner.setup()

@@ -6,7 +6,9 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from channels.errors import ChannelTimeout, ChannelUnavailable, OrderNotFound
 from channels.protocol import ChannelStatus, VoucherRequest
@@ -95,3 +97,28 @@ async def test_expired_order_reads_closed(rig: Rig) -> None:
     rig.sim.runtime.store.orders[order.out_trade_no].expires_at = datetime.now(UTC) - timedelta(seconds=1)
     assert (await rig.channel.query(order.out_trade_no)).status is ChannelStatus.CLOSED
     await asyncio.sleep(0)
+
+
+async def test_notify_base_url_is_used_for_orders_without_a_notify_url(http: aiohttp.ClientSession) -> None:
+    received: asyncio.Queue[str] = asyncio.Queue()
+
+    async def handle(request: web.Request) -> web.Response:
+        await received.put(request.path)
+        return web.Response(text="success")
+
+    app = web.Application()
+    app.router.add_post("/channels/banksim/notify", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    sim = await start_simulator(
+        fast_profile(SimKind.BANK), notify_base_url=f"http://127.0.0.1:{runner.addresses[0][1]}"
+    )
+    try:
+        order = sim.runtime.store.create("T-base", 100, "CNY", "x", "", datetime.now(UTC), 60)
+        async with http.post(f"{sim.url}/sim/pay", json={"out_trade_no": order.out_trade_no}) as answer:
+            assert (await answer.json())["notify_sent"] is True
+        assert await asyncio.wait_for(received.get(), 3) == "/channels/banksim/notify"
+    finally:
+        await sim.close()
+        await runner.cleanup()
