@@ -100,3 +100,32 @@ class MissingRole(LedgerError):
         super().__init__(f"posting rule {txn_code} needs an account for role {role!r}")
         self.txn_code = txn_code
         self.role = role
+
+
+class InvalidSplitCount(LedgerError):
+    code = "invalid_split_count"
+
+    def __init__(self, into: object, low: int, high: int) -> None:
+        super().__init__(f"an account splits into {low} to {high} sub-accounts, got {into!r}")
+        self.into = into
+        self.low = low
+        self.high = high
+
+
+class SplitConflict(LedgerError):
+    """Another split or resize of the same account is running; nothing was changed."""
+
+    code = "split_in_progress"
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"account {account_id} is being split or resized by another request")
+        self.account_id = account_id
+
+
+class NotSplittable(LedgerError):
+    code = "account_not_splittable"
+
+    def __init__(self, account_id: str, reason: str) -> None:
+        super().__init__(f"account {account_id} cannot be split: {reason}")
+        self.account_id = account_id
+        self.reason = reason

@@ -16,6 +16,7 @@ from typing import Protocol
 import asyncpg
 
 from accounts.journal import EntryDraft
+from accounts.split_store import SplitDirectory
 from accounts.store import Conn, PostedEntry, post_entry
 
 log = logging.getLogger(__name__)
@@ -41,13 +42,16 @@ class HotLegSink(Protocol):
 
 
 class BookingTransaction:
-    def __init__(self, conn: Conn, sink: HotLegSink | None) -> None:
+    def __init__(self, conn: Conn, sink: HotLegSink | None, splits: SplitDirectory | None = None) -> None:
         self.conn = conn
         self._sink = sink
+        self._splits = splits
         self.posted: list[PostedEntry] = []
         self.reservations: list[object] = []
 
     async def post(self, entry: EntryDraft) -> PostedEntry:
+        if self._splits is not None:  # legs naming a split parent go to its sub-accounts
+            entry = await self._splits.route(self.conn, entry)
         if self._sink is not None:
             self.reservations.append(await self._sink.reserve(entry))
         posted = await post_entry(self.conn, entry)
@@ -56,15 +60,17 @@ class BookingTransaction:
 
 
 class Booker:
-    def __init__(self, pool: asyncpg.Pool, sink: HotLegSink | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, sink: HotLegSink | None = None,
+                 splits: SplitDirectory | None = None) -> None:
         self.pool = pool
         self.sink = sink
+        self.splits = splits if splits is not None else SplitDirectory()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[BookingTransaction]:
         """One database transaction for a request's rows and entries; hot legs enqueued after commit."""
         async with self.pool.acquire() as conn:
-            tx = BookingTransaction(conn, self.sink)
+            tx = BookingTransaction(conn, self.sink, self.splits)
             try:
                 async with conn.transaction():
                     yield tx
