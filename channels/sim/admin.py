@@ -14,7 +14,7 @@ from aiohttp import web
 from channels.sim.profile import SimFaults
 from channels.sim.runtime import SimChannel, SimRuntime
 from channels.sim.statement import Discrepancies, statement_rows
-from channels.sim.store import SimOrder, SimRefused
+from channels.sim.store import Refusal, SimOrder, SimRefused
 
 
 class PayRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -63,7 +63,7 @@ class SimAdmin:
         except (msgspec.DecodeError, ValueError) as error:
             return _json_error(400, str(error))
         except SimRefused as refused:
-            return _json_error(404 if refused.refusal == "NOT_FOUND" else 409, str(refused))
+            return _json_error(404 if refused.refusal is Refusal.NOT_FOUND else 409, str(refused))
         notified = self.rt.notify_paid(self.channel, order)
         return web.json_response(
             {

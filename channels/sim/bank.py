@@ -7,10 +7,8 @@ notifies that the merchant must answer with the plain text `success`.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -19,7 +17,8 @@ from channels import signing
 from channels.amounts import AmountFormatError, major_to_minor, minor_to_major
 from channels.sim.notifier import NotifyMessage
 from channels.sim.runtime import SimRuntime
-from channels.sim.statement import GARBAGE_TEXT, StatementRow
+from channels.sim.statement import StatementRow
+from channels.sim.statement_csv import bank_time, render_bank_statement
 from channels.sim.store import OrderState, Refusal, SimOrder, SimRefund, SimRefused
 
 CODE_OK = "10000"
@@ -40,10 +39,6 @@ _SUB_CODES: dict[Refusal, str] = {
 }
 
 Params = dict[str, str]
-
-
-def bank_time(moment: datetime | None) -> str:
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 class BankSim:
@@ -219,41 +214,4 @@ class BankSim:
         return http_status == 200 and body.strip() == b"success"
 
     def render_statement(self, day: date, rows: list[StatementRow]) -> str:
-        """Comment lines around a plain CSV body; amounts in major units, refunds positive."""
-        out = io.StringIO()
-        out.write(f"#banksim statement\n#app_id:{self.profile.merchant_id}\n#date:{day.isoformat()}\n")
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(
-            [
-                "trade_no",
-                "out_trade_no",
-                "biz_type",
-                "trade_status",
-                "amount",
-                "currency",
-                "out_request_no",
-                "refund_no",
-                "finish_time",
-            ]
-        )
-        for row in rows:
-            if row.junk:
-                out.write(GARBAGE_TEXT + "\n")
-                continue
-            refund = row.kind == "refund"
-            status = ("REFUND_SUCCESS" if refund else "TRADE_SUCCESS") if row.status == "SUCCESS" else "TRADE_CLOSED"
-            writer.writerow(
-                [
-                    row.txn_id,
-                    row.out_trade_no,
-                    "refund" if refund else "trade",
-                    status,
-                    "1.234" if row.corrupt else minor_to_major(row.amount_minor),
-                    row.currency,
-                    row.out_refund_no,
-                    row.refund_id,
-                    bank_time(row.at),
-                ]
-            )
-        out.write(f"#end\n#rows:{sum(1 for row in rows if not row.junk)}\n")
-        return out.getvalue()
+        return render_bank_statement(self.profile.merchant_id, day, rows)

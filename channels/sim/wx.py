@@ -7,8 +7,6 @@ Amounts are integer fen (minor units) as in v3.
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from datetime import date, datetime
 
@@ -18,7 +16,8 @@ from aiohttp import web
 from channels import signing
 from channels.sim.notifier import NotifyMessage
 from channels.sim.runtime import SimRuntime
-from channels.sim.statement import GARBAGE_TEXT, StatementRow
+from channels.sim.statement import StatementRow
+from channels.sim.statement_csv import render_wx_statement
 from channels.sim.store import OrderState, Refusal, SimOrder, SimRefund, SimRefused
 
 AUTH_WINDOW_S = 300
@@ -269,47 +268,4 @@ class WxSim:
         return isinstance(answer, dict) and answer.get("code") == "SUCCESS"
 
     def render_statement(self, day: date, rows: list[StatementRow]) -> str:
-        """WeChat-style bill: every field prefixed with a backtick, a summary block at the end."""
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(
-            [
-                "trade_time",
-                "mch_id",
-                "transaction_id",
-                "out_trade_no",
-                "trade_state",
-                "currency",
-                "total_fen",
-                "refund_id",
-                "out_refund_no",
-                "refund_fen",
-                "refund_status",
-            ]
-        )
-        for row in rows:
-            if row.junk:
-                out.write(GARBAGE_TEXT + "\n")
-                continue
-            amount = "12x" if row.corrupt else str(row.amount_minor)
-            refund = row.kind == "refund"
-            fields = [
-                row.at.strftime("%Y-%m-%d %H:%M:%S"),
-                self.profile.merchant_id,
-                row.txn_id,
-                row.out_trade_no,
-                "REFUND" if refund else row.status,
-                row.currency,
-                "0" if refund else amount,
-                row.refund_id,
-                row.out_refund_no,
-                amount if refund else "0",
-                row.status if refund else "",
-            ]
-            writer.writerow(["`" + field for field in fields])
-        writer.writerow(["total_count", "total_fen", "total_refund_fen"])
-        good = [row for row in rows if not (row.junk or row.corrupt)]
-        pay = sum(r.amount_minor for r in good if r.kind == "payment")
-        refunds = sum(r.amount_minor for r in good if r.kind == "refund")
-        writer.writerow([f"`{len(good)}", f"`{pay}", f"`{refunds}"])
-        return out.getvalue()
+        return render_wx_statement(self.profile.merchant_id, rows)

@@ -96,7 +96,6 @@ async def test_expired_order_reads_closed(rig: Rig) -> None:
     await rig.channel.create_voucher(order)
     rig.sim.runtime.store.orders[order.out_trade_no].expires_at = datetime.now(UTC) - timedelta(seconds=1)
     assert (await rig.channel.query(order.out_trade_no)).status is ChannelStatus.CLOSED
-    await asyncio.sleep(0)
 
 
 async def test_notify_base_url_is_used_for_orders_without_a_notify_url(http: aiohttp.ClientSession) -> None:
