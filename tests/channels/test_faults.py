@@ -67,7 +67,7 @@ async def test_create_latency_follows_the_profile(rig: Rig) -> None:
     await rig.set_faults(create_latency={"mean_ms": 150.0, "stddev_ms": 0.0})
     started = time.monotonic()
     await rig.channel.create_voucher(voucher())
-    assert 0.14 <= time.monotonic() - started < 0.45
+    assert 0.14 <= time.monotonic() - started < 1.0
 
 
 async def test_unreachable_channel_raises_unavailable(rig: Rig) -> None:
