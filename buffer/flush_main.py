@@ -1,0 +1,73 @@
+"""A flusher process: ``python -m buffer.flush_main --database-url ... --redis-url ...``.
+
+``payengine flush`` runs the same thing with URLs and defaults from settings. Stops cleanly on
+SIGTERM/SIGINT; SIGKILL at any point loses nothing (see buffer/flusher.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from buffer.recovery import GRACE_MS
+from buffer.runner import FlushRunner
+from buffer.tuning import BufferTuning, LiveTuning
+
+log = logging.getLogger(__name__)
+
+
+async def run_flushers(database_url: str, redis_url: str, defaults: BufferTuning,
+                       only_accounts: Sequence[str] | None = None, grace_ms: int = GRACE_MS,
+                       stop: asyncio.Event | None = None) -> None:
+    """Run flushers until ``stop`` is set (or SIGTERM/SIGINT when no event is given)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    assert pool is not None
+    redis = aioredis.Redis.from_url(redis_url, decode_responses=False, socket_timeout=5,
+                                    socket_connect_timeout=2)
+    try:
+        runner = FlushRunner(database_url, redis, LiveTuning(pool, defaults), only_accounts, grace_ms)
+        await runner.run(stop)
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    base = BufferTuning()
+    parser = argparse.ArgumentParser(prog="python -m buffer.flush_main", description=__doc__)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--accounts", default="", help="comma-separated account ids (default: every hot account)")
+    parser.add_argument("--grace-ms", type=int, default=GRACE_MS, help="recovery grace period")
+    parser.add_argument("--batch-size", type=int, default=base.batch_size)
+    parser.add_argument("--flush-interval-ms", type=int, default=base.flush_interval_ms)
+    parser.add_argument("--concurrency", type=int, default=base.flusher_concurrency)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    defaults = BufferTuning(batch_size=args.batch_size, flush_interval_ms=args.flush_interval_ms,
+                            flusher_concurrency=args.concurrency)
+    only = [a for a in args.accounts.split(",") if a] or None
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio works too
+        pass
+    asyncio.run(run_flushers(args.database_url, args.redis_url, defaults, only, args.grace_ms))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

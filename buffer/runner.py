@@ -1,0 +1,188 @@
+"""Flusher workers: discover hot accounts, own each through a PostgreSQL advisory lock, flush them.
+
+``flusher_concurrency`` workers run per process, each with its own PostgreSQL connection. A worker
+owns an account while its connection holds ``pg_try_advisory_lock`` on the account's key, so across
+all processes one account has one flusher; if the connection dies the lock goes with it, and so
+does any batch it had not committed (a lock-less connection can never commit a flush). Accounts
+locked elsewhere are retried every discovery round. Workers re-read the live tuning each loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from buffer import metrics
+from buffer.flusher import FlushStats, flush_account
+from buffer.recovery import GRACE_MS, recover_account
+from buffer.scripts import Scripts
+from buffer.store import flush_lock_key, hot_accounts
+from buffer.tuning import LiveTuning
+
+log = logging.getLogger(__name__)
+
+DISCOVER_S = 1.0
+SWEEP_S = 1.0
+RECONNECT_S = 0.2
+APPLICATION_NAME = "payengine-flusher"
+_PG_GONE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.AdminShutdownError)
+
+
+class Worker:
+    """One PostgreSQL connection and the accounts it owns."""
+
+    def __init__(self, runner: FlushRunner, index: int) -> None:
+        self.runner = runner
+        self.index = index
+        self.wanted: set[str] = set()
+        self.owned: set[str] = set()
+        self.conn: asyncpg.Connection | None = None
+        self._stats: dict[str, FlushStats] = {}
+        self._swept_at = 0.0
+        self._claimed_at = 0.0
+
+    async def _connect(self) -> asyncpg.Connection:
+        conn = await asyncpg.connect(self.runner.database_url, timeout=10, command_timeout=30,
+                                     server_settings={"application_name": APPLICATION_NAME})
+        assert conn is not None
+        return conn
+
+    async def _claim(self) -> None:
+        """Lock wanted accounts not yet owned; unlock owned ones no longer wanted."""
+        assert self.conn is not None
+        for account_id in sorted(self.wanted - self.owned):
+            if await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", flush_lock_key(account_id)):
+                self.owned.add(account_id)
+        for account_id in sorted(self.owned - self.wanted):
+            await self.conn.execute("SELECT pg_advisory_unlock($1)", flush_lock_key(account_id))
+            self.owned.discard(account_id)
+        self._claimed_at = time.monotonic()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                if self.conn is None or self.conn.is_closed():
+                    self.owned.clear()  # a new session holds no locks
+                    self.conn = await self._connect()
+                    await self._claim()
+                await self._round(stop)
+            except _PG_GONE as exc:
+                log.warning("flusher lost postgresql; reconnecting", extra={"error": type(exc).__name__})
+                await self._drop_connection()
+                await _sleep(stop, RECONNECT_S)
+            except (RedisError, TimeoutError) as exc:
+                log.warning("flusher lost redis; retrying", extra={"error": type(exc).__name__})
+                await _sleep(stop, RECONNECT_S)
+        await self._drop_connection()
+
+    async def _round(self, stop: asyncio.Event) -> None:
+        tuning = await self.runner.tuning.current()
+        if time.monotonic() - self._claimed_at >= DISCOVER_S:
+            await self._claim()
+        assert self.conn is not None
+        busy = False
+        for account_id in sorted(self.owned):
+            stats = self._stats.setdefault(account_id, FlushStats())
+            try:
+                outcome = await flush_account(self.conn, self.runner.redis, self.runner.scripts, account_id,
+                                              tuning.batch_size, stats)
+            except asyncpg.PostgresError as exc:
+                if isinstance(exc, _PG_GONE):
+                    raise
+                # e.g. the overdraft CHECK: log loudly, leave the batch queued, try again next round.
+                metrics.FLUSH_ERRORS.labels(account_id, type(exc).__name__).inc()
+                log.error("flush failed", extra={"account_id": account_id, "error": str(exc)})
+                continue
+            busy = busy or outcome.taken >= tuning.batch_size or not outcome.loaded
+        if time.monotonic() - self._swept_at >= SWEEP_S:
+            for account_id in sorted(self.owned):
+                await recover_account(self.conn, self.runner.redis, self.runner.scripts, account_id,
+                                      grace_ms=self.runner.grace_ms)
+            self._swept_at = time.monotonic()
+        if not busy:
+            await _sleep(stop, tuning.flush_interval_ms / 1000)
+
+    async def _drop_connection(self) -> None:
+        conn, self.conn = self.conn, None
+        self.owned.clear()
+        if conn is not None and not conn.is_closed():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 2)
+            if not conn.is_closed():
+                conn.terminate()
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+class FlushRunner:
+    """All flusher workers of one process. ``run`` until ``stop`` is set."""
+
+    def __init__(self, database_url: str, redis: aioredis.Redis, tuning: LiveTuning,
+                 only_accounts: Sequence[str] | None = None, grace_ms: int = GRACE_MS) -> None:
+        self.database_url = database_url
+        self.redis = redis
+        self.scripts = Scripts(redis)
+        self.tuning = tuning
+        self.only_accounts = list(only_accounts) if only_accounts is not None else None
+        self.grace_ms = grace_ms
+        self.workers: list[Worker] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stops: list[asyncio.Event] = []
+
+    @property
+    def owned(self) -> set[str]:
+        return set().union(*(w.owned for w in self.workers)) if self.workers else set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    await self._discover()
+                except (*_PG_GONE, asyncpg.PostgresError) as exc:
+                    log.warning("hot-account discovery failed", extra={"error": type(exc).__name__})
+                await _sleep(stop, DISCOVER_S)
+        finally:
+            for event in self._stops:
+                event.set()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _discover(self) -> None:
+        tuning = await self.tuning.current()
+        self._resize(tuning.flusher_concurrency)
+        conn = await asyncpg.connect(self.database_url, timeout=10)
+        try:
+            hot = [a.id for a in await hot_accounts(conn, self.only_accounts)]
+        finally:
+            await conn.close()
+        assigned = {a: w for w in self.workers for a in w.wanted}
+        for w in self.workers:
+            w.wanted &= set(hot)
+        for account_id in hot:
+            if account_id not in assigned or assigned[account_id] not in self.workers:
+                min(self.workers, key=lambda w: len(w.wanted)).wanted.add(account_id)
+
+    def _resize(self, count: int) -> None:
+        """Start or stop workers to match the live flusher concurrency; a stopped worker's
+        connection closes, releasing its locks, and its accounts are handed out again."""
+        while len(self.workers) < count:
+            worker, stop = Worker(self, len(self.workers)), asyncio.Event()
+            self.workers.append(worker)
+            self._stops.append(stop)
+            self._tasks.append(asyncio.create_task(worker.run(stop), name=f"flusher-{worker.index}"))
+        while len(self.workers) > count:
+            worker = self.workers.pop()
+            self._stops.pop().set()
+            self._tasks.pop()  # it ends by itself after its current round
+            for account_id in worker.wanted:
+                min(self.workers, key=lambda w: len(w.wanted)).wanted.add(account_id)
+            worker.wanted.clear()

@@ -1,0 +1,119 @@
+"""Buffered booking end to end in one process: reserve, commit, enqueue, flush, recover, read."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from accounts.errors import InsufficientFunds
+from accounts.rules import build_entry
+from buffer.keys import account_keys
+from buffer.scripts import Scripts
+from buffer.sink import RedisHotLegSink
+from buffer.state import read_status
+from buffer.store import hot_balance
+from engine.booking import Booker
+from tests.buffer.world import check_ledger, drain, open_world, pay, redis_matches_pg, refund
+from tests.conftest import Servers
+from tests.factories import new_txn_no, today
+
+
+async def test_hot_legs_are_buffered_then_applied_in_order(
+        pool: asyncpg.Pool, redis_client: aioredis.Redis, servers: Servers, sink: RedisHotLegSink,
+        booker: Booker) -> None:
+    world = await open_world(pool, customers=8)
+    await sink.hot.refresh()
+    rng = random.Random(1)
+
+    async def payer(customer: str) -> None:
+        for _ in range(25):
+            amount = rng.randint(100, 5000)
+            await pay(booker, world, customer, amount, amount // 100)
+
+    await asyncio.gather(*(payer(c) for c in world.customers))
+    async with pool.acquire() as conn:
+        for account_id in world.hot:
+            await redis_matches_pg(conn, redis_client, account_id)
+        balance = await hot_balance(conn, world.merchant)
+        assert balance is not None and balance.applied_minor == 0 and balance.pending_minor > 0
+    status = {s.account_id: s for s in await read_status(redis_client, Scripts(redis_client), world.hot)}
+    assert status[world.merchant].depth == 200  # one leg per payment
+    assert status[world.transit].depth == 400  # credit and debit per payment
+
+    await drain(servers.database_url, redis_client, world.hot, batch_size=37)
+    async with pool.acquire() as conn:
+        await check_ledger(conn, world.all, floors={a: 0 for a in world.hot})
+        after = await hot_balance(conn, world.merchant)
+        assert after is not None and after.pending_minor == 0
+        assert after.applied_minor == balance.projected_minor
+        for account_id in world.hot:
+            await redis_matches_pg(conn, redis_client, account_id)
+    assert await redis_client.zcard(account_keys(world.merchant).queue) == 0
+
+
+async def test_redelivered_legs_change_nothing(pool: asyncpg.Pool, redis_client: aioredis.Redis,
+                                               servers: Servers, sink: RedisHotLegSink, booker: Booker) -> None:
+    world = await open_world(pool, customers=1)
+    await sink.hot.refresh()
+    posted = [await pay(booker, world, world.customers[0], 1000, 10) for _ in range(5)]
+    await sink.enqueue(posted, [])  # a re-delivery while still queued
+    assert await redis_client.zcard(account_keys(world.merchant).queue) == 5
+    await drain(servers.database_url, redis_client, world.hot)
+    await sink.enqueue(posted, [])  # a late re-delivery after the flush
+    assert await redis_client.zcard(account_keys(world.merchant).queue) == 0
+    async with pool.acquire() as conn:
+        await check_ledger(conn, world.all)
+        assert await conn.fetchval("SELECT balance FROM accounts WHERE id = $1", world.merchant) == 5 * 990
+
+
+async def test_legs_redis_never_saw_are_recovered_in_order(pool: asyncpg.Pool, redis_client: aioredis.Redis,
+                                                           servers: Servers, sink: RedisHotLegSink) -> None:
+    world = await open_world(pool, customers=2)
+    await sink.hot.refresh()
+    unbuffered = Booker(pool, None)  # as if the process died between commit and enqueue
+    for i in range(30):
+        await pay(unbuffered, world, world.customers[i % 2], 500 + i, 5)
+    assert await redis_client.exists(account_keys(world.merchant).queue) == 0
+    await drain(servers.database_url, redis_client, world.hot, batch_size=7)
+    async with pool.acquire() as conn:
+        await check_ledger(conn, world.all)
+        seq_order = await conn.fetch("SELECT id FROM journal_legs WHERE account_id = $1 ORDER BY seq", world.merchant)
+        assert [r["id"] for r in seq_order] == sorted(r["id"] for r in seq_order)  # journal order kept
+
+
+async def test_hot_debit_refused_beyond_projected_balance(pool: asyncpg.Pool, redis_client: aioredis.Redis,
+                                                          servers: Servers, sink: RedisHotLegSink,
+                                                          booker: Booker) -> None:
+    world = await open_world(pool, customers=1)
+    await sink.hot.refresh()
+    await pay(booker, world, world.customers[0], 10_000, 0)  # merchant projected 10_000, applied 0
+    await refund(booker, world, world.customers[0], 6_000)  # covered by the pending credit
+    with pytest.raises(InsufficientFunds):
+        await refund(booker, world, world.customers[0], 4_001)
+    st = await redis_client.hgetall(account_keys(world.merchant).state)
+    assert int(st[b"reserved"]) == 0  # the refused debit left no reservation behind
+    await refund(booker, world, world.customers[0], 4_000)
+    await drain(servers.database_url, redis_client, world.hot)
+    async with pool.acquire() as conn:
+        await check_ledger(conn, world.all, floors={world.merchant: 0})
+        assert await conn.fetchval("SELECT balance FROM accounts WHERE id = $1", world.merchant) == 0
+
+
+async def test_rolled_back_transaction_releases_its_reservation(pool: asyncpg.Pool, redis_client: aioredis.Redis,
+                                                                sink: RedisHotLegSink, booker: Booker) -> None:
+    world = await open_world(pool, customers=1)
+    await sink.hot.refresh()
+    await pay(booker, world, world.customers[0], 1_000, 0)
+    with pytest.raises(RuntimeError):
+        async with booker.transaction() as tx:
+            await tx.post(build_entry("REFUND_WALLET", new_txn_no(), today(), "CNY",
+                                      {"merchant_pending": world.merchant, "fee_income": world.fee,
+                                       "customer_wallet": world.customers[0]}, {"amount": 800, "fee": 0}))
+            assert int(await redis_client.hget(account_keys(world.merchant).state, "reserved") or 0) == 800
+            raise RuntimeError("request failed after posting")
+    assert int(await redis_client.hget(account_keys(world.merchant).state, "reserved") or 0) == 0
+    await refund(booker, world, world.customers[0], 1_000)  # the full amount is available again
