@@ -65,6 +65,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve(settings, demo=args.demo)
 
 
+def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
+    """Print every PAYENGINE_* variable with the value this process would use."""
+    names = Settings.variables()
+    secret_words = ("TOKEN", "SECRET", "KEY", "PASSWORD")
+    for variable, field_name in sorted(names.items()):
+        value = getattr(settings, field_name)
+        shown = "[set]" if any(w in variable for w in secret_words) else value
+        print(f"{variable}={shown}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="payengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("migrate", help="apply database migrations")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("settings", help="print every PAYENGINE_* setting in effect (secrets masked)")
+    p.set_defaults(func=cmd_settings)
     return parser
 
 
