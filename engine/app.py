@@ -122,4 +122,7 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
     app.cleanup_ctx.extend([_database, _redis, _node_lease])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    from engine.api import setup_api  # here: the API imports this module's keys
+
+    setup_api(app)
     return app

@@ -66,6 +66,13 @@ def _path(raw: str) -> Path:
     return Path(_text(raw)).expanduser()
 
 
+def _currency_list(raw: str) -> tuple[str, ...]:
+    codes = tuple(c.strip().upper() for c in raw.split(",") if c.strip())
+    if not codes or any(len(c) != 3 or not c.isalpha() for c in codes):
+        raise ValueError(f"expected comma-separated ISO 4217 codes, got {raw!r}")
+    return codes
+
+
 def _env(name: str, parse: Callable[[str], Any], default: Any) -> Any:
     return field(default=default, metadata={"env": PREFIX + name, "parse": parse})
 
@@ -96,6 +103,18 @@ class Settings:
     environment_code: int = _env("ENVIRONMENT_CODE", _int_in(0, 9), 1)
     shard: int = _env("SHARD", _int_in(0, 99), 0)
     node_lease_s: int = _env("NODE_LEASE_S", _int_in(10, 86400), 60)
+
+    # Merchant API (engine/api). Merchant secrets are derived from this key and a per-merchant salt.
+    api_secret_key: str = _env("API_SECRET_KEY", _text, "dev-api-secret-key-change-me")
+    currencies: tuple[str, ...] = _env("CURRENCIES", _currency_list, ("CNY", "USD"))
+    hot_internal_accounts: bool = _env("HOT_INTERNAL_ACCOUNTS", _bool, True)
+    signature_window_s: int = _env("SIGNATURE_WINDOW_S", _int_in(1, 3600), 300)
+    idempotency_retention_s: int = _env("IDEMPOTENCY_RETENTION_S", _int_in(60, 30 * 86400), 86400)
+    idempotency_lock_s: int = _env("IDEMPOTENCY_LOCK_S", _int_in(1, 3600), 60)
+    merchant_cache_s: int = _env("MERCHANT_CACHE_S", _int_in(0, 3600), 30)
+    payment_expiry_default_s: int = _env("PAYMENT_EXPIRY_DEFAULT_S", _int_in(60, 86400), 900)
+    default_channel: str = _env("DEFAULT_CHANNEL", _text, "wxsim")
+    bench_noop: bool = _env("BENCH_NOOP", _bool, False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

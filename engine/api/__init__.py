@@ -1,0 +1,76 @@
+"""The merchant HTTP API: ``setup_api(app)`` adds its middlewares, routes and shared context."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from channels.registry import adapter_classes
+from engine.api.auth import MerchantDirectory
+from engine.api.context import API, ApiContext
+from engine.api.middleware import auth_middleware, error_middleware, metrics_middleware
+from engine.api.openapi import openapi_handler
+from engine.api.routes import add_routes
+from engine.app import POOL, SETTINGS, TXN_NOS
+from engine.merchant_store import delete_expired_idempotency_keys
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_CLEANUP_INTERVAL_S = 300.0
+IDEMPOTENCY_CLEANUP_BATCH_MAX = 10_000
+
+
+async def _idempotency_cleanup(ctx: ApiContext) -> None:
+    """Keys older than the retention go, in bounded batches, every few minutes."""
+    while True:
+        await asyncio.sleep(IDEMPOTENCY_CLEANUP_INTERVAL_S)
+        try:
+            async with ctx.pool.acquire() as conn:
+                await delete_expired_idempotency_keys(conn, ctx.settings.idempotency_retention_s,
+                                                      IDEMPOTENCY_CLEANUP_BATCH_MAX)
+        except Exception:  # the loop must survive a database blip
+            log.warning("idempotency cleanup failed; will retry", exc_info=True)
+
+
+async def _api_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    ctx = ApiContext(settings, app[POOL], app[TXN_NOS],
+                     MerchantDirectory(app[POOL], settings.api_secret_key, settings.merchant_cache_s),
+                     frozenset(adapter_classes()))
+    for currency in settings.currencies:
+        await ctx.platform_accounts(currency)
+    app[API] = ctx
+    task = asyncio.create_task(_idempotency_cleanup(ctx))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+async def noop_handler(request: web.Request) -> web.Response:
+    """The benchmark's ceiling: same stack and middlewares, no work."""
+    await request.read()
+    return web.Response(body=b'{"ok":true}', content_type="application/json")
+
+
+def setup_api(app: web.Application) -> None:
+    app.middlewares.extend([metrics_middleware, error_middleware, auth_middleware])
+    app.cleanup_ctx.append(_api_context)
+    add_routes(app)
+    app.router.add_get("/openapi.json", openapi_handler)
+    app.router.add_get("/metrics", metrics_handler)
+    if app[SETTINGS].bench_noop:
+        app.router.add_post("/bench/noop", noop_handler)

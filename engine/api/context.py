@@ -1,0 +1,42 @@
+"""What the API handlers share: settings, pool, transaction numbers, merchants, platform accounts."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiohttp import web
+
+from accounts.model import AccountId
+from engine.api.auth import MerchantDirectory
+from engine.merchant_store import ensure_platform_accounts
+from engine.payments.ids import ACCOUNT, new_id
+from engine.settings import Settings
+from engine.txn_no import TxnNoGenerator
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    pool: asyncpg.Pool
+    txn_nos: TxnNoGenerator
+    merchants: MerchantDirectory
+    known_channels: frozenset[str]
+    _platform: dict[str, dict[str, AccountId]] = field(default_factory=dict)
+    _platform_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def platform_accounts(self, currency: str) -> dict[str, AccountId]:
+        """Fee income, gateway transit and channel receivable for ``currency`` (opened once, then cached)."""
+        found = self._platform.get(currency)
+        if found is not None:
+            return found
+        async with self._platform_lock:
+            if currency not in self._platform:
+                async with self.pool.acquire() as conn:
+                    self._platform[currency] = await ensure_platform_accounts(
+                        conn, currency, self.settings.hot_internal_accounts, lambda: new_id(ACCOUNT))
+            return self._platform[currency]
+
+
+API = web.AppKey("api", ApiContext)

@@ -1,0 +1,103 @@
+"""Customers (with a wallet account), topups, and the merchant's own accounts and statements."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from accounts.model import Account
+from accounts.rules import build_entry
+from accounts.store import accounts_of_owner, get_account, pending_net, statement
+from engine.api import wire
+from engine.api.context import ApiContext
+from engine.api.payment_flows import IdemSlot, Outcome
+from engine.booking import Booker
+from engine.merchant_store import MerchantRecord, get_customer, insert_customer, insert_topup
+from engine.payments.errors import NotFound, UnsupportedCurrency
+from engine.payments.ids import ACCOUNT, CUSTOMER, TOPUP, new_id
+
+
+async def create_customer(ctx: ApiContext, merchant: MerchantRecord, req: wire.CreateCustomer,
+                          slot: IdemSlot | None, now: datetime) -> Outcome:
+    if req.currency not in ctx.settings.currencies:
+        raise UnsupportedCurrency(req.currency)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        c = await insert_customer(conn, new_id(CUSTOMER), merchant.id, req.external_id, req.currency,
+                                  new_id(ACCOUNT), now)
+    view = wire.Customer(c.id, c.external_id, c.currency, c.wallet_account_id, c.balance_minor, c.created_at)
+    return Outcome(201, msgspec.json.encode(view), False)
+
+
+async def get_customer_view(ctx: ApiContext, merchant: MerchantRecord, customer_id: str) -> wire.Customer:
+    async with ctx.pool.acquire() as conn:
+        c = await get_customer(conn, merchant.id, customer_id)
+    if c is None:
+        raise NotFound("customer", customer_id)
+    return wire.Customer(c.id, c.external_id, c.currency, c.wallet_account_id, c.balance_minor, c.created_at)
+
+
+async def create_topup(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, customer_id: str,
+                       req: wire.CreateTopup, slot: IdemSlot | None, now: datetime) -> Outcome:
+    """Credit the wallet from the platform's channel receivable (TOPUP), in one transaction."""
+    async with ctx.pool.acquire() as conn:
+        customer = await get_customer(conn, merchant.id, customer_id)
+    if customer is None:
+        raise NotFound("customer", customer_id)
+    platform = await ctx.platform_accounts(customer.currency)
+    txn_no = ctx.txn_nos.next(now)
+    topup_id = new_id(TOPUP)
+    async with booker.transaction() as tx:
+        await insert_topup(tx.conn, topup_id, customer.id, req.topup_no, req.amount, txn_no, now)
+        posted = await tx.post(build_entry(
+            "TOPUP", txn_no, now.date(), customer.currency,
+            {"channel_receivable": platform["channel_receivable"], "customer_wallet": customer.wallet_account_id},
+            {"amount": req.amount}, ref=topup_id))
+    balance = next(leg.balance_after for leg in posted.legs if leg.account_id == customer.wallet_account_id)
+    view = wire.Topup(topup_id, customer.id, req.topup_no, req.amount, txn_no, balance or 0, now)
+    return Outcome(201, msgspec.json.encode(view), False)
+
+
+async def _account_view(ctx: ApiContext, parent: Account, subs: list[Account]) -> wire.Account:
+    async with ctx.pool.acquire() as conn:
+        pending_of = {a.id: (await pending_net(conn, a.id) if a.hot else 0) for a in (parent, *subs)}
+    balance = parent.balance_minor + sum(s.balance_minor for s in subs)
+    pending = sum(pending_of.values())
+    frozen = parent.frozen_minor + sum(s.frozen_minor for s in subs)
+    return wire.Account(
+        parent.id, parent.role, parent.currency, parent.hot, balance, pending, balance + pending, balance - frozen,
+        [wire.SubAccount(s.id, s.sub_index or 0, s.balance_minor, pending_of[s.id]) for s in subs])
+
+
+async def list_accounts(ctx: ApiContext, merchant: MerchantRecord) -> wire.AccountList:
+    async with ctx.pool.acquire() as conn:
+        owned = await accounts_of_owner(conn, merchant.id)
+    parents = [a for a in owned if a.parent_id is None]
+    return wire.AccountList([await _account_view(ctx, p, [a for a in owned if a.parent_id == p.id])
+                             for p in parents])
+
+
+async def _own_account(ctx: ApiContext, merchant: MerchantRecord, account_id: str) -> Account:
+    async with ctx.pool.acquire() as conn:
+        account = await get_account(conn, account_id)
+    if account is None or account.owner_id != merchant.id or account.parent_id is not None:
+        raise NotFound("account", account_id)
+    return account
+
+
+async def get_account_view(ctx: ApiContext, merchant: MerchantRecord, account_id: str) -> wire.Account:
+    account = await _own_account(ctx, merchant, account_id)
+    async with ctx.pool.acquire() as conn:
+        subs = [a for a in await accounts_of_owner(conn, merchant.id) if a.parent_id == account.id]
+    return await _account_view(ctx, account, subs)
+
+
+async def account_statement(ctx: ApiContext, merchant: MerchantRecord, account_id: str,
+                            q: wire.StatementQuery) -> wire.Statement:
+    await _own_account(ctx, merchant, account_id)
+    async with ctx.pool.acquire() as conn:
+        lines = await statement(conn, account_id, q.limit + 1, q.starting_after)
+    data = [wire.StatementLine(s.seq, s.txn_no, s.txn_code, s.side.value, s.amount_minor,
+                               s.delta, s.balance_after, s.accounting_date.isoformat(), s.applied_at)
+            for s in lines[: q.limit]]
+    return wire.Statement(account_id, data, len(lines) > q.limit)

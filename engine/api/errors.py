@@ -1,0 +1,99 @@
+"""The one table from domain error to HTTP status and error type, and the error body.
+
+Codes are stable (they come from each error class's ``code``); messages are for humans. An error a
+caller may retry unchanged (any exception with a true ``retryable`` attribute, e.g. the buffer over
+its lag or Redis down) maps to 503 with Retry-After, so a new error class needs no edit here.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from accounts.errors import (
+    AccountClosed,
+    CurrencyMismatch,
+    DuplicateTransaction,
+    InsufficientFunds,
+    InvalidAmount,
+    UnknownCurrency,
+)
+from channels.errors import ChannelError, ChannelRejected
+from engine.api.wire import ErrorBody, ErrorDetail
+from engine.payments.errors import (
+    DuplicateOrder,
+    IdempotencyInFlight,
+    IdempotencyMismatch,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+    PaymentCurrencyMismatch,
+    PaymentNotRefundable,
+    RefundExceedsPayment,
+    UnsupportedCurrency,
+)
+
+ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
+    InvalidRequest: (400, "invalid_request_error"),
+    UnsupportedCurrency: (400, "invalid_request_error"),
+    UnknownCurrency: (400, "invalid_request_error"),
+    PaymentCurrencyMismatch: (400, "invalid_request_error"),
+    CurrencyMismatch: (400, "invalid_request_error"),
+    InvalidAmount: (400, "invalid_request_error"),
+    NotFound: (404, "invalid_request_error"),
+    InsufficientFunds: (402, "payment_error"),
+    RefundExceedsPayment: (402, "payment_error"),
+    PaymentNotRefundable: (402, "payment_error"),
+    DuplicateOrder: (409, "conflict_error"),
+    IllegalTransition: (409, "conflict_error"),
+    AccountClosed: (409, "conflict_error"),
+    DuplicateTransaction: (409, "conflict_error"),
+    IdempotencyInFlight: (409, "idempotency_error"),
+    IdempotencyMismatch: (422, "idempotency_error"),
+    ChannelRejected: (424, "channel_error"),
+    ChannelError: (503, "channel_error"),
+}
+
+
+class ApiError(Exception):
+    """An error the HTTP layer itself raises (authentication, malformed input, size, routing)."""
+
+    def __init__(self, status: int, type_: str, code: str, message: str, param: str | None = None,
+                 headers: dict[str, str] | None = None, existing_id: str | None = None) -> None:
+        super().__init__(message)
+        self.existing_id = existing_id
+        self.status = status
+        self.type = type_
+        self.code = code
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+
+
+def authentication_error(message: str) -> ApiError:
+    return ApiError(401, "authentication_error", "authentication_failed", message)
+
+
+def invalid_request(code: str, message: str, param: str | None = None, status: int = 400) -> ApiError:
+    return ApiError(status, "invalid_request_error", code, message, param)
+
+
+def api_error_for(exc: Exception) -> ApiError | None:
+    """The ApiError for a domain error, or None when it is not one (a bug: 500)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if getattr(exc, "retryable", False):
+        return ApiError(503, "api_error", getattr(exc, "code", "temporarily_unavailable"),
+                        "temporarily unavailable; retry with the same Idempotency-Key", None, {"Retry-After": "1"})
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            status, type_ = ERROR_TABLE[cls]
+            code = getattr(exc, "code", None) or "channel_error"
+            if isinstance(exc, DuplicateOrder):
+                return ApiError(status, type_, code, str(exc), exc.field, existing_id=exc.existing_id)
+            return ApiError(status, type_, code, str(exc), getattr(exc, "param", None))
+    return None
+
+
+def error_body(err: ApiError) -> bytes:
+    detail = ErrorDetail(err.type, err.code, err.message, err.param, err.existing_id)  # type: ignore[arg-type]
+    return msgspec.json.encode(ErrorBody(detail))

@@ -1,0 +1,12 @@
+"""HTTP metrics, declared once with fixed label sets (prometheus default registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+HTTP_REQUESTS = Counter("payengine_http_requests_total", "HTTP requests by route and status",
+                        ["method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "payengine_http_request_seconds", "HTTP request latency by route and status", ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)

@@ -1,0 +1,85 @@
+"""Middlewares: metrics (outermost), the error shape, merchant signing for /v1 and the admin token."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from engine.api.auth import authenticate, check_admin_token
+from engine.api.context import API
+from engine.api.errors import ApiError, api_error_for, error_body
+from engine.api.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from engine.merchant_store import MerchantRecord
+
+log = logging.getLogger(__name__)
+
+MERCHANT = web.RequestKey("payengine.merchant", MerchantRecord)
+RAW_BODY = web.RequestKey("payengine.raw_body", bytes)
+
+_HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed", 413: "request_too_large"}
+
+
+def merchant_of(request: web.Request) -> MerchantRecord:
+    return request[MERCHANT]
+
+
+def _route(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        labels = (request.method, _route(request), str(status))
+        HTTP_REQUESTS.labels(*labels).inc()
+        HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+
+
+def _error_response(err: ApiError) -> web.Response:
+    return web.Response(status=err.status, body=error_body(err), content_type="application/json",
+                        headers=err.headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        type_ = "invalid_request_error" if exc.status < 500 else "api_error"
+        message = "request body larger than 64 KiB" if exc.status == 413 else exc.reason
+        return _error_response(ApiError(exc.status, type_, code, message))
+    except Exception as exc:
+        err = api_error_for(exc)
+        if err is None:
+            log.exception("unhandled error", extra={"route": _route(request)})
+            err = ApiError(500, "api_error", "internal_error", "internal error")
+        return _error_response(err)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    if path.startswith("/v1/"):
+        ctx = request.app[API]
+        body = await request.read()
+        request[MERCHANT] = await authenticate(
+            ctx.merchants, request.headers, request.method, request.raw_path, body,
+            ctx.settings.signature_window_s, time.time())
+        request[RAW_BODY] = body
+    elif path.startswith("/admin/"):
+        check_admin_token(request.headers.get("Authorization"), request.app[API].settings.admin_token)
+        request[RAW_BODY] = await request.read()
+    return await handler(request)

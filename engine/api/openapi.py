@@ -1,0 +1,85 @@
+"""/openapi.json (OpenAPI 3.1), generated from the route table and the msgspec wire types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from engine.api import wire
+from engine.api.routes import ROUTES, RouteSpec
+
+REF = "#/components/schemas/{name}"
+_DESCRIPTIONS = {200: "OK", 201: "Created", 400: "Invalid request", 401: "Authentication failed",
+                 402: "Payment refused", 404: "Not found", 409: "Conflict", 413: "Body larger than 64 KiB",
+                 422: "Idempotency key reused with another body"}
+
+
+
+def _query_params(query: type, components: dict[str, Any]) -> list[dict[str, Any]]:
+    props = components[query.__name__].get("properties", {})
+    return [{"name": name, "in": "query", "required": False, "schema": schema} for name, schema in props.items()]
+
+
+def _operation(spec: RouteSpec, schemas: dict[type, dict[str, Any]], components: dict[str, Any]) -> dict[str, Any]:
+    op: dict[str, Any] = {"operationId": f"{spec.method.lower()}{spec.path}".replace("/", "_").replace("{", "")
+                          .replace("}", ""), "summary": spec.summary}
+    params: list[dict[str, Any]] = []
+    if "{id}" in spec.path:
+        params.append({"name": "id", "in": "path", "required": True,
+                       "schema": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}})
+    if spec.query is not None:
+        params += _query_params(spec.query, components)
+    if spec.method == "POST" and spec.auth == "merchant":
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[A-Za-z0-9_-]+$"}})
+    if params:
+        op["parameters"] = params
+    if spec.body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schemas[spec.body]}}}
+    ok: dict[str, Any] = {"description": _DESCRIPTIONS[spec.status]}
+    if spec.response is not None:
+        ok["content"] = {"application/json": {"schema": schemas[spec.response]}}
+    responses: dict[str, Any] = {str(spec.status): ok}
+    for status in spec.errors:
+        responses[str(status)] = {"description": _DESCRIPTIONS[status],
+                                  "content": {"application/json": {"schema": schemas[wire.ErrorBody]}}}
+    op["responses"] = responses
+    if spec.auth == "merchant":
+        op["security"] = [{"merchantId": [], "timestamp": [], "signature": []}]
+    elif spec.auth == "admin":
+        op["security"] = [{"adminToken": []}]
+    return op
+
+
+def build_openapi() -> dict[str, Any]:
+    types: list[type] = [wire.ErrorBody]
+    for spec in ROUTES:
+        types += [t for t in (spec.body, spec.query, spec.response) if t is not None]
+    types = list(dict.fromkeys(types))
+    refs, components = msgspec.json.schema_components(types, ref_template=REF)
+    schemas = dict(zip(types, refs, strict=True))
+    paths: dict[str, Any] = {}
+    for spec in ROUTES:
+        paths.setdefault(spec.path, {})[spec.method.lower()] = _operation(spec, schemas, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "payengine merchant API", "version": "1",
+                 "description": "Requests to /v1 are signed: X-Signature = hex HMAC-SHA256(secret, "
+                                "'{timestamp}\\n{METHOD}\\n{path with query}\\n{raw body}')."},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "merchantId": {"type": "apiKey", "in": "header", "name": "X-Merchant-Id"},
+                "timestamp": {"type": "apiKey", "in": "header", "name": "X-Timestamp"},
+                "signature": {"type": "apiKey", "in": "header", "name": "X-Signature"},
+                "adminToken": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+
+
+async def openapi_handler(request: web.Request) -> web.Response:
+    return web.Response(body=msgspec.json.encode(build_openapi()), content_type="application/json")

@@ -1,0 +1,178 @@
+"""Payments and refunds: check the request, decide the new rows and the response, write them at once.
+
+Each flow builds the object it will create (ids, times, fee and transaction number are all known up
+front), encodes the response, and hands the store the rows plus that response for the idempotency
+key, so the whole effect is one database transaction of two statements (rows, ledger posting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import msgspec
+
+from accounts.model import AccountId
+from accounts.rules import build_entry
+from engine.api.context import ApiContext
+from engine.api.views import payment_view, refund_view
+from engine.api.wire import CreatePayment, CreateRefund
+from engine.booking import Booker
+from engine.merchant_store import MerchantRecord, StoredResponse
+from engine.payment_store import (
+    Job,
+    NewPayment,
+    NewRefund,
+    OutboxEvent,
+    PaymentRecord,
+    RefundRecord,
+    Transition,
+    VoucherRecord,
+    get_payment,
+    insert_payment,
+    insert_refund,
+    transition_payment,
+)
+from engine.payments.errors import InvalidRequest, NotFound, UnsupportedCurrency
+from engine.payments.ids import EVENT, PAYMENT, REFUND, VOUCHER, new_id
+from engine.payments.states import (
+    PaymentEvent,
+    PaymentStatus,
+    RefundEvent,
+    RefundStatus,
+    VoucherStatus,
+    next_payment_status,
+    next_refund_status,
+)
+
+CLOSE_RETRIES_MAX = 3
+
+
+@dataclass(frozen=True, slots=True)
+class IdemSlot:
+    """The idempotency key this request claimed; its response is stored with the effect."""
+
+    merchant_id: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int
+    body: bytes
+    stored: bool  # the response was written in the effect's transaction
+
+
+def _stored(slot: IdemSlot | None, status: int, body: bytes) -> StoredResponse | None:
+    return StoredResponse(slot.merchant_id, slot.key, status, body) if slot else None
+
+
+async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, req: CreatePayment,
+                         slot: IdemSlot | None, now: datetime) -> Outcome:
+    """Wallet: debit the customer and book PAY_WALLET now (201 succeeded, or InsufficientFunds with
+    nothing written). Channel: 201 pending_voucher with a pending voucher and a create_voucher job."""
+    pending_account = merchant.pending_accounts.get(req.currency)
+    if pending_account is None:
+        raise UnsupportedCurrency(req.currency)
+    wallet = req.method == "wallet"
+    channel = None
+    if wallet and req.customer_id is None:
+        raise InvalidRequest("customer_id", "customer_id is required for method 'wallet'")
+    if not wallet:
+        channel = req.channel or ctx.settings.default_channel
+        if channel not in ctx.known_channels:
+            raise InvalidRequest("channel", f"unknown channel {channel!r}; known: {sorted(ctx.known_channels)}")
+    event = PaymentEvent.WALLET_DEBITED if wallet else PaymentEvent.CHANNEL_ORDER_CREATED
+    status = next_payment_status(PaymentStatus.CREATED, event)
+    fee = merchant.pricing.fee_for(req.amount)
+    txn_no = ctx.txn_nos.next(now)
+    expires_at = now + timedelta(seconds=req.expires_in_s or ctx.settings.payment_expiry_default_s)
+    payment_id = new_id(PAYMENT)
+    voucher = None if wallet else VoucherRecord(new_id(VOUCHER), VoucherStatus.PENDING.value, channel or "",
+                                                None, None, expires_at)
+    record = PaymentRecord(
+        payment_id, merchant.id, req.merchant_order_no, req.amount, req.currency, req.method, channel,
+        req.customer_id, None, status.value, fee, 0, txn_no, req.description, req.metadata, expires_at, now, now,
+        voucher)
+    body = msgspec.json.encode(payment_view(record))
+    response = _stored(slot, 201, body)
+    outbox = OutboxEvent(new_id(EVENT), "payment.succeeded", body) if wallet else None
+    job = None if voucher is None else Job("create_voucher", voucher.id,
+                                           msgspec.json.encode({"payment_id": payment_id, "channel": channel}))
+    row = NewPayment(payment_id, merchant.id, req.merchant_order_no, req.amount, req.currency, req.method, channel,
+                     req.customer_id, status.value, fee, txn_no, req.description, req.metadata, expires_at, now,
+                     voucher.id if voucher else None)
+    platform = await ctx.platform_accounts(req.currency) if wallet else {}
+    async with booker.transaction() as tx:
+        payer = await insert_payment(tx.conn, row, Transition(PaymentStatus.CREATED.value, status.value, event.value),
+                                     job, outbox, response)
+        if wallet:
+            assert payer is not None
+            entry = build_entry(
+                "PAY_WALLET", txn_no, now.date(), req.currency,
+                {"customer_wallet": AccountId(payer), "gateway_transit": platform["gateway_transit"],
+                 "merchant_pending": pending_account, "fee_income": platform["fee_income"]},
+                {"amount": req.amount, "fee": fee}, ref=payment_id)
+            await tx.post(entry)
+    return Outcome(201, body, response is not None)
+
+
+async def close_payment(ctx: ApiContext, merchant: MerchantRecord, payment_id: str, slot: IdemSlot | None,
+                        now: datetime) -> Outcome:
+    """Close an unpaid payment (compare-and-set; retried if the status moved under us)."""
+    for _ in range(CLOSE_RETRIES_MAX):
+        async with ctx.pool.acquire() as conn:
+            current = await get_payment(conn, merchant.id, payment_id)
+            if current is None:
+                raise NotFound("payment", payment_id)
+            target = next_payment_status(PaymentStatus(current.status), PaymentEvent.CLOSE)
+            voucher = current.voucher
+            if voucher is not None and voucher.status in (VoucherStatus.PENDING, VoucherStatus.READY):
+                voucher = dataclasses.replace(voucher, status=VoucherStatus.EXPIRED.value)
+            closed = dataclasses.replace(current, status=target.value, updated_at=now, voucher=voucher)
+            body = msgspec.json.encode(payment_view(closed))
+            response = _stored(slot, 200, body)
+            job = Job("close_order", payment_id) if current.method == "channel" else None
+            async with conn.transaction():
+                moved = await transition_payment(
+                    conn, merchant.id, payment_id,
+                    Transition(current.status, target.value, PaymentEvent.CLOSE.value, "closed by merchant"), now,
+                    voucher_to=VoucherStatus.EXPIRED.value, voucher_from=(VoucherStatus.PENDING, VoucherStatus.READY),
+                    job=job, event=OutboxEvent(new_id(EVENT), "payment.closed", body), response=response)
+            if moved:
+                return Outcome(200, body, response is not None)
+    raise RuntimeError(f"payment {payment_id} kept changing status while closing")
+
+
+async def create_refund(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, payment_id: str,
+                        req: CreateRefund, slot: IdemSlot | None, now: datetime) -> Outcome:
+    """Wallet payments: credit the customer now (REFUND_WALLET). Channel payments: a pending refund and a
+    channel_refund job. The refund total never exceeds the payment (checked by the reserving UPDATE)."""
+    async with ctx.pool.acquire() as conn:
+        payment = await get_payment(conn, merchant.id, payment_id)
+    if payment is None:
+        raise NotFound("payment", payment_id)
+    wallet = payment.method == "wallet"
+    event = RefundEvent.WALLET_CREDITED if wallet else RefundEvent.CHANNEL_REFUND_REQUESTED
+    status = next_refund_status(RefundStatus.CREATED, event)
+    refund = RefundRecord(new_id(REFUND), payment_id, req.merchant_refund_no, req.amount, status.value, req.reason,
+                          ctx.txn_nos.next(now), now)
+    body = msgspec.json.encode(refund_view(refund))
+    response = _stored(slot, 201, body)
+    outbox = OutboxEvent(new_id(EVENT), "refund.succeeded", body) if wallet else None
+    platform = await ctx.platform_accounts(payment.currency) if wallet else {}
+    async with booker.transaction() as tx:
+        fee_share, payer = await insert_refund(
+            tx.conn, NewRefund(refund.id, payment_id, merchant.id, req.merchant_refund_no, req.amount, status.value,
+                               req.reason, refund.txn_no, now),
+            event.value, None if wallet else "channel_refund", outbox, response)
+        if wallet:
+            assert payer is not None
+            entry = build_entry(
+                "REFUND_WALLET", refund.txn_no, now.date(), payment.currency,
+                {"merchant_pending": merchant.pending_accounts[payment.currency],
+                 "fee_income": platform["fee_income"], "customer_wallet": AccountId(payer)},
+                {"amount": req.amount, "fee": fee_share}, ref=refund.id)
+            await tx.post(entry)
+    return Outcome(201, body, response is not None)

@@ -1,0 +1,65 @@
+"""The route table: registration and the OpenAPI document both come from ``ROUTES``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from engine.api import admin, handlers, wire
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    response: type | None
+    status: int = 200
+    body: type | None = None
+    query: type | None = None
+    errors: tuple[int, ...] = field(default=(400, 401, 404))
+    auth: str = "merchant"  # merchant | admin | none
+
+
+_POST_ERRORS = (400, 401, 402, 404, 409, 413, 422)
+
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("POST", "/v1/customers", handlers.create_customer, "Create a customer with a wallet account",
+              wire.Customer, 201, wire.CreateCustomer, errors=_POST_ERRORS),
+    RouteSpec("GET", "/v1/customers/{id}", handlers.get_customer, "A customer with its wallet balance",
+              wire.Customer, query=wire.NoQuery),
+    RouteSpec("POST", "/v1/customers/{id}/topups", handlers.create_topup, "Credit a customer's wallet",
+              wire.Topup, 201, wire.CreateTopup, errors=_POST_ERRORS),
+    RouteSpec("POST", "/v1/payments", handlers.create_payment, "Create a payment (wallet: synchronous debit)",
+              wire.Payment, 201, wire.CreatePayment, errors=_POST_ERRORS),
+    RouteSpec("GET", "/v1/payments", handlers.list_payments_handler, "List payments, newest first",
+              wire.PaymentList, query=wire.ListPaymentsQuery),
+    RouteSpec("GET", "/v1/payments/{id}", handlers.get_payment_handler, "One payment", wire.Payment,
+              query=wire.GetPaymentQuery),
+    RouteSpec("POST", "/v1/payments/{id}/close", handlers.close_payment, "Close an unpaid payment",
+              wire.Payment, 200, wire.ClosePayment, errors=_POST_ERRORS),
+    RouteSpec("POST", "/v1/payments/{id}/refunds", handlers.create_refund, "Refund a payment (partly or fully)",
+              wire.Refund, 201, wire.CreateRefund, errors=_POST_ERRORS),
+    RouteSpec("GET", "/v1/refunds/{id}", handlers.get_refund_handler, "One refund", wire.Refund,
+              query=wire.NoQuery),
+    RouteSpec("GET", "/v1/accounts", handlers.list_accounts, "The merchant's accounts with balances",
+              wire.AccountList, query=wire.NoQuery),
+    RouteSpec("GET", "/v1/accounts/{id}", handlers.get_account, "One account with balance", wire.Account,
+              query=wire.NoQuery),
+    RouteSpec("GET", "/v1/accounts/{id}/statement", handlers.account_statement,
+              "Applied legs in sequence order with running balance", wire.Statement, query=wire.StatementQuery),
+    RouteSpec("POST", "/admin/merchants", admin.create_merchant_handler, "Create a merchant (returns its secret)",
+              wire.MerchantCreated, 201, wire.CreateMerchant, errors=(400, 401, 409, 413), auth="admin"),
+    RouteSpec("GET", "/admin/trial-balance", admin.trial_balance_handler, "Trial balance", None,
+              errors=(401,), auth="admin"),
+)
+
+
+def add_routes(app: web.Application) -> None:
+    for spec in ROUTES:
+        app.router.add_route(spec.method, spec.path, spec.handler)

@@ -1,0 +1,108 @@
+"""Demo data for ``make run``: merchants with API keys, funded customers, the platform accounts.
+
+Seeding is idempotent (fixed ids; existing rows are kept), so ``payengine serve --demo`` can run on
+every start. Merchant secrets are derived, so the same server key always prints the same secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import asyncpg
+
+from accounts.model import AccountId, AccountKind, OverdraftRule
+from accounts.rules import build_entry
+from engine.api.auth import derive_secret
+from engine.booking import Booker
+from engine.merchant_store import (
+    MerchantRecord,
+    ensure_account,
+    ensure_platform_accounts,
+    get_customer,
+    get_merchant,
+    insert_customer,
+    insert_merchant,
+    insert_topup,
+)
+from engine.migrate import migrate
+from engine.payments.errors import DuplicateOrder
+from engine.payments.ids import ACCOUNT, new_id
+from engine.payments.pricing import Pricing
+from engine.settings import Settings
+from engine.txn_no import NodeLease, TxnNoGenerator
+
+DEMO_MERCHANT = "mch_demo"
+HOT_MERCHANT = "mch_hot"
+DEMO_CUSTOMERS = (("cus_demo_alice", "alice"), ("cus_demo_bob", "bob"))
+DEMO_FUNDING_MINOR = 1_000_000
+DEMO_SALT = b"payengine-demo-salt"  # fixed so the printed demo secret is stable across restarts
+
+
+async def _seed_merchant(conn: asyncpg.Connection, merchant_id: str, name: str, hot: bool,
+                         settings: Settings) -> MerchantRecord:
+    async with conn.transaction():
+        await insert_merchant(conn, merchant_id, name, DEMO_SALT, Pricing(fee_bps=60))
+        for currency in settings.currencies:
+            await ensure_account(conn, merchant_id, "merchant_pending", currency, AccountKind.MERCHANT, hot,
+                                 OverdraftRule(), new_id(ACCOUNT))
+    merchant = await get_merchant(conn, merchant_id)
+    assert merchant is not None
+    return merchant
+
+
+async def seed(settings: Settings, database_url: str) -> list[tuple[str, str]]:
+    """Seed demo rows; returns (merchant id, secret) pairs."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await migrate(conn)
+        platform = {c: await ensure_platform_accounts(conn, c, settings.hot_internal_accounts, lambda: new_id(ACCOUNT))
+                    for c in settings.currencies}
+        merchants = [await _seed_merchant(conn, DEMO_MERCHANT, "Demo Shop", False, settings),
+                     await _seed_merchant(conn, HOT_MERCHANT, "Hot Marketplace", True, settings)]
+        lease = await NodeLease.acquire(conn, settings.node_lease_s)
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        txn_nos = TxnNoGenerator(settings.system_code, settings.environment_code, settings.shard, lease.node_id)
+        booker = Booker(pool)
+        currency = settings.currencies[0]
+        for merchant in merchants:
+            for suffix, external in DEMO_CUSTOMERS:
+                customer_id = f"{suffix}_{merchant.id.removeprefix('mch_')}"
+                now = datetime.now(UTC)
+                async with pool.acquire() as conn:
+                    existing = await get_customer(conn, merchant.id, customer_id)
+                if existing is not None:
+                    continue
+                async with booker.transaction() as tx:
+                    try:
+                        customer = await insert_customer(tx.conn, customer_id, merchant.id, external, currency,
+                                                         new_id(ACCOUNT), now)
+                    except DuplicateOrder:
+                        continue
+                    txn_no = txn_nos.next(now)
+                    await insert_topup(tx.conn, new_id("tu"), customer.id, "demo-funding", DEMO_FUNDING_MINOR,
+                                       txn_no, now)
+                    await tx.post(build_entry(
+                        "TOPUP", txn_no, now.date(), currency,
+                        {"channel_receivable": platform[currency]["channel_receivable"],
+                         "customer_wallet": AccountId(customer.wallet_account_id)},
+                        {"amount": DEMO_FUNDING_MINOR}))
+        async with pool.acquire() as conn:
+            await lease.release(conn)
+    finally:
+        await pool.close()
+    return [(m.id, derive_secret(settings.api_secret_key, m.id, m.secret_salt)) for m in merchants]
+
+
+def seed_and_print(settings: Settings, database_url: str) -> None:
+    secrets = asyncio.run(seed(settings, database_url))
+    print(f"payengine demo: http://{settings.host}:{settings.port}  (OpenAPI at /openapi.json)")
+    for merchant_id, secret in secrets:
+        print(f"  merchant {merchant_id}  secret {secret}")
+    print(f"  customers: {', '.join(c for c, _ in DEMO_CUSTOMERS)} (+ _demo / _hot suffix), "
+          f"each funded with {DEMO_FUNDING_MINOR} {settings.currencies[0]} minor units")
+    print("  try: payengine demo    stop: make servers-stop / Ctrl-C to stop", flush=True)

@@ -1,0 +1,384 @@
+"""All SQL for payments, vouchers, refunds, their transitions, gateway jobs and the webhook outbox.
+
+Functions take a connection and run inside the caller's transaction. The rows of one business event
+(payment or refund, its transition record, its outbox event, its voucher and job, and the response
+stored for its idempotency key) go out as ONE statement: a wallet payment is BEGIN + that statement
++ the ledger posting + COMMIT. Rule checks that must hold under concurrency live in the WHERE clause
+of the write (compare-and-set), never in a read before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from accounts.store import Conn
+from engine.merchant_store import StoredResponse
+from engine.payments.errors import (
+    DuplicateOrder,
+    NotFound,
+    PaymentCurrencyMismatch,
+    PaymentNotRefundable,
+    RefundExceedsPayment,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class VoucherRecord:
+    id: str
+    status: str
+    channel: str
+    pay_url: str | None
+    qr_code: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    id: str
+    merchant_id: str
+    merchant_order_no: str
+    amount: int
+    currency: str
+    method: str
+    channel: str | None
+    customer_id: str | None
+    payer_account_id: str | None
+    status: str
+    fee: int
+    amount_refunded: int
+    txn_no: str
+    description: str | None
+    metadata: dict[str, str]
+    expires_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    voucher: VoucherRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRecord:
+    id: str
+    payment_id: str
+    merchant_refund_no: str
+    amount: int
+    status: str
+    reason: str | None
+    txn_no: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    id: str
+    type: str
+    payload: bytes  # the object's JSON, exactly as the API shows it
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    from_status: str | None
+    to_status: str
+    event: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    kind: str  # create_voucher | close_order | channel_refund
+    ref_id: str
+    payload: bytes = b"{}"
+
+
+def _json(data: bytes | None) -> str | None:
+    return None if data is None else data.decode()
+
+
+def _resp(r: StoredResponse | None) -> tuple[str | None, int | None, bytes | None]:
+    return (r.key, r.status_code, r.body) if r else (None, None, None)
+
+
+# ---------------------------------------------------------------- payments
+
+_INSERT_PAYMENT = """
+WITH p AS (
+    INSERT INTO payments (id, merchant_id, merchant_order_no, amount, currency, method, channel, customer_id,
+                          payer_account_id, status, fee, txn_no, description, metadata, expires_at,
+                          created_at, updated_at)
+    SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, c.id,
+           CASE WHEN $6::text = 'wallet' THEN c.wallet_account_id END, $8::text, $9::bigint, $10::text,
+           $11::text, $12::jsonb, $13::timestamptz, $14::timestamptz, $14::timestamptz
+    FROM (SELECT 1) one LEFT JOIN customers c ON c.id = $15::text AND c.merchant_id = $2::text
+                                              AND c.currency = $5::text
+    WHERE $15::text IS NULL OR c.id IS NOT NULL
+    ON CONFLICT ON CONSTRAINT payments_merchant_order_no DO NOTHING
+    RETURNING id, payer_account_id
+), t AS (
+    INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)
+    SELECT id, $16::text, $8::text, $17::text, $18::text, $14::timestamptz FROM p
+), v AS (
+    INSERT INTO vouchers (id, payment_id, channel, status, expires_at, created_at, updated_at)
+    SELECT $19::text, id, $7::text, 'pending', $13::timestamptz, $14::timestamptz, $14::timestamptz FROM p
+    WHERE $19::text IS NOT NULL
+), j AS (
+    INSERT INTO jobs (kind, ref_id, payload) SELECT $20::text, $21::text, $22::jsonb FROM p WHERE $20::text IS NOT NULL
+), o AS (
+    INSERT INTO outbox_events (id, merchant_id, type, object_id, payload, created_at)
+    SELECT $23::text, $2::text, $24::text, id, $25::jsonb, $14::timestamptz FROM p WHERE $23::text IS NOT NULL
+), i AS (
+    UPDATE idempotency_keys SET status_code = $27::int, response_body = $28::bytea
+    WHERE merchant_id = $2::text AND key = $26::text AND EXISTS (SELECT 1 FROM p)
+)
+SELECT id, payer_account_id FROM p
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewPayment:
+    id: str
+    merchant_id: str
+    merchant_order_no: str
+    amount: int
+    currency: str
+    method: str
+    channel: str | None
+    customer_id: str | None
+    status: str
+    fee: int
+    txn_no: str
+    description: str | None
+    metadata: dict[str, str]
+    expires_at: datetime
+    created_at: datetime
+    voucher_id: str | None
+
+
+async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job: Job | None,
+                         event: OutboxEvent | None, response: StoredResponse | None) -> str | None:
+    """Insert a payment with its transition, voucher, job, outbox event and stored response.
+
+    Returns the payer's wallet account id (None for channel payments). Raises DuplicateOrder naming
+    the existing payment, NotFound for an unknown customer, PaymentCurrencyMismatch for a customer
+    whose wallet is in another currency; then nothing was written."""
+    key, status_code, body = _resp(response)
+    row = await conn.fetchrow(
+        _INSERT_PAYMENT,
+        p.id, p.merchant_id, p.merchant_order_no, p.amount, p.currency, p.method, p.channel, p.status, p.fee,
+        p.txn_no, p.description, msgspec.json.encode(p.metadata).decode(), p.expires_at, p.created_at,
+        p.customer_id, transition.from_status, transition.event, transition.reason, p.voucher_id,
+        job.kind if job else None, job.ref_id if job else None, _json(job.payload if job else None),
+        event.id if event else None, event.type if event else None, _json(event.payload if event else None),
+        key, status_code, body,
+    )
+    if row is not None:
+        payer: str | None = row["payer_account_id"]
+        return payer
+    existing = await conn.fetchval(
+        "SELECT id FROM payments WHERE merchant_id = $1 AND merchant_order_no = $2", p.merchant_id,
+        p.merchant_order_no)
+    if existing is not None:
+        raise DuplicateOrder("merchant_order_no", p.merchant_order_no, existing)
+    currency = await conn.fetchval(
+        "SELECT currency FROM customers WHERE id = $1 AND merchant_id = $2", p.customer_id, p.merchant_id)
+    if currency is None:
+        raise NotFound("customer", p.customer_id or "", "customer_id")
+    raise PaymentCurrencyMismatch(currency.strip(), p.currency, "currency")
+
+
+_PAYMENT_SELECT = (
+    "SELECT p.id, p.merchant_id, p.merchant_order_no, p.amount, p.currency, p.method, p.channel, p.customer_id,"
+    " p.payer_account_id, p.status, p.fee, p.amount_refunded, p.txn_no, p.description, p.metadata::text,"
+    " p.expires_at, p.created_at, p.updated_at,"
+    " v.id AS v_id, v.status AS v_status, v.channel AS v_channel, v.pay_url, v.qr_code, v.expires_at AS v_expires_at"
+    " FROM payments p LEFT JOIN vouchers v ON v.payment_id = p.id"
+)
+
+
+def _payment(r: asyncpg.Record) -> PaymentRecord:
+    voucher = None
+    if r["v_id"] is not None:
+        voucher = VoucherRecord(r["v_id"], r["v_status"], r["v_channel"], r["pay_url"], r["qr_code"],
+                                r["v_expires_at"])
+    return PaymentRecord(
+        r["id"], r["merchant_id"], r["merchant_order_no"], r["amount"], r["currency"].strip(), r["method"],
+        r["channel"], r["customer_id"], r["payer_account_id"], r["status"], r["fee"], r["amount_refunded"],
+        r["txn_no"], r["description"], msgspec.json.decode(r["metadata"], type=dict[str, str]),
+        r["expires_at"], r["created_at"], r["updated_at"], voucher,
+    )
+
+
+async def get_payment(conn: Conn, merchant_id: str, payment_id: str) -> PaymentRecord | None:
+    """One payment of this merchant (another merchant's payment is None, as if it did not exist)."""
+    row = await conn.fetchrow(_PAYMENT_SELECT + " WHERE p.id = $1 AND p.merchant_id = $2", payment_id, merchant_id)
+    return _payment(row) if row else None
+
+
+async def list_payments(conn: Conn, merchant_id: str, merchant_order_no: str | None, status: str | None,
+                        limit: int, starting_after: str | None) -> tuple[list[PaymentRecord], bool]:
+    """Newest first; ``starting_after`` is the last id of the previous page. Returns (page, has_more)."""
+    cursor: Any = None
+    if starting_after is not None:
+        cursor = await conn.fetchrow(
+            "SELECT created_at, id FROM payments WHERE id = $1 AND merchant_id = $2", starting_after, merchant_id)
+        if cursor is None:
+            raise NotFound("payment", starting_after, "starting_after")
+    rows = await conn.fetch(
+        _PAYMENT_SELECT + " WHERE p.merchant_id = $1"
+        " AND ($2::text IS NULL OR p.merchant_order_no = $2) AND ($3::text IS NULL OR p.status = $3)"
+        " AND ($4::timestamptz IS NULL OR (p.created_at, p.id) < ($4, $5::text))"
+        " ORDER BY p.created_at DESC, p.id DESC LIMIT $6",
+        merchant_id, merchant_order_no, status, cursor["created_at"] if cursor else None,
+        cursor["id"] if cursor else None, limit + 1,
+    )
+    return [_payment(r) for r in rows[:limit]], len(rows) > limit
+
+
+_TRANSITION_PAYMENT = """
+WITH p AS (
+    UPDATE payments SET status = $3::text, updated_at = $4::timestamptz
+    WHERE id = $1::text AND merchant_id = $2::text AND status = $5::text
+    RETURNING id
+), v AS (
+    UPDATE vouchers v SET status = $6::text, updated_at = $4::timestamptz
+    FROM (SELECT id, status FROM vouchers WHERE payment_id IN (SELECT id FROM p) AND status = ANY($7::text[])
+          FOR UPDATE) old
+    WHERE v.id = old.id
+    RETURNING v.id, old.status AS from_status, v.status AS to_status
+), t AS (
+    INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)
+    SELECT id, $5::text, $3::text, $8::text, $9::text, $4::timestamptz FROM p
+    UNION ALL
+    SELECT id, from_status, to_status, $8::text, $9::text, $4::timestamptz FROM v
+), j AS (
+    INSERT INTO jobs (kind, ref_id, payload) SELECT $10::text, $11::text, $12::jsonb FROM p WHERE $10::text IS NOT NULL
+    ON CONFLICT ON CONSTRAINT jobs_kind_ref DO NOTHING
+), o AS (
+    INSERT INTO outbox_events (id, merchant_id, type, object_id, payload, created_at)
+    SELECT $13::text, $2::text, $14::text, id, $15::jsonb, $4::timestamptz FROM p WHERE $13::text IS NOT NULL
+), i AS (
+    UPDATE idempotency_keys SET status_code = $17::int, response_body = $18::bytea
+    WHERE merchant_id = $2::text AND key = $16::text AND EXISTS (SELECT 1 FROM p)
+)
+SELECT (SELECT count(*) FROM p) AS moved
+"""
+
+
+async def transition_payment(conn: Conn, merchant_id: str, payment_id: str, transition: Transition, now: datetime,
+                             voucher_to: str | None = None, voucher_from: tuple[str, ...] = (),
+                             job: Job | None = None, event: OutboxEvent | None = None,
+                             response: StoredResponse | None = None) -> bool:
+    """Compare-and-set a payment from ``transition.from_status`` to ``to_status`` with its records.
+
+    Returns False (and writes nothing) when the payment is no longer in ``from_status``."""
+    assert transition.from_status is not None
+    key, status_code, body = _resp(response)
+    moved = await conn.fetchval(
+        _TRANSITION_PAYMENT,
+        payment_id, merchant_id, transition.to_status, now, transition.from_status, voucher_to, list(voucher_from),
+        transition.event, transition.reason, job.kind if job else None, job.ref_id if job else None,
+        _json(job.payload if job else None), event.id if event else None, event.type if event else None,
+        _json(event.payload if event else None), key, status_code, body,
+    )
+    return bool(moved)
+
+
+# ---------------------------------------------------------------- refunds
+
+_INSERT_REFUND = """
+WITH p AS (
+    UPDATE payments SET amount_refunded = amount_refunded + $3::bigint,
+           fee_refunded = div(2 * fee::numeric * (amount_refunded + $3::bigint) + amount, 2 * amount::numeric)::bigint,
+           updated_at = $8::timestamptz
+    WHERE id = $1::text AND merchant_id = $2::text AND status = 'succeeded' AND amount_refunded + $3::bigint <= amount
+    RETURNING id, payer_account_id, fee, amount, amount_refunded, fee_refunded
+), r AS (
+    INSERT INTO refunds (id, payment_id, merchant_id, merchant_refund_no, amount, fee_refunded, status, reason,
+                         txn_no, created_at, updated_at)
+    SELECT $4::text, p.id, $2::text, $5::text, $3::bigint,
+           p.fee_refunded - div(2 * p.fee::numeric * (p.amount_refunded - $3::bigint) + p.amount,
+                                2 * p.amount::numeric)::bigint,
+           $6::text, $7::text, $9::text, $8::timestamptz, $8::timestamptz
+    FROM p
+    ON CONFLICT ON CONSTRAINT refunds_payment_refund_no DO NOTHING
+    RETURNING id, fee_refunded
+), t AS (
+    INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)
+    SELECT id, 'created', $6::text, $10::text, $7::text, $8::timestamptz FROM r
+), j AS (
+    INSERT INTO jobs (kind, ref_id, payload) SELECT $11::text, id, $12::jsonb FROM r WHERE $11::text IS NOT NULL
+), o AS (
+    INSERT INTO outbox_events (id, merchant_id, type, object_id, payload, created_at)
+    SELECT $13::text, $2::text, $14::text, id, $15::jsonb, $8::timestamptz FROM r WHERE $13::text IS NOT NULL
+), i AS (
+    UPDATE idempotency_keys SET status_code = $17::int, response_body = $18::bytea
+    WHERE merchant_id = $2::text AND key = $16::text AND EXISTS (SELECT 1 FROM r)
+)
+SELECT (SELECT count(*) FROM p) AS reserved, (SELECT fee_refunded FROM r) AS fee_share,
+       (SELECT payer_account_id FROM p) AS payer_account_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewRefund:
+    id: str
+    payment_id: str
+    merchant_id: str
+    merchant_refund_no: str
+    amount: int
+    status: str
+    reason: str | None
+    txn_no: str
+    created_at: datetime
+
+
+async def insert_refund(conn: Conn, rf: NewRefund, transition_event: str, job_kind: str | None,
+                        event: OutboxEvent | None, response: StoredResponse | None) -> tuple[int, str | None]:
+    """Reserve the refund on its payment and insert it; returns (fee share refunded, payer wallet account).
+
+    The payment's ``amount_refunded + amount <= amount`` is checked in the UPDATE that raises it, so
+    concurrent refunds can never exceed the payment. Raises DuplicateOrder, NotFound,
+    PaymentNotRefundable or RefundExceedsPayment; the caller's transaction must then roll back."""
+    key, status_code, body = _resp(response)
+    row = await conn.fetchrow(
+        _INSERT_REFUND,
+        rf.payment_id, rf.merchant_id, rf.amount, rf.id, rf.merchant_refund_no, rf.status, rf.reason,
+        rf.created_at, rf.txn_no, transition_event, job_kind, '{"refund": true}' if job_kind else None,
+        event.id if event else None, event.type if event else None, _json(event.payload if event else None),
+        key, status_code, body,
+    )
+    assert row is not None
+    if row["fee_share"] is not None:
+        return int(row["fee_share"]), row["payer_account_id"]
+    existing = await conn.fetchval(
+        "SELECT id FROM refunds WHERE payment_id = $1 AND merchant_refund_no = $2", rf.payment_id,
+        rf.merchant_refund_no)
+    if existing is not None:
+        raise DuplicateOrder("merchant_refund_no", rf.merchant_refund_no, existing)
+    payment = await conn.fetchrow(
+        "SELECT status, amount, amount_refunded FROM payments WHERE id = $1 AND merchant_id = $2",
+        rf.payment_id, rf.merchant_id)
+    if payment is None:
+        raise NotFound("payment", rf.payment_id)
+    if payment["status"] != "succeeded":
+        raise PaymentNotRefundable(rf.payment_id, payment["status"])
+    raise RefundExceedsPayment(rf.payment_id, rf.amount, payment["amount"] - payment["amount_refunded"])
+
+
+async def get_refund(conn: Conn, merchant_id: str, refund_id: str) -> RefundRecord | None:
+    r = await conn.fetchrow(
+        "SELECT id, payment_id, merchant_refund_no, amount, status, reason, txn_no, created_at FROM refunds"
+        " WHERE id = $1 AND merchant_id = $2", refund_id, merchant_id)
+    if r is None:
+        return None
+    return RefundRecord(r["id"], r["payment_id"], r["merchant_refund_no"], r["amount"], r["status"], r["reason"],
+                        r["txn_no"], r["created_at"])
+
+
+async def transitions_of(conn: Conn, object_id: str) -> list[Transition]:
+    rows = await conn.fetch(
+        "SELECT from_status, to_status, event, reason FROM transitions WHERE object_id = $1 ORDER BY id", object_id)
+    return [Transition(r["from_status"], r["to_status"], r["event"], r["reason"]) for r in rows]

@@ -1,0 +1,118 @@
+"""State machines of payments, vouchers and refunds as explicit tables of (state, event) -> state.
+
+The store persists a transition with compare-and-set (``UPDATE ... WHERE status = expected``) and
+records it; anything not in a table is an IllegalTransition, never a silent no-op.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from engine.payments.errors import IllegalTransition
+
+
+class PaymentStatus(enum.StrEnum):
+    CREATED = "created"  # only ever the 'from' of the first transition; never stored
+    PENDING_VOUCHER = "pending_voucher"
+    AWAITING_PAYMENT = "awaiting_payment"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+class PaymentEvent(enum.StrEnum):
+    WALLET_DEBITED = "wallet_debited"
+    CHANNEL_ORDER_CREATED = "channel_order_created"
+    VOUCHER_READY = "voucher_ready"
+    VOUCHER_FAILED = "voucher_failed"
+    PAID = "paid"
+    PAYMENT_FAILED = "payment_failed"
+    CLOSE = "close"
+    EXPIRE = "expire"
+
+
+P, PE = PaymentStatus, PaymentEvent
+PAYMENT_TRANSITIONS: dict[tuple[PaymentStatus, PaymentEvent], PaymentStatus] = {
+    (P.CREATED, PE.WALLET_DEBITED): P.SUCCEEDED,
+    (P.CREATED, PE.CHANNEL_ORDER_CREATED): P.PENDING_VOUCHER,
+    (P.PENDING_VOUCHER, PE.VOUCHER_READY): P.AWAITING_PAYMENT,
+    (P.PENDING_VOUCHER, PE.VOUCHER_FAILED): P.FAILED,
+    # A channel may report the payment before we saw the voucher come back.
+    (P.PENDING_VOUCHER, PE.PAID): P.SUCCEEDED,
+    (P.AWAITING_PAYMENT, PE.PAID): P.SUCCEEDED,
+    (P.AWAITING_PAYMENT, PE.PAYMENT_FAILED): P.FAILED,
+    (P.PENDING_VOUCHER, PE.CLOSE): P.CLOSED,
+    (P.AWAITING_PAYMENT, PE.CLOSE): P.CLOSED,
+    (P.PENDING_VOUCHER, PE.EXPIRE): P.CLOSED,
+    (P.AWAITING_PAYMENT, PE.EXPIRE): P.CLOSED,
+}
+
+UNPAID = frozenset({P.PENDING_VOUCHER, P.AWAITING_PAYMENT})
+FINAL = frozenset({P.SUCCEEDED, P.FAILED, P.CLOSED})
+
+
+class VoucherStatus(enum.StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class VoucherEvent(enum.StrEnum):
+    CHANNEL_VOUCHER_CREATED = "channel_voucher_created"
+    CHANNEL_REJECTED = "channel_rejected"
+    PAYMENT_CLOSED = "payment_closed"
+
+
+V, VE = VoucherStatus, VoucherEvent
+VOUCHER_TRANSITIONS: dict[tuple[VoucherStatus, VoucherEvent], VoucherStatus] = {
+    (V.PENDING, VE.CHANNEL_VOUCHER_CREATED): V.READY,
+    (V.PENDING, VE.CHANNEL_REJECTED): V.FAILED,
+    (V.PENDING, VE.PAYMENT_CLOSED): V.EXPIRED,
+    (V.READY, VE.PAYMENT_CLOSED): V.EXPIRED,
+}
+
+
+class RefundStatus(enum.StrEnum):
+    CREATED = "created"  # only ever the 'from' of the first transition
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RefundEvent(enum.StrEnum):
+    WALLET_CREDITED = "wallet_credited"
+    CHANNEL_REFUND_REQUESTED = "channel_refund_requested"
+    CHANNEL_REFUND_SUCCEEDED = "channel_refund_succeeded"
+    CHANNEL_REFUND_FAILED = "channel_refund_failed"
+
+
+R, RE = RefundStatus, RefundEvent
+REFUND_TRANSITIONS: dict[tuple[RefundStatus, RefundEvent], RefundStatus] = {
+    (R.CREATED, RE.WALLET_CREDITED): R.SUCCEEDED,
+    (R.CREATED, RE.CHANNEL_REFUND_REQUESTED): R.PENDING,
+    (R.PENDING, RE.CHANNEL_REFUND_SUCCEEDED): R.SUCCEEDED,
+    (R.PENDING, RE.CHANNEL_REFUND_FAILED): R.FAILED,
+}
+
+
+def next_payment_status(status: PaymentStatus, event: PaymentEvent) -> PaymentStatus:
+    """The state ``event`` moves a payment to; raises IllegalTransition if the table has no row."""
+    try:
+        return PAYMENT_TRANSITIONS[(status, event)]
+    except KeyError:
+        raise IllegalTransition("payment", status.value, event.value) from None
+
+
+def next_voucher_status(status: VoucherStatus, event: VoucherEvent) -> VoucherStatus:
+    try:
+        return VOUCHER_TRANSITIONS[(status, event)]
+    except KeyError:
+        raise IllegalTransition("voucher", status.value, event.value) from None
+
+
+def next_refund_status(status: RefundStatus, event: RefundEvent) -> RefundStatus:
+    try:
+        return REFUND_TRANSITIONS[(status, event)]
+    except KeyError:
+        raise IllegalTransition("refund", status.value, event.value) from None

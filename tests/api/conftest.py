@@ -1,0 +1,62 @@
+"""The API under test: the real app from create_app on a real port on 127.0.0.1, per session.
+
+Each test makes its own merchant (admin API) and customers, so tests never share money.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from engine.app import create_app
+from engine.client import PayEngineClient, create_merchant
+from engine.settings import Settings
+from tests.conftest import Servers
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@dataclass(frozen=True)
+class Api:
+    url: str
+    settings: Settings
+    session: aiohttp.ClientSession
+    app: web.Application
+
+    async def merchant(self, **overrides: Any) -> PayEngineClient:
+        body = {"name": "test merchant", "currencies": ["CNY", "USD"], "fee_bps": 60, "fee_fixed": 0, **overrides}
+        created = await create_merchant(self.url, ADMIN_TOKEN, body, self.session)
+        return PayEngineClient(self.url, created["id"], created["secret"], session=self.session)
+
+    async def funded_customer(self, client: PayEngineClient, amount: int, currency: str = "CNY") -> str:
+        created = await client.create_customer("ext-" + uuid.uuid4().hex, currency)
+        assert created.status == 201, created.body
+        customer_id: str = created.body["id"]
+        if amount:
+            topped = await client.topup(customer_id, amount, "tu-" + uuid.uuid4().hex)
+            assert topped.status == 201, topped.body
+        return customer_id
+
+
+@pytest.fixture(scope="session")
+async def api(servers: Servers) -> AsyncIterator[Api]:
+    settings = Settings(admin_token=ADMIN_TOKEN, bench_noop=True, db_pool_max=80)
+    app = create_app(settings, servers.database_url, servers.redis_url)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        yield Api(f"http://127.0.0.1:{port}", settings, session, app)
+    await runner.cleanup()
+
+
+def order_no() -> str:
+    return "ord-" + uuid.uuid4().hex
