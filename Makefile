@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck check servers-stop clean
+.PHONY: run test lint typecheck check servers-stop clean bench bench-smoke loadtest
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck
+
+## Benchmarks on fresh embedded servers (bench/README.md); the last stdout line is the headline JSON.
+bench: $(STAMP)
+	$(BIN)/python -m bench all
+
+## Quick benchmark (< 60 s) that checks the money and prints ratios; never fails on speed (CI).
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench --smoke
+
+## Locust against the engine (started with the channel simulators if not running); see loadtests/README.md.
+loadtest: $(STAMP)
+	$(BIN)/python -m loadtests.run
 
 ## Stop the embedded servers that `make run` left running in ./.payengine
 servers-stop: $(STAMP)

@@ -1,0 +1,84 @@
+"""The hot-merchant scenario: the same payments under each posting mode, side by side in one run.
+
+Modes run back to back on the same servers, in rounds whose order rotates (round 2 starts with the
+mode that went last in round 1), so a noisy neighbour or a warming cache hurts every mode alike.
+After each load window the mode's buffers drain before the next mode starts, so one mode's flushing
+never runs during another's window; the drain time is reported with the mode.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from bench.load import LoadResult, run_load
+from bench.modes import BenchContext, PostingMode
+from bench.money import check_money, wait_drained
+from bench.workload import Payer, WorkloadAccounts, open_workload
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    return round(numerator / denominator, 2) if denominator else None
+
+
+def mode_key(name: str) -> str:
+    """A JSON-friendly key: 'buffered+split-16' -> 'buffered_split16'."""
+    return name.replace("+", "_").replace("-", "")
+
+
+async def run_hot_merchant_modes(ctx: BenchContext, modes: Sequence[PostingMode], concurrency: int,
+                                 duration_s: float, rounds: int = 2, label: str = "hot-merchant") -> dict[str, Any]:
+    """Run every available mode for ``duration_s`` in total (split over ``rounds``); money-check each."""
+    runnable: list[PostingMode] = []
+    skipped: dict[str, str] = {}
+    for mode in modes:
+        reason = mode.unavailable()
+        if reason:
+            skipped[mode.name] = reason
+            print(f"[{label}] mode {mode.name}: SKIPPED ({reason})", file=sys.stderr, flush=True)
+        else:
+            runnable.append(mode)
+    workloads: dict[str, WorkloadAccounts] = {}
+    for mode in runnable:
+        workloads[mode.name] = await open_workload(ctx.pool, ctx.txn_nos, mode.name, concurrency, mode.shared)
+        await mode.prepare(ctx, workloads[mode.name])
+    results: dict[str, LoadResult] = {}
+    drain_s: dict[str, float] = {m.name: 0.0 for m in runnable}
+    for round_no in range(rounds):
+        order = runnable[round_no % len(runnable):] + runnable[:round_no % len(runnable)] if runnable else []
+        for mode in order:
+            accounts = workloads[mode.name]
+            booker = await mode.start(ctx, accounts)
+            try:
+                one = await run_load(f"{label} {mode.name} r{round_no + 1}", Payer(accounts, booker, ctx.txn_nos),
+                                     concurrency, duration_s / rounds, samplers=mode.samplers())
+                drain_s[mode.name] += await wait_drained(ctx.pool, accounts.shared_ids)
+            finally:
+                await mode.stop()
+            if mode.name in results:
+                results[mode.name].merge(one)
+            else:
+                results[mode.name] = one
+    modes_out: dict[str, Any] = {}
+    for mode in runnable:
+        money = await check_money(ctx.pool, workloads[mode.name].money_scope())
+        modes_out[mode.name] = {**results[mode.name].summary(), "drain_s": round(drain_s[mode.name], 2),
+                                "money": money, "per_second": [round(x, 1) for x in results[mode.name].per_second]}
+        print(f"[{label}] {mode.name}: money checks ok ({money['entries']} entries, "
+              f"{money['accounts_checked']} accounts)", file=sys.stderr, flush=True)
+    return {"scenario": label, "concurrency": concurrency, "duration_s_per_mode": duration_s, "rounds": rounds,
+            "modes": modes_out, "skipped": skipped, "ratios": hot_merchant_ratios(modes_out)}
+
+
+def hot_merchant_ratios(modes_out: dict[str, Any], suffix: str = "") -> dict[str, float | None]:
+    """Every mode over sync and over the distinct reference, e.g. buffered_over_sync."""
+    rates = {name: float(m["per_s"]) for name, m in modes_out.items()}
+    out: dict[str, float | None] = {}
+    for base in ("sync", "distinct"):
+        if base not in rates:
+            continue
+        for name, rate in rates.items():
+            if name not in ("sync", "distinct") or (base == "sync" and name == "distinct"):
+                out[f"{mode_key(name)}_over_{base}{suffix}"] = ratio(rate, rates[base])
+    return out

@@ -1,0 +1,141 @@
+"""Named scenarios: each runs its modes side by side, checks the money and returns its figures.
+
+A scenario returns a dict with at least ``headline`` (the one-line JSON a make target prints) and
+``modes`` (the table rows). Scenarios owned by other areas (buffer, split, api, voucher) run as
+their own make targets in a child process; we read the JSON line they end with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from asyncio.subprocess import DEVNULL, PIPE
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.context import bench_context
+from bench.hot_merchant import mode_key, run_hot_merchant_modes
+from bench.modes import PostingMode, all_modes
+
+REPO = Path(__file__).resolve().parent.parent
+HOT_MODES = ("sync", "distinct", "buffered", "split-16", "buffered+split-16")
+
+
+@dataclass
+class Options:
+    database_url: str
+    redis_url: str
+    duration_s: float = 20.0
+    concurrency: int = 64
+    rounds: int = 2
+    modes: tuple[str, ...] = HOT_MODES
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Scenario = Callable[[Options], Awaitable[dict[str, Any]]]
+
+
+def selected_modes(names: tuple[str, ...]) -> list[PostingMode]:
+    modes = all_modes()
+    unknown = [n for n in names if n not in modes]
+    if unknown:
+        raise SystemExit(f"unknown modes {unknown}; known: {', '.join(modes)}")
+    return [modes[n] for n in names]
+
+
+def hot_headline(scenario: str, result: dict[str, Any], suffix: str = "") -> dict[str, Any]:
+    headline: dict[str, Any] = {"scenario": scenario}
+    for name, m in result["modes"].items():
+        headline[f"{mode_key(name)}_payments_per_s{suffix}"] = m["per_s"]
+        headline[f"{mode_key(name)}_p99_ms{suffix}"] = m["p99_ms"]
+    headline.update(result["ratios"])
+    headline["skipped"] = sorted(result["skipped"])
+    headline["money_checks"] = "ok"  # check_money raised otherwise
+    return headline
+
+
+async def hot_merchant(opts: Options) -> dict[str, Any]:
+    async with bench_context(opts.database_url, opts.redis_url, opts.concurrency + 16) as ctx:
+        result = await run_hot_merchant_modes(ctx, selected_modes(opts.modes), opts.concurrency, opts.duration_s,
+                                              opts.rounds)
+    result["headline"] = hot_headline("hot-merchant", result)
+    return result
+
+
+async def db_latency(opts: Options) -> dict[str, Any]:
+    from bench.netem import DelayedPostgres, NetemUnavailable
+
+    delayed = DelayedPostgres(opts.database_url, delay_ms_each_way=0.5)
+    try:
+        try:
+            await asyncio.to_thread(delayed.start)
+        except NetemUnavailable as exc:
+            print(f"[db-latency] SKIPPED: {exc}", file=sys.stderr, flush=True)
+            return {"scenario": "db-latency", "skipped_reason": str(exc), "modes": {},
+                    "headline": {"scenario": "db-latency", "skipped": str(exc)}}
+        rtt = await delayed.prepare()
+        print(f"[db-latency] {rtt['method']}: SELECT 1 p50 {rtt['p50_ms']:.2f} ms, p99 {rtt['p99_ms']:.2f} ms",
+              file=sys.stderr, flush=True)
+        async with bench_context(delayed.dsn, opts.redis_url, opts.concurrency + 16) as ctx:
+            result = await run_hot_merchant_modes(ctx, selected_modes(opts.modes), opts.concurrency, opts.duration_s,
+                                                  opts.rounds, label="db-latency")
+    finally:
+        delayed.stop()
+    result["select1_rtt"] = rtt
+    result["ratios"] = {f"{k}_1ms": v for k, v in result["ratios"].items()}
+    result["headline"] = hot_headline("db-latency", result, suffix="_1ms")
+    result["headline"]["select1_p50_ms"] = rtt["p50_ms"]
+    result["headline"]["delay_method"] = "netem" if rtt["method"].startswith("tc netem") else "userspace-proxy"
+    return result
+
+
+def _last_json_line(text: str) -> dict[str, Any] | None:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{") and line.endswith("}"):
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
+
+
+def external(target: str, scenario: str) -> Scenario:
+    """Another area's bench, run as its make target; its last JSON line is its headline."""
+
+    async def run(opts: Options) -> dict[str, Any]:
+        probe = await asyncio.create_subprocess_exec("make", "-n", target, cwd=REPO, stdout=DEVNULL, stderr=DEVNULL)
+        if await probe.wait() != 0:
+            reason = f"`make {target}` does not exist yet (owned by the {scenario} area)"
+            print(f"[{scenario}] SKIPPED: {reason}", file=sys.stderr, flush=True)
+            return {"scenario": scenario, "skipped_reason": reason, "modes": {},
+                    "headline": {"scenario": scenario, "skipped": reason}}
+        print(f"[{scenario}] running `make {target}`", file=sys.stderr, flush=True)
+        proc = await asyncio.create_subprocess_exec("make", "-s", target, cwd=REPO, stdout=PIPE)
+        assert proc.stdout is not None
+        lines: list[str] = []
+        async for raw in proc.stdout:  # shown live: their progress is ours
+            lines.append(raw.decode(errors="replace"))
+            sys.stderr.write(lines[-1])
+        returncode = await proc.wait()
+        headline = _last_json_line("".join(lines))
+        if returncode != 0 or headline is None:
+            raise RuntimeError(f"`make {target}` failed (exit {returncode}) or printed no JSON line")
+        return {"scenario": scenario, "modes": {}, "headline": headline}
+
+    return run
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "hot-merchant": hot_merchant,
+    "db-latency": db_latency,
+    "buffer": external("bench-buffer", "buffer"),
+    "split": external("bench-split", "split"),
+    "api": external("bench-api", "api"),
+    "voucher": external("bench-voucher", "voucher"),
+}
