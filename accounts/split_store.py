@@ -236,18 +236,17 @@ async def _sweep_into_active(conn: Conn, post: Post, parent: Any, active_count: 
     """One SWEEP entry moving the parent row's own money and the retired subs' money into the
     active subs. Sources are locked (parent already is) so the amounts read are the amounts moved."""
     parent_id = parent["id"]
-    retired = await conn.fetch(
-        f"SELECT a.id, {_AVAILABLE_SQL} AS available FROM accounts a"
-        " WHERE a.parent_id = $1 AND a.sub_index >= $2 AND a.status = 'open' ORDER BY a.id FOR UPDATE",
-        parent_id, active_count)
+    # Lock the whole family in id order (the parent's id sorts before its subs'), the order the
+    # posting function locks in too, so a resize and a payment spread over subs cannot deadlock.
+    family = await conn.fetch(
+        f"SELECT a.id, a.sub_index, {_AVAILABLE_SQL} AS available FROM accounts a"
+        " WHERE a.parent_id = $1 AND a.status = 'open' ORDER BY a.id FOR UPDATE", parent_id)
     own = await conn.fetchval(f"SELECT {_AVAILABLE_SQL} FROM accounts a WHERE a.id = $1", parent_id)
-    sources = {AccountId(r["id"]): int(r["available"]) for r in retired}
+    sources = {AccountId(r["id"]): int(r["available"]) for r in family if r["sub_index"] >= active_count}
     sources[AccountId(parent_id)] = int(own)
     if not any(sources.values()):
         return None
-    active = await conn.fetch(
-        f"SELECT a.id, {_AVAILABLE_SQL} AS available FROM accounts a"
-        " WHERE a.parent_id = $1 AND a.sub_index < $2 ORDER BY a.sub_index", parent_id, active_count)
+    active = sorted((r for r in family if r["sub_index"] < active_count), key=lambda r: r["sub_index"])
     targets = [AccountId(r["id"]) for r in active]
     deltas = plan_sweep(sources, targets, {AccountId(r["id"]): int(r["available"]) for r in active})
     legs = delta_legs(deltas, Side(parent["normal_side"]), parent["currency"])

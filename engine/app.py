@@ -122,6 +122,9 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
     app.cleanup_ctx.extend([_database, _redis, _node_lease])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    from engine.admin_accounts import setup_admin_accounts  # here: it imports this module's keys
+
+    setup_admin_accounts(app)
     from engine.api import setup_api  # here: the API imports this module's keys
 
     setup_api(app)

@@ -104,6 +104,19 @@ class Settings:
     shard: int = _env("SHARD", _int_in(0, 99), 0)
     node_lease_s: int = _env("NODE_LEASE_S", _int_in(10, 86400), 60)
 
+    # Split accounts: how long a process trusts its cached view of which accounts are split, how long a
+    # retired sub waits (must exceed that cache) before it may be closed, how often split families are
+    # tidied, and the sub balance under which they are evened out (0 = no automatic rebalancing).
+    split_cache_ttl_ms: int = _env("SPLIT_CACHE_TTL_MS", _int_in(10, 60_000), 1000)
+    split_close_grace_s: int = _env("SPLIT_CLOSE_GRACE_S", _int_in(1, 86400), 10)
+    split_tidy_interval_s: int = _env("SPLIT_TIDY_INTERVAL_S", _int_in(1, 3600), 5)
+    split_rebalance_low_minor: int = _env("SPLIT_REBALANCE_LOW_MINOR", _int_in(0, 2**62), 0)
+    # Hot-account detection: sampling of posting rate and row-lock waiters; auto promotion is off by default.
+    hot_sample_interval_s: int = _env("HOT_SAMPLE_INTERVAL_S", _int_in(1, 600), 2)
+    hot_window_s: int = _env("HOT_WINDOW_S", _int_in(10, 86400), 60)
+    hot_auto_promote: bool = _env("HOT_AUTO_PROMOTE", _bool, False)
+    hot_promote_legs_per_s: int = _env("HOT_PROMOTE_LEGS_PER_S", _int_in(1, 10**6), 200)
+
     # Merchant API (engine/api). Merchant secrets are derived from this key and a per-merchant salt.
     api_secret_key: str = _env("API_SECRET_KEY", _text, "dev-api-secret-key-change-me")
     currencies: tuple[str, ...] = _env("CURRENCIES", _currency_list, ("CNY", "USD"))
@@ -135,6 +148,9 @@ class Settings:
     def check(self) -> None:
         if self.db_pool_min > self.db_pool_max:
             raise SettingsError(PREFIX + "DB_POOL_MIN", "must not exceed PAYENGINE_DB_POOL_MAX")
+        if self.split_close_grace_s * 1000 <= 2 * self.split_cache_ttl_ms:
+            # A retired sub may only close once no process can still route to it from a cached view.
+            raise SettingsError(PREFIX + "SPLIT_CLOSE_GRACE_S", "must exceed twice PAYENGINE_SPLIT_CACHE_TTL_MS")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

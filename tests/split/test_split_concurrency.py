@@ -1,0 +1,97 @@
+"""64 concurrent writers credit and debit a split account while it is resized 4 -> 16 -> 2."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import asyncpg
+import pytest
+
+from accounts.errors import InsufficientFunds
+from accounts.split_store import split_view
+from accounts.store import trial_balance
+from engine.admin_accounts import tidy_account
+from engine.booking import Booker
+from tests.factories import new_txn_no
+from tests.split.helpers import check_family, credit, debit, open_family, open_source, split
+
+WRITERS = 64
+OPS_PER_WRITER = 40
+
+
+@pytest.mark.slow
+async def test_conservation_under_64_writers_while_resizing_4_16_2(pool: asyncpg.Pool, booker: Booker,
+                                                                   booking_mode: str) -> None:
+    async with pool.acquire() as conn:
+        fam = await open_family(conn)
+        sources = [await open_source(conn) for _ in range(WRITERS)]  # only the split account is shared
+    await credit(booker, fam, 50_000)
+    await split(booker, fam.parent.id, 4)
+    expected = 50_000
+    done = 0
+    rejected = 0
+    total_ops = WRITERS * OPS_PER_WRITER
+    third, two_thirds = asyncio.Event(), asyncio.Event()
+
+    async def writer(seed: int) -> None:
+        nonlocal expected, done, rejected
+        rng = random.Random(seed)
+        source = sources[seed]
+        for _ in range(OPS_PER_WRITER):
+            amount = rng.randint(1, 2_000)
+            try:
+                if rng.random() < 0.5:
+                    await credit(booker, fam, amount, source)
+                    expected += amount
+                else:
+                    await debit(booker, fam, amount, source)
+                    expected -= amount
+            except InsufficientFunds:
+                rejected += 1
+            done += 1
+            if done >= total_ops // 3:
+                third.set()
+            if done >= 2 * total_ops // 3:
+                two_thirds.set()
+
+    async def resizer() -> list[int]:
+        seen = []
+        for event, into in ((third, 16), (two_thirds, 2)):
+            await event.wait()
+            await split(booker, fam.parent.id, into)
+            async with pool.acquire() as conn:
+                seen.append((await split_view(conn, fam.parent.id)).sub_count)
+        return seen
+
+    results = await asyncio.gather(resizer(), *(writer(i) for i in range(WRITERS)))
+    assert results[0] == [16, 2]
+    assert done == total_ops and rejected < total_ops // 2
+    async with pool.acquire() as conn:
+        assert await check_family(conn, fam.parent.id) == expected
+        # Every process in this test shares one directory, so nothing can route to retired subs now.
+    closed = await tidy_account(booker, new_txn_no, fam.parent.id, grace_s=0)
+    assert len(closed) == 14
+    async with pool.acquire() as conn:
+        assert await check_family(conn, fam.parent.id) == expected
+        view = await split_view(conn, fam.parent.id)
+        assert view.sub_count == 2 and [s.status for s in view.subs].count("open") == 2
+        tb = await trial_balance(conn)
+        assert not [m for m in tb.mismatched_accounts if m[0].startswith(fam.parent.id)]
+        assert all(t.balanced for t in tb.projected)
+        # The family's own books balance too: what the sources gave is what the family holds.
+        given = await conn.fetchval("SELECT sum(balance) FROM accounts WHERE id = ANY($1::text[])",
+                                    [fam.source.id, *(s.id for s in sources)])
+        assert given == expected
+
+
+async def test_family_invariants_hold_with_a_booker_per_writer_group(pool: asyncpg.Pool) -> None:
+    """Several Bookers (as several processes would have) each with their own directory."""
+    bookers = [Booker(pool) for _ in range(4)]
+    async with pool.acquire() as conn:
+        fam = await open_family(conn)
+    await split(bookers[0], fam.parent.id, 8)
+    await asyncio.gather(*(credit(bookers[i % 4], fam, 3) for i in range(64)))
+    async with pool.acquire() as conn:
+        assert await check_family(conn, fam.parent.id) == 192
+        assert (await split_view(conn, fam.parent.id)).own_balance_minor == 0
