@@ -257,3 +257,26 @@ def setup_admin_accounts(app: web.Application) -> None:
     app.router.add_post("/admin/accounts/{id}/split", post_split)
     app.router.add_get("/admin/accounts/hot-candidates", get_hot_candidates)
     app.router.add_get("/admin/accounts/{id}/split", get_split)
+
+
+async def split_from_cli(database_url: str, lease_s: int, system: int, environment: int, shard: int,
+                         account_id: str, into: int) -> SplitView:
+    """``payengine accounts split``: migrate, lease a node id for transaction numbers, resize, release."""
+    from engine.migrate import migrate
+    from engine.txn_no import NodeLease, TxnNoGenerator
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        await migrate(conn)
+        lease = await NodeLease.acquire(conn, lease_s)
+        try:
+            txn_nos = TxnNoGenerator(system, environment, shard, lease.node_id)
+            pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+            try:
+                return await split_account(Booker(pool), lambda: txn_nos.next(datetime.now(UTC)), account_id, into)
+            finally:
+                await pool.close()
+        finally:
+            await lease.release(conn)
+    finally:
+        await conn.close()

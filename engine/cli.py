@@ -76,6 +76,24 @@ def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
+    from accounts.errors import LedgerError
+    from engine.admin_accounts import split_from_cli
+    from engine.db import ensure_servers
+
+    urls = ensure_servers(settings)
+    try:
+        view = asyncio.run(split_from_cli(urls.database_url, settings.node_lease_s, settings.system_code,
+                                          settings.environment_code, settings.shard, args.account, args.into))
+    except LedgerError as exc:
+        print(f"payengine: {exc.code}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{view.parent_id}: {view.sub_count} sub-accounts, balance {view.balance_minor} {view.currency}")
+    for s in view.subs:
+        print(f"  {s.id}  {'active' if s.active else s.status:7}  {s.balance_minor}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="payengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("servers", help="start or stop the embedded PostgreSQL and Redis")
     p.add_argument("action", choices=["start", "stop"])
     p.set_defaults(func=cmd_servers)
+
+    p = sub.add_parser("accounts", help="operator tasks on ledger accounts")
+    accounts_sub = p.add_subparsers(dest="accounts_command", required=True)
+    p = accounts_sub.add_parser("split", help="split an account into N sub-accounts (or resize its split)")
+    p.add_argument("account")
+    p.add_argument("--into", type=int, required=True, help="number of sub-accounts, 2 to 256")
+    p.set_defaults(func=cmd_accounts)
 
     p = sub.add_parser("migrate", help="apply database migrations")
     p.set_defaults(func=cmd_migrate)
