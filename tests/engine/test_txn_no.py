@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import multiprocessing
 from datetime import UTC, datetime, timedelta
 
@@ -30,14 +31,14 @@ def test_increasing_when_clock_steps_back_and_counter_overflows() -> None:
     back = gen.next(t0 - timedelta(seconds=5))
     assert back > first
     many = [gen.next(t0) for _ in range(1_000_005)]
-    assert all(a < b for a, b in zip(many, many[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(many))
     assert parse_txn_no(many[-1]).ms_of_day == parse_txn_no(first).ms_of_day + 1
 
 
 def _generate(node: int, count: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     gen = TxnNoGenerator(1, 1, 0, node)
     numbers = [gen.next(datetime.now(UTC)) for _ in range(count)]
-    ordered = all(a < b for a, b in zip(numbers, numbers[1:], strict=False))
+    ordered = all(a < b for a, b in itertools.pairwise(numbers))
     out.put((node, ordered, numbers))
 
 
