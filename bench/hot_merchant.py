@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
+
 from bench.load import LoadResult, run_load
 from bench.modes import BenchContext, PostingMode
 from bench.money import check_money, wait_drained
@@ -64,11 +66,25 @@ async def run_hot_merchant_modes(ctx: BenchContext, modes: Sequence[PostingMode]
     for mode in runnable:
         money = await check_money(ctx.pool, workloads[mode.name].money_scope())
         modes_out[mode.name] = {**results[mode.name].summary(), "drain_s": round(drain_s[mode.name], 2),
-                                "money": money, "per_second": [round(x, 1) for x in results[mode.name].per_second]}
+                                **await flush_lag_ms(ctx.pool, workloads[mode.name]), "money": money,
+                                "per_second": [round(x, 1) for x in results[mode.name].per_second]}
         print(f"[{label}] {mode.name}: money checks ok ({money['entries']} entries, "
               f"{money['accounts_checked']} accounts)", file=sys.stderr, flush=True)
     return {"scenario": label, "concurrency": concurrency, "duration_s_per_mode": duration_s, "rounds": rounds,
             "modes": modes_out, "skipped": skipped, "ratios": hot_merchant_ratios(modes_out)}
+
+
+async def flush_lag_ms(pool: asyncpg.Pool, accounts: WorkloadAccounts) -> dict[str, float]:
+    """How long merchant-side legs waited between commit and being applied (0 when posted synchronously)."""
+    row = await pool.fetchrow(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag) AS p50,"
+        " percentile_cont(0.99) WITHIN GROUP (ORDER BY lag) AS p99, max(lag) AS max FROM ("
+        "  SELECT extract(epoch FROM l.applied_at - l.created_at) * 1000 AS lag"
+        "  FROM journal_entries e JOIN journal_legs l USING (txn_no)"
+        "  JOIN accounts a ON a.id = l.account_id"
+        "  WHERE e.ref = $1 AND (a.id = ANY($2::text[]) OR a.parent_id = ANY($2::text[]))) x",
+        accounts.ref, accounts.shared_ids)
+    return {f"flush_lag_{k}_ms": round(float(row[k] or 0.0), 2) for k in ("p50", "p99", "max")}
 
 
 def hot_merchant_ratios(modes_out: dict[str, Any], suffix: str = "") -> dict[str, float | None]:

@@ -1,12 +1,17 @@
 """Hot-account modes: buffered booking, split sub-accounts, and both together.
 
-They are wired to the buffer and split code through their public modules; until that code is in
-this checkout a mode reports itself unavailable (and the run says so) rather than faking a number.
+They use the buffer's and the split code's public pieces the way ``payengine serve`` does: the
+merchant-side accounts are split with ``accounts.split_store.resize`` (booked through a Booker, so
+any sweep is an ordinary entry) and/or flagged hot in PostgreSQL; the booker gets the Redis hot-leg
+sink; flushers (``buffer.runner.FlushRunner``) run in this process, as ``serve`` runs them by
+default, restricted to this mode's accounts. A mode whose code is missing reports itself unavailable.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+from datetime import UTC, datetime
 
 from bench.load import Sampler
 from bench.modes import BenchContext
@@ -25,32 +30,80 @@ def _missing(*modules: str) -> str | None:
     return None
 
 
-class _NotYet:
-    def __init__(self, name: str, needs: tuple[str, ...]) -> None:
-        self.name = name
+class HotMode:
+    """``parts`` sub-accounts per merchant-side account (1 = not split), buffered or synchronous."""
+
+    def __init__(self, parts: int, buffered: bool) -> None:
+        self.parts = parts
+        self.buffered = buffered
+        base = f"split-{parts}" if parts > 1 else ""
+        self.name = "+".join(p for p in ("buffered" if buffered else "", base) if p)
         self.shared = True
-        self._needs = needs
+        self.family: list[str] = []  # every account id the flushers own (parents and subs)
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._redis_depth: Sampler | None = None
 
     def unavailable(self) -> str | None:
-        return _missing(*self._needs) or "wiring pending in bench/modes_hot.py"
+        needs = (("buffer.sink", "buffer.runner", "buffer.tuning") if self.buffered else ()) + \
+            (("accounts.split_store",) if self.parts > 1 else ())
+        return _missing(*needs)
 
     async def prepare(self, ctx: BenchContext, accounts: WorkloadAccounts) -> None:
-        raise NotImplementedError(self.unavailable())
+        if self.parts > 1:
+            from accounts.split_store import resize
+
+            booker = Booker(ctx.pool)
+            for account_id in accounts.shared_ids:
+                now = datetime.now(UTC)
+                async with booker.transaction() as tx:
+                    await resize(tx.conn, tx.post, account_id, self.parts, ctx.txn_nos.next(now), now.date())
+        async with ctx.pool.acquire() as conn:
+            if self.buffered:
+                await conn.execute("UPDATE accounts SET hot = true WHERE id = ANY($1::text[])"
+                                   " OR parent_id = ANY($1::text[])", accounts.shared_ids)
+            rows = await conn.fetch("SELECT id FROM accounts WHERE id = ANY($1::text[]) OR parent_id = ANY($1::text[])"
+                                    " ORDER BY id", accounts.shared_ids)
+        self.family = [r["id"] for r in rows]
 
     async def start(self, ctx: BenchContext, accounts: WorkloadAccounts) -> Booker:
-        raise NotImplementedError(self.unavailable())
+        if not self.buffered:
+            return Booker(ctx.pool)
+        from buffer.keys import account_keys
+        from buffer.runner import FlushRunner
+        from buffer.sink import RedisHotLegSink
+        from buffer.tuning import BufferTuning, LiveTuning
+
+        # The stored live tuning (buffer_settings) wins over these defaults, so flush-sweep can set it.
+        tuning = LiveTuning(ctx.pool, BufferTuning())
+        sink = RedisHotLegSink(ctx.pool, ctx.redis, tuning)
+        self._stop = asyncio.Event()
+        runner = FlushRunner(ctx.database_url, ctx.redis, tuning, only_accounts=self.family)
+        self._task = asyncio.create_task(runner.run(self._stop), name=f"bench-flushers-{self.name}")
+        queues = [account_keys(a).queue for a in self.family]
+
+        async def redis_depth() -> float:
+            async with ctx.redis.pipeline(transaction=False) as pipe:
+                for key in queues:
+                    pipe.zcard(key)
+                return float(sum(await pipe.execute()))
+
+        self._redis_depth = redis_depth
+        return Booker(ctx.pool, sink)
 
     async def stop(self) -> None:
-        return None
+        if self._stop is not None and self._task is not None:
+            self._stop.set()
+            await self._task
+        self._stop = self._task = self._redis_depth = None
 
     def samplers(self) -> dict[str, Sampler]:
-        return {}
+        return {"redis_depth": self._redis_depth} if self._redis_depth is not None else {}
 
 
-def buffered_mode() -> _NotYet:
-    return _NotYet("buffered", ("buffer.flusher",))
+def buffered_mode() -> HotMode:
+    return HotMode(1, buffered=True)
 
 
-def split_mode(parts: int, buffered: bool) -> _NotYet:
-    name = f"buffered+split-{parts}" if buffered else f"split-{parts}"
-    return _NotYet(name, ("accounts.split",) + (("buffer.flusher",) if buffered else ()))
+def split_mode(parts: int, buffered: bool) -> HotMode:
+    return HotMode(parts, buffered)

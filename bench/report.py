@@ -55,15 +55,17 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
 
 
 def mode_table(title: str, modes: dict[str, dict[str, Any]]) -> str:
-    """One row per mode: throughput, latency percentiles, errors, drain time, money."""
+    """One row per mode: throughput, latency percentiles, errors, flush lag p99 (ms from commit to
+    applied), Redis depth max (legs queued, sampled each second), drain time, money."""
     header = f"{'mode':<20} {'payments/s':>11} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} " \
-             f"{'ok':>9} {'errors':>7} {'drain s':>8}  money"
+             f"{'ok':>9} {'errors':>7} {'lag p99':>8} {'depth':>7} {'drain s':>8}  money"
     lines = [title, header, "-" * len(header)]
     for name, m in modes.items():
         errors = sum(m.get("errors", {}).values())
         money = m.get("money", {}).get("money_checks", "-")
         lines.append(f"{name:<20} {m['per_s']:>11.1f} {m['p50_ms']:>8.2f} {m['p95_ms']:>8.2f} {m['p99_ms']:>8.2f} "
-                     f"{m['max_ms']:>8.1f} {m['ok']:>9d} {errors:>7d} {m.get('drain_s', 0.0):>8.2f}  {money}")
+                     f"{m['max_ms']:>8.1f} {m['ok']:>9d} {errors:>7d} {m.get('flush_lag_p99_ms', 0.0):>8.1f} "
+                     f"{m.get('redis_depth_max', 0):>7.0f} {m.get('drain_s', 0.0):>8.2f}  {money}")
     return "\n".join(lines)
 
 
