@@ -1,0 +1,182 @@
+"""Day-end (日切) as a persisted state machine: switch → drain → balance → report → done.
+
+Each step commits its effect together with the next step's name, so a run killed anywhere resumes at
+the first step whose effect is not committed, and a step run twice changes nothing the second time.
+One connection holds a session advisory lock for the whole run: a second day-end is refused at once
+(its connection dies with the process, so a crash never leaves the lock behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+
+from engine.dayend import store
+from engine.dayend.calendar import AccountingCalendar, read_open_date
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, dict[str, Any]], None]
+STEPS = ("switch", "drain", "balance", "report", "done")
+
+
+class DayEndError(Exception):
+    code = "day_end_error"
+
+
+class DayEndRunning(DayEndError):
+    code = "day_end_running"
+
+    def __init__(self) -> None:
+        super().__init__("a day-end is already running; wait for it to finish")
+
+
+class DayNotOpen(DayEndError):
+    code = "day_not_open"
+
+    def __init__(self, day: date, open_date: date) -> None:
+        super().__init__(f"cannot close {day}: the open accounting date is {open_date}")
+        self.day = day
+        self.open_date = open_date
+
+
+def _quiet(event: str, data: dict[str, Any]) -> None:
+    log.info("day-end %s", event, extra=data)
+
+
+@dataclass(frozen=True, slots=True)
+class DayEndOptions:
+    drain_timeout_s: float = 60.0
+    poll_interval_s: float = 0.2
+    switch_lock_timeout_ms: int = 10_000
+    pause_at: str = ""  # a step name: stop there and wait to be killed (crash tests only)
+    progress: Progress = field(default=_quiet)
+
+
+async def _pause_if_asked(options: DayEndOptions, where: str) -> None:
+    if options.pause_at == where:
+        options.progress("paused", {"at": where})
+        await asyncio.Event().wait()  # until the test kills the process
+
+
+class _Run:
+    def __init__(self, conn: asyncpg.Connection, day: date, options: DayEndOptions,
+                 calendar: AccountingCalendar | None) -> None:
+        self.conn = conn
+        self.day = day
+        self.options = options
+        self.calendar = calendar
+
+    async def switch(self) -> str:
+        async with self.conn.transaction():
+            open_date = await store.switch_date(self.conn, self.day, self.options.switch_lock_timeout_ms)
+            await store.set_step(self.conn, self.day, "drain")
+        if self.calendar is not None:
+            self.calendar.switched(open_date)
+        self.options.progress("switched", {"closing": self.day.isoformat(), "open": open_date.isoformat()})
+        return "drain"
+
+    async def drain(self) -> str:
+        started = time.monotonic()
+        while True:
+            remaining = await store.buffered_legs_through(self.conn, self.day)
+            self.options.progress("drain", {"buffered_legs": remaining,
+                                            "waited_s": round(time.monotonic() - started, 2)})
+            if remaining == 0:
+                await store.set_step(self.conn, self.day, "balance")
+                return "balance"
+            if time.monotonic() - started > self.options.drain_timeout_s:
+                error = f"drain timed out: {remaining} legs of {self.day} or earlier still buffered"
+                await store.finish(self.conn, self.day, "failed", {"buffered_legs": remaining}, error)
+                return "failed"
+            await asyncio.sleep(self.options.poll_interval_s)
+
+    async def balance(self) -> str:
+        previous_day = self.day - timedelta(days=1)
+        previous = await store.get_day_end(self.conn, previous_day)
+        if previous is not None and previous.status != "done":
+            error = f"previous day {previous_day} is not closed ({previous.status})"
+            await store.finish(self.conn, self.day, "failed", None, error)
+            return "failed"
+        started = time.monotonic()
+        async with self.conn.transaction(isolation="repeatable_read"):
+            accounts = await store.write_snapshot(self.conn, self.day, previous_day if previous else None)
+            await _pause_if_asked(self.options, "balance.uncommitted")
+            offending_count, offending = await store.offending_accounts(self.conn, self.day)
+            currencies = await store.currency_totals(self.conn, self.day)
+            buffered = await store.buffered_legs_through(self.conn, self.day)
+            holds = offending_count == 0 and buffered == 0 and all(c["balanced"] for c in currencies)
+            report = {
+                "accounting_date": self.day.isoformat(), "trial_balance": "ok" if holds else "failed",
+                "accounts": accounts, "legs": sum(c["legs"] for c in currencies), "currencies": currencies,
+                "offending_count": offending_count, "offending_accounts": offending, "buffered_legs": buffered,
+            }
+            if holds:
+                await store.finish(self.conn, self.day, "running", report, None)
+                await store.set_step(self.conn, self.day, "report")
+            else:
+                await store.finish(self.conn, self.day, "failed", report, "trial balance failed")
+        self.options.progress("balance", {"accounts": accounts, "legs": report["legs"],
+                                          "trial_balance": report["trial_balance"],
+                                          "seconds": round(time.monotonic() - started, 3)})
+        return "report" if holds else "failed"
+
+    async def report(self) -> str:
+        row = await store.get_day_end(self.conn, self.day)
+        assert row is not None and row.report is not None
+        report = dict(row.report)
+        report["subjects"] = await store.subject_totals(self.conn, self.day)
+        report["entries"] = await store.entry_count(self.conn, self.day)
+        await store.finish(self.conn, self.day, "done", report, None)
+        return "done"
+
+
+async def run_day_end(pool: asyncpg.Pool, day: date | None, options: DayEndOptions | None = None,
+                      calendar: AccountingCalendar | None = None) -> store.DayEndRow:
+    """Close ``day`` (default: resume an unfinished day-end, else close the open date).
+
+    Returns the day's row (status done or failed, with its report). A date already closed is returned
+    unchanged. Raises DayEndRunning when another day-end holds the run lock, DayNotOpen for a date that
+    is neither open nor being closed."""
+    opts = options or DayEndOptions()
+    async with pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", store.RUN_LOCK_KEY):
+            raise DayEndRunning()
+        try:
+            return await _run_locked(conn, day, opts, calendar)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", store.RUN_LOCK_KEY)
+
+
+async def _run_locked(conn: asyncpg.Connection, day: date | None, opts: DayEndOptions,
+                      calendar: AccountingCalendar | None) -> store.DayEndRow:
+    if day is None:
+        unfinished = await store.unfinished_day_end(conn)
+        day = unfinished.accounting_date if unfinished else await read_open_date(conn)
+    existing = await store.get_day_end(conn, day)
+    if existing is not None and existing.status == "done":
+        return existing
+    if existing is None:
+        open_date = await read_open_date(conn)
+        if day != open_date:
+            raise DayNotOpen(day, open_date)
+    row = await store.begin_day_end(conn, day)
+    run = _Run(conn, day, opts, calendar)
+    steps: dict[str, Callable[[], Awaitable[str]]] = {
+        "switch": run.switch, "drain": run.drain, "balance": run.balance, "report": run.report}
+    step = row.step
+    opts.progress("start", {"accounting_date": day.isoformat(), "step": step, "attempt": row.attempts})
+    while step in steps:
+        await _pause_if_asked(opts, step)
+        step = await steps[step]()
+    final = await store.get_day_end(conn, day)
+    assert final is not None
+    opts.progress("finished", {"accounting_date": day.isoformat(), "status": final.status, "error": final.error})
+    return final
