@@ -94,6 +94,13 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.demo import run_demo
+
+    url = args.url or f"http://{settings.host}:{settings.port}"
+    return asyncio.run(run_demo(settings, url))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="payengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("account")
     p.add_argument("--into", type=int, required=True, help="number of sub-accounts, 2 to 256")
     p.set_defaults(func=cmd_accounts)
+
+    p = sub.add_parser("demo", help="run a scripted wallet payment, refund and channel payment against the server")
+    p.add_argument("--url", default=None, help="server URL (default http://HOST:PORT from settings)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("migrate", help="apply database migrations")
     p.set_defaults(func=cmd_migrate)

@@ -106,3 +106,29 @@ def seed_and_print(settings: Settings, database_url: str) -> None:
     print(f"  customers: {', '.join(c for c, _ in DEMO_CUSTOMERS)} (+ _demo / _hot suffix), "
           f"each funded with {DEMO_FUNDING_MINOR} {settings.currencies[0]} minor units")
     print("  try: payengine demo    stop: make servers-stop / Ctrl-C to stop", flush=True)
+
+
+async def run_demo(settings: Settings, base_url: str) -> int:
+    """The scripted flow of ``payengine demo`` against a running server: wallet payment, refund, channel payment."""
+    import uuid
+
+    from engine.client import PayEngineClient
+
+    secret = derive_secret(settings.api_secret_key, DEMO_MERCHANT, DEMO_SALT)
+    customer = f"{DEMO_CUSTOMERS[0][0]}_demo"
+    currency = settings.currencies[0]
+    async with PayEngineClient(base_url, DEMO_MERCHANT, secret) as client:
+        run = uuid.uuid4().hex[:8]
+        paid = await client.create_payment({"merchant_order_no": f"demo-{run}", "amount": 1999, "currency": currency,
+                                            "method": "wallet", "customer_id": customer, "description": "demo tea"})
+        print(f"wallet payment  -> {paid.status} {paid.body}")
+        if not paid.ok:
+            return 1
+        refund = await client.refund(paid.body["id"], 500, f"demo-rf-{run}")
+        print(f"partial refund  -> {refund.status} {refund.body}")
+        channel = await client.create_payment({"merchant_order_no": f"demo-ch-{run}", "amount": 2999,
+                                               "currency": currency, "method": "channel"})
+        print(f"channel payment -> {channel.status} {channel.body}")
+        wallet = await client.get_customer(customer)
+        print(f"customer wallet -> balance {wallet.body.get('balance')}")
+        return 0 if refund.ok and channel.ok else 1
