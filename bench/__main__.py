@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=64, help="concurrent payers (default 64)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per mode (default 2)")
     p.add_argument("--modes", default=",".join(HOT_MODES), help="hot-merchant modes, comma separated")
+    p.add_argument("--sweep-batches", default="10,100,1000", help="flush-sweep batch sizes")
+    p.add_argument("--sweep-intervals", default="5,20,100", help="flush-sweep flush intervals, ms")
     p.add_argument("--database-url", default=os.environ.get("PAYENGINE_DATABASE_URL", ""),
                    help="use this PostgreSQL instead of a fresh embedded one")
     p.add_argument("--redis-url", default=os.environ.get("PAYENGINE_REDIS_URL", ""),
@@ -86,15 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     duration = args.duration if args.duration is not None else (3.0 if args.smoke else 20.0)
     rounds = args.rounds if args.rounds is not None else (1 if args.smoke else 2)
     opts = Options(args.database_url, args.redis_url, duration, args.concurrency, rounds,
-                   tuple(m for m in args.modes.split(",") if m), extra={"smoke": args.smoke})
+                   tuple(m for m in args.modes.split(",") if m), extra={"smoke": args.smoke,
+                          "sweep_batches": [int(x) for x in args.sweep_batches.split(",") if x],
+                          "sweep_intervals": [int(x) for x in args.sweep_intervals.split(",") if x]})
     info = machine_info(args.database_url)
     started = time.monotonic()
     results, failed = uvloop.run(_run(names, opts))
     elapsed = time.monotonic() - started
     for name, result in results.items():
         if result.get("modes"):
-            print(mode_table(f"\n{name}: {opts.concurrency} payers, {duration:g} s per mode in {rounds} round(s)",
-                             result["modes"]))
+            print(mode_table(f"\n{name}: {opts.concurrency} payers, {duration:g} s per mode in "
+                             f"{result.get('rounds', rounds)} round(s)", result["modes"]))
             if result.get("ratios"):
                 print(ratio_lines(result["ratios"]))
             plot = plot_modes(f"{name}{'-smoke' if args.smoke else ''}", f"{name} ({info['cpus']} CPUs)",

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import time
 from datetime import UTC, datetime
 
 from bench.load import Sampler
 from bench.modes import BenchContext
 from bench.workload import WorkloadAccounts
 from engine.booking import Booker
+
+OWN_TIMEOUT_S = 10.0
 
 
 def _missing(*modules: str) -> str | None:
@@ -80,6 +83,12 @@ class HotMode:
         self._stop = asyncio.Event()
         runner = FlushRunner(ctx.database_url, ctx.redis, tuning, only_accounts=self.family)
         self._task = asyncio.create_task(runner.run(self._stop), name=f"bench-flushers-{self.name}")
+        # Load starts once the flushers own every account, so a window measures flushing, not start-up.
+        deadline = time.monotonic() + OWN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if set(self.family) <= runner.owned:
+                break
+            await asyncio.sleep(0.02)
         queues = [account_keys(a).queue for a in self.family]
 
         async def redis_depth() -> float:

@@ -131,9 +131,16 @@ def external(target: str, scenario: str) -> Scenario:
     return run
 
 
+async def flush_sweep(opts: Options) -> dict[str, Any]:
+    from bench.flush_sweep import flush_sweep as run  # it builds on this module's Options
+
+    return await run(opts)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "hot-merchant": hot_merchant,
     "db-latency": db_latency,
+    "flush-sweep": flush_sweep,
     "buffer": external("bench-buffer", "buffer"),
     "split": external("bench-split", "split"),
     "api": external("bench-api", "api"),
