@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck check servers-stop clean bench bench-smoke loadtest
+.PHONY: run test lint typecheck check servers-stop clean bench bench-smoke bench-api loadtest
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ check: lint typecheck
 ## Benchmarks on fresh embedded servers (bench/README.md); the last stdout line is the headline JSON.
 bench: $(STAMP)
 	$(BIN)/python -m bench all
+
+## Wallet payments over HTTP (64 clients, one hot merchant, 30 s) vs /bench/noop; prints one JSON line.
+bench-api: $(STAMP)
+	$(BIN)/python -m bench.api_bench --concurrency 64 --duration 30
 
 ## Quick benchmark (< 60 s) that checks the money and prints ratios; never fails on speed (CI).
 bench-smoke: $(STAMP)

@@ -1,0 +1,153 @@
+"""`make bench-api`: wallet payments over HTTP to one hot merchant vs a no-op handler on the same stack.
+
+Starts `payengine serve` (BENCH_NOOP on) against embedded or configured servers, makes a hot merchant
+and funded customers, drives 64 concurrent signed clients for the duration, then the no-op for as
+long, checks the money, and prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from accounts.store import trial_balance
+from engine.client import PayEngineClient, create_merchant
+from engine.db import ensure_servers
+from engine.settings import Settings
+
+ADMIN_TOKEN = "bench-admin-token"
+CUSTOMERS = 256
+FUNDING_MINOR = 10**12
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] if sorted_values else 0.0
+
+
+async def _drive(concurrency: int, duration_s: float, call: Any) -> tuple[int, list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + duration_s
+
+    async def worker(n: int) -> None:
+        nonlocal errors
+        i = 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            ok = await call(n, i)
+            latencies.append(time.perf_counter() - started)
+            errors += 0 if ok else 1
+            i += 1
+
+    await asyncio.gather(*(worker(n) for n in range(concurrency)))
+    latencies.sort()
+    return len(latencies), latencies, errors
+
+
+async def run(url: str, database_url: str, concurrency: int, duration_s: float) -> dict[str, Any]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        created = await create_merchant(url, ADMIN_TOKEN, {"name": "bench hot", "currencies": ["CNY"],
+                                                           "fee_bps": 60, "hot": True}, session)
+        client = PayEngineClient(url, created["id"], created["secret"], session=session, retries_max=0)
+        customers = []
+        for _ in range(CUSTOMERS):
+            c = await client.create_customer("b-" + uuid.uuid4().hex)
+            await client.topup(c.body["id"], FUNDING_MINOR, "fund")
+            customers.append(c.body["id"])
+        run_id = uuid.uuid4().hex[:8]
+        paid_total = 0
+
+        async def pay(n: int, i: int) -> bool:
+            nonlocal paid_total
+            r = await client.create_payment({"merchant_order_no": f"{run_id}-{n}-{i}", "amount": 100,
+                                             "currency": "CNY", "method": "wallet",
+                                             "customer_id": customers[(n * 7919 + i) % CUSTOMERS]})
+            if r.status == 201:
+                paid_total += 100
+            return r.status == 201
+
+        count, lat, errors = await _drive(concurrency, duration_s, pay)
+
+        async def noop(n: int, i: int) -> bool:
+            async with session.post(url + "/bench/noop", data=b'{"n":1}',
+                                    headers={"Content-Type": "application/json"}) as resp:
+                await resp.read()
+                return resp.status == 200
+
+        noop_count, _, _ = await _drive(concurrency, duration_s, noop)
+    conn = await asyncpg.connect(database_url)
+    try:
+        spent = await conn.fetchval(
+            "SELECT coalesce(sum($2::bigint - a.balance), 0) FROM customers c JOIN accounts a"
+            " ON a.id = c.wallet_account_id WHERE c.merchant_id = $1", created["id"], FUNDING_MINOR)
+        booked = await conn.fetchval("SELECT coalesce(sum(amount), 0) FROM payments WHERE merchant_id = $1",
+                                     created["id"])
+        holds = (await trial_balance(conn)).holds
+    finally:
+        await conn.close()
+    money_ok = holds and spent == booked == paid_total
+    return {"scenario": "api", "http_payments_per_s": round(count / duration_s, 1),
+            "noop_per_s": round(noop_count / duration_s, 1),
+            "payments_over_noop": round(count / noop_count, 3) if noop_count else None,
+            "p50_ms": round(_percentile(lat, 0.50) * 1000, 2), "p99_ms": round(_percentile(lat, 0.99) * 1000, 2),
+            "errors": errors, "concurrency": concurrency, "duration_s": duration_s,
+            "money_checks": "ok" if money_ok else f"FAILED spent={spent} booked={booked} client={paid_total}"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=30.0)
+    args = parser.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="pe-bench-api-", dir="/tmp"))
+    settings = Settings.from_env().replace(data_dir=data_dir)
+    urls = ensure_servers(settings)
+    port = _free_port()
+    env = {**os.environ, "PAYENGINE_DATABASE_URL": urls.database_url, "PAYENGINE_REDIS_URL": urls.redis_url,
+           "PAYENGINE_PORT": str(port), "PAYENGINE_BENCH_NOOP": "1", "PAYENGINE_ADMIN_TOKEN": ADMIN_TOKEN,
+           "PAYENGINE_LOG_LEVEL": "WARNING", "PAYENGINE_DB_POOL_MAX": str(max(64, args.concurrency))}
+    server = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve"], env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.25)
+        result = asyncio.run(run(url, urls.database_url, args.concurrency, args.duration))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        if not settings.database_url:
+            from engine import embedded
+
+            embedded.stop_redis(data_dir / "redis")
+            embedded.stop_postgres(data_dir / "pg")
+    print(json.dumps(result), flush=True)
+    return 0 if result["money_checks"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
