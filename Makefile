@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck check servers-stop clean bench bench-smoke bench-api loadtest
+.PHONY: run test lint typecheck check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench-api: $(STAMP)
 ## Quick benchmark (< 60 s) that checks the money and prints ratios; never fails on speed (CI).
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench --smoke
+
+## Day-end on 1,000,000 journal legs on a fresh embedded PostgreSQL; last line is the headline JSON.
+bench-dayend: $(STAMP)
+	$(BIN)/python -m bench.dayend_bench
 
 ## Locust against the engine (started with the channel simulators if not running); see loadtests/README.md.
 loadtest: $(STAMP)
