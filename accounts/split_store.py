@@ -32,6 +32,9 @@ from accounts.split import (
 from accounts.store import Conn, PostedEntry
 
 Post = Callable[[EntryDraft], Awaitable[PostedEntry]]
+# How long a new hot sub waits before routing uses it: longer than the buffer's hot-account cache
+# (buffer.hot.REFRESH_S = 1 s) so every process reserves debits on it from the first routed leg.
+HOT_SUB_ACTIVATION_S = 2.5
 # Advisory lock class for "someone is resizing this parent" (second key: hashtext(parent id)).
 SPLIT_LOCK_CLASS = 0x5350  # "SP"
 
@@ -53,6 +56,8 @@ async def load_layouts(conn: Conn) -> dict[AccountId, SplitLayout]:
         " s.overdraft_mode, s.overdraft_limit"
         " FROM account_splits sp JOIN accounts p ON p.id = sp.parent_id"
         " JOIN accounts s ON s.parent_id = p.id AND s.sub_index < sp.sub_count AND s.status = 'open'"
+        " LEFT JOIN split_sub_activations act ON act.account_id = s.id"
+        " WHERE act.active_from IS NULL OR act.active_from <= now()"
         " ORDER BY p.id, s.sub_index"
     )
     grouped: dict[AccountId, list[Any]] = {}
@@ -193,11 +198,12 @@ async def _lock_parent(conn: Conn, parent_id: str) -> Any:
 
 
 async def resize(conn: Conn, post: Post, parent_id: str, into: int, txn_no: str,
-                 accounting_date: date) -> SplitView:
+                 accounting_date: date, hot_activation_s: float = HOT_SUB_ACTIVATION_S) -> SplitView:
     """Split ``parent_id`` into ``into`` subs, or grow/shrink an existing split, in the caller's
     transaction: subs are created (or reopened), the parent's own balance and the balances of
     subs no longer active are swept into the active ones in one SWEEP entry, and the count is
-    recorded. Raises InvalidSplitCount, SplitConflict, UnknownAccount, AccountClosed, NotSplittable.
+    recorded. New or reopened subs of a hot parent take routed legs only after ``hot_activation_s``.
+    Raises InvalidSplitCount, SplitConflict, UnknownAccount, AccountClosed, NotSplittable.
     """
     into = check_split_count(into)
     parent = await _lock_parent(conn, parent_id)
@@ -209,11 +215,21 @@ async def resize(conn: Conn, post: Post, parent_id: str, into: int, txn_no: str,
     reopen = [existing[i]["id"] for i in range(into) if i in existing and existing[i]["status"] == "closed"]
     if reopen:
         await conn.execute("UPDATE accounts SET status = 'open' WHERE id = ANY($1::text[])", reopen)
+    if parent["hot"] and (missing or reopen):
+        await conn.execute(
+            "INSERT INTO split_sub_activations (account_id, active_from)"
+            " SELECT unnest($1::text[]), now() + make_interval(secs => $2)"
+            " ON CONFLICT (account_id) DO UPDATE SET active_from = EXCLUDED.active_from",
+            [*(sub_account_id(parent_id, i) for i in missing), *reopen], hot_activation_s)
     await conn.execute(
         "INSERT INTO account_splits (parent_id, sub_count) VALUES ($1, $2) ON CONFLICT (parent_id) DO UPDATE"
         " SET sub_count = $2, generation = account_splits.generation + 1, resized_at = now()",
         parent_id, into)
-    await _sweep_into_active(conn, post, parent, into, txn_no, accounting_date, f"resize:{parent_id}:{into}")
+    if not parent["hot"]:
+        await _sweep_into_active(conn, post, parent, into, txn_no, accounting_date, f"resize:{parent_id}:{into}")
+    # A hot family is swept by ``tidy`` once routing has moved off the parent and retired subs: the
+    # buffer checks a hot debit against Redis, where debits still in flight hold reservations that
+    # no row lock here can wait out, so a sweep now could be refused or leave crumbs behind.
     return await split_view(conn, parent_id)
 
 
@@ -262,7 +278,9 @@ async def tidy(conn: Conn, post: Post, parent_id: str, txn_no: str, accounting_d
     parent = await _lock_parent(conn, parent_id)
     if parent["sub_count"] is None:
         return []
-    await _sweep_into_active(conn, post, parent, parent["sub_count"], txn_no, accounting_date, f"tidy:{parent_id}")
+    if not parent["hot"] or await _settled(conn, parent_id, grace_s):
+        await _sweep_into_active(conn, post, parent, parent["sub_count"], txn_no, accounting_date,
+                                 f"tidy:{parent_id}")
     rows = await conn.fetch(
         "UPDATE accounts a SET status = 'closed' FROM account_splits sp"
         " WHERE sp.parent_id = $1 AND a.parent_id = $1 AND a.sub_index >= sp.sub_count AND a.status = 'open'"
@@ -270,6 +288,17 @@ async def tidy(conn: Conn, post: Post, parent_id: str, txn_no: str, accounting_d
         "  AND NOT EXISTS (SELECT 1 FROM journal_legs l WHERE l.account_id = a.id AND l.status = 'buffered')"
         " RETURNING a.id", parent_id, grace_s)
     return [AccountId(r["id"]) for r in rows]
+
+
+async def _settled(conn: Conn, parent_id: str, grace_s: float) -> bool:
+    """No process can still route to the parent row or a retired sub: the last resize and every
+    active sub's activation lie more than ``grace_s`` (longer than any routing cache) back."""
+    return bool(await conn.fetchval(
+        "SELECT sp.resized_at < now() - make_interval(secs => $2) AND NOT EXISTS ("
+        "  SELECT 1 FROM split_sub_activations act JOIN accounts s ON s.id = act.account_id"
+        "  WHERE s.parent_id = $1 AND s.sub_index < sp.sub_count"
+        "   AND act.active_from > now() - make_interval(secs => $2))"
+        " FROM account_splits sp WHERE sp.parent_id = $1", parent_id, grace_s))
 
 
 async def rebalance(conn: Conn, post: Post, parent_id: str, txn_no: str, accounting_date: date,
@@ -281,7 +310,10 @@ async def rebalance(conn: Conn, post: Post, parent_id: str, txn_no: str, account
         return None
     rows = await conn.fetch(
         f"SELECT a.id, {_AVAILABLE_SQL} AS available FROM accounts a"
-        " WHERE a.parent_id = $1 AND a.sub_index < $2 AND a.status = 'open' ORDER BY a.id FOR UPDATE",
+        " WHERE a.parent_id = $1 AND a.sub_index < $2 AND a.status = 'open'"
+        "  AND NOT EXISTS (SELECT 1 FROM split_sub_activations act WHERE act.account_id = a.id"
+        "                  AND act.active_from > now())"
+        " ORDER BY a.id FOR UPDATE",
         parent_id, parent["sub_count"])
     balances = {AccountId(r["id"]): int(r["available"]) for r in rows}
     if not balances or min(balances.values()) >= low_minor:

@@ -43,11 +43,13 @@ log = logging.getLogger(__name__)
 NextTxnNo = Callable[[], str]
 
 
-async def split_account(booker: Booker, next_txn_no: NextTxnNo, account_id: str, into: int) -> SplitView:
+async def split_account(booker: Booker, next_txn_no: NextTxnNo, account_id: str, into: int,
+                        hot_activation_s: float = split_store.HOT_SUB_ACTIVATION_S) -> SplitView:
     """Split ``account_id`` into ``into`` subs (or resize an existing split). Raises InvalidSplitCount,
     SplitConflict, UnknownAccount, AccountClosed, NotSplittable; on any error nothing changed."""
     async with booker.transaction() as tx:
-        view = await split_store.resize(tx.conn, tx.post, account_id, into, next_txn_no(), _today())
+        view = await split_store.resize(tx.conn, tx.post, account_id, into, next_txn_no(), _today(),
+                                        hot_activation_s)
     booker.splits.invalidate()  # this process routes by the new layout at once; others within the TTL
     return view
 

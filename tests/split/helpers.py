@@ -50,8 +50,9 @@ async def open_source(conn: Conn, currency: str = "CNY") -> Account:
                                    overdraft=OverdraftMode.UNLIMITED, currency=currency)
 
 
-async def split(booker: Booker, account_id: str, into: int) -> None:
-    await split_account(booker, new_txn_no, account_id, into)
+async def split(booker: Booker, account_id: str, into: int, hot_activation_s: float = 1.2) -> None:
+    """Split with a hot-sub activation just past the buffer's 1 s hot-account cache."""
+    await split_account(booker, new_txn_no, account_id, into, hot_activation_s)
 
 
 async def check_family(conn: Conn, parent_id: str) -> int:
