@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend
+.PHONY: run test lint typecheck check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend bench-split
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench-smoke: $(STAMP)
 ## Day-end on 1,000,000 journal legs on a fresh embedded PostgreSQL; last line is the headline JSON.
 bench-dayend: $(STAMP)
 	$(BIN)/python -m bench.dayend_bench
+
+## Hot merchant with split sub-accounts: sync 1/4/16 subs and buffered 1/16, side by side; one JSON line last.
+bench-split: $(STAMP)
+	$(BIN)/python -m bench.split_bench
 
 ## Locust against the engine (started with the channel simulators if not running); see loadtests/README.md.
 loadtest: $(STAMP)
