@@ -128,4 +128,7 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
     from engine.api import setup_api  # here: the API imports this module's keys
 
     setup_api(app)
+    from engine.gateway.wiring import setup_gateway  # here: the gateway imports this module's keys
+
+    setup_gateway(app)
     return app

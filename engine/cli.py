@@ -65,6 +65,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve(settings, demo=args.demo)
 
 
+def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.gateway.process import run_gateway
+
+    return run_gateway(settings)
+
+
+def cmd_channel_sim(args: argparse.Namespace, settings: Settings) -> int:
+    from channels.sim import run_simulator
+
+    run_simulator(args.profile, args.host, args.port, args.notify_base_url)
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     """Print every PAYENGINE_* variable with the value this process would use."""
     names = Settings.variables()
@@ -128,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("migrate", help="apply database migrations")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("gateway", help="run the channel gateway (voucher worker, janitor) as its own process")
+    p.set_defaults(func=cmd_gateway)
+
+    p = sub.add_parser("channel-sim", help="run a channel simulator (wxsim, banksim, wxsim-slow, banksim-flaky)")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed at start)")
+    p.add_argument("--notify-base-url", default=None, help="e.g. http://127.0.0.1:8080 (the engine)")
+    p.set_defaults(func=cmd_channel_sim)
 
     p = sub.add_parser("settings", help="print every PAYENGINE_* setting in effect (secrets masked)")
     p.set_defaults(func=cmd_settings)

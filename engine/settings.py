@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.gateway.specs import ChannelSpec, parse_channel_specs
+
 PREFIX = "PAYENGINE_"
 
 
@@ -73,6 +75,16 @@ def _currency_list(raw: str) -> tuple[str, ...]:
     return codes
 
 
+def _seconds_list(raw: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in raw.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"expected comma-separated seconds, got {raw!r}") from None
+    if not values or len(values) > 50 or any(not 0 < v <= 86400 for v in values):
+        raise ValueError("expected 1 to 50 delays, each in (0, 86400] seconds")
+    return values
+
+
 def _env(name: str, parse: Callable[[str], Any], default: Any) -> Any:
     return field(default=default, metadata={"env": PREFIX + name, "parse": parse})
 
@@ -128,6 +140,31 @@ class Settings:
     payment_expiry_default_s: int = _env("PAYMENT_EXPIRY_DEFAULT_S", _int_in(60, 86400), 900)
     default_channel: str = _env("DEFAULT_CHANNEL", _text, "wxsim")
     bench_noop: bool = _env("BENCH_NOOP", _bool, False)
+
+    # Channel gateway (engine/gateway). Channels: see engine/gateway/specs.py. Notifies come back to
+    # {public_url}/channels/{name}/notify ("" = http://host:port). Delays and bounds are per channel call.
+    channels: tuple[ChannelSpec, ...] = _env("CHANNELS", parse_channel_specs, ())
+    public_url: str = _env("PUBLIC_URL", _url(("http", "https")), "")
+    gateway_in_process: bool = _env("GATEWAY_IN_PROCESS", _bool, True)
+    gateway_channel_concurrency: int = _env("GATEWAY_CHANNEL_CONCURRENCY", _int_in(1, 4096), 256)
+    gateway_call_timeout_ms: int = _env("GATEWAY_CALL_TIMEOUT_MS", _int_in(50, 120_000), 3000)
+    gateway_poll_interval_ms: int = _env("GATEWAY_POLL_INTERVAL_MS", _int_in(1, 10_000), 20)
+    gateway_claim_batch_max: int = _env("GATEWAY_CLAIM_BATCH_MAX", _int_in(1, 1000), 64)
+    gateway_attempts_per_channel: int = _env("GATEWAY_ATTEMPTS_PER_CHANNEL", _int_in(1, 20), 3)
+    gateway_job_attempts_max: int = _env("GATEWAY_JOB_ATTEMPTS_MAX", _int_in(1, 1000), 20)
+    gateway_backoff_base_ms: int = _env("GATEWAY_BACKOFF_BASE_MS", _int_in(1, 600_000), 500)
+    gateway_backoff_max_ms: int = _env("GATEWAY_BACKOFF_MAX_MS", _int_in(1, 3_600_000), 30_000)
+    gateway_job_lease_s: int = _env("GATEWAY_JOB_LEASE_S", _int_in(5, 3600), 60)
+    gateway_breaker_failures: int = _env("GATEWAY_BREAKER_FAILURES", _int_in(1, 1000), 5)
+    gateway_breaker_cool_down_ms: int = _env("GATEWAY_BREAKER_COOL_DOWN_MS", _int_in(10, 3_600_000), 30_000)
+    # Janitor: how often it runs, and the delays (after the voucher is ready) at which a payment still
+    # awaiting payment is queried at the channel; after the last one it is left to expiry.
+    janitor_interval_ms: int = _env("JANITOR_INTERVAL_MS", _int_in(10, 600_000), 5000)
+    janitor_query_schedule_s: tuple[float, ...] = _env(
+        "JANITOR_QUERY_SCHEDULE_S", _seconds_list, (30.0, 60.0, 120.0, 300.0, 600.0))
+    janitor_batch_max: int = _env("JANITOR_BATCH_MAX", _int_in(1, 10_000), 200)
+    # Benchmark comparison only: the create-payment request waits for the channel's voucher.
+    voucher_sync: bool = _env("VOUCHER_SYNC", _bool, False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,0 +1,407 @@
+"""All SQL of the channel gateway: jobs it takes, channel orders, voucher and payment outcomes, exceptions.
+
+Functions take a connection and run inside the caller's transaction. Every state change is a
+compare-and-set (`WHERE status = expected`) written together with its transition record, so two workers,
+a notify and the janitor can race on one payment and exactly one of them moves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from accounts.store import Conn
+from engine.payments.ids import EVENT, new_id
+
+UNPAID = ("pending_voucher", "awaiting_payment")
+OPEN_ORDER_STATUSES = ("creating", "unknown", "created")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    ref_id: str
+    payload: dict[str, Any]
+    attempts: int  # including this run
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentFacts:
+    id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    channel: str | None
+    status: str
+    fee: int
+    txn_no: str
+    description: str | None
+    expires_at: datetime
+    voucher_id: str | None
+    voucher_status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOrder:
+    channel: str
+    out_trade_no: str
+    payment_id: str
+    status: str
+    attempts: int
+    channel_order_id: str | None
+    channel_txn_id: str | None
+    queries: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionRecord:
+    id: str
+    kind: str
+    status: str
+    channel: str | None
+    payment_id: str | None
+    out_trade_no: str | None
+    channel_txn_id: str | None
+    amount: int | None
+    currency: str | None
+    detail: str
+    occurrences: int
+    refund_status: str | None
+    out_refund_no: str | None
+    refund_txn_no: str | None
+    channel_refund_id: str | None
+    resolution: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# ---------------------------------------------------------------- jobs
+
+_CLAIM = """
+UPDATE jobs j SET status = 'running', locked_by = $2, locked_until = now() + make_interval(secs => $3),
+                  attempts = j.attempts + 1, updated_at = now()
+FROM (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= now() AND kind = ANY($1::text[])
+      ORDER BY run_after, id LIMIT $4 FOR UPDATE SKIP LOCKED) c
+WHERE j.id = c.id
+RETURNING j.id, j.kind, j.ref_id, j.payload::text, j.attempts
+"""
+
+
+def _job(r: asyncpg.Record) -> ClaimedJob:
+    return ClaimedJob(r["id"], r["kind"], r["ref_id"], msgspec.json.decode(r["payload"]), r["attempts"])
+
+
+async def claim_jobs(conn: Conn, kinds: Sequence[str], worker: str, lease_s: float, limit: int) -> list[ClaimedJob]:
+    """Take up to `limit` due jobs; rows other workers hold are skipped, not waited for."""
+    rows = await conn.fetch(_CLAIM, list(kinds), worker, float(lease_s), limit)
+    return [_job(r) for r in rows]
+
+
+async def claim_job_for(conn: Conn, kind: str, ref_id: str, worker: str, lease_s: float) -> ClaimedJob | None:
+    """Take one specific queued job (synchronous voucher mode); None if someone else has it."""
+    row = await conn.fetchrow(
+        "UPDATE jobs j SET status = 'running', locked_by = $3, locked_until = now() + make_interval(secs => $4),"
+        " attempts = j.attempts + 1, updated_at = now()"
+        " FROM (SELECT id FROM jobs WHERE kind = $1 AND ref_id = $2 AND status = 'queued' FOR UPDATE SKIP LOCKED) c"
+        " WHERE j.id = c.id RETURNING j.id, j.kind, j.ref_id, j.payload::text, j.attempts",
+        kind, ref_id, worker, float(lease_s))
+    return _job(row) if row else None
+
+
+async def finish_job(conn: Conn, job_id: int, status: str, error: str | None = None) -> None:
+    await conn.execute(
+        "UPDATE jobs SET status = $2, last_error = $3, locked_by = NULL, locked_until = NULL, updated_at = now()"
+        " WHERE id = $1", job_id, status, error)
+
+
+async def retry_job(conn: Conn, job_id: int, delay_s: float, error: str) -> None:
+    await conn.execute(
+        "UPDATE jobs SET status = 'queued', run_after = now() + make_interval(secs => $2), last_error = $3,"
+        " locked_by = NULL, locked_until = NULL, updated_at = now() WHERE id = $1", job_id, float(delay_s), error)
+
+
+async def requeue_stale_jobs(conn: Conn, kinds: Sequence[str]) -> int:
+    """Jobs whose worker died (lease ran out while running) become takeable again."""
+    status = await conn.execute(
+        "UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL, updated_at = now()"
+        " WHERE status = 'running' AND locked_until < now() AND kind = ANY($1::text[])", list(kinds))
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def enqueue_job(conn: Conn, kind: str, ref_id: str) -> None:
+    await conn.execute(
+        "INSERT INTO jobs (kind, ref_id) VALUES ($1, $2) ON CONFLICT ON CONSTRAINT jobs_kind_ref DO NOTHING",
+        kind, ref_id)
+
+
+# ---------------------------------------------------------------- payments and channel orders
+
+_FACTS = (
+    "SELECT p.id, p.merchant_id, p.amount, p.currency, p.channel, p.status, p.fee, p.txn_no, p.description,"
+    " p.expires_at, v.id AS v_id, v.status AS v_status FROM payments p LEFT JOIN vouchers v ON v.payment_id = p.id"
+)
+
+
+def _facts(r: asyncpg.Record) -> PaymentFacts:
+    return PaymentFacts(r["id"], r["merchant_id"], r["amount"], r["currency"].strip(), r["channel"], r["status"],
+                        r["fee"], r["txn_no"].strip(), r["description"], r["expires_at"], r["v_id"], r["v_status"])
+
+
+async def payment_facts(conn: Conn, payment_id: str, lock: bool = False) -> PaymentFacts | None:
+    row = await conn.fetchrow(_FACTS + " WHERE p.id = $1" + (" FOR UPDATE OF p" if lock else ""), payment_id)
+    return _facts(row) if row else None
+
+
+async def payment_of_voucher(conn: Conn, voucher_id: str) -> PaymentFacts | None:
+    row = await conn.fetchrow(_FACTS + " WHERE v.id = $1", voucher_id)
+    return _facts(row) if row else None
+
+
+_ORDER_COLUMNS = "channel, out_trade_no, payment_id, status, attempts, channel_order_id, channel_txn_id, queries"
+
+
+def _order(r: asyncpg.Record) -> ChannelOrder:
+    return ChannelOrder(r["channel"], r["out_trade_no"], r["payment_id"], r["status"], r["attempts"],
+                        r["channel_order_id"], r["channel_txn_id"], r["queries"])
+
+
+async def orders_of(conn: Conn, payment_id: str) -> dict[str, ChannelOrder]:
+    rows = await conn.fetch(f"SELECT {_ORDER_COLUMNS} FROM channel_orders WHERE payment_id = $1", payment_id)
+    return {r["channel"]: _order(r) for r in rows}
+
+
+async def lock_order(conn: Conn, channel: str, out_trade_no: str) -> ChannelOrder | None:
+    row = await conn.fetchrow(
+        f"SELECT {_ORDER_COLUMNS} FROM channel_orders WHERE channel = $1 AND out_trade_no = $2 FOR UPDATE",
+        channel, out_trade_no)
+    return _order(row) if row else None
+
+
+async def begin_attempt(conn: Conn, channel: str, out_trade_no: str, payment_id: str, now: datetime) -> ChannelOrder:
+    """Record that we are about to ask `channel` for this order (before the call, so a crash leaves a trace)."""
+    row = await conn.fetchrow(
+        "INSERT INTO channel_orders (channel, out_trade_no, payment_id, status, attempts, created_at, updated_at)"
+        " VALUES ($1, $2, $3, 'creating', 1, $4, $4)"
+        " ON CONFLICT (channel, out_trade_no) DO UPDATE SET attempts = channel_orders.attempts + 1, updated_at = $4"
+        f" RETURNING {_ORDER_COLUMNS}", channel, out_trade_no, payment_id, now)
+    assert row is not None
+    return _order(row)
+
+
+async def set_order_status(conn: Conn, channel: str, out_trade_no: str, status: str, now: datetime,
+                           error: str | None = None, next_query_at: datetime | None = None) -> None:
+    await conn.execute(
+        "UPDATE channel_orders SET status = $3, last_error = coalesce($4, last_error), next_query_at = $5,"
+        " updated_at = $6 WHERE channel = $1 AND out_trade_no = $2 AND status NOT IN ('paid')",
+        channel, out_trade_no, status, error, next_query_at, now)
+
+
+_VOUCHER_READY = """
+WITH p AS (
+    UPDATE payments SET status = 'awaiting_payment', channel = $3, updated_at = $10
+    WHERE id = $1 AND status = 'pending_voucher' RETURNING id
+), v AS (
+    UPDATE vouchers SET status = 'ready', channel = $3, channel_order_no = $5, pay_url = $6, qr_code = $7,
+                        expires_at = $8, updated_at = $10
+    WHERE id = $2 AND status = 'pending' AND EXISTS (SELECT 1 FROM p) RETURNING id
+), o AS (
+    UPDATE channel_orders SET status = 'created', channel_order_id = $5, next_query_at = $9, last_error = NULL,
+                              updated_at = $10
+    WHERE channel = $3 AND out_trade_no = $4 AND EXISTS (SELECT 1 FROM p)
+), t AS (
+    INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)
+    SELECT id, 'pending_voucher', 'awaiting_payment', 'voucher_ready', $3, $10 FROM p
+    UNION ALL SELECT id, 'pending', 'ready', 'channel_voucher_created', $3, $10 FROM v
+)
+SELECT count(*) FROM p
+"""
+
+
+async def mark_voucher_ready(conn: Conn, payment: PaymentFacts, channel: str, channel_order_id: str, pay_url: str,
+                             expires_at: datetime, next_query_at: datetime, now: datetime) -> bool:
+    """pending_voucher -> awaiting_payment with the channel's voucher; False if the payment moved meanwhile."""
+    moved = await conn.fetchval(_VOUCHER_READY, payment.id, payment.voucher_id, channel, payment.txn_no,
+                                channel_order_id, pay_url, pay_url, expires_at, next_query_at, now)
+    return bool(moved)
+
+
+_VOUCHER_FAILED = """
+WITH p AS (
+    UPDATE payments SET status = 'failed', updated_at = $4 WHERE id = $1 AND status = 'pending_voucher' RETURNING id
+), v AS (
+    UPDATE vouchers SET status = 'failed', failure_code = $3, updated_at = $4
+    WHERE id = $2 AND status = 'pending' AND EXISTS (SELECT 1 FROM p) RETURNING id
+), t AS (
+    INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)
+    SELECT id, 'pending_voucher', 'failed', 'voucher_failed', $3, $4 FROM p
+    UNION ALL SELECT id, 'pending', 'failed', 'channel_rejected', $3, $4 FROM v
+)
+SELECT count(*) FROM p
+"""
+
+
+async def mark_voucher_failed(conn: Conn, payment: PaymentFacts, failure_code: str, now: datetime) -> bool:
+    return bool(await conn.fetchval(_VOUCHER_FAILED, payment.id, payment.voucher_id, failure_code, now))
+
+
+async def mark_payment_paid(conn: Conn, payment_id: str, from_status: str, channel: str, now: datetime,
+                            reason: str) -> bool:
+    """unpaid -> succeeded (compare-and-set) with its transition record."""
+    moved = await conn.fetchval(
+        "WITH p AS (UPDATE payments SET status = 'succeeded', channel = $3, updated_at = $4"
+        "           WHERE id = $1 AND status = $2 RETURNING id),"
+        " t AS (INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)"
+        "       SELECT id, $2, 'succeeded', 'paid', $5, $4 FROM p)"
+        " SELECT count(*) FROM p", payment_id, from_status, channel, now, reason)
+    return bool(moved)
+
+
+async def mark_order_paid(conn: Conn, channel: str, out_trade_no: str, channel_txn_id: str, paid_amount: int,
+                          paid_at: datetime | None, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE channel_orders SET status = 'paid', channel_txn_id = $3, paid_amount = $4, paid_at = $5,"
+        " next_query_at = NULL, updated_at = $6 WHERE channel = $1 AND out_trade_no = $2",
+        channel, out_trade_no, channel_txn_id, paid_amount, paid_at, now)
+
+
+_EXPIRE = """
+WITH p AS (
+    UPDATE payments SET status = 'closed', updated_at = $3 WHERE id = $1 AND status = $2 RETURNING id
+), v AS (
+    UPDATE vouchers v SET status = 'expired', updated_at = $3
+    FROM (SELECT id, status FROM vouchers WHERE payment_id IN (SELECT id FROM p) AND status IN ('pending', 'ready')
+          FOR UPDATE) old
+    WHERE v.id = old.id RETURNING v.id, old.status AS from_status
+), t AS (
+    INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)
+    SELECT id, $2, 'closed', 'expire', $4, $3 FROM p
+    UNION ALL SELECT id, from_status, 'expired', 'payment_closed', $4, $3 FROM v
+), j AS (
+    INSERT INTO jobs (kind, ref_id) SELECT 'close_order', id FROM p ON CONFLICT ON CONSTRAINT jobs_kind_ref DO NOTHING
+)
+SELECT count(*) FROM p
+"""
+
+
+async def expire_payment(conn: Conn, payment_id: str, from_status: str, reason: str, now: datetime) -> bool:
+    """unpaid -> closed, voucher expired, and a close_order job so the channel order closes too."""
+    return bool(await conn.fetchval(_EXPIRE, payment_id, from_status, now, reason))
+
+
+async def expired_unpaid(conn: Conn, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """(payment id, status) of channel payments past their deadline, oldest first."""
+    rows = await conn.fetch(
+        "SELECT id, status FROM payments WHERE status IN ('pending_voucher', 'awaiting_payment')"
+        " AND expires_at <= $1 AND method = 'channel' ORDER BY expires_at LIMIT $2", now, limit)
+    return [(r["id"], r["status"]) for r in rows]
+
+
+async def claim_due_queries(conn: Conn, now: datetime, lease_s: float, limit: int) -> list[ChannelOrder]:
+    """Orders whose next active query is due; pushed `lease_s` ahead so another janitor skips them."""
+    rows = await conn.fetch(
+        "UPDATE channel_orders o SET next_query_at = $1 + make_interval(secs => $2), queries = o.queries + 1"
+        " FROM (SELECT channel, out_trade_no FROM channel_orders WHERE next_query_at <= $1"
+        "       ORDER BY next_query_at LIMIT $3 FOR UPDATE SKIP LOCKED) due"
+        " WHERE o.channel = due.channel AND o.out_trade_no = due.out_trade_no"
+        f" RETURNING {', '.join('o.' + c.strip() for c in _ORDER_COLUMNS.split(','))}",
+        now, float(lease_s), limit)
+    return [_order(r) for r in rows]
+
+
+async def schedule_query(conn: Conn, channel: str, out_trade_no: str, next_query_at: datetime | None) -> None:
+    await conn.execute("UPDATE channel_orders SET next_query_at = $3 WHERE channel = $1 AND out_trade_no = $2",
+                       channel, out_trade_no, next_query_at)
+
+
+# ---------------------------------------------------------------- outbox
+
+async def insert_outbox(conn: Conn, merchant_id: str, type_: str, object_id: str, payload: bytes,
+                        now: datetime) -> str:
+    event_id = new_id(EVENT)
+    await conn.execute(
+        "INSERT INTO outbox_events (id, merchant_id, type, object_id, payload, created_at)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, $6)", event_id, merchant_id, type_, object_id, payload.decode(), now)
+    return event_id
+
+
+# ---------------------------------------------------------------- exceptions
+
+@dataclass(frozen=True, slots=True)
+class NewException:
+    kind: str
+    dedupe_key: str
+    detail: str
+    channel: str | None = None
+    payment_id: str | None = None
+    out_trade_no: str | None = None
+    channel_txn_id: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    out_refund_no: str | None = None
+    refund_txn_no: str | None = None
+
+
+async def record_exception(conn: Conn, exc: NewException, now: datetime) -> tuple[str, bool]:
+    """Open an exception record, or count one more occurrence of the same one. Returns (id, created)."""
+    row = await conn.fetchrow(
+        "INSERT INTO exceptions (id, kind, dedupe_key, detail, channel, payment_id, out_trade_no, channel_txn_id,"
+        " amount, currency, refund_status, out_refund_no, refund_txn_no, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11::text IS NULL THEN NULL ELSE 'requested' END,"
+        " $11, $12, $13, $13)"
+        " ON CONFLICT (dedupe_key) DO UPDATE SET occurrences = exceptions.occurrences + 1, updated_at = $13"
+        " RETURNING id, (xmax = 0) AS created",
+        new_id("exc"), exc.kind, exc.dedupe_key, exc.detail, exc.channel, exc.payment_id, exc.out_trade_no,
+        exc.channel_txn_id, exc.amount, exc.currency, exc.out_refund_no, exc.refund_txn_no, now)
+    assert row is not None
+    return row["id"], bool(row["created"])
+
+
+_EXC_COLUMNS = (
+    "id, kind, status, channel, payment_id, out_trade_no, channel_txn_id, amount, currency, detail, occurrences,"
+    " refund_status, out_refund_no, refund_txn_no, channel_refund_id, resolution, created_at, updated_at"
+)
+
+
+def _exception(r: asyncpg.Record) -> ExceptionRecord:
+    refund_txn_no = r["refund_txn_no"].strip() if r["refund_txn_no"] else None
+    return ExceptionRecord(
+        r["id"], r["kind"], r["status"], r["channel"], r["payment_id"], r["out_trade_no"], r["channel_txn_id"],
+        r["amount"], r["currency"], r["detail"], r["occurrences"], r["refund_status"], r["out_refund_no"],
+        refund_txn_no, r["channel_refund_id"], r["resolution"], r["created_at"], r["updated_at"])
+
+
+async def get_exception(conn: Conn, exception_id: str) -> ExceptionRecord | None:
+    row = await conn.fetchrow(f"SELECT {_EXC_COLUMNS} FROM exceptions WHERE id = $1", exception_id)
+    return _exception(row) if row else None
+
+
+async def list_exceptions(conn: Conn, status: str | None, kind: str | None, payment_id: str | None,
+                          limit: int) -> list[ExceptionRecord]:
+    rows = await conn.fetch(
+        f"SELECT {_EXC_COLUMNS} FROM exceptions WHERE ($1::text IS NULL OR status = $1)"
+        " AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR payment_id = $3)"
+        " ORDER BY created_at DESC, id DESC LIMIT $4", status, kind, payment_id, limit)
+    return [_exception(r) for r in rows]
+
+
+async def resolve_exception(conn: Conn, exception_id: str, resolution: str, now: datetime) -> bool:
+    status = await conn.execute(
+        "UPDATE exceptions SET status = 'resolved', resolution = $2, resolved_at = $3, updated_at = $3"
+        " WHERE id = $1 AND status = 'open'", exception_id, resolution, now)
+    return status.endswith(" 1")
+
+
+async def set_refund_outcome(conn: Conn, exception_id: str, refund_status: str, channel_refund_id: str | None,
+                             detail: str | None, now: datetime) -> bool:
+    """requested -> succeeded | failed (compare-and-set, so a refund is booked once)."""
+    status = await conn.execute(
+        "UPDATE exceptions SET refund_status = $2, channel_refund_id = $3,"
+        " detail = CASE WHEN $4::text IS NULL THEN detail ELSE detail || '; ' || $4 END, updated_at = $5"
+        " WHERE id = $1 AND refund_status = 'requested'", exception_id, refund_status, channel_refund_id, detail, now)
+    return status.endswith(" 1")
