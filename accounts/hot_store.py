@@ -19,7 +19,9 @@ from accounts.store import Conn
 class LegCount:
     account_id: AccountId  # the parent for legs on sub-accounts
     legs: int
+    debit_legs: int  # legs that lowered the balance
     hot: bool
+    unlimited_overdraft: bool
     sub_count: int
 
 
@@ -29,14 +31,17 @@ async def max_leg_id(conn: Conn) -> int:
 
 async def leg_counts_since(conn: Conn, after_leg_id: int, limit: int) -> list[LegCount]:
     rows = await conn.fetch(
-        "SELECT c.account_id, c.legs, p.hot, coalesce(sp.sub_count, 0) AS sub_count"
-        " FROM (SELECT coalesce(a.parent_id, a.id) AS account_id, count(*) AS legs"
+        "SELECT c.account_id, c.legs, c.debit_legs, p.hot, p.overdraft_mode = 'unlimited' AS unlimited,"
+        " coalesce(sp.sub_count, 0) AS sub_count"
+        " FROM (SELECT coalesce(a.parent_id, a.id) AS account_id, count(*) AS legs,"
+        "       count(*) FILTER (WHERE l.delta < 0) AS debit_legs"
         "       FROM journal_legs l JOIN accounts a ON a.id = l.account_id WHERE l.id > $1 GROUP BY 1) c"
         " JOIN accounts p ON p.id = c.account_id LEFT JOIN account_splits sp ON sp.parent_id = c.account_id"
         " ORDER BY c.legs DESC LIMIT $2",
         after_leg_id, limit,
     )
-    return [LegCount(AccountId(r["account_id"]), int(r["legs"]), r["hot"], int(r["sub_count"])) for r in rows]
+    return [LegCount(AccountId(r["account_id"]), int(r["legs"]), int(r["debit_legs"]), r["hot"], r["unlimited"],
+                     int(r["sub_count"])) for r in rows]
 
 
 async def row_lock_waiters(conn: Conn) -> dict[AccountId, int]:

@@ -10,7 +10,6 @@ it but the subs together do, the debit is split over several subs in the same en
 
 from __future__ import annotations
 
-import dataclasses
 import zlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -91,20 +90,20 @@ def route_entry(entry: EntryDraft, layouts: Mapping[AccountId, SplitLayout],
         delta = signed_delta(leg.side, layout.normal_side, leg.amount_minor)
         if delta >= 0:
             sub = layout.subs[start]
-            legs[position] = dataclasses.replace(leg, account_id=sub.id)
+            legs[position] = LegDraft(sub.id, leg.side, leg.amount_minor, leg.currency)
             moved[sub.id] += delta
             continue
         pieces = _debit_pieces(layout, start, -delta, moved, available)
         if isinstance(pieces, NeedBalances):
             return pieces
         for n, (sub_id, amount) in enumerate(pieces):
-            piece = dataclasses.replace(leg, account_id=sub_id, amount_minor=amount)
+            piece = LegDraft(sub_id, leg.side, amount, leg.currency)
             if n == 0:
                 legs[position] = piece
             else:
                 extra.append(piece)
             moved[sub_id] -= amount
-    return dataclasses.replace(entry, legs=(*legs, *extra))
+    return EntryDraft(entry.txn_no, entry.txn_code, entry.accounting_date, (*legs, *extra), entry.ref)
 
 
 def _debit_pieces(layout: SplitLayout, start: int, need: int, moved: Mapping[AccountId, int],

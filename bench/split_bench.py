@@ -22,7 +22,7 @@ import uvloop
 
 from bench.context import bench_context
 from bench.hot_merchant import ratio, run_hot_merchant_modes
-from bench.modes import PostingMode, SyncMode
+from bench.modes import PostingMode, SyncMode, distinct_mode
 from bench.modes_hot import HotMode
 from bench.money import MoneyCheckFailed
 from bench.report import machine_info, mode_table
@@ -35,6 +35,9 @@ MODES: tuple[tuple[str, PostingMode], ...] = (
     ("sync16", HotMode(16, buffered=False)),
     ("buffered1", HotMode(1, buffered=True)),
     ("buffered16", HotMode(16, buffered=True)),
+    # Reference, not a split mode: every payer has its own merchant-side rows, so nothing contends;
+    # it shows the ceiling this machine's CPU puts on any mode.
+    ("distinct", distinct_mode()),
 )
 
 
@@ -69,6 +72,7 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         if rate["buffered16"] and rate["buffered1"] else None
     out["buffered16_over_sync1"] = ratio(rate["buffered16"] or 0.0, rate["sync1"] or 0.0) \
         if rate["buffered16"] else None
+    out["sync16_over_distinct"] = ratio(rate["sync16"] or 0.0, rate["distinct"] or 0.0)
     skipped = {key: result["skipped"][mode.name] for key, mode in MODES if mode.name in result["skipped"]}
     if skipped:
         out["skipped"] = skipped
@@ -89,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     print(mode_table(f"\nsplit: {args.concurrency} payers, {args.duration:g} s per mode in {args.rounds} round(s),"
                      f" {info['cpus']} CPUs", result["modes"]))
     line = headline(result)
-    for key in ("sync4_over_sync1", "sync16_over_sync1", "buffered16_over_buffered1", "buffered16_over_sync1"):
+    for key in ("sync4_over_sync1", "sync16_over_sync1", "buffered16_over_buffered1", "buffered16_over_sync1",
+                "sync16_over_distinct"):
         print(f"  {key}: {line[key]}")
     for key, reason in line.get("skipped", {}).items():
         print(f"  {key}: skipped ({reason})")

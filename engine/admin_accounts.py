@@ -146,6 +146,9 @@ class Candidate:
     lock_waiters_avg: float
     hot: bool
     sub_count: int
+    # Safe to flag hot while live: no debits to race the buffer's cache of hot accounts (a debit on a
+    # freshly flagged account is not reserved until every process has re-read the flags).
+    promotable: bool
 
 
 class HotSampler:
@@ -172,7 +175,8 @@ class HotSampler:
             waits.update(sample)
         samples = max(len(self._waiters), 1)
         return [
-            Candidate(c.account_id, c.legs / elapsed, waits[c.account_id] / samples, c.hot, c.sub_count)
+            Candidate(c.account_id, c.legs / elapsed, waits[c.account_id] / samples, c.hot, c.sub_count,
+                      c.debit_legs == 0 or c.unlimited_overdraft)
             for c in await hot_store.leg_counts_since(conn, since_id, limit)
         ]
 
@@ -228,7 +232,7 @@ async def _sample_loop(app: web.Application, sampler: HotSampler) -> None:
                 await sampler.sample(conn)
                 if settings.hot_auto_promote:
                     for c in await sampler.candidates(conn):
-                        if not c.hot and c.legs_per_s >= settings.hot_promote_legs_per_s:
+                        if not c.hot and c.promotable and c.legs_per_s >= settings.hot_promote_legs_per_s:
                             await split_store.set_family_hot(conn, c.account_id, True)
                             log.warning("account promoted to hot", extra={"account_id": c.account_id,
                                                                          "legs_per_s": round(c.legs_per_s)})

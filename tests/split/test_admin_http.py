@@ -17,7 +17,7 @@ from engine.app import BOOKER, create_app
 from engine.settings import Settings
 from tests.conftest import Servers
 from tests.factories import rand_id
-from tests.split.helpers import credit, open_family
+from tests.split.helpers import credit, debit, open_family
 
 TOKEN = "split-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -94,3 +94,21 @@ def test_cli_splits_an_account(servers: Servers, pool: asyncpg.Pool) -> None:
     assert "3 sub-accounts" in done.stdout and done.stdout.count(".s00") == 3
     bad = subprocess.run([*cli, fam.parent.id, "--into", "300"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "invalid_split_count" in bad.stderr
+
+
+async def test_auto_promotion_flags_a_busy_credit_only_account_hot(servers: Servers, pool: asyncpg.Pool) -> None:
+    settings = Settings(admin_token=TOKEN, db_pool_min=1, db_pool_max=8, hot_sample_interval_s=1,
+                        hot_auto_promote=True, hot_promote_legs_per_s=5)
+    async with pool.acquire() as conn:
+        busy, debited = await open_family(conn), await open_family(conn)
+    async with TestClient(TestServer(create_app(settings, servers.database_url, servers.redis_url))) as c:
+        await asyncio.sleep(1.1)
+        booker = c.app[BOOKER]
+        await credit(booker, debited, 500)
+        await asyncio.gather(*(credit(booker, busy, 1) for _ in range(40)),
+                             *(debit(booker, debited, 1) for _ in range(40)))
+        await asyncio.sleep(2.2)
+    async with pool.acquire() as conn:
+        hot = dict(await conn.fetch("SELECT id, hot FROM accounts WHERE id = ANY($1::text[])",
+                                    [busy.parent.id, debited.parent.id]))
+    assert hot == {busy.parent.id: True, debited.parent.id: False}  # an account taking debits is left alone
