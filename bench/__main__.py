@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
-    duration = args.duration if args.duration is not None else (3.0 if args.smoke else 20.0)
+    duration = args.duration if args.duration is not None else (2.0 if args.smoke else 20.0)
     rounds = args.rounds if args.rounds is not None else (1 if args.smoke else 2)
     opts = Options(args.database_url, args.redis_url, duration, args.concurrency, rounds,
                    tuple(m for m in args.modes.split(",") if m), extra={"smoke": args.smoke,

@@ -63,8 +63,8 @@ async def fresh_servers(database_url: str = "", redis_url: str = "") -> AsyncIte
 
 
 async def open_pool(database_url: str, size: int) -> asyncpg.Pool:
-    """A pool sized to the load: a pool smaller than the concurrency measures queueing, not posting."""
-    return await create_pool(database_url, min_size=min(size, 8), max_size=size, command_timeout_s=60)
+    """A pool sized to the load and opened in full up front, so no mode pays for connecting in its window."""
+    return await create_pool(database_url, min_size=size, max_size=size, command_timeout_s=60)
 
 
 def open_redis(redis_url: str) -> aioredis.Redis:

@@ -1,0 +1,242 @@
+"""Locust users that behave like merchant systems calling payengine.
+
+Every request is signed as in API.md with ``engine.client.PayEngineClient.signed_headers`` (the same
+code the tests and the Python client use). Test data is created through the API when the test
+starts: one hot merchant (``POST /admin/merchants``, admin token) and funded customers (``POST
+/v1/customers`` + topups). What succeeded is counted and written to ``loadtests/reports/expected.json``
+when the test stops, so ``loadtests/run.py`` can compare it with the ledger.
+
+Knobs (environment): PAYENGINE_ADMIN_TOKEN, LOADTEST_CUSTOMERS (default 200), LOADTEST_CHANNEL
+(channel name for ChannelPayer, default wxsim), LOADTEST_SIM_URL (the simulator's base URL; the
+ChannelPayer pays there), LOADTEST_CHANNELS=0 to leave ChannelPayer out of MixedMerchant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import requests
+from locust import HttpUser, between, events, task
+from locust.env import Environment
+
+from engine.client import PayEngineClient
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+ADMIN_TOKEN = os.environ.get("PAYENGINE_ADMIN_TOKEN", "dev-admin-token")
+CUSTOMERS = int(os.environ.get("LOADTEST_CUSTOMERS", "200"))
+CHANNEL = os.environ.get("LOADTEST_CHANNEL", "wxsim")
+SIM_URL = os.environ.get("LOADTEST_SIM_URL", "")
+CHANNELS_ON = os.environ.get("LOADTEST_CHANNELS", "1") != "0" and bool(SIM_URL)
+CURRENCY = "CNY"
+TOPUP_MINOR = 100_000_000  # per customer: enough that no wallet payment is refused for funds
+POLL_S, POLL_MAX_S = 0.2, 20.0
+
+
+class TestData:
+    """Created once per Locust process at test start; shared by every user (guarded by a lock)."""
+
+    def __init__(self) -> None:
+        self.merchant_id = ""
+        self.signer: PayEngineClient | None = None
+        self.customers: list[str] = []
+        self.paid: list[tuple[str, int]] = []  # (payment id, amount left to refund)
+        self.counts: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def count(self, key: str, amount: int = 0) -> None:
+        with self.lock:
+            self.counts[key] += 1
+            if amount:
+                self.counts[key + "_minor"] += amount
+
+
+DATA = TestData()
+
+
+def _signed(method: str, path: str, body: Any = None, key: str | None = None) -> tuple[bytes, dict[str, str]]:
+    assert DATA.signer is not None, "test data was not created (see the test_start log)"
+    raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+    headers = DATA.signer.signed_headers(method, path, raw)
+    if method == "POST":
+        headers["Idempotency-Key"] = key or uuid.uuid4().hex
+    return raw, headers
+
+
+@events.test_start.add_listener  # type: ignore[untyped-decorator]
+def create_test_data(environment: Environment, **_: Any) -> None:
+    host = (environment.host or "http://127.0.0.1:8080").rstrip("/")
+    http = requests.Session()
+    resp = http.post(f"{host}/admin/merchants", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30,
+                     json={"name": f"locust-{uuid.uuid4().hex[:8]}", "currencies": [CURRENCY], "fee_bps": 60,
+                           "hot": True})
+    resp.raise_for_status()
+    merchant = resp.json()
+    DATA.merchant_id = merchant["id"]
+    DATA.signer = PayEngineClient(host, merchant["id"], merchant["secret"])
+    for n in range(CUSTOMERS):
+        raw, headers = _signed("POST", "/v1/customers", {"external_id": f"locust-{n}", "currency": CURRENCY})
+        created = http.post(f"{host}/v1/customers", data=raw, headers=headers, timeout=30)
+        created.raise_for_status()
+        customer_id = created.json()["id"]
+        path = f"/v1/customers/{customer_id}/topups"
+        raw, headers = _signed("POST", path, {"amount": TOPUP_MINOR, "topup_no": f"seed-{n}"})
+        http.post(f"{host}{path}", data=raw, headers=headers, timeout=30).raise_for_status()
+        DATA.customers.append(customer_id)
+    print(f"locust test data: merchant {DATA.merchant_id} (hot), {len(DATA.customers)} funded customers", flush=True)
+
+
+@events.test_stop.add_listener  # type: ignore[untyped-decorator]
+def write_expectations(environment: Environment, **_: Any) -> None:
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / "expected.json").write_text(json.dumps(
+        {"merchant_id": DATA.merchant_id, "customers": DATA.customers, "counts": dict(DATA.counts)}, indent=2))
+
+
+class MerchantUser(HttpUser):
+    abstract = True
+    wait_time = between(0.05, 0.2)
+
+    def post(self, path: str, body: Any, name: str) -> Any:
+        raw, headers = _signed("POST", path, body)
+        return self.client.post(path, data=raw, headers=headers, name=name, catch_response=True)
+
+    def get(self, path: str, name: str) -> Any:
+        _, headers = _signed("GET", path)
+        return self.client.get(path, headers=headers, name=name, catch_response=True)
+
+    def wallet_payment(self) -> None:
+        amount = random.randint(100, 50_000)
+        body = {"merchant_order_no": uuid.uuid4().hex, "amount": amount, "currency": CURRENCY, "method": "wallet",
+                "customer_id": random.choice(DATA.customers)}
+        with self.post("/v1/payments", body, "POST /v1/payments [wallet]") as resp:
+            if resp.status_code == 201 and resp.json().get("status") == "succeeded":
+                resp.success()
+                DATA.count("wallet_payments", amount)
+                with DATA.lock:
+                    DATA.paid.append((resp.json()["id"], amount))
+            else:
+                resp.failure(f"{resp.status_code}: {resp.text[:200]}")
+
+    def partial_refund(self) -> None:
+        with DATA.lock:
+            if not DATA.paid:
+                return
+            index = random.randrange(len(DATA.paid))
+            payment_id, left = DATA.paid[index]
+            amount = max(1, left // 3)
+            if left - amount <= 0:
+                DATA.paid.pop(index)
+            else:
+                DATA.paid[index] = (payment_id, left - amount)  # claimed before sending: refunds never overrun
+        body = {"amount": amount, "merchant_refund_no": uuid.uuid4().hex}
+        with self.post(f"/v1/payments/{payment_id}/refunds", body, "POST /v1/payments/{id}/refunds") as resp:
+            if resp.status_code == 201:
+                resp.success()
+                DATA.count("refunds", amount)
+            else:
+                resp.failure(f"{resp.status_code}: {resp.text[:200]}")
+
+    def channel_payment(self) -> None:
+        amount = random.randint(100, 50_000)
+        body = {"merchant_order_no": uuid.uuid4().hex, "amount": amount, "currency": CURRENCY, "method": "channel",
+                "channel": CHANNEL}
+        with self.post("/v1/payments", body, "POST /v1/payments [channel]") as resp:
+            if resp.status_code != 201:
+                resp.failure(f"{resp.status_code}: {resp.text[:200]}")
+                return
+            resp.success()
+            payment_id = resp.json()["id"]
+        payment = self.poll(payment_id, lambda p: (p.get("voucher") or {}).get("status") in ("ready", "failed"),
+                            "GET /v1/payments/{id} [until voucher]")
+        voucher = (payment or {}).get("voucher") or {}
+        if voucher.get("status") != "ready":
+            return
+        start = time.perf_counter()
+        paid = requests.post(f"{SIM_URL}/sim/pay", json={"pay_url": voucher["pay_url"]}, timeout=10)
+        events.request.fire(  # type: ignore[no-untyped-call]
+            request_type="POST", name="SIM /sim/pay", response_time=(time.perf_counter() - start) * 1000,
+            response_length=len(paid.content), exception=None if paid.ok else Exception(paid.text), context={})
+        if not paid.ok:
+            return
+        done = self.poll(payment_id, lambda p: p.get("status") in ("succeeded", "failed", "closed"),
+                         "GET /v1/payments/{id} [until succeeded]")
+        if done is not None and done.get("status") == "succeeded":
+            DATA.count("channel_payments", amount)
+
+    def poll(self, payment_id: str, until: Any, name: str) -> dict[str, Any] | None:
+        deadline = time.monotonic() + POLL_MAX_S
+        while time.monotonic() < deadline:
+            with self.get(f"/v1/payments/{payment_id}", name) as resp:
+                if resp.status_code != 200:
+                    resp.failure(f"{resp.status_code}: {resp.text[:200]}")
+                    return None
+                resp.success()
+                payment: dict[str, Any] = resp.json()
+            if until(payment):
+                return payment
+            time.sleep(POLL_S)
+        return None
+
+
+class WalletPayer(MerchantUser):
+    """Wallet payments from the funded customers to the one hot merchant."""
+
+    @task
+    def pay(self) -> None:
+        self.wallet_payment()
+
+
+class ChannelPayer(MerchantUser):
+    """Channel payment -> voucher ready -> payer pays at the simulator -> succeeded."""
+
+    @task
+    def pay(self) -> None:
+        if CHANNELS_ON:
+            self.channel_payment()
+
+
+class Refunder(MerchantUser):
+    """Partial refunds on payments made earlier in the run."""
+
+    @task
+    def refund(self) -> None:
+        self.partial_refund()
+
+
+class MixedMerchant(MerchantUser):
+    """What a real merchant's traffic looks like: mostly wallet payments, some channel payments,
+    refunds, and reads."""
+
+    weight = 4
+
+    @task(10)
+    def pay_wallet(self) -> None:
+        self.wallet_payment()
+
+    @task(3)
+    def pay_channel(self) -> None:
+        if CHANNELS_ON:
+            self.channel_payment()
+
+    @task(2)
+    def refund(self) -> None:
+        self.partial_refund()
+
+    @task(2)
+    def read(self) -> None:
+        with DATA.lock:
+            recent = DATA.paid[-1][0] if DATA.paid else None
+        if recent is not None:
+            with self.get(f"/v1/payments/{recent}", "GET /v1/payments/{id}") as resp:
+                if resp.status_code == 200:
+                    resp.success()
+                else:
+                    resp.failure(str(resp.status_code))

@@ -1,0 +1,237 @@
+"""``make loadtest``: start the engine (and a channel simulator) unless one answers, run Locust headless
+with bounded users and duration, write its CSV and HTML under loadtests/reports/, check the money.
+
+    python -m loadtests.run [--host URL] [--users 200] [--spawn-rate 50] [--duration 60s] [--no-channels]
+
+With ``--host`` (or LOADTEST_HOST) pointing at a running engine nothing is started; the money checks
+then need PAYENGINE_DATABASE_URL to read the ledger. Exit status 1 when a money check fails or a
+request failed (other than the deliberately invalid ones, of which this suite sends none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from accounts.store import trial_balance
+from bench.money import MoneyCheckFailed, wait_drained
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+REPORTS = HERE / "reports"
+DRAIN_TIMEOUT_S = 60.0
+SIM_MERCHANT, SIM_KEY = "sim-merchant", "sim-secret-key-0123456789abcdef"  # channels/sim/profile.py defaults
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"process for {url} exited with {proc.returncode}")
+        if _answers(url):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not become ready in {timeout_s:.0f} s")
+
+
+class Stack:
+    """The engine and one simulator started for this run, in a temp data dir; stopped in ``close``."""
+
+    def __init__(self, with_channels: bool, with_flusher: bool) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="pe-loadtest-", dir="/tmp"))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.port = _free_port()
+        self.host = f"http://127.0.0.1:{self.port}"
+        self.sim_url = ""
+        self.database_url = ""
+        from engine import embedded
+
+        self.database_url = embedded.start_postgres(self.root / "pg").dsn
+        self.redis_url = embedded.start_redis(self.root / "redis").url
+        env = {**os.environ, "PAYENGINE_DATABASE_URL": self.database_url, "PAYENGINE_REDIS_URL": self.redis_url,
+               "PAYENGINE_DATA_DIR": str(self.root), "PAYENGINE_PORT": str(self.port), "PAYENGINE_LOG_LEVEL": "WARNING"}
+        if with_channels:
+            sim_port = _free_port()
+            self.sim_url = f"http://127.0.0.1:{sim_port}"
+            code = ("from channels.sim.server import run_simulator; "
+                    f"run_simulator('wxsim', '127.0.0.1', {sim_port}, {self.host!r})")
+            self._start([sys.executable, "-c", code], env, "simulator.log")
+            env["PAYENGINE_CHANNELS"] = f"wxsim=wxsim,{self.sim_url},{SIM_MERCHANT},{SIM_KEY}"
+        self._start([sys.executable, "-m", "engine.cli", "serve"], env, "engine.log")
+        _wait_for(f"{self.host}/readyz", self.procs[-1])
+        if with_flusher:
+            # The flusher as its own process (`payengine flush` shape); if serve also runs flushers
+            # in-process, the per-account advisory lock keeps one owner per account.
+            self._start([sys.executable, "-m", "buffer.flush_main", "--database-url", self.database_url,
+                         "--redis-url", self.redis_url], env, "flusher.log")
+        print(f"loadtest: started engine {self.host}" + (f" and simulator {self.sim_url}" if self.sim_url else "")
+              + f" (data in {self.root})", flush=True)
+
+    def _start(self, argv: list[str], env: dict[str, str], log_name: str) -> None:
+        log = (self.root / log_name).open("wb")
+        self.procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
+
+    def close(self) -> None:
+        from engine import embedded
+
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        embedded.stop_redis(self.root / "redis")
+        embedded.stop_postgres(self.root / "pg")
+        for log_name in ("engine.log", "simulator.log", "flusher.log"):
+            if (self.root / log_name).exists():
+                shutil.copy(self.root / log_name, REPORTS / log_name)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def run_locust(host: str, users: int, spawn_rate: int, duration: str, sim_url: str) -> int:
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "LOADTEST_SIM_URL": sim_url, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless", "--host", host,
+            "-u", str(users), "-r", str(spawn_rate), "-t", duration, "--stop-timeout", "10",
+            "--csv", str(REPORTS / "run"), "--html", str(REPORTS / "report.html"), "--only-summary"]
+    print("loadtest: " + " ".join(argv[1:]), flush=True)
+    return subprocess.run(argv, cwd=REPO, env=env, check=False).returncode
+
+
+def summarize() -> dict[str, Any]:
+    """Per endpoint: requests, failures, req/s, p50/p95/p99 from Locust's CSV."""
+    rows = list(csv.DictReader((REPORTS / "run_stats.csv").open()))
+    table: dict[str, Any] = {}
+    print(f"\n{'endpoint':<48} {'requests':>9} {'fails':>6} {'req/s':>8} {'p50':>6} {'p95':>6} {'p99':>6}")
+    for r in rows:
+        name = "TOTAL" if r["Name"] == "Aggregated" else f"{r['Type']} {r['Name']}"
+        table[name] = {k: r[c] for k, c in (("requests", "Request Count"), ("failures", "Failure Count"),
+                                               ("rps", "Requests/s"), ("p50_ms", "50%"), ("p95_ms", "95%"),
+                                               ("p99_ms", "99%"))}
+        print(f"{name[:48]:<48} {r['Request Count']:>9} {r['Failure Count']:>6} {float(r['Requests/s']):>8.1f} "
+              f"{r['50%']:>6} {r['95%']:>6} {r['99%']:>6}")
+    return table
+
+
+async def money_checks(database_url: str) -> dict[str, Any]:
+    """Buffers drained, trial balance holds, balances = Σ legs, and what Locust saw succeed is in the ledger."""
+    expected = json.loads((REPORTS / "expected.json").read_text())
+    counts = expected["counts"]
+    merchant = expected["merchant_id"]
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    assert pool is not None
+    problems: list[str] = []
+    try:
+        async with pool.acquire() as conn:
+            pending = [r["id"] for r in await conn.fetch("SELECT id FROM accounts WHERE kind = 'merchant' OR hot")]
+        try:
+            drain_s = await wait_drained(pool, pending, timeout_s=DRAIN_TIMEOUT_S)
+        except MoneyCheckFailed as exc:
+            return {"money_checks": "FAILED", "problems": [str(exc)]}
+        async with pool.acquire() as conn:
+            tb = await trial_balance(conn)
+            if not tb.holds_drained:
+                problems.append(f"trial balance does not hold: {tb}")
+            row = await conn.fetchrow(
+                "SELECT count(*) FILTER (WHERE method = 'wallet') AS wallet,"
+                " count(*) FILTER (WHERE method = 'channel') AS channel,"
+                " coalesce(sum(amount) FILTER (WHERE method = 'wallet'), 0) AS wallet_minor,"
+                " coalesce(sum(amount - fee), 0) AS net, coalesce(sum(fee), 0) AS fee"
+                " FROM payments WHERE merchant_id = $1 AND status = 'succeeded'", merchant)
+            refunds = await conn.fetchrow(
+                "SELECT count(*) AS n, coalesce(sum(amount), 0) AS minor,"
+                " coalesce(sum(amount - fee_refunded), 0) AS net"
+                " FROM refunds WHERE merchant_id = $1 AND status = 'succeeded'", merchant)
+            merchant_legs = int(await conn.fetchval(
+                "SELECT coalesce(sum(l.delta), 0) FROM journal_legs l JOIN accounts a ON a.id = l.account_id"
+                " WHERE a.owner_id = $1 AND a.role = 'merchant_pending'", merchant))
+        checks = {
+            "wallet payments": (int(row["wallet"]), counts.get("wallet_payments", 0)),
+            "wallet payment minor": (int(row["wallet_minor"]), counts.get("wallet_payments_minor", 0)),
+            "refunds": (int(refunds["n"]), counts.get("refunds", 0)),
+            "refund minor": (int(refunds["minor"]), counts.get("refunds_minor", 0)),
+            "merchant pending Σ legs": (merchant_legs, int(row["net"]) - int(refunds["net"])),
+        }
+        if counts.get("channel_payments"):  # polling may give up before a late success: at least as many
+            if int(row["channel"]) < counts["channel_payments"]:
+                problems.append(f"channel payments {row['channel']} < seen succeeded {counts['channel_payments']}")
+        for name, (ledger, seen) in checks.items():
+            if ledger != seen:
+                problems.append(f"{name}: ledger {ledger} != expected {seen}")
+    finally:
+        await pool.close()
+    if problems:
+        return {"money_checks": "FAILED", "problems": problems}
+    return {"money_checks": "ok", "drain_s": round(drain_s, 2), "wallet_payments": int(row["wallet"]),
+            "channel_payments": int(row["channel"]), "refunds": int(refunds["n"]),
+            "trial_balance": "holds (drained)"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__)
+    p.add_argument("--host", default=os.environ.get("LOADTEST_HOST", ""), help="a running engine (default: start one)")
+    p.add_argument("--users", type=int, default=int(os.environ.get("LOADTEST_USERS", "200")))
+    p.add_argument("--spawn-rate", type=int, default=int(os.environ.get("LOADTEST_SPAWN_RATE", "50")))
+    p.add_argument("--duration", default=os.environ.get("LOADTEST_DURATION", "60s"))
+    p.add_argument("--no-channels", action="store_true", help="leave the channel simulator and ChannelPayer out")
+    p.add_argument("--no-flusher", action="store_true", help="start no separate flusher process")
+    args = p.parse_args(argv)
+    stack: Stack | None = None
+    host, sim_url = args.host, os.environ.get("LOADTEST_SIM_URL", "")
+    database_url = os.environ.get("PAYENGINE_DATABASE_URL", "")
+    try:
+        if not host or not _answers(f"{host.rstrip('/')}/healthz"):
+            stack = Stack(with_channels=not args.no_channels, with_flusher=not args.no_flusher)
+            host, sim_url, database_url = stack.host, stack.sim_url, stack.database_url
+        status = run_locust(host, args.users, args.spawn_rate, args.duration, sim_url)
+        table = summarize()
+        money: dict[str, Any] = {"money_checks": "skipped (set PAYENGINE_DATABASE_URL to check an external engine)"}
+        if database_url:
+            money = asyncio.run(money_checks(database_url))
+        print("\nmoney: " + json.dumps(money))
+    finally:
+        if stack is not None:
+            stack.close()
+    total = table.get("TOTAL", {})
+    headline = {"scenario": "loadtest", "requests_per_s": float(total.get("rps", 0)),
+                "requests": int(total.get("requests", 0)), "failures": int(total.get("failures", 0)),
+                "p99_ms": total.get("p99_ms"), "money_checks": money["money_checks"],
+                "report": str(REPORTS / "report.html")}
+    print(json.dumps(headline, separators=(",", ":")))
+    failed = money["money_checks"] == "FAILED" or headline["failures"] > 0 or status not in (0, 1)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
