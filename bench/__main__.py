@@ -22,7 +22,7 @@ from bench.report import machine_info, mode_table, plot_modes, ratio_lines, writ
 from bench.scenarios import HOT_MODES, SCENARIOS, Options
 from bench.servers import fresh_servers
 
-FULL = ("hot-merchant", "db-latency", "flush-sweep", "buffer", "split", "api", "voucher")
+FULL = ("hot-merchant", "db-latency", "flush-sweep", "buffer", "split", "api", "voucher", "dayend")
 SMOKE = ("hot-merchant", "db-latency")
 
 

@@ -145,4 +145,5 @@ SCENARIOS: dict[str, Scenario] = {
     "split": external("bench-split", "split"),
     "api": external("bench-api", "api"),
     "voucher": external("bench-voucher", "voucher"),
+    "dayend": external("bench-dayend", "dayend"),
 }
