@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 REDIS_TIMEOUT_S = 2.0  # bound on any one Redis exchange on the request path
 LOAD_ATTEMPTS = 3
+LOAD_ACQUIRE_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,11 @@ class Reservation:
 
 
 class RedisHotLegSink:
+    """``pool`` is best a small pool of the buffer's own: ``reserve`` runs while the booking
+    transaction holds a booking-pool connection. Hot flags and tuning are refreshed in the background
+    so the request path never waits for a connection, except to rebuild state Redis lost, which waits
+    at most LOAD_ACQUIRE_TIMEOUT_S and then refuses with BufferUnavailable (retryable)."""
+
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, tuning: LiveTuning,
                  hot: HotAccounts | None = None) -> None:
         self._pool = pool
@@ -58,6 +64,11 @@ class RedisHotLegSink:
         self._tuning = tuning
         self.hot = hot or HotAccounts(pool)
         self.gate = BackpressureGate(redis, self._scripts)
+
+    async def start(self) -> None:
+        """Read hot accounts and tuning before the first request (optional; otherwise lazily)."""
+        await self.hot.refresh()
+        await self._tuning.refresh()
 
     async def reserve(self, entry: EntryDraft) -> Reservation | None:
         hot = await self.hot.current()
@@ -116,7 +127,7 @@ class RedisHotLegSink:
             if not unloaded:
                 return
             # Redis lost these accounts' state: rebuild it from PostgreSQL, then ask again.
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire(timeout=LOAD_ACQUIRE_TIMEOUT_S) as conn:
                 for account_id, _, _ in unloaded:
                     await load_account(conn, self._redis, self._scripts, account_id)
             todo = unloaded

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+
+log = logging.getLogger(__name__)
 
 REFRESH_S = 0.5  # re-read twice a second so a change is seen within 1 s everywhere
 
@@ -82,29 +85,37 @@ async def save_tuning(conn: Any, tuning: BufferTuning) -> None:
 
 
 class LiveTuning:
-    """The current tuning as seen by this process, refreshed from PostgreSQL every REFRESH_S."""
+    """The current tuning as seen by this process, refreshed from PostgreSQL every REFRESH_S.
+
+    ``current`` never waits for the database: when the value is stale it starts a refresh in the
+    background and returns the last value (the defaults until the first read lands). Booking calls it
+    while holding a pool connection, so waiting here for another connection could deadlock a full pool.
+    """
 
     def __init__(self, pool: asyncpg.Pool, defaults: BufferTuning) -> None:
         self._pool = pool
         self.defaults = defaults
         self._current = defaults
         self._read_at = float("-inf")
-        self._lock = asyncio.Lock()
+        self._refreshing: asyncio.Task[BufferTuning] | None = None
 
     @property
     def cached(self) -> BufferTuning:
-        """The last value read, without I/O (for hot paths that must not wait)."""
+        """The last value read, without I/O."""
         return self._current
 
     async def current(self) -> BufferTuning:
-        if time.monotonic() - self._read_at < REFRESH_S:
-            return self._current
-        async with self._lock:
-            if time.monotonic() - self._read_at >= REFRESH_S:
-                try:
-                    async with self._pool.acquire() as conn:
-                        self._current = await load_tuning(conn, self.defaults)
-                finally:
-                    # A failed read keeps the last value and is retried after REFRESH_S, not per call.
-                    self._read_at = time.monotonic()
+        if time.monotonic() - self._read_at >= REFRESH_S and (self._refreshing is None or self._refreshing.done()):
+            self._refreshing = asyncio.create_task(self.refresh())
+        return self._current
+
+    async def refresh(self) -> BufferTuning:
+        """Read now and wait for it (start-up, CLI, tests)."""
+        try:
+            async with self._pool.acquire(timeout=5) as conn:
+                self._current = await load_tuning(conn, self.defaults)
+        except Exception:  # a failed read keeps the last value; retried after REFRESH_S
+            log.warning("buffer tuning read failed; keeping the last value", exc_info=True)
+        finally:
+            self._read_at = time.monotonic()
         return self._current

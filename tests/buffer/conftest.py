@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
@@ -9,12 +11,21 @@ import redis.asyncio as aioredis
 from buffer.sink import RedisHotLegSink
 from buffer.tuning import BufferTuning, LiveTuning
 from engine.booking import Booker
+from tests.conftest import Servers
+
+
+@pytest.fixture(scope="session")
+async def side_pool(servers: Servers, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
+    """The buffer's own small pool (the booking pool must never be used from inside reserve)."""
+    side = await asyncpg.create_pool(servers.database_url, min_size=1, max_size=4)
+    assert side is not None
+    yield side
+    await side.close()
 
 
 @pytest.fixture
-async def sink(pool: asyncpg.Pool, redis_client: aioredis.Redis) -> RedisHotLegSink:
-    s = RedisHotLegSink(pool, redis_client, LiveTuning(pool, BufferTuning()))
-    return s
+async def sink(side_pool: asyncpg.Pool, redis_client: aioredis.Redis) -> RedisHotLegSink:
+    return RedisHotLegSink(side_pool, redis_client, LiveTuning(side_pool, BufferTuning()))
 
 
 @pytest.fixture
