@@ -47,18 +47,17 @@ async def leg_counts_since(conn: Conn, after_leg_id: int, limit: int) -> list[Le
 async def row_lock_waiters(conn: Conn) -> dict[AccountId, int]:
     """Backends queued on each account row right now (parents stand for their subs)."""
     locks = await conn.fetch(
-        "SELECT format('(%s,%s)', page, tuple) AS ctid FROM pg_locks"
-        " WHERE locktype = 'tuple' AND relation = 'accounts'::regclass"
+        "SELECT page, tuple FROM pg_locks WHERE locktype = 'tuple' AND relation = 'accounts'::regclass"
     )
     if not locks:
         return {}
+    wanted = [(int(r["page"]), int(r["tuple"])) for r in locks]
     rows = await conn.fetch(
-        "SELECT coalesce(parent_id, id) AS account_id, ctid::text AS ctid FROM accounts"
-        " WHERE ctid = ANY($1::tid[])", [r["ctid"] for r in locks])
-    by_ctid = {r["ctid"]: AccountId(r["account_id"]) for r in rows}
+        "SELECT coalesce(parent_id, id) AS account_id, ctid FROM accounts WHERE ctid = ANY($1::tid[])", wanted)
+    by_ctid = {tuple(r["ctid"]): AccountId(r["account_id"]) for r in rows}
     waiters: dict[AccountId, int] = {}
-    for r in locks:
-        account = by_ctid.get(r["ctid"])
+    for ctid in wanted:
+        account = by_ctid.get(ctid)
         if account is not None:
             waiters[account] = waiters.get(account, 0) + 1
     return waiters

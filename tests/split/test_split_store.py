@@ -196,3 +196,45 @@ async def test_statement_merges_subs_by_time_and_names_the_sub(pool: asyncpg.Poo
         assert Counter(line.txn_code for line in lines)["SWEEP"] >= 2  # the parent's leg and the subs' legs
         page = await split_statement(conn, fam.parent.id, limit=3, after=keys[2])
         assert [(p.applied_at, p.sub_index, p.seq) for p in page] == keys[3:6]
+
+
+async def test_new_hot_subs_take_legs_only_after_activation_and_tidy_sweeps_the_parent(
+        pool: asyncpg.Pool, booker: Booker) -> None:
+    async with pool.acquire() as conn:
+        fam = await open_family(conn, hot=True)
+    await split(booker, fam.parent.id, 4, hot_activation_s=3600)
+    posted = await credit(booker, fam, 11)  # no buffer here: hot legs stay 'buffered' in PostgreSQL
+    assert fam.parent.id in {leg.account_id for leg in posted.legs}
+    await split(booker, fam.parent.id, 4, hot_activation_s=0)  # a resize to the same count re-arms activation
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE split_sub_activations SET active_from = now() - interval '1 hour'"
+                           " WHERE account_id LIKE $1", fam.parent.id + ".s%")
+        await conn.execute("UPDATE account_splits SET resized_at = now() - interval '1 hour' WHERE parent_id = $1",
+                           fam.parent.id)
+    booker.splits.invalidate()
+    posted = await credit(booker, fam, 5)
+    assert fam.parent.id not in {leg.account_id for leg in posted.legs}
+    await tidy_account(booker, new_txn_no, fam.parent.id, grace_s=60)
+    async with pool.acquire() as conn:
+        parent_legs = await conn.fetch("SELECT delta FROM journal_legs WHERE account_id = $1", fam.parent.id)
+        assert sorted(r["delta"] for r in parent_legs) == [-11, 11]  # swept out once settled
+
+
+async def test_row_lock_waiters_are_sampled_per_account(pool: asyncpg.Pool) -> None:
+    from accounts.hot_store import row_lock_waiters
+
+    async with pool.acquire() as conn:
+        fam = await open_family(conn)
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("UPDATE accounts SET last_seq = last_seq WHERE id = $1", fam.parent.id)
+
+        async def wait_on_row() -> None:
+            async with pool.acquire() as c:
+                await c.execute("UPDATE accounts SET last_seq = last_seq WHERE id = $1", fam.parent.id)
+
+        waiters = [asyncio.create_task(wait_on_row()) for _ in range(3)]
+        await asyncio.sleep(0.3)
+        async with pool.acquire() as conn:
+            sampled = await row_lock_waiters(conn)
+    await asyncio.gather(*waiters)
+    assert sampled.get(fam.parent.id, 0) >= 2
