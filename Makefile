@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend bench-split
+.PHONY: run test lint typecheck check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend bench-split bench-voucher
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-dayend: $(STAMP)
 ## Hot merchant with split sub-accounts: sync 1/4/16 subs and buffered 1/16, side by side; one JSON line last.
 bench-split: $(STAMP)
 	$(BIN)/python -m bench.split_bench
+
+## Channel payments at 200 merchants against a 500±200 ms channel: async vs sync vouchers; one JSON line.
+bench-voucher: $(STAMP)
+	$(BIN)/python -m bench.voucher_bench --merchants 200
 
 ## Locust against the engine (started with the channel simulators if not running); see loadtests/README.md.
 loadtest: $(STAMP)
