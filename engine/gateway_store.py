@@ -176,6 +176,12 @@ async def orders_of(conn: Conn, payment_id: str) -> dict[str, ChannelOrder]:
     return {r["channel"]: _order(r) for r in rows}
 
 
+async def find_order(conn: Conn, channel: str, out_trade_no: str) -> ChannelOrder | None:
+    row = await conn.fetchrow(f"SELECT {_ORDER_COLUMNS} FROM channel_orders WHERE channel = $1 AND out_trade_no = $2",
+                              channel, out_trade_no)
+    return _order(row) if row else None
+
+
 async def lock_order(conn: Conn, channel: str, out_trade_no: str) -> ChannelOrder | None:
     row = await conn.fetchrow(
         f"SELECT {_ORDER_COLUMNS} FROM channel_orders WHERE channel = $1 AND out_trade_no = $2 FOR UPDATE",

@@ -50,7 +50,7 @@ async def _close_one(gw: Gateway, order: ChannelOrder, now: datetime) -> None:
     except OrderNotFound:
         pass  # never created there: nothing to close
     except ChannelRejected:
-        status = await gw.call(name, "query", lambda ch: ch.query(out_trade_no))
+        status = await gw.query(name, out_trade_no)
         if status.status in (ChannelStatus.SUCCEEDED, ChannelStatus.REFUNDED) and status.channel_txn_id:
             await apply_paid(gw, ChannelPaid(name, out_trade_no, status.amount_minor, status.currency,
                                              status.channel_txn_id, status.paid_at, "close"), now)

@@ -19,7 +19,7 @@ import asyncpg
 from accounts.model import AccountId
 from channels.breaker import BreakerPolicy
 from channels.errors import ChannelRejected, ChannelTimeout, ChannelUnavailable
-from channels.protocol import Channel, ChannelConfig
+from channels.protocol import Channel, ChannelConfig, ChannelOrderStatus
 from channels.registry import build_channel
 from channels.routing import ChannelTraits, RouteRequest, route_channels
 from engine.booking import Booker
@@ -131,6 +131,11 @@ class Gateway:
                 self.health.record(name, ok, elapsed_s * 1000, time.monotonic())
                 CHANNEL_CALLS.labels(name, operation, outcome).inc()
                 CHANNEL_LATENCY.labels(name, operation).observe(elapsed_s)
+
+
+    async def query(self, name: str, out_trade_no: str) -> ChannelOrderStatus:
+        """`call` for the most common operation: where does our order stand at `name`?"""
+        return await self.call(name, "query", lambda ch: ch.query(out_trade_no))
 
 
 @asynccontextmanager

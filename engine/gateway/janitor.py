@@ -70,7 +70,7 @@ class Janitor:
         if order.channel not in gw.channels:
             return
         try:
-            status = await gw.call(order.channel, "query", lambda ch: ch.query(order.out_trade_no))
+            status = await gw.query(order.channel, order.out_trade_no)
         except OrderNotFound:
             async with gw.pool.acquire() as conn:
                 await set_order_status(conn, order.channel, order.out_trade_no,
@@ -96,8 +96,8 @@ class Janitor:
         """The channel closed it (its own expiry): close ours too if that order was the payment's voucher."""
         gw = self.gw
         async with gw.pool.acquire() as conn, conn.transaction():
-            await set_order_status(conn, order.channel, order.out_trade_no, "closed", now, "closed at channel")
             payment = await payment_facts(conn, order.payment_id, lock=True)
+            await set_order_status(conn, order.channel, order.out_trade_no, "closed", now, "closed at channel")
             if payment is not None and payment.status in UNPAID and payment.channel == order.channel and \
                     await expire_payment(conn, payment.id, payment.status, "closed at channel", now):
                 await write_payment_event(conn, payment.merchant_id, payment.id, "payment.closed", now)
@@ -106,7 +106,7 @@ class Janitor:
         """One last query before closing; True when the payer did pay (then applied as a success)."""
         out_trade_no = order.out_trade_no
         try:
-            paid = await self.gw.call(order.channel, "query", lambda ch: ch.query(out_trade_no))
+            paid = await self.gw.query(order.channel, out_trade_no)
         except ChannelError:
             return False  # close anyway: a success that comes later is refunded, not lost
         if paid.status not in (ChannelStatus.SUCCEEDED, ChannelStatus.REFUNDED) or not paid.channel_txn_id:

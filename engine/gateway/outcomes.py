@@ -25,6 +25,7 @@ from engine.gateway_store import (
     NewException,
     PaymentFacts,
     enqueue_job,
+    find_order,
     lock_order,
     mark_order_paid,
     mark_payment_paid,
@@ -73,8 +74,10 @@ async def apply_paid(gw: Gateway, paid: ChannelPaid, now: datetime) -> Verdict:
     platform = await gw.platform_accounts(paid.currency) if len(paid.currency) == 3 else {}
     async with gw.booker.transaction() as tx:
         conn = tx.conn
-        order = await lock_order(conn, paid.channel, paid.out_trade_no)
-        payment = await payment_facts(conn, order.payment_id, lock=True) if order else None
+        # Payment row first, then the order row: the same lock order as the voucher and expiry writes.
+        found = await find_order(conn, paid.channel, paid.out_trade_no)
+        payment = await payment_facts(conn, found.payment_id, lock=True) if found else None
+        order = await lock_order(conn, paid.channel, paid.out_trade_no) if found else None
         verdict = await _refusal(conn, paid, order, payment, now)
         if verdict is not None:
             NOTIFIES.labels(paid.channel, verdict.value).inc()

@@ -129,7 +129,7 @@ async def _query_first(gw: Gateway, payment: PaymentFacts, name: str, out_trade_
                        now: datetime) -> JobResult | None:
     """After a timeout: does the order exist? None means go ahead and (re)create it, idempotently."""
     try:
-        status = await gw.call(name, "query", lambda ch: ch.query(out_trade_no))
+        status = await gw.query(name, out_trade_no)
     except OrderNotFound:
         return None
     if status.status in (ChannelStatus.SUCCEEDED, ChannelStatus.REFUNDED) and status.channel_txn_id:

@@ -72,6 +72,7 @@ class Gw:
     pool: asyncpg.Pool
     sims: dict[str, RunningSimulator]
     rogue: RogueBank
+    app: web.Application
 
     async def merchant(self) -> PayEngineClient:
         body = {"name": "gateway test merchant", "currencies": ["CNY", "USD"], "fee_bps": 60, "fee_fixed": 0}
@@ -173,7 +174,7 @@ async def gw(servers: Servers, pool: asyncpg.Pool) -> AsyncIterator[Gw]:
     await runner.setup()
     await web.SockSite(runner, sock).start()
     async with aiohttp.ClientSession() as http:
-        yield Gw(url, settings, http, pool, {"wxsim": wx, "banksim": bank}, rogue)
+        yield Gw(url, settings, http, pool, {"wxsim": wx, "banksim": bank}, rogue, app)
     await runner.cleanup()
     await rogue_runner.cleanup()
     await wx.close()

@@ -1,0 +1,82 @@
+"""Unknown outcomes and crashed workers: a timeout is queried before retrying, never a second channel order;
+a job whose worker died is taken again; `refresh_payment` (GET ?sync=true) applies a missed success."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from engine.gateway.metrics import CHANNEL_CALLS
+from engine.gateway.notify import GATEWAY
+from engine.gateway.outcomes import Verdict
+from engine.gateway.refresh import refresh_payment
+from engine.payment_store import Job, NewPayment, Transition, insert_payment
+from engine.payments.ids import PAYMENT, VOUCHER, new_id
+from tests.factories import new_txn_no
+from tests.gateway.conftest import Gw
+
+
+def _calls(channel: str, operation: str, outcome: str) -> float:
+    value: float = CHANNEL_CALLS.labels(channel, operation, outcome)._value.get()
+    return value
+
+
+async def _order_status(gw: Gw, payment_id: str, channel: str) -> str | None:
+    async with gw.pool.acquire() as conn:
+        status: str | None = await conn.fetchval(
+            "SELECT status FROM channel_orders WHERE payment_id = $1 AND channel = $2", payment_id, channel)
+        return status
+
+
+async def test_timed_out_create_is_queried_then_completed_without_a_second_channel_order(gw: Gw) -> None:
+    client = await gw.merchant()
+    queries_before = _calls("wxsim", "query", "ok")
+    await gw.set_faults("wxsim", timeout_rate=1.0)  # the order is made, the answer never comes
+    try:
+        created = await gw.channel_payment(client, channel="wxsim")
+
+        async def unknown() -> bool:
+            return await _order_status(gw, created["id"], "wxsim") == "unknown"
+
+        await gw.eventually(unknown)
+    finally:
+        await gw.set_faults("wxsim")
+    ready = await gw.wait_payment(client, created["id"], lambda p: p["voucher"]["status"] != "pending")
+    assert ready["voucher"]["status"] == "ready" and ready["voucher"]["channel"] == "wxsim"
+    assert _calls("wxsim", "query", "ok") > queries_before  # asked before creating again
+    sim_orders = [o for o in gw.sims["wxsim"].runtime.store.orders.values() if o.out_trade_no == ready["txn_no"]]
+    assert len(sim_orders) == 1 and ready["voucher"]["pay_url"].endswith(sim_orders[0].channel_order_id)
+
+
+async def test_job_of_a_dead_worker_is_taken_again_after_its_lease(gw: Gw) -> None:
+    client = await gw.merchant()
+    now = datetime.now(UTC)
+    payment_id, voucher_id = new_id(PAYMENT), new_id(VOUCHER)
+    row = NewPayment(payment_id, client.merchant_id, "ord-" + uuid.uuid4().hex, 3100, "CNY", "channel", "banksim",
+                     None, "pending_voucher", 19, new_txn_no(), None, {}, now + timedelta(minutes=15), now, voucher_id)
+    async with gw.pool.acquire() as conn, conn.transaction():
+        await insert_payment(conn, row, Transition("created", "pending_voucher", "channel_order_created"),
+                             Job("create_voucher", voucher_id, json.dumps({"payment_id": payment_id}).encode()),
+                             None, None)
+        # As if a worker took it and died: running, lease already over.
+        await conn.execute("UPDATE jobs SET status = 'running', locked_by = 'dead-worker',"
+                           " locked_until = now() - interval '1 second' WHERE kind = 'create_voucher' AND ref_id = $1",
+                           voucher_id)
+    ready = await gw.wait_payment(client, payment_id, lambda p: p["voucher"]["status"] != "pending")
+    assert ready["voucher"]["status"] == "ready" and ready["voucher"]["channel"] == "banksim"
+
+
+async def test_refresh_payment_applies_a_success_the_notify_never_brought(gw: Gw) -> None:
+    client = await gw.merchant()
+    await gw.set_faults("wxsim", no_notify_rate=1.0)
+    try:
+        ready = await gw.ready_payment(client, channel="wxsim")
+        await gw.pay("wxsim", ready["voucher"]["pay_url"])
+    finally:
+        await gw.set_faults("wxsim")
+    assert await refresh_payment(gw.app[GATEWAY], ready["id"]) is Verdict.BOOKED
+    got = await client.get_payment(ready["id"])
+    assert got.body["status"] == "succeeded"
+    assert await refresh_payment(gw.app[GATEWAY], ready["id"]) is None  # final now: nothing to ask
+    assert await gw.entries(ready["id"]) == ["PAY_CHANNEL"]
