@@ -71,6 +71,12 @@ def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     return run_gateway(settings)
 
 
+def cmd_webhooks(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.webhooks.wiring import run_webhooks
+
+    return run_webhooks(settings)
+
+
 def cmd_channel_sim(args: argparse.Namespace, settings: Settings) -> int:
     from channels.sim import run_simulator
 
@@ -144,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gateway", help="run the channel gateway (voucher worker, janitor) as its own process")
     p.set_defaults(func=cmd_gateway)
+
+    p = sub.add_parser("webhooks", help="run the webhook delivery worker as its own process")
+    p.set_defaults(func=cmd_webhooks)
 
     p = sub.add_parser("channel-sim", help="run a channel simulator (wxsim, banksim, wxsim-slow, banksim-flaky)")
     p.add_argument("--profile", required=True)

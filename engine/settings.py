@@ -129,6 +129,29 @@ class Settings:
     hot_auto_promote: bool = _env("HOT_AUTO_PROMOTE", _bool, False)
     hot_promote_legs_per_s: int = _env("HOT_PROMOTE_LEGS_PER_S", _int_in(1, 10**6), 200)
 
+    # Merchant webhooks (engine/webhooks): deliveries in flight, per-call timeout, and the retry schedule:
+    # exponential backoff with jitter from base to max, until the event is older than the retry window
+    # (at least 24 h by default; tests compress it), then 'dead'.
+    webhooks_in_process: bool = _env("WEBHOOKS_IN_PROCESS", _bool, True)
+    webhook_concurrency: int = _env("WEBHOOK_CONCURRENCY", _int_in(1, 4096), 64)
+    webhook_timeout_ms: int = _env("WEBHOOK_TIMEOUT_MS", _int_in(10, 120_000), 5000)
+    webhook_poll_interval_ms: int = _env("WEBHOOK_POLL_INTERVAL_MS", _int_in(1, 60_000), 200)
+    webhook_batch_max: int = _env("WEBHOOK_BATCH_MAX", _int_in(1, 10_000), 100)
+    webhook_backoff_base_ms: int = _env("WEBHOOK_BACKOFF_BASE_MS", _int_in(1, 3_600_000), 10_000)
+    webhook_backoff_max_ms: int = _env("WEBHOOK_BACKOFF_MAX_MS", _int_in(1, 86_400_000), 3_600_000)
+    webhook_retry_window_s: int = _env("WEBHOOK_RETRY_WINDOW_S", _int_in(1, 30 * 86400), 86400)
+    # Order expiry (engine/expiry.py): the Redis delay queue is polled often; the PostgreSQL sweep (the
+    # safety net for deadlines Redis lost) runs rarely. Both close at most expiry_batch_max per round.
+    expiry_in_process: bool = _env("EXPIRY_IN_PROCESS", _bool, True)
+    expiry_poll_interval_ms: int = _env("EXPIRY_POLL_INTERVAL_MS", _int_in(1, 60_000), 500)
+    expiry_sweep_interval_s: int = _env("EXPIRY_SWEEP_INTERVAL_S", _int_in(1, 86400), 60)
+    expiry_batch_max: int = _env("EXPIRY_BATCH_MAX", _int_in(1, 5000), 200)
+    # Per-merchant rate limit (token bucket in Redis): sustained requests/s and burst. 0 turns it off.
+    # Redis answers within rate_limit_timeout_ms or the request goes through (fail open, see ratelimit.py).
+    rate_limit_per_s: int = _env("RATE_LIMIT_PER_S", _int_in(0, 10**7), 5000)
+    rate_limit_burst: int = _env("RATE_LIMIT_BURST", _int_in(1, 10**7), 10000)
+    rate_limit_timeout_ms: int = _env("RATE_LIMIT_TIMEOUT_MS", _int_in(1, 10_000), 100)
+
     # Merchant API (engine/api). Merchant secrets are derived from this key and a per-merchant salt.
     api_secret_key: str = _env("API_SECRET_KEY", _text, "dev-api-secret-key-change-me")
     currencies: tuple[str, ...] = _env("CURRENCIES", _currency_list, ("CNY", "USD"))

@@ -15,6 +15,7 @@ from engine.api.auth import MerchantDirectory
 from engine.api.context import API, ApiContext
 from engine.api.middleware import auth_middleware, error_middleware, metrics_middleware
 from engine.api.openapi import openapi_handler
+from engine.api.ratelimit import ratelimit_ctx, ratelimit_middleware
 from engine.api.routes import add_routes
 from engine.app import POOL, SETTINGS, TXN_NOS
 from engine.merchant_store import delete_expired_idempotency_keys
@@ -67,8 +68,12 @@ async def noop_handler(request: web.Request) -> web.Response:
 
 
 def setup_api(app: web.Application) -> None:
-    app.middlewares.extend([metrics_middleware, error_middleware, auth_middleware])
-    app.cleanup_ctx.append(_api_context)
+    from engine.expiry import expiry_ctx  # here: it imports this package
+    from engine.webhooks.wiring import setup_webhooks
+
+    app.middlewares.extend([metrics_middleware, error_middleware, auth_middleware, ratelimit_middleware])
+    app.cleanup_ctx.extend([_api_context, ratelimit_ctx, expiry_ctx])
+    setup_webhooks(app)
     add_routes(app)
     app.router.add_get("/openapi.json", openapi_handler)
     app.router.add_get("/metrics", metrics_handler)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 from aiohttp import web
@@ -23,6 +25,8 @@ class ApiContext:
     txn_nos: TxnNoGenerator
     merchants: MerchantDirectory
     known_channels: frozenset[str]
+    # (merchant id, payment id, expires_at) -> queued; set by engine.expiry when its context starts.
+    schedule_expiry: Callable[[str, str, datetime], Awaitable[bool]] | None = None
     _platform: dict[str, dict[str, AccountId]] = field(default_factory=dict)
     _platform_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -10,3 +10,6 @@ HTTP_LATENCY = Histogram(
     "payengine_http_request_seconds", "HTTP request latency by route and status", ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+RATE_LIMITED = Counter("payengine_ratelimit_refused_total", "Requests refused with 429 by the per-merchant limit")
+RATE_LIMIT_FAIL_OPEN = Counter("payengine_ratelimit_fail_open_total",
+                               "Requests let through unchecked because Redis was unreachable or slow")

@@ -13,7 +13,7 @@ from engine.api.routes import ROUTES, RouteSpec
 REF = "#/components/schemas/{name}"
 _DESCRIPTIONS = {200: "OK", 201: "Created", 400: "Invalid request", 401: "Authentication failed",
                  402: "Payment refused", 404: "Not found", 409: "Conflict", 413: "Body larger than 64 KiB",
-                 422: "Idempotency key reused with another body"}
+                 422: "Idempotency key reused with another body", 429: "Rate limit exceeded (see Retry-After)"}
 
 
 
@@ -42,7 +42,7 @@ def _operation(spec: RouteSpec, schemas: dict[type, dict[str, Any]], components:
     if spec.response is not None:
         ok["content"] = {"application/json": {"schema": schemas[spec.response]}}
     responses: dict[str, Any] = {str(spec.status): ok}
-    for status in spec.errors:
+    for status in (*spec.errors, 429) if spec.auth == "merchant" else spec.errors:
         responses[str(status)] = {"description": _DESCRIPTIONS[status],
                                   "content": {"application/json": {"schema": schemas[wire.ErrorBody]}}}
     op["responses"] = responses

@@ -115,6 +115,8 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
                  "merchant_pending": pending_account, "fee_income": platform["fee_income"]},
                 {"amount": req.amount, "fee": fee}, ref=payment_id)
             await tx.post(entry)
+    if not wallet and ctx.schedule_expiry is not None:  # after commit; the sweep covers a failure here
+        await ctx.schedule_expiry(merchant.id, payment_id, expires_at)
     return Outcome(201, body, response is not None)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from engine.api import admin, handlers, wire
+from engine.webhooks import handlers as webhook_handlers
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,6 +54,11 @@ ROUTES: tuple[RouteSpec, ...] = (
               query=wire.NoQuery),
     RouteSpec("GET", "/v1/accounts/{id}/statement", handlers.account_statement,
               "Applied legs in sequence order with running balance", wire.Statement, query=wire.StatementQuery),
+    RouteSpec("GET", "/v1/events", webhook_handlers.list_events_handler, "Webhook events, newest first",
+              wire.EventList, query=wire.ListEventsQuery),
+    RouteSpec("POST", "/v1/events/{id}/resend", webhook_handlers.resend_event_handler,
+              "Deliver a webhook event again (fresh retry window)", wire.Event, 200, wire.ResendEvent,
+              errors=_POST_ERRORS),
     RouteSpec("POST", "/admin/merchants", admin.create_merchant_handler, "Create a merchant (returns its secret)",
               wire.MerchantCreated, 201, wire.CreateMerchant, errors=(400, 401, 409, 413), auth="admin"),
     RouteSpec("GET", "/admin/trial-balance", admin.trial_balance_handler, "Trial balance", None,

@@ -8,7 +8,7 @@ PostgreSQL exclude NUL (text columns cannot hold it).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -69,6 +69,7 @@ class CreateMerchant(Request, frozen=True, forbid_unknown_fields=True):
     fee_fixed: Annotated[int, Meta(ge=0, le=AMOUNT_MAX_MINOR)] = 0
     hot: bool = False
     id: ObjectId | None = None
+    webhook_url: Annotated[str, Meta(max_length=2000, pattern="^https?://[^\\s\\x00]+$")] | None = None
 
 
 class ListPaymentsQuery(Request, frozen=True, forbid_unknown_fields=True):
@@ -88,6 +89,19 @@ class StatementQuery(Request, frozen=True, forbid_unknown_fields=True):
 
 
 class NoQuery(Request, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+EventTypeName = Annotated[str, Meta(min_length=3, max_length=64, pattern="^[a-z_]+\\.[a-z_]+$")]
+
+
+class ListEventsQuery(Request, frozen=True, forbid_unknown_fields=True):
+    type: EventTypeName | None = None
+    limit: Annotated[int, Meta(ge=1, le=100)] = 10
+    starting_after: ObjectId | None = None
+
+
+class ResendEvent(Request, frozen=True, forbid_unknown_fields=True):
     pass
 
 
@@ -206,6 +220,27 @@ class Statement(msgspec.Struct, frozen=True):
     object: Literal["list"] = "list"
 
 
+class Event(msgspec.Struct, frozen=True):
+    """A webhook event as the merchant can list it; ``data`` is the object exactly as delivered."""
+
+    id: str
+    type: str
+    created_at: datetime
+    data: dict[str, Any]
+    delivery_status: Literal["pending", "delivered", "dead"]
+    attempts: int  # in the current delivery window (a re-send starts a new one)
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_error: str | None
+    object: Literal["event"] = "event"
+
+
+class EventList(msgspec.Struct, frozen=True):
+    data: list[Event]
+    has_more: bool
+    object: Literal["list"] = "list"
+
+
 class MerchantCreated(msgspec.Struct, frozen=True):
     id: str
     name: str
@@ -213,6 +248,8 @@ class MerchantCreated(msgspec.Struct, frozen=True):
     currencies: list[str]
     fee_bps: int
     fee_fixed: int
+    webhook_url: str | None = None
+    webhook_secret: str | None = None  # signs Payengine-Signature; shown once, like the API secret
     object: Literal["merchant"] = "merchant"
 
 
