@@ -95,7 +95,9 @@ class Settings:
 
     # Where the servers are. Empty URL = start the embedded server in data_dir.
     database_url: str = _env("DATABASE_URL", _url(("postgresql", "postgres")), "")
-    redis_url: str = _env("REDIS_URL", _url(("redis", "unix", "rediss", "redis+cluster")), "")
+    redis_url: str = _env("REDIS_URL", _url(("redis", "unix", "rediss", "redis+cluster", "rediss+cluster")), "")
+    # Treat PAYENGINE_REDIS_URL as one node of a Redis Cluster (same as a redis+cluster:// URL).
+    redis_cluster: bool = _env("REDIS_CLUSTER", _bool, False)
     data_dir: Path = _env("DATA_DIR", _path, Path(".payengine"))
     # Optional TCP port for the embedded PostgreSQL (0 = unix socket only).
     embedded_pg_port: int = _env("EMBEDDED_PG_PORT", _int_in(0, 65535), 0)

@@ -16,6 +16,7 @@ from engine.api.views import payment_view, refund_view
 from engine.app import BOOKER
 from engine.payment_store import get_payment, get_refund, list_payments
 from engine.payments.errors import NotFound
+from engine.payments.states import UNPAID
 
 
 def _now() -> datetime:
@@ -55,13 +56,23 @@ async def create_payment(request: web.Request) -> web.Response:
 
 
 async def get_payment_handler(request: web.Request) -> web.Response:
-    # ?sync=true will ask the channel once the gateway lands; until then the stored status is the answer.
-    decode_query(request.query, wire.GetPaymentQuery)
+    q = decode_query(request.query, wire.GetPaymentQuery)
     ctx, merchant = request.app[API], merchant_of(request)
     async with ctx.pool.acquire() as conn:
         payment = await get_payment(conn, merchant.id, request.match_info["id"])
     if payment is None:
         raise NotFound("payment", request.match_info["id"])
+    if q.sync and payment.method == "channel" and payment.status in UNPAID:
+        # Here, not at the top: the gateway imports the API's views, so a module-level import is circular.
+        from engine.gateway.notify import GATEWAY
+        from engine.gateway.refresh import refresh_payment
+
+        gateway = request.app.get(GATEWAY)
+        # Ask the channel now (bounded by the gateway's call timeout; channel trouble keeps the stored
+        # status as the answer). A payment it reports paid is booked exactly as a notify would book it.
+        if gateway is not None and await refresh_payment(gateway, payment.id) is not None:
+            async with ctx.pool.acquire() as conn:
+                payment = await get_payment(conn, merchant.id, payment.id) or payment
     return _ok(payment_view(payment))
 
 

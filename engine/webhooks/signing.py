@@ -14,15 +14,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from engine.api.auth import derive_secret
-
 SIGNATURE_HEADER = "Payengine-Signature"
 SECRET_PREFIX = "whsec_"
 
 
 def derive_webhook_secret(server_key: str, merchant_id: str, webhook_salt: bytes) -> str:
-    """The merchant's webhook signing secret (shown once at creation, recomputed to sign)."""
-    return SECRET_PREFIX + derive_secret(server_key, merchant_id, webhook_salt).removeprefix("sk_")
+    """The merchant's webhook signing secret (shown once at creation, recomputed to sign).
+
+    Same construction as ``engine.api.auth.derive_secret`` (a test holds them equal); not imported from
+    there so the worker process needs nothing of the HTTP layer."""
+    digest = hmac.new(server_key.encode(), merchant_id.encode() + b"\x00" + webhook_salt, hashlib.sha256)
+    return SECRET_PREFIX + digest.hexdigest()
 
 
 def _mac(secret: str, timestamp: int, body: bytes) -> str:
