@@ -1,0 +1,166 @@
+"""The buffer on a real 3-master Redis Cluster: ordered apply under load with the FlushRunner, a master
+restarted empty mid-run, and a flusher process SIGKILLed between its commit and its ack.
+
+Checks (tests/buffer/world.py): every leg applied exactly once, per-account seq 1..n with a running
+balance consistent line by line, balance = Σ applied legs, entries balanced, Redis = PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from accounts.errors import InsufficientFunds
+from buffer.flusher import FlushStats, flush_account
+from buffer.keys import account_keys
+from buffer.runner import FlushRunner
+from buffer.scripts import Scripts
+from buffer.tuning import BufferTuning, LiveTuning
+from engine.booking import Booker
+from tests.buffer.world import World, check_ledger, open_world, pay, redis_matches_pg, refund, wait_drained
+from tests.cluster.local_cluster import LocalCluster
+from tests.conftest import Servers
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def spread_world(pool: asyncpg.Pool, cluster: LocalCluster, customers: int, owner: asyncpg.Connection) -> World:
+    """A world whose three hot accounts live on at least two different masters; ``owner`` holds their
+    flush locks until the test hands them to its own flushers (``let_go``), so no flusher of another
+    test's app (on the standalone Redis) can claim them."""
+    for _ in range(20):
+        world = await open_world(pool, customers=customers, owner=owner)
+        if len({cluster.node_of(account_keys(a).state) for a in world.hot}) >= 2:
+            return world
+    raise AssertionError("could not spread hot accounts over two masters")
+
+
+async def let_go(owner: asyncpg.Connection) -> None:
+    await owner.execute("SELECT pg_advisory_unlock_all()")
+
+
+@contextlib.asynccontextmanager
+async def flushing(servers: Servers, redis: Any, pool: asyncpg.Pool, accounts: Sequence[str],
+                   owner: asyncpg.Connection) -> AsyncIterator[None]:
+    """The buffer's FlushRunner on ``accounts`` (the test's ``owner`` lets go of their locks first)."""
+    await let_go(owner)
+    stop = asyncio.Event()
+    tuning = LiveTuning(pool, BufferTuning(batch_size=13, flush_interval_ms=2))
+    task = asyncio.create_task(FlushRunner(servers.database_url, redis, tuning, accounts, grace_ms=0).run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+async def merchant_balance(pool: asyncpg.Pool, world: World) -> int:
+    return int(await pool.fetchval("SELECT balance FROM accounts WHERE id = $1", world.merchant))
+
+
+async def verify(pool: asyncpg.Pool, redis: Any, world: World, expected_merchant: int, merchant_legs: int) -> None:
+    async with pool.acquire() as conn:
+        await check_ledger(conn, world.all, floors={world.merchant: 0})
+        for account_id in world.hot:
+            await redis_matches_pg(conn, redis, account_id)
+        assert await conn.fetchval("SELECT count(*) FROM journal_legs WHERE account_id = $1",
+                                   world.merchant) == merchant_legs
+    assert await merchant_balance(pool, world) == expected_merchant
+    assert await redis.zcard(account_keys(world.merchant).queue) == 0
+
+
+async def test_ordered_apply_under_load_across_masters(pool: asyncpg.Pool, redis_client: Any, servers: Servers,
+                                                       redis_cluster: LocalCluster, booker: Booker,
+                                                       sink: Any, owner: asyncpg.Connection) -> None:
+    world = await spread_world(pool, redis_cluster, customers=6, owner=owner)
+    await sink.hot.refresh()
+    rng = random.Random(7)
+    expected, legs = 0, 0
+
+    async def customer(c: str) -> None:
+        nonlocal expected, legs
+        for i in range(20):
+            if i % 5 == 4:
+                amount = rng.randint(100, 3000)
+                try:
+                    await refund(booker, world, c, amount)
+                except InsufficientFunds:
+                    continue
+                expected -= amount
+            else:
+                amount = rng.randint(500, 5000)
+                await pay(booker, world, c, amount, amount // 50)
+                expected += amount - amount // 50
+            legs += 1
+
+    async with flushing(servers, redis_client, pool, world.hot, owner):
+        await asyncio.gather(*(customer(c) for c in world.customers))
+        await wait_drained(pool, world.hot)
+    await verify(pool, redis_client, world, expected, legs)
+
+
+async def test_master_restarted_empty_loses_nothing(pool: asyncpg.Pool, redis_client: Any, servers: Servers,
+                                                    redis_cluster: LocalCluster, booker: Booker, sink: Any,
+                                                    owner: asyncpg.Connection) -> None:
+    world = await spread_world(pool, redis_cluster, customers=4, owner=owner)
+    await sink.hot.refresh()
+    for i in range(50):
+        await pay(booker, world, world.customers[i % 4], 1_000 + i, 10)
+    scripts = Scripts(redis_client)
+    applied = 0  # some applied, the rest queued; the first call may only load the state
+    while applied < 20:
+        applied += (await flush_account(owner, redis_client, scripts, world.merchant, 10, FlushStats())).applied
+    assert await merchant_balance(pool, world) == sum(1_000 + i - 10 for i in range(20))
+
+    redis_cluster.restart_empty(redis_cluster.node_of(account_keys(world.merchant).state))
+    assert await redis_client.exists(account_keys(world.merchant).queue) == 0  # 30 queued legs gone
+
+    for i in range(30):  # bookings go on: the merchant's state reloads from PostgreSQL on first use
+        await pay(booker, world, world.customers[i % 4], 2_000, 20)
+    for i in range(5):  # hot debits are checked against the reloaded projected balance
+        await refund(booker, world, world.customers[i % 4], 3_000)
+    async with flushing(servers, redis_client, pool, world.hot, owner):
+        await wait_drained(pool, world.hot)
+    expected = sum(1_000 + i - 10 for i in range(50)) + 30 * 1_980 - 5 * 3_000
+    await verify(pool, redis_client, world, expected, 85)
+
+
+async def test_flusher_process_killed_between_commit_and_ack(pool: asyncpg.Pool, redis_client: Any,
+                                                             servers: Servers, redis_cluster: LocalCluster,
+                                                             booker: Booker, sink: Any,
+                                                             owner: asyncpg.Connection) -> None:
+    world = await spread_world(pool, redis_cluster, customers=3, owner=owner)
+    await sink.hot.refresh()
+    for i in range(60):
+        await pay(booker, world, world.customers[i % 3], 500 + i, 5)
+    await let_go(owner)
+    env = {**os.environ, "PAYENGINE_BUFFER_CRASH": "after_commit", "PYTHONPATH": str(REPO)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.cluster.flusher_proc", servers.database_url, redis_cluster.seed_url,
+        ",".join(world.hot), env=env, cwd=REPO)
+    try:
+        code = await asyncio.wait_for(proc.wait(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert code == -9  # it died right after committing its first batch
+    rows = await pool.fetch("SELECT account_id, count(*) FILTER (WHERE status = 'applied') AS applied,"
+                            " count(*) AS legs FROM journal_legs WHERE account_id = ANY($1::text[])"
+                            " GROUP BY account_id", world.hot)
+    crashed = [r for r in rows if r["applied"]]
+    assert len(crashed) == 1  # committed in PostgreSQL, never acked: Redis still queues all its legs
+    assert await redis_client.zcard(account_keys(crashed[0]["account_id"]).queue) == crashed[0]["legs"]
+
+    async with flushing(servers, redis_client, pool, world.hot, owner):  # another flusher takes over
+        await wait_drained(pool, world.hot)
+        await asyncio.sleep(0.1)  # let the re-taken batch be acked
+    await verify(pool, redis_client, world, sum(500 + i - 5 for i in range(60)), 60)
