@@ -119,7 +119,11 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
     app[SETTINGS] = settings
     app[DATABASE_URL] = database_url
     app[REDIS_URL] = redis_url
-    app.cleanup_ctx.extend([_database, _redis, _node_lease])
+    from engine.admin_buffer import buffer_ctx, setup_admin_buffer  # here: it imports this module's keys
+
+    # buffer_ctx after _redis: it replaces app[BOOKER] with Booker(pool, sink) before anyone books.
+    app.cleanup_ctx.extend([_database, _redis, buffer_ctx, _node_lease])
+    setup_admin_buffer(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     from engine.admin_accounts import setup_admin_accounts  # here: it imports this module's keys

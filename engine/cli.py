@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("settings", help="print every PAYENGINE_* setting in effect (secrets masked)")
     p.set_defaults(func=cmd_settings)
+
+    from engine.admin_buffer import add_buffer_parsers
+
+    add_buffer_parsers(sub)  # flush, buffer status|tune
     return parser
 
 

@@ -118,6 +118,19 @@ class Settings:
     shard: int = _env("SHARD", _int_in(0, 99), 0)
     node_lease_s: int = _env("NODE_LEASE_S", _int_in(10, 86400), 60)
 
+    # Hot-account buffer (buffer/): defaults for the live tuning (a stored row in buffer_settings,
+    # changed by PUT /admin/buffer/settings or `payengine buffer tune`, wins), whether `serve` runs the
+    # flushers in-process, and the recovery grace (a leg buffered longer than this and missing from
+    # Redis is re-enqueued).
+    buffer_batch_size: int = _env("BUFFER_BATCH_SIZE", _int_in(1, 100_000), 1000)
+    buffer_flush_interval_ms: int = _env("BUFFER_FLUSH_INTERVAL_MS", _int_in(1, 60_000), 20)
+    buffer_max_lag_ms: int = _env("BUFFER_MAX_LAG_MS", _int_in(1, 3_600_000), 5000)
+    buffer_max_depth: int = _env("BUFFER_MAX_DEPTH", _int_in(1, 100_000_000), 100_000)
+    buffer_flusher_concurrency: int = _env("BUFFER_FLUSHER_CONCURRENCY", _int_in(1, 64), 2)
+    buffer_backpressure_wait_ms: int = _env("BUFFER_BACKPRESSURE_WAIT_MS", _int_in(0, 60_000), 0)
+    buffer_in_process_flushers: bool = _env("BUFFER_IN_PROCESS_FLUSHERS", _bool, True)
+    buffer_recovery_grace_ms: int = _env("BUFFER_RECOVERY_GRACE_MS", _int_in(0, 3_600_000), 2000)
+
     # Split accounts: how long a process trusts its cached view of which accounts are split, how long a
     # retired sub waits (must exceed that cache) before it may be closed, how often split families are
     # tidied, and the sub balance under which they are evened out (0 = no automatic rebalancing).

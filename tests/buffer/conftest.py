@@ -31,3 +31,11 @@ async def sink(side_pool: asyncpg.Pool, redis_client: aioredis.Redis) -> RedisHo
 @pytest.fixture
 async def booker(pool: asyncpg.Pool, sink: RedisHotLegSink) -> Booker:
     return Booker(pool, sink)
+
+
+@pytest.fixture
+async def owner(servers: Servers) -> AsyncIterator[asyncpg.Connection]:
+    """A connection the test holds its accounts' flush locks on (see world.open_world)."""
+    conn = await asyncpg.connect(servers.database_url)
+    yield conn
+    await conn.close()

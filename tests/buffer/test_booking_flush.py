@@ -18,14 +18,13 @@ from buffer.state import read_status
 from buffer.store import hot_balance
 from engine.booking import Booker
 from tests.buffer.world import check_ledger, drain, open_world, pay, redis_matches_pg, refund
-from tests.conftest import Servers
 from tests.factories import new_txn_no, today
 
 
 async def test_hot_legs_are_buffered_then_applied_in_order(
-        pool: asyncpg.Pool, redis_client: aioredis.Redis, servers: Servers, sink: RedisHotLegSink,
+        pool: asyncpg.Pool, redis_client: aioredis.Redis, owner: asyncpg.Connection, sink: RedisHotLegSink,
         booker: Booker) -> None:
-    world = await open_world(pool, customers=8)
+    world = await open_world(pool, customers=8, owner=owner)
     await sink.hot.refresh()
     rng = random.Random(1)
 
@@ -44,7 +43,7 @@ async def test_hot_legs_are_buffered_then_applied_in_order(
     assert status[world.merchant].depth == 200  # one leg per payment
     assert status[world.transit].depth == 400  # credit and debit per payment
 
-    await drain(servers.database_url, redis_client, world.hot, batch_size=37)
+    await drain(owner, redis_client, world.hot, batch_size=37)
     async with pool.acquire() as conn:
         await check_ledger(conn, world.all, floors={a: 0 for a in world.hot})
         after = await hot_balance(conn, world.merchant)
@@ -56,13 +55,14 @@ async def test_hot_legs_are_buffered_then_applied_in_order(
 
 
 async def test_redelivered_legs_change_nothing(pool: asyncpg.Pool, redis_client: aioredis.Redis,
-                                               servers: Servers, sink: RedisHotLegSink, booker: Booker) -> None:
-    world = await open_world(pool, customers=1)
+                                               owner: asyncpg.Connection, sink: RedisHotLegSink,
+                                               booker: Booker) -> None:
+    world = await open_world(pool, customers=1, owner=owner)
     await sink.hot.refresh()
     posted = [await pay(booker, world, world.customers[0], 1000, 10) for _ in range(5)]
     await sink.enqueue(posted, [])  # a re-delivery while still queued
     assert await redis_client.zcard(account_keys(world.merchant).queue) == 5
-    await drain(servers.database_url, redis_client, world.hot)
+    await drain(owner, redis_client, world.hot)
     await sink.enqueue(posted, [])  # a late re-delivery after the flush
     assert await redis_client.zcard(account_keys(world.merchant).queue) == 0
     async with pool.acquire() as conn:
@@ -71,14 +71,14 @@ async def test_redelivered_legs_change_nothing(pool: asyncpg.Pool, redis_client:
 
 
 async def test_legs_redis_never_saw_are_recovered_in_order(pool: asyncpg.Pool, redis_client: aioredis.Redis,
-                                                           servers: Servers, sink: RedisHotLegSink) -> None:
-    world = await open_world(pool, customers=2)
+                                                           owner: asyncpg.Connection, sink: RedisHotLegSink) -> None:
+    world = await open_world(pool, customers=2, owner=owner)
     await sink.hot.refresh()
     unbuffered = Booker(pool, None)  # as if the process died between commit and enqueue
     for i in range(30):
         await pay(unbuffered, world, world.customers[i % 2], 500 + i, 5)
     assert await redis_client.exists(account_keys(world.merchant).queue) == 0
-    await drain(servers.database_url, redis_client, world.hot, batch_size=7)
+    await drain(owner, redis_client, world.hot, batch_size=7)
     async with pool.acquire() as conn:
         await check_ledger(conn, world.all)
         seq_order = await conn.fetch("SELECT id FROM journal_legs WHERE account_id = $1 ORDER BY seq", world.merchant)
@@ -86,9 +86,9 @@ async def test_legs_redis_never_saw_are_recovered_in_order(pool: asyncpg.Pool, r
 
 
 async def test_hot_debit_refused_beyond_projected_balance(pool: asyncpg.Pool, redis_client: aioredis.Redis,
-                                                          servers: Servers, sink: RedisHotLegSink,
+                                                          owner: asyncpg.Connection, sink: RedisHotLegSink,
                                                           booker: Booker) -> None:
-    world = await open_world(pool, customers=1)
+    world = await open_world(pool, customers=1, owner=owner)
     await sink.hot.refresh()
     await pay(booker, world, world.customers[0], 10_000, 0)  # merchant projected 10_000, applied 0
     await refund(booker, world, world.customers[0], 6_000)  # covered by the pending credit
@@ -97,15 +97,16 @@ async def test_hot_debit_refused_beyond_projected_balance(pool: asyncpg.Pool, re
     st = await redis_client.hgetall(account_keys(world.merchant).state)
     assert int(st[b"reserved"]) == 0  # the refused debit left no reservation behind
     await refund(booker, world, world.customers[0], 4_000)
-    await drain(servers.database_url, redis_client, world.hot)
+    await drain(owner, redis_client, world.hot)
     async with pool.acquire() as conn:
         await check_ledger(conn, world.all, floors={world.merchant: 0})
         assert await conn.fetchval("SELECT balance FROM accounts WHERE id = $1", world.merchant) == 0
 
 
 async def test_rolled_back_transaction_releases_its_reservation(pool: asyncpg.Pool, redis_client: aioredis.Redis,
-                                                                sink: RedisHotLegSink, booker: Booker) -> None:
-    world = await open_world(pool, customers=1)
+                                                                owner: asyncpg.Connection, sink: RedisHotLegSink,
+                                                                booker: Booker) -> None:
+    world = await open_world(pool, customers=1, owner=owner)
     await sink.hot.refresh()
     await pay(booker, world, world.customers[0], 1_000, 0)
     with pytest.raises(RuntimeError):

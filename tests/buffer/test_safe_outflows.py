@@ -20,16 +20,17 @@ AMOUNT = 1_000
 
 async def test_500_concurrent_debits_covering_100_exactly_100_succeed(
         pool: asyncpg.Pool, redis_client: aioredis.Redis, servers: Servers, sink: RedisHotLegSink,
-        booker: Booker) -> None:
-    world = await open_world(pool, customers=10, funds=10_000_000)
+        booker: Booker, owner: asyncpg.Connection) -> None:
+    world = await open_world(pool, customers=10, funds=10_000_000, owner=owner)
     await sink.hot.refresh()
     # 60 of the 100 covered debits are applied, 40 still pending in the buffer when the race starts.
     for i in range(60):
         await pay(booker, world, world.customers[i % 10], AMOUNT, 0)
-    await drain(servers.database_url, redis_client, world.hot)
+    await drain(owner, redis_client, world.hot)
     for i in range(40):
         await pay(booker, world, world.customers[i % 10], AMOUNT, 0)
 
+    await owner.execute("SELECT pg_advisory_unlock_all()")  # hand the accounts to the flusher below
     stop = asyncio.Event()
     runner = FlushRunner(servers.database_url, redis_client,
                          LiveTuning(pool, BufferTuning(batch_size=7, flush_interval_ms=2)), world.hot)

@@ -7,8 +7,7 @@ other tests share the database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,12 +44,15 @@ class World:
 
 
 async def open_world(pool: asyncpg.Pool, customers: int = 4, funds: int = 1_000_000,
-                     merchant_overdraft: OverdraftMode = OverdraftMode.NEVER) -> World:
+                     merchant_overdraft: OverdraftMode = OverdraftMode.NEVER,
+                     owner: asyncpg.Connection | None = None) -> World:
+    """Open the world's accounts; the hot ones are flagged hot last, after ``owner`` (if given) holds
+    their flush locks, so no flusher of another test's app can claim them first."""
     async with pool.acquire() as conn:
         merchant = await open_test_account(conn, role="merchant_pending", kind=AccountKind.MERCHANT,
-                                           hot=True, overdraft=merchant_overdraft)
-        fee = await open_test_account(conn, role="fee_income", kind=AccountKind.INTERNAL, hot=True)
-        transit = await open_test_account(conn, role="gateway_transit", kind=AccountKind.INTERNAL, hot=True)
+                                           overdraft=merchant_overdraft)
+        fee = await open_test_account(conn, role="fee_income", kind=AccountKind.INTERNAL)
+        transit = await open_test_account(conn, role="gateway_transit", kind=AccountKind.INTERNAL)
         source = await open_test_account(conn, role="channel_receivable", kind=AccountKind.INTERNAL)
         world = World(merchant.id, fee.id, transit.id, source.id)
         for _ in range(customers):
@@ -59,6 +61,10 @@ async def open_world(pool: asyncpg.Pool, customers: int = 4, funds: int = 1_000_
                                                {"channel_receivable": source.id, "customer_wallet": wallet.id},
                                                {"amount": funds}))
             world.customers.append(wallet.id)
+        if owner is not None:
+            for account_id in world.hot:
+                await owner.execute("SELECT pg_advisory_lock($1)", flush_lock_key(account_id))
+        await conn.execute("UPDATE accounts SET hot = true WHERE id = ANY($1::text[])", world.hot)
     return world
 
 
@@ -78,35 +84,23 @@ async def refund(booker: Booker, world: World, customer: AccountId, amount: int)
     return await booker.book(entry)
 
 
-@contextlib.asynccontextmanager
-async def owning(database_url: str, accounts: Sequence[str]) -> AsyncIterator[asyncpg.Connection]:
-    """A connection holding the flush locks of ``accounts`` (waits for other flushers to let go)."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        for account_id in accounts:
-            await conn.execute("SELECT pg_advisory_lock($1)", flush_lock_key(account_id))
-        yield conn
-    finally:
-        await conn.close()
-
-
-async def drain(database_url: str, redis: aioredis.Redis, accounts: Sequence[str], batch_size: int = 500,
-                rounds_max: int = 10_000) -> None:
-    """Flush ``accounts`` in-process until nothing is buffered (recovery with no grace included)."""
+async def drain(owner: asyncpg.Connection, redis: aioredis.Redis, accounts: Sequence[str], batch_size: int = 500,
+                rounds_max: int = 1000) -> None:
+    """Flush ``accounts`` in-process on ``owner`` (which holds their locks) until nothing is buffered,
+    running the recovery sweep with no grace first."""
     scripts = Scripts(redis)
-    async with owning(database_url, accounts) as conn:
-        for _ in range(rounds_max):
-            for account_id in accounts:
-                await recover_account(conn, redis, scripts, account_id, grace_ms=0)
-                while True:
-                    outcome = await flush_account(conn, redis, scripts, account_id, batch_size, FlushStats())
-                    if outcome.loaded and outcome.taken == 0:
-                        break
-            left = await conn.fetchval("SELECT count(*) FROM journal_legs WHERE account_id = ANY($1::text[])"
-                                       " AND status = 'buffered'", list(accounts))
-            if left == 0:
-                return
-            await asyncio.sleep(0.01)
+    for _ in range(rounds_max):
+        for account_id in accounts:
+            await recover_account(owner, redis, scripts, account_id, grace_ms=0)
+            while True:
+                outcome = await flush_account(owner, redis, scripts, account_id, batch_size, FlushStats())
+                if outcome.loaded and outcome.taken == 0:
+                    break
+        left = await owner.fetchval("SELECT count(*) FROM journal_legs WHERE account_id = ANY($1::text[])"
+                                    " AND status = 'buffered'", list(accounts))
+        if left == 0:
+            return
+        await asyncio.sleep(0.01)
     raise AssertionError("buffer did not drain")
 
 
