@@ -411,3 +411,58 @@ async def set_refund_outcome(conn: Conn, exception_id: str, refund_status: str, 
         " detail = CASE WHEN $4::text IS NULL THEN detail ELSE detail || '; ' || $4 END, updated_at = $5"
         " WHERE id = $1 AND refund_status = 'requested'", exception_id, refund_status, channel_refund_id, detail, now)
     return status.endswith(" 1")
+
+
+# ---------------------------------------------------------------- merchant refunds through the channel
+
+@dataclass(frozen=True, slots=True)
+class RefundWork:
+    id: str
+    merchant_id: str
+    payment_id: str
+    amount: int
+    fee_refunded: int  # this refund's share of the payment's fee
+    status: str
+    txn_no: str  # also our out_refund_no at the channel
+    reason: str | None
+    currency: str
+    payment_amount: int
+    channel: str | None  # where the payment was paid, from its channel order
+    out_trade_no: str | None
+
+
+async def refund_work(conn: Conn, refund_id: str) -> RefundWork | None:
+    row = await conn.fetchrow(
+        "SELECT r.id, r.merchant_id, r.payment_id, r.amount, r.fee_refunded, r.status, r.txn_no, r.reason,"
+        " p.currency, p.amount AS payment_amount, o.channel, o.out_trade_no"
+        " FROM refunds r JOIN payments p ON p.id = r.payment_id"
+        " LEFT JOIN channel_orders o ON o.payment_id = p.id AND o.status = 'paid' AND o.out_trade_no = p.txn_no"
+        " WHERE r.id = $1 ORDER BY o.paid_at LIMIT 1", refund_id)
+    if row is None:
+        return None
+    return RefundWork(row["id"], row["merchant_id"], row["payment_id"], row["amount"], row["fee_refunded"],
+                      row["status"], row["txn_no"].strip(), row["reason"], row["currency"].strip(),
+                      row["payment_amount"], row["channel"], row["out_trade_no"])
+
+
+_FINISH_REFUND = """
+WITH r AS (
+    UPDATE refunds SET status = $2, channel_refund_no = $3, failure_code = $4, updated_at = $5
+    WHERE id = $1 AND status = 'pending' RETURNING id, payment_id, amount, fee_refunded
+), p AS (
+    -- A refund the channel refused gives its reservation back, so it can be asked again.
+    UPDATE payments SET amount_refunded = payments.amount_refunded - r.amount,
+                        fee_refunded = payments.fee_refunded - r.fee_refunded, updated_at = $5
+    FROM r WHERE payments.id = r.payment_id AND $2 = 'failed'
+), t AS (
+    INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)
+    SELECT id, 'pending', $2, $6, $4, $5 FROM r
+)
+SELECT count(*) FROM r
+"""
+
+
+async def finish_refund(conn: Conn, refund_id: str, status: str, channel_refund_id: str | None,
+                        failure_code: str | None, event: str, now: datetime) -> bool:
+    """pending -> succeeded | failed (compare-and-set); a failed refund releases its reservation."""
+    return bool(await conn.fetchval(_FINISH_REFUND, refund_id, status, channel_refund_id, failure_code, now, event))

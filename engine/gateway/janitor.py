@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from channels.errors import ChannelError, OrderNotFound
 from channels.protocol import ChannelStatus
+from engine.gateway.channel_refunds import CHANNEL_REFUND_JOB
 from engine.gateway.closing import CLOSE_ORDER_JOB
 from engine.gateway.context import Gateway
 from engine.gateway.events import write_payment_event
@@ -34,7 +35,7 @@ from engine.gateway_store import (
 
 log = logging.getLogger(__name__)
 
-GATEWAY_JOB_KINDS = (CREATE_VOUCHER_JOB, CLOSE_ORDER_JOB, AUTO_REFUND_JOB)
+GATEWAY_JOB_KINDS = (CREATE_VOUCHER_JOB, CLOSE_ORDER_JOB, AUTO_REFUND_JOB, CHANNEL_REFUND_JOB)
 
 
 class Janitor:

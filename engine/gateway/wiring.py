@@ -19,6 +19,7 @@ from aiohttp import web
 
 from engine.app import BOOKER, POOL, SETTINGS, TXN_NOS
 from engine.gateway.admin import add_admin_routes
+from engine.gateway.channel_refunds import CHANNEL_REFUND_JOB, run_channel_refund_job
 from engine.gateway.closing import CLOSE_ORDER_JOB, run_close_job
 from engine.gateway.context import Gateway, build_channels, channel_session
 from engine.gateway.health import ChannelHealth
@@ -36,6 +37,7 @@ HANDLERS: dict[str, JobHandler] = {
     CREATE_VOUCHER_JOB: run_voucher_job,
     CLOSE_ORDER_JOB: run_close_job,
     AUTO_REFUND_JOB: run_auto_refund_job,
+    CHANNEL_REFUND_JOB: run_channel_refund_job,
 }
 
 
