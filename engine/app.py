@@ -135,4 +135,7 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
     from engine.gateway.wiring import setup_gateway  # here: the gateway imports this module's keys
 
     setup_gateway(app)
+    from engine.dayend.http import setup_accounting_admin  # here: it imports this module's keys
+
+    setup_accounting_admin(app)
     return app

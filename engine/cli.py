@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settings", help="print every PAYENGINE_* setting in effect (secrets masked)")
     p.set_defaults(func=cmd_settings)
 
+    from engine.dayend.commands import add_parsers as add_accounting_day_parsers
+
+    add_accounting_day_parsers(sub)  # day-end, reconcile, settle
+
     from engine.admin_buffer import add_buffer_parsers
 
     add_buffer_parsers(sub)  # flush, buffer status|tune

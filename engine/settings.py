@@ -204,6 +204,16 @@ class Settings:
     # Benchmark comparison only: the create-payment request waits for the channel's voucher.
     voucher_sync: bool = _env("VOUCHER_SYNC", _bool, False)
 
+    # Accounting day (engine/dayend, recon, settlement). The cached open date is re-read this often (the
+    # database stamps entries, so staleness only affects what a draft shows). Day-end waits at most
+    # dayend_drain_timeout_s for the buffers; the switch waits at most the lock timeout for in-flight
+    # entries. DAYEND_PAUSE_AT names a step to stop at (crash tests only; empty in production).
+    accounting_date_refresh_ms: int = _env("ACCOUNTING_DATE_REFRESH_MS", _int_in(10, 60_000), 500)
+    dayend_drain_timeout_s: int = _env("DAYEND_DRAIN_TIMEOUT_S", _int_in(1, 86400), 300)
+    dayend_poll_ms: int = _env("DAYEND_POLL_MS", _int_in(10, 60_000), 200)
+    dayend_switch_lock_timeout_ms: int = _env("DAYEND_SWITCH_LOCK_TIMEOUT_MS", _int_in(10, 600_000), 10_000)
+    dayend_pause_at: str = _env("DAYEND_PAUSE_AT", str, "")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the environment; raises SettingsError naming the bad variable."""

@@ -1,0 +1,144 @@
+"""CLI: ``payengine day-end``, ``payengine reconcile``, ``payengine settle``.
+
+Each prints progress lines to stderr and, at the end, one JSON document on stdout. Exit codes: 0 done,
+1 the day failed / the statement was refused, 2 refused to run (another day-end runs, day not open or
+not closed, unknown channel), 3 the channel could not serve its statement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import asyncpg
+
+from engine.booking import Booker
+from engine.db import create_pool, ensure_servers
+from engine.migrate import migrate
+from engine.settings import Settings
+from engine.txn_no import NodeLease, TxnNoGenerator
+
+
+def _progress(event: str, data: dict[str, Any]) -> None:
+    print(f"{event}: {json.dumps(data, default=str)}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class _Env:
+    settings: Settings
+    pool: asyncpg.Pool
+    txn_nos: TxnNoGenerator
+
+
+@asynccontextmanager
+async def _environment(settings: Settings) -> AsyncIterator[_Env]:
+    urls = ensure_servers(settings)
+    conn = await asyncpg.connect(urls.database_url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    pool = await create_pool(urls.database_url, 2, 8, 3600)
+    try:
+        async with pool.acquire() as conn:
+            lease = await NodeLease.acquire(conn, settings.node_lease_s)
+        try:
+            yield _Env(settings, pool, TxnNoGenerator(settings.system_code, settings.environment_code,
+                                                      settings.shard, lease.node_id))
+        finally:
+            async with pool.acquire() as conn:
+                await lease.release(conn)
+    finally:
+        await pool.close()
+
+
+def _run(settings: Settings, body: Callable[[_Env], Awaitable[int]]) -> int:
+    async def main() -> int:
+        async with _environment(settings) as env:
+            return await body(env)
+    return asyncio.run(main())
+
+
+def cmd_day_end(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.dayend.http import day_end_options
+    from engine.dayend.runner import DayEndError, run_day_end
+    from engine.dayend.store import DayEndRow
+
+    async def body(env: _Env) -> int:
+        try:
+            row: DayEndRow = await run_day_end(env.pool, args.date, day_end_options(settings, progress=_progress))
+        except DayEndError as exc:
+            print(f"payengine: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps({"accounting_date": row.accounting_date.isoformat(), "status": row.status,
+                          "error": row.error, "report": row.report}, default=str))
+        return 0 if row.status == "done" else 1
+    return _run(settings, body)
+
+
+def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    from channels.errors import ChannelError
+    from engine.gateway.context import Gateway, build_channels, channel_session
+    from engine.gateway.health import ChannelHealth
+    from engine.recon.runner import UnknownChannel, reconcile
+
+    async def body(env: _Env) -> int:
+        async with channel_session(settings) as session:
+            gw = Gateway(settings, env.pool, Booker(env.pool), env.txn_nos, build_channels(settings, session),
+                         ChannelHealth(Gateway.breaker_policy(settings)), f"{socket.gethostname()}:{os.getpid()}:recon")
+            try:
+                run = await reconcile(gw, args.channel, args.date)
+            except UnknownChannel as exc:
+                print(f"payengine: {exc}", file=sys.stderr)
+                return 2
+            except ChannelError as exc:
+                print(f"payengine: statement unavailable: {exc}", file=sys.stderr)
+                return 3
+        print(json.dumps({"id": run.id, "channel": run.channel, "date": run.statement_date.isoformat(),
+                          "status": run.status, "error": run.error, "summary": run.summary,
+                          "malformed": run.malformed}, default=str))
+        return 0 if run.status == "done" else 1
+    return _run(settings, body)
+
+
+def cmd_settle(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.dayend.calendar import read_open_date
+    from engine.settlement.runner import SettlementError, settle
+
+    async def body(env: _Env) -> int:
+        async with env.pool.acquire() as conn:
+            open_date = await read_open_date(conn)
+        try:
+            result = await settle(env.pool, Booker(env.pool), args.date, lambda: env.txn_nos.next(datetime.now(UTC)),
+                                  lambda: open_date, args.merchant, settings.dayend_pause_at, _progress)
+        except SettlementError as exc:
+            print(f"payengine: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(result.to_dict(), default=str))
+        return 0
+    return _run(settings, body)
+
+
+def add_parsers(sub: Any) -> None:
+    """Register the subcommands on ``payengine``'s subparsers."""
+    p = sub.add_parser("day-end", help="close the accounting date: switch, drain buffers, trial balance, snapshots")
+    p.add_argument("--date", type=date.fromisoformat, default=None,
+                   help="the date to close (default: resume an unfinished day-end, else the open date)")
+    p.set_defaults(func=cmd_day_end)
+    p = sub.add_parser("reconcile", help="reconcile one channel's statement of a date")
+    p.add_argument("--channel", required=True)
+    p.add_argument("--date", type=date.fromisoformat, required=True)
+    p.set_defaults(func=cmd_reconcile)
+    p = sub.add_parser("settle", help="settle merchants' reconciled funds due on a closed accounting date")
+    p.add_argument("--date", type=date.fromisoformat, required=True)
+    p.add_argument("--merchant", default=None, help="only this merchant")
+    p.set_defaults(func=cmd_settle)

@@ -1,0 +1,242 @@
+"""Admin routes of the accounting day: day-end, reconciliations, settlements; and the app's calendar.
+
+    POST /admin/day-end {"date"?}                      close the open date (or the named one)
+    GET  /admin/day-end/{date}                         that day's run and report
+    POST /admin/reconciliations {"channel", "date"}    reconcile one channel's statement of a date
+    GET  /admin/reconciliations/{id}                   counts per outcome, summary, exceptions
+    POST /admin/reconciliations/items/{id}/resolve     an operator handled an exception item
+    POST /admin/settlements {"date", "merchant_id"?}   settle what is due on a closed date
+    GET  /admin/settlements?date=&merchant_id=         batches of a date
+    PUT  /admin/merchants/{id}/settlement-cycle {"cycle_days"}
+
+Long runs are shielded: a client that hangs up does not cut a day-end or a settlement in half.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import msgspec
+import orjson
+from aiohttp import web
+
+from channels.errors import ChannelError
+from engine.app import BOOKER, POOL, SETTINGS, TXN_NOS
+from engine.dayend import store as dayend_store
+from engine.dayend.calendar import AccountingCalendar, running_calendar
+from engine.dayend.runner import DayEndError, DayEndOptions, run_day_end
+from engine.gateway.notify import GATEWAY
+from engine.recon import store as recon_store
+from engine.recon.runner import UnknownChannel, reconcile
+from engine.settings import Settings
+from engine.settlement import store as settlement_store
+from engine.settlement.runner import SettlementError, settle
+
+CALENDAR = web.AppKey("accounting_calendar", AccountingCalendar)
+EXCEPTIONS_LISTED_MAX = 1000
+
+
+class DayEndRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    date: date | None = None
+
+
+class ReconRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    channel: str
+    date: date
+
+
+class SettleRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    date: date
+    merchant_id: str | None = None
+
+
+class CycleRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    cycle_days: int
+
+
+class ResolveRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    note: str
+
+
+def current_accounting_date(app: web.Application) -> date:
+    """The open accounting date for stamping journal entries (cached; the database has the last word)."""
+    return app[CALENDAR].current()
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _error(status: int, type_: str, code: str, message: str, param: str | None = None) -> web.Response:
+    return _json({"error": {"type": type_, "code": code, "message": message, "param": param}}, status)
+
+
+def _authorized(request: web.Request) -> bool:
+    given = request.headers.get("Authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {request.app[SETTINGS].admin_token}".encode())
+
+
+async def _body(request: web.Request, type_: type[Any]) -> Any:
+    raw = await request.read()
+    return msgspec.json.decode(raw or b"{}", type=type_)
+
+
+def _guard(handler: Any) -> Any:
+    """Admin token and body decoding errors, the same for every route here."""
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        if not _authorized(request):
+            return _error(401, "authentication_error", "invalid_admin_token", "admin bearer token required")
+        try:
+            response: web.StreamResponse = await handler(request)
+        except msgspec.ValidationError as exc:
+            return _error(400, "invalid_request_error", "invalid_body", str(exc))
+        except msgspec.DecodeError as exc:
+            return _error(400, "invalid_request_error", "invalid_json", str(exc))
+        return response
+    return wrapped
+
+
+def day_end_options(settings: Settings, **overrides: Any) -> DayEndOptions:
+    return DayEndOptions(drain_timeout_s=settings.dayend_drain_timeout_s,
+                         poll_interval_s=settings.dayend_poll_ms / 1000,
+                         switch_lock_timeout_ms=settings.dayend_switch_lock_timeout_ms,
+                         pause_at=settings.dayend_pause_at, **overrides)
+
+
+def _day_end_json(row: dayend_store.DayEndRow) -> dict[str, Any]:
+    return {"accounting_date": row.accounting_date.isoformat(), "status": row.status, "step": row.step,
+            "attempts": row.attempts, "started_at": row.started_at.isoformat(),
+            "finished_at": row.finished_at.isoformat() if row.finished_at else None, "error": row.error,
+            "report": row.report}
+
+
+async def post_day_end(request: web.Request) -> web.Response:
+    req = await _body(request, DayEndRequest)
+    app = request.app
+    try:
+        row = await asyncio.shield(run_day_end(app[POOL], req.date, day_end_options(app[SETTINGS]), app[CALENDAR]))
+    except DayEndError as exc:
+        return _error(409, "conflict_error", getattr(exc, "code", "day_end_error"), str(exc))
+    return _json(_day_end_json(row), 200 if row.status == "done" else 422)
+
+
+async def get_day_end(request: web.Request) -> web.Response:
+    try:
+        day = date.fromisoformat(request.match_info["date"])
+    except ValueError:
+        return _error(400, "invalid_request_error", "invalid_date", "date must be YYYY-MM-DD", "date")
+    async with request.app[POOL].acquire() as conn:
+        row = await dayend_store.get_day_end(conn, day)
+    if row is None:
+        return _error(404, "invalid_request_error", "not_found", f"no day-end for {day}")
+    return _json(_day_end_json(row))
+
+
+async def _recon_json(request: web.Request, run_id: str) -> dict[str, Any] | None:
+    async with request.app[POOL].acquire() as conn:
+        run = await recon_store.get_run(conn, run_id)
+        if run is None:
+            return None
+        counts = await recon_store.item_counts(conn, run_id)
+        exceptions = await recon_store.items_of(conn, run_id, True, EXCEPTIONS_LISTED_MAX)
+    return {"id": run.id, "channel": run.channel, "date": run.statement_date.isoformat(), "status": run.status,
+            "error": run.error, "started_at": run.started_at.isoformat(),
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "counts": {outcome: sum(states.values()) for outcome, states in counts.items()},
+            "counts_by_state": counts, "summary": run.summary, "malformed": run.malformed or [],
+            "exceptions": exceptions}
+
+
+async def post_reconciliation(request: web.Request) -> web.Response:
+    req = await _body(request, ReconRequest)
+    try:
+        run = await asyncio.shield(reconcile(request.app[GATEWAY], req.channel, req.date))
+    except UnknownChannel as exc:
+        return _error(400, "invalid_request_error", "unknown_channel", str(exc), "channel")
+    except ChannelError as exc:
+        return _error(503, "channel_error", "statement_unavailable", str(exc))
+    body = await _recon_json(request, run.id)
+    if run.status == "refused":
+        return _json(body, 422)
+    return _json(body, 201)
+
+
+async def get_reconciliation(request: web.Request) -> web.Response:
+    body = await _recon_json(request, request.match_info["id"])
+    if body is None:
+        return _error(404, "invalid_request_error", "not_found", "no such reconciliation")
+    return _json(body)
+
+
+async def post_resolve_item(request: web.Request) -> web.Response:
+    req = await _body(request, ResolveRequest)
+    try:
+        item_id = int(request.match_info["id"])
+    except ValueError:
+        return _error(404, "invalid_request_error", "not_found", "no such item")
+    async with request.app[POOL].acquire() as conn:
+        moved = await conn.fetchval(
+            "UPDATE recon_items SET state = 'resolved', note = $2, updated_at = now() WHERE id = $1 AND state = 'open'"
+            " RETURNING id", item_id, req.note)
+    if moved is None:
+        return _error(409, "conflict_error", "not_open", "item is not open (or does not exist)")
+    return _json({"id": item_id, "state": "resolved"})
+
+
+async def post_settlement(request: web.Request) -> web.Response:
+    req = await _body(request, SettleRequest)
+    app = request.app
+    txn_nos, calendar = app[TXN_NOS], app[CALENDAR]
+    try:
+        result = await asyncio.shield(settle(app[POOL], app[BOOKER], req.date, lambda: txn_nos.next(datetime.now(UTC)),
+                                             calendar.current, req.merchant_id))
+    except SettlementError as exc:
+        return _error(409, "conflict_error", getattr(exc, "code", "settlement_error"), str(exc))
+    return _json(result.to_dict())
+
+
+async def get_settlements(request: web.Request) -> web.Response:
+    try:
+        day = date.fromisoformat(request.query.get("date", ""))
+    except ValueError:
+        return _error(400, "invalid_request_error", "invalid_date", "date=YYYY-MM-DD is required", "date")
+    async with request.app[POOL].acquire() as conn:
+        batches = await settlement_store.batches_of(conn, day, request.query.get("merchant_id"))
+    return _json({"settle_date": day.isoformat(), "batches": [b.to_dict() for b in batches]})
+
+
+async def put_cycle(request: web.Request) -> web.Response:
+    req = await _body(request, CycleRequest)
+    if not 0 <= req.cycle_days <= 30:
+        return _error(400, "invalid_request_error", "invalid_cycle", "cycle_days must be 0..30", "cycle_days")
+    merchant_id = request.match_info["id"]
+    async with request.app[POOL].acquire() as conn:
+        if not await conn.fetchval("SELECT 1 FROM merchants WHERE id = $1", merchant_id):
+            return _error(404, "invalid_request_error", "not_found", "no such merchant")
+        await settlement_store.set_cycle(conn, merchant_id, req.cycle_days)
+    return _json({"merchant_id": merchant_id, "cycle_days": req.cycle_days})
+
+
+async def _calendar_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with running_calendar(app[POOL], app[SETTINGS].accounting_date_refresh_ms / 1000) as calendar:
+        app[CALENDAR] = calendar
+        yield
+
+
+def setup_accounting_admin(app: web.Application) -> None:
+    """Routes and the accounting calendar; call after the pool context is registered."""
+    app.cleanup_ctx.append(_calendar_ctx)
+    routes = [
+        ("POST", "/admin/day-end", post_day_end), ("GET", "/admin/day-end/{date}", get_day_end),
+        ("POST", "/admin/reconciliations", post_reconciliation),
+        ("GET", "/admin/reconciliations/{id}", get_reconciliation),
+        ("POST", "/admin/reconciliations/items/{id}/resolve", post_resolve_item),
+        ("POST", "/admin/settlements", post_settlement), ("GET", "/admin/settlements", get_settlements),
+        ("PUT", "/admin/merchants/{id}/settlement-cycle", put_cycle),
+    ]
+    for method, path, handler in routes:
+        app.router.add_route(method, path, _guard(handler))

@@ -1,0 +1,1 @@
+"""Channel reconciliation: statement lines matched against our channel payments and refunds."""

@@ -1,0 +1,1 @@
+"""Merchant settlement: pending-settlement funds of reconciled payments become available."""

@@ -1,0 +1,157 @@
+"""All SQL of settlement: what is due per merchant, batches and their items, settlement terms.
+
+A payment is due on settlement date S when it succeeded, its journal entry is dated no later than
+S - cycle_days (the merchant's cycle, default 1), it was not settled before, and it is reconciled: a
+wallet payment needs no channel; a channel payment needs a reconciliation item that is ok or resolved
+and none that is still open (an exception order waits until it is handled). Succeeded refunds due by
+the same rule are deducted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from accounts.store import Conn
+
+DEFAULT_CYCLE_DAYS = 1
+
+_DUE = """
+SELECT p.merchant_id, p.currency, 'payment' AS kind, p.id, p.amount, p.fee
+FROM payments p
+JOIN journal_entries e ON e.txn_no = p.txn_no
+LEFT JOIN merchant_settlement_terms t ON t.merchant_id = p.merchant_id
+WHERE p.status = 'succeeded'
+  AND e.accounting_date <= $1::date - coalesce(t.cycle_days, 1)
+  AND ($2::text IS NULL OR p.merchant_id = $2::text) AND ($3::text IS NULL OR p.currency = $3::text)
+  AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.object_id = p.id)
+  AND (p.method = 'wallet' OR (
+       EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
+                                              AND r.state IN ('ok', 'resolved'))
+       AND NOT EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
+                                                     AND r.state = 'open')))
+UNION ALL
+SELECT r.merchant_id, p.currency, 'refund', r.id, r.amount, r.fee_refunded
+FROM refunds r
+JOIN payments p ON p.id = r.payment_id
+JOIN journal_entries e ON e.txn_no = r.txn_no
+LEFT JOIN merchant_settlement_terms t ON t.merchant_id = r.merchant_id
+WHERE r.status = 'succeeded'
+  AND e.accounting_date <= $1::date - coalesce(t.cycle_days, 1)
+  AND ($2::text IS NULL OR r.merchant_id = $2::text) AND ($3::text IS NULL OR p.currency = $3::text)
+  AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.object_id = r.id)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    id: str
+    merchant_id: str
+    currency: str
+    settle_date: date
+    through_date: date
+    payments: int
+    gross: int
+    fees: int
+    refunds: int
+    refunded: int
+    refund_fees: int
+    net: int
+    txn_no: str | None
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "merchant_id": self.merchant_id, "currency": self.currency,
+                "settle_date": self.settle_date.isoformat(), "through_date": self.through_date.isoformat(),
+                "payments": self.payments, "gross": self.gross, "fees": self.fees, "refunds": self.refunds,
+                "refunded": self.refunded, "refund_fees": self.refund_fees, "net": self.net, "txn_no": self.txn_no,
+                "created_at": self.created_at.isoformat()}
+
+
+_BATCH_COLUMNS = ("id, merchant_id, currency, settle_date, through_date, payments, gross, fees, refunds, refunded,"
+                  " refund_fees, net, txn_no, created_at")
+
+
+def _batch(r: Any) -> Batch:
+    return Batch(r["id"], r["merchant_id"], r["currency"].strip(), r["settle_date"], r["through_date"],
+                 r["payments"], r["gross"], r["fees"], r["refunds"], r["refunded"], r["refund_fees"], r["net"],
+                 r["txn_no"], r["created_at"])
+
+
+async def due_groups(conn: Conn, settle_date: date, merchant_id: str | None) -> list[tuple[str, str]]:
+    rows = await conn.fetch(f"SELECT DISTINCT merchant_id, currency FROM ({_DUE}) due ORDER BY 1, 2",
+                            settle_date, merchant_id, None)
+    return [(r["merchant_id"], r["currency"].strip()) for r in rows]
+
+
+async def get_batch(conn: Conn, merchant_id: str, currency: str, settle_date: date) -> Batch | None:
+    r = await conn.fetchrow(f"SELECT {_BATCH_COLUMNS} FROM settlement_batches"
+                            " WHERE merchant_id = $1 AND currency = $2 AND settle_date = $3",
+                            merchant_id, currency, settle_date)
+    return _batch(r) if r else None
+
+
+async def batches_of(conn: Conn, settle_date: date, merchant_id: str | None = None) -> list[Batch]:
+    rows = await conn.fetch(f"SELECT {_BATCH_COLUMNS} FROM settlement_batches WHERE settle_date = $1"
+                            " AND ($2::text IS NULL OR merchant_id = $2) ORDER BY merchant_id, currency",
+                            settle_date, merchant_id)
+    return [_batch(r) for r in rows]
+
+
+async def claim_due(conn: Conn, batch_id: str, merchant_id: str, currency: str, settle_date: date,
+                    through_date: date) -> Batch:
+    """Create the batch and claim every due payment and refund for it in two statements; returns the
+    batch with its sums (txn_no still NULL). Caller holds the transaction."""
+    await conn.execute(
+        "INSERT INTO settlement_batches (id, merchant_id, currency, settle_date, through_date, payments, gross,"
+        " fees, refunds, refunded, refund_fees, net) VALUES ($1, $2, $3, $4, $5, 0, 0, 0, 0, 0, 0, 0)",
+        batch_id, merchant_id, currency, settle_date, through_date)
+    r = await conn.fetchrow(
+        f"WITH ins AS (INSERT INTO settlement_items (object_id, kind, batch_id, amount, fee)"
+        f"  SELECT id, kind, $4, amount, fee FROM ({_DUE}) due RETURNING kind, amount, fee)"
+        " UPDATE settlement_batches b SET payments = s.payments, gross = s.gross, fees = s.fees,"
+        "   refunds = s.refunds, refunded = s.refunded, refund_fees = s.refund_fees,"
+        "   net = greatest(s.gross - s.fees - s.refunded + s.refund_fees, 0)"
+        " FROM (SELECT count(*) FILTER (WHERE kind = 'payment') AS payments,"
+        "   coalesce(sum(amount) FILTER (WHERE kind = 'payment'), 0) AS gross,"
+        "   coalesce(sum(fee) FILTER (WHERE kind = 'payment'), 0) AS fees,"
+        "   count(*) FILTER (WHERE kind = 'refund') AS refunds,"
+        "   coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0) AS refunded,"
+        "   coalesce(sum(fee) FILTER (WHERE kind = 'refund'), 0) AS refund_fees FROM ins) s"
+        f" WHERE b.id = $4 RETURNING s.gross - s.fees - s.refunded + s.refund_fees AS raw_net, {_prefixed()}",
+        settle_date, merchant_id, currency, batch_id)
+    assert r is not None
+    if r["raw_net"] < 0:
+        raise NegativeNet(merchant_id, currency, int(r["raw_net"]))
+    return _batch(r)
+
+
+def _prefixed() -> str:
+    return ", ".join(f"b.{c.strip()}" for c in _BATCH_COLUMNS.split(","))
+
+
+class NegativeNet(Exception):
+    """Refunds due exceed payments due: nothing is settled, everything waits for the next run."""
+
+    def __init__(self, merchant_id: str, currency: str, net: int) -> None:
+        super().__init__(f"{merchant_id} {currency}: refunds exceed payments by {-net}")
+        self.merchant_id = merchant_id
+        self.net = net
+
+
+async def set_batch_txn(conn: Conn, batch_id: str, txn_no: str) -> None:
+    await conn.execute("UPDATE settlement_batches SET txn_no = $2 WHERE id = $1", batch_id, txn_no)
+
+
+async def set_cycle(conn: Conn, merchant_id: str, cycle_days: int) -> None:
+    await conn.execute(
+        "INSERT INTO merchant_settlement_terms (merchant_id, cycle_days) VALUES ($1, $2)"
+        " ON CONFLICT (merchant_id) DO UPDATE SET cycle_days = EXCLUDED.cycle_days, updated_at = now()",
+        merchant_id, cycle_days)
+
+
+async def cycle_of(conn: Conn, merchant_id: str) -> int:
+    value = await conn.fetchval("SELECT cycle_days FROM merchant_settlement_terms WHERE merchant_id = $1",
+                                merchant_id)
+    return DEFAULT_CYCLE_DAYS if value is None else int(value)
