@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 async def run_flushers(database_url: str, redis_url: str, defaults: BufferTuning,
                        only_accounts: Sequence[str] | None = None, grace_ms: int = GRACE_MS,
-                       stop: asyncio.Event | None = None) -> None:
+                       stop: asyncio.Event | None = None, standby_wait_ms: int = 0) -> None:
     """Run flushers until ``stop`` is set (or SIGTERM/SIGINT when no event is given)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -37,7 +37,8 @@ async def run_flushers(database_url: str, redis_url: str, defaults: BufferTuning
     redis = aioredis.Redis.from_url(redis_url, decode_responses=False, socket_timeout=5,
                                     socket_connect_timeout=2)
     try:
-        runner = FlushRunner(database_url, redis, LiveTuning(pool, defaults), only_accounts, grace_ms)
+        runner = FlushRunner(database_url, redis, LiveTuning(pool, defaults), only_accounts, grace_ms,
+                             standby_wait_ms)
         await runner.run(stop)
     finally:
         await redis.aclose()
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=base.batch_size)
     parser.add_argument("--flush-interval-ms", type=int, default=base.flush_interval_ms)
     parser.add_argument("--concurrency", type=int, default=base.flusher_concurrency)
+    parser.add_argument("--standby-wait-ms", type=int, default=0,
+                        help="queue for accounts other flushers own (take over the instant they die)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     defaults = BufferTuning(batch_size=args.batch_size, flush_interval_ms=args.flush_interval_ms,
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio works too
         pass
-    asyncio.run(run_flushers(args.database_url, args.redis_url, defaults, only, args.grace_ms))
+    asyncio.run(run_flushers(args.database_url, args.redis_url, defaults, only, args.grace_ms,
+                             standby_wait_ms=args.standby_wait_ms))
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Sequence
 
@@ -50,7 +51,7 @@ class Worker:
 
     async def _connect(self) -> asyncpg.Connection:
         conn = await asyncpg.connect(self.runner.database_url, timeout=10, command_timeout=30,
-                                     server_settings={"application_name": APPLICATION_NAME})
+                                     server_settings={"application_name": f"{APPLICATION_NAME}:{os.getpid()}"})
         assert conn is not None
         return conn
 
@@ -58,7 +59,16 @@ class Worker:
         """Lock wanted accounts not yet owned; unlock owned ones no longer wanted."""
         assert self.conn is not None
         for account_id in sorted(self.wanted - self.owned):
-            if await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", flush_lock_key(account_id)):
+            if self.runner.standby_wait_ms:
+                # Standby: queue for the lock, so the instant its holder dies this worker has it.
+                try:
+                    async with self.conn.transaction():
+                        await self.conn.execute(f"SET LOCAL lock_timeout = {int(self.runner.standby_wait_ms)}")
+                        await self.conn.execute("SELECT pg_advisory_lock($1)", flush_lock_key(account_id))
+                    self.owned.add(account_id)
+                except asyncpg.LockNotAvailableError:
+                    pass
+            elif await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", flush_lock_key(account_id)):
                 self.owned.add(account_id)
         for account_id in sorted(self.owned - self.wanted):
             await self.conn.execute("SELECT pg_advisory_unlock($1)", flush_lock_key(account_id))
@@ -84,7 +94,8 @@ class Worker:
 
     async def _round(self, stop: asyncio.Event) -> None:
         tuning = await self.runner.tuning.current()
-        if time.monotonic() - self._claimed_at >= DISCOVER_S:
+        standing_by = bool(self.runner.standby_wait_ms and self.wanted - self.owned)
+        if standing_by or time.monotonic() - self._claimed_at >= DISCOVER_S:
             await self._claim()
         assert self.conn is not None
         busy = False
@@ -128,13 +139,17 @@ class FlushRunner:
     """All flusher workers of one process. ``run`` until ``stop`` is set."""
 
     def __init__(self, database_url: str, redis: aioredis.Redis, tuning: LiveTuning,
-                 only_accounts: Sequence[str] | None = None, grace_ms: int = GRACE_MS) -> None:
+                 only_accounts: Sequence[str] | None = None, grace_ms: int = GRACE_MS,
+                 standby_wait_ms: int = 0) -> None:
         self.database_url = database_url
         self.redis = redis
         self.scripts = Scripts(redis)
         self.tuning = tuning
         self.only_accounts = list(only_accounts) if only_accounts is not None else None
         self.grace_ms = grace_ms
+        # > 0: wait (up to this long per try, again and again) in the lock queue of accounts another
+        # process flushes, instead of trying once a second: a hot standby that takes over at once.
+        self.standby_wait_ms = standby_wait_ms
         self.workers: list[Worker] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stops: list[asyncio.Event] = []
