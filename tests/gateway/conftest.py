@@ -147,8 +147,23 @@ def _free_socket() -> socket.socket:
     return sock
 
 
-@pytest.fixture(scope="session")
-async def gw(servers: Servers, pool: asyncpg.Pool) -> AsyncIterator[Gw]:
+@dataclass
+class _Shared:
+    """One gateway world per test session, however many modules import the fixture.
+
+    A module that imports `gw` (e.g. tests/api/test_payment_sync.py) gets its own session fixture
+    instance from pytest; two apps with in-process workers on one database would take each other's
+    jobs and call the wrong simulators. So the instances share one world and the last one stops it."""
+
+    world: Gw | None = None
+    users: int = 0
+    stop: Callable[[], Awaitable[None]] | None = None
+
+
+_SHARED = _Shared()
+
+
+async def _start_world(servers: Servers, pool: asyncpg.Pool) -> tuple[Gw, Callable[[], Awaitable[None]]]:
     wx = await start_simulator(sim_profile(SimKind.WALLET, WX_KEY))
     bank = await start_simulator(sim_profile(SimKind.BANK, BANK_KEY))
     rogue = RogueBank()
@@ -173,9 +188,27 @@ async def gw(servers: Servers, pool: asyncpg.Pool) -> AsyncIterator[Gw]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
-    async with aiohttp.ClientSession() as http:
-        yield Gw(url, settings, http, pool, {"wxsim": wx, "banksim": bank}, rogue, app)
-    await runner.cleanup()
-    await rogue_runner.cleanup()
-    await wx.close()
-    await bank.close()
+    http = aiohttp.ClientSession()
+
+    async def stop() -> None:
+        await http.close()
+        await runner.cleanup()
+        await rogue_runner.cleanup()
+        await wx.close()
+        await bank.close()
+
+    return Gw(url, settings, http, pool, {"wxsim": wx, "banksim": bank}, rogue, app), stop
+
+
+@pytest.fixture(scope="session")
+async def gw(servers: Servers, pool: asyncpg.Pool) -> AsyncIterator[Gw]:
+    if _SHARED.world is None:
+        _SHARED.world, _SHARED.stop = await _start_world(servers, pool)
+    _SHARED.users += 1
+    try:
+        yield _SHARED.world
+    finally:
+        _SHARED.users -= 1
+        if _SHARED.users == 0 and _SHARED.stop is not None:
+            await _SHARED.stop()
+            _SHARED.world = _SHARED.stop = None
