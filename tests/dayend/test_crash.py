@@ -1,0 +1,156 @@
+"""Crash in the middle of day-end and of settlement: the CLI runs in a subprocess that stops at a chosen
+step (PAYENGINE_DAYEND_PAUSE_AT), is SIGKILLed there, and a rerun reaches the same end state."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from engine.client import PayEngineClient
+from tests.conftest import Servers
+from tests.dayend.conftest import Db
+from tests.dayend.world import World, bounded, new_ref, running_world
+
+PAUSE_WAIT_S = 60
+
+
+@pytest.fixture(scope="module")
+async def world(servers: Servers, db: Db) -> AsyncIterator[World]:
+    async with running_world(db.url, servers.redis_url, db.pool) as w:
+        yield w
+
+
+def _env(w: World, pause_at: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYENGINE_")}
+    env.update(PAYENGINE_DATABASE_URL=w.database_url, PAYENGINE_REDIS_URL=w.redis_url,
+               PAYENGINE_DAYEND_PAUSE_AT=pause_at, PAYENGINE_DAYEND_POLL_MS="50", PAYENGINE_LOG_LEVEL="WARNING")
+    return env
+
+
+async def _cli(w: World, *args: str, pause_at: str = "") -> tuple[int, str]:
+    """Run ``payengine <args>``; with ``pause_at``, SIGKILL it once it reports it paused there."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "engine.cli", *args, env=_env(w, pause_at),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    if not pause_at:
+        out, err = await asyncio.wait_for(proc.communicate(), PAUSE_WAIT_S)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode() + err.decode()
+    seen: list[str] = []
+    async with asyncio.timeout(PAUSE_WAIT_S):
+        while True:
+            line = (await proc.stderr.readline()).decode()
+            assert line, f"exited before pausing at {pause_at}: {''.join(seen)}"
+            seen.append(line)
+            if line.startswith("paused:") and pause_at in line:
+                break
+    os.kill(proc.pid, signal.SIGKILL)
+    assert await proc.wait() == -signal.SIGKILL
+    return -signal.SIGKILL, "".join(seen)
+
+
+async def _some_payments(w: World, client: PayEngineClient, n: int) -> list[dict[str, Any]]:
+    customer = (await client.create_customer(new_ref("cus"))).body["id"]
+    assert (await client.topup(customer, 10_000_000, new_ref("tu"))).status == 201
+
+    async def pay(i: int) -> dict[str, Any]:
+        r = await client.create_payment({"merchant_order_no": new_ref("o"), "amount": 1_000 + i, "currency": "CNY",
+                                         "method": "wallet", "customer_id": customer})
+        assert r.status == 201, r.body
+        body: dict[str, Any] = r.body
+        return body
+    return await bounded(4, [lambda i=i: pay(i) for i in range(n)])
+
+
+async def _state(w: World, day: date) -> dict[str, Any]:
+    async with w.pool.acquire() as conn:
+        run = await conn.fetchrow("SELECT step, status FROM day_ends WHERE accounting_date = $1", day)
+        return {"open": await conn.fetchval("SELECT open_date FROM accounting_calendar"),
+                "run": dict(run) if run else None,
+                "snapshots": await conn.fetchval("SELECT count(*) FROM daily_balances WHERE accounting_date = $1",
+                                                 day)}
+
+
+async def test_day_end_killed_mid_way_resumes_to_the_same_end_state(world: World) -> None:
+    w = world
+    client = await w.merchant(50, 1)
+    await _some_payments(w, client, 30)
+    day = (await _state(w, date.today()))["open"]
+
+    code, _ = await _cli(w, "day-end", "--date", day.isoformat(), pause_at="balance.uncommitted")
+    assert code == -signal.SIGKILL
+    # Switch and drain committed; the snapshot transaction died with the process.
+    assert await _state(w, day) == {"open": day + timedelta(days=1), "run": {"step": "balance", "status": "running"},
+                                    "snapshots": 0}
+    code, out = await _cli(w, "day-end")  # no date: resumes the unfinished day-end
+    assert code == 0, out
+    async with w.pool.acquire() as conn:
+        accounts = await conn.fetchval("SELECT count(*) FROM accounts")
+        legs = await conn.fetchval("SELECT count(*) FROM journal_legs WHERE accounting_date = $1", day)
+        report = await conn.fetchval("SELECT report::text FROM day_ends WHERE accounting_date = $1", day)
+        snapshot = await conn.fetch("SELECT * FROM daily_balances WHERE accounting_date = $1 ORDER BY account_id", day)
+    assert '"trial_balance": "ok"' in report and f'"legs": {legs}' in report
+    assert await _state(w, day) == {"open": day + timedelta(days=1), "run": {"step": "done", "status": "done"},
+                                    "snapshots": accounts}
+    code, out = await _cli(w, "day-end", "--date", day.isoformat())  # once more: nothing changes
+    assert code == 0, out
+    async with w.pool.acquire() as conn:
+        again = await conn.fetch("SELECT * FROM daily_balances WHERE accounting_date = $1 ORDER BY account_id", day)
+    assert again == snapshot and (await _state(w, day))["open"] == day + timedelta(days=1)
+
+    # The next day, killed right after the switch committed (waiting for the buffers).
+    next_day = day + timedelta(days=1)
+    await _some_payments(w, client, 10)
+    code, _ = await _cli(w, "day-end", "--date", next_day.isoformat(), pause_at="drain")
+    assert (await _state(w, next_day))["run"] == {"step": "drain", "status": "running"}
+    code, out = await _cli(w, "day-end", "--date", next_day.isoformat())
+    assert code == 0, out
+    async with w.pool.acquire() as conn:
+        accounts = await conn.fetchval("SELECT count(*) FROM accounts")
+    assert await _state(w, next_day) == {"open": next_day + timedelta(days=1),
+                                         "run": {"step": "done", "status": "done"}, "snapshots": accounts}
+
+
+async def test_settlement_killed_mid_way_settles_each_batch_once(world: World) -> None:
+    w = world
+    clients = [await w.merchant(80, 3) for _ in range(3)]
+    paid = {}
+    for client in clients:
+        status, _ = await w.admin("PUT", f"/admin/merchants/{client.merchant_id}/settlement-cycle", {"cycle_days": 0})
+        assert status == 200
+        paid[client.merchant_id] = await _some_payments(w, client, 12)
+    status, closed = await w.admin("POST", "/admin/day-end", {})
+    assert status == 200, closed
+    day = closed["accounting_date"]
+    expected = {m: sum(p["amount"] - p["fee"] for p in ps) for m, ps in paid.items()}
+
+    async def batches() -> dict[str, int]:
+        async with w.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT merchant_id, net FROM settlement_batches WHERE settle_date = $1"
+                                    " AND merchant_id = ANY($2::text[])", date.fromisoformat(day), list(expected))
+        return {r["merchant_id"]: r["net"] for r in rows}
+
+    await _cli(w, "settle", "--date", day, pause_at="settle.between")  # first batch committed, then killed
+    first = await batches()
+    assert len(first) == 1 and first == {m: expected[m] for m in first}
+    await _cli(w, "settle", "--date", day, pause_at="settle.uncommitted")  # killed inside the next batch
+    assert await batches() == first
+    code, out = await _cli(w, "settle", "--date", day)
+    assert code == 0, out
+    assert await batches() == expected
+    code, out = await _cli(w, "settle", "--date", day)
+    assert code == 0 and '"created": 0' in out
+    async with w.pool.acquire() as conn:
+        available = await conn.fetch("SELECT owner_id, balance FROM accounts WHERE role = 'merchant_available'"
+                                     " AND owner_id = ANY($1::text[])", list(expected))
+        entries = await conn.fetchval("SELECT count(*) FROM journal_entries e JOIN settlement_batches b"
+                                      " ON b.txn_no = e.txn_no WHERE b.merchant_id = ANY($1::text[])", list(expected))
+    assert {r["owner_id"]: r["balance"] for r in available} == expected and entries == 3
