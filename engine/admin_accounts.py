@@ -51,7 +51,19 @@ async def split_account(booker: Booker, next_txn_no: NextTxnNo, account_id: str,
         view = await split_store.resize(tx.conn, tx.post, account_id, into, next_txn_no(), _today(),
                                         hot_activation_s)
     booker.splits.invalidate()  # this process routes by the new layout at once; others within the TTL
+    await _refresh_hot_view(booker)
     return view
+
+
+async def _refresh_hot_view(booker: Booker) -> None:
+    """Make this process's buffer sink see the new hot subs now. Its view of hot accounts is a cache
+    refreshed in the background after a booking finds it stale, so after a quiet spell it can be
+    older than the subs' activation delay; a debit on a hot sub it does not know would not be
+    reserved. Other processes rely on the activation delay (see HOT_SUB_ACTIVATION_S)."""
+    hot = getattr(booker.sink, "hot", None)
+    refresh = getattr(hot, "refresh", None)
+    if refresh is not None:
+        await refresh()
 
 
 async def tidy_account(booker: Booker, next_txn_no: NextTxnNo, account_id: str, grace_s: float,
