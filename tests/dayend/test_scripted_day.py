@@ -24,6 +24,7 @@ from tests.dayend.world import CHANNELS, Paid, World, bounded, new_ref, running_
 
 WALLET_PAYMENTS_PER_MERCHANT = 350
 CHANNEL_PAYMENTS_PER_CHANNEL = 130
+CHANNEL_REFUNDS_PER_CHANNEL = 6
 CONCURRENCY = 8  # per merchant and per channel: 40 requests in flight in all
 
 
@@ -108,6 +109,20 @@ async def _channel_payment(w: World, client: PayEngineClient, channel: str, amou
     return Paid(payment_id, body["txn_no"], client.merchant_id, amount, body["fee"], "channel", channel)
 
 
+async def _channel_refund(w: World, client: PayEngineClient, p: Paid) -> None:
+    """A partial refund carried out at the channel by the gateway (REFUND_CHANNEL on success)."""
+    part = p.amount // 2
+    r = await client.refund(p.id, part, new_ref("rf"))
+    assert r.status == 201 and r.body["status"] == "pending", r.body
+    refund_id = r.body["id"]
+
+    async def succeeded() -> bool:
+        return bool((await client.get_refund(refund_id)).body["status"] == "succeeded")
+
+    await w.eventually(succeeded)
+    p.refunds.append((part, fee_refunded_after(p.fee, p.amount, part)))
+
+
 async def _build_day(w: World) -> Script:
     m1, m2, m3 = await w.merchant(60, 0), await w.merchant(100, 10), await w.merchant(30, 5, hot=True)
     status, _ = await w.admin("PUT", f"/admin/merchants/{m2.merchant_id}/settlement-cycle", {"cycle_days": 0})
@@ -122,6 +137,8 @@ async def _build_day(w: World) -> Script:
         jobs = [lambda i=i: _channel_payment(w, clients[i % 3], channel, rngs[channel].randint(100, 60_000), True)
                 for i in range(CHANNEL_PAYMENTS_PER_CHANNEL)]
         paid = await bounded(CONCURRENCY, jobs)
+        await bounded(CONCURRENCY, [lambda p=p: _channel_refund(w, script.merchants[p.merchant_id], p)
+                                    for p in paid[10:10 + CHANNEL_REFUNDS_PER_CHANNEL]])
         # Paid at the channel while its notify never comes: only the statement can tell us (long → 补单).
         await w.sim(channel, "PUT", "/sim/admin/faults", {"no_notify_rate": 1.0})
         unnotified = [await _channel_payment(w, clients[i], channel, 4_321 + i, False) for i in range(2)]
@@ -162,7 +179,8 @@ async def _check_recon(w: World, script: Script, channel: str) -> dict[str, Any]
     ours = [p for p in script.payments if p.channel == channel]
     notified = len(ours) - len(seeds.unnotified)
     exceptions = len(seeds.missing) + len(seeds.amount_mismatch) + len(seeds.status_mismatch)
-    assert run["counts"] == {"matched": notified - exceptions, "short": len(seeds.missing),
+    matched = notified - exceptions + CHANNEL_REFUNDS_PER_CHANNEL
+    assert run["counts"] == {"matched": matched, "short": len(seeds.missing),
                              "amount_mismatch": 1, "status_mismatch": 1, "long": seeds.extra + 2}, run["counts"]
     found = {(e["outcome"], e["reference"]): e for e in run["exceptions"]}
     for txn in seeds.missing:
@@ -184,6 +202,8 @@ async def _check_recon(w: World, script: Script, channel: str) -> dict[str, Any]
                            - sum(by_txn[t].amount for t in seeds.missing)
                            - sum(by_txn[t].amount for t in seeds.status_mismatch))
     assert totals["our_count"] == notified and totals["difference"] == expected_difference, totals
+    refunds = run["summary"]["totals"]["refund"]
+    assert refunds["our_count"] == refunds["file_count"] == CHANNEL_REFUNDS_PER_CHANNEL and refunds["difference"] == 0
     for p in seeds.unnotified:  # the strategy's action: the success is booked now
         got = await script.merchants[p.merchant_id].get_payment(p.id)
         assert got.body["status"] == "succeeded"
