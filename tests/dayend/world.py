@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -22,6 +22,8 @@ from aiohttp import web
 from buffer.runner import FlushRunner
 from buffer.tuning import BufferTuning, LiveTuning
 from channels.sim import RunningSimulator, SimFaults, SimKind, SimProfile, start_simulator
+from channels.sim.statement import StatementRow
+from channels.sim.statement_csv import render_wx_statement
 from engine.app import create_app
 from engine.client import PayEngineClient, create_merchant
 from engine.gateway.specs import ChannelSpec
@@ -90,6 +92,14 @@ class World:
             return int(await conn.fetchval("SELECT count(*) FROM journal_legs WHERE status = 'buffered'"))
 
 
+async def _stale_statements(request: web.Request) -> web.Response:
+    """A channel whose file server hands out yesterday's file whatever day is asked (wallet format)."""
+    day = date.fromisoformat(request.match_info["day"]) - timedelta(days=1)
+    at = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=10)
+    rows = [StatementRow("payment", f"STALE{i}", f"STALETX{i}", 100 + i, "CNY", "SUCCESS", at) for i in range(3)]
+    return web.Response(text=render_wx_statement("sim-merchant", rows), content_type="text/csv")
+
+
 def _sim_profile(kind: SimKind, key: str) -> SimProfile:
     return SimProfile(name=f"{kind.value}-de", kind=kind, key=key, notify_schedule_s=(0.0, 0.05, 0.1, 0.2, 0.4),
                       notify_timeout_s=1.0, faults=SimFaults(), seed=11)
@@ -105,13 +115,20 @@ def _free_socket() -> socket.socket:
 @contextlib.asynccontextmanager
 async def running_world(database_url: str, redis_url: str, pool: asyncpg.Pool) -> AsyncIterator[World]:
     wx = await start_simulator(_sim_profile(SimKind.WALLET, WX_KEY))
+    stale_app = web.Application()
+    stale_app.router.add_get("/sim/statements/{day}", _stale_statements)
+    stale = web.AppRunner(stale_app, access_log=None)
+    await stale.setup()
+    await web.TCPSite(stale, "127.0.0.1", 0).start()
+    stale_url = f"http://127.0.0.1:{stale.addresses[0][1]}"
     bank = await start_simulator(_sim_profile(SimKind.BANK, BANK_KEY))
     sock = _free_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = Settings(
         admin_token=ADMIN_TOKEN, db_pool_max=40, public_url=url, node_lease_s=60,
         channels=(ChannelSpec("wxsim", "wxsim", wx.url, "sim-merchant", WX_KEY),
-                  ChannelSpec("banksim", "banksim", bank.url, "sim-merchant", BANK_KEY)),
+                  ChannelSpec("banksim", "banksim", bank.url, "sim-merchant", BANK_KEY),
+                  ChannelSpec("stale", "wxsim", stale_url, "sim-merchant", WX_KEY, cost_bps=9000)),
         gateway_poll_interval_ms=5, janitor_interval_ms=600_000, janitor_query_schedule_s=(3600.0,),
         dayend_poll_ms=50, dayend_drain_timeout_s=60, accounting_date_refresh_ms=100,
     )
@@ -132,6 +149,7 @@ async def running_world(database_url: str, redis_url: str, pool: asyncpg.Pool) -
         await flushing
         await redis.aclose()
         await runner.cleanup()
+        await stale.cleanup()
         await wx.close()
         await bank.close()
 

@@ -1,0 +1,126 @@
+"""Bad input to the accounting day: wrong statement files, unreadable lines, bad amounts, unknown
+channels, a second day-end while one runs, settling a day that is not closed, missing admin token."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from channels.adapters.banksim_statement import parse_bank_statement
+from channels.adapters.wxsim_statement import parse_wx_statement
+from channels.protocol import ChannelStatus, Statement, StatementKind, StatementLine
+from engine.dayend import store as dayend_store
+from engine.recon.matching import WrongStatement, check_statement, normalise
+from engine.recon.strategy import STRATEGY, Action, Outcome, decide
+from tests.conftest import Servers
+from tests.dayend.conftest import Db
+from tests.dayend.world import ADMIN_TOKEN, World, running_world
+
+DAY = date(2026, 3, 14)
+
+
+@pytest.fixture(scope="module")
+async def world(servers: Servers, db: Db) -> AsyncIterator[World]:
+    async with running_world(db.url, servers.redis_url, db.pool) as w:
+        yield w
+
+
+def _line(ref: str, amount: int, at: datetime, status: ChannelStatus = ChannelStatus.SUCCEEDED) -> StatementLine:
+    return StatementLine(StatementKind.PAYMENT, ref, "T" + ref, amount, "CNY", status, at)
+
+
+def test_statement_for_another_channel_or_day_is_refused() -> None:
+    noon = datetime(2026, 3, 14, 12, tzinfo=UTC)
+    good = Statement("wxsim", DAY, (_line("a", 1, noon),), ())
+    check_statement(good, "wxsim", DAY)
+    with pytest.raises(WrongStatement, match="channel"):
+        check_statement(good, "banksim", DAY)
+    with pytest.raises(WrongStatement, match="not 2026-03-15"):
+        check_statement(good, "wxsim", DAY + timedelta(days=1))
+    # The envelope says the right day but the lines are yesterday's: the file is yesterday's.
+    stale = Statement("wxsim", DAY, tuple(_line(str(i), 1, noon - timedelta(days=1)) for i in range(3)), ())
+    with pytest.raises(WrongStatement, match="3 of 3 lines"):
+        check_statement(stale, "wxsim", DAY)
+
+
+def test_malformed_lines_are_reported_with_line_numbers_and_the_rest_processed() -> None:
+    header = "trade_time,mch_id,transaction_id,out_trade_no,trade_state,currency,total_fen,refund_id,out_refund_no," \
+             "refund_fen,refund_status"
+
+    def row(ref: str, amount: str) -> str:
+        fields = ["2026-03-14 10:00:00", "m", "T" + ref, ref, "SUCCESS", "CNY", amount, "", "", "0", ""]
+        return ",".join("`" + f for f in fields)
+
+    text = "\n".join([header, row("ok1", "100"), row("neg", "-5"), "garbage", row("nan", "12x"), row("ok2", "7")])
+    statement = parse_wx_statement("wxsim", DAY, text)
+    assert [(m.line_no, m.reason.split(" ")[0]) for m in statement.malformed] == [
+        (3, "amount"), (4, "expected"), (5, "amount")]
+    assert [line.out_trade_no for line in statement.lines] == ["ok1", "ok2"]
+    bank = "#c\ntrade_no,out_trade_no,biz_type,trade_status,amount,currency,out_request_no,refund_no,finish_time\n" \
+           "T1,b1,trade,TRADE_SUCCESS,-1.00,CNY,,,2026-03-14 10:00:00\nT2,b2,trade,TRADE_SUCCESS,1.50,CNY,,," \
+           "2026-03-14 10:00:00\n"
+    parsed = parse_bank_statement("banksim", DAY, bank)
+    assert [m.line_no for m in parsed.malformed] == [3] and parsed.lines[0].amount_minor == 150
+
+
+def test_non_positive_amounts_that_parse_are_rejected_not_matched() -> None:
+    noon = datetime(2026, 3, 14, 12, tzinfo=UTC)
+    lines, rejected = normalise(Statement("wxsim", DAY, (_line("z", 0, noon), _line("p", 5, noon)), ()))
+    assert [x.reference for x in lines] == ["p"]
+    assert [(r.reference, r.reason) for r in rejected] == [("z", "amount 0 is not positive")]
+
+
+def test_strategy_table_is_unambiguous_and_the_most_specific_rule_wins() -> None:
+    keys = [(r.channel, r.txn_type, r.our_status, r.their_status, r.amount) for r in STRATEGY]
+    assert len(keys) == len(set(keys))
+    assert decide("wxsim", "payment", "pending", "succeeded", True) == (Outcome.LONG, Action.SUPPLEMENT)
+    assert decide("wxsim", "payment", "pending", "succeeded", False) == (Outcome.AMOUNT_MISMATCH, Action.HOLD)
+    assert decide("banksim", "refund", "succeeded", "missing", None) == (Outcome.SHORT, Action.SUSPECT)
+    # Anything the table does not know is an exception for a person, never a silent accept.
+    assert decide("wxsim", "payment", "weird", "succeeded", True) == (Outcome.STATUS_MISMATCH, Action.HOLD)
+
+
+async def test_wrong_day_file_from_a_channel_is_refused_over_http(world: World) -> None:
+    status, run = await world.admin("POST", "/admin/reconciliations", {"channel": "stale", "date": "2026-03-14"})
+    assert status == 422 and run["status"] == "refused" and "dated another day" in run["error"], run
+    status, again = await world.admin("GET", f"/admin/reconciliations/{run['id']}")
+    assert status == 200 and again["status"] == "refused" and again["counts"] == {}
+
+
+async def test_unknown_channel_and_bad_bodies_are_refused(world: World) -> None:
+    status, body = await world.admin("POST", "/admin/reconciliations", {"channel": "nope", "date": "2026-03-14"})
+    assert status == 400 and body["error"]["code"] == "unknown_channel"
+    status, body = await world.admin("POST", "/admin/reconciliations", {"channel": "wxsim", "date": "14/03/2026"})
+    assert status == 400 and body["error"]["type"] == "invalid_request_error"
+    status, body = await world.admin("POST", "/admin/day-end", {"date": "2026-03-14", "force": True})
+    assert status == 400 and "force" in body["error"]["message"]
+
+
+async def test_admin_routes_need_the_admin_token(world: World) -> None:
+    for method, path in (("POST", "/admin/day-end"), ("POST", "/admin/reconciliations"),
+                         ("GET", "/admin/reconciliations/x"), ("POST", "/admin/settlements")):
+        async with world.http.request(method, world.url + path, json={},
+                                      headers={"Authorization": "Bearer wrong"}) as r:
+            assert r.status == 401, (method, path)
+    assert ADMIN_TOKEN
+
+
+async def test_day_end_while_another_runs_answers_409(world: World) -> None:
+    async with world.pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", dayend_store.RUN_LOCK_KEY)
+        try:
+            status, body = await world.admin("POST", "/admin/day-end", {})
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", dayend_store.RUN_LOCK_KEY)
+    assert status == 409 and body["error"]["code"] == "day_end_running", body
+
+
+async def test_settling_a_day_that_is_not_closed_answers_409(world: World) -> None:
+    async with world.pool.acquire() as conn:
+        open_date = await conn.fetchval("SELECT open_date FROM accounting_calendar")
+    status, body = await world.admin("POST", "/admin/settlements", {"date": open_date.isoformat()})
+    assert status == 409 and body["error"]["code"] == "day_not_closed", body
+    status, body = await world.admin("POST", "/admin/day-end", {"date": (open_date + timedelta(days=3)).isoformat()})
+    assert status == 409 and body["error"]["code"] == "day_not_open", body
