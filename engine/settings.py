@@ -195,8 +195,9 @@ class Settings:
     gateway_job_lease_s: int = _env("GATEWAY_JOB_LEASE_S", _int_in(5, 3600), 60)
     gateway_breaker_failures: int = _env("GATEWAY_BREAKER_FAILURES", _int_in(1, 1000), 5)
     gateway_breaker_cool_down_ms: int = _env("GATEWAY_BREAKER_COOL_DOWN_MS", _int_in(10, 3_600_000), 30_000)
-    # Janitor: how often it runs, and the delays (after the voucher is ready) at which a payment still
-    # awaiting payment is queried at the channel; after the last one it is left to expiry.
+    # Janitor: how often it runs, and when a payment still awaiting payment is queried at the channel: the
+    # first delay counts from the voucher being ready, each next one from the query before; after the last
+    # the payment is left to its expiry (which queries once more before closing).
     janitor_interval_ms: int = _env("JANITOR_INTERVAL_MS", _int_in(10, 600_000), 5000)
     janitor_query_schedule_s: tuple[float, ...] = _env(
         "JANITOR_QUERY_SCHEDULE_S", _seconds_list, (30.0, 60.0, 120.0, 300.0, 600.0))
