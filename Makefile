@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend bench-split bench-voucher
+.PHONY: run test lint typecheck check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend bench-split bench-voucher bench-buffer
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-dayend: $(STAMP)
 ## Hot merchant with split sub-accounts: sync 1/4/16 subs and buffered 1/16, side by side; one JSON line last.
 bench-split: $(STAMP)
 	$(BIN)/python -m bench.split_bench
+
+## One hot merchant at 64 payers: sync vs buffered vs distinct accounts, money checked; one JSON line last.
+bench-buffer: $(STAMP)
+	$(BIN)/python -m bench.buffer_bench --concurrency 64 --duration 10
 
 ## Channel payments at 200 merchants against a 500±200 ms channel: async vs sync vouchers; one JSON line.
 bench-voucher: $(STAMP)
