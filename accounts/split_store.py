@@ -217,15 +217,18 @@ async def resize(conn: Conn, post: Post, parent_id: str, into: int, txn_no: str,
     reopen = [existing[i]["id"] for i in range(into) if i in existing and existing[i]["status"] == "closed"]
     if reopen:
         await conn.execute("UPDATE accounts SET status = 'open' WHERE id = ANY($1::text[])", reopen)
+    # Timed from the clock, not the transaction start: waiting for the parent's row lock must not eat
+    # into the activation delay or the retirement grace.
     if parent["hot"] and (missing or reopen):
         await conn.execute(
             "INSERT INTO split_sub_activations (account_id, active_from)"
-            " SELECT unnest($1::text[]), now() + make_interval(secs => $2)"
+            " SELECT unnest($1::text[]), clock_timestamp() + make_interval(secs => $2)"
             " ON CONFLICT (account_id) DO UPDATE SET active_from = EXCLUDED.active_from",
             [*(sub_account_id(parent_id, i) for i in missing), *reopen], hot_activation_s)
     await conn.execute(
-        "INSERT INTO account_splits (parent_id, sub_count) VALUES ($1, $2) ON CONFLICT (parent_id) DO UPDATE"
-        " SET sub_count = $2, generation = account_splits.generation + 1, resized_at = now()",
+        "INSERT INTO account_splits (parent_id, sub_count, resized_at) VALUES ($1, $2, clock_timestamp())"
+        " ON CONFLICT (parent_id) DO UPDATE"
+        " SET sub_count = $2, generation = account_splits.generation + 1, resized_at = clock_timestamp()",
         parent_id, into)
     if not parent["hot"]:
         await _sweep_into_active(conn, post, parent, into, txn_no, accounting_date, f"resize:{parent_id}:{into}")
