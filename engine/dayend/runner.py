@@ -47,6 +47,15 @@ class DayNotOpen(DayEndError):
         self.open_date = open_date
 
 
+class SwitchBusy(DayEndError):
+    code = "switch_busy"
+
+    def __init__(self, day: date, waited_ms: int) -> None:
+        super().__init__(f"switching {day} waited {waited_ms} ms for bookings in flight; nothing changed,"
+                         " run day-end again")
+        self.day = day
+
+
 def _quiet(event: str, data: dict[str, Any]) -> None:
     log.info("day-end %s", event, extra=data)
 
@@ -75,9 +84,14 @@ class _Run:
         self.calendar = calendar
 
     async def switch(self) -> str:
-        async with self.conn.transaction():
-            open_date = await store.switch_date(self.conn, self.day, self.options.switch_lock_timeout_ms)
-            await store.set_step(self.conn, self.day, "drain")
+        try:
+            async with self.conn.transaction():
+                open_date = await store.switch_date(self.conn, self.day, self.options.switch_lock_timeout_ms)
+                await store.set_step(self.conn, self.day, "drain")
+        except asyncpg.LockNotAvailableError:
+            # A booking transaction held the fence longer than the bound: bookings must not stall behind
+            # the switch any longer, so give up this attempt (the run stays at 'switch' for a rerun).
+            raise SwitchBusy(self.day, self.options.switch_lock_timeout_ms) from None
         if self.calendar is not None:
             self.calendar.switched(open_date)
         self.options.progress("switched", {"closing": self.day.isoformat(), "open": open_date.isoformat()})

@@ -9,7 +9,7 @@ import pytest
 
 from engine.dayend import store
 from engine.dayend.calendar import read_open_date
-from engine.dayend.runner import DayEndOptions, DayEndRunning, DayNotOpen, run_day_end
+from engine.dayend.runner import DayEndOptions, DayEndRunning, DayNotOpen, SwitchBusy, run_day_end
 from tests.dayend.conftest import Db
 from tests.dayend.ledger import funded_pair, topup
 
@@ -123,3 +123,21 @@ async def test_broken_balance_fails_the_day_and_names_the_account(db: Db) -> Non
             await conn.execute("UPDATE accounts SET balance = balance - 7 WHERE id = $1", wallet)
     fixed = await run_day_end(db.pool, day)  # rerun after the repair: resumes at the balance step
     assert fixed.status == "done" and fixed.attempts == 2
+
+
+async def test_switch_gives_up_when_a_booking_holds_the_fence_too_long(db: Db) -> None:
+    source, wallet = await funded_pair(db.pool, 100)
+    async with db.pool.acquire() as conn:
+        day = await read_open_date(conn)
+    async with db.pool.acquire() as booking:
+        tx = booking.transaction()
+        await tx.start()
+        await topup(booking, source, wallet, 1)
+        with pytest.raises(SwitchBusy):
+            await run_day_end(db.pool, day, DayEndOptions(switch_lock_timeout_ms=200))
+        async with db.pool.acquire() as conn:
+            assert await read_open_date(conn) == day  # nothing changed; bookings were held back 200 ms at most
+            assert (await store.get_day_end(conn, day)).step == "switch"  # type: ignore[union-attr]
+        await tx.commit()
+    row = await run_day_end(db.pool, day)
+    assert row.status == "done" and row.attempts == 2
