@@ -108,7 +108,9 @@ class _Run:
                 return "balance"
             if time.monotonic() - started > self.options.drain_timeout_s:
                 error = f"drain timed out: {remaining} legs of {self.day} or earlier still buffered"
-                await store.finish(self.conn, self.day, "failed", {"buffered_legs": remaining}, error)
+                stuck = await store.buffered_accounts_through(self.conn, self.day, store.OFFENDERS_LISTED_MAX)
+                report = {"buffered_legs": remaining, "buffered_accounts": stuck}
+                await store.finish(self.conn, self.day, "failed", report, error)
                 return "failed"
             await asyncio.sleep(self.options.poll_interval_s)
 
@@ -120,6 +122,7 @@ class _Run:
             await store.finish(self.conn, self.day, "failed", None, error)
             return "failed"
         started = time.monotonic()
+        self.options.progress("balance", {"accounting_date": self.day.isoformat(), "previous_closed": bool(previous)})
         async with self.conn.transaction(isolation="repeatable_read"):
             accounts = await store.write_snapshot(self.conn, self.day, previous_day if previous else None)
             await _pause_if_asked(self.options, "balance.uncommitted")
@@ -137,7 +140,7 @@ class _Run:
                 await store.set_step(self.conn, self.day, "report")
             else:
                 await store.finish(self.conn, self.day, "failed", report, "trial balance failed")
-        self.options.progress("balance", {"accounts": accounts, "legs": report["legs"],
+        self.options.progress("balanced", {"accounts": accounts, "legs": report["legs"],
                                           "trial_balance": report["trial_balance"],
                                           "seconds": round(time.monotonic() - started, 3)})
         return "report" if holds else "failed"

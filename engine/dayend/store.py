@@ -109,6 +109,15 @@ async def buffered_legs_through(conn: Conn, day: date) -> int:
         "SELECT count(*) FROM journal_legs WHERE status = 'buffered' AND accounting_date <= $1", day))
 
 
+async def buffered_accounts_through(conn: Conn, day: date, limit: int) -> list[dict[str, Any]]:
+    """Which accounts still hold buffered legs of ``day`` or earlier, most first (for a drain that timed out)."""
+    rows = await conn.fetch(
+        "SELECT account_id, count(*) AS legs, min(created_at) AS oldest FROM journal_legs"
+        " WHERE status = 'buffered' AND accounting_date <= $1 GROUP BY account_id ORDER BY 2 DESC LIMIT $2",
+        day, limit)
+    return [{"account_id": r["account_id"], "legs": int(r["legs"]), "oldest": r["oldest"].isoformat()} for r in rows]
+
+
 _SNAPSHOT = """
 WITH legs AS (
     SELECT account_id,

@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from accounts.store import set_hot
+from buffer.store import apply_batch
 from engine.dayend import store
 from engine.dayend.calendar import read_open_date
 from engine.dayend.runner import DayEndOptions, DayEndRunning, DayNotOpen, SwitchBusy, run_day_end
@@ -141,3 +143,22 @@ async def test_switch_gives_up_when_a_booking_holds_the_fence_too_long(db: Db) -
         await tx.commit()
     row = await run_day_end(db.pool, day)
     assert row.status == "done" and row.attempts == 2
+
+
+async def test_drain_that_times_out_fails_the_day_naming_the_account_and_resumes(db: Db) -> None:
+    source, wallet = await funded_pair(db.pool, 100)
+    async with db.pool.acquire() as conn:
+        day = await read_open_date(conn)
+        await set_hot(conn, source, True)  # its next leg waits for a flusher; none runs in this module
+        txn_no = await topup(conn, source, wallet, 9)
+    progress: list[tuple[str, dict[str, object]]] = []
+    row = await run_day_end(db.pool, day, DayEndOptions(drain_timeout_s=0.3, poll_interval_s=0.05,
+                                                        progress=lambda e, d: progress.append((e, d))))
+    assert row.status == "failed" and row.error is not None and "1 legs" in row.error
+    assert row.report is not None and row.report["buffered_accounts"][0]["account_id"] == source
+    assert [d["buffered_legs"] for e, d in progress if e == "drain"][-1] == 1  # progress while waiting
+    async with db.pool.acquire() as conn:
+        await apply_batch(conn, source, [(txn_no, 1)])  # the buffer's own apply, as its flusher would
+        await set_hot(conn, source, False)
+    resumed = await run_day_end(db.pool, day)
+    assert resumed.status == "done" and resumed.report is not None and resumed.report["trial_balance"] == "ok"
