@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results, failed = uvloop.run(_run(names, opts))
     elapsed = time.monotonic() - started
+    info["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]  # a busy neighbour explains odd numbers
     for name, result in results.items():
         if result.get("modes"):
             print(mode_table(f"\n{name}: {opts.concurrency} payers, {duration:g} s per mode in "

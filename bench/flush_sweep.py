@@ -84,7 +84,7 @@ async def flush_sweep(opts: Options) -> dict[str, Any]:
 
 def plot_sweep(points: dict[str, dict[str, Any]], batches: tuple[int, ...], intervals: tuple[int, ...],
                concurrency: int) -> Path:
-    """Four heatmaps over (flush interval, batch size), every cell annotated with its value."""
+    """Heatmaps over (flush interval, batch size), every cell annotated with its value."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,9 +93,13 @@ def plot_sweep(points: dict[str, dict[str, Any]], batches: tuple[int, ...], inte
     panels = (("per_s", "payments/s (higher is better)", "viridis"),
               ("p99_ms", "payment p99 ms (lower is better)", "viridis_r"),
               ("flush_lag_p99_ms", "flush lag p99 ms: commit -> applied (lower is better)", "viridis_r"),
-              ("redis_depth_max", "Redis depth max, legs queued (lower is better)", "viridis_r"))
-    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
-    for ax, (key, title, cmap) in zip(axes.flat, panels, strict=True):
+              ("redis_depth_max", "Redis depth max, legs queued (lower is better)", "viridis_r"),
+              ("refused_per_s", "refused/s: back-pressure, buffer behind (lower is better)", "viridis_r"))
+    for point in points.values():
+        point["refused_per_s"] = round(sum(point.get("errors", {}).values()) / max(1e-9, point["duration_s"]), 1)
+    fig, axes = plt.subplots(2, 3, figsize=(18, 9))
+    axes.flat[-1].set_axis_off()
+    for ax, (key, title, cmap) in zip(axes.flat, panels, strict=False):
         grid = [[float(points[f"b{b}/i{i}"].get(key, 0.0)) for i in intervals] for b in batches]
         image = ax.imshow(grid, cmap=cmap, aspect="auto")
         ax.set_xticks(range(len(intervals)), [str(i) for i in intervals])

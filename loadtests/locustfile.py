@@ -94,7 +94,9 @@ def create_test_data(environment: Environment, **_: Any) -> None:
 
 
 @events.test_stop.add_listener  # type: ignore[untyped-decorator]
+@events.quitting.add_listener  # type: ignore[untyped-decorator]
 def write_expectations(environment: Environment, **_: Any) -> None:
+    """Written at stop and again at quit, after every user is gone, so late answers are counted."""
     REPORTS.mkdir(parents=True, exist_ok=True)
     (REPORTS / "expected.json").write_text(json.dumps(
         {"merchant_id": DATA.merchant_id, "customers": DATA.customers, "counts": dict(DATA.counts)}, indent=2))
@@ -116,6 +118,9 @@ class MerchantUser(HttpUser):
         amount = random.randint(100, 50_000)
         body = {"merchant_order_no": uuid.uuid4().hex, "amount": amount, "currency": CURRENCY, "method": "wallet",
                 "customer_id": random.choice(DATA.customers)}
+        # Counted before sending: a request cut off by the stop (or a timeout) may still have been
+        # booked, so the checks allow the ledger anything between acknowledged and attempted.
+        DATA.count("wallet_attempted", amount)
         with self.post("/v1/payments", body, "POST /v1/payments [wallet]") as resp:
             if resp.status_code == 201 and resp.json().get("status") == "succeeded":
                 resp.success()
@@ -124,6 +129,8 @@ class MerchantUser(HttpUser):
                     DATA.paid.append((resp.json()["id"], amount))
             else:
                 resp.failure(f"{resp.status_code}: {resp.text[:200]}")
+                if resp.status_code:  # an answer, not a transport error: nothing was booked
+                    DATA.count("wallet_refused", amount)
 
     def partial_refund(self) -> None:
         with DATA.lock:
@@ -137,12 +144,15 @@ class MerchantUser(HttpUser):
             else:
                 DATA.paid[index] = (payment_id, left - amount)  # claimed before sending: refunds never overrun
         body = {"amount": amount, "merchant_refund_no": uuid.uuid4().hex}
+        DATA.count("refunds_attempted", amount)
         with self.post(f"/v1/payments/{payment_id}/refunds", body, "POST /v1/payments/{id}/refunds") as resp:
             if resp.status_code == 201:
                 resp.success()
                 DATA.count("refunds", amount)
             else:
                 resp.failure(f"{resp.status_code}: {resp.text[:200]}")
+                if resp.status_code:
+                    DATA.count("refunds_refused", amount)
 
     def channel_payment(self) -> None:
         amount = random.randint(100, 50_000)
