@@ -31,9 +31,40 @@ def ensure_servers(settings: Settings) -> ServerUrls:
     return ServerUrls(database_url, redis_url)
 
 
+class PoolConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ships no types
+    """A pooled connection whose user may declare it left no session state behind.
+
+    asyncpg resets every connection it takes back (advisory locks, cursors, LISTEN, settings): a whole
+    round trip per release, which on the request path is one of the few per request. Code that ran only
+    statements that cannot leave session state (no session advisory locks, SET, LISTEN, cursors; an
+    open transaction is still rolled back by asyncpg) calls ``release_without_reset`` before releasing.
+    Everyone else keeps the full reset, so the declaration can only ever cover its own use.
+    """
+
+    _no_session_state = False
+
+    def declare_no_session_state(self) -> None:
+        self._no_session_state = True
+
+    def get_reset_query(self) -> str:
+        if self._no_session_state:
+            self._no_session_state = False
+            return ""
+        query: str = super().get_reset_query()
+        return query
+
+
+def release_without_reset(conn: object) -> None:
+    """Declare that ``conn`` (a pooled connection or its proxy) left no session state; see PoolConnection."""
+    declare = getattr(conn, "declare_no_session_state", None)
+    if declare is not None:
+        declare()
+
+
 async def create_pool(database_url: str, min_size: int, max_size: int, command_timeout_s: float) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         database_url, min_size=min_size, max_size=max_size, command_timeout=command_timeout_s,
+        connection_class=PoolConnection,
         # The posting function is called with the same statement text every time: keep it prepared.
         statement_cache_size=256,
     )

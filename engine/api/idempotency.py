@@ -18,6 +18,7 @@ from aiohttp import web
 from engine.api.context import ApiContext
 from engine.api.errors import ApiError, api_error_for, error_body, invalid_request
 from engine.api.payment_flows import IdemSlot, Outcome
+from engine.db import release_without_reset
 from engine.merchant_store import (
     claim_idempotency_key,
     release_idempotency_key,
@@ -53,6 +54,7 @@ async def run_idempotent(request: web.Request, ctx: ApiContext, merchant_id: str
     print_ = fingerprint(request.method, request.raw_path, body)
     async with ctx.pool.acquire() as conn:
         held = await claim_idempotency_key(conn, merchant_id, key, print_, ctx.settings.idempotency_lock_s)
+        release_without_reset(conn)  # two plain statements: no session state to reset
     if held is not None:
         if held.fingerprint != print_:
             raise IdempotencyMismatch(key)

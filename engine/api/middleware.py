@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -20,6 +21,9 @@ MERCHANT = web.RequestKey("payengine.merchant", MerchantRecord)
 RAW_BODY = web.RequestKey("payengine.raw_body", bytes)
 
 _HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed", 413: "request_too_large"}
+# (method, route, status) -> its counter and histogram children, bounded (a client can invent methods).
+METRIC_CHILDREN_MAX = 1000
+_METRIC_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 def merchant_of(request: web.Request) -> MerchantRecord:
@@ -40,9 +44,15 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = response.status
         return response
     finally:
-        labels = (request.method, _route(request), str(status))
-        HTTP_REQUESTS.labels(*labels).inc()
-        HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+        labels = (request.method, _route(request), status)
+        children = _METRIC_CHILDREN.get(labels)
+        if children is None:  # labels() validates and locks on every call: resolve each label set once
+            text = (labels[0], labels[1], str(status))
+            children = (HTTP_REQUESTS.labels(*text), HTTP_LATENCY.labels(*text))
+            if len(_METRIC_CHILDREN) < METRIC_CHILDREN_MAX:
+                _METRIC_CHILDREN[labels] = children
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
 
 
 def _error_response(err: ApiError) -> web.Response:

@@ -19,6 +19,7 @@ from engine.api.context import ApiContext
 from engine.api.views import payment_view, refund_view
 from engine.api.wire import CreatePayment, CreateRefund
 from engine.booking import Booker
+from engine.db import release_without_reset
 from engine.merchant_store import MerchantRecord, StoredResponse
 from engine.payment_store import (
     Job,
@@ -115,6 +116,8 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
                  "merchant_pending": pending_account, "fee_income": platform["fee_income"]},
                 {"amount": req.amount, "fee": fee}, ref=payment_id)
             await tx.post(entry)
+        # Our statements and the posting function keep their locks and settings transaction-local.
+        release_without_reset(tx.conn)
     if not wallet and ctx.schedule_expiry is not None:  # after commit; the sweep covers a failure here
         await ctx.schedule_expiry(merchant.id, payment_id, expires_at)
     return Outcome(201, body, response is not None)

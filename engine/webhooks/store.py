@@ -27,8 +27,8 @@ class DueEvent:
     created_at: datetime
     window_started_at: datetime
     attempts: int  # attempts already made in this window
-    url: str | None
-    secret_salt: bytes | None
+    url: str
+    secret_salt: bytes | None  # None only for an endpoint set without a salt (by hand): cannot be signed
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,23 +67,33 @@ WITH due AS (
     WHERE delivery_status = 'pending' AND next_attempt_at <= $1
     ORDER BY next_attempt_at LIMIT $3
     FOR UPDATE SKIP LOCKED
+), leased AS (
+    -- A merchant without an endpoint: nothing to send, so no attempt; the event stays listable and can
+    -- be re-sent once an endpoint is set. Settled here, in bulk, at no cost per event.
+    UPDATE outbox_events e
+    SET next_attempt_at = CASE WHEN m.webhook_url IS NULL THEN $1 ELSE $1 + make_interval(secs => $2) END,
+        delivery_status = CASE WHEN m.webhook_url IS NULL THEN 'dead' ELSE 'pending' END,
+        last_error = CASE WHEN m.webhook_url IS NULL THEN $4 ELSE e.last_error END
+    FROM due, merchants m
+    WHERE e.id = due.id AND m.id = e.merchant_id
+    RETURNING e.id, e.merchant_id, e.type, CASE WHEN m.webhook_url IS NOT NULL THEN e.payload::text END AS payload,
+              e.created_at, coalesce(e.window_started_at, e.created_at) AS window_started_at, e.attempts,
+              m.webhook_url, m.webhook_secret_salt
 )
-UPDATE outbox_events e SET next_attempt_at = $1 + make_interval(secs => $2)
-FROM due, merchants m
-WHERE e.id = due.id AND m.id = e.merchant_id
-RETURNING e.id, e.merchant_id, e.type, e.payload::text AS payload, e.created_at,
-          coalesce(e.window_started_at, e.created_at) AS window_started_at, e.attempts,
-          m.webhook_url, m.webhook_secret_salt
+SELECT * FROM leased
 """
 
 
-async def claim_due_events(conn: Conn, now: datetime, lease_s: float, limit: int) -> list[DueEvent]:
-    """Up to ``limit`` pending events due by ``now``, leased for ``lease_s`` (skipping rows others hold)."""
-    rows = await conn.fetch(_CLAIM, now, float(lease_s), limit)
+async def claim_due_events(conn: Conn, now: datetime, lease_s: float, limit: int) -> tuple[list[DueEvent], int]:
+    """Lease up to ``limit`` pending events due by ``now`` for ``lease_s`` (skipping rows others hold).
+
+    Returns the events to deliver and how many rows the claim took in all (those of merchants without
+    an endpoint were settled as dead in the same statement)."""
+    rows = await conn.fetch(_CLAIM, now, float(lease_s), limit, NO_ENDPOINT)
     return [DueEvent(r["id"], r["merchant_id"], r["type"], r["payload"], r["created_at"], r["window_started_at"],
                      r["attempts"], r["webhook_url"],
                      bytes(r["webhook_secret_salt"]) if r["webhook_secret_salt"] is not None else None)
-            for r in rows]
+            for r in rows if r["webhook_url"] is not None], len(rows)
 
 
 _RECORD = """

@@ -22,11 +22,12 @@ from engine.settings import Settings
 from engine.webhooks.backoff import RetryPolicy
 from engine.webhooks.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_LATENCY
 from engine.webhooks.signing import SIGNATURE_HEADER, derive_webhook_secret, signature_header
-from engine.webhooks.store import NO_ENDPOINT, AttemptResult, DueEvent, claim_due_events, record_attempt
+from engine.webhooks.store import AttemptResult, DueEvent, claim_due_events, record_attempt
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "payengine-webhooks/1"
+NO_SECRET = "merchant has a webhook_url but no webhook secret salt"
 ERROR_TEXT_MAX = 300
 # A leased event is due again after this many delivery timeouts (plus slack for recording the result).
 LEASE_TIMEOUTS = 2
@@ -79,14 +80,14 @@ class DeliveryWorker:
                 await asyncio.sleep(poll_s)
 
     async def claim(self, limit: int) -> int:
-        """Lease up to ``limit`` due events and start delivering them; returns how many."""
+        """Lease up to ``limit`` due events and start delivering them; returns how many rows were taken."""
         async with self.pool.acquire() as conn:
-            events = await claim_due_events(conn, datetime.now(UTC), self.lease_s, limit)
+            events, taken = await claim_due_events(conn, datetime.now(UTC), self.lease_s, limit)
         for event in events:
             task = asyncio.create_task(self.deliver(event))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
-        return len(events)
+        return taken
 
     async def drain(self, timeout_s: float) -> None:
         """Let deliveries in flight finish (bounded); the rest are cancelled and due again after their lease."""
@@ -101,15 +102,15 @@ class DeliveryWorker:
         started = time.perf_counter()
         status_code: int | None = None
         error: str | None = None
-        if event.url is None or event.secret_salt is None:
-            error = NO_ENDPOINT
+        if event.secret_salt is None:
+            error = NO_SECRET
         else:
             status_code, error = await self._post(event, event.url, event.secret_salt)
         duration_s = time.perf_counter() - started
         now = datetime.now(UTC)
         attempts = event.attempts + 1
         ok = status_code is not None and 200 <= status_code < 300
-        next_at = None if ok or error == NO_ENDPOINT else self.policy.next_attempt_at(
+        next_at = None if ok else self.policy.next_attempt_at(
             event.window_started_at, attempts, now, self._rng)
         result = AttemptResult(event.id, attempts, event.url, started_at, int(duration_s * 1000), status_code,
                                error, next_at)

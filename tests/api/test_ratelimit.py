@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import REGISTRY
 
@@ -104,3 +107,18 @@ async def test_redis_down_fails_open_with_metric_then_limits_again(limited: Limi
     await asyncio.sleep(1.1)  # the limiter leaves Redis alone for a second after a failure
     statuses = [(await client.accounts()).status for _ in range(BURST + 1)]
     assert statuses == [200] * BURST + [429]
+
+
+async def test_chunked_tokens_never_exceed_the_bucket_under_concurrency(redis_client: aioredis.Redis) -> None:
+    """Two limiters (two processes) share one merchant's bucket: each takes chunks, none over-spends."""
+    from engine.api.ratelimit import RateLimiter
+
+    limiters = [RateLimiter(redis_client, rate_per_s=100, burst=100, timeout_ms=1000) for _ in range(2)]
+    assert limiters[0].chunk == 5
+    merchant_id = "mch_rl_" + uuid.uuid4().hex
+    started = time.monotonic()
+    answers = await asyncio.gather(*(limiters[n % 2].retry_after_s(merchant_id) for n in range(400)))
+    elapsed = time.monotonic() - started
+    allowed = answers.count(None)
+    assert 100 <= allowed <= 100 + 100 * elapsed + 2 * limiters[0].chunk
+    assert all(a == 1 for a in answers if a is not None)
