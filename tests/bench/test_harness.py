@@ -1,0 +1,121 @@
+"""The bench harness against the real test servers: modes run and pass the money checks, a ledger
+that disagrees with what the load generator saw fails them, and the delay proxy really delays."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from accounts.model import AccountId
+from accounts.rules import build_entry
+from accounts.store import post_entry
+from bench.hot_merchant import run_hot_merchant_modes
+from bench.load import percentile, run_load
+from bench.modes import BenchContext, SyncMode, distinct_mode
+from bench.modes_hot import buffered_mode
+from bench.money import MoneyCheckFailed, check_money
+from bench.netem import DelayedPostgres
+from bench.workload import AMOUNT_MINOR, CURRENCY, FEE_MINOR, Payer, open_workload
+from engine.booking import Booker
+from engine.txn_no import TxnNoGenerator
+from tests.conftest import Servers
+
+REPO = Path(__file__).resolve().parents[2]
+# System code 98 is the bench's: its transaction numbers never collide with the tests' (99). One
+# generator for the module, so two tests never restart the same node's counter.
+TXN_NOS = TxnNoGenerator(98, 9, 0, 9997)
+
+
+@pytest.fixture
+async def ctx(servers: Servers, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> AsyncIterator[BenchContext]:
+    yield BenchContext(pool, redis_client, TXN_NOS, servers.database_url, servers.redis_url)
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([], 99) == 0.0
+
+
+async def test_run_load_counts_successes_and_failures_by_type() -> None:
+    calls = 0
+
+    async def operation(worker: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls % 4 == 0:
+            raise ValueError("refused")
+        await asyncio.sleep(0.001)
+
+    result = await run_load("unit", operation, concurrency=4, duration_s=0.3, quiet=True)
+    assert result.ok > 0 and result.errors["ValueError"] > 0
+    assert result.ok + result.errors["ValueError"] == calls
+    assert len(result.latencies_ms) == result.ok
+
+
+async def test_modes_side_by_side_pass_the_money_checks(ctx: BenchContext) -> None:
+    modes = [SyncMode(), distinct_mode(), buffered_mode()]
+    result = await run_hot_merchant_modes(ctx, modes, concurrency=4, duration_s=1.0, rounds=1, label="test")
+    assert set(result["modes"]) == {"sync", "distinct", "buffered"}
+    for mode in result["modes"].values():
+        assert mode["ok"] > 0
+        assert mode["money"]["money_checks"] == "ok"
+        assert mode["money"]["entries"] == mode["ok"]
+    assert "buffered_over_sync" in result["ratios"]
+
+
+async def test_money_check_fails_when_the_ledger_holds_an_unacknowledged_payment(ctx: BenchContext) -> None:
+    accounts = await open_workload(ctx.pool, ctx.txn_nos, "sync", workers=2, shared=True)
+    payer = Payer(accounts, Booker(ctx.pool), ctx.txn_nos)
+    for worker in (0, 1, 0):
+        await payer(worker)
+    assert (await check_money(ctx.pool, accounts.money_scope()))["entries"] == 3
+    # One more payment is booked that the load generator never saw succeed: a duplicate.
+    now = datetime.now(UTC)
+    entry = build_entry(
+        "PAY_WALLET", ctx.txn_nos.next(now), now.date(), CURRENCY,
+        {"customer_wallet": AccountId(accounts.customers[1][3]), "gateway_transit": AccountId(accounts.transit[0]),
+         "merchant_pending": AccountId(accounts.merchant[0]), "fee_income": AccountId(accounts.fee[0])},
+        {"amount": AMOUNT_MINOR, "fee": FEE_MINOR}, ref=accounts.ref)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await post_entry(conn, entry)
+    with pytest.raises(MoneyCheckFailed) as failed:
+        await check_money(ctx.pool, accounts.money_scope(), drain_timeout_s=5)
+    assert "journal entries 4 != payments acknowledged 3" in str(failed.value)
+    assert "expected" in str(failed.value)  # the merchant's and fee income's totals are off too
+
+
+async def test_delay_proxy_adds_its_delay_to_every_round_trip(servers: Servers) -> None:
+    delayed = DelayedPostgres(servers.database_url, delay_ms_each_way=2.0)
+    try:
+        delayed._start_proxy(2.0)
+        conn = await asyncpg.connect(delayed.dsn)
+        try:
+            assert await conn.fetchval("SELECT $1::int + 1", 41) == 42  # bytes pass through unchanged
+            t0 = time.perf_counter()
+            for _ in range(5):
+                await conn.fetchval("SELECT 1")
+            per_round_trip_ms = (time.perf_counter() - t0) * 1000 / 5
+        finally:
+            await conn.close()
+    finally:
+        delayed.stop()
+    assert per_round_trip_ms >= 4.0  # 2 ms each way at least; an upper bound would fail on a busy machine
+
+
+def test_smoke_cli_lists_scenarios() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench", "--help"], cwd=REPO, capture_output=True, text=True,
+                          check=True, timeout=60)
+    for name in ("hot-merchant", "db-latency", "flush-sweep", "--smoke"):
+        assert name in done.stdout
