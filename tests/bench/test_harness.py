@@ -20,7 +20,7 @@ from accounts.rules import build_entry
 from accounts.store import post_entry
 from bench.hot_merchant import run_hot_merchant_modes
 from bench.load import percentile, run_load
-from bench.modes import BenchContext, SyncMode, distinct_mode
+from bench.modes import BenchContext, PostingMode, SyncMode, distinct_mode
 from bench.modes_hot import buffered_mode
 from bench.money import MoneyCheckFailed, check_money
 from bench.netem import DelayedPostgres
@@ -65,7 +65,7 @@ async def test_run_load_counts_successes_and_failures_by_type() -> None:
 
 
 async def test_modes_side_by_side_pass_the_money_checks(ctx: BenchContext) -> None:
-    modes = [SyncMode(), distinct_mode(), buffered_mode()]
+    modes: list[PostingMode] = [SyncMode(), distinct_mode(), buffered_mode()]
     result = await run_hot_merchant_modes(ctx, modes, concurrency=4, duration_s=1.0, rounds=1, label="test")
     assert set(result["modes"]) == {"sync", "distinct", "buffered"}
     for mode in result["modes"].values():
