@@ -33,7 +33,10 @@ DISCOVER_S = 1.0
 SWEEP_S = 1.0
 RECONNECT_S = 0.2
 APPLICATION_NAME = "payengine-flusher"
-_PG_GONE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.AdminShutdownError)
+# A connection in any of these states is done for; InternalClientError is how asyncpg reports a
+# protocol left mid-operation by a killed backend.
+_PG_GONE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.AdminShutdownError,
+            asyncpg.InternalClientError)
 
 
 class Worker:
@@ -90,6 +93,12 @@ class Worker:
             except (RedisError, TimeoutError) as exc:
                 log.warning("flusher lost redis; retrying", extra={"error": type(exc).__name__})
                 await _sleep(stop, RECONNECT_S)
+            except Exception:
+                # A flusher must outlive surprises: start over on a fresh connection (nothing is lost,
+                # an uncommitted batch simply stays queued), after a pause so a bug cannot spin.
+                log.exception("flusher round failed; starting over")
+                await self._drop_connection()
+                await _sleep(stop, RECONNECT_S * 5)
         await self._drop_connection()
 
     async def _round(self, stop: asyncio.Event) -> None:

@@ -34,7 +34,8 @@ async def spawn_flusher(database_url: str, redis_url: str, accounts: Sequence[st
         sys.executable, "-m", "buffer.flush_main", "--database-url", database_url, "--redis-url", redis_url,
         "--accounts", ",".join(accounts), "--grace-ms", "300", "--batch-size", str(batch_size),
         "--flush-interval-ms", "5", "--standby-wait-ms", str(STANDBY_WAIT_MS), env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=None if os.environ.get("PAYENGINE_TEST_FLUSHER_LOGS") else
+        asyncio.subprocess.DEVNULL,  # PAYENGINE_TEST_FLUSHER_LOGS=1 shows the flushers' logs (debugging)
     )
 
 

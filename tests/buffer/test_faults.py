@@ -139,6 +139,7 @@ async def test_flusher_postgres_connection_terminated_during_flushes(
     try:
         rng = random.Random(3)
         for _ in range(8):
+            await wait_for(pool, flusher, holding=1)  # reconnected and owning again: hit it mid-flush
             await asyncio.sleep(rng.uniform(0.05, 0.25))
             terminated += await pool.fetchval(
                 "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
