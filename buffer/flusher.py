@@ -71,14 +71,18 @@ async def flush_account(conn: Any, redis: aioredis.Redis, scripts: Scripts, acco
     members = [_b2s(m) for m in head[1::2]]
     if not members:
         stats.rate(time.monotonic(), 0)
+        metrics.DEPTH.labels(account_id).set(0)
+        metrics.OLDEST_AGE.labels(account_id).set(0)
         return FlushOutcome(0, 0, None, loaded=True)
     result = await apply_batch(conn, account_id, [parse_leg_member(m) for m in members])
     if CRASH_POINT == "after_commit":
         os.kill(os.getpid(), signal.SIGKILL)
     elapsed_ms = int((time.perf_counter() - started) * 1000)
     rate = stats.rate(time.monotonic(), result.applied)
-    await scripts.ack(keys=keys, args=[now_ms(), result.balance, APPLIED_RETENTION_MS, len(members), elapsed_ms,
-                                       f"{rate:.1f}", *members], client=redis)
+    _, depth, age_ms = await scripts.ack(keys=keys, args=[now_ms(), result.balance, APPLIED_RETENTION_MS, len(members),
+                                                          elapsed_ms, f"{rate:.1f}", *members], client=redis)
+    metrics.DEPTH.labels(account_id).set(int(depth))
+    metrics.OLDEST_AGE.labels(account_id).set(int(age_ms) / 1000)
     metrics.BATCHES.labels(account_id).inc()
     metrics.LEGS_APPLIED.labels(account_id).inc(result.applied)
     metrics.BATCH_SIZE.observe(len(members))

@@ -90,6 +90,7 @@ return out
 """
 
 # ARGV: now_ms, applied_balance, retention_ms, batch_legs, batch_ms, rate_per_s, then members.
+# Returns {net removed, depth, oldest age ms} (what is left, for the gauges).
 # After the PostgreSQL commit: drop the flushed legs, take their net out of 'pending' and set the
 # cached applied balance in the same step, so applied + pending never jumps. If the state was lost
 # (Redis restarted) the balance is not written: the next load takes both from one snapshot.
@@ -112,7 +113,8 @@ if redis.call('HGET', KEYS[1], 'loaded') then
   redis.call('HSET', KEYS[1], 'applied', ARGV[2])
 end
 redis.call('HSET', KEYS[1], 'last_batch', ARGV[4], 'last_batch_ms', ARGV[5], 'rate', ARGV[6], 'last_flush', ARGV[1])
-return net
+local depth, age = depth_and_age(now)
+return {net, depth, age}
 """
 
 # ARGV: now_ms, balance, then (member, delta, enqueued_ms) triples of the legs PostgreSQL holds as
