@@ -8,6 +8,7 @@ never runs during another's window; the drain time is reported with the mode.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -41,10 +42,11 @@ async def run_hot_merchant_modes(ctx: BenchContext, modes: Sequence[PostingMode]
             print(f"[{label}] mode {mode.name}: SKIPPED ({reason})", file=sys.stderr, flush=True)
         else:
             runnable.append(mode)
-    workloads: dict[str, WorkloadAccounts] = {}
-    for mode in runnable:
-        workloads[mode.name] = await open_workload(ctx.pool, ctx.txn_nos, mode.name, concurrency, mode.shared)
-        await mode.prepare(ctx, workloads[mode.name])
+    # Modes open their accounts at the same time: set-up is round trips, not CPU, and smoke runs are short.
+    opened = await asyncio.gather(*(open_workload(ctx.pool, ctx.txn_nos, m.name, concurrency, m.shared)
+                                    for m in runnable))
+    workloads: dict[str, WorkloadAccounts] = {m.name: w for m, w in zip(runnable, opened, strict=True)}
+    await asyncio.gather(*(m.prepare(ctx, workloads[m.name]) for m in runnable))
     results: dict[str, LoadResult] = {}
     drain_s: dict[str, float] = {m.name: 0.0 for m in runnable}
     for round_no in range(rounds):

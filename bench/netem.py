@@ -158,10 +158,10 @@ class DelayedPostgres:
         the nominal delay is not the round trip; bisect the delay on the measured median instead."""
         low, high = 0.0, target_ms / 2
         best: dict[str, Any] | None = None
-        for _ in range(7):
+        for _ in range(6):
             delay = (low + high) / 2
             self._start_proxy(delay)
-            measured = await self._measure(200, migrate_first=False)
+            measured = await self._measure(150, migrate_first=False)
             measured["proxy_delay_ms_each_way"] = round(delay, 3)
             if best is None or abs(measured["p50_ms"] - target_ms) < abs(best["p50_ms"] - target_ms):
                 best = measured

@@ -22,6 +22,7 @@ from bench.modes import PostingMode, all_modes
 
 REPO = Path(__file__).resolve().parent.parent
 HOT_MODES = ("sync", "distinct", "buffered", "split-16", "buffered+split-16")
+SMOKE_DB_MODES = ("sync", "distinct", "buffered")
 
 
 @dataclass
@@ -79,8 +80,10 @@ async def db_latency(opts: Options) -> dict[str, Any]:
         rtt = await delayed.prepare()
         print(f"[db-latency] {rtt['method']}: SELECT 1 p50 {rtt['p50_ms']:.2f} ms, p99 {rtt['p99_ms']:.2f} ms",
               file=sys.stderr, flush=True)
+        # The smoke run keeps the headline's modes only (buffered_over_sync_1ms and the reference).
+        names = tuple(m for m in opts.modes if m in SMOKE_DB_MODES) if opts.extra.get("smoke") else opts.modes
         async with bench_context(delayed.dsn, opts.redis_url, opts.concurrency + 16) as ctx:
-            result = await run_hot_merchant_modes(ctx, selected_modes(opts.modes), opts.concurrency, opts.duration_s,
+            result = await run_hot_merchant_modes(ctx, selected_modes(names), opts.concurrency, opts.duration_s,
                                                   opts.rounds, label="db-latency")
     finally:
         delayed.stop()
