@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, date, datetime
 from typing import Any
 
+from engine.dayend.calendar import read_open_date
 from engine.gateway.context import Gateway
 from engine.payments.ids import new_id
 from engine.recon import store
@@ -25,6 +26,16 @@ log = logging.getLogger(__name__)
 RUN_PREFIX = "rcn"
 
 
+class DayStillOpen(Exception):
+    """Entries can still be booked to the date: our side of the comparison is not final yet."""
+
+    code = "day_still_open"
+
+    def __init__(self, day: date, open_date: date) -> None:
+        super().__init__(f"{day} is not switched yet (open accounting date {open_date}); run day-end first")
+        self.day = day
+
+
 class UnknownChannel(Exception):
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"unknown channel {name!r}; configured: {known}")
@@ -34,12 +45,17 @@ class UnknownChannel(Exception):
 async def reconcile(gw: Gateway, channel_name: str, day: date) -> store.ReconRun:
     """Reconcile ``channel_name``'s statement of ``day``; returns the run (done or refused).
 
-    Raises UnknownChannel, or the channel's errors (ChannelUnavailable, ChannelTimeout) when the file
-    cannot be fetched; the run then stays 'running' and the next call tries again."""
+    Raises UnknownChannel, DayStillOpen (``day`` is not switched yet, so our side is not final), or the
+    channel's errors (ChannelUnavailable, ChannelTimeout) when the file cannot be fetched; the run then
+    stays 'running' and the next call tries again."""
     configured = gw.channels.get(channel_name)
     if configured is None:
         raise UnknownChannel(channel_name, sorted(gw.channels))
     pool = gw.pool
+    async with pool.acquire() as conn:
+        open_date = await read_open_date(conn)
+    if day >= open_date:
+        raise DayStillOpen(day, open_date)
     async with pool.acquire() as conn:
         run = await store.open_run(conn, new_id(RUN_PREFIX), channel_name, day)
     if run.status != "running":

@@ -94,6 +94,11 @@ async def test_unknown_channel_and_bad_bodies_are_refused(world: World) -> None:
     assert status == 400 and body["error"]["code"] == "unknown_channel"
     status, body = await world.admin("POST", "/admin/reconciliations", {"channel": "wxsim", "date": "14/03/2026"})
     assert status == 400 and body["error"]["type"] == "invalid_request_error"
+    async with world.pool.acquire() as conn:
+        open_date = await conn.fetchval("SELECT open_date FROM accounting_calendar")
+    status, body = await world.admin("POST", "/admin/reconciliations", {"channel": "wxsim",
+                                                                        "date": open_date.isoformat()})
+    assert status == 409 and body["error"]["code"] == "day_still_open", body  # our side is not final yet
     status, body = await world.admin("POST", "/admin/day-end", {"date": "2026-03-14", "force": True})
     assert status == 400 and "force" in body["error"]["message"]
 

@@ -300,3 +300,18 @@ async def test_scripted_day(world: World) -> None:
             "SELECT count(*) FROM settlement_items s JOIN payments p ON p.id = s.object_id"
             " WHERE p.txn_no = ANY($1::text[])", held)
     assert leaked == 0  # exception orders wait
+
+    # An operator handles the amount mismatch; the order settles with the next closed day.
+    (mismatched, _), = script.seeds["wxsim"].amount_mismatch.items()
+    item = next(e for e in runs["wxsim"]["exceptions"] if e["reference"] == mismatched)
+    status, _ = await w.admin("POST", f"/admin/reconciliations/items/{item['id']}/resolve",
+                              {"note": "channel confirmed our amount"})
+    assert status == 200
+    status, body = await w.admin("POST", f"/admin/reconciliations/items/{item['id']}/resolve", {"note": "again"})
+    assert status == 409, body
+    status, closed_third = await w.admin("POST", "/admin/day-end", {})
+    assert status == 200 and closed_third["report"]["trial_balance"] == "ok", closed_third
+    third = next_day + timedelta(days=1)
+    status, _ = await w.admin("POST", "/admin/settlements", {"date": third.isoformat()})
+    assert status == 200
+    assert await _settled(w) == {m: v for m, v in _due(script, third, {late, mismatched}).items() if v}
