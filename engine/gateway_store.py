@@ -158,6 +158,18 @@ async def payment_facts(conn: Conn, payment_id: str, lock: bool = False) -> Paym
     return _facts(row) if row else None
 
 
+async def voucher_work(conn: Conn, voucher_id: str) -> tuple[PaymentFacts, dict[str, ChannelOrder]] | None:
+    """The voucher's payment and every channel order made for it, in one round trip."""
+    row = await conn.fetchrow(
+        _FACTS.replace(" FROM payments p", ", co.orders FROM payments p", 1)
+        + " LEFT JOIN LATERAL (SELECT json_agg(o) AS orders FROM (SELECT"
+        f" {_ORDER_COLUMNS} FROM channel_orders WHERE payment_id = p.id) o) co ON true WHERE v.id = $1", voucher_id)
+    if row is None:
+        return None
+    orders = [ChannelOrder(**o) for o in msgspec.json.decode(row["orders"] or "[]")]
+    return _facts(row), {o.channel: o for o in orders}
+
+
 async def payment_of_voucher(conn: Conn, voucher_id: str) -> PaymentFacts | None:
     row = await conn.fetchrow(_FACTS + " WHERE v.id = $1", voucher_id)
     return _facts(row) if row else None

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class Done:
     note: str = ""
+    # The handler already marked the job done in the transaction of its effect (one commit, not two).
+    recorded: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,13 +35,13 @@ from engine.gateway_store import (
     NewException,
     PaymentFacts,
     begin_attempt,
+    finish_job,
     mark_voucher_failed,
     mark_voucher_ready,
-    orders_of,
     payment_facts,
-    payment_of_voucher,
     record_exception,
     set_order_status,
+    voucher_work,
 )
 
 log = logging.getLogger(__name__)
@@ -54,19 +54,20 @@ BREAKER_WAIT_S = 0.5
 
 async def run_voucher_job(gw: Gateway, job: ClaimedJob, now: datetime) -> JobResult:
     async with gw.pool.acquire() as conn:
-        payment = await payment_of_voucher(conn, job.ref_id)
-        orders = await orders_of(conn, payment.id) if payment else {}
-    if payment is None:
+        work = await voucher_work(conn, job.ref_id)
+    if work is None:
         return Failed(f"no voucher {job.ref_id}")
+    payment, orders = work
     if payment.status != "pending_voucher" or payment.voucher_status != "pending":
         return Done(f"payment is {payment.status}")
     if now >= payment.expires_at:
         return Done("payment expired; the janitor closes it")
     settings = gw.settings
     if payment.channel not in gw.channels:
-        return await _give_up(gw, payment, "unknown_channel", now, f"channel {payment.channel!r} is not configured")
+        return await _give_up(gw, job, payment, "unknown_channel", now,
+                              f"channel {payment.channel!r} is not configured")
     if job.attempts > settings.gateway_job_attempts_max:
-        return await _give_up(gw, payment, "attempts_exhausted", now)
+        return await _give_up(gw, job, payment, "attempts_exhausted", now)
     open_channels = [c for c in gw.channels if c not in orders or orders[c].status != "failed"]
     ranked = [c for c in gw.route(payment.currency, payment.amount, payment.channel) if c in open_channels]
     if not ranked:
@@ -74,18 +75,18 @@ async def run_voucher_job(gw: Gateway, job: ClaimedJob, now: datetime) -> JobRes
             delay_s = max(BREAKER_WAIT_S, backoff_s(job.attempts, settings.gateway_backoff_base_ms,
                                                     settings.gateway_backoff_max_ms))
             return Retry(delay_s, "every usable channel's breaker is open")
-        return await _give_up(gw, payment, "no_channel", now, f"tried {sorted(orders)}")
+        return await _give_up(gw, job, payment, "no_channel", now, f"tried {sorted(orders)}")
     name = ranked[0]
     if not gw.health.admit(name, time.monotonic()):
         return Retry(BREAKER_WAIT_S, f"{name} breaker busy probing")
     async with gw.pool.acquire() as conn:
         previous = orders.get(name)
         order = await begin_attempt(conn, name, payment.txn_no, payment.id, now)
-    return await _attempt(gw, payment, order, previous, now)
+    return await _attempt(gw, job, payment, order, previous, now)
 
 
-async def _attempt(gw: Gateway, payment: PaymentFacts, order: ChannelOrder, previous: ChannelOrder | None,
-                   now: datetime) -> JobResult:
+async def _attempt(gw: Gateway, job: ClaimedJob, payment: PaymentFacts, order: ChannelOrder,
+                   previous: ChannelOrder | None, now: datetime) -> JobResult:
     name, out_trade_no = order.channel, order.out_trade_no
     request = VoucherRequest(out_trade_no=out_trade_no, amount_minor=payment.amount, currency=payment.currency,
                              description=payment.description or f"payment {payment.id}",
@@ -115,7 +116,7 @@ async def _attempt(gw: Gateway, payment: PaymentFacts, order: ChannelOrder, prev
                 currency=payment.currency), now)
         await _close_quietly(gw, name, out_trade_no)
         return await _move_on(gw, order, str(error), now)
-    return await _store_ready(gw, payment, name, result, now)
+    return await _store_ready(gw, job, payment, name, result, now)
 
 
 def _check_voucher(name: str, request: VoucherRequest, result: VoucherResult) -> None:
@@ -168,7 +169,7 @@ async def _close_quietly(gw: Gateway, name: str, out_trade_no: str) -> None:
         log.info("closing an abandoned channel order failed", extra={"channel": name, "error": str(error)})
 
 
-async def _store_ready(gw: Gateway, payment: PaymentFacts, name: str, result: VoucherResult,
+async def _store_ready(gw: Gateway, job: ClaimedJob, payment: PaymentFacts, name: str, result: VoucherResult,
                        now: datetime) -> JobResult:
     expires_at = min(result.expires_at or payment.expires_at, payment.expires_at)
     next_query_at = now + timedelta(seconds=gw.settings.janitor_query_schedule_s[0])
@@ -177,6 +178,7 @@ async def _store_ready(gw: Gateway, payment: PaymentFacts, name: str, result: Vo
                                          next_query_at, now)
         if moved:
             await write_payment_event(conn, payment.merchant_id, payment.id, "voucher.ready", now)
+            await finish_job(conn, job.id, "done")
     if not moved:
         async with gw.pool.acquire() as conn:
             current = await payment_facts(conn, payment.id)
@@ -188,10 +190,11 @@ async def _store_ready(gw: Gateway, payment: PaymentFacts, name: str, result: Vo
         log.info("payment moved while its voucher was created", extra={"payment_id": payment.id})
         return Done("payment moved on while the voucher was created")
     VOUCHERS.labels("ready").inc()
-    return Done(f"ready at {name}")
+    return Done(f"ready at {name}", recorded=True)
 
 
-async def _give_up(gw: Gateway, payment: PaymentFacts, code: str, now: datetime, detail: str = "") -> JobResult:
+async def _give_up(gw: Gateway, job: ClaimedJob, payment: PaymentFacts, code: str, now: datetime,
+                   detail: str = "") -> JobResult:
     async with gw.pool.acquire() as conn, conn.transaction():
         if code == "unknown_channel":
             await record_exception(conn, NewException(
@@ -200,6 +203,7 @@ async def _give_up(gw: Gateway, payment: PaymentFacts, code: str, now: datetime,
         moved = await mark_voucher_failed(conn, payment, code, now)
         if moved:
             await write_payment_event(conn, payment.merchant_id, payment.id, "voucher.failed", now)
+        await finish_job(conn, job.id, "done")
     log.warning("voucher failed", extra={"payment_id": payment.id, "code": code, "detail": detail})
     VOUCHERS.labels("failed").inc()
-    return Done(f"voucher failed: {code}")
+    return Done(f"voucher failed: {code}", recorded=True)

@@ -85,6 +85,9 @@ class GatewayWorker:
         return result
 
     async def _record(self, job: ClaimedJob, result: JobResult) -> None:
+        if isinstance(result, Done) and result.recorded:
+            JOBS.labels(job.kind, "done").inc()
+            return
         async with self.gw.pool.acquire() as conn:
             if isinstance(result, Done):
                 await finish_job(conn, job.id, "done")
