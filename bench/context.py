@@ -13,7 +13,8 @@ BENCH_SYSTEM_CODE = 98  # bench entries are recognisable by their transaction nu
 
 
 @asynccontextmanager
-async def bench_context(database_url: str, redis_url: str, pool_size: int) -> AsyncIterator[BenchContext]:
+async def bench_context(database_url: str, redis_url: str, pool_size: int,
+                        flushers: str = "inproc") -> AsyncIterator[BenchContext]:
     pool = await open_pool(database_url, pool_size)
     redis = open_redis(redis_url)
     try:
@@ -21,7 +22,7 @@ async def bench_context(database_url: str, redis_url: str, pool_size: int) -> As
             lease = await NodeLease.acquire(conn, 3600)
         try:
             txn_nos = TxnNoGenerator(BENCH_SYSTEM_CODE, 9, 0, lease.node_id)
-            yield BenchContext(pool, redis, txn_nos, database_url, redis_url)
+            yield BenchContext(pool, redis, txn_nos, database_url, redis_url, flushers)
         finally:
             async with pool.acquire() as conn:
                 await lease.release(conn)

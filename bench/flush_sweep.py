@@ -50,7 +50,7 @@ async def flush_sweep(opts: Options) -> dict[str, Any]:
     if reason:
         print(f"[flush-sweep] SKIPPED: {reason}", file=sys.stderr, flush=True)
         return {"scenario": "flush-sweep", "modes": {}, "headline": {"scenario": "flush-sweep", "skipped": reason}}
-    async with bench_context(opts.database_url, opts.redis_url, opts.concurrency + 16) as ctx:
+    async with bench_context(opts.database_url, opts.redis_url, opts.concurrency + 16, opts.flushers) as ctx:
         from buffer.tuning import BufferTuning, load_tuning, save_tuning
 
         async with ctx.pool.acquire() as conn:

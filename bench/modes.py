@@ -26,6 +26,7 @@ class BenchContext:
     txn_nos: TxnNoGenerator
     database_url: str
     redis_url: str
+    flushers: str = "inproc"  # or "process": buffer.flush_main as its own process
 
 
 class PostingMode(Protocol):

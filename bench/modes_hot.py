@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bench.load import Sampler
 from bench.modes import BenchContext
@@ -20,6 +22,7 @@ from bench.workload import WorkloadAccounts
 from engine.booking import Booker
 
 OWN_TIMEOUT_S = 10.0
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _missing(*modules: str) -> str | None:
@@ -46,6 +49,7 @@ class HotMode:
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._redis_depth: Sampler | None = None
+        self._proc: asyncio.subprocess.Process | None = None
 
     def unavailable(self) -> str | None:
         needs = (("buffer.sink", "buffer.runner", "buffer.tuning") if self.buffered else ()) + \
@@ -80,15 +84,18 @@ class HotMode:
         # The stored live tuning (buffer_settings) wins over these defaults, so flush-sweep can set it.
         tuning = LiveTuning(ctx.pool, BufferTuning())
         sink = RedisHotLegSink(ctx.pool, ctx.redis, tuning)
-        self._stop = asyncio.Event()
-        runner = FlushRunner(ctx.database_url, ctx.redis, tuning, only_accounts=self.family)
-        self._task = asyncio.create_task(runner.run(self._stop), name=f"bench-flushers-{self.name}")
-        # Load starts once the flushers own every account, so a window measures flushing, not start-up.
-        deadline = time.monotonic() + OWN_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if set(self.family) <= runner.owned:
-                break
-            await asyncio.sleep(0.02)
+        if ctx.flushers == "process":
+            await self._start_flusher_process(ctx)
+        else:
+            self._stop = asyncio.Event()
+            runner = FlushRunner(ctx.database_url, ctx.redis, tuning, only_accounts=self.family)
+            self._task = asyncio.create_task(runner.run(self._stop), name=f"bench-flushers-{self.name}")
+            # Load starts once the flushers own every account, so a window measures flushing, not start-up.
+            deadline = time.monotonic() + OWN_TIMEOUT_S
+            while time.monotonic() < deadline:
+                if set(self.family) <= runner.owned:
+                    break
+                await asyncio.sleep(0.02)
         queues = [account_keys(a).queue for a in self.family]
 
         async def redis_depth() -> float:
@@ -100,11 +107,33 @@ class HotMode:
         self._redis_depth = redis_depth
         return Booker(ctx.pool, sink)
 
+    async def _start_flusher_process(self, ctx: BenchContext) -> None:
+        """Flushers as their own process (the ``payengine flush`` shape): a second interpreter, so on a
+        multi-core machine flushing does not share the payers' event loop."""
+        from buffer.store import flush_lock_key
+
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "buffer.flush_main", "--database-url", ctx.database_url,
+            "--redis-url", ctx.redis_url, "--accounts", ",".join(self.family),
+            cwd=REPO, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        keys = [flush_lock_key(a) for a in self.family]
+        deadline = time.monotonic() + OWN_TIMEOUT_S
+        while time.monotonic() < deadline:  # owned = its advisory locks are granted
+            held = await ctx.pool.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+                " AND ((classid::bigint << 32) | objid::bigint) = ANY($1::bigint[])", keys)
+            if held >= len(keys):
+                break
+            await asyncio.sleep(0.05)
+
     async def stop(self) -> None:
         if self._stop is not None and self._task is not None:
             self._stop.set()
             await self._task
-        self._stop = self._task = self._redis_depth = None
+        if self._proc is not None:
+            self._proc.terminate()
+            await self._proc.wait()
+        self._stop = self._task = self._redis_depth = self._proc = None
 
     def samplers(self) -> dict[str, Sampler]:
         return {"redis_depth": self._redis_depth} if self._redis_depth is not None else {}

@@ -33,6 +33,7 @@ class Options:
     concurrency: int = 64
     rounds: int = 2
     modes: tuple[str, ...] = HOT_MODES
+    flushers: str = "inproc"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -59,7 +60,7 @@ def hot_headline(scenario: str, result: dict[str, Any], suffix: str = "") -> dic
 
 
 async def hot_merchant(opts: Options) -> dict[str, Any]:
-    async with bench_context(opts.database_url, opts.redis_url, opts.concurrency + 16) as ctx:
+    async with bench_context(opts.database_url, opts.redis_url, opts.concurrency + 16, opts.flushers) as ctx:
         result = await run_hot_merchant_modes(ctx, selected_modes(opts.modes), opts.concurrency, opts.duration_s,
                                               opts.rounds)
     result["headline"] = hot_headline("hot-merchant", result)
@@ -82,7 +83,7 @@ async def db_latency(opts: Options) -> dict[str, Any]:
               file=sys.stderr, flush=True)
         # The smoke run keeps the headline's modes only (buffered_over_sync_1ms and the reference).
         names = tuple(m for m in opts.modes if m in SMOKE_DB_MODES) if opts.extra.get("smoke") else opts.modes
-        async with bench_context(delayed.dsn, opts.redis_url, opts.concurrency + 16) as ctx:
+        async with bench_context(delayed.dsn, opts.redis_url, opts.concurrency + 16, opts.flushers) as ctx:
             result = await run_hot_merchant_modes(ctx, selected_modes(names), opts.concurrency, opts.duration_s,
                                                   opts.rounds, label="db-latency")
     finally:
