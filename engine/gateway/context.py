@@ -21,7 +21,7 @@ from channels.breaker import BreakerPolicy
 from channels.errors import ChannelRejected, ChannelTimeout, ChannelUnavailable
 from channels.protocol import Channel, ChannelConfig, ChannelOrderStatus
 from channels.registry import build_channel
-from channels.routing import ChannelTraits, RouteRequest, route_channels
+from channels.routing import DEFAULT_QUALITY_POLICY, ChannelTraits, RouteRequest, quality_key, route_channels
 from engine.booking import Booker
 from engine.gateway.health import ChannelHealth
 from engine.gateway.metrics import CHANNEL_CALLS, CHANNEL_LATENCY
@@ -90,14 +90,15 @@ class Gateway:
         return found
 
     def route(self, currency: str, amount: int, preferred: str | None) -> list[str]:
-        """Channels to try, best first: the payment's own channel when it can serve, then routing's order."""
+        """Channels to try, best first: routing's three levels over our own measurements, except that the
+        payment's own channel goes first while it is healthy (a merchant's choice beats cost, not outages)."""
         now_s = time.monotonic()
+        quality = self.health.quality(now_s)
         decision = route_channels(
             RouteRequest(currency=currency, method="channel", amount_minor=amount),
-            [c.traits for c in self.channels.values()], self.health.quality(now_s), self.health.breakers(),
-            self.health.policy, now_s)
+            [c.traits for c in self.channels.values()], quality, self.health.breakers(), self.health.policy, now_s)
         ranked = list(decision.ranked)
-        if preferred in ranked:
+        if preferred in ranked and not quality_key(quality.get(preferred), DEFAULT_QUALITY_POLICY)[0]:
             ranked.remove(preferred)
             ranked.insert(0, preferred)
         return ranked
