@@ -6,9 +6,12 @@ A leg's record in ``legs`` is ``seq|delta|enqueued_ms``.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 # Shared helpers, prepended to every script. ``oldest_age`` reads the queue head's enqueue time.
 _HELPERS = """
@@ -185,3 +188,17 @@ class Scripts:
         self.load: Any = redis.register_script(LOAD)
         self.expire_reservations: Any = redis.register_script(EXPIRE_RESERVATIONS)
         self.status: Any = redis.register_script(STATUS)
+
+
+ScriptCall = tuple[Any, Sequence[Any], Sequence[Any]]  # (registered script, keys, args)
+
+
+async def run_scripts(redis: Any, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Run several script calls in one round trip: a non-transactional pipeline on one server; on a
+    Redis Cluster (whose pipelines refuse EVALSHA) concurrent calls, each sent to its account's node."""
+    if isinstance(redis, RedisCluster):
+        return list(await asyncio.gather(*(script(keys=list(keys), args=list(args)) for script, keys, args in calls)))
+    async with redis.pipeline(transaction=False) as pipe:
+        for script, keys, args in calls:
+            await script(keys=list(keys), args=list(args), client=pipe)
+        return list(await pipe.execute())

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from accounts.errors import InsufficientFunds
 from accounts.journal import EntryDraft
@@ -33,7 +33,7 @@ from buffer.backpressure import BackpressureGate
 from buffer.errors import BufferBackpressure, BufferUnavailable
 from buffer.hot import HotAccounts
 from buffer.keys import account_keys
-from buffer.scripts import Scripts
+from buffer.scripts import Scripts, run_scripts
 from buffer.state import apply_order, leg_args, load_account, now_ms
 from buffer.tuning import LiveTuning
 
@@ -92,7 +92,7 @@ class RedisHotLegSink:
         reservation = Reservation(uuid.uuid4().hex, tuple((a, amount) for a, amount, _ in debits))
         try:
             await asyncio.wait_for(self._reserve_all(reservation.id, debits), REDIS_TIMEOUT_S * 2)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             await self.release(reservation)
             raise BufferUnavailable(debits[0][0], type(exc).__name__) from None
         return reservation
@@ -102,12 +102,11 @@ class RedisHotLegSink:
         todo = list(debits)
         for _ in range(LOAD_ATTEMPTS):
             tuning = self._tuning.cached
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for account_id, amount, floor in todo:
-                    await self._scripts.reserve(
-                        keys=list(account_keys(account_id).all()),
-                        args=[res_id, amount, floor, now_ms(), tuning.max_depth, tuning.max_lag_ms], client=pipe)
-                results = await pipe.execute()
+            now = now_ms()
+            results = await run_scripts(self._redis, [
+                (self._scripts.reserve, account_keys(account_id).all(),
+                 [res_id, amount, floor, now, tuning.max_depth, tuning.max_lag_ms])
+                for account_id, amount, floor in todo])
             unloaded: list[tuple[AccountId, int, int]] = []
             refusal: Exception | None = None
             for (account_id, amount, floor), (status, a, b) in zip(todo, results, strict=True):
@@ -139,12 +138,9 @@ class RedisHotLegSink:
 
     async def _release_parts(self, res_id: str, account_ids: Sequence[str]) -> None:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for account_id in account_ids:
-                    await self._scripts.release(keys=list(account_keys(account_id).all()), args=[res_id],
-                                                client=pipe)
-                await asyncio.wait_for(pipe.execute(), REDIS_TIMEOUT_S)
-        except (RedisError, OSError, TimeoutError):
+            calls = [(self._scripts.release, account_keys(a).all(), [res_id]) for a in account_ids]
+            await asyncio.wait_for(run_scripts(self._redis, calls), REDIS_TIMEOUT_S)
+        except (RedisError, RedisClusterException, OSError, TimeoutError):
             log.warning("reservation release failed; it will expire", extra={"reservation": res_id})
 
     async def enqueue(self, entries: Sequence[PostedEntry], reservations: Sequence[object]) -> None:
@@ -162,14 +158,11 @@ class RedisHotLegSink:
         if not accounts:
             return
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for acct in accounts:
-                    ids = res_ids.get(acct, [])
-                    await self._scripts.enqueue(
-                        keys=list(account_keys(acct).all()),
-                        args=[now, len(ids), *ids, *leg_args(apply_order(legs.get(acct, [])))], client=pipe)
-                results = await asyncio.wait_for(pipe.execute(), REDIS_TIMEOUT_S)
-        except (RedisError, OSError, TimeoutError):
+            calls = [(self._scripts.enqueue, account_keys(acct).all(),
+                      [now, len(ids), *ids, *leg_args(apply_order(legs.get(acct, [])))])
+                     for acct in accounts for ids in [res_ids.get(acct, [])]]
+            results = await asyncio.wait_for(run_scripts(self._redis, calls), REDIS_TIMEOUT_S)
+        except (RedisError, RedisClusterException, OSError, TimeoutError):
             metrics.ENQUEUE_FAILURES.inc()
             log.warning("enqueue failed; legs stay buffered for recovery",
                         extra={"txn_nos": [e.txn_no for e in entries][:5]})

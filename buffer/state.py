@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from buffer.keys import account_keys, leg_member
-from buffer.scripts import Scripts
+from buffer.scripts import Scripts, run_scripts
 from buffer.store import BufferedLeg, snapshot
 
 LOAD_LEGS_MAX = 200_000  # bound of one rebuild; max_depth back-pressure keeps real buffers far below
@@ -102,10 +102,7 @@ def _b2s(value: Any) -> str:
 async def read_status(redis: aioredis.Redis, scripts: Scripts, account_ids: Sequence[str]) -> list[BufferStatus]:
     """Depth, oldest age, cached balances and last flush figures per account, one round trip."""
     now = now_ms()
-    async with redis.pipeline(transaction=False) as pipe:
-        for account_id in account_ids:
-            await scripts.status(keys=list(account_keys(account_id).all()), args=[now], client=pipe)
-        rows = await pipe.execute()
+    rows = await run_scripts(redis, [(scripts.status, account_keys(a).all(), [now]) for a in account_ids])
     out: list[BufferStatus] = []
     for account_id, r in zip(account_ids, rows, strict=True):
         applied = int(_b2s(r[3]))
