@@ -195,6 +195,8 @@ class Settings:
     gateway_job_lease_s: int = _env("GATEWAY_JOB_LEASE_S", _int_in(5, 3600), 60)
     gateway_breaker_failures: int = _env("GATEWAY_BREAKER_FAILURES", _int_in(1, 1000), 5)
     gateway_breaker_cool_down_ms: int = _env("GATEWAY_BREAKER_COOL_DOWN_MS", _int_in(10, 3_600_000), 30_000)
+    # Routing's quality factors (success rate, latency) look at the gateway's calls of this many seconds.
+    gateway_quality_window_s: int = _env("GATEWAY_QUALITY_WINDOW_S", _int_in(1, 86400), 60)
     # Janitor: how often it runs, and when a payment still awaiting payment is queried at the channel: the
     # first delay counts from the voucher being ready, each next one from the query before; after the last
     # the payment is left to its expiry (which queries once more before closing).

@@ -14,9 +14,8 @@ from channels.breaker import BreakerPhase, BreakerPolicy, BreakerState, admit, i
 from channels.routing import ChannelQuality
 from engine.gateway.metrics import BREAKER_CHANGES
 
-# Calls remembered per channel for quality, and how old they may be.
+# Calls remembered per channel for quality (how old they may be comes from settings).
 SAMPLES_MAX = 512
-QUALITY_WINDOW_S = 300.0
 
 
 @dataclass
@@ -27,8 +26,10 @@ class _Channel:
 
 
 class ChannelHealth:
-    def __init__(self, policy: BreakerPolicy) -> None:
+    def __init__(self, policy: BreakerPolicy, quality_window_s: float = 60.0) -> None:
         self.policy = policy
+        # A demoted channel gets little traffic, so its rate recovers by old failures ageing out of this.
+        self.quality_window_s = quality_window_s
         self._channels: dict[str, _Channel] = {}
 
     def _of(self, name: str) -> _Channel:
@@ -60,7 +61,7 @@ class ChannelHealth:
 
     def quality(self, now_s: float) -> dict[str, ChannelQuality]:
         found: dict[str, ChannelQuality] = {}
-        horizon_s = now_s - QUALITY_WINDOW_S
+        horizon_s = now_s - self.quality_window_s
         for name, state in self._channels.items():
             recent = [c for c in state.calls if c[0] >= horizon_s]
             if not recent:

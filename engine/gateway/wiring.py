@@ -45,7 +45,7 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with channel_session(settings) as session:
         gw = Gateway(settings, app[POOL], app[BOOKER], app[TXN_NOS], build_channels(settings, session),
-                     ChannelHealth(Gateway.breaker_policy(settings)),
+                     ChannelHealth(Gateway.breaker_policy(settings), settings.gateway_quality_window_s),
                      f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}")
         # Synchronous voucher mode: requests run their own voucher jobs; the loop leaves those alone.
         kinds = tuple(k for k in HANDLERS if not (settings.voucher_sync and k == CREATE_VOUCHER_JOB))

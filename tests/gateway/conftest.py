@@ -182,7 +182,7 @@ async def _start_world(servers: Servers, pool: asyncpg.Pool) -> tuple[Gw, Callab
                   ChannelSpec("rogue", "banksim", rogue_url, "sim-merchant", ROGUE_KEY, cost_bps=5000)),
         gateway_call_timeout_ms=1000, gateway_poll_interval_ms=10, gateway_backoff_base_ms=50,
         gateway_backoff_max_ms=200, gateway_breaker_failures=3, gateway_breaker_cool_down_ms=1000,
-        janitor_interval_ms=100, janitor_query_schedule_s=QUERY_SCHEDULE_S,
+        janitor_interval_ms=100, janitor_query_schedule_s=QUERY_SCHEDULE_S, gateway_quality_window_s=2,
     )
     app = create_app(settings, servers.database_url, servers.redis_url)
     runner = web.AppRunner(app, access_log=None)

@@ -23,7 +23,7 @@ async def gateway() -> AsyncIterator[Gateway]:
     async with aiohttp.ClientSession() as session:
         nothing: Any = None  # routing needs neither database nor booker
         yield Gateway(settings, nothing, nothing, nothing, build_channels(settings, session),
-                      ChannelHealth(Gateway.breaker_policy(settings)), "test")
+                      ChannelHealth(Gateway.breaker_policy(settings), settings.gateway_quality_window_s), "test")
 
 
 def test_payment_channel_goes_first_while_healthy(gateway: Gateway) -> None:
