@@ -87,6 +87,14 @@ class Janitor:
                                              status.channel_txn_id, status.paid_at, "query"), now)
         elif status.status in (ChannelStatus.CLOSED, ChannelStatus.FAILED):
             await self._closed_at_channel(order, now)
+        elif order.status != "created":  # an order we moved on from exists after all: nobody may pay it
+            try:
+                await gw.call(order.channel, "close", lambda ch: ch.close(order.out_trade_no))
+            except ChannelError as error:
+                log.info("closing an abandoned order failed", extra={"channel": order.channel, "error": str(error)})
+                return
+            async with gw.pool.acquire() as conn:
+                await set_order_status(conn, order.channel, order.out_trade_no, "closed", now, "abandoned")
         else:
             schedule = gw.settings.janitor_query_schedule_s
             next_at = now + timedelta(seconds=schedule[order.queries]) if order.queries < len(schedule) else None

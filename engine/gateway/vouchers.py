@@ -40,6 +40,7 @@ from engine.gateway_store import (
     mark_voucher_ready,
     payment_facts,
     record_exception,
+    schedule_query,
     set_order_status,
     voucher_work,
 )
@@ -82,6 +83,9 @@ async def run_voucher_job(gw: Gateway, job: ClaimedJob, now: datetime) -> JobRes
     async with gw.pool.acquire() as conn:
         previous = orders.get(name)
         order = await begin_attempt(conn, name, payment.txn_no, payment.id, now)
+        for left in orders.values():  # moving on from an unknown order: the janitor finds and closes it
+            if left.status == "unknown" and left.channel != name:
+                await schedule_query(conn, left.channel, left.out_trade_no, now)
     return await _attempt(gw, job, payment, order, previous, now)
 
 
