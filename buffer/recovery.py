@@ -18,7 +18,7 @@ from buffer import metrics
 from buffer.keys import account_keys
 from buffer.scripts import Scripts
 from buffer.state import leg_args, now_ms, pg_legs
-from buffer.store import buffered_legs_older_than
+from buffer.store import BufferedLeg, buffered_legs_older_than, count_buffered_older_than
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,15 @@ async def recover_account(conn: Any, redis: aioredis.Redis, scripts: Scripts, ac
     PostgreSQL and this same sweep enqueues them as pending.
     """
     keys = list(account_keys(account_id).all())
-    legs = await buffered_legs_older_than(conn, account_id, grace_ms, SWEEP_LEGS_MAX)
     added = 0
+    legs: list[BufferedLeg] = []
+    # Cheap test first: when Redis queues at least as many legs as PostgreSQL holds buffered past the
+    # grace, nothing is missing (a miss hidden behind a stale, already-applied member lasts until that
+    # member's next flush, then the next sweep sees it). Only a shortfall pays for reading and
+    # re-sending the legs, so a long backlog does not cost a re-send of it every sweep.
+    buffered = await count_buffered_older_than(conn, account_id, grace_ms)
+    if buffered and int(await redis.zcard(keys[1])) < buffered:
+        legs = await buffered_legs_older_than(conn, account_id, grace_ms, SWEEP_LEGS_MAX)
     if legs:
         result = await scripts.enqueue(keys=keys, args=[now_ms(), 0, *leg_args(pg_legs(legs))], client=redis)
         added = int(result[0])

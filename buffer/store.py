@@ -110,6 +110,12 @@ async def buffered_legs_older_than(conn: Conn, account_id: str, grace_ms: int, l
     return _legs(rows)
 
 
+async def count_buffered_older_than(conn: Conn, account_id: str, grace_ms: int) -> int:
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM journal_legs WHERE account_id = $1 AND status = 'buffered'"
+        " AND created_at < clock_timestamp() - $2 * interval '1 millisecond'", account_id, grace_ms))
+
+
 async def hot_accounts(conn: Conn, only: Sequence[str] | None = None) -> list[HotAccount]:
     """Accounts flagged hot (optionally restricted to ``only``)."""
     rows = await conn.fetch(
