@@ -1,0 +1,12 @@
+"""The hot-account buffer: Redis-backed, flushed to PostgreSQL in ordered batches.
+
+Public pieces:
+- ``buffer.sink.RedisHotLegSink`` - engine.booking.HotLegSink: reserve hot debits before commit,
+  enqueue hot legs after commit (``Booker(pool, sink)``).
+- ``buffer.runner.FlushRunner`` / ``buffer.flush_main`` - flusher workers (advisory-lock ownership,
+  recovery sweep); ``python -m buffer.flush_main`` or ``payengine flush`` as a process.
+- ``buffer.flusher.flush_account``, ``buffer.recovery.recover_account`` - one flush / one sweep.
+- ``buffer.store.hot_balance(s)`` - applied / pending / projected for reads.
+- ``buffer.state.read_status`` - depth, oldest age, applied/s, last batch per account.
+- ``buffer.tuning`` - live settings (table buffer_settings), ``buffer.errors``, ``buffer.metrics``.
+"""
