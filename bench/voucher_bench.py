@@ -39,6 +39,7 @@ ADMIN_TOKEN = "bench-admin-token"
 SIM_PROFILE = "wxsim-slow"
 SIM_KEY = "sim-secret-key-0123456789abcdef"  # the built-in profile's key (channels/sim/profile.py)
 DRAIN_TIMEOUT_S = 30.0
+CLIENT_TIMEOUT_S = 30.0
 
 
 def _free_port() -> int:
@@ -89,7 +90,8 @@ async def _load(url: str, merchants: int, duration_s: float, pause_s: float, war
         for n in range(merchants):
             created = await create_merchant(url, ADMIN_TOKEN, {"name": f"bench merchant {n}", "currencies": ["CNY"],
                                                                "fee_bps": 60}, session)
-            clients.append(PayEngineClient(url, created["id"], created["secret"], session=session, retries_max=0))
+            clients.append(PayEngineClient(url, created["id"], created["secret"], session=session, retries_max=0,
+                                           timeout_s=CLIENT_TIMEOUT_S))
         run_id = uuid.uuid4().hex[:8]
         latencies: list[float] = []
         errors = 0
@@ -104,12 +106,16 @@ async def _load(url: str, merchants: int, duration_s: float, pause_s: float, war
             i = 0
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
-                r = await client.create_payment({"merchant_order_no": f"{run_id}-{n}-{i}", "amount": 1000 + i,
-                                                 "currency": "CNY", "method": "channel", "channel": "wxsim"})
+                try:
+                    r = await client.create_payment({"merchant_order_no": f"{run_id}-{n}-{i}", "amount": 1000 + i,
+                                                     "currency": "CNY", "method": "channel", "channel": "wxsim"})
+                    ok = r.status == 201
+                except (TimeoutError, aiohttp.ClientError):  # counted, and its time still counts as latency
+                    ok = False
                 elapsed = time.perf_counter() - t0
                 if t0 >= measure_from:
                     latencies.append(elapsed)
-                    errors += r.status != 201
+                    errors += not ok
                 i += 1
                 await asyncio.sleep(pause_s)
 
