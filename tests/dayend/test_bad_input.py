@@ -15,6 +15,7 @@ from engine.dayend import store as dayend_store
 from engine.recon.matching import WrongStatement, check_statement, normalise
 from engine.recon.strategy import STRATEGY, Action, Outcome, decide
 from tests.conftest import Servers
+from tests.dayend.cli import run_cli
 from tests.dayend.conftest import Db
 from tests.dayend.world import ADMIN_TOKEN, World, running_world
 
@@ -129,3 +130,16 @@ async def test_settling_a_day_that_is_not_closed_answers_409(world: World) -> No
     assert status == 409 and body["error"]["code"] == "day_not_closed", body
     status, body = await world.admin("POST", "/admin/day-end", {"date": (open_date + timedelta(days=3)).isoformat()})
     assert status == 409 and body["error"]["code"] == "day_not_open", body
+
+
+async def test_reconcile_cli_runs_and_refuses_an_unknown_channel(world: World) -> None:
+    status, closed = await world.admin("POST", "/admin/day-end", {})
+    assert status == 200, closed
+    wx = world.sims["wxsim"].url
+    channels = f"wxsim=wxsim,{wx},sim-merchant,de-wallet-key"
+    code, out = await run_cli(world, "reconcile", "--channel", "wxsim", "--date", closed["accounting_date"],
+                              extra_env={"PAYENGINE_CHANNELS": channels})
+    assert code == 0 and '"status": "done"' in out, out
+    code, out = await run_cli(world, "reconcile", "--channel", "nope", "--date", closed["accounting_date"],
+                              extra_env={"PAYENGINE_CHANNELS": channels})
+    assert code == 2 and "unknown channel" in out, out

@@ -3,10 +3,7 @@ step (PAYENGINE_DAYEND_PAUSE_AT), is SIGKILLed there, and a rerun reaches the sa
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
@@ -16,46 +13,15 @@ import pytest
 from engine.client import PayEngineClient
 from engine.settlement.store import due_groups
 from tests.conftest import Servers
+from tests.dayend.cli import run_cli
 from tests.dayend.conftest import Db
 from tests.dayend.world import World, bounded, new_ref, running_world
-
-PAUSE_WAIT_S = 60
 
 
 @pytest.fixture(scope="module")
 async def world(servers: Servers, db: Db) -> AsyncIterator[World]:
     async with running_world(db.url, servers.redis_url, db.pool) as w:
         yield w
-
-
-def _env(w: World, pause_at: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYENGINE_")}
-    env.update(PAYENGINE_DATABASE_URL=w.database_url, PAYENGINE_REDIS_URL=w.redis_url,
-               PAYENGINE_DAYEND_PAUSE_AT=pause_at, PAYENGINE_DAYEND_POLL_MS="50", PAYENGINE_LOG_LEVEL="WARNING")
-    return env
-
-
-async def _cli(w: World, *args: str, pause_at: str = "") -> tuple[int, str]:
-    """Run ``payengine <args>``; with ``pause_at``, SIGKILL it once it reports it paused there."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "engine.cli", *args, env=_env(w, pause_at),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    if not pause_at:
-        out, err = await asyncio.wait_for(proc.communicate(), PAUSE_WAIT_S)
-        assert proc.returncode is not None
-        return proc.returncode, out.decode() + err.decode()
-    seen: list[str] = []
-    async with asyncio.timeout(PAUSE_WAIT_S):
-        while True:
-            line = (await proc.stderr.readline()).decode()
-            assert line, f"exited before pausing at {pause_at}: {''.join(seen)}"
-            seen.append(line)
-            if line.startswith("paused:") and pause_at in line:
-                break
-    os.kill(proc.pid, signal.SIGKILL)
-    assert await proc.wait() == -signal.SIGKILL
-    return -signal.SIGKILL, "".join(seen)
 
 
 async def _some_payments(w: World, client: PayEngineClient, n: int) -> list[dict[str, Any]]:
@@ -86,12 +52,12 @@ async def test_day_end_killed_mid_way_resumes_to_the_same_end_state(world: World
     await _some_payments(w, client, 30)
     day = (await _state(w, date.today()))["open"]
 
-    code, _ = await _cli(w, "day-end", "--date", day.isoformat(), pause_at="balance.uncommitted")
+    code, _ = await run_cli(w, "day-end", "--date", day.isoformat(), pause_at="balance.uncommitted")
     assert code == -signal.SIGKILL
     # Switch and drain committed; the snapshot transaction died with the process.
     assert await _state(w, day) == {"open": day + timedelta(days=1), "run": {"step": "balance", "status": "running"},
                                     "snapshots": 0}
-    code, out = await _cli(w, "day-end")  # no date: resumes the unfinished day-end
+    code, out = await run_cli(w, "day-end")  # no date: resumes the unfinished day-end
     assert code == 0, out
     async with w.pool.acquire() as conn:
         accounts = await conn.fetchval("SELECT count(*) FROM accounts")
@@ -101,7 +67,7 @@ async def test_day_end_killed_mid_way_resumes_to_the_same_end_state(world: World
     assert '"trial_balance": "ok"' in report and f'"legs": {legs}' in report
     assert await _state(w, day) == {"open": day + timedelta(days=1), "run": {"step": "done", "status": "done"},
                                     "snapshots": accounts}
-    code, out = await _cli(w, "day-end", "--date", day.isoformat())  # once more: nothing changes
+    code, out = await run_cli(w, "day-end", "--date", day.isoformat())  # once more: nothing changes
     assert code == 0, out
     async with w.pool.acquire() as conn:
         again = await conn.fetch("SELECT * FROM daily_balances WHERE accounting_date = $1 ORDER BY account_id", day)
@@ -110,9 +76,9 @@ async def test_day_end_killed_mid_way_resumes_to_the_same_end_state(world: World
     # The next day, killed right after the switch committed (waiting for the buffers).
     next_day = day + timedelta(days=1)
     await _some_payments(w, client, 10)
-    code, _ = await _cli(w, "day-end", "--date", next_day.isoformat(), pause_at="drain")
+    code, _ = await run_cli(w, "day-end", "--date", next_day.isoformat(), pause_at="drain")
     assert (await _state(w, next_day))["run"] == {"step": "drain", "status": "running"}
-    code, out = await _cli(w, "day-end", "--date", next_day.isoformat())
+    code, out = await run_cli(w, "day-end", "--date", next_day.isoformat())
     assert code == 0, out
     async with w.pool.acquire() as conn:
         accounts = await conn.fetchval("SELECT count(*) FROM accounts")
@@ -144,16 +110,16 @@ async def test_settlement_killed_mid_way_settles_each_batch_once(world: World) -
                                     settle_date)
         return {r["merchant_id"]: r["net"] for r in rows}
 
-    await _cli(w, "settle", "--date", day, pause_at="settle.between")  # first batch committed, then killed
+    await run_cli(w, "settle", "--date", day, pause_at="settle.between")  # first batch committed, then killed
     first = await batches()
     assert len(first) == 1
-    await _cli(w, "settle", "--date", day, pause_at="settle.uncommitted")  # killed inside the next batch
+    await run_cli(w, "settle", "--date", day, pause_at="settle.uncommitted")  # killed inside the next batch
     assert await batches() == first
-    code, out = await _cli(w, "settle", "--date", day)
+    code, out = await run_cli(w, "settle", "--date", day)
     assert code == 0, out
     settled = await batches()
     assert len(settled) == due and {m: settled[m] for m in expected} == expected
-    code, out = await _cli(w, "settle", "--date", day)
+    code, out = await run_cli(w, "settle", "--date", day)
     assert code == 0 and '"created": 0' in out
     async with w.pool.acquire() as conn:
         available = await conn.fetch("SELECT owner_id, balance FROM accounts WHERE role = 'merchant_available'"
