@@ -1,10 +1,9 @@
 """Cluster fixtures: a real 3-master Redis Cluster, and the buffer wired to it.
 
-``cluster_client`` is the plain client engine.redis_client makes for a ``redis+cluster://`` URL.
-``redis_client`` is overridden here, so every test under tests/cluster (including buffer tests
-re-collected from tests/buffer) talks to the cluster; it wraps ``cluster_client`` in
-EvalPipelineCluster, the stand-in for the fix buffer/ needs for pipelined scripts (see
-eval_pipeline.py; test_cluster_as_shipped.py shows the failure without it). PostgreSQL stays the session's.
+``cluster_client`` is the client engine.redis_client makes for a ``redis+cluster://`` URL (a
+RedisCluster). ``redis_client`` is overridden here to be that client, so every test under
+tests/cluster (including the buffer tests re-collected from tests/buffer) talks to the cluster.
+PostgreSQL stays the session's.
 """
 
 from __future__ import annotations
@@ -15,13 +14,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio.cluster import RedisCluster
 
 from engine.redis_client import RedisClient, create_redis
 
 # The buffer tests' fixtures (sink, booker, owner, ...), so they run here unchanged on the cluster.
 from tests.buffer.conftest import *  # noqa: F403
-from tests.cluster.eval_pipeline import EvalPipelineCluster
 from tests.cluster.local_cluster import LocalCluster
 
 
@@ -47,5 +44,5 @@ async def cluster_client(redis_cluster: LocalCluster) -> AsyncIterator[RedisClie
 
 
 @pytest.fixture(scope="session")
-def redis_client(cluster_client: RedisCluster) -> EvalPipelineCluster:
-    return EvalPipelineCluster(cluster_client)
+def redis_client(cluster_client: RedisClient) -> RedisClient:
+    return cluster_client

@@ -9,6 +9,8 @@ import pytest
 from redis.crc import key_slot
 
 from buffer.keys import account_keys
+from buffer.scripts import Scripts
+from buffer.state import read_status
 from engine.redis_client import RedisClient, is_cluster
 from tests.cluster.local_cluster import LocalCluster
 from tests.factories import rand_id
@@ -62,3 +64,12 @@ def test_buffer_uses_no_keyspace_wide_commands(path: Path) -> None:
             if kw.arg == "transaction":
                 assert isinstance(kw.value, ast.Constant) and kw.value.value is False, \
                     f"{path.name}:{node.lineno}: a Redis transaction cannot span accounts' slots"
+
+
+async def test_batched_script_calls_span_masters(redis_cluster: LocalCluster, cluster_client: RedisClient) -> None:
+    """read_status batches one script call per account (buffer.scripts.run_scripts): on the cluster
+    each goes to its own master, and accounts on all three come back in order."""
+    accounts = [rand_id("acct") for _ in range(12)]
+    assert len({redis_cluster.node_of(account_keys(a).state) for a in accounts}) >= 2
+    rows = await read_status(cluster_client, Scripts(cluster_client), accounts)  # type: ignore[arg-type]
+    assert [r.account_id for r in rows] == accounts and not any(r.loaded for r in rows)
