@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {key}: {line[key]}")
     for key, reason in line.get("skipped", {}).items():
         print(f"  {key}: skipped ({reason})")
+    for name, mode in result["modes"].items():
+        if mode.get("errors"):  # refused payments (e.g. buffer back-pressure): booked nothing, counted apart
+            print(f"  {name} refused: {mode['errors']}")
     print(json.dumps(line, separators=(",", ":")))
     return 0
 
