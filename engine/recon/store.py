@@ -71,16 +71,20 @@ async def find_ours(conn: Conn, payment_refs: Sequence[str], refund_refs: Sequen
                     supplemented: set[str]) -> dict[tuple[str, str], OurTxn]:
     """Our transactions named by the statement, keyed (kind, reference as the file wrote it).
 
-    A payment this run supplemented counts as still pending, so a rerun sees what the first run saw."""
+    A payment this run supplemented counts as still pending, so a rerun sees what the first run saw; a
+    closed payment the gateway booked as a late success (and refunded) has the status 'late'."""
     found: dict[tuple[str, str], OurTxn] = {}
     wanted = set(payment_refs)
     rows = await conn.fetch(
-        "SELECT p.id, p.txn_no, v.id AS voucher_id, p.merchant_id, p.status, p.amount, p.currency"
+        "SELECT p.id, p.txn_no, v.id AS voucher_id, p.merchant_id, p.status, p.amount, p.currency,"
+        "  EXISTS (SELECT 1 FROM exceptions x WHERE x.payment_id = p.id AND x.kind = 'late_success') AS late"
         " FROM payments p LEFT JOIN vouchers v ON v.payment_id = p.id"
         " WHERE p.method = 'channel' AND (p.id = ANY($1::text[]) OR p.txn_no = ANY($1::text[])"
         "   OR v.id = ANY($1::text[]))", list(wanted))
     for r in rows:
         status = "pending" if r["id"] in supplemented else OUR_PAYMENT_STATUS.get(r["status"], r["status"])
+        if status == "closed" and r["late"]:
+            status = "late"  # paid after we closed it: booked and refunded by the gateway
         for ref in (r["id"], r["txn_no"], r["voucher_id"]):
             if ref in wanted:
                 found[("payment", ref)] = OurTxn("payment", ref, r["id"], None, r["merchant_id"], status,
@@ -96,7 +100,19 @@ async def find_ours(conn: Conn, payment_refs: Sequence[str], refund_refs: Sequen
                 found[("refund", ref)] = OurTxn("refund", ref, r["payment_id"], r["id"], r["merchant_id"],
                                                 OUR_REFUND_STATUS.get(r["status"], r["status"]), r["amount"],
                                                 r["currency"].strip())
+    # The gateway's automatic refunds of late successes live on its exception records, not in refunds.
+    rows = await conn.fetch(
+        "SELECT x.id, x.out_refund_no, x.payment_id, p.merchant_id, x.refund_status, x.amount, x.currency"
+        " FROM exceptions x JOIN payments p ON p.id = x.payment_id WHERE x.out_refund_no = ANY($1::text[])",
+        list(wanted))
+    for r in rows:
+        status = _AUTO_REFUND_STATUS.get(r["refund_status"] or "", "pending")
+        found[("refund", r["out_refund_no"])] = OurTxn("refund", r["out_refund_no"], r["payment_id"], r["id"],
+                                                       r["merchant_id"], status, r["amount"], r["currency"].strip())
     return found
+
+
+_AUTO_REFUND_STATUS = {"requested": "pending", "succeeded": "succeeded", "failed": "failed"}
 
 
 async def expected_successes(conn: Conn, channel: str, day: date) -> list[OurTxn]:
@@ -115,6 +131,13 @@ async def expected_successes(conn: Conn, channel: str, day: date) -> list[OurTxn
         " WHERE p.method = 'channel' AND p.channel = $1 AND r.status = 'succeeded' AND e.accounting_date = $2"
         "   AND NOT EXISTS (SELECT 1 FROM recon_items i JOIN recon_runs u ON u.id = i.run_id"
         "                   WHERE i.refund_id = r.id AND i.kind = 'refund' AND i.their_status <> 'missing'"
+        "                     AND u.statement_date <> $2)"
+        " UNION ALL"
+        " SELECT 'refund', x.out_refund_no, x.payment_id, x.id, p.merchant_id, x.amount, x.currency"
+        " FROM exceptions x JOIN payments p ON p.id = x.payment_id JOIN journal_entries e ON e.txn_no = x.refund_txn_no"
+        " WHERE x.channel = $1 AND x.refund_status = 'succeeded' AND e.accounting_date = $2"
+        "   AND NOT EXISTS (SELECT 1 FROM recon_items i JOIN recon_runs u ON u.id = i.run_id"
+        "                   WHERE i.refund_id = x.id AND i.kind = 'refund' AND i.their_status <> 'missing'"
         "                     AND u.statement_date <> $2)",
         channel, day)
     return [OurTxn(r["kind"], r["ref"], r["payment_id"], r["refund_id"], r["merchant_id"], "succeeded",

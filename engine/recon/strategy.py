@@ -1,7 +1,8 @@
 """The reconciliation strategy table: (channel × txn type × our status × their status × amount) →
 (outcome, action). Data, not branches: adding a channel's exception is adding a row.
 
-Statuses are normalised on both sides to: succeeded, pending, closed, failed, missing (no record).
+Statuses are normalised on both sides to: succeeded, pending, closed, failed, missing (no record);
+ours also 'late' (closed, then paid: the gateway booked it and refunded it automatically).
 ``amount`` is 'same' or 'differs' when both sides have the transaction, '*' matches either. The most
 specific row wins: an exact channel beats '*', an exact amount beats '*'.
 """
@@ -66,6 +67,9 @@ STRATEGY: tuple[StrategyRule, ...] = (
     _r(ANY, "payment", "pending", "succeeded", "differs", Oc.AMOUNT_MISMATCH, A.HOLD),
     # Paid after we closed or failed it: the gateway's late-success path refunds it; an operator checks.
     _r(ANY, "payment", "closed", "succeeded", ANY, Oc.LONG, A.HOLD),
+    # ... and once the gateway took it as a late success (booked, auto-refunded): both sides agree.
+    _r(ANY, "payment", "late", "succeeded", "same", Oc.MATCHED, A.ACCEPT),
+    _r(ANY, "payment", "late", "succeeded", "differs", Oc.AMOUNT_MISMATCH, A.HOLD),
     _r(ANY, "payment", "failed", "succeeded", ANY, Oc.LONG, A.HOLD),
     _r(ANY, "payment", "missing", "succeeded", ANY, Oc.LONG, A.INVESTIGATE),
     _r(ANY, "payment", "pending", "closed", ANY, Oc.MATCHED, A.IGNORE),

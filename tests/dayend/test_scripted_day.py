@@ -34,6 +34,7 @@ class Seeds:
     amount_mismatch: dict[str, int]
     status_mismatch: list[str]
     unnotified: list[Paid]
+    late: Paid | None = None  # paid at the channel after we closed it: the gateway books and auto-refunds it
     extra: int = 2
     garbage_lines: int = 4
 
@@ -123,6 +124,19 @@ async def _channel_refund(w: World, client: PayEngineClient, p: Paid) -> None:
     p.refunds.append((part, fee_refunded_after(p.fee, p.amount, part)))
 
 
+async def _close_after_paid(w: World, client: PayEngineClient, p: Paid) -> None:
+    """The merchant closes a payment the payer has just paid: a late success, refunded automatically."""
+    closed = await client.close_payment(p.id)
+    assert closed.status == 200 and closed.body["status"] == "closed", closed.body
+
+    async def refunded() -> bool:
+        async with w.pool.acquire() as conn:
+            status = await conn.fetchval("SELECT refund_status FROM exceptions WHERE payment_id = $1", p.id)
+        return bool(status == "succeeded")
+
+    await w.eventually(refunded)
+
+
 async def _build_day(w: World) -> Script:
     m1, m2, m3 = await w.merchant(60, 0), await w.merchant(100, 10), await w.merchant(30, 5, hot=True)
     status, _ = await w.admin("PUT", f"/admin/merchants/{m2.merchant_id}/settlement-cycle", {"cycle_days": 0})
@@ -142,9 +156,11 @@ async def _build_day(w: World) -> Script:
         # Paid at the channel while its notify never comes: only the statement can tell us (long → 补单).
         await w.sim(channel, "PUT", "/sim/admin/faults", {"no_notify_rate": 1.0})
         unnotified = [await _channel_payment(w, clients[i], channel, 4_321 + i, False) for i in range(2)]
+        late = await _channel_payment(w, clients[2], channel, 5_000, False)
         await w.sim(channel, "PUT", "/sim/admin/faults", {"no_notify_rate": 0.0})
+        await _close_after_paid(w, clients[2], late)
         seeds = Seeds(missing=[paid[0].txn_no, paid[1].txn_no], amount_mismatch={paid[2].txn_no: paid[2].amount + 7},
-                      status_mismatch=[paid[3].txn_no], unnotified=unnotified)
+                      status_mismatch=[paid[3].txn_no], unnotified=unnotified, late=late)
         await w.seed(channel, day, missing=seeds.missing, amount_mismatch=seeds.amount_mismatch,
                      status_mismatch=seeds.status_mismatch, extra=seeds.extra, garbage_lines=seeds.garbage_lines)
         script.seeds[channel] = seeds
@@ -179,7 +195,7 @@ async def _check_recon(w: World, script: Script, channel: str) -> dict[str, Any]
     ours = [p for p in script.payments if p.channel == channel]
     notified = len(ours) - len(seeds.unnotified)
     exceptions = len(seeds.missing) + len(seeds.amount_mismatch) + len(seeds.status_mismatch)
-    matched = notified - exceptions + CHANNEL_REFUNDS_PER_CHANNEL
+    matched = notified - exceptions + CHANNEL_REFUNDS_PER_CHANNEL + 2  # + the late success and its auto-refund
     assert run["counts"] == {"matched": matched, "short": len(seeds.missing),
                              "amount_mismatch": 1, "status_mismatch": 1, "long": seeds.extra + 2}, run["counts"]
     found = {(e["outcome"], e["reference"]): e for e in run["exceptions"]}
@@ -194,16 +210,19 @@ async def _check_recon(w: World, script: Script, channel: str) -> dict[str, Any]
     unknown = [e for (outcome, _), e in found.items() if outcome == "long" and e["payment_id"] is None]
     assert len(unknown) == seeds.extra and all(e["action"] == "investigate" for e in unknown)
     assert len(found) == exceptions + seeds.extra + 2
+    assert seeds.late is not None and ("long", seeds.late.txn_no) not in found  # handled by the gateway
     assert len(run["malformed"]) == seeds.garbage_lines and all(m["line_no"] > 1 for m in run["malformed"])
     # Summary level: the file's successes vs ours for the day, and the difference explained line by line.
     totals = run["summary"]["totals"]["payment"]
     by_txn = _by_txn(script)
     expected_difference = (sum(100 + i for i in range(seeds.extra)) + sum(p.amount for p in seeds.unnotified) + 7
+                           + seeds.late.amount
                            - sum(by_txn[t].amount for t in seeds.missing)
                            - sum(by_txn[t].amount for t in seeds.status_mismatch))
     assert totals["our_count"] == notified and totals["difference"] == expected_difference, totals
     refunds = run["summary"]["totals"]["refund"]
-    assert refunds["our_count"] == refunds["file_count"] == CHANNEL_REFUNDS_PER_CHANNEL and refunds["difference"] == 0
+    assert refunds["our_count"] == refunds["file_count"] == CHANNEL_REFUNDS_PER_CHANNEL + 1  # + the auto-refund
+    assert refunds["difference"] == 0
     for p in seeds.unnotified:  # the strategy's action: the success is booked now
         got = await script.merchants[p.merchant_id].get_payment(p.id)
         assert got.body["status"] == "succeeded"
