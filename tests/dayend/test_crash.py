@@ -17,6 +17,8 @@ from tests.dayend.cli import run_cli
 from tests.dayend.conftest import Db
 from tests.dayend.world import World, bounded, new_ref, running_world
 
+pytestmark = pytest.mark.slow  # subprocesses started and killed: ~15-40 s on a loaded 2-core machine
+
 
 @pytest.fixture(scope="module")
 async def world(servers: Servers, db: Db) -> AsyncIterator[World]:
