@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -22,11 +24,63 @@ from buffer.sink import RedisHotLegSink
 from buffer.tuning import BufferTuning, LiveTuning
 from engine import embedded
 from engine.booking import Booker
+from engine.migrate import migrate
 from tests.buffer.procs import Tally, kill, mixed_load, reap, spawn_flusher, wait_for
 from tests.buffer.world import World, check_ledger, open_world, redis_matches_pg, wait_drained
 from tests.conftest import Servers
 
 pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Db:
+    url: str
+    redis_url: str
+
+
+@pytest.fixture(scope="module")
+async def db(servers: Servers) -> AsyncIterator[Db]:
+    """A database of this module's own on the session's server: the in-process flushers of other
+    tests' apps (they flush every hot account of the shared database) cannot take these tests'
+    accounts from the processes under test, since advisory locks are per database."""
+    name = f"buffer_faults_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(servers.database_url)
+    await admin.execute(f"CREATE DATABASE {name}")
+    url = servers.database_url.replace("/payengine?", f"/{name}?")
+    assert url != servers.database_url
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    try:
+        yield Db(url, servers.redis_url)
+    finally:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def pool(db: Db) -> AsyncIterator[asyncpg.Pool]:
+    p = await asyncpg.create_pool(db.url, min_size=2, max_size=40)
+    assert p is not None
+    yield p
+    await p.close()
+
+
+@pytest.fixture(scope="module")
+async def side_pool(db: Db) -> AsyncIterator[asyncpg.Pool]:
+    p = await asyncpg.create_pool(db.url, min_size=1, max_size=4)
+    assert p is not None
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def owner(db: Db) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(db.url)
+    yield conn
+    await conn.close()
 
 
 async def _settle(pool: asyncpg.Pool, redis: aioredis.Redis, world: World, tally: Tally) -> None:
@@ -41,14 +95,14 @@ async def _settle(pool: asyncpg.Pool, redis: aioredis.Redis, world: World, tally
 
 
 async def test_flusher_sigkilled_after_commit_and_at_random_points(
-        pool: asyncpg.Pool, redis_client: aioredis.Redis, servers: Servers, sink: RedisHotLegSink,
+        pool: asyncpg.Pool, redis_client: aioredis.Redis, db: Db, sink: RedisHotLegSink,
         booker: Booker, owner: asyncpg.Connection) -> None:
     world = await open_world(pool, customers=8, owner=owner)
     await sink.hot.refresh()
     stop, tally = asyncio.Event(), Tally()
     loading = asyncio.create_task(mixed_load(booker, world, stop, tally, seed=1))
     await asyncio.sleep(0.3)  # some backlog before any flusher runs
-    urls = (servers.database_url, servers.redis_url)
+    urls = (db.url, db.redis_url)
     crasher = await spawn_flusher(*urls, world.hot, crash="after_commit")
     await wait_for(pool, crasher, waiting=True)
     successor = await spawn_flusher(*urls, world.hot)
@@ -90,7 +144,7 @@ async def own_redis(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[P
 
 
 async def test_redis_killed_and_restarted_empty_mid_load(
-        pool: asyncpg.Pool, side_pool: asyncpg.Pool, servers: Servers, owner: asyncpg.Connection,
+        pool: asyncpg.Pool, side_pool: asyncpg.Pool, db: Db, owner: asyncpg.Connection,
         own_redis: Path) -> None:
     redis_url = f"unix://{embedded.redis_socket(own_redis)}"
     redis = aioredis.Redis.from_url(redis_url, decode_responses=False, socket_timeout=2, socket_connect_timeout=1)
@@ -98,7 +152,7 @@ async def test_redis_killed_and_restarted_empty_mid_load(
     booker = Booker(pool, sink)
     world = await open_world(pool, customers=8, owner=owner)
     await sink.start()
-    flusher = await spawn_flusher(servers.database_url, redis_url, world.hot)
+    flusher = await spawn_flusher(db.url, redis_url, world.hot)
     await wait_for(pool, flusher, waiting=True)
     await owner.execute("SELECT pg_advisory_unlock_all()")
     await wait_for(pool, flusher, holding=3)
@@ -126,11 +180,11 @@ async def test_redis_killed_and_restarted_empty_mid_load(
 
 
 async def test_flusher_postgres_connection_terminated_during_flushes(
-        pool: asyncpg.Pool, redis_client: aioredis.Redis, servers: Servers, sink: RedisHotLegSink,
+        pool: asyncpg.Pool, redis_client: aioredis.Redis, db: Db, sink: RedisHotLegSink,
         booker: Booker, owner: asyncpg.Connection) -> None:
     world = await open_world(pool, customers=8, owner=owner)
     await sink.hot.refresh()
-    flusher = await spawn_flusher(servers.database_url, servers.redis_url, world.hot, batch_size=8)
+    flusher = await spawn_flusher(db.url, db.redis_url, world.hot, batch_size=8)
     await wait_for(pool, flusher, waiting=True)
     await owner.execute("SELECT pg_advisory_unlock_all()")
     stop, tally = asyncio.Event(), Tally()
@@ -156,12 +210,12 @@ async def test_flusher_postgres_connection_terminated_during_flushes(
 
 
 async def test_two_flusher_processes_on_the_same_accounts(
-        pool: asyncpg.Pool, redis_client: aioredis.Redis, servers: Servers, sink: RedisHotLegSink,
+        pool: asyncpg.Pool, redis_client: aioredis.Redis, db: Db, sink: RedisHotLegSink,
         booker: Booker, owner: asyncpg.Connection) -> None:
     world = await open_world(pool, customers=8, owner=owner)
     await sink.hot.refresh()
-    first = await spawn_flusher(servers.database_url, servers.redis_url, world.hot)
-    second = await spawn_flusher(servers.database_url, servers.redis_url, world.hot)
+    first = await spawn_flusher(db.url, db.redis_url, world.hot)
+    second = await spawn_flusher(db.url, db.redis_url, world.hot)
     await wait_for(pool, first, waiting=True)
     await wait_for(pool, second, waiting=True)
     await owner.execute("SELECT pg_advisory_unlock_all()")
