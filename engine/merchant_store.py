@@ -207,6 +207,28 @@ async def claim_idempotency_key(conn: Conn, merchant_id: str, key: str, fingerpr
     return IdempotencyRecord(bytes(row["fingerprint"]), row["status_code"], bytes(body) if body else None)
 
 
+async def get_idempotency_record(conn: Conn, merchant_id: str, key: str) -> IdempotencyRecord | None:
+    row = await conn.fetchrow(
+        "SELECT fingerprint, status_code, response_body FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
+        merchant_id, key,
+    )
+    if row is None:
+        return None
+    body = row["response_body"]
+    return IdempotencyRecord(bytes(row["fingerprint"]), row["status_code"], bytes(body) if body else None)
+
+
+async def store_idempotent_refusal(conn: Conn, merchant_id: str, key: str, fingerprint: bytes, status_code: int,
+                                   body: bytes) -> bool:
+    """Keep a refusal as the key's answer (folded claims: nothing was claimed before); False if held."""
+    stored = await conn.fetchval(
+        "INSERT INTO idempotency_keys (merchant_id, key, fingerprint, status_code, response_body, locked_until)"
+        " VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (merchant_id, key) DO NOTHING RETURNING true",
+        merchant_id, key, fingerprint, status_code, body,
+    )
+    return bool(stored)
+
+
 async def save_idempotent_response(conn: Conn, merchant_id: str, key: str, status_code: int, body: bytes) -> None:
     await conn.execute(
         "UPDATE idempotency_keys SET status_code = $3, response_body = $4 WHERE merchant_id = $1 AND key = $2",

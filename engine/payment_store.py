@@ -20,6 +20,7 @@ from accounts.store import Conn
 from engine.merchant_store import StoredResponse
 from engine.payments.errors import (
     DuplicateOrder,
+    IdempotencyKeyTaken,
     NotFound,
     PaymentCurrencyMismatch,
     PaymentNotRefundable,
@@ -105,7 +106,16 @@ def _resp(r: StoredResponse | None) -> tuple[str | None, int | None, bytes | Non
 # ---------------------------------------------------------------- payments
 
 _INSERT_PAYMENT = """
-WITH p AS (
+WITH k AS (
+    -- The folded idempotency claim (when $29 is set): the key goes in with its response, in the effect's
+    -- transaction. The try-lock keeps "another request with this key is running" a refusal (409), not a
+    -- wait: the holder's row is not committed yet, so the unique index alone would block until it is.
+    INSERT INTO idempotency_keys (merchant_id, key, fingerprint, status_code, response_body, locked_until)
+    SELECT $2::text, $26::text, $29::bytea, $27::int, $28::bytea, $14::timestamptz
+    WHERE $29::bytea IS NOT NULL AND pg_try_advisory_xact_lock(hashtextextended($2::text || ':' || $26::text, 0))
+    ON CONFLICT (merchant_id, key) DO NOTHING
+    RETURNING 1
+), p AS (
     INSERT INTO payments (id, merchant_id, merchant_order_no, amount, currency, method, channel, customer_id,
                           payer_account_id, status, fee, txn_no, description, metadata, expires_at,
                           created_at, updated_at)
@@ -114,7 +124,7 @@ WITH p AS (
            $11::text, $12::jsonb, $13::timestamptz, $14::timestamptz, $14::timestamptz
     FROM (SELECT 1) one LEFT JOIN customers c ON c.id = $15::text AND c.merchant_id = $2::text
                                               AND c.currency = $5::text
-    WHERE $15::text IS NULL OR c.id IS NOT NULL
+    WHERE ($15::text IS NULL OR c.id IS NOT NULL) AND ($29::bytea IS NULL OR EXISTS (SELECT 1 FROM k))
     ON CONFLICT ON CONSTRAINT payments_merchant_order_no DO NOTHING
     RETURNING id, payer_account_id
 ), t AS (
@@ -131,9 +141,9 @@ WITH p AS (
     SELECT $23::text, $2::text, $24::text, id, $25::jsonb, $14::timestamptz FROM p WHERE $23::text IS NOT NULL
 ), i AS (
     UPDATE idempotency_keys SET status_code = $27::int, response_body = $28::bytea
-    WHERE merchant_id = $2::text AND key = $26::text AND EXISTS (SELECT 1 FROM p)
+    WHERE merchant_id = $2::text AND key = $26::text AND EXISTS (SELECT 1 FROM p) AND $29::bytea IS NULL
 )
-SELECT id, payer_account_id FROM p
+SELECT p.id, p.payer_account_id, (SELECT count(*) FROM k) AS claimed FROM (SELECT 1) one LEFT JOIN p ON true
 """
 
 
@@ -158,12 +168,16 @@ class NewPayment:
 
 
 async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job: Job | None,
-                         event: OutboxEvent | None, response: StoredResponse | None) -> str | None:
+                         event: OutboxEvent | None, response: StoredResponse | None,
+                         claim_fingerprint: bytes | None = None) -> str | None:
     """Insert a payment with its transition, voucher, job, outbox event and stored response.
 
+    With ``claim_fingerprint`` the response's idempotency key is claimed here too (inserted with the
+    response, so the claim costs no round trip of its own); IdempotencyKeyTaken when the key is held.
     Returns the payer's wallet account id (None for channel payments). Raises DuplicateOrder naming
     the existing payment, NotFound for an unknown customer, PaymentCurrencyMismatch for a customer
-    whose wallet is in another currency; then nothing was written."""
+    whose wallet is in another currency; then nothing was written (the caller rolls back)."""
+    assert claim_fingerprint is None or response is not None
     key, status_code, body = _resp(response)
     row = await conn.fetchrow(
         _INSERT_PAYMENT,
@@ -172,9 +186,12 @@ async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job:
         p.customer_id, transition.from_status, transition.event, transition.reason, p.voucher_id,
         job.kind if job else None, job.ref_id if job else None, _json(job.payload if job else None),
         event.id if event else None, event.type if event else None, _json(event.payload if event else None),
-        key, status_code, body,
+        key, status_code, body, claim_fingerprint,
     )
-    if row is not None:
+    assert row is not None
+    if claim_fingerprint is not None and not row["claimed"]:
+        raise IdempotencyKeyTaken(key or "")
+    if row["id"] is not None:
         payer: str | None = row["payer_account_id"]
         return payer
     existing = await conn.fetchval(

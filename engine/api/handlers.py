@@ -52,7 +52,7 @@ async def create_payment(request: web.Request) -> web.Response:
     ctx, merchant, raw = request.app[API], merchant_of(request), request[RAW_BODY]
     req = decode_body(raw, wire.CreatePayment)
     return await run_idempotent(request, ctx, merchant.id, raw, lambda slot: payment_flows.create_payment(
-        ctx, request.app[BOOKER], merchant, req, slot, _now()))
+        ctx, request.app[BOOKER], merchant, req, slot, _now()), folded=True)
 
 
 async def get_payment_handler(request: web.Request) -> web.Response:

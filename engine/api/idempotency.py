@@ -20,11 +20,14 @@ from engine.api.errors import ApiError, api_error_for, error_body, invalid_reque
 from engine.api.payment_flows import IdemSlot, Outcome
 from engine.db import release_without_reset
 from engine.merchant_store import (
+    IdempotencyRecord,
     claim_idempotency_key,
+    get_idempotency_record,
     release_idempotency_key,
     save_idempotent_response,
+    store_idempotent_refusal,
 )
-from engine.payments.errors import IdempotencyInFlight, IdempotencyMismatch
+from engine.payments.errors import IdempotencyInFlight, IdempotencyKeyTaken, IdempotencyMismatch
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,9 @@ def json_response(status: int, body: bytes, headers: dict[str, str] | None = Non
 
 
 async def run_idempotent(request: web.Request, ctx: ApiContext, merchant_id: str, body: bytes,
-                         work: Callable[[IdemSlot | None], Awaitable[Outcome]]) -> web.Response:
+                         work: Callable[[IdemSlot | None], Awaitable[Outcome]], folded: bool = False) -> web.Response:
+    """Run ``work`` at most once per key. ``folded``: the work claims the key inside its own effect
+    statement (it must then always store its success response with the effect)."""
     key = request.headers.get(KEY_HEADER)
     if key is None:
         outcome = await work(None)
@@ -52,6 +57,8 @@ async def run_idempotent(request: web.Request, ctx: ApiContext, merchant_id: str
         raise invalid_request("parameter_invalid", f"{KEY_HEADER} must be 1-{KEY_LENGTH_MAX} printable characters",
                               KEY_HEADER)
     print_ = fingerprint(request.method, request.raw_path, body)
+    if folded:
+        return await _run_folded(ctx, merchant_id, key, print_, work)
     async with ctx.pool.acquire() as conn:
         held = await claim_idempotency_key(conn, merchant_id, key, print_, ctx.settings.idempotency_lock_s)
         release_without_reset(conn)  # two plain statements: no session state to reset
@@ -75,6 +82,44 @@ async def run_idempotent(request: web.Request, ctx: ApiContext, merchant_id: str
     if not outcome.stored:
         async with ctx.pool.acquire() as conn:
             await save_idempotent_response(conn, merchant_id, key, outcome.status, outcome.body)
+    return json_response(outcome.status, outcome.body)
+
+
+def _answer_held(held: IdempotencyRecord | None, key: str, print_: bytes) -> web.Response:
+    """The answer for a key someone else holds: 422 for another body, 409 while running, else the replay."""
+    if held is not None and held.fingerprint != print_:
+        raise IdempotencyMismatch(key)
+    if held is None or held.status_code is None or held.body is None:
+        raise IdempotencyInFlight(key)  # None: its holder has not committed yet
+    return json_response(held.status_code, held.body, {REPLAYED_HEADER: "true"})
+
+
+async def _run_folded(ctx: ApiContext, merchant_id: str, key: str, print_: bytes,
+                      work: Callable[[IdemSlot | None], Awaitable[Outcome]]) -> web.Response:
+    """The claim rides in the effect's transaction: one round trip less per request.
+
+    The key row only ever commits together with the effect and its response (or, for a refusal,
+    together with the refusal), so there are no half-done claims to release or take over. Exactly one
+    request per key gets to run its effect: the primary key and the transaction-scoped try-lock in the
+    effect statement decide, as the separate claim's primary key did."""
+    try:
+        outcome = await work(IdemSlot(merchant_id, key, print_))
+    except IdempotencyKeyTaken:
+        async with ctx.pool.acquire() as conn:
+            held = await get_idempotency_record(conn, merchant_id, key)
+        return _answer_held(held, key, print_)
+    except Exception as exc:
+        err = api_error_for(exc)
+        if err is None or err.status >= 500:
+            raise  # rolled back with the effect: nothing claimed, a retry runs again
+        payload = error_body(err)
+        async with ctx.pool.acquire() as conn:
+            stored = await store_idempotent_refusal(conn, merchant_id, key, print_, err.status, payload)
+            held = None if stored else await get_idempotency_record(conn, merchant_id, key)
+        if not stored:
+            return _answer_held(held, key, print_)
+        return json_response(err.status, payload, err.headers)
+    assert outcome.stored, "a folded flow stores its response with its effect"
     return json_response(outcome.status, outcome.body)
 
 

@@ -52,10 +52,14 @@ CLOSE_RETRIES_MAX = 3
 
 @dataclass(frozen=True, slots=True)
 class IdemSlot:
-    """The idempotency key this request claimed; its response is stored with the effect."""
+    """The idempotency key of this request; its response is stored with the effect.
+
+    ``fingerprint`` None: the key was claimed already. Set: the flow claims it in its own effect
+    statement (a folded claim, see run_idempotent), raising IdempotencyKeyTaken when it is held."""
 
     merchant_id: str
     key: str
+    fingerprint: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +111,7 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
     platform = await ctx.platform_accounts(req.currency) if wallet else {}
     async with booker.transaction() as tx:
         payer = await insert_payment(tx.conn, row, Transition(PaymentStatus.CREATED.value, status.value, event.value),
-                                     job, outbox, response)
+                                     job, outbox, response, slot.fingerprint if slot else None)
         if wallet:
             assert payer is not None
             entry = build_entry(

@@ -103,3 +103,13 @@ class IdempotencyMismatch(PaymentRuleError):
     def __init__(self, key: str) -> None:
         super().__init__(f"Idempotency-Key {key!r} was used with a different request")
         self.key = key
+
+
+class IdempotencyKeyTaken(PaymentRuleError):
+    """A folded claim found the key held (done, running, or another body): the caller looks at it."""
+
+    code = "idempotency_key_taken"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Idempotency-Key {key!r} is already claimed")
+        self.key = key
