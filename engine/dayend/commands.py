@@ -89,7 +89,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from channels.errors import ChannelError
     from engine.gateway.context import Gateway, build_channels, channel_session
     from engine.gateway.health import ChannelHealth
-    from engine.recon.runner import DayStillOpen, UnknownChannel, reconcile
+    from engine.recon.runner import DayStillOpen, ReconRunning, UnknownChannel, reconcile
 
     async def body(env: _Env) -> int:
         async with channel_session(settings) as session:
@@ -97,7 +97,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
                          ChannelHealth(Gateway.breaker_policy(settings)), f"{socket.gethostname()}:{os.getpid()}:recon")
             try:
                 run = await reconcile(gw, args.channel, args.date)
-            except (UnknownChannel, DayStillOpen) as exc:
+            except (UnknownChannel, DayStillOpen, ReconRunning) as exc:
                 print(f"payengine: {exc}", file=sys.stderr)
                 return 2
             except ChannelError as exc:

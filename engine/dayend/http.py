@@ -31,7 +31,7 @@ from engine.dayend.calendar import AccountingCalendar, running_calendar
 from engine.dayend.runner import DayEndError, DayEndOptions, run_day_end
 from engine.gateway.notify import GATEWAY
 from engine.recon import store as recon_store
-from engine.recon.runner import DayStillOpen, UnknownChannel, reconcile
+from engine.recon.runner import DayStillOpen, ReconRunning, UnknownChannel, reconcile
 from engine.settings import Settings
 from engine.settlement import store as settlement_store
 from engine.settlement.runner import SettlementError, settle
@@ -157,8 +157,8 @@ async def post_reconciliation(request: web.Request) -> web.Response:
         run = await asyncio.shield(reconcile(request.app[GATEWAY], req.channel, req.date))
     except UnknownChannel as exc:
         return _error(400, "invalid_request_error", "unknown_channel", str(exc), "channel")
-    except DayStillOpen as exc:
-        return _error(409, "conflict_error", exc.code, str(exc), "date")
+    except (DayStillOpen, ReconRunning) as exc:
+        return _error(409, "conflict_error", exc.code, str(exc))
     except ChannelError as exc:
         return _error(503, "channel_error", "statement_unavailable", str(exc))
     body = await _recon_json(request, run.id)

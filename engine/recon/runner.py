@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, date, datetime
 from typing import Any
 
+from channels.protocol import Channel
 from engine.dayend.calendar import read_open_date
 from engine.gateway.context import Gateway
 from engine.payments.ids import new_id
@@ -36,6 +37,17 @@ class DayStillOpen(Exception):
         self.day = day
 
 
+class ReconRunning(Exception):
+    code = "reconciliation_running"
+
+    def __init__(self, channel: str, day: date) -> None:
+        super().__init__(f"a reconciliation of {channel} {day} is running; wait for it")
+
+
+# Two-int advisory keys live apart from the bigint keys used elsewhere; this namespace is "reco".
+_LOCK_NAMESPACE = 0x7265636F
+
+
 class UnknownChannel(Exception):
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"unknown channel {name!r}; configured: {known}")
@@ -45,9 +57,10 @@ class UnknownChannel(Exception):
 async def reconcile(gw: Gateway, channel_name: str, day: date) -> store.ReconRun:
     """Reconcile ``channel_name``'s statement of ``day``; returns the run (done or refused).
 
-    Raises UnknownChannel, DayStillOpen (``day`` is not switched yet, so our side is not final), or the
-    channel's errors (ChannelUnavailable, ChannelTimeout) when the file cannot be fetched; the run then
-    stays 'running' and the next call tries again."""
+    Raises UnknownChannel; ReconRunning (another process reconciles the same file now); DayStillOpen
+    (``day`` is not switched yet, so our side is not final); or the channel's errors (ChannelUnavailable,
+    ChannelTimeout) when the file cannot be fetched: the run then stays 'running' and the next call
+    tries again."""
     configured = gw.channels.get(channel_name)
     if configured is None:
         raise UnknownChannel(channel_name, sorted(gw.channels))
@@ -56,11 +69,23 @@ async def reconcile(gw: Gateway, channel_name: str, day: date) -> store.ReconRun
         open_date = await read_open_date(conn)
     if day >= open_date:
         raise DayStillOpen(day, open_date)
+    async with pool.acquire() as lock_conn:
+        key = f"{channel_name}:{day.isoformat()}"
+        if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", _LOCK_NAMESPACE, key):
+            raise ReconRunning(channel_name, day)
+        try:
+            return await _reconcile_locked(gw, configured.adapter, channel_name, day)
+        finally:
+            await lock_conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", _LOCK_NAMESPACE, key)
+
+
+async def _reconcile_locked(gw: Gateway, adapter: Channel, channel_name: str, day: date) -> store.ReconRun:
+    pool = gw.pool
     async with pool.acquire() as conn:
         run = await store.open_run(conn, new_id(RUN_PREFIX), channel_name, day)
     if run.status != "running":
         return run
-    statement = await configured.adapter.fetch_statement(day)
+    statement = await adapter.fetch_statement(day)
     malformed = [{"line_no": m.line_no, "text": m.text[:200], "reason": m.reason} for m in statement.malformed]
     try:
         check_statement(statement, channel_name, day)

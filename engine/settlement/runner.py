@@ -43,6 +43,18 @@ class DayNotClosed(SettlementError):
         self.day = day
 
 
+class SettlementRunning(SettlementError):
+    code = "settlement_running"
+
+    def __init__(self, day: date) -> None:
+        super().__init__(f"a settlement run for {day} is in progress; wait for it")
+        self.day = day
+
+
+# Two-int advisory key namespace "sett"; held by one connection for the whole run.
+_LOCK_NAMESPACE = 0x73657474
+
+
 @dataclass(frozen=True, slots=True)
 class SettlementResult:
     settle_date: date
@@ -68,7 +80,23 @@ async def _pause_if_asked(pause_at: str, where: str, progress: Progress) -> None
 async def settle(pool: asyncpg.Pool, booker: Booker, settle_date: date, next_txn_no: Callable[[], str],
                  accounting_date: Callable[[], date], merchant_id: str | None = None, pause_at: str = "",
                  progress: Progress = _quiet) -> SettlementResult:
-    """Settle everything due on ``settle_date`` (a closed accounting date). Raises DayNotClosed."""
+    """Settle everything due on ``settle_date`` (a closed accounting date).
+
+    Raises DayNotClosed, or SettlementRunning while another run for the same date holds its lock."""
+    async with pool.acquire() as lock_conn:
+        key = settle_date.isoformat()
+        if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", _LOCK_NAMESPACE, key):
+            raise SettlementRunning(settle_date)
+        try:
+            return await _settle_locked(pool, booker, settle_date, next_txn_no, accounting_date, merchant_id,
+                                        pause_at, progress)
+        finally:
+            await lock_conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", _LOCK_NAMESPACE, key)
+
+
+async def _settle_locked(pool: asyncpg.Pool, booker: Booker, settle_date: date, next_txn_no: Callable[[], str],
+                         accounting_date: Callable[[], date], merchant_id: str | None, pause_at: str,
+                         progress: Progress) -> SettlementResult:
     async with pool.acquire() as conn:
         closed = await get_day_end(conn, settle_date)
         if closed is None or closed.status != "done":

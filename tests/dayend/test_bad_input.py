@@ -143,3 +143,20 @@ async def test_reconcile_cli_runs_and_refuses_an_unknown_channel(world: World) -
     code, out = await run_cli(world, "reconcile", "--channel", "nope", "--date", closed["accounting_date"],
                               extra_env={"PAYENGINE_CHANNELS": channels})
     assert code == 2 and "unknown channel" in out, out
+
+
+async def test_a_second_reconciliation_or_settlement_of_the_same_date_answers_409(world: World) -> None:
+    async with world.pool.acquire() as conn:
+        day = await conn.fetchval("SELECT open_date FROM accounting_calendar") - timedelta(days=1)
+        locks = [(0x7265636F, f"wxsim:{day.isoformat()}"), (0x73657474, day.isoformat())]
+        for namespace, key in locks:  # what a run in another process holds while it works
+            await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", namespace, key)
+        try:
+            status, body = await world.admin("POST", "/admin/reconciliations", {"channel": "wxsim",
+                                                                                "date": day.isoformat()})
+            assert status == 409 and body["error"]["code"] == "reconciliation_running", body
+            status, body = await world.admin("POST", "/admin/settlements", {"date": day.isoformat()})
+            assert status == 409 and body["error"]["code"] == "settlement_running", body
+        finally:
+            for namespace, key in locks:
+                await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", namespace, key)
