@@ -168,7 +168,7 @@ async def test_buffer_invariants_hold_under_random_operations(servers: Servers, 
         try:
             run_state_machine_as_test(
                 make_machine(env),
-                settings=settings(max_examples=10, stateful_step_count=25, deadline=None,
+                settings=settings(max_examples=8, stateful_step_count=25, deadline=None,
                                   suppress_health_check=[HealthCheck.too_slow]),
             )
         finally:
