@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from channels.errors import (
     AmountMismatch,
@@ -120,7 +120,8 @@ async def _attempt(gw: Gateway, job: ClaimedJob, payment: PaymentFacts, order: C
                 currency=payment.currency), now)
         await _close_quietly(gw, name, out_trade_no)
         return await _move_on(gw, order, str(error), now)
-    return await _store_ready(gw, job, payment, name, result, now)
+    # Stamped when the channel answered, not when the job started: that is when the voucher became ready.
+    return await _store_ready(gw, job, payment, name, result, datetime.now(UTC))
 
 
 def _check_voucher(name: str, request: VoucherRequest, result: VoucherResult) -> None:
