@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import statistics
 import sys
 import time
@@ -86,8 +87,8 @@ async def open_accounts(pool: asyncpg.Pool, mode: str, payers: int) -> Accounts:
         for _ in range(payers):
             mine = [await _open(conn, "customer_wallet", AccountKind.CUSTOMER) for _ in range(WALLETS_PER_PAYER)]
             for wallet in mine:
-                await post_entry(conn, build_entry("TOPUP", _txn_no(), datetime.now(UTC).date(), "CNY",
-                                                   {"channel_receivable": source, "customer_wallet": wallet},
+                roles = {"channel_receivable": AccountId(source), "customer_wallet": AccountId(wallet)}
+                await post_entry(conn, build_entry("TOPUP", _txn_no(), datetime.now(UTC).date(), "CNY", roles,
                                                    {"amount": FUNDS}))
             wallets.append(mine)
     if n == 1:
@@ -136,18 +137,38 @@ async def _wait_drained(pool: asyncpg.Pool, ids: list[str], timeout_s: float = 1
     return time.monotonic() - started
 
 
+async def _spawn_flusher(database_url: str, redis_url: str, accounts: list[str],
+                         pool: asyncpg.Pool) -> asyncio.subprocess.Process:
+    """A ``python -m buffer.flush_main`` process for these accounts, returned once it owns them all."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "buffer.flush_main", "--database-url", database_url, "--redis-url", redis_url,
+        "--accounts", ",".join(accounts), stdout=asyncio.subprocess.DEVNULL)
+    for _ in range(1000):  # up to 20 s
+        held = await pool.fetchval(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1",
+            f"payengine-flusher:{proc.pid}")
+        if held >= len(accounts):
+            return proc
+        await asyncio.sleep(0.02)
+    raise RuntimeError("flusher process did not take its accounts")
+
+
 async def run_hot_merchant(mode: str, pool: asyncpg.Pool, redis: aioredis.Redis, concurrency: int,
-                           duration_s: float, database_url: str = "") -> dict[str, Any]:
+                           duration_s: float, database_url: str = "", redis_url: str = "",
+                           flushers: str = "process") -> dict[str, Any]:
     """Run one mode for ``duration_s`` with ``concurrency`` payers; drain, check the money, return figures.
 
-    ``database_url`` is needed for buffered mode (flusher connections); ``pool`` should hold at least
-    ``concurrency`` connections.
+    Buffered mode needs ``database_url`` (and ``redis_url`` for ``flushers="process"``: a separate
+    flusher process, as deployed with ``payengine flush``; "inprocess" runs them in this event loop, as
+    ``payengine serve`` does by default). ``pool`` should hold at least ``concurrency`` connections.
     """
     acc = await open_accounts(pool, mode, concurrency)
     stop_flush = asyncio.Event()
     flushing: asyncio.Task[None] | None = None
     side: asyncpg.Pool | None = None
     booker = Booker(pool)
+    flusher: asyncio.subprocess.Process | None = None
     if mode == "buffered":
         side = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
         assert side is not None
@@ -155,23 +176,27 @@ async def run_hot_merchant(mode: str, pool: asyncpg.Pool, redis: aioredis.Redis,
         sink = RedisHotLegSink(side, redis, tuning)
         await sink.start()
         booker = Booker(pool, sink)
-        runner = FlushRunner(database_url, redis, tuning, only_accounts=acc.merchant_side)
-        flushing = asyncio.create_task(runner.run(stop_flush))
-        for _ in range(500):  # up to 10 s: the window measures flushing, not flusher start-up
-            if set(acc.merchant_side) <= runner.owned:
-                break
-            await asyncio.sleep(0.02)
+        if flushers == "process":
+            flusher = await _spawn_flusher(database_url, redis_url, acc.merchant_side, pool)
+        else:
+            runner = FlushRunner(database_url, redis, tuning, only_accounts=acc.merchant_side)
+            flushing = asyncio.create_task(runner.run(stop_flush))
+            for _ in range(500):  # up to 10 s: the window measures flushing, not flusher start-up
+                if set(acc.merchant_side) <= runner.owned:
+                    break
+                await asyncio.sleep(0.02)
     latencies: list[float] = []
     lags: list[int] = []
     stop = asyncio.Event()
     today = datetime.now(UTC).date()
 
     async def payer(i: int) -> None:
-        roles = {"gateway_transit": acc.transit[i], "merchant_pending": acc.merchant[i], "fee_income": acc.fee[i]}
+        roles = {"gateway_transit": AccountId(acc.transit[i]), "merchant_pending": AccountId(acc.merchant[i]),
+                 "fee_income": AccountId(acc.fee[i])}
         n = 0
         while not stop.is_set():
             wallet = acc.wallets[i][n % WALLETS_PER_PAYER]
-            entry = build_entry("PAY_WALLET", _txn_no(), today, "CNY", {**roles, "customer_wallet": wallet},
+            entry = build_entry("PAY_WALLET", _txn_no(), today, "CNY", {**roles, "customer_wallet": AccountId(wallet)},
                                 {"amount": AMOUNT, "fee": FEE})
             t0 = time.perf_counter()
             await booker.book(entry)
@@ -196,6 +221,9 @@ async def run_hot_merchant(mode: str, pool: asyncpg.Pool, redis: aioredis.Redis,
     if flushing is not None:
         stop_flush.set()
         await flushing
+    if flusher is not None:
+        flusher.send_signal(signal.SIGTERM)
+        await flusher.wait()
     if side is not None:
         await side.close()
     await check_money(pool, acc)
@@ -215,7 +243,8 @@ def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 2) if b else None
 
 
-async def main_async(concurrency: int, duration_s: float, database_url: str, redis_url: str) -> dict[str, Any]:
+async def main_async(concurrency: int, duration_s: float, database_url: str, redis_url: str,
+                     flushers: str) -> dict[str, Any]:
     async with fresh_servers(database_url, redis_url) as servers:
         pool = await asyncpg.create_pool(servers.database_url, min_size=concurrency, max_size=concurrency + 8,
                                          statement_cache_size=256)
@@ -226,7 +255,7 @@ async def main_async(concurrency: int, duration_s: float, database_url: str, red
             for mode in MODES:
                 print(f"{mode}: {concurrency} payers for {duration_s:.0f}s ...", file=sys.stderr, flush=True)
                 results[mode] = await run_hot_merchant(mode, pool, redis, concurrency, duration_s,
-                                                       servers.database_url)
+                                                       servers.database_url, servers.redis_url, flushers)
         finally:
             await redis.aclose()
             await pool.close()
@@ -236,7 +265,7 @@ async def main_async(concurrency: int, duration_s: float, database_url: str, red
               f"{r['flush_lag_p50_ms'] or '-':>8} {r['flush_lag_max_ms'] or '-':>8} {r['drain_s']:>8}")
     sync, buffered, distinct = (results[m]["payments_per_s"] for m in MODES)
     return {
-        "scenario": "buffer", "concurrency": concurrency, "duration_s": duration_s,
+        "scenario": "buffer", "concurrency": concurrency, "duration_s": duration_s, "flushers": flushers,
         "sync_payments_per_s": sync, "buffered_payments_per_s": buffered, "distinct_payments_per_s": distinct,
         "buffered_over_sync": _ratio(buffered, sync), "buffered_over_distinct": _ratio(buffered, distinct),
         "buffered_p99_ms": results["buffered"]["p99_ms"], "sync_p99_ms": results["sync"]["p99_ms"],
@@ -251,10 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per mode")
     parser.add_argument("--database-url", default="")
     parser.add_argument("--redis-url", default="")
+    parser.add_argument("--flushers", choices=["process", "inprocess"], default="process",
+                        help="buffered mode: a flusher process (default) or flushers in the bench's event loop")
     args = parser.parse_args(argv)
     import uvloop
 
-    summary = uvloop.run(main_async(args.concurrency, args.duration, args.database_url, args.redis_url))
+    summary = uvloop.run(main_async(args.concurrency, args.duration, args.database_url, args.redis_url,
+                                    args.flushers))
     print(orjson.dumps(summary).decode())
     return 0
 
