@@ -51,6 +51,7 @@ class Worker:
         self._stats: dict[str, FlushStats] = {}
         self._swept_at = 0.0
         self._claimed_at = 0.0
+        self._tried: set[str] = set()
 
     async def _connect(self) -> asyncpg.Connection:
         conn = await asyncpg.connect(self.runner.database_url, timeout=10, command_timeout=30,
@@ -77,6 +78,7 @@ class Worker:
             await self.conn.execute("SELECT pg_advisory_unlock($1)", flush_lock_key(account_id))
             self.owned.discard(account_id)
         self._claimed_at = time.monotonic()
+        self._tried = set(self.wanted)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -104,7 +106,8 @@ class Worker:
     async def _round(self, stop: asyncio.Event) -> None:
         tuning = await self.runner.tuning.current()
         standing_by = bool(self.runner.standby_wait_ms and self.wanted - self.owned)
-        if standing_by or time.monotonic() - self._claimed_at >= DISCOVER_S:
+        newly_wanted = bool(self.wanted - self._tried)  # just assigned: claim now, not at the next tick
+        if standing_by or newly_wanted or time.monotonic() - self._claimed_at >= DISCOVER_S:
             await self._claim()
         assert self.conn is not None
         busy = False
