@@ -16,6 +16,7 @@ from engine.gateway.metrics import BREAKER_CHANGES
 
 # Calls remembered per channel for quality (how old they may be comes from settings).
 SAMPLES_MAX = 512
+QUALITY_REFRESH_S = 0.25
 
 
 @dataclass
@@ -30,6 +31,7 @@ class ChannelHealth:
         self.policy = policy
         # A demoted channel gets little traffic, so its rate recovers by old failures ageing out of this.
         self.quality_window_s = quality_window_s
+        self._quality: tuple[float, dict[str, ChannelQuality]] | None = None
         self._channels: dict[str, _Channel] = {}
 
     def _of(self, name: str) -> _Channel:
@@ -60,6 +62,15 @@ class ChannelHealth:
         return {name: state.breaker for name, state in self._channels.items()}
 
     def quality(self, now_s: float) -> dict[str, ChannelQuality]:
+        """Success rate and p50 latency per channel over the window; recomputed at most every
+        QUALITY_REFRESH_S, since routing asks for every voucher and the answer moves slowly."""
+        if self._quality is not None and now_s - self._quality[0] < QUALITY_REFRESH_S:
+            return self._quality[1]
+        found = self._measure(now_s)
+        self._quality = (now_s, found)
+        return found
+
+    def _measure(self, now_s: float) -> dict[str, ChannelQuality]:
         found: dict[str, ChannelQuality] = {}
         horizon_s = now_s - self.quality_window_s
         for name, state in self._channels.items():
@@ -72,7 +83,7 @@ class ChannelHealth:
         return found
 
     def snapshot(self, now_s: float) -> dict[str, dict[str, object]]:
-        quality = self.quality(now_s)
+        quality = self._measure(now_s)
         return {
             name: {
                 "breaker": state.breaker.phase.value,

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from accounts.store import Conn
 from channels.errors import (
     AmountMismatch,
     BadSignature,
@@ -53,9 +55,34 @@ PAY_URL_CHARS_MAX = 2048
 BREAKER_WAIT_S = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class _GiveUp:
+    payment: PaymentFacts
+    code: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Go:
+    payment: PaymentFacts
+    order: ChannelOrder
+    previous: ChannelOrder | None
+
+
 async def run_voucher_job(gw: Gateway, job: ClaimedJob, now: datetime) -> JobResult:
+    # One connection for reading and planning: every pool checkout costs a reset round trip on return.
     async with gw.pool.acquire() as conn:
-        work = await voucher_work(conn, job.ref_id)
+        step = await _plan(gw, conn, job, now)
+    if isinstance(step, _GiveUp):
+        return await _give_up(gw, job, step.payment, step.code, now, step.detail)
+    if isinstance(step, _Go):
+        return await _attempt(gw, job, step.payment, step.order, step.previous, now)
+    return step
+
+
+async def _plan(gw: Gateway, conn: Conn, job: ClaimedJob, now: datetime) -> JobResult | _GiveUp | _Go:
+    """Which channel to ask now (recorded before asking), or why not."""
+    work = await voucher_work(conn, job.ref_id)
     if work is None:
         return Failed(f"no voucher {job.ref_id}")
     payment, orders = work
@@ -65,10 +92,9 @@ async def run_voucher_job(gw: Gateway, job: ClaimedJob, now: datetime) -> JobRes
         return Done("payment expired; the janitor closes it")
     settings = gw.settings
     if payment.channel not in gw.channels:
-        return await _give_up(gw, job, payment, "unknown_channel", now,
-                              f"channel {payment.channel!r} is not configured")
+        return _GiveUp(payment, "unknown_channel", f"channel {payment.channel!r} is not configured")
     if job.attempts > settings.gateway_job_attempts_max:
-        return await _give_up(gw, job, payment, "attempts_exhausted", now)
+        return _GiveUp(payment, "attempts_exhausted")
     open_channels = [c for c in gw.channels if c not in orders or orders[c].status != "failed"]
     ranked = [c for c in gw.route(payment.currency, payment.amount, payment.channel) if c in open_channels]
     if not ranked:
@@ -76,17 +102,15 @@ async def run_voucher_job(gw: Gateway, job: ClaimedJob, now: datetime) -> JobRes
             delay_s = max(BREAKER_WAIT_S, backoff_s(job.attempts, settings.gateway_backoff_base_ms,
                                                     settings.gateway_backoff_max_ms))
             return Retry(delay_s, "every usable channel's breaker is open")
-        return await _give_up(gw, job, payment, "no_channel", now, f"tried {sorted(orders)}")
+        return _GiveUp(payment, "no_channel", f"tried {sorted(orders)}")
     name = ranked[0]
     if not gw.health.admit(name, time.monotonic()):
         return Retry(BREAKER_WAIT_S, f"{name} breaker busy probing")
-    async with gw.pool.acquire() as conn:
-        previous = orders.get(name)
-        order = await begin_attempt(conn, name, payment.txn_no, payment.id, now)
-        for left in orders.values():  # moving on from an unknown order: the janitor finds and closes it
-            if left.status == "unknown" and left.channel != name:
-                await schedule_query(conn, left.channel, left.out_trade_no, now)
-    return await _attempt(gw, job, payment, order, previous, now)
+    order = await begin_attempt(conn, name, payment.txn_no, payment.id, now)
+    for left in orders.values():  # moving on from an unknown order: the janitor finds and closes it
+        if left.status == "unknown" and left.channel != name:
+            await schedule_query(conn, left.channel, left.out_trade_no, now)
+    return _Go(payment, order, orders.get(name))
 
 
 async def _attempt(gw: Gateway, job: ClaimedJob, payment: PaymentFacts, order: ChannelOrder,
