@@ -236,16 +236,20 @@ WITH p AS (
     INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)
     SELECT id, 'pending_voucher', 'awaiting_payment', 'voucher_ready', $3, $10 FROM p
     UNION ALL SELECT id, 'pending', 'ready', 'channel_voucher_created', $3, $10 FROM v
+), j AS (
+    UPDATE jobs SET status = 'done', last_error = NULL, locked_by = NULL, locked_until = NULL, updated_at = now()
+    WHERE id = $11 AND EXISTS (SELECT 1 FROM p)
 )
 SELECT count(*) FROM p
 """
 
 
 async def mark_voucher_ready(conn: Conn, payment: PaymentFacts, channel: str, channel_order_id: str, pay_url: str,
-                             expires_at: datetime, next_query_at: datetime, now: datetime) -> bool:
-    """pending_voucher -> awaiting_payment with the channel's voucher; False if the payment moved meanwhile."""
+                             expires_at: datetime, next_query_at: datetime, now: datetime, job_id: int) -> bool:
+    """pending_voucher -> awaiting_payment with the channel's voucher, and its job done; False (nothing
+    written) if the payment moved meanwhile."""
     moved = await conn.fetchval(_VOUCHER_READY, payment.id, payment.voucher_id, channel, payment.txn_no,
-                                channel_order_id, pay_url, pay_url, expires_at, next_query_at, now)
+                                channel_order_id, pay_url, pay_url, expires_at, next_query_at, now, job_id)
     return bool(moved)
 
 

@@ -204,10 +204,9 @@ async def _store_ready(gw: Gateway, job: ClaimedJob, payment: PaymentFacts, name
     next_query_at = now + timedelta(seconds=gw.settings.janitor_query_schedule_s[0])
     async with gw.pool.acquire() as conn, conn.transaction():
         moved = await mark_voucher_ready(conn, payment, name, result.channel_order_id, result.pay_url, expires_at,
-                                         next_query_at, now)
+                                         next_query_at, now, job.id)
         if moved:
             await write_payment_event(conn, payment.merchant_id, payment.id, "voucher.ready", now)
-            await finish_job(conn, job.id, "done")
     if not moved:
         async with gw.pool.acquire() as conn:
             current = await payment_facts(conn, payment.id)
