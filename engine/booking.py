@@ -75,13 +75,28 @@ class Booker:
                 async with conn.transaction():
                     yield tx
             except BaseException:
-                if self.sink is not None:
-                    for reservation in tx.reservations:
-                        await self.sink.release(reservation)
+                await self._release(tx)
                 raise
-        if self.sink is not None and any(p.buffered_legs for p in tx.posted):
-            await self.sink.enqueue(tx.posted, tx.reservations)
+        await self._enqueue(tx)
 
     async def book(self, entry: EntryDraft) -> PostedEntry:
-        async with self.transaction() as tx:
-            return await tx.post(entry)
+        """Book one entry on its own. The posting function is a single statement, so it runs as its
+        own implicit transaction: one round trip instead of BEGIN, post, COMMIT."""
+        async with self.pool.acquire() as conn:
+            tx = BookingTransaction(conn, self.sink, self.splits)
+            try:
+                posted = await tx.post(entry)
+            except BaseException:
+                await self._release(tx)
+                raise
+        await self._enqueue(tx)
+        return posted
+
+    async def _release(self, tx: BookingTransaction) -> None:
+        if self.sink is not None:
+            for reservation in tx.reservations:
+                await self.sink.release(reservation)
+
+    async def _enqueue(self, tx: BookingTransaction) -> None:
+        if self.sink is not None and any(p.buffered_legs for p in tx.posted):
+            await self.sink.enqueue(tx.posted, tx.reservations)

@@ -72,7 +72,9 @@ async def pool(servers: Servers) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture(scope="session")
 async def redis_client(servers: Servers) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(servers.redis_url, decode_responses=False)
+    # A blocking pool waits for a free connection instead of failing a burst of 500 concurrent bookings.
+    pool = aioredis.BlockingConnectionPool.from_url(servers.redis_url, max_connections=200, timeout=20)
+    client = aioredis.Redis(connection_pool=pool)
     try:
         yield client
     finally:
