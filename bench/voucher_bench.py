@@ -1,8 +1,8 @@
 """`make bench-voucher`: channel payments against a slow channel, asynchronous vs synchronous vouchers.
 
 Starts the `wxsim-slow` simulator (voucher creation 500 ms ± 200 ms) and `payengine serve` with the
-gateway in process, then drives N concurrent merchants, each creating one channel payment after another
-with a pause between them (open enough that the server, not the client, sets the latency). Run twice
+gateway (own process by default), then drives N concurrent merchants, each creating channel payments
+on a fixed schedule (open loop: the same offered load for both modes, answered or not). Run twice
 in one go: the normal engine (create answers at once, the gateway fetches the voucher in the background)
 and `PAYENGINE_VOUCHER_SYNC=1` (the create request waits for the channel). Voucher-ready latency is
 measured from the database (payment created_at -> voucher updated_at, both stamped by the engine), so
@@ -84,7 +84,7 @@ def _process(args: list[str], env: dict[str, str], port: int | None) -> Iterator
 
 
 async def _load(url: str, merchants: int, duration_s: float, pause_s: float, warmup_s: float) -> dict[str, Any]:
-    """Each merchant: create a channel payment, pause, repeat. Returns client-side create latencies."""
+    """Each merchant sends a channel payment every `pause_s`. Returns client-side create latencies."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         clients: list[PayEngineClient] = []
         for n in range(merchants):
@@ -94,32 +94,43 @@ async def _load(url: str, merchants: int, duration_s: float, pause_s: float, war
                                            timeout_s=CLIENT_TIMEOUT_S))
         run_id = uuid.uuid4().hex[:8]
         latencies: list[float] = []
+        slow: list[tuple[float, int]] = []
         errors = 0
         started = time.perf_counter()
         measure_from = started + warmup_s
         deadline = started + warmup_s + duration_s
 
-        async def merchant(n: int) -> None:
+        async def create(client: PayEngineClient, n: int, i: int) -> None:
             nonlocal errors
+            t0 = time.perf_counter()
+            try:
+                r = await client.create_payment({"merchant_order_no": f"{run_id}-{n}-{i}", "amount": 1000 + i,
+                                                 "currency": "CNY", "method": "channel", "channel": "wxsim"})
+                ok = r.status == 201
+            except (TimeoutError, aiohttp.ClientError):  # counted, and its time still counts as latency
+                ok = False
+            if t0 >= measure_from:
+                latencies.append(time.perf_counter() - t0)
+                slow.append((round(t0 - started, 2), round(latencies[-1] * 1000)))
+                errors += not ok
+
+        async def merchant(n: int) -> None:
+            # Open loop: a merchant sends on its own schedule whether or not earlier answers came back, so a
+            # slow mode faces the same offered load instead of throttling its own clients.
             client = clients[n]
-            await asyncio.sleep(pause_s * n / merchants)  # spread the first requests over one pause
+            sends: list[asyncio.Task[None]] = []
+            next_at = started + pause_s * n / merchants  # spread the first requests over one pause
             i = 0
-            while time.perf_counter() < deadline:
-                t0 = time.perf_counter()
-                try:
-                    r = await client.create_payment({"merchant_order_no": f"{run_id}-{n}-{i}", "amount": 1000 + i,
-                                                     "currency": "CNY", "method": "channel", "channel": "wxsim"})
-                    ok = r.status == 201
-                except (TimeoutError, aiohttp.ClientError):  # counted, and its time still counts as latency
-                    ok = False
-                elapsed = time.perf_counter() - t0
-                if t0 >= measure_from:
-                    latencies.append(elapsed)
-                    errors += not ok
+            while next_at < deadline:
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                sends.append(asyncio.create_task(create(client, n, i)))
                 i += 1
-                await asyncio.sleep(pause_s)
+                next_at += pause_s
+            await asyncio.gather(*sends)
 
         await asyncio.gather(*(merchant(n) for n in range(merchants)))
+    if os.environ.get("BENCH_DEBUG"):  # the slowest creates with their send time, to spot stalls
+        print(sorted(slow, key=lambda x: -x[1])[:40], file=sys.stderr)
     latencies.sort()
     return {"latencies": latencies, "errors": errors, "merchant_ids": [c.merchant_id for c in clients]}
 
@@ -171,7 +182,8 @@ def main() -> int:
     parser.add_argument("--merchants", type=int, default=200, help="concurrent merchants")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per mode")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds per mode not measured")
-    parser.add_argument("--pause", type=float, default=1.0, help="each merchant's pause between creates (s)")
+    parser.add_argument("--pause", type=float, default=2.0,
+                        help="seconds between one merchant's creates (open loop; 200 merchants / 2 s = 100 per s)")
     parser.add_argument("--gateway", choices=["process", "inline"], default="process",
                         help="async mode: gateway as its own process (`payengine gateway`) or inside the API process")
     args = parser.parse_args()
