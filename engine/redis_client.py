@@ -57,8 +57,9 @@ def create_redis(url: str, *, cluster: bool = False, max_connections: int | None
                  socket_timeout: float | None = None, socket_connect_timeout: float | None = None) -> RedisClient:
     """A client for ``url`` returning bytes (``decode_responses=False``, as the buffer expects).
 
-    ``max_connections`` bounds the pool: per process for one server, per node for a cluster.
-    Nothing connects here; the first command does.
+    ``max_connections`` bounds the pool: per process for one server, per node for a cluster. Size it
+    to the process's concurrency: past it a RedisCluster fails the command at once with
+    MaxConnectionsError (its default is 100 per node). Nothing connects here; the first command does.
     """
     target = parse_redis_url(url, cluster)
     options: dict[str, Any] = {"decode_responses": False}

@@ -36,7 +36,9 @@ def redis_cluster() -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="session")
 async def cluster_client(redis_cluster: LocalCluster) -> AsyncIterator[RedisClient]:
-    client = create_redis(redis_cluster.seed_url, socket_timeout=5, socket_connect_timeout=2)
+    # A RedisCluster refuses a command at once (MaxConnectionsError) when a node's pool is full
+    # (default 100 per node); the buffer tests fire 500 concurrent reservations at one account's node.
+    client = create_redis(redis_cluster.seed_url, max_connections=1024, socket_timeout=5, socket_connect_timeout=2)
     try:
         yield client
     finally:

@@ -24,8 +24,10 @@ async def run(database_url: str, redis_url: str, accounts: list[str]) -> None:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     redis = create_redis(redis_url, socket_timeout=5, socket_connect_timeout=2)
     try:
-        tuning = LiveTuning(pool, BufferTuning(batch_size=25, flush_interval_ms=5, flusher_concurrency=1))
-        await FlushRunner(database_url, redis, tuning, accounts, grace_ms=0).run(stop)  # type: ignore[arg-type]
+        tuning = LiveTuning(pool, BufferTuning(batch_size=25, flush_interval_ms=5, flusher_concurrency=3))
+        # standby: queue for the accounts' locks (the test hands them over; see locks.py)
+        await FlushRunner(database_url, redis, tuning, accounts, grace_ms=0,  # type: ignore[arg-type]
+                          standby_wait_ms=60_000).run(stop)
     finally:
         await redis.aclose()
         await pool.close()

@@ -1,8 +1,13 @@
 """Every role as its own process against one PostgreSQL and one Redis: `payengine serve --workers 2`,
 two `payengine flush`, one `payengine gateway`, a `wxsim` channel simulator. A mixed load (wallet
-payments, partial refunds, channel payments through the gateway) goes through the HTTP API with the
-signed client; one flusher is SIGKILLed mid-run. Then: every booking applied exactly once, per-account
-order and running balances exact, entries balanced, and what the clients saw is what the ledger holds.
+payments and partial refunds, i.e. credits and hot debits of one hot merchant) goes through the HTTP
+API with the signed client; one flusher is SIGKILLed mid-run. Then: every booking applied exactly
+once, per-account order and running balances exact, entries balanced, and what the clients saw is
+what the ledger holds; the gateway process is still up.
+
+Channel payments are left out here: gateway jobs live in the shared session database and any
+gateway of another test's app may claim them (one deployment has one set of channels, a test
+session has several), so their vouchers would not reliably come from this test's simulator.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from tests.scale.procs import Roles, free_port, wait_http
 ADMIN = "scale-admin-token"
 SIM_MERCHANT, SIM_KEY = "sim-merchant", "sim-secret-key-0123456789abcdef"
 CUSTOMERS, FUNDS = 12, 10_000_000
-PAYERS, PAYMENTS_EACH, CHANNEL_PAYMENTS = 12, 12, 4
+PAYERS, PAYMENTS_EACH = 12, 12
 
 
 @pytest.fixture
@@ -57,32 +62,9 @@ async def roles(servers: Servers, pool: asyncpg.Pool, tmp_path: Path) -> Any:
         await running.stop_all()
 
 
-async def _channel_payment(client: PayEngineClient, http: aiohttp.ClientSession, sim: str, order: str,
-                           amount: int) -> dict[str, Any]:
-    created = await client.create_payment({"merchant_order_no": order, "amount": amount, "currency": "CNY",
-                                           "method": "channel", "channel": "wxsim"})
-    assert created.status == 201, created.body
-    payment_id = created.body["id"]
-    for _ in range(300):  # the voucher is fetched by the gateway process, not the API
-        body = (await client.get_payment(payment_id)).body
-        if (body.get("voucher") or {}).get("status") == "ready":
-            break
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError(f"voucher of {payment_id} never became ready: {body}")
-    async with http.post(f"{sim}/sim/pay", json={"pay_url": body["voucher"]["pay_url"]}) as resp:
-        assert resp.status == 200, await resp.text()
-    for _ in range(300):  # the simulator notifies the API, which books the payment
-        body = (await client.get_payment(payment_id)).body
-        if body["status"] == "succeeded":
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"channel payment {payment_id} did not succeed: {body}")
-
-
 @pytest.mark.slow
 async def test_roles_as_processes_with_a_flusher_killed(roles: Any, pool: asyncpg.Pool) -> None:
-    running, api, sim = roles
+    running, api, _sim = roles
     rng = random.Random(9)
     async with aiohttp.ClientSession() as http:
         merchant = await create_merchant(api, ADMIN, {"name": "scale hot", "currencies": ["CNY"], "fee_bps": 60,
@@ -123,12 +105,10 @@ async def test_roles_as_processes_with_a_flusher_killed(roles: Any, pool: asyncp
             running.kill("flush-1")  # mid-run, whatever it was doing
             killed_at.append(await pool.fetchval("SELECT clock_timestamp()"))
 
-        channel = [_channel_payment(client, http, sim, f"c-{k}", 1_000 + k) for k in range(CHANNEL_PAYMENTS)]
-        results = await asyncio.gather(*(payer(n) for n in range(PAYERS)), killer(), *channel)
-        for body in results[PAYERS + 1:]:
-            paid[body["id"]] = body["amount"]
+        await asyncio.gather(*(payer(n) for n in range(PAYERS)), killer())
         accounts = [a["id"] for a in (await client.accounts()).body["data"]]
-    assert running.procs["flush-1"].returncode is not None or await running.procs["flush-1"].wait() == -9
+    assert await running.procs["flush-1"].wait() == -9
+    assert running.procs["gateway"].returncode is None, running.tail("gateway")
 
     merchant_accounts = await pool.fetch("SELECT id FROM accounts WHERE id = ANY($1::text[])"
                                          " OR parent_id = ANY($1::text[])", accounts)
