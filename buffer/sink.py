@@ -24,13 +24,13 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisClusterException, RedisError
 
-from accounts.errors import InsufficientFunds
+from accounts.errors import InsufficientFunds, LedgerError
 from accounts.journal import EntryDraft
 from accounts.model import AccountId, signed_delta
 from accounts.store import PostedEntry
 from buffer import metrics
 from buffer.backpressure import BackpressureGate
-from buffer.errors import BufferBackpressure, BufferUnavailable
+from buffer.errors import BufferBackpressure, BufferUnavailable, HotBufferError
 from buffer.hot import HotAccounts
 from buffer.keys import account_keys
 from buffer.scripts import Scripts, run_scripts
@@ -92,7 +92,11 @@ class RedisHotLegSink:
         reservation = Reservation(uuid.uuid4().hex, tuple((a, amount) for a, amount, _ in debits))
         try:
             await asyncio.wait_for(self._reserve_all(reservation.id, debits), REDIS_TIMEOUT_S * 2)
-        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+        except (LedgerError, HotBufferError):
+            raise  # a refusal decided by the check itself; _reserve_all already gave back its parts
+        except Exception as exc:
+            # Any other failure means the check could not be made (redis-py's cluster client can fail
+            # with library-internal errors while a master is down): refuse, retryably, never guess.
             await self.release(reservation)
             raise BufferUnavailable(debits[0][0], type(exc).__name__) from None
         return reservation
@@ -162,10 +166,13 @@ class RedisHotLegSink:
                       [now, len(ids), *ids, *leg_args(apply_order(legs.get(acct, [])))])
                      for acct in accounts for ids in [res_ids.get(acct, [])]]
             results = await asyncio.wait_for(run_scripts(self._redis, calls), REDIS_TIMEOUT_S)
-        except (RedisError, RedisClusterException, OSError, TimeoutError):
+        except Exception:
+            # The entries are committed: whatever went wrong here, the caller's booking succeeded and the
+            # legs stay 'buffered' in PostgreSQL for the recovery sweep. Raising would report a failure
+            # for money that moved.
             metrics.ENQUEUE_FAILURES.inc()
             log.warning("enqueue failed; legs stay buffered for recovery",
-                        extra={"txn_nos": [e.txn_no for e in entries][:5]})
+                        extra={"txn_nos": [e.txn_no for e in entries][:5]}, exc_info=True)
             return
         for acct, (_, depth, age) in zip(accounts, results, strict=True):
             self.gate.observe(acct, int(depth), int(age))

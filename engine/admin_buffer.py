@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiohttp import web
@@ -176,10 +176,11 @@ async def _with_servers(settings: Settings, work: Any) -> Any:
     import redis.asyncio as aioredis
 
     from engine.db import ensure_servers
+    from engine.redis_client import redis_from_settings
 
     urls = ensure_servers(settings)
     pool = await asyncpg.create_pool(urls.database_url, min_size=1, max_size=2)
-    redis = aioredis.Redis.from_url(urls.redis_url, decode_responses=False)
+    redis = cast(aioredis.Redis, redis_from_settings(settings, urls.redis_url))
     try:
         return await work(pool, redis)
     finally:

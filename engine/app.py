@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import cast
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -19,6 +20,7 @@ from aiohttp import web
 from engine.booking import Booker
 from engine.db import create_pool
 from engine.migrate import migrate
+from engine.redis_client import redis_from_settings
 from engine.settings import Settings
 from engine.txn_no import NodeLease, TxnNoGenerator, renew_interval
 
@@ -55,7 +57,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
-    client = aioredis.Redis.from_url(app[REDIS_URL], decode_responses=False, max_connections=256)
+    # One server or a Redis Cluster (PAYENGINE_REDIS_CLUSTER / redis+cluster://). The cluster client speaks
+    # every command the buffer uses (its keys are hash-tagged per account), hence the cast.
+    client = cast(aioredis.Redis, redis_from_settings(app[SETTINGS], app[REDIS_URL], max_connections=256))
     app[REDIS] = client
     try:
         yield

@@ -25,6 +25,8 @@ RedisClient: TypeAlias = aioredis.Redis | RedisCluster
 # cluster scheme -> the scheme redis-py parses
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
+DEFAULT_MAX_CONNECTIONS = 100
+POOL_WAIT_S = 5.0  # longest a command waits for a pooled connection before failing
 
 
 class RedisUrlError(ValueError):
@@ -71,7 +73,11 @@ def create_redis(url: str, *, cluster: bool = False, max_connections: int | None
         options["socket_connect_timeout"] = socket_connect_timeout
     if target.cluster:
         return RedisCluster.from_url(target.url, **options)
-    return aioredis.Redis.from_url(target.url, **options)
+    # A blocking pool makes a burst past max_connections wait (bounded) for a free connection instead
+    # of failing the command at once with MaxConnectionsError, as redis-py's default pool does.
+    options.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)
+    pool = aioredis.BlockingConnectionPool.from_url(target.url, timeout=POOL_WAIT_S, **options)
+    return aioredis.Redis(connection_pool=pool)
 
 
 def redis_from_settings(settings: Settings, url: str, *, max_connections: int | None = None,
