@@ -25,8 +25,12 @@ log = logging.getLogger(__name__)
 
 async def run_flushers(database_url: str, redis_url: str, defaults: BufferTuning,
                        only_accounts: Sequence[str] | None = None, grace_ms: int = GRACE_MS,
-                       stop: asyncio.Event | None = None, standby_wait_ms: int = 0) -> None:
-    """Run flushers until ``stop`` is set (or SIGTERM/SIGINT when no event is given)."""
+                       stop: asyncio.Event | None = None, standby_wait_ms: int = 0,
+                       redis_client: aioredis.Redis | None = None) -> None:
+    """Run flushers until ``stop`` is set (or SIGTERM/SIGINT when no event is given).
+
+    ``redis_client`` (e.g. a Redis Cluster client built by the engine) replaces the single-server
+    client made from ``redis_url``; it is closed on return either way."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -34,8 +38,8 @@ async def run_flushers(database_url: str, redis_url: str, defaults: BufferTuning
             loop.add_signal_handler(sig, stop.set)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     assert pool is not None
-    redis = aioredis.Redis.from_url(redis_url, decode_responses=False, socket_timeout=5,
-                                    socket_connect_timeout=2)
+    redis = redis_client or aioredis.Redis.from_url(redis_url, decode_responses=False, socket_timeout=5,
+                                                    socket_connect_timeout=2)
     try:
         runner = FlushRunner(database_url, redis, LiveTuning(pool, defaults), only_accounts, grace_ms,
                              standby_wait_ms)

@@ -161,13 +161,22 @@ def add_buffer_parsers(sub: Any) -> None:
 
 
 def cmd_flush(args: Any, settings: Settings) -> int:
+    import redis.asyncio as aioredis
+
     from buffer.flush_main import run_flushers
     from engine.db import ensure_servers
+    from engine.redis_client import redis_from_settings
 
     urls = ensure_servers(settings)
     only = [a for a in args.accounts.split(",") if a] or None
-    asyncio.run(run_flushers(urls.database_url, urls.redis_url, buffer_defaults(settings), only,
-                             settings.buffer_recovery_grace_ms))
+    async def run() -> None:
+        # Built through the engine's factory so `payengine flush` works against a Redis Cluster too.
+        client = cast(aioredis.Redis, redis_from_settings(settings, urls.redis_url, socket_timeout=5,
+                                                          socket_connect_timeout=2))
+        await run_flushers(urls.database_url, urls.redis_url, buffer_defaults(settings), only,
+                           settings.buffer_recovery_grace_ms, redis_client=client)
+
+    asyncio.run(run())
     return 0
 
 
