@@ -12,6 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 # Shared helpers, prepended to every script. ``oldest_age`` reads the queue head's enqueue time.
 _HELPERS = """
@@ -198,7 +199,24 @@ async def run_scripts(redis: Any, calls: Sequence[ScriptCall]) -> list[Any]:
     Redis Cluster (whose pipelines refuse EVALSHA) concurrent calls, each sent to its account's node."""
     if isinstance(redis, RedisCluster):
         return list(await asyncio.gather(*(script(keys=list(keys), args=list(args)) for script, keys, args in calls)))
+    # EVALSHA straight into the pipeline: redis-py's Script objects would add a SCRIPT EXISTS round trip
+    # to every execute. A call refused with NOSCRIPT (Redis restarted, cache empty) did not run, so only
+    # those calls are retried after loading their scripts; calls that ran are never sent twice.
+    results = await _pipeline(redis, calls)
+    missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+    if missing:
+        for script in {calls[i][0].sha: calls[i][0] for i in missing}.values():
+            await redis.script_load(script.script)
+        for i, result in zip(missing, await _pipeline(redis, [calls[i] for i in missing]), strict=True):
+            results[i] = result
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
+async def _pipeline(redis: Any, calls: Sequence[ScriptCall]) -> list[Any]:
     async with redis.pipeline(transaction=False) as pipe:
         for script, keys, args in calls:
-            await script(keys=list(keys), args=list(args), client=pipe)
-        return list(await pipe.execute())
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))
