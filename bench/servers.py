@@ -7,9 +7,7 @@ so a shared database is fine.
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,33 +31,16 @@ class BenchServers:
 @asynccontextmanager
 async def fresh_servers(database_url: str = "", redis_url: str = "") -> AsyncIterator[BenchServers]:
     """Start embedded servers in a temp dir (unless URLs are given), migrate, stop and delete after."""
-    root = Path(tempfile.mkdtemp(prefix="pe-bench-", dir="/tmp")) if not (database_url and redis_url) else None
-    pg_dir = redis_dir = None
-    try:
-        if not database_url:
-            assert root is not None
-            pg_dir = root / "pg"
-            database_url = embedded.start_postgres(pg_dir).dsn
-        if not redis_url:
-            assert root is not None
-            redis_dir = root / "redis"
-            # AOF stays on: the buffer's durability cost belongs in the measurement.
-            redis_url = embedded.start_redis(redis_dir).url
-        conn = await asyncpg.connect(database_url)
+    with embedded.temporary_servers(database_url, redis_url, prefix="pe-bench-") as servers:
+        conn = await asyncpg.connect(servers.database_url)
         try:
             await migrate(conn)
         finally:
             await conn.close()
-        print(f"servers: postgresql {'embedded in ' + str(pg_dir) if pg_dir else 'external'}, "
-              f"redis {'embedded in ' + str(redis_dir) if redis_dir else 'external'}", file=sys.stderr)
-        yield BenchServers(database_url, redis_url, root)
-    finally:
-        if redis_dir is not None:
-            embedded.stop_redis(redis_dir)
-        if pg_dir is not None:
-            embedded.stop_postgres(pg_dir, mode="fast")
-        if root is not None:
-            shutil.rmtree(root, ignore_errors=True)
+        pg, rd = servers.pg_dir, servers.redis_dir
+        print(f"servers: postgresql {'embedded in ' + str(pg) if pg else 'external'}, "
+              f"redis {'embedded in ' + str(rd) if rd else 'external'}", file=sys.stderr)
+        yield BenchServers(servers.database_url, servers.redis_url, servers.root)
 
 
 async def open_pool(database_url: str, size: int) -> asyncpg.Pool:

@@ -8,6 +8,7 @@ class HotBufferError(Exception):
 
     code = "buffer_error"
     retry_after_s = 1
+    retryable = True  # the HTTP layer answers 503 + Retry-After; the same request may simply be sent again
 
 
 class BufferUnavailable(HotBufferError):

@@ -43,6 +43,18 @@ class ApiResult:
         return None
 
 
+RETRY_AFTER_MAX_S = 10.0
+
+
+def retry_after_s(headers: dict[str, str]) -> float:
+    """Seconds from a Retry-After header (delta-seconds form), bounded; 0 when absent or malformed."""
+    raw = headers.get("Retry-After", "")
+    try:
+        return min(max(float(raw), 0.0), RETRY_AFTER_MAX_S)
+    except ValueError:
+        return 0.0
+
+
 class PayEngineClient:
     """``async with PayEngineClient(url, merchant_id, secret) as c: await c.create_payment(...)``.
 
@@ -98,6 +110,7 @@ class PayEngineClient:
         if method == "POST" and idempotency_key is None:
             idempotency_key = uuid.uuid4().hex
         attempt = 0
+        wait_s = 0.0
         while True:
             headers = self.signed_headers(method, path_qs, raw)
             if idempotency_key is not None:
@@ -112,8 +125,11 @@ class PayEngineClient:
                 retryable = result.status in RETRY_STATUSES and (result.status != 409 or retry_in_flight)
                 if not retryable or attempt >= self.retries_max:
                     return result
+                wait_s = retry_after_s(result.headers)
             attempt += 1
-            await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            # The server's Retry-After (back-pressure, rate limit) wins over our own backoff when longer.
+            await asyncio.sleep(max(self.backoff_s * 2 ** (attempt - 1), wait_s))
+            wait_s = 0.0
 
     # ------------------------------------------------------------ endpoints
 

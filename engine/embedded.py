@@ -15,7 +15,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,3 +281,41 @@ def wipe_redis_data(data_dir: Path) -> None:
         else:
             target.unlink(missing_ok=True)
     shutil.rmtree(data_dir / "appendonlydir", ignore_errors=True)
+
+
+# ---------------------------------------------------------------- both, for tests and benchmarks
+
+
+@dataclass(frozen=True, slots=True)
+class TemporaryServers:
+    database_url: str
+    redis_url: str
+    root: Path | None  # the temporary directory we own (None when both servers are external)
+    pg_dir: Path | None  # set when PostgreSQL is embedded here
+    redis_dir: Path | None  # set when Redis is embedded here
+
+
+@contextmanager
+def temporary_servers(database_url: str = "", redis_url: str = "", prefix: str = "pe-",
+                      pg_stop_mode: str = "fast") -> Iterator[TemporaryServers]:
+    """Embedded PostgreSQL and Redis in a fresh short temp dir (unix socket paths must stay short), for
+    whichever URL is not given; stopped and deleted afterwards. Given URLs are used and left alone."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp")) if not (database_url and redis_url) else None
+    pg_dir = redis_dir = None
+    try:
+        if not database_url:
+            assert root is not None
+            pg_dir = root / "pg"
+            database_url = start_postgres(pg_dir).dsn
+        if not redis_url:
+            assert root is not None
+            redis_dir = root / "redis"
+            redis_url = start_redis(redis_dir).url  # AOF on: its durability cost belongs in every figure
+        yield TemporaryServers(database_url, redis_url, root, pg_dir, redis_dir)
+    finally:
+        if redis_dir is not None:
+            stop_redis(redis_dir)
+        if pg_dir is not None:
+            stop_postgres(pg_dir, mode=pg_stop_mode)
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)

@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -97,8 +97,17 @@ class ExpiryQueue:
         return due
 
 
-async def close_expired(pool: asyncpg.Pool, merchant_id: str, payment_id: str, now: datetime) -> bool:
+# Asks the payment's channel for its real status before a close (a payer may have paid just before the
+# deadline with the notify still on its way); a success found is applied, so the close then finds
+# the payment paid and leaves it alone instead of closing it and auto-refunding the payer.
+AskChannel = Callable[[str], Awaitable[object]]
+
+
+async def close_expired(pool: asyncpg.Pool, merchant_id: str, payment_id: str, now: datetime,
+                        ask_channel: AskChannel | None = None) -> bool:
     """Close the payment if it is still unpaid and past its deadline; True if this call closed it."""
+    if ask_channel is not None:
+        await ask_channel(payment_id)
     for _ in range(CLOSE_RETRIES_MAX):
         async with pool.acquire() as conn:
             current = await get_payment(conn, merchant_id, payment_id)
@@ -122,7 +131,8 @@ async def close_expired(pool: asyncpg.Pool, merchant_id: str, payment_id: str, n
     return False  # it kept moving (voucher ready, paid...): the next sweep looks again
 
 
-async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch_max: int) -> int:
+async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch_max: int,
+                        ask_channel: AskChannel | None = None) -> int:
     """Close unpaid payments past their deadline that the queue did not (bounded); returns how many."""
     closed = 0
     after: datetime | None = None
@@ -134,7 +144,7 @@ async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch_max: int) -> in
                 " AND ($2::timestamptz IS NULL OR expires_at >= $2) ORDER BY expires_at LIMIT $3",
                 now, after, batch_max)
         for r in rows:
-            if await close_expired(pool, r["merchant_id"], r["id"], now):
+            if await close_expired(pool, r["merchant_id"], r["id"], now, ask_channel):
                 closed += 1
         if len(rows) < batch_max:
             break
@@ -146,17 +156,19 @@ async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch_max: int) -> in
 
 
 class ExpiryWorker:
-    def __init__(self, pool: asyncpg.Pool, queue: ExpiryQueue, settings: Settings) -> None:
+    def __init__(self, pool: asyncpg.Pool, queue: ExpiryQueue, settings: Settings,
+                 ask_channel: AskChannel | None = None) -> None:
         self.pool = pool
         self.queue = queue
         self.settings = settings
+        self.ask_channel = ask_channel
 
     async def drain_queue(self, now: datetime) -> int:
         """Close what the delay queue says is due (one bounded batch); returns how many closed."""
         due = await self.queue.pop_due(now, self.settings.expiry_batch_max)
         closed = 0
         for merchant_id, payment_id in due:
-            if await close_expired(self.pool, merchant_id, payment_id, now):
+            if await close_expired(self.pool, merchant_id, payment_id, now, self.ask_channel):
                 closed += 1
         if closed:
             EXPIRED.labels("queue").inc(closed)
@@ -177,7 +189,8 @@ class ExpiryWorker:
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self.settings.expiry_sweep_interval_s
                 try:
-                    await sweep_expired(self.pool, datetime.now(UTC), self.settings.expiry_batch_max)
+                    await sweep_expired(self.pool, datetime.now(UTC), self.settings.expiry_batch_max,
+                                        self.ask_channel)
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                     log.warning("expiry sweep failed; will retry", exc_info=True)
             if popped < self.settings.expiry_batch_max:
@@ -196,7 +209,15 @@ async def expiry_ctx(app: web.Application) -> AsyncIterator[None]:
         app[API].schedule_expiry = queue.schedule
     task = None
     if settings.expiry_in_process:
-        task = asyncio.create_task(ExpiryWorker(app[POOL], queue, settings).run(), name="order-expiry")
+        from engine.gateway.notify import GATEWAY
+        from engine.gateway.refresh import refresh_payment
+
+        async def ask_channel(payment_id: str) -> object:
+            # The gateway (when this process runs one) queries the channel; it never raises for channel trouble.
+            return await refresh_payment(app[GATEWAY], payment_id) if GATEWAY in app else None
+
+        worker = ExpiryWorker(app[POOL], queue, settings, ask_channel)
+        task = asyncio.create_task(worker.run(), name="order-expiry")
     try:
         yield
     finally:

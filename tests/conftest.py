@@ -7,11 +7,7 @@ accounts and merchants with random ids, so tests never depend on each other.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -20,39 +16,14 @@ import redis.asyncio as aioredis
 from engine import embedded
 from engine.migrate import migrate
 
-
-@dataclass(frozen=True)
-class Servers:
-    database_url: str
-    redis_url: str
-    root: Path | None  # None when external servers are used
-    pg_dir: Path | None
-    redis_dir: Path | None
+Servers = embedded.TemporaryServers
 
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
-    database_url = os.environ.get("PAYENGINE_DATABASE_URL", "")
-    redis_url = os.environ.get("PAYENGINE_REDIS_URL", "")
-    root = Path(tempfile.mkdtemp(prefix="pe-", dir="/tmp")) if not (database_url and redis_url) else None
-    pg_dir = redis_dir = None
-    if not database_url:
-        assert root is not None
-        pg_dir = root / "pg"
-        database_url = embedded.start_postgres(pg_dir).dsn
-    if not redis_url:
-        assert root is not None
-        redis_dir = root / "redis"
-        redis_url = embedded.start_redis(redis_dir).url
-    try:
-        yield Servers(database_url, redis_url, root, pg_dir, redis_dir)
-    finally:
-        if redis_dir is not None:
-            embedded.stop_redis(redis_dir)
-        if pg_dir is not None:
-            embedded.stop_postgres(pg_dir, mode="immediate")
-        if root is not None:
-            shutil.rmtree(root, ignore_errors=True)
+    with embedded.temporary_servers(os.environ.get("PAYENGINE_DATABASE_URL", ""),
+                                    os.environ.get("PAYENGINE_REDIS_URL", ""), pg_stop_mode="immediate") as found:
+        yield found
 
 
 @pytest.fixture(scope="session")

@@ -42,7 +42,8 @@ async def _api_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     ctx = ApiContext(settings, app[POOL], app[TXN_NOS],
                      MerchantDirectory(app[POOL], settings.api_secret_key, settings.merchant_cache_s),
-                     frozenset(adapter_classes()))
+                     # Configured channel names (PAYENGINE_CHANNELS) when there are any, else the adapter kinds.
+                     frozenset(spec.name for spec in settings.channels) or frozenset(adapter_classes()))
     for currency in settings.currencies:
         await ctx.platform_accounts(currency)
     app[API] = ctx

@@ -83,7 +83,8 @@ def api_error_for(exc: Exception) -> ApiError | None:
         return exc
     if getattr(exc, "retryable", False):
         return ApiError(503, "api_error", getattr(exc, "code", "temporarily_unavailable"),
-                        "temporarily unavailable; retry with the same Idempotency-Key", None, {"Retry-After": "1"})
+                        "temporarily unavailable; retry with the same Idempotency-Key", None,
+                        {"Retry-After": str(max(1, int(getattr(exc, "retry_after_s", 1))))})
     for cls in type(exc).__mro__:
         if cls in ERROR_TABLE:
             status, type_ = ERROR_TABLE[cls]

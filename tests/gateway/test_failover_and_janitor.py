@@ -113,3 +113,20 @@ async def test_expired_payment_is_closed_here_and_at_the_channel(gw: Gw) -> None
     await gw.eventually(closed_at_channel)
     assert await _channel_orders(gw, ready["id"]) == {"banksim": "closed"}
     assert await gw.entries(ready["id"]) == []
+
+
+async def test_paid_before_its_deadline_with_the_notify_lost_succeeds_instead_of_closing(gw: Gw) -> None:
+    client = await gw.merchant()
+    await gw.set_faults("banksim", no_notify_rate=1.0)
+    try:
+        ready = await gw.ready_payment(client, channel="banksim")
+        await gw.pay("banksim", ready["voucher"]["pay_url"])
+        async with gw.pool.acquire() as conn:  # the deadline passes before any notify or janitor query
+            await conn.execute("UPDATE payments SET expires_at = now() - interval '1 second' WHERE id = $1",
+                               ready["id"])
+        done = await gw.wait_payment(client, ready["id"], lambda p: p["status"] in ("succeeded", "closed"))
+    finally:
+        await gw.set_faults("banksim")
+    # Whoever handles the deadline asks the channel first: the payer paid, so it is booked, not refunded.
+    assert done["status"] == "succeeded"
+    assert await gw.entries(ready["id"]) == ["PAY_CHANNEL"]
