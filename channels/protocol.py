@@ -35,9 +35,18 @@ class RefundStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class PayoutStatus(enum.StrEnum):
+    """Where a payout (money out to a bank card or account) stands at the channel."""
+
+    PROCESSING = "processing"  # accepted; the bank has not settled it yet
+    SUCCEEDED = "succeeded"  # the money left: final
+    FAILED = "failed"  # refused or bounced after acceptance; no money left: final
+
+
 class StatementKind(enum.StrEnum):
     PAYMENT = "payment"
     REFUND = "refund"
+    PAYOUT = "payout"
 
 
 class ChannelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -100,6 +109,34 @@ class RefundResult(msgspec.Struct, frozen=True):
     status: RefundStatus
 
 
+class PayoutDestination(msgspec.Struct, frozen=True):
+    """Where a payout goes. The engine validates `number` (digits) before any channel sees it."""
+
+    kind: str  # "bank_card" | "bank_account"
+    number: str
+    holder_name: str
+    bank_code: str | None = None
+
+
+class PayoutRequest(msgspec.Struct, frozen=True):
+    out_payout_no: str
+    amount_minor: int
+    currency: str
+    destination: PayoutDestination
+    description: str = ""
+
+
+class PayoutResult(msgspec.Struct, frozen=True):
+    """A payout as the channel last reported it; `failure_code` is set when `status` is FAILED."""
+
+    out_payout_no: str
+    status: PayoutStatus
+    channel_payout_no: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    finished_at: datetime | None = None
+
+
 class NotifyEvent(msgspec.Struct, frozen=True):
     """A verified payment notify. `notify_id` lets the receiver drop repeats cheaply."""
 
@@ -113,14 +150,22 @@ class NotifyEvent(msgspec.Struct, frozen=True):
 
 
 class StatementLine(msgspec.Struct, frozen=True):
+    """One line of a channel statement.
+
+    Payout lines (`kind` PAYOUT) carry the out_payout_no both in `out_payout_no` and in
+    `out_trade_no` (a payout has no payment), their `status` is a `PayoutStatus` and
+    `channel_txn_id` is the channel's payout number.
+    """
+
     kind: StatementKind
     out_trade_no: str
     channel_txn_id: str
     amount_minor: int
     currency: str
-    status: ChannelStatus | RefundStatus
+    status: ChannelStatus | RefundStatus | PayoutStatus
     occurred_at: datetime
     out_refund_no: str | None = None
+    out_payout_no: str | None = None
 
 
 class MalformedLine(msgspec.Struct, frozen=True):
@@ -190,4 +235,18 @@ class Channel(Protocol):
 
     async def fetch_statement(self, day: date) -> Statement:
         """Download and parse the statement; unreadable lines land in `Statement.malformed`."""
+        ...
+
+    async def create_payout(self, request: PayoutRequest) -> PayoutResult:
+        """Send money to a bank card or account; idempotent per out_payout_no at the channel.
+
+        A repeat with the same out_payout_no returns the payout as it stands now (no second
+        transfer). `ChannelTimeout` / `ChannelUnavailable` leave the outcome unknown to the
+        caller, which must `query_payout` and never guess; `ChannelRejected` means the
+        channel refused it and moved nothing.
+        """
+        ...
+
+    async def query_payout(self, out_payout_no: str) -> PayoutResult:
+        """Ask where the payout stands; `OrderNotFound` when the channel never accepted it."""
         ...

@@ -34,6 +34,8 @@ from channels.protocol import (
     ChannelStatus,
     NotifyAnswer,
     NotifyEvent,
+    PayoutRequest,
+    PayoutResult,
     RefundRequest,
     RefundResult,
     RefundStatus,
@@ -265,6 +267,14 @@ class WxSimChannel:
         if answer.status != 200:
             raise ChannelUnavailable(self.name, "fetch_statement", answer.status, "statement not served")
         return parse_wx_statement(self.name, day, answer.body.decode("utf-8", "replace"))
+
+    # Placeholders until the payout endpoints land (next commits): nothing is sent, so
+    # "unavailable" (nothing happened) is the honest answer.
+    async def create_payout(self, request: PayoutRequest) -> PayoutResult:
+        raise ChannelUnavailable(self.name, "create_payout", None, "payouts not implemented yet")
+
+    async def query_payout(self, out_payout_no: str) -> PayoutResult:
+        raise ChannelUnavailable(self.name, "query_payout", None, "payouts not implemented yet")
 
 
 # Checked by mypy: the class satisfies the Channel protocol with the registry's constructor.
