@@ -64,6 +64,14 @@ POSTING_RULES: dict[str, PostingRule] = {
               ("from", D, "amount"), ("to", C, "amount")),
         _rule("ADJUST", "operator adjustment against the adjustments expense",
               ("adjustments", D, "amount"), ("target", C, "amount")),
+        # Payouts: "source" is the customer wallet or merchant available account, "frozen" the owner's frozen
+        # account (no overdraft), so the source's own overdraft rule bounds what concurrent payouts freeze.
+        _rule("PAYOUT_FREEZE", "amount of a payout frozen until the channel answers",
+              ("source", D, "amount"), ("frozen", C, "amount")),
+        _rule("PAYOUT_SETTLE", "payout paid out by the channel from our funds there",
+              ("frozen", D, "amount"), ("channel_receivable", C, "amount")),
+        _rule("PAYOUT_UNFREEZE", "failed payout: the frozen amount goes back",
+              ("frozen", D, "amount"), ("source", C, "amount")),
     )
 }
 

@@ -44,6 +44,9 @@ ROLE_SUBJECTS: dict[str, str] = {
     "merchant_available": "2003",
     "gateway_transit": "2101",
     "payouts_in_flight": "2201",
+    # Amounts frozen for a payout stay the owner's money (same subject) until the channel pays them out.
+    "customer_frozen": "2001",
+    "merchant_frozen": "2003",
     "equity": "3001",
     "fee_income": "6001",
     "channel_cost": "6401",

@@ -206,6 +206,18 @@ class Settings:
     janitor_batch_max: int = _env("JANITOR_BATCH_MAX", _int_in(1, 10_000), 200)
     # Benchmark comparison only: the create-payment request waits for the channel's voucher.
     voucher_sync: bool = _env("VOUCHER_SYNC", _bool, False)
+    # Payouts (engine/payouts): the channel when a request names none (empty: DEFAULT_CHANNEL); the worker's
+    # poll, lease, batch and concurrency; after an unknown outcome the first query waits payout_query_delay_ms;
+    # OrderNotFound counts as "never arrived" only once payout_not_found_safe_s passed since the last send,
+    # then the same out_payout_no is sent again, at most payout_sends_max times in all, then it fails.
+    payout_default_channel: str = _env("PAYOUT_DEFAULT_CHANNEL", str, "")
+    payout_poll_interval_ms: int = _env("PAYOUT_POLL_INTERVAL_MS", _int_in(1, 60_000), 200)
+    payout_lease_s: int = _env("PAYOUT_LEASE_S", _int_in(1, 3600), 60)
+    payout_claim_batch_max: int = _env("PAYOUT_CLAIM_BATCH_MAX", _int_in(1, 1000), 32)
+    payout_concurrency: int = _env("PAYOUT_CONCURRENCY", _int_in(1, 4096), 32)
+    payout_query_delay_ms: int = _env("PAYOUT_QUERY_DELAY_MS", _int_in(1, 3_600_000), 2000)
+    payout_not_found_safe_s: int = _env("PAYOUT_NOT_FOUND_SAFE_S", _int_in(0, 86400), 60)
+    payout_sends_max: int = _env("PAYOUT_SENDS_MAX", _int_in(1, 100), 3)
 
     # Accounting day (engine/dayend, recon, settlement). The cached open date is re-read this often (the
     # database stamps entries, so staleness only affects what a draft shows). Day-end waits at most

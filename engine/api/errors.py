@@ -31,6 +31,7 @@ from engine.payments.errors import (
     RefundExceedsPayment,
     UnsupportedCurrency,
 )
+from engine.payouts.errors import InvalidDestination, PayoutSourceMissing
 
 ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
     InvalidRequest: (400, "invalid_request_error"),
@@ -40,6 +41,8 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
     CurrencyMismatch: (400, "invalid_request_error"),
     InvalidAmount: (400, "invalid_request_error"),
     NotFound: (404, "invalid_request_error"),
+    InvalidDestination: (422, "invalid_request_error"),
+    PayoutSourceMissing: (402, "payment_error"),
     InsufficientFunds: (402, "payment_error"),
     RefundExceedsPayment: (402, "payment_error"),
     PaymentNotRefundable: (402, "payment_error"),

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from engine.api import admin, handlers, wire
+from engine.api import admin, handlers, payout_wire, wire
+from engine.payouts import handlers as payout_handlers
 from engine.webhooks import handlers as webhook_handlers
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,6 +48,11 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("POST", "/v1/payments/{id}/refunds", handlers.create_refund, "Refund a payment (partly or fully)",
               wire.Refund, 201, wire.CreateRefund, errors=_POST_ERRORS),
     RouteSpec("GET", "/v1/refunds/{id}", handlers.get_refund_handler, "One refund", wire.Refund,
+              query=wire.NoQuery),
+    RouteSpec("POST", "/v1/payouts", payout_handlers.create_payout,
+              "Pay out to a bank card (customer wallet) or bank account (merchant available); amount frozen now",
+              payout_wire.Payout, 201, payout_wire.CreatePayout, errors=(*_POST_ERRORS, 424, 503)),
+    RouteSpec("GET", "/v1/payouts/{id}", payout_handlers.get_payout, "One payout", payout_wire.Payout,
               query=wire.NoQuery),
     RouteSpec("GET", "/v1/accounts", handlers.list_accounts, "The merchant's accounts with balances",
               wire.AccountList, query=wire.NoQuery),

@@ -1,0 +1,26 @@
+"""Payout rule errors; the HTTP layer maps them in engine/api/errors.py."""
+
+from __future__ import annotations
+
+from engine.payments.errors import PaymentRuleError
+
+
+class InvalidDestination(PaymentRuleError):
+    """The bank card or account cannot receive a payout as given (422): nothing was frozen."""
+
+    code = "invalid_destination"
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class PayoutSourceMissing(PaymentRuleError):
+    """The merchant has no available balance account in this currency yet (402: nothing to pay out)."""
+
+    code = "insufficient_funds"
+
+    def __init__(self, merchant_id: str, currency: str) -> None:
+        super().__init__(f"merchant {merchant_id} has no available balance in {currency}")
+        self.merchant_id = merchant_id
+        self.currency = currency

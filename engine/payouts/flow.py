@@ -1,0 +1,107 @@
+"""`POST /v1/payouts`: check everything, then freeze the amount and write the payout in one transaction.
+
+Nothing is frozen unless every check passed: the destination (422), the customer (404), the currency (400),
+the channel (400). The freeze is a PAYOUT_FREEZE entry from the source account to the owner's frozen account,
+posted by the ledger's own statement that checks the source's overdraft rule, so concurrent payouts can never
+freeze more than the balance (the loser gets InsufficientFunds, 402, and its transaction writes nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+
+from accounts.model import AccountId, AccountKind, OverdraftRule
+from accounts.rules import build_entry
+from accounts.store import find_account
+from engine.api.context import ApiContext
+from engine.api.payment_flows import IdemSlot, Outcome
+from engine.api.payout_wire import CreatePayout
+from engine.booking import Booker
+from engine.merchant_store import MerchantRecord, ensure_account, get_customer, save_idempotent_response
+from engine.payments.errors import InvalidRequest, NotFound, PaymentCurrencyMismatch, UnsupportedCurrency
+from engine.payments.ids import ACCOUNT, new_id
+from engine.payouts.destination import Destination, check_destination
+from engine.payouts.errors import PayoutSourceMissing
+from engine.payouts.store import NewPayout, get_payout, insert_payout
+from engine.payouts.views import payout_view
+
+PAYOUT = "po"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    kind: str  # customer | merchant
+    owner_id: str
+    customer_id: str | None
+    account_id: AccountId
+    frozen_role: str
+    account_kind: AccountKind
+
+
+def payout_channel(ctx: ApiContext, asked: str | None) -> str:
+    """The merchant's channel, else the configured payout default, else the engine's default channel."""
+    channel = asked or ctx.settings.payout_default_channel or ctx.settings.default_channel
+    if channel not in ctx.known_channels:
+        raise InvalidRequest("channel", f"unknown channel {channel!r}; known: {sorted(ctx.known_channels)}")
+    return channel
+
+
+async def _source(ctx: ApiContext, merchant: MerchantRecord, req: CreatePayout) -> Source:
+    async with ctx.pool.acquire() as conn:
+        if req.source == "customer":
+            if req.customer_id is None:
+                raise InvalidRequest("customer_id", "customer_id is required for a customer payout")
+            customer = await get_customer(conn, merchant.id, req.customer_id)
+            if customer is None:
+                raise NotFound("customer", req.customer_id, "customer_id")
+            if customer.currency != req.currency:
+                raise PaymentCurrencyMismatch(customer.currency, req.currency, "currency")
+            return Source("customer", customer.id, customer.id, customer.wallet_account_id, "customer_frozen",
+                          AccountKind.CUSTOMER)
+        if req.customer_id is not None:
+            raise InvalidRequest("customer_id", "a merchant payout pays out the merchant's own balance: "
+                                                "leave customer_id out")
+        available = await find_account(conn, merchant.id, "merchant_available", req.currency)
+    if available is None:
+        raise PayoutSourceMissing(merchant.id, req.currency)
+    return Source("merchant", merchant.id, None, available.id, "merchant_frozen", AccountKind.MERCHANT)
+
+
+async def create_payout(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, req: CreatePayout,
+                        slot: IdemSlot | None, now: datetime) -> Outcome:
+    """Freeze and record a payout (201 pending); raises a domain error with nothing frozen otherwise."""
+    if req.currency not in ctx.settings.currencies:
+        raise UnsupportedCurrency(req.currency)
+    dest: Destination = check_destination(req.destination.kind, req.destination.number,
+                                          req.destination.holder_name, req.destination.bank_code)
+    channel = payout_channel(ctx, req.channel)
+    source = await _source(ctx, merchant, req)
+    # Opened on its own (committed) before the freeze: a hundred concurrent first payouts of one owner must
+    # not queue behind one uncommitted insert of the same unique (owner, role, currency).
+    async with ctx.pool.acquire() as conn:
+        frozen = await ensure_account(conn, source.owner_id, source.frozen_role, req.currency, source.account_kind,
+                                      False, OverdraftRule(), new_id(ACCOUNT))
+    txn_no = ctx.txn_nos.next(now)
+    row = NewPayout(new_id(PAYOUT), merchant.id, req.merchant_payout_no, source.kind, source.customer_id,
+                    source.account_id, frozen, req.amount, req.currency, channel, dest.kind, dest.number,
+                    dest.holder_name, dest.bank_code, req.description, txn_no, None, now)
+    async with booker.transaction() as tx:
+        record = await insert_payout(tx.conn, row)
+        await tx.post(build_entry("PAYOUT_FREEZE", txn_no, now.date(), req.currency,
+                                  {"source": source.account_id, "frozen": frozen}, {"amount": req.amount},
+                                  ref=record.id))
+        body = msgspec.json.encode(payout_view(record))
+        if slot is not None:  # the response commits with the freeze: a retry replays it, never freezes twice
+            await save_idempotent_response(tx.conn, slot.merchant_id, slot.key, 201, body)
+    return Outcome(201, body, slot is not None)
+
+
+async def read_payout(ctx: ApiContext, merchant: MerchantRecord, payout_id: str) -> bytes:
+    async with ctx.pool.acquire() as conn:
+        record = await get_payout(conn, merchant.id, payout_id)
+    if record is None:
+        raise NotFound("payout", payout_id)
+    return msgspec.json.encode(payout_view(record))

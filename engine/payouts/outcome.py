@@ -1,0 +1,48 @@
+"""Making a payout final: the status change, its ledger entry and its webhook event in one transaction.
+
+Success books PAYOUT_SETTLE (frozen -> channel receivable: the money left through the channel); failure books
+PAYOUT_UNFREEZE (frozen -> back to the source). The compare-and-set on the open status makes a second finisher
+(a worker whose lease ran out, a concurrent query) book nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import msgspec
+
+from accounts.rules import build_entry
+from engine.gateway.context import Gateway
+from engine.gateway_store import insert_outbox
+from engine.payouts.store import PayoutRecord, finish_payout
+from engine.payouts.views import payout_view
+
+log = logging.getLogger(__name__)
+
+
+async def finish(gw: Gateway, payout: PayoutRecord, succeeded: bool, channel_payout_no: str | None,
+                 failure_code: str | None, failure_message: str | None, now: datetime) -> bool:
+    """True when this call made the payout final (and booked it); False when it was final already."""
+    receivable = (await gw.platform_accounts(payout.currency))["channel_receivable"] if succeeded else None
+    txn_no = gw.txn_nos.next(now)
+    async with gw.booker.transaction() as tx:
+        done = await finish_payout(tx.conn, payout.id, "succeeded" if succeeded else "failed", txn_no,
+                                   channel_payout_no, None if succeeded else failure_code,
+                                   None if succeeded else failure_message, now)
+        if done is None:
+            return False
+        if succeeded:
+            assert receivable is not None
+            entry = build_entry("PAYOUT_SETTLE", txn_no, now.date(), payout.currency,
+                                {"frozen": payout.frozen_account_id, "channel_receivable": receivable},
+                                {"amount": payout.amount}, ref=payout.id)
+        else:
+            entry = build_entry("PAYOUT_UNFREEZE", txn_no, now.date(), payout.currency,
+                                {"frozen": payout.frozen_account_id, "source": payout.source_account_id},
+                                {"amount": payout.amount}, ref=payout.id)
+        await tx.post(entry)
+        await insert_outbox(tx.conn, payout.merchant_id, "payout.succeeded" if succeeded else "payout.failed",
+                            payout.id, msgspec.json.encode(payout_view(done)), now)
+    log.info("payout finished", extra={"payout_id": payout.id, "succeeded": succeeded, "failure": failure_code})
+    return True
