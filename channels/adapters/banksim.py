@@ -14,6 +14,7 @@ import aiohttp
 import msgspec
 
 from channels import signing
+from channels.adapters import banksim_payouts as bank_payouts
 from channels.adapters.banksim_statement import parse_bank_statement
 from channels.adapters.transport import exchange
 from channels.amounts import AmountFormatError, major_to_minor, minor_to_major
@@ -45,7 +46,7 @@ from channels.protocol import (
 
 CODE_OK = "10000"
 CODE_UNAVAILABLE = "20000"
-_NOT_FOUND = frozenset({"ACQ.TRADE_NOT_EXIST", "ACQ.REFUND_NOT_EXIST"})
+_NOT_FOUND = frozenset({"ACQ.TRADE_NOT_EXIST", "ACQ.REFUND_NOT_EXIST", bank_payouts.NOT_FOUND_SUB_CODE})
 _REFUND_STATES = {
     "REFUND_SUCCESS": RefundStatus.SUCCEEDED,
     "REFUND_PROCESSING": RefundStatus.PROCESSING,
@@ -260,13 +261,14 @@ class BankSimChannel:
             raise ChannelUnavailable(self.name, "fetch_statement", answer.status, "statement not served")
         return parse_bank_statement(self.name, day, answer.body.decode("utf-8", "replace"))
 
-    # Placeholders until the payout endpoints land (next commits): nothing is sent, so
-    # "unavailable" (nothing happened) is the honest answer.
     async def create_payout(self, request: PayoutRequest) -> PayoutResult:
-        raise ChannelUnavailable(self.name, "create_payout", None, "payouts not implemented yet")
+        biz = bank_payouts.create_biz(self.name, request)
+        fields = await self._call("create_payout", bank_payouts.CREATE_METHOD, biz)
+        return bank_payouts.created_result(self.name, request, fields)
 
     async def query_payout(self, out_payout_no: str) -> PayoutResult:
-        raise ChannelUnavailable(self.name, "query_payout", None, "payouts not implemented yet")
+        fields = await self._call("query_payout", bank_payouts.QUERY_METHOD, {"out_biz_no": out_payout_no})
+        return bank_payouts.payout_result(self.name, out_payout_no, fields)
 
 
 # Checked by mypy: the class satisfies the Channel protocol with the registry's constructor.

@@ -9,6 +9,7 @@ from channels.amounts import AmountFormatError, major_to_minor
 from channels.protocol import (
     ChannelStatus,
     MalformedLine,
+    PayoutStatus,
     RefundStatus,
     Statement,
     StatementKind,
@@ -32,6 +33,7 @@ _TRADE_STATES = {
     "TRADE_CLOSED": ChannelStatus.CLOSED,
 }
 _REFUND_STATES = {"REFUND_SUCCESS": RefundStatus.SUCCEEDED, "REFUND_FAIL": RefundStatus.FAILED}
+_PAYOUT_STATES = {"PAYOUT_SUCCESS": PayoutStatus.SUCCEEDED, "PAYOUT_FAIL": PayoutStatus.FAILED}
 
 
 def parse_major(text: str) -> int:
@@ -58,6 +60,20 @@ def _parse_row(fields: list[str]) -> StatementLine:
             status=refund_status,
             occurred_at=parse_time(at),
             out_refund_no=out_request_no,
+        )
+    if biz_type == "payout":
+        payout_status = _PAYOUT_STATES.get(status_text)
+        if payout_status is None:
+            raise LineError(f"payout row with status {status_text!r}")
+        return StatementLine(
+            kind=StatementKind.PAYOUT,
+            out_trade_no=out_trade_no,
+            channel_txn_id=trade_no,
+            amount_minor=parse_major(amount),
+            currency=currency,
+            status=payout_status,
+            occurred_at=parse_time(at),
+            out_payout_no=out_trade_no,
         )
     status = _TRADE_STATES.get(status_text)
     if biz_type != "trade" or status is None:

@@ -16,6 +16,7 @@ import aiohttp
 import msgspec
 
 from channels import signing
+from channels.adapters import wxsim_payouts as wx_payouts
 from channels.adapters.transport import RawAnswer, exchange
 from channels.adapters.wxsim_statement import parse_wx_statement
 from channels.errors import (
@@ -268,13 +269,14 @@ class WxSimChannel:
             raise ChannelUnavailable(self.name, "fetch_statement", answer.status, "statement not served")
         return parse_wx_statement(self.name, day, answer.body.decode("utf-8", "replace"))
 
-    # Placeholders until the payout endpoints land (next commits): nothing is sent, so
-    # "unavailable" (nothing happened) is the honest answer.
     async def create_payout(self, request: PayoutRequest) -> PayoutResult:
-        raise ChannelUnavailable(self.name, "create_payout", None, "payouts not implemented yet")
+        body = wx_payouts.create_body(self.name, self._config.merchant_id, request)
+        answer = await self._call("create_payout", "POST", wx_payouts.CREATE_PATH, body)
+        return wx_payouts.created_result(self.name, request, self._decode(answer.body, wx_payouts.Bill))
 
     async def query_payout(self, out_payout_no: str) -> PayoutResult:
-        raise ChannelUnavailable(self.name, "query_payout", None, "payouts not implemented yet")
+        answer = await self._call("query_payout", "GET", wx_payouts.query_path(out_payout_no))
+        return wx_payouts.payout_result(self.name, out_payout_no, self._decode(answer.body, wx_payouts.Bill))
 
 
 # Checked by mypy: the class satisfies the Channel protocol with the registry's constructor.

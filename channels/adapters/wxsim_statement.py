@@ -8,6 +8,7 @@ from channels.adapters.statement_lines import LineError, collect, csv_fields, pa
 from channels.protocol import (
     ChannelStatus,
     MalformedLine,
+    PayoutStatus,
     RefundStatus,
     Statement,
     StatementKind,
@@ -40,6 +41,8 @@ _REFUND_STATES = {
     "ABNORMAL": RefundStatus.FAILED,
     "CLOSED": RefundStatus.FAILED,
 }
+# Transfers to bank cards/accounts (payouts) share the bill; their amount is in total_fen.
+_TRANSFER_STATES = {"TRANSFER_SUCCESS": PayoutStatus.SUCCEEDED, "TRANSFER_FAIL": PayoutStatus.FAILED}
 
 
 def _parse_row(fields: list[str]) -> StatementLine:
@@ -63,6 +66,18 @@ def _parse_row(fields: list[str]) -> StatementLine:
             status=refund_status,
             occurred_at=parse_time(at),
             out_refund_no=out_refund_no,
+        )
+    payout_status = _TRANSFER_STATES.get(state)
+    if payout_status is not None:
+        return StatementLine(
+            kind=StatementKind.PAYOUT,
+            out_trade_no=out_trade_no,
+            channel_txn_id=txn_id,
+            amount_minor=parse_minor(total),
+            currency=currency,
+            status=payout_status,
+            occurred_at=parse_time(at),
+            out_payout_no=out_trade_no,
         )
     status = _PAYMENT_STATES.get(state)
     if status is None:

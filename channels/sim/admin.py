@@ -11,6 +11,8 @@ from datetime import date
 import msgspec
 from aiohttp import web
 
+from channels.sim.payout_admin import PayoutAdmin
+from channels.sim.payout_desk import finished_payouts
 from channels.sim.profile import SimFaults
 from channels.sim.runtime import SimChannel, SimRuntime
 from channels.sim.statement import Discrepancies, statement_rows
@@ -43,7 +45,7 @@ class SimAdmin:
         app.router.add_put("/sim/admin/discrepancies/{day}", self._put_discrepancies)
         app.router.add_get("/sim/admin/notifies", self._notifies)
         app.router.add_get("/sim/statements/{day}", self._statement)
-        # Payouts will get their own module and mount here (POST /sim/payouts ...).
+        PayoutAdmin(self.rt).add_routes(app)
 
     def _find(self, ask: PayRequest) -> SimOrder:
         now = self.rt.now()
@@ -105,5 +107,5 @@ class SimAdmin:
         except ValueError as error:
             return _json_error(400, str(error))
         seeded = self.rt.discrepancies.get(day, Discrepancies())
-        rows = statement_rows(self.rt.store, day, seeded, self.rt.profile.currency)
+        rows = statement_rows(self.rt.store, day, seeded, self.rt.profile.currency, finished_payouts(self.rt, day))
         return web.Response(text=self.channel.render_statement(day, rows), content_type="text/csv")

@@ -15,7 +15,11 @@ from aiohttp import web
 
 from channels import signing
 from channels.amounts import AmountFormatError, major_to_minor, minor_to_major
+from channels.sim.bank_payouts import CREATE_METHOD as PAYOUT_CREATE
+from channels.sim.bank_payouts import QUERY_METHOD as PAYOUT_QUERY
+from channels.sim.bank_payouts import BankPayouts
 from channels.sim.notifier import NotifyMessage
+from channels.sim.payout_desk import answer_payout_create
 from channels.sim.runtime import SimRuntime
 from channels.sim.statement import StatementRow
 from channels.sim.statement_csv import bank_time, render_bank_statement
@@ -52,17 +56,20 @@ class BankSim:
             "trade.refund": self._refund,
             "trade.refund.query": self._query_refund,
         }
+        payouts = BankPayouts(self)
+        self._methods[PAYOUT_CREATE] = payouts.create
+        self._methods[PAYOUT_QUERY] = payouts.query
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/gateway.do", self._gateway)
 
-    def _answer(self, fields: Params) -> web.Response:
+    def answer(self, fields: Params) -> web.Response:
         fields = {name: value for name, value in fields.items() if value != ""}
         fields["sign"] = signing.bank_sign(self.profile.key, fields)
         return web.json_response(fields)
 
     def system_error(self) -> web.Response:
-        return self._answer(
+        return self.answer(
             {
                 "code": CODE_UNAVAILABLE,
                 "msg": "Service Currently Unavailable",
@@ -71,13 +78,13 @@ class BankSim:
             }
         )
 
-    def _business_error(self, sub_code: str, detail: str) -> Params:
+    def business_error(self, sub_code: str, detail: str) -> Params:
         return {"code": CODE_BUSINESS, "msg": "Business Failed", "sub_code": sub_code, "sub_msg": detail}
 
     async def _gateway(self, request: web.Request) -> web.Response:
         params = {name: str(value) for name, value in (await request.post()).items()}
         if params.get("app_id") != self.profile.merchant_id or not signing.bank_verify(self.profile.key, params):
-            return self._answer(
+            return self.answer(
                 {
                     "code": CODE_BAD_SIGNATURE,
                     "msg": "Invalid Arguments",
@@ -87,7 +94,7 @@ class BankSim:
             )
         method = self._methods.get(params.get("method", ""))
         if method is None:
-            return self._answer(
+            return self.answer(
                 {
                     "code": CODE_MISSING_PARAM,
                     "msg": "Missing Required Arguments",
@@ -98,12 +105,15 @@ class BankSim:
 
         async def handle() -> web.Response:
             try:
-                return self._answer(method(params))
+                return self.answer(method(params))
             except SimRefused as refused:
-                return self._answer(self._business_error(_SUB_CODES[refused.refusal], refused.detail))
+                return self.answer(self.business_error(_SUB_CODES[refused.refusal], refused.detail))
             except (KeyError, AmountFormatError) as error:
-                return self._answer(self._business_error("ACQ.INVALID_PARAMETER", f"bad parameter {error}"))
+                return self.answer(self.business_error("ACQ.INVALID_PARAMETER", f"bad parameter {error}"))
 
+        if params.get("method") == PAYOUT_CREATE:
+            # Payout faults may lose the answer after the payout was accepted.
+            return await self.rt.guard(self, lambda: answer_payout_create(self.rt, request, handle), creates=True)
         return await self.rt.guard(self, handle, creates=method == self._create)
 
     # -- methods: params in, answer fields out; SimRefused for business errors --------

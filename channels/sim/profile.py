@@ -32,9 +32,20 @@ class SimFaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     create_latency: Latency = Latency()
     call_latency: Latency = Latency()
     hang_ms: int = 30_000
+    # Payouts (see channels.sim.payouts): the first two act on payout creation only, after
+    # the payout was accepted, so the caller cannot know whether it exists.
+    payout_timeout_rate: float = 0.0  # the answer hangs for hang_ms
+    payout_drop_rate: float = 0.0  # the connection is cut without an answer
+    payout_fail_rate: float = 0.0  # an accepted payout later fails with BANK_REJECTED
+    payout_settle_ms: int = 0  # how long an accepted payout stays processing
+    # Payouts to numbers ending with this fail with ACCOUNT_INVALID; "" turns the rule off.
+    payout_bad_number_suffix: str = "000000"
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "timeout_rate", "no_notify_rate"):
+        if self.payout_settle_ms < 0:
+            raise ValueError(f"payout_settle_ms must not be negative, got {self.payout_settle_ms}")
+        for name in ("error_rate", "timeout_rate", "no_notify_rate", "payout_timeout_rate", "payout_drop_rate",
+                     "payout_fail_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {rate}")
@@ -52,6 +63,8 @@ class SimProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     notify_schedule_s: tuple[float, ...] = (0.0, 15.0, 15.0, 30.0, 180.0, 1800.0, 3600.0)
     notify_timeout_s: float = 5.0
     order_ttl_s: int = 7200
+    # What the merchant holds at the channel for payouts; successes spend it.
+    payout_funds_minor: int = 10**13
     seed: int | None = None
 
 

@@ -16,6 +16,7 @@ from typing import Protocol
 from aiohttp import web
 
 from channels.sim.notifier import Notifier, NotifyMessage
+from channels.sim.payouts import PayoutBook
 from channels.sim.profile import Latency, SimFaults, SimProfile
 from channels.sim.statement import Discrepancies, StatementRow
 from channels.sim.store import SimOrder, SimStore
@@ -43,6 +44,7 @@ class SimRuntime:
         self.faults: SimFaults = profile.faults
         self.rng = random.Random(profile.seed)
         self.store = SimStore(id_prefix=profile.kind.value[:2].upper())
+        self.payouts = PayoutBook(profile.kind.value[:2].upper(), profile.payout_funds_minor)
         self.notifier = notifier
         self.discrepancies: dict[date, Discrepancies] = {}
         # The notify target when an order carries none (e.g. `channel-sim --notify-base-url`).

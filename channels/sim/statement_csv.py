@@ -44,12 +44,14 @@ def render_wx_statement(merchant_id: str, rows: list[StatementRow]) -> str:
             continue
         amount = "12x" if row.corrupt else str(row.amount_minor)
         refund = row.kind == "refund"
+        # Transfers to bank share the bill: trade_state TRANSFER_SUCCESS / TRANSFER_FAIL, amount in total_fen.
+        state = "REFUND" if refund else f"TRANSFER_{row.status}" if row.kind == "payout" else row.status
         fields = [
             row.at.strftime("%Y-%m-%d %H:%M:%S"),
             merchant_id,
             row.txn_id,
             row.out_trade_no,
-            "REFUND" if refund else row.status,
+            state,
             row.currency,
             "0" if refund else amount,
             row.refund_id,
@@ -90,11 +92,13 @@ def render_bank_statement(merchant_id: str, day: date, rows: list[StatementRow])
             continue
         refund = row.kind == "refund"
         status = ("REFUND_SUCCESS" if refund else "TRADE_SUCCESS") if row.status == "SUCCESS" else "TRADE_CLOSED"
+        if row.kind == "payout":
+            status = f"PAYOUT_{row.status}"
         writer.writerow(
             [
                 row.txn_id,
                 row.out_trade_no,
-                "refund" if refund else "trade",
+                row.kind if row.kind == "payout" else "refund" if refund else "trade",
                 status,
                 "1.234" if row.corrupt else minor_to_major(row.amount_minor),
                 row.currency,

@@ -19,6 +19,7 @@ from channels.sim.runtime import SimRuntime
 from channels.sim.statement import StatementRow
 from channels.sim.statement_csv import render_wx_statement
 from channels.sim.store import OrderState, Refusal, SimOrder, SimRefund, SimRefused
+from channels.sim.wx_payouts import WxPayouts
 
 AUTH_WINDOW_S = 300
 
@@ -77,36 +78,37 @@ class WxSim:
         app.router.add_post("/v3/pay/transactions/out-trade-no/{out_trade_no}/close", self._close)
         app.router.add_post("/v3/refund/domestic/refunds", self._refund)
         app.router.add_get("/v3/refund/domestic/refunds/{out_refund_no}", self._query_refund)
+        WxPayouts(self).add_routes(app)
 
     # -- answers ----------------------------------------------------------------
-    def _signed(self, status: int, payload: object | None) -> web.Response:
+    def signed(self, status: int, payload: object | None) -> web.Response:
         body = b"" if payload is None else msgspec.json.encode(payload)
         headers = signing.wx_signed_headers(self.profile.key, self.profile.key_serial, body.decode(), int(time.time()))
         return web.Response(status=status, body=body, headers=headers, content_type="application/json")
 
-    def _error(self, status: int, code: str, message: str) -> web.Response:
-        return self._signed(status, {"code": code, "message": message})
+    def error(self, status: int, code: str, message: str) -> web.Response:
+        return self.signed(status, {"code": code, "message": message})
 
     def system_error(self) -> web.Response:
-        return self._error(500, "SYSTEM_ERROR", "system error, please retry")
+        return self.error(500, "SYSTEM_ERROR", "system error, please retry")
 
-    def _refused(self, refused: SimRefused) -> web.Response:
+    def refused(self, refused: SimRefused) -> web.Response:
         status, code = _REFUSALS[refused.refusal]
-        return self._error(status, code, refused.detail)
+        return self.error(status, code, refused.detail)
 
     # -- request checks ---------------------------------------------------------
-    async def _authenticated_body(self, request: web.Request) -> str | web.Response:
+    async def authenticated_body(self, request: web.Request) -> str | web.Response:
         """The raw body when the Authorization header signs it with our key; else a 401."""
         body = await request.text()
         fields = signing.parse_wx_authorization(request.headers.get("Authorization", ""))
         if fields is None or fields.get("mchid") != self.profile.merchant_id:
-            return self._error(401, "SIGN_ERROR", "missing or foreign Authorization")
+            return self.error(401, "SIGN_ERROR", "missing or foreign Authorization")
         try:
             timestamp_s = int(fields.get("timestamp", ""))
         except ValueError:
-            return self._error(401, "SIGN_ERROR", "bad timestamp")
+            return self.error(401, "SIGN_ERROR", "bad timestamp")
         if abs(time.time() - timestamp_s) > AUTH_WINDOW_S:
-            return self._error(401, "SIGN_ERROR", "timestamp outside the window")
+            return self.error(401, "SIGN_ERROR", "timestamp outside the window")
         signed = signing.wx_verify(
             self.profile.key,
             fields.get("signature", ""),
@@ -116,17 +118,17 @@ class WxSim:
             fields.get("nonce_str", ""),
             body,
         )
-        return body if signed else self._error(401, "SIGN_ERROR", "signature mismatch")
+        return body if signed else self.error(401, "SIGN_ERROR", "signature mismatch")
 
     # -- handlers ---------------------------------------------------------------
     async def _create(self, request: web.Request) -> web.Response:
-        body = await self._authenticated_body(request)
+        body = await self.authenticated_body(request)
         if isinstance(body, web.Response):
             return body
         try:
             create = msgspec.json.decode(body, type=WxCreate)
         except msgspec.DecodeError as error:
-            return self._error(400, "PARAM_ERROR", str(error))
+            return self.error(400, "PARAM_ERROR", str(error))
 
         async def handle() -> web.Response:
             try:
@@ -140,13 +142,13 @@ class WxSim:
                     self.profile.order_ttl_s,
                 )
             except SimRefused as refused:
-                return self._refused(refused)
-            return self._signed(200, {"prepay_id": order.channel_order_id, "code_url": self.pay_url(order)})
+                return self.refused(refused)
+            return self.signed(200, {"prepay_id": order.channel_order_id, "code_url": self.pay_url(order)})
 
         return await self.rt.guard(self, handle, creates=True)
 
     async def _query(self, request: web.Request) -> web.Response:
-        body = await self._authenticated_body(request)
+        body = await self.authenticated_body(request)
         if isinstance(body, web.Response):
             return body
 
@@ -154,13 +156,13 @@ class WxSim:
             try:
                 order = self.rt.store.get(request.match_info["out_trade_no"], self.rt.now())
             except SimRefused as refused:
-                return self._refused(refused)
-            return self._signed(200, self.transaction(order))
+                return self.refused(refused)
+            return self.signed(200, self.transaction(order))
 
         return await self.rt.guard(self, handle)
 
     async def _close(self, request: web.Request) -> web.Response:
-        body = await self._authenticated_body(request)
+        body = await self.authenticated_body(request)
         if isinstance(body, web.Response):
             return body
 
@@ -168,34 +170,34 @@ class WxSim:
             try:
                 self.rt.store.close(request.match_info["out_trade_no"], self.rt.now())
             except SimRefused as refused:
-                return self._refused(refused)
-            return self._signed(204, None)
+                return self.refused(refused)
+            return self.signed(204, None)
 
         return await self.rt.guard(self, handle)
 
     async def _refund(self, request: web.Request) -> web.Response:
-        body = await self._authenticated_body(request)
+        body = await self.authenticated_body(request)
         if isinstance(body, web.Response):
             return body
         try:
             ask = msgspec.json.decode(body, type=WxRefundCreate)
         except msgspec.DecodeError as error:
-            return self._error(400, "PARAM_ERROR", str(error))
+            return self.error(400, "PARAM_ERROR", str(error))
 
         async def handle() -> web.Response:
             try:
                 order = self.rt.store.get(ask.out_trade_no, self.rt.now())
                 if ask.amount.total != order.amount_minor:
-                    return self._error(400, "INVALID_REQUEST", "amount.total differs from the order")
+                    return self.error(400, "INVALID_REQUEST", "amount.total differs from the order")
                 refund = self.rt.store.refund(ask.out_trade_no, ask.out_refund_no, ask.amount.refund, self.rt.now())
             except SimRefused as refused:
-                return self._refused(refused)
-            return self._signed(200, self.refund_body(refund))
+                return self.refused(refused)
+            return self.signed(200, self.refund_body(refund))
 
         return await self.rt.guard(self, handle)
 
     async def _query_refund(self, request: web.Request) -> web.Response:
-        body = await self._authenticated_body(request)
+        body = await self.authenticated_body(request)
         if isinstance(body, web.Response):
             return body
 
@@ -203,8 +205,8 @@ class WxSim:
             try:
                 refund = self.rt.store.get_refund(request.match_info["out_refund_no"])
             except SimRefused as refused:
-                return self._error(404, "RESOURCE_NOT_EXISTS", refused.detail)
-            return self._signed(200, self.refund_body(refund))
+                return self.error(404, "RESOURCE_NOT_EXISTS", refused.detail)
+            return self.signed(200, self.refund_body(refund))
 
         return await self.rt.guard(self, handle)
 
