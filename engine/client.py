@@ -162,6 +162,12 @@ class PayEngineClient:
     async def get_refund(self, refund_id: str) -> ApiResult:
         return await self.request("GET", f"/v1/refunds/{refund_id}")
 
+    async def create_payout(self, body: dict[str, Any], **kw: Any) -> ApiResult:
+        return await self.request("POST", "/v1/payouts", body, **kw)
+
+    async def get_payout(self, payout_id: str) -> ApiResult:
+        return await self.request("GET", f"/v1/payouts/{payout_id}")
+
     async def accounts(self) -> ApiResult:
         return await self.request("GET", "/v1/accounts")
 

@@ -1,0 +1,185 @@
+"""The payout world: the real app (API + in-process gateway and payout worker) on a real port, a real bank
+simulator serving payouts, on a database of its own (other test apps' gateways share the session database
+and would take our payouts or we theirs). Internal accounts are not hot here, so no buffer is involved and
+the money checks hold at any moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+
+from accounts.model import AccountId, AccountKind, OverdraftRule
+from accounts.rules import build_entry
+from accounts.store import find_account, post_entry
+from channels.sim import RunningSimulator, SimFaults, SimKind, SimProfile, start_simulator
+from engine.app import create_app
+from engine.client import PayEngineClient, create_merchant
+from engine.gateway.specs import ChannelSpec
+from engine.merchant_store import ensure_account
+from engine.migrate import migrate
+from engine.payments.ids import ACCOUNT, new_id
+from engine.settings import Settings
+from tests.conftest import Servers
+from tests.factories import new_txn_no, today
+
+ADMIN_TOKEN = "payout-test-admin-token"
+BANK_KEY = "po-bank-key"
+CHANNEL = "pobank"
+# A card number that passes Luhn (a common test card).
+GOOD_CARD = "4111111111111111"
+
+
+def payout_settings(url: str, bank_url: str, **extra: Any) -> Settings:
+    base: dict[str, Any] = dict(
+        admin_token=ADMIN_TOKEN, db_pool_max=40, public_url=url, hot_internal_accounts=False,
+        channels=(ChannelSpec(CHANNEL, "banksim", bank_url, "sim-merchant", BANK_KEY),),
+        default_channel=CHANNEL, gateway_call_timeout_ms=500, gateway_poll_interval_ms=20,
+        gateway_backoff_base_ms=50, gateway_backoff_max_ms=200, janitor_interval_ms=200,
+        payout_poll_interval_ms=20, payout_query_delay_ms=150, payout_not_found_safe_s=1, payout_lease_s=3,
+        rate_limit_per_s=100_000, rate_limit_burst=100_000)
+    base.update(extra)
+    return Settings(**base)
+
+
+@dataclass
+class World:
+    url: str
+    db_url: str
+    settings: Settings
+    http: aiohttp.ClientSession
+    pool: asyncpg.Pool
+    bank: RunningSimulator
+
+    async def merchant(self) -> PayEngineClient:
+        body = {"name": "payout test merchant", "currencies": ["CNY", "USD"], "fee_bps": 0, "fee_fixed": 0}
+        created = await create_merchant(self.url, ADMIN_TOKEN, body, self.http)
+        return PayEngineClient(self.url, created["id"], created["secret"], session=self.http, retries_max=0)
+
+    async def funded_customer(self, client: PayEngineClient, amount: int, currency: str = "CNY") -> str:
+        created = await client.create_customer("ext-" + uuid.uuid4().hex, currency)
+        assert created.status == 201, created.body
+        customer_id: str = created.body["id"]
+        topped = await client.topup(customer_id, amount, "tu-" + uuid.uuid4().hex)
+        assert topped.status == 201, topped.body
+        return customer_id
+
+    async def fund_merchant_available(self, merchant_id: str, amount: int, currency: str = "CNY") -> AccountId:
+        """Credit the merchant's available balance by an ADJUST entry (settlement would take a day-end)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            available = await ensure_account(conn, merchant_id, "merchant_available", currency, AccountKind.MERCHANT,
+                                             False, OverdraftRule(), new_id(ACCOUNT))
+            adjustments = await ensure_account(conn, "platform", "adjustments", currency, AccountKind.INTERNAL,
+                                               False, OverdraftRule(), new_id(ACCOUNT))
+            await post_entry(conn, build_entry("ADJUST", new_txn_no(), today(), currency,
+                                               {"adjustments": adjustments, "target": available}, {"amount": amount}))
+        return available
+
+    async def balance(self, owner_id: str, role: str, currency: str = "CNY") -> int:
+        async with self.pool.acquire() as conn:
+            account = await find_account(conn, owner_id, role, currency)
+        return 0 if account is None else account.balance_minor
+
+    async def set_faults(self, **faults: Any) -> None:
+        async with self.http.put(f"{self.bank.url}/sim/admin/faults", json=faults) as r:
+            assert r.status == 200, await r.text()
+
+    async def sim_payout(self, out_payout_no: str) -> tuple[int, Any]:
+        async with self.http.get(f"{self.bank.url}/sim/admin/payouts/{out_payout_no}") as r:
+            return r.status, await r.json(content_type=None)
+
+    async def wait_payout(self, client: PayEngineClient, payout_id: str,
+                          done: Callable[[dict[str, Any]], bool] | None = None,
+                          timeout_s: float = 10.0) -> dict[str, Any]:
+        final = done or (lambda p: p["status"] in ("succeeded", "failed"))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            got = await client.get_payout(payout_id)
+            assert got.status == 200, got.body
+            body: dict[str, Any] = got.body
+            if final(body):
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"payout never got there: {body}")
+            await asyncio.sleep(0.05)
+
+    async def entries(self, ref: str) -> list[str]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT txn_code FROM journal_entries WHERE ref = $1 ORDER BY created_at, txn_no",
+                                    ref)
+        return [r["txn_code"] for r in rows]
+
+
+def payout_body(amount: int, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"merchant_payout_no": "po-" + uuid.uuid4().hex, "amount": amount, "currency": "CNY",
+                            "source": "customer",
+                            "destination": {"kind": "bank_card", "number": GOOD_CARD, "holder_name": "Li Lei"}}
+    body.update(extra)
+    return body
+
+
+def _free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture(scope="session")
+async def payout_db(servers: Servers) -> AsyncIterator[str]:
+    name = f"payouts_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(servers.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base, _, query = servers.database_url.partition("?")
+    url = f"{base.rpartition('/')[0]}/{name}" + (f"?{query}" if query else "")
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    try:
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def world(servers: Servers, payout_db: str) -> AsyncIterator[World]:
+    bank = await start_simulator(SimProfile(name="pobank-sim", kind=SimKind.BANK, key=BANK_KEY,
+                                            faults=SimFaults(hang_ms=2_000), seed=11))
+    sock = _free_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = payout_settings(url, bank.url)
+    app = create_app(settings, payout_db, servers.redis_url)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    http = aiohttp.ClientSession()
+    pool = await asyncpg.create_pool(payout_db, min_size=2, max_size=20)
+    assert pool is not None
+    try:
+        yield World(url, payout_db, settings, http, pool, bank)
+    finally:
+        await pool.close()
+        await http.close()
+        await runner.cleanup()
+        await bank.close()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition never held")
+        await asyncio.sleep(0.05)
