@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from engine.booking import Booker
+from engine.controls.gate import ControlGate
 from engine.db import create_pool
 from engine.migrate import migrate
 from engine.redis_client import redis_from_settings
@@ -33,6 +34,7 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", aioredis.Redis)
 TXN_NOS = web.AppKey("txn_nos", TxnNoGenerator)
 BOOKER = web.AppKey("booker", Booker)
+GATE = web.AppKey("control_gate", ControlGate)  # limits and risk rules (engine.controls.wiring)
 
 
 def now_utc() -> datetime:
@@ -142,4 +144,7 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
     from engine.dayend.http import setup_accounting_admin  # here: it imports this module's keys
 
     setup_accounting_admin(app)
+    from engine.controls.wiring import setup_controls  # here: it imports this module's keys
+
+    setup_controls(app)  # last: its context reads the API context and the accounting calendar
     return app

@@ -171,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.admin_buffer import add_buffer_parsers
 
     add_buffer_parsers(sub)  # flush, buffer status|tune
+
+    from engine.merchants.cli import add_merchant_parsers
+
+    add_merchant_parsers(sub)  # merchants create|show|update|suspend|resume|rotate-key|revoke-key|...
     return parser
 
 

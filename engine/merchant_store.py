@@ -32,6 +32,8 @@ class MerchantRecord:
     pricing: Pricing
     status: str
     pending_accounts: dict[str, AccountId]  # currency -> merchant_pending account
+    allowed_methods: tuple[str, ...] | None = None  # None: every method (engine/merchants sets them)
+    allowed_channels: tuple[str, ...] | None = None  # None: every known channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +102,7 @@ async def insert_merchant(conn: Conn, merchant_id: str, name: str, secret_salt: 
 
 async def get_merchant(conn: Conn, merchant_id: str) -> MerchantRecord | None:
     row = await conn.fetchrow(
-        "SELECT m.id, m.name, m.secret_salt, m.fee_bps, m.fee_fixed, m.status,"
+        "SELECT m.id, m.name, m.secret_salt, m.fee_bps, m.fee_fixed, m.status, m.allowed_methods, m.allowed_channels,"
         " coalesce(array_agg(a.currency) FILTER (WHERE a.id IS NOT NULL), '{}') AS currencies,"
         " coalesce(array_agg(a.id) FILTER (WHERE a.id IS NOT NULL), '{}') AS account_ids"
         " FROM merchants m LEFT JOIN accounts a"
@@ -113,7 +115,12 @@ async def get_merchant(conn: Conn, merchant_id: str) -> MerchantRecord | None:
     return MerchantRecord(
         row["id"], row["name"], bytes(row["secret_salt"]), Pricing(row["fee_bps"], row["fee_fixed"]),
         row["status"], {c: AccountId(a) for c, a in zip(row["currencies"], row["account_ids"], strict=True)},
+        _tuple_or_none(row["allowed_methods"]), _tuple_or_none(row["allowed_channels"]),
     )
+
+
+def _tuple_or_none(values: list[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
 
 
 # ---------------------------------------------------------------- customers and topups

@@ -229,6 +229,10 @@ class Settings:
     dayend_switch_lock_timeout_ms: int = _env("DAYEND_SWITCH_LOCK_TIMEOUT_MS", _int_in(10, 600_000), 10_000)
     dayend_pause_at: str = _env("DAYEND_PAUSE_AT", str, "")
 
+    # Limits and risk rules (engine/controls). Their configuration is re-checked this often; a change made
+    # through the admin API applies at once in the process that made it, in the others within this.
+    controls_cache_ms: int = _env("CONTROLS_CACHE_MS", _int_in(0, 60_000), 1000)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the environment; raises SettingsError naming the bad variable."""

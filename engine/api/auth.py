@@ -19,10 +19,14 @@ import asyncpg
 
 from engine.api.errors import authentication_error
 from engine.merchant_store import MerchantRecord, get_merchant
+from engine.merchants.errors import MerchantSuspended
+from engine.merchants.store import list_keys
 
 MERCHANT_HEADER = "X-Merchant-Id"
 TIMESTAMP_HEADER = "X-Timestamp"
 SIGNATURE_HEADER = "X-Signature"
+# Which of the merchant's keys signed; absent = the primary key (clients from before key rotation).
+KEY_ID_HEADER = "X-Key-Id"
 CACHE_ENTRIES_MAX = 10_000
 
 
@@ -43,12 +47,18 @@ def sign(secret: str, timestamp: str, method: str, path_qs: str, body: bytes) ->
 @dataclass(frozen=True, slots=True)
 class _Cached:
     merchant: MerchantRecord
-    secret: str
+    primary: tuple[str, str]  # (key id, secret) of the primary key: requests without X-Key-Id use it
+    # key id -> (secret, wall-clock seconds it verifies until; None = no end), every non-revoked key
+    keys: dict[str, tuple[str, float | None]]
     expires_at: float
 
 
 class MerchantDirectory:
-    """Merchants by id with their derived secrets, cached for ``ttl_s`` to keep auth off the database."""
+    """Merchants by id with their keys' derived secrets, cached for ``ttl_s`` to keep auth off the database.
+
+    A rolling key's end is checked at each request, so it stops verifying on time even from the cache;
+    a revoke or suspension takes effect at once in the process that made it (``forget``) and within
+    ``ttl_s`` elsewhere."""
 
     def __init__(self, pool: asyncpg.Pool, server_key: str, ttl_s: float) -> None:
         self._pool = pool
@@ -56,20 +66,48 @@ class MerchantDirectory:
         self._ttl_s = ttl_s
         self._cache: dict[str, _Cached] = {}
 
-    async def lookup(self, merchant_id: str) -> tuple[MerchantRecord, str] | None:
+    async def _load(self, merchant_id: str) -> _Cached | None:
         now = time.monotonic()
         hit = self._cache.get(merchant_id)
         if hit is not None and hit.expires_at > now:
-            return hit.merchant, hit.secret
+            return hit
         async with self._pool.acquire() as conn:
             merchant = await get_merchant(conn, merchant_id)
-        if merchant is None or merchant.status != "active":
+            keys = await list_keys(conn, merchant_id, usable_only=True) if merchant is not None else []
+        # Suspended merchants are loaded so a correctly signed request gets 403, not 401.
+        if merchant is None or merchant.status not in ("active", "suspended"):
             return None
-        secret = derive_secret(self._server_key, merchant.id, merchant.secret_salt)
+        by_id = {k.id: (derive_secret(self._server_key, merchant.id, k.salt),
+                          k.expires_at.timestamp() if k.state == "rolling" and k.expires_at else None)
+                   for k in keys}
+        primary_id = next((k.id for k in keys if k.state == "active"), "")
+        primary = (primary_id, by_id[primary_id][0] if primary_id
+                   else derive_secret(self._server_key, merchant.id, merchant.secret_salt))
         if len(self._cache) >= CACHE_ENTRIES_MAX:
             self._cache.clear()
-        self._cache[merchant_id] = _Cached(merchant, secret, now + self._ttl_s)
-        return merchant, secret
+        cached = _Cached(merchant, primary, by_id, now + self._ttl_s)
+        self._cache[merchant_id] = cached
+        return cached
+
+    async def lookup(self, merchant_id: str, key_id: str | None = None,
+                     now_s: float | None = None) -> tuple[MerchantRecord, list[str]] | None:
+        """The merchant and the secrets a request may be signed with right now: those of ``key_id``, or
+        without a key id the primary's first, then a rolling key's (so clients that never send X-Key-Id
+        keep working through a rollover). At most two: a rotation revokes older rolling keys."""
+        cached = await self._load(merchant_id)
+        if cached is None:
+            return None
+        now_s = time.time() if now_s is None else now_s
+        if key_id is None:
+            rolling = [secret for kid, (secret, until) in cached.keys.items()
+                       if kid != cached.primary[0] and until is not None and until > now_s]
+            return cached.merchant, [cached.primary[1], *rolling]
+        if key_id == cached.primary[0]:
+            return cached.merchant, [cached.primary[1]]
+        found = cached.keys.get(key_id)
+        if found is None or (found[1] is not None and found[1] <= now_s):
+            return None
+        return cached.merchant, [found[0]]
 
     def forget(self, merchant_id: str) -> None:
         self._cache.pop(merchant_id, None)
@@ -77,7 +115,8 @@ class MerchantDirectory:
 
 async def authenticate(directory: MerchantDirectory, headers: Mapping[str, str], method: str, path_qs: str,
                        body: bytes, window_s: int, now_s: float) -> MerchantRecord:
-    """The signing merchant; raises a 401 ApiError for anything missing, stale, unknown or forged."""
+    """The signing merchant; raises a 401 ApiError for anything missing, stale, unknown, forged, signed
+    with a revoked or expired key, and MerchantSuspended (403) for a suspended merchant."""
     get = headers.get
     merchant_id, timestamp, signature = get(MERCHANT_HEADER), get(TIMESTAMP_HEADER), get(SIGNATURE_HEADER)
     if not merchant_id or not timestamp or not signature:
@@ -88,13 +127,18 @@ async def authenticate(directory: MerchantDirectory, headers: Mapping[str, str],
         raise authentication_error(f"{TIMESTAMP_HEADER} is more than {window_s} s away from server time")
     if len(signature) != 64 or any(c not in "0123456789abcdefABCDEF" for c in signature):
         raise authentication_error(f"{SIGNATURE_HEADER} must be 64 hex digits")
-    if len(merchant_id) > 64:
+    key_id = get(KEY_ID_HEADER)
+    if len(merchant_id) > 64 or (key_id is not None and not 0 < len(key_id) <= 64):
         raise authentication_error("unknown merchant or bad signature")
-    found = await directory.lookup(merchant_id)
+    found = await directory.lookup(merchant_id, key_id, now_s)
     # Unknown merchant and bad signature answer the same, so ids cannot be probed.
-    expected = sign(found[1], timestamp, method, path_qs, body) if found else "0" * 64
-    if not hmac.compare_digest(expected.encode(), signature.lower().encode()) or found is None:
+    given = signature.lower().encode()
+    verified = [hmac.compare_digest(sign(secret, timestamp, method, path_qs, body).encode(), given)
+                for secret in (found[1] if found else ["0" * 64])]
+    if found is None or not any(verified):
         raise authentication_error("unknown merchant or bad signature")
+    if found[0].status == "suspended":  # only after the signature verified, so status cannot be probed
+        raise MerchantSuspended(found[0].id)
     return found[0]
 
 

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from accounts.model import AccountId
 from engine.api.auth import MerchantDirectory
+from engine.controls.gate import ControlGate
 from engine.merchant_store import ensure_platform_accounts
 from engine.payments.ids import ACCOUNT, new_id
 from engine.settings import Settings
@@ -27,6 +28,8 @@ class ApiContext:
     known_channels: frozenset[str]
     # (merchant id, payment id, expires_at) -> queued; set by engine.expiry when its context starts.
     schedule_expiry: Callable[[str, str, datetime], Awaitable[bool]] | None = None
+    # Limits and risk rules; set by engine.controls.wiring when its context starts.
+    gate: ControlGate | None = None
     _platform: dict[str, dict[str, AccountId]] = field(default_factory=dict)
     _platform_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

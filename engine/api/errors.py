@@ -19,6 +19,7 @@ from accounts.errors import (
 )
 from channels.errors import ChannelError, ChannelRejected
 from engine.api.wire import ErrorBody, ErrorDetail
+from engine.merchants.errors import IllegalMerchantStatus, KeyNotRevocable, MerchantSuspended, PaymentMethodNotAllowed
 from engine.payments.errors import (
     DuplicateOrder,
     IdempotencyInFlight,
@@ -53,6 +54,10 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
     IdempotencyInFlight: (409, "idempotency_error"),
     IdempotencyMismatch: (422, "idempotency_error"),
     ChannelRejected: (424, "channel_error"),
+    MerchantSuspended: (403, "permission_error"),
+    PaymentMethodNotAllowed: (403, "permission_error"),
+    KeyNotRevocable: (409, "conflict_error"),
+    IllegalMerchantStatus: (409, "conflict_error"),
     ChannelError: (503, "channel_error"),
 }
 

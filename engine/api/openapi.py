@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -12,7 +13,8 @@ from engine.api.routes import ROUTES, RouteSpec
 
 REF = "#/components/schemas/{name}"
 _DESCRIPTIONS = {200: "OK", 201: "Created", 400: "Invalid request", 401: "Authentication failed",
-                 402: "Payment refused", 404: "Not found", 409: "Conflict", 413: "Body larger than 64 KiB",
+                 402: "Payment refused", 403: "Not permitted (merchant suspended, method not allowed)",
+                 404: "Not found", 409: "Conflict", 413: "Body larger than 64 KiB",
                  422: "Idempotency key reused with another body", 429: "Rate limit exceeded (see Retry-After)"}
 
 
@@ -26,8 +28,8 @@ def _operation(spec: RouteSpec, schemas: dict[type, dict[str, Any]], components:
     op: dict[str, Any] = {"operationId": f"{spec.method.lower()}{spec.path}".replace("/", "_").replace("{", "")
                           .replace("}", ""), "summary": spec.summary}
     params: list[dict[str, Any]] = []
-    if "{id}" in spec.path:
-        params.append({"name": "id", "in": "path", "required": True,
+    for name in re.findall(r"{(\w+)}", spec.path):
+        params.append({"name": name, "in": "path", "required": True,
                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}})
     if spec.query is not None:
         params += _query_params(spec.query, components)
@@ -42,7 +44,8 @@ def _operation(spec: RouteSpec, schemas: dict[type, dict[str, Any]], components:
     if spec.response is not None:
         ok["content"] = {"application/json": {"schema": schemas[spec.response]}}
     responses: dict[str, Any] = {str(spec.status): ok}
-    for status in (*spec.errors, 429) if spec.auth == "merchant" else spec.errors:
+    # Every signed request can meet the rate limit (429) and a suspended merchant (403).
+    for status in sorted({*spec.errors, 403, 429}) if spec.auth == "merchant" else spec.errors:
         responses[str(status)] = {"description": _DESCRIPTIONS[status],
                                   "content": {"application/json": {"schema": schemas[wire.ErrorBody]}}}
     op["responses"] = responses

@@ -21,6 +21,7 @@ from engine.api.wire import CreatePayment, CreateRefund
 from engine.booking import Booker
 from engine.db import release_without_reset
 from engine.merchant_store import MerchantRecord, StoredResponse
+from engine.merchants.allowed import check_allowed
 from engine.payment_store import (
     Job,
     NewPayment,
@@ -88,6 +89,7 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
         channel = req.channel or ctx.settings.default_channel
         if channel not in ctx.known_channels:
             raise InvalidRequest("channel", f"unknown channel {channel!r}; known: {sorted(ctx.known_channels)}")
+    check_allowed(merchant, req.method, channel)
     event = PaymentEvent.WALLET_DEBITED if wallet else PaymentEvent.CHANNEL_ORDER_CREATED
     status = next_payment_status(PaymentStatus.CREATED, event)
     fee = merchant.pricing.fee_for(req.amount)

@@ -254,8 +254,8 @@ class MerchantCreated(msgspec.Struct, frozen=True):
 
 
 class ErrorDetail(msgspec.Struct, frozen=True):
-    type: Literal["invalid_request_error", "authentication_error", "idempotency_error", "payment_error",
-                  "conflict_error", "rate_limit_error", "channel_error", "api_error"]
+    type: Literal["invalid_request_error", "authentication_error", "permission_error", "idempotency_error",
+                  "payment_error", "conflict_error", "rate_limit_error", "channel_error", "api_error"]
     code: str
     message: str
     param: str | None = None

@@ -31,8 +31,11 @@ def _mac(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def signature_header(secret: str, timestamp: int, body: bytes) -> str:
-    return f"t={timestamp},v1={_mac(secret, timestamp, body)}"
+def signature_header(secret: str, timestamp: int, body: bytes, *previous_secrets: str) -> str:
+    """``previous_secrets`` add one more v1 each (after a rotation, while the old secret overlaps), so a
+    receiver verifies with whichever secret it holds; the current secret's v1 always comes first."""
+    macs = "".join(f",v1={_mac(s, timestamp, body)}" for s in (secret, *previous_secrets))
+    return f"t={timestamp}{macs}"
 
 
 def verify_signature(secret: str, header: str, body: bytes, now_s: float, tolerance_s: int = 300) -> bool:

@@ -29,6 +29,7 @@ class DueEvent:
     attempts: int  # attempts already made in this window
     url: str
     secret_salt: bytes | None  # None only for an endpoint set without a salt (by hand): cannot be signed
+    previous_salt: bytes | None = None  # the salt before a rotation, while its overlap lasts (also signs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,8 @@ WITH due AS (
     WHERE e.id = due.id AND m.id = e.merchant_id
     RETURNING e.id, e.merchant_id, e.type, CASE WHEN m.webhook_url IS NOT NULL THEN e.payload::text END AS payload,
               e.created_at, coalesce(e.window_started_at, e.created_at) AS window_started_at, e.attempts,
-              m.webhook_url, m.webhook_secret_salt
+              m.webhook_url, m.webhook_secret_salt,
+              CASE WHEN m.webhook_prev_expires_at > $1 THEN m.webhook_prev_secret_salt END AS webhook_prev_salt
 )
 SELECT * FROM leased
 """
@@ -92,7 +94,8 @@ async def claim_due_events(conn: Conn, now: datetime, lease_s: float, limit: int
     rows = await conn.fetch(_CLAIM, now, float(lease_s), limit, NO_ENDPOINT)
     return [DueEvent(r["id"], r["merchant_id"], r["type"], r["payload"], r["created_at"], r["window_started_at"],
                      r["attempts"], r["webhook_url"],
-                     bytes(r["webhook_secret_salt"]) if r["webhook_secret_salt"] is not None else None)
+                     bytes(r["webhook_secret_salt"]) if r["webhook_secret_salt"] is not None else None,
+                     bytes(r["webhook_prev_salt"]) if r["webhook_prev_salt"] is not None else None)
             for r in rows if r["webhook_url"] is not None], len(rows)
 
 

@@ -130,8 +130,10 @@ class DeliveryWorker:
     async def _post(self, event: DueEvent, url: str, salt: bytes) -> tuple[int | None, str | None]:
         body = encode_body(event)
         secret = derive_webhook_secret(self.settings.api_secret_key, event.merchant_id, salt)
+        previous = [derive_webhook_secret(self.settings.api_secret_key, event.merchant_id, event.previous_salt)] \
+            if event.previous_salt is not None else []
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                   SIGNATURE_HEADER: signature_header(secret, int(time.time()), body)}
+                   SIGNATURE_HEADER: signature_header(secret, int(time.time()), body, *previous)}
         try:
             async with self.session.post(url, data=body, headers=headers, allow_redirects=False,
                                          timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:

@@ -1,0 +1,162 @@
+"""The Redis side of limits: atomic check-and-count per subject, rebuilt from PostgreSQL when lost.
+
+One script call per subject (the customer, the merchant), each on its own hash slot; on one server
+both go in one pipelined round trip, on a Cluster concurrently. A subject whose counters Redis no
+longer has answers "not loaded"; its usage is then read from PostgreSQL (the record) and the call is
+repeated with it, and the script loads and checks in one atomic step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisError
+
+from engine.controls import keys, store
+from engine.controls.errors import ControlsUnavailable
+from engine.controls.limits import LimitRule
+from engine.controls.risk import History
+from engine.controls.scripts import ControlScripts
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """One subject's share of an attempt: its counted rules (daily/monthly) and velocity windows."""
+
+    merchant_id: str
+    customer_id: str | None  # None: the merchant itself
+    rules: tuple[LimitRule, ...]
+    velocity_ms: tuple[int, ...] = ()
+
+    def keys(self, day: date) -> keys.SubjectKeys:
+        return keys.subject_keys(self.merchant_id, self.customer_id, day)
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    history: History | None
+    velocity: dict[int, int]  # window ms -> attempts in it, this one included
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    rule: LimitRule
+    metric: str  # amount | count
+    used: int
+
+
+Result = Counted | Refused
+
+
+def _check_args(u: store.Usage, s: Subject, now_ms: int, velocity_keep_ms: int,
+                load: tuple[store.Sums, store.Sums, History | None] | None) -> list[Any]:
+    customer = s.customer_id is not None
+    args: list[Any] = [u.id, now_ms, u.amount, u.currency, u.method, keys.DAY_TTL_S, keys.MONTH_TTL_S,
+                       keys.HISTORY_TTL_S, int(customer), velocity_keep_ms if customer else 0,
+                       len(s.velocity_ms) if customer else 0, len(s.rules), int(load is not None)]
+    if customer:
+        args.extend(s.velocity_ms)
+    for rule in s.rules:
+        args.extend(["d" if rule.window == "daily" else "m", rule.method,
+                     -1 if rule.amount_max is None else rule.amount_max,
+                     -1 if rule.count_max is None else rule.count_max])
+    if load is not None:
+        for sums in load[:2]:
+            fields = _fields(sums)
+            args.append(len(fields) // 2)
+            args.extend(fields)
+        history = load[2] or History(0, 0, 0)
+        args.extend([history.count, history.total, history.largest])
+    return args
+
+
+def _fields(sums: store.Sums) -> list[Any]:
+    """(currency, method) sums -> counter fields, with the all-methods (*) totals per currency."""
+    totals: dict[tuple[str, str], tuple[int, int]] = dict(sums)
+    for (currency, _method), (amount, count) in sums.items():
+        a, n = totals.get((currency, keys.ANY_METHOD), (0, 0))
+        totals[(currency, keys.ANY_METHOD)] = (a + amount, n + count)
+    out: list[Any] = []
+    for (currency, method), (amount, count) in totals.items():
+        out.extend([keys.counter_field(currency, method, "a"), amount,
+                    keys.counter_field(currency, method, "n"), count])
+    return out
+
+
+def _parse(s: Subject, raw: list[Any]) -> Result | None:
+    status = int(raw[0])
+    if status == -1:
+        return None
+    if status == 0:
+        return Refused(s.rules[int(raw[1]) - 1], "amount" if int(raw[2]) == 1 else "count", int(raw[3]))
+    history = History(int(raw[1]), int(raw[2]), int(raw[3])) if s.customer_id is not None else None
+    return Counted(history, {w: int(c) for w, c in zip(s.velocity_ms, raw[4:], strict=False)})
+
+
+class Counters:
+    def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool) -> None:
+        self._redis = redis
+        self._pool = pool
+        self._scripts = ControlScripts(redis)
+
+    async def check(self, u: store.Usage, subjects: Sequence[Subject], now_ms: int,
+                    velocity_keep_ms: int) -> list[Result]:
+        """Check and count every subject; a subject refused or failed leaves the others counted (the
+        caller releases them). Raises ControlsUnavailable when Redis cannot answer."""
+        calls = [(self._scripts.check, s.keys(u.day).all(), _check_args(u, s, now_ms, velocity_keep_ms, None))
+                 for s in subjects]
+        raw = await self._run(calls)
+        results: list[Result | BaseException | None] = [
+            r if isinstance(r, BaseException) else _parse(s, r) for s, r in zip(subjects, raw, strict=True)]
+        for i, s in enumerate(subjects):
+            if results[i] is None:  # Redis lost this subject's counters: rebuild from the record
+                async with self._pool.acquire() as conn:
+                    load = await store.usage_sums(conn, s.merchant_id, s.customer_id, u.day, u.id)
+                again = await self._run([(self._scripts.check, s.keys(u.day).all(),
+                                          _check_args(u, s, now_ms, velocity_keep_ms, load))])
+                results[i] = again[0] if isinstance(again[0], BaseException) else _parse(s, again[0])
+        failed = [r for r in results if isinstance(r, BaseException) or r is None]
+        if failed:
+            await self.release(u, [s for s, r in zip(subjects, results, strict=True) if isinstance(r, Counted)],
+                               forget_attempt=True)
+            raise ControlsUnavailable(f"limit counters unavailable: {failed[0]!r}")
+        return [r for r in results if isinstance(r, Counted | Refused)]
+
+    async def release(self, u: store.Usage, subjects: Sequence[Subject], forget_attempt: bool) -> None:
+        """Give back what ``check`` counted for ``subjects`` (best effort: a failure only over-counts)."""
+        if not subjects:
+            return
+        calls = [(self._scripts.release, s.keys(u.day).all(),
+                  [u.id, u.amount, u.currency, u.method, int(s.customer_id is not None), int(forget_attempt)])
+                 for s in subjects]
+        await self._run(calls)
+
+    async def _run(self, calls: Sequence[tuple[Any, Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """One result per call, exceptions in place (a call that raised did or did not run: its caller decides)."""
+        try:
+            if isinstance(self._redis, RedisCluster):
+                return list(await asyncio.gather(*(script(keys=list(k), args=list(a)) for script, k, a in calls),
+                                                 return_exceptions=True))
+            results = await self._pipeline(calls)
+            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            if missing:  # Redis restarted and lost its script cache; those calls did not run
+                for script in {calls[i][0].sha: calls[i][0] for i in missing}.values():
+                    await self._redis.script_load(script.script)
+                for i, r in zip(missing, await self._pipeline([calls[i] for i in missing]), strict=True):
+                    results[i] = r
+            return results
+        except (RedisError, OSError) as exc:
+            raise ControlsUnavailable(f"limit counters unavailable: {exc!r}") from exc
+
+    async def _pipeline(self, calls: Sequence[tuple[Any, Sequence[str], Sequence[Any]]]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for script, k, a in calls:
+                pipe.evalsha(script.sha, len(k), *k, *a)
+            return list(await pipe.execute(raise_on_error=False))

@@ -1,0 +1,58 @@
+"""Every Redis key the controls use, built here and nowhere else.
+
+All keys of one subject (a customer of a merchant, or a merchant) share one hash tag, so in a Redis
+Cluster one slot holds the subject's day and month counters, its velocity log and its history, and
+each check-and-increment script touches exactly one slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+PREFIX = "pe:lim"
+ANY_METHOD = "*"  # the counter of all methods together
+DAY_TTL_S = 3 * 86400      # a day's counters outlive the day (a late release still finds them)
+MONTH_TTL_S = 35 * 86400
+HISTORY_TTL_S = 30 * 86400  # refreshed on every admission; rebuilt from PostgreSQL when gone
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectKeys:
+    """day / month: hashes of counters, field ``currency|method|a`` (amount) and ``|n`` (count), plus
+    ``loaded`` once filled from PostgreSQL. velocity: sorted set of attempt ids scored by time (ms).
+    history: hash n, sum, max of the customer's admitted amounts, plus ``loaded``."""
+
+    tag: str
+    day: str
+    month: str
+    velocity: str
+    history: str
+
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.day, self.month, self.velocity, self.history)
+
+
+def subject_tag(merchant_id: str, customer_id: str | None) -> str:
+    return f"c:{merchant_id}:{customer_id}" if customer_id is not None else f"m:{merchant_id}"
+
+
+def subject_keys(merchant_id: str, customer_id: str | None, day: date) -> SubjectKeys:
+    tag = f"{PREFIX}:{{{subject_tag(merchant_id, customer_id)}}}"
+    return SubjectKeys(
+        tag=tag,
+        day=f"{tag}:d:{day:%Y%m%d}",
+        month=f"{tag}:m:{day:%Y%m}",
+        velocity=f"{tag}:v",
+        history=f"{tag}:h",
+    )
+
+
+def counter_field(currency: str, method: str, metric: str) -> str:
+    """``metric`` a (amount) or n (count); ``method`` a method or * for all methods together."""
+    return f"{currency}|{method}|{metric}"
+
+
+def all_keys_pattern() -> str:
+    """Every controls key (operations and tests: SCAN for what a Redis loss would take)."""
+    return f"{PREFIX}:*"

@@ -1,0 +1,158 @@
+"""Risk rules as data and their evaluation. Pure: facts in, decisions out.
+
+A rule has a kind (velocity, amount_anomaly, blocklist), an action taken when it fires (review or
+deny) and kind-specific params. Every rule that applies to an attempt yields one decision (allow when
+it does not fire), and all of them are recorded with the movement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from engine.controls.errors import InvalidControl
+from engine.controls.limits import METHODS
+
+KINDS = ("velocity", "amount_anomaly", "blocklist")
+ACTIONS = ("review", "deny")
+LISTS = ("customer", "instrument")
+BASES = ("average", "max")
+VELOCITY_WINDOW_MAX_S = 86_400
+VELOCITY_ATTEMPTS_MAX = 1_000_000
+FACTOR_MAX = 1_000.0
+NAME_LENGTH_MAX = 200
+
+
+@dataclass(frozen=True, slots=True)
+class RiskRule:
+    id: str
+    name: str
+    kind: str
+    action: str
+    params: Mapping[str, object]
+    merchant_id: str | None = None
+    methods: tuple[str, ...] = ()  # empty: every method
+    enabled: bool = True
+
+    def applies(self, merchant_id: str, method: str) -> bool:
+        return self.enabled and (self.merchant_id is None or self.merchant_id == merchant_id) \
+            and (not self.methods or method in self.methods)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDecision:
+    rule_id: str
+    kind: str
+    decision: str  # allow | review | deny
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"rule": self.rule_id, "kind": self.kind, "decision": self.decision, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """The customer's admitted amounts so far (before this attempt)."""
+
+    count: int
+    total: int
+    largest: int
+
+
+def _int_param(params: Mapping[str, object], name: str, low: int, high: int) -> int:
+    value = params.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidControl(f"params.{name}", f"params.{name} must be an integer between {low} and {high}")
+    return value
+
+
+def validate_definition(kind: str, action: str, params: Mapping[str, object], methods: Iterable[str],
+                        name: str) -> dict[str, object]:
+    """The params normalised for storage, or InvalidControl naming what is wrong."""
+    if not 1 <= len(name) <= NAME_LENGTH_MAX:
+        raise InvalidControl("name", f"name must be 1-{NAME_LENGTH_MAX} characters")
+    if kind not in KINDS:
+        raise InvalidControl("kind", f"kind must be one of {list(KINDS)}, not {kind!r}")
+    if action not in ACTIONS:
+        raise InvalidControl("action", f"action must be one of {list(ACTIONS)}, not {action!r}")
+    for method in methods:
+        if method not in METHODS:
+            raise InvalidControl("methods", f"methods may hold only {list(METHODS)}, not {method!r}")
+    allowed = {"velocity": {"window_s", "max_attempts"}, "amount_anomaly": {"factor", "basis", "min_history"},
+               "blocklist": {"list"}}[kind]
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise InvalidControl(f"params.{unknown[0]}", f"unknown param {unknown[0]!r} for a {kind} rule; "
+                                                      f"expected {sorted(allowed)}")
+    if kind == "velocity":
+        return {"window_s": _int_param(params, "window_s", 1, VELOCITY_WINDOW_MAX_S),
+                "max_attempts": _int_param(params, "max_attempts", 1, VELOCITY_ATTEMPTS_MAX)}
+    if kind == "amount_anomaly":
+        factor = params.get("factor")
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or not 1.0 <= factor <= FACTOR_MAX:
+            raise InvalidControl("params.factor", f"params.factor must be a number between 1 and {FACTOR_MAX}")
+        basis = params.get("basis", "average")
+        if basis not in BASES:
+            raise InvalidControl("params.basis", f"params.basis must be one of {list(BASES)}")
+        return {"factor": float(factor), "basis": basis,
+                "min_history": _int_param(params, "min_history", 1, 100_000)}
+    if params.get("list") not in LISTS:
+        raise InvalidControl("params.list", f"params.list must be one of {list(LISTS)}")
+    return {"list": params["list"]}
+
+
+def velocity_windows_ms(rules: Iterable[RiskRule]) -> list[int]:
+    """The distinct velocity windows the counters must report, in milliseconds."""
+    return sorted({int(str(r.params["window_s"])) * 1000 for r in rules if r.kind == "velocity"})
+
+
+def blocklist_decisions(rules: Iterable[RiskRule], listed: Mapping[str, bool]) -> list[RuleDecision]:
+    """``listed``: list name -> whether the attempt's customer/instrument is on it."""
+    out = []
+    for rule in rules:
+        if rule.kind == "blocklist":
+            hit = listed.get(str(rule.params["list"]), False)
+            out.append(RuleDecision(rule.id, rule.kind, rule.action if hit else "allow",
+                                    f"{rule.params['list']} is blocklisted" if hit else "not listed"))
+    return out
+
+
+def counted_decisions(rules: Iterable[RiskRule], amount: int, history: History | None,
+                      velocity: Mapping[int, int]) -> list[RuleDecision]:
+    """Velocity and amount-anomaly decisions from the counters' facts (None/empty: no customer)."""
+    out = []
+    for rule in rules:
+        if rule.kind == "velocity":
+            window_ms = int(str(rule.params["window_s"])) * 1000
+            limit = int(str(rule.params["max_attempts"]))
+            seen = velocity.get(window_ms)
+            if seen is None:
+                continue
+            hit = seen > limit
+            out.append(RuleDecision(rule.id, rule.kind, rule.action if hit else "allow",
+                                    f"{seen} attempts in {window_ms // 1000}s (max {limit})"))
+        elif rule.kind == "amount_anomaly" and history is not None:
+            out.append(_anomaly(rule, amount, history))
+    return out
+
+
+def _anomaly(rule: RiskRule, amount: int, history: History) -> RuleDecision:
+    min_history = int(str(rule.params["min_history"]))
+    if history.count < min_history:
+        return RuleDecision(rule.id, rule.kind, "allow", f"history of {history.count} < {min_history}")
+    factor = float(str(rule.params["factor"]))
+    basis = history.largest if rule.params["basis"] == "max" else history.total / history.count
+    hit = amount > factor * basis
+    return RuleDecision(rule.id, rule.kind, rule.action if hit else "allow",
+                        f"amount {amount} vs {factor:g} x {rule.params['basis']} {basis:.0f}")
+
+
+def worst(decisions: Iterable[RuleDecision]) -> RuleDecision | None:
+    """The first deny, else the first review, else None."""
+    found: RuleDecision | None = None
+    for d in decisions:
+        if d.decision == "deny":
+            return d
+        if d.decision == "review" and found is None:
+            found = d
+    return found

@@ -1,0 +1,112 @@
+"""The controls' Lua scripts. Each touches the keys of ONE subject (one hash slot) and is atomic.
+
+Key order is always that of ``SubjectKeys.all()``: day, month, velocity, history. Amounts travel as
+the decimal strings Python sent (Lua numbers are doubles; HINCRBY gets the exact text).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+_HELPERS = """
+local function loaded(k) return redis.call('HEXISTS', k, 'loaded') == 1 end
+local function num(x) return tonumber(x or '0') end
+"""
+
+# ARGV: 1 attempt id, 2 now_ms, 3 amount, 4 currency, 5 method, 6 day_ttl_s, 7 month_ttl_s,
+# 8 history_ttl_s, 9 customer (1: keep velocity and history), 10 velocity keep ms (0: none),
+# 11 number of velocity windows, 12 number of checks, 13 load data present (1/0);
+# then the velocity windows (ms); then per check: window (d|m), method, amount_max (-1 none),
+# count_max (-1 none); then, with load data: n, n x (field, value) for the day; the same for the month;
+# history n, sum, max.
+# Returns {1, history n, sum, max, velocity counts...} when counted; {0, check index (1-based),
+# metric (1 amount, 2 count), used} when a limit refuses (nothing counted); {-1} when a hash is not
+# loaded and no load data came (the caller reads PostgreSQL and calls again with it).
+CHECK = _HELPERS + """
+local cust = ARGV[9] == '1'
+local nwin, nchk = tonumber(ARGV[11]), tonumber(ARGV[12])
+local p = 14 + nwin + 4 * nchk
+if not loaded(KEYS[1]) or not loaded(KEYS[2]) or (cust and not loaded(KEYS[4])) then
+  if ARGV[13] ~= '1' then return {-1} end
+  for h = 1, 2 do
+    local n = tonumber(ARGV[p]); p = p + 1
+    if not loaded(KEYS[h]) then
+      redis.call('DEL', KEYS[h])
+      for i = p, p + 2 * n - 1, 2 do redis.call('HSET', KEYS[h], ARGV[i], ARGV[i + 1]) end
+      redis.call('HSET', KEYS[h], 'loaded', 1)
+    end
+    p = p + 2 * n
+  end
+  if cust and not loaded(KEYS[4]) then
+    redis.call('HSET', KEYS[4], 'n', ARGV[p], 'sum', ARGV[p + 1], 'max', ARGV[p + 2], 'loaded', 1)
+  end
+end
+local now = tonumber(ARGV[2])
+local counts = {}
+if cust and tonumber(ARGV[10]) > 0 then
+  redis.call('ZADD', KEYS[3], now, ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[10]))
+  redis.call('PEXPIRE', KEYS[3], ARGV[10])
+  for i = 14, 13 + nwin do counts[#counts + 1] = redis.call('ZCOUNT', KEYS[3], now - tonumber(ARGV[i]) + 1, '+inf') end
+end
+local amount, cur, method = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+for c = 0, nchk - 1 do
+  local b = 14 + nwin + 4 * c
+  local h = ARGV[b] == 'd' and KEYS[1] or KEYS[2]
+  local amax, cmax = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+  local used = redis.call('HMGET', h, cur .. '|' .. ARGV[b + 1] .. '|a', cur .. '|' .. ARGV[b + 1] .. '|n')
+  if amax >= 0 and num(used[1]) + amount > amax then return {0, c + 1, 1, num(used[1])} end
+  if cmax >= 0 and num(used[2]) + 1 > cmax then return {0, c + 1, 2, num(used[2])} end
+end
+for h = 1, 2 do
+  for _, m in ipairs({method, '*'}) do
+    redis.call('HINCRBY', KEYS[h], cur .. '|' .. m .. '|a', ARGV[3])
+    redis.call('HINCRBY', KEYS[h], cur .. '|' .. m .. '|n', 1)
+  end
+  redis.call('EXPIRE', KEYS[h], ARGV[5 + h])
+end
+local hist = {0, 0, 0}
+if cust then
+  local st = redis.call('HMGET', KEYS[4], 'n', 'sum', 'max')
+  hist = {num(st[1]), num(st[2]), num(st[3])}
+  redis.call('HINCRBY', KEYS[4], 'n', 1)
+  redis.call('HINCRBY', KEYS[4], 'sum', ARGV[3])
+  if amount > hist[3] then redis.call('HSET', KEYS[4], 'max', ARGV[3]) end
+  redis.call('EXPIRE', KEYS[4], ARGV[8])
+end
+local out = {1, hist[1], hist[2], hist[3]}
+for _, v in ipairs(counts) do out[#out + 1] = v end
+return out
+"""
+
+# ARGV: 1 attempt id, 2 amount (positive), 3 currency, 4 method, 5 customer (1/0), 6 forget the attempt's
+# velocity entry (1/0). Gives back what CHECK counted. A hash that is not loaded is left alone: it was
+# lost after the admission, and its rebuild from PostgreSQL (where the admission's row is deleted after
+# this call) can only count the admission, never miss it.
+RELEASE = _HELPERS + """
+local neg = '-' .. ARGV[2]
+for h = 1, 2 do
+  if loaded(KEYS[h]) then
+    for _, m in ipairs({ARGV[4], '*'}) do
+      redis.call('HINCRBY', KEYS[h], ARGV[3] .. '|' .. m .. '|a', neg)
+      redis.call('HINCRBY', KEYS[h], ARGV[3] .. '|' .. m .. '|n', -1)
+    end
+  end
+end
+if ARGV[5] == '1' and loaded(KEYS[4]) then
+  redis.call('HINCRBY', KEYS[4], 'n', -1)
+  redis.call('HINCRBY', KEYS[4], 'sum', neg)
+end
+if ARGV[6] == '1' then redis.call('ZREM', KEYS[3], ARGV[1]) end
+return 1
+"""
+
+
+class ControlScripts:
+    """The registered scripts of one Redis client (EVALSHA; NOSCRIPT handled by buffer.scripts.run_scripts)."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.check: Any = redis.register_script(CHECK)
+        self.release: Any = redis.register_script(RELEASE)

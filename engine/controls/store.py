@@ -1,0 +1,185 @@
+"""All SQL of the controls: limit rules, risk rules, the blocklist, usage rows, payment records.
+
+Every change to configuration bumps ``control_version`` in the same transaction, so caches reload
+exactly when something changed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import asyncpg
+
+from accounts.store import Conn
+from engine.controls.limits import ANY, LimitRule
+from engine.controls.risk import History, RiskRule
+
+HISTORY_DAYS = 90
+
+_BUMP = "UPDATE control_version SET version = version + 1"
+
+
+# ---------------------------------------------------------------- configuration
+
+async def read_version(conn: Conn) -> int:
+    version = await conn.fetchval("SELECT version FROM control_version")
+    return int(version)
+
+
+async def list_limit_rules(conn: Conn) -> list[tuple[str, LimitRule]]:
+    """Every rule as (merchant id, rule); merchant id '' is the global default."""
+    rows = await conn.fetch(
+        "SELECT merchant_id, scope, time_window, method, currency, amount_max, count_max FROM limit_rules"
+        " ORDER BY merchant_id, scope, time_window, method, currency")
+    return [(r["merchant_id"], LimitRule(r["scope"], r["time_window"], r["method"], r["currency"], r["amount_max"],
+                                         r["count_max"])) for r in rows]
+
+
+async def replace_limit_rules(conn: asyncpg.Connection, merchant_id: str, rules: list[LimitRule]) -> None:
+    """The merchant's ('' = global) set becomes ``rules``; run inside the caller's transaction."""
+    await conn.execute("DELETE FROM limit_rules WHERE merchant_id = $1", merchant_id)
+    await conn.executemany(
+        "INSERT INTO limit_rules (merchant_id, scope, time_window, method, currency, amount_max, count_max)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        [(merchant_id, r.scope, r.window, r.method, r.currency or ANY, r.amount_max, r.count_max) for r in rules])
+    await conn.execute(_BUMP)
+
+
+async def merchant_exists(conn: Conn, merchant_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM merchants WHERE id = $1", merchant_id))
+
+
+def _rule(row: asyncpg.Record) -> RiskRule:
+    return RiskRule(row["id"], row["name"], row["kind"], row["action"], json.loads(row["params"]),
+                    row["merchant_id"], tuple(row["methods"]), row["enabled"])
+
+
+_RULE_COLUMNS = "id, name, kind, action, params::text AS params, merchant_id, methods, enabled"
+
+
+async def list_risk_rules(conn: Conn) -> list[RiskRule]:
+    return [_rule(r) for r in await conn.fetch(f"SELECT {_RULE_COLUMNS} FROM risk_rules ORDER BY created_at, id")]
+
+
+async def get_risk_rule(conn: Conn, rule_id: str) -> RiskRule | None:
+    row = await conn.fetchrow(f"SELECT {_RULE_COLUMNS} FROM risk_rules WHERE id = $1", rule_id)
+    return _rule(row) if row is not None else None
+
+
+async def upsert_risk_rule(conn: Conn, rule: RiskRule, create: bool) -> bool:
+    """Insert (``create``) or update the rule; False when updating one that does not exist."""
+    args = (rule.id, rule.name, rule.kind, rule.action, json.dumps(dict(rule.params)), rule.merchant_id,
+            list(rule.methods), rule.enabled)
+    if create:
+        await conn.execute(
+            "INSERT INTO risk_rules (id, name, kind, action, params, merchant_id, methods, enabled)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)", *args)
+    else:
+        moved = await conn.fetchval(
+            "UPDATE risk_rules SET name = $2, kind = $3, action = $4, params = $5::jsonb, merchant_id = $6,"
+            " methods = $7, enabled = $8, updated_at = now() WHERE id = $1 RETURNING 1", *args)
+        if moved is None:
+            return False
+    await conn.execute(_BUMP)
+    return True
+
+
+async def delete_risk_rule(conn: Conn, rule_id: str) -> bool:
+    gone = await conn.fetchval("DELETE FROM risk_rules WHERE id = $1 RETURNING 1", rule_id)
+    if gone is not None:
+        await conn.execute(_BUMP)
+    return gone is not None
+
+
+async def list_blocklist(conn: Conn) -> list[tuple[str, str]]:
+    return [(r["list"], r["digest"]) for r in await conn.fetch("SELECT list, digest FROM risk_blocklist")]
+
+
+async def add_blocklist(conn: Conn, list_: str, digest: str, reason: str | None) -> None:
+    await conn.execute("INSERT INTO risk_blocklist (list, digest, reason) VALUES ($1, $2, $3)"
+                       " ON CONFLICT (list, digest) DO UPDATE SET reason = EXCLUDED.reason", list_, digest, reason)
+    await conn.execute(_BUMP)
+
+
+async def remove_blocklist(conn: Conn, list_: str, digest: str) -> bool:
+    gone = await conn.fetchval("DELETE FROM risk_blocklist WHERE list = $1 AND digest = $2 RETURNING 1",
+                               list_, digest)
+    if gone is not None:
+        await conn.execute(_BUMP)
+    return gone is not None
+
+
+# ---------------------------------------------------------------- usage (the record behind the counters)
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    id: str
+    merchant_id: str
+    customer_id: str | None
+    kind: str
+    method: str
+    currency: str
+    amount: int
+    day: date
+
+
+async def insert_usage(conn: Conn, u: Usage) -> None:
+    await conn.execute(
+        "INSERT INTO limit_usage (id, merchant_id, customer_id, kind, method, currency, amount, day)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        u.id, u.merchant_id, u.customer_id, u.kind, u.method, u.currency, u.amount, u.day)
+
+
+async def delete_usage(conn: Conn, usage_id: str) -> None:
+    await conn.execute("DELETE FROM limit_usage WHERE id = $1", usage_id)
+
+
+Sums = dict[tuple[str, str], tuple[int, int]]  # (currency, method) -> (amount, count)
+
+_SUMS_CUSTOMER = """
+SELECT currency, method, day = $3 AS today, sum(amount)::bigint AS amount, count(*) AS n FROM limit_usage
+WHERE merchant_id = $1 AND customer_id = $2 AND day BETWEEN $4 AND $3 AND id <> $5 GROUP BY 1, 2, 3
+"""
+_SUMS_MERCHANT = """
+SELECT currency, method, day = $2 AS today, sum(amount)::bigint AS amount, count(*) AS n FROM limit_usage
+WHERE merchant_id = $1 AND day BETWEEN $3 AND $2 AND id <> $4 GROUP BY 1, 2, 3
+"""
+_HISTORY = """
+SELECT count(*) AS n, coalesce(sum(amount), 0)::bigint AS total, coalesce(max(amount), 0) AS largest
+FROM limit_usage WHERE merchant_id = $1 AND customer_id = $2 AND day > $3 AND id <> $4
+"""
+
+
+async def usage_sums(conn: Conn, merchant_id: str, customer_id: str | None, day: date,
+                     exclude_id: str) -> tuple[Sums, Sums, History | None]:
+    """Day and month-to-date usage of a subject (per currency and method, without ``exclude_id``), and for
+    a customer the history of the last HISTORY_DAYS. What Redis counters are rebuilt from."""
+    month_start = day.replace(day=1)
+    if customer_id is None:
+        rows = await conn.fetch(_SUMS_MERCHANT, merchant_id, day, month_start, exclude_id)
+        history = None
+    else:
+        rows = await conn.fetch(_SUMS_CUSTOMER, merchant_id, customer_id, day, month_start, exclude_id)
+        h = await conn.fetchrow(_HISTORY, merchant_id, customer_id, day - timedelta(days=HISTORY_DAYS), exclude_id)
+        assert h is not None
+        history = History(int(h["n"]), int(h["total"]), int(h["largest"]))
+    today: Sums = {}
+    month: Sums = {}
+    for r in rows:
+        for sums, counted in ((month, True), (today, r["today"])):
+            if counted:
+                a, n = sums.get((r["currency"], r["method"]), (0, 0))
+                sums[(r["currency"], r["method"])] = (a + int(r["amount"]), n + int(r["n"]))
+    return today, month, history
+
+
+async def write_payment_controls(conn: Conn, payment_id: str, record: dict[str, object]) -> None:
+    """The admission's record with the payment; call in the payment's booking transaction."""
+    await conn.execute("UPDATE payments SET controls = $2::jsonb WHERE id = $1", payment_id, json.dumps(record))
+
+
+async def read_payment_controls(conn: Conn, payment_id: str) -> dict[str, object] | None:
+    raw = await conn.fetchval("SELECT controls::text FROM payments WHERE id = $1", payment_id)
+    return None if raw is None else dict(json.loads(raw))

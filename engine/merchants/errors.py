@@ -1,0 +1,52 @@
+"""Rules of merchant operations: one base class, one subclass per broken rule, carrying data."""
+
+from __future__ import annotations
+
+
+class MerchantOpsError(Exception):
+    code = "merchant_error"
+
+
+class MerchantSuspended(MerchantOpsError):
+    """The merchant signed correctly but is suspended: nothing is served until it is resumed."""
+
+    code = "merchant_suspended"
+
+    def __init__(self, merchant_id: str) -> None:
+        super().__init__(f"merchant {merchant_id} is suspended; contact the platform to resume it")
+        self.merchant_id = merchant_id
+
+
+class PaymentMethodNotAllowed(MerchantOpsError):
+    """The payment's method or channel is not among the merchant's allowed ones."""
+
+    code = "payment_method_not_allowed"
+
+    def __init__(self, param: str, value: str, allowed: list[str]) -> None:
+        super().__init__(f"{param} {value!r} is not allowed for this merchant; allowed: {allowed}")
+        self.param = param
+        self.value = value
+        self.allowed = allowed
+
+
+class KeyNotRevocable(MerchantOpsError):
+    """The primary key cannot be revoked: rotate first, so the merchant always has a working key."""
+
+    code = "key_not_revocable"
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"key {key_id} is the merchant's primary key; rotate the key first, then revoke this one")
+        self.key_id = key_id
+        self.param = "key_id"
+
+
+class IllegalMerchantStatus(MerchantOpsError):
+    """Suspend/resume from a status that does not allow it (e.g. a legacy 'disabled' merchant)."""
+
+    code = "illegal_transition"
+
+    def __init__(self, merchant_id: str, status: str, action: str) -> None:
+        super().__init__(f"merchant {merchant_id} is {status!r}; cannot {action}")
+        self.merchant_id = merchant_id
+        self.status = status
+        self.action = action

@@ -1,0 +1,103 @@
+"""Admin endpoints of merchant operations: decode, call engine/merchants/service.py, encode.
+
+Answers that carry a secret are marked ``Cache-Control: no-store``; the secret is in that body only.
+Every change forgets the merchant in this process's auth cache at once (other processes re-read it
+within PAYENGINE_MERCHANT_CACHE_S).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+from aiohttp import web
+
+from engine.api.context import API, ApiContext
+from engine.api.decoding import decode_body, decode_query
+from engine.api.idempotency import json_response
+from engine.api.middleware import RAW_BODY
+from engine.api.wire import NoQuery
+from engine.merchants import service, wire
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def ops_config(ctx: ApiContext) -> service.OpsConfig:
+    s = ctx.settings
+    return service.OpsConfig(s.api_secret_key, frozenset(s.currencies), ctx.known_channels, s.hot_internal_accounts)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ok(obj: object, status: int = 200, secret: bool = False) -> web.Response:
+    return json_response(status, msgspec.json.encode(obj), NO_STORE if secret else None)
+
+
+async def create_merchant(request: web.Request) -> web.Response:
+    ctx = request.app[API]
+    req = decode_body(request[RAW_BODY], wire.OnboardMerchant)
+    async with ctx.pool.acquire() as conn:
+        created = await service.onboard(conn, ops_config(ctx), req, _now())
+    for currency in created.currencies:  # warm the platform account cache the payment flows read
+        await ctx.platform_accounts(currency)
+    return _ok(created, 201, secret=True)
+
+
+async def get_merchant(request: web.Request) -> web.Response:
+    decode_query(request.query, NoQuery)
+    async with request.app[API].pool.acquire() as conn:
+        return _ok(await service.show(conn, request.match_info["id"]))
+
+
+async def update_merchant(request: web.Request) -> web.Response:
+    ctx, merchant_id = request.app[API], request.match_info["id"]
+    req = decode_body(request[RAW_BODY], wire.UpdateMerchant)
+    async with ctx.pool.acquire() as conn:
+        view = await service.update(conn, ops_config(ctx), merchant_id, req, _now())
+    ctx.merchants.forget(merchant_id)
+    return _ok(view, secret=view.webhook_secret is not None)
+
+
+async def _set_status(request: web.Request, to_status: str) -> web.Response:
+    ctx, merchant_id = request.app[API], request.match_info["id"]
+    decode_body(request[RAW_BODY], wire.NoBody)
+    async with ctx.pool.acquire() as conn:
+        view = await service.set_status(conn, merchant_id, to_status, _now())
+    ctx.merchants.forget(merchant_id)
+    return _ok(view)
+
+
+async def suspend_merchant(request: web.Request) -> web.Response:
+    return await _set_status(request, "suspended")
+
+
+async def resume_merchant(request: web.Request) -> web.Response:
+    return await _set_status(request, "active")
+
+
+async def rotate_key(request: web.Request) -> web.Response:
+    ctx, merchant_id = request.app[API], request.match_info["id"]
+    req = decode_body(request[RAW_BODY], wire.RotateKey)
+    async with ctx.pool.acquire() as conn:
+        issued = await service.rotate_key(conn, ops_config(ctx), merchant_id, req.rollover_s, _now())
+    ctx.merchants.forget(merchant_id)
+    return _ok(issued, 201, secret=True)
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    ctx, merchant_id = request.app[API], request.match_info["id"]
+    decode_body(request[RAW_BODY], wire.NoBody)
+    async with ctx.pool.acquire() as conn:
+        key = await service.revoke_key(conn, merchant_id, request.match_info["key_id"], _now())
+    ctx.merchants.forget(merchant_id)
+    return _ok(key)
+
+
+async def rotate_webhook_secret(request: web.Request) -> web.Response:
+    ctx, merchant_id = request.app[API], request.match_info["id"]
+    req = decode_body(request[RAW_BODY], wire.RotateWebhookSecret)
+    async with ctx.pool.acquire() as conn:
+        issued = await service.rotate_webhook_secret(conn, ops_config(ctx), merchant_id, req.overlap_s, _now())
+    return _ok(issued, 201, secret=True)

@@ -1,0 +1,191 @@
+"""Merchant operations: the rules both the admin API and the CLI run (each call is one PG transaction).
+
+Secrets are derived, never stored (HMAC of the server key, the merchant id and a salt); each is returned
+once, by the call that made its salt, and never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from msgspec import UNSET
+
+from accounts.model import AccountKind, OverdraftRule
+from accounts.store import Conn
+from engine.api.auth import derive_secret
+from engine.merchant_store import ensure_account, ensure_platform_accounts, insert_merchant
+from engine.merchants import store, wire
+from engine.merchants.errors import IllegalMerchantStatus, KeyNotRevocable
+from engine.merchants.views import account_view, cycle_days_of, cycle_name, key_view, merchant_view
+from engine.payments.errors import DuplicateOrder, InvalidRequest, NotFound, UnsupportedCurrency
+from engine.payments.ids import ACCOUNT, MERCHANT, new_id
+from engine.payments.pricing import Pricing
+from engine.settlement.store import set_cycle
+from engine.webhooks.signing import derive_webhook_secret
+
+log = logging.getLogger(__name__)
+
+SALT_BYTES = 16
+KEY = "key"
+# Accounts every merchant gets per currency at onboarding. Fees are netted at booking (PAY_* rules credit
+# fee income directly), so there is no fee-payable balance to hold; a role added here is opened for new
+# merchants, and ensure_account opens it lazily for old ones.
+MERCHANT_ACCOUNT_TEMPLATE = ("merchant_pending", "merchant_available")
+# Only a big merchant's pending-settlement account takes the payment traffic that buffering is for.
+HOT_TEMPLATE_ROLES = frozenset({"merchant_pending"})
+
+
+@dataclass(frozen=True, slots=True)
+class OpsConfig:
+    server_key: str
+    currencies: frozenset[str]
+    channels: frozenset[str]
+    hot_internal_accounts: bool
+
+
+def _check_profile(cfg: OpsConfig, currencies: list[str], channels: list[str] | None) -> None:
+    for currency in currencies:
+        if currency not in cfg.currencies:
+            raise UnsupportedCurrency(currency, "currencies")
+    for channel in channels or ():
+        if channel not in cfg.channels:
+            raise InvalidRequest("allowed_channels", f"unknown channel {channel!r}; known: {sorted(cfg.channels)}")
+
+
+async def onboard(conn: asyncpg.Connection, cfg: OpsConfig, req: wire.OnboardMerchant,
+                  now: datetime) -> wire.MerchantOnboarded:
+    """The merchant, its primary key, profile, settlement cycle and template accounts, all or nothing.
+
+    Raises DuplicateOrder when the id exists, UnsupportedCurrency / InvalidRequest for bad fields."""
+    _check_profile(cfg, req.currencies, req.allowed_channels)
+    merchant_id = req.id or new_id(MERCHANT)
+    salt = secrets.token_bytes(SALT_BYTES)
+    webhook_salt = secrets.token_bytes(SALT_BYTES) if req.webhook_url else None
+    currencies = list(dict.fromkeys(req.currencies))
+    async with conn.transaction():
+        if not await insert_merchant(conn, merchant_id, req.name, salt, Pricing(req.fee_bps, req.fee_fixed),
+                                     req.webhook_url):
+            raise DuplicateOrder("id", merchant_id, merchant_id)
+        changes: dict[str, Any] = {"allowed_methods": req.allowed_methods, "allowed_channels": req.allowed_channels}
+        await store.update_profile(conn, merchant_id, changes, now)
+        if webhook_salt is not None:
+            await conn.execute("UPDATE merchants SET webhook_secret_salt = $2 WHERE id = $1", merchant_id, webhook_salt)
+        if req.settlement_cycle is not None:
+            await set_cycle(conn, merchant_id, cycle_days_of(req.settlement_cycle))
+        for currency in currencies:
+            for role in MERCHANT_ACCOUNT_TEMPLATE:
+                await ensure_account(conn, merchant_id, role, currency, AccountKind.MERCHANT,
+                                     req.hot and role in HOT_TEMPLATE_ROLES, OverdraftRule(), new_id(ACCOUNT))
+            await ensure_platform_accounts(conn, currency, cfg.hot_internal_accounts, lambda: new_id(ACCOUNT))
+        keys = await store.list_keys(conn, merchant_id)
+        profile = await store.get_profile(conn, merchant_id)
+    assert profile is not None and len(keys) == 1, (merchant_id, keys)
+    log.info("merchant onboarded", extra={"merchant_id": merchant_id, "key_id": keys[0].id})
+    return wire.MerchantOnboarded(
+        id=merchant_id, name=req.name, secret=derive_secret(cfg.server_key, merchant_id, salt), key_id=keys[0].id,
+        currencies=currencies, fee_bps=req.fee_bps, fee_fixed=req.fee_fixed,
+        settlement_cycle=cycle_name(profile.settlement_cycle_days), allowed_methods=profile.allowed_methods,
+        allowed_channels=profile.allowed_channels, accounts=[account_view(a) for a in profile.accounts],
+        webhook_url=req.webhook_url,
+        webhook_secret=derive_webhook_secret(cfg.server_key, merchant_id, webhook_salt) if webhook_salt else None)
+
+
+async def show(conn: Conn, merchant_id: str, webhook_secret: str | None = None) -> wire.Merchant:
+    profile = await store.get_profile(conn, merchant_id)
+    if profile is None:
+        raise NotFound("merchant", merchant_id, "id")
+    return merchant_view(profile, await store.list_keys(conn, merchant_id), webhook_secret)
+
+
+async def _locked(conn: Conn, merchant_id: str) -> str:
+    status = await store.lock_merchant(conn, merchant_id)
+    if status is None:
+        raise NotFound("merchant", merchant_id, "id")
+    return status
+
+
+async def update(conn: asyncpg.Connection, cfg: OpsConfig, merchant_id: str, req: wire.UpdateMerchant,
+                 now: datetime) -> wire.Merchant:
+    """Change the given profile fields. Setting a webhook URL on a merchant that never had a webhook
+    secret makes one, returned in this answer only."""
+    fields = {"name": req.name, "fee_bps": req.fee_bps, "fee_fixed": req.fee_fixed, "webhook_url": req.webhook_url,
+              "allowed_methods": req.allowed_methods, "allowed_channels": req.allowed_channels}
+    changes = {k: v for k, v in fields.items() if v is not UNSET}
+    if req.allowed_channels is not UNSET:
+        _check_profile(cfg, [], req.allowed_channels)
+    webhook_secret = None
+    async with conn.transaction():
+        await _locked(conn, merchant_id)
+        await store.update_profile(conn, merchant_id, changes, now)
+        if req.settlement_cycle is not UNSET:
+            await set_cycle(conn, merchant_id, cycle_days_of(req.settlement_cycle))
+        if isinstance(req.webhook_url, str):
+            salt = secrets.token_bytes(SALT_BYTES)
+            made = await conn.fetchval("UPDATE merchants SET webhook_secret_salt = $2 WHERE id = $1"
+                                       " AND webhook_secret_salt IS NULL RETURNING true", merchant_id, salt)
+            webhook_secret = derive_webhook_secret(cfg.server_key, merchant_id, salt) if made else None
+        view = await show(conn, merchant_id, webhook_secret)
+    log.info("merchant updated", extra={"merchant_id": merchant_id, "fields": sorted(changes)})
+    return view
+
+
+async def set_status(conn: asyncpg.Connection, merchant_id: str, to_status: str, now: datetime) -> wire.Merchant:
+    """Suspend (``suspended``) or resume (``active``); repeating either is a no-op. Nothing else changes:
+    balances, keys, payments and webhooks stay as they were."""
+    assert to_status in ("active", "suspended"), to_status
+    async with conn.transaction():
+        status = await _locked(conn, merchant_id)
+        if status not in ("active", "suspended"):
+            raise IllegalMerchantStatus(merchant_id, status, "resume" if to_status == "active" else "suspend")
+        if status != to_status:
+            await store.set_status(conn, merchant_id, to_status, now)
+        view = await show(conn, merchant_id)
+    log.info("merchant status", extra={"merchant_id": merchant_id, "status": to_status})
+    return view
+
+
+async def rotate_key(conn: asyncpg.Connection, cfg: OpsConfig, merchant_id: str, rollover_s: int,
+                     now: datetime) -> wire.KeyIssued:
+    """A new primary key (secret returned once); the previous primary keeps verifying for ``rollover_s``."""
+    key_id = new_id(KEY)
+    salt = secrets.token_bytes(SALT_BYTES)
+    async with conn.transaction():
+        await _locked(conn, merchant_id)
+        previous = await store.rotate_key(conn, merchant_id, key_id, salt, rollover_s, now)
+        keys = [k for k in await store.list_keys(conn, merchant_id) if k.id in previous]
+    log.info("api key rotated", extra={"merchant_id": merchant_id, "key_id": key_id, "rollover_s": rollover_s})
+    return wire.KeyIssued(key_id, merchant_id, derive_secret(cfg.server_key, merchant_id, salt), now,
+                          [key_view(k) for k in keys])
+
+
+async def revoke_key(conn: asyncpg.Connection, merchant_id: str, key_id: str, now: datetime) -> wire.ApiKeyView:
+    """Revoke a rolling key at once. Raises NotFound, or KeyNotRevocable for the primary key."""
+    async with conn.transaction():
+        await _locked(conn, merchant_id)
+        key = await store.revoke_key(conn, merchant_id, key_id, now)
+        if key is None:
+            raise NotFound("api key", key_id, "key_id")
+        if key.state == "active":
+            raise KeyNotRevocable(key_id)
+    log.info("api key revoked", extra={"merchant_id": merchant_id, "key_id": key_id})
+    return key_view(key)
+
+
+async def rotate_webhook_secret(conn: asyncpg.Connection, cfg: OpsConfig, merchant_id: str, overlap_s: int,
+                                now: datetime) -> wire.WebhookSecretIssued:
+    """A new webhook secret (returned once) that signs every delivery from now on; the old one also signs
+    (a second v1 in the header) for ``overlap_s``, so receivers can switch without losing events."""
+    salt = secrets.token_bytes(SALT_BYTES)
+    async with conn.transaction():
+        await _locked(conn, merchant_id)
+        await store.rotate_webhook_salt(conn, merchant_id, salt, overlap_s, now)
+        profile = await store.get_profile(conn, merchant_id)
+    assert profile is not None
+    log.info("webhook secret rotated", extra={"merchant_id": merchant_id, "overlap_s": overlap_s})
+    return wire.WebhookSecretIssued(merchant_id, derive_webhook_secret(cfg.server_key, merchant_id, salt),
+                                    profile.webhook_prev_expires_at)

@@ -1,0 +1,35 @@
+"""Merchant-ops store records -> wire Structs (the one place these objects get their shape)."""
+
+from __future__ import annotations
+
+from engine.merchants import wire
+from engine.merchants.store import ApiKey, MerchantAccount, MerchantProfile
+from engine.settlement.store import DEFAULT_CYCLE_DAYS
+
+
+def cycle_name(cycle_days: int | None) -> str:
+    return f"D+{DEFAULT_CYCLE_DAYS if cycle_days is None else cycle_days}"
+
+
+def cycle_days_of(name: str) -> int:
+    """``D+N`` -> N (the wire pattern has checked the form)."""
+    return int(name.removeprefix("D+"))
+
+
+def account_view(a: MerchantAccount) -> wire.MerchantAccountView:
+    return wire.MerchantAccountView(a.id, a.role, a.currency, a.balance_minor)
+
+
+def key_view(k: ApiKey) -> wire.ApiKeyView:
+    return wire.ApiKeyView(k.id, k.state, k.created_at, k.expires_at, k.revoked_at)  # type: ignore[arg-type]
+
+
+def merchant_view(p: MerchantProfile, keys: list[ApiKey], webhook_secret: str | None = None) -> wire.Merchant:
+    return wire.Merchant(
+        id=p.id, name=p.name, status=p.status, fee_bps=p.fee_bps, fee_fixed=p.fee_fixed_minor,  # type: ignore[arg-type]
+        settlement_cycle=cycle_name(p.settlement_cycle_days), allowed_methods=p.allowed_methods,
+        allowed_channels=p.allowed_channels, webhook_url=p.webhook_url,
+        webhook_previous_secret_expires_at=p.webhook_prev_expires_at,
+        accounts=[account_view(a) for a in p.accounts], keys=[key_view(k) for k in keys],
+        created_at=p.created_at, updated_at=p.updated_at, status_changed_at=p.status_changed_at,
+        webhook_secret=webhook_secret)

@@ -1,0 +1,140 @@
+"""Wire types of the merchant admin endpoints (msgspec Structs, frozen, rejecting unknown fields)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from accounts.money import AMOUNT_MAX_MINOR
+from engine.api.wire import Currency, ObjectId, Request
+
+ROLLOVER_MAX_S = 30 * 86_400
+ROLLOVER_DEFAULT_S = 86_400
+WEBHOOK_OVERLAP_DEFAULT_S = 86_400
+
+Name = Annotated[str, Meta(min_length=1, max_length=100, pattern="^[^\\x00]*$")]
+FeeBps = Annotated[int, Meta(ge=0, le=10000)]
+FeeFixed = Annotated[int, Meta(ge=0, le=AMOUNT_MAX_MINOR)]
+WebhookUrl = Annotated[str, Meta(max_length=2000, pattern="^https?://[^\\s\\x00]+$")]
+# Calendar days, the cycle the settlement runner honours (D+0 .. D+30).
+SettlementCycle = Annotated[str, Meta(pattern="^D\\+([0-9]|[12][0-9]|30)$", description="D+N, N calendar days")]
+MethodName = Literal["wallet", "channel"]
+ChannelName = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_.-]+$")]
+Methods = Annotated[list[MethodName], Meta(min_length=1, max_length=2)]
+Channels = Annotated[list[ChannelName], Meta(min_length=1, max_length=32)]
+Seconds = Annotated[int, Meta(ge=0, le=ROLLOVER_MAX_S)]
+
+
+class OnboardMerchant(Request, frozen=True, forbid_unknown_fields=True):
+    """POST /admin/merchants: the original fields plus the profile; omitted allowed_* = everything."""
+
+    name: Name
+    currencies: Annotated[list[Currency], Meta(min_length=1, max_length=20)]
+    fee_bps: FeeBps = 0
+    fee_fixed: FeeFixed = 0
+    hot: bool = False
+    id: ObjectId | None = None
+    webhook_url: WebhookUrl | None = None
+    settlement_cycle: SettlementCycle | None = None
+    allowed_methods: Methods | None = None
+    allowed_channels: Channels | None = None
+
+
+class UpdateMerchant(Request, frozen=True, forbid_unknown_fields=True):
+    """PATCH /admin/merchants/{id}: omitted fields stay; null webhook_url / allowed_* clears them."""
+
+    name: Name | UnsetType = UNSET
+    fee_bps: FeeBps | UnsetType = UNSET
+    fee_fixed: FeeFixed | UnsetType = UNSET
+    webhook_url: WebhookUrl | UnsetType | None = UNSET
+    settlement_cycle: SettlementCycle | UnsetType = UNSET
+    allowed_methods: Methods | UnsetType | None = UNSET
+    allowed_channels: Channels | UnsetType | None = UNSET
+
+
+class RotateKey(Request, frozen=True, forbid_unknown_fields=True):
+    rollover_s: Seconds = ROLLOVER_DEFAULT_S  # how long the previous key keeps verifying
+
+
+class RotateWebhookSecret(Request, frozen=True, forbid_unknown_fields=True):
+    overlap_s: Seconds = WEBHOOK_OVERLAP_DEFAULT_S  # how long deliveries also carry the old secret's signature
+
+
+class NoBody(Request, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class MerchantAccountView(msgspec.Struct, frozen=True):
+    id: str
+    role: str
+    currency: str
+    balance: int
+
+
+class ApiKeyView(msgspec.Struct, frozen=True):
+    id: str
+    state: Literal["active", "rolling", "revoked"]
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    object: Literal["api_key"] = "api_key"
+
+
+class Merchant(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    status: Literal["active", "suspended", "disabled"]
+    fee_bps: int
+    fee_fixed: int
+    settlement_cycle: str
+    allowed_methods: list[str] | None
+    allowed_channels: list[str] | None
+    webhook_url: str | None
+    webhook_previous_secret_expires_at: datetime | None
+    accounts: list[MerchantAccountView]
+    keys: list[ApiKeyView]
+    created_at: datetime
+    updated_at: datetime
+    status_changed_at: datetime | None = None
+    webhook_secret: str | None = None  # only when this update made the first webhook secret (shown once)
+    object: Literal["merchant"] = "merchant"
+
+
+class MerchantOnboarded(msgspec.Struct, frozen=True):
+    """The create answer: the old MerchantCreated fields (same names) plus the profile and the key id."""
+
+    id: str
+    name: str
+    secret: str  # shown once
+    key_id: str
+    currencies: list[str]
+    fee_bps: int
+    fee_fixed: int
+    settlement_cycle: str
+    allowed_methods: list[str] | None
+    allowed_channels: list[str] | None
+    accounts: list[MerchantAccountView]
+    webhook_url: str | None = None
+    webhook_secret: str | None = None  # shown once
+    object: Literal["merchant"] = "merchant"
+
+
+class KeyIssued(msgspec.Struct, frozen=True):
+    """A new primary key; ``secret`` is shown this once and never again."""
+
+    id: str
+    merchant_id: str
+    secret: str
+    created_at: datetime
+    previous_keys: list[ApiKeyView]
+    object: Literal["api_key"] = "api_key"
+
+
+class WebhookSecretIssued(msgspec.Struct, frozen=True):
+    merchant_id: str
+    webhook_secret: str  # shown once
+    previous_secret_expires_at: datetime | None
+    object: Literal["webhook_secret"] = "webhook_secret"

@@ -1,0 +1,95 @@
+"""The gate on its own (real PostgreSQL and Redis): limits per window and scope, counted atomically."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from engine.controls import Attempt, ControlGate, LimitExceeded
+from engine.controls import store as control_store
+from engine.controls.limits import LimitRule
+from tests.factories import rand_id, today
+
+
+@pytest.fixture
+async def gate(pool: asyncpg.Pool, redis_client: aioredis.Redis) -> AsyncIterator[ControlGate]:
+    yield ControlGate(pool, redis_client, today=today, blocklist_secret="test", config_ttl_s=0.0)
+
+
+async def set_limits(pool: asyncpg.Pool, merchant_id: str, *rules: LimitRule) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await control_store.replace_limit_rules(conn, merchant_id, list(rules))
+
+
+def attempt(merchant: str, customer: str | None, amount: int, method: str = "wallet") -> Attempt:
+    return Attempt("payment", method, merchant, customer, amount, "CNY")
+
+
+async def test_single_limit_refuses_a_larger_amount_and_counts_nothing(gate: ControlGate,
+                                                                       pool: asyncpg.Pool) -> None:
+    merchant, customer = rand_id("mch"), rand_id("cus")
+    await set_limits(pool, merchant, LimitRule("customer", "single", "wallet", "*", 1000, None),
+                     LimitRule("customer", "daily", "*", "*", None, 1))
+    with pytest.raises(LimitExceeded) as refused:
+        await gate.admit(attempt(merchant, customer, 1001))
+    assert refused.value.details() | {} == {"scope": "customer", "window": "single", "metric": "amount",
+                                            "method": "wallet", "currency": "CNY", "limit": 1000, "used": 0,
+                                            "attempted": 1001}
+    admitted = await gate.admit(attempt(merchant, customer, 1000))  # the refusal counted nothing
+    assert admitted.record()["accounting_date"] == today().isoformat()
+
+
+async def test_daily_amount_and_count_per_customer_and_merchant(gate: ControlGate, pool: asyncpg.Pool) -> None:
+    merchant, alice, bob = rand_id("mch"), rand_id("cus"), rand_id("cus")
+    await set_limits(pool, merchant, LimitRule("customer", "daily", "*", "*", 1000, None),
+                     LimitRule("merchant", "daily", "wallet", "*", None, 3))
+    await gate.admit(attempt(merchant, alice, 600))
+    with pytest.raises(LimitExceeded) as over:
+        await gate.admit(attempt(merchant, alice, 401))
+    assert (over.value.scope, over.value.window, over.value.metric, over.value.used) == ("customer", "daily",
+                                                                                        "amount", 600)
+    await gate.admit(attempt(merchant, alice, 400))
+    await gate.admit(attempt(merchant, bob, 10))
+    with pytest.raises(LimitExceeded) as count:
+        await gate.admit(attempt(merchant, bob, 10))
+    assert (count.value.scope, count.value.metric, count.value.limit, count.value.used) == ("merchant", "count",
+                                                                                          3, 3)
+    await gate.admit(attempt(merchant, None, 10, "channel"))  # the merchant count limit is for wallet only
+
+
+async def test_release_gives_usage_back(gate: ControlGate, pool: asyncpg.Pool) -> None:
+    merchant, customer = rand_id("mch"), rand_id("cus")
+    await set_limits(pool, merchant, LimitRule("customer", "monthly", "*", "*", 1000, 1))
+    first = await gate.admit(attempt(merchant, customer, 1000))
+    await first.release()
+    await first.release()  # idempotent
+    second = await gate.admit(attempt(merchant, customer, 1000))
+    async with pool.acquire() as conn:
+        rows = await conn.fetchval("SELECT count(*) FROM limit_usage WHERE merchant_id = $1", merchant)
+    assert rows == 1 and second.id != first.id
+
+
+async def test_concurrent_admissions_never_pass_the_daily_limit(gate: ControlGate, pool: asyncpg.Pool) -> None:
+    merchant, customer = rand_id("mch"), rand_id("cus")
+    await set_limits(pool, merchant, LimitRule("customer", "daily", "*", "*", 50 * 100, None))
+    results = await asyncio.gather(*(gate.admit(attempt(merchant, customer, 100)) for _ in range(200)),
+                                   return_exceptions=True)
+    assert sum(1 for r in results if not isinstance(r, BaseException)) == 50
+    assert all(isinstance(r, LimitExceeded) for r in results if isinstance(r, BaseException))
+
+
+async def test_limits_hold_after_redis_lost_the_counters(gate: ControlGate, pool: asyncpg.Pool,
+                                                         redis_client: aioredis.Redis) -> None:
+    merchant, customer = rand_id("mch"), rand_id("cus")
+    await set_limits(pool, merchant, LimitRule("customer", "daily", "*", "*", 1000, None))
+    await gate.admit(attempt(merchant, customer, 700))
+    async for key in redis_client.scan_iter(match="pe:lim:*", count=1000):
+        await redis_client.delete(key)
+    with pytest.raises(LimitExceeded) as over:
+        await gate.admit(attempt(merchant, customer, 301))
+    assert over.value.used == 700
+    await gate.admit(attempt(merchant, customer, 300))
