@@ -91,6 +91,21 @@ PROFILES: dict[str, SimProfile] = {
                 hang_ms=10_000,
             ),
         ),
+        # Payouts that take a while to settle, like a real interbank transfer (scaled down).
+        SimProfile(name="wxsim-payout-slow", kind=SimKind.WALLET, faults=SimFaults(payout_settle_ms=3_000)),
+        # Payout answers lost after acceptance (hang or cut), and some accepted payouts bounce.
+        SimProfile(
+            name="banksim-payout-flaky",
+            kind=SimKind.BANK,
+            key="bank-sim-key-fedcba9876543210",
+            faults=SimFaults(
+                payout_timeout_rate=0.1,
+                payout_drop_rate=0.1,
+                payout_fail_rate=0.1,
+                payout_settle_ms=1_000,
+                hang_ms=10_000,
+            ),
+        ),
     )
 }
 
