@@ -19,6 +19,7 @@ from accounts.errors import (
 )
 from channels.errors import ChannelError, ChannelRejected
 from engine.api.wire import ErrorBody, ErrorDetail
+from engine.controls.errors import ControlNotFound, InvalidControl, LimitExceeded, RiskDeclined
 from engine.merchants.errors import IllegalMerchantStatus, KeyNotRevocable, MerchantSuspended, PaymentMethodNotAllowed
 from engine.payments.errors import (
     DuplicateOrder,
@@ -33,6 +34,7 @@ from engine.payments.errors import (
     UnsupportedCurrency,
 )
 from engine.payouts.errors import InvalidDestination, PayoutSourceMissing
+from engine.transfers.errors import SelfTransfer, TransferCurrencyMismatch, TransferSourceInvalid
 
 ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
     InvalidRequest: (400, "invalid_request_error"),
@@ -42,8 +44,15 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
     CurrencyMismatch: (400, "invalid_request_error"),
     InvalidAmount: (400, "invalid_request_error"),
     NotFound: (404, "invalid_request_error"),
+    ControlNotFound: (404, "invalid_request_error"),
+    InvalidControl: (422, "invalid_request_error"),
+    LimitExceeded: (402, "payment_error"),
+    RiskDeclined: (402, "payment_error"),
     InvalidDestination: (422, "invalid_request_error"),
     PayoutSourceMissing: (402, "payment_error"),
+    SelfTransfer: (400, "invalid_request_error"),
+    TransferSourceInvalid: (400, "invalid_request_error"),
+    TransferCurrencyMismatch: (422, "invalid_request_error"),
     InsufficientFunds: (402, "payment_error"),
     RefundExceedsPayment: (402, "payment_error"),
     PaymentNotRefundable: (402, "payment_error"),
@@ -75,6 +84,7 @@ class ApiError(Exception):
         self.message = message
         self.param = param
         self.headers = headers or {}
+        self.details: dict[str, object] | None = None  # e.g. which limit (LimitExceeded.details())
 
 
 def authentication_error(message: str) -> ApiError:
@@ -99,10 +109,16 @@ def api_error_for(exc: Exception) -> ApiError | None:
             code = getattr(exc, "code", None) or "channel_error"
             if isinstance(exc, DuplicateOrder):
                 return ApiError(status, type_, code, str(exc), exc.field, existing_id=exc.existing_id)
-            return ApiError(status, type_, code, str(exc), getattr(exc, "param", None))
+            err = ApiError(status, type_, code, str(exc), getattr(exc, "param", None))
+            details = getattr(exc, "details", None)
+            err.details = details() if callable(details) else None
+            return err
     return None
 
 
 def error_body(err: ApiError) -> bytes:
+    if err.details is not None:  # only errors that carry details get the key: other bodies stay as they were
+        return msgspec.json.encode({"error": {"type": err.type, "code": err.code, "message": err.message,
+                                              "param": err.param, "details": err.details}})
     detail = ErrorDetail(err.type, err.code, err.message, err.param, err.existing_id)  # type: ignore[arg-type]
     return msgspec.json.encode(ErrorBody(detail))
