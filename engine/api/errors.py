@@ -34,7 +34,6 @@ from engine.payments.errors import (
     UnsupportedCurrency,
 )
 from engine.payouts.errors import InvalidDestination, PayoutSourceMissing
-from engine.transfers.errors import SelfTransfer, TransferCurrencyMismatch, TransferSourceInvalid
 
 ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
     InvalidRequest: (400, "invalid_request_error"),
@@ -50,9 +49,6 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
     RiskDeclined: (402, "payment_error"),
     InvalidDestination: (422, "invalid_request_error"),
     PayoutSourceMissing: (402, "payment_error"),
-    SelfTransfer: (400, "invalid_request_error"),
-    TransferSourceInvalid: (400, "invalid_request_error"),
-    TransferCurrencyMismatch: (422, "invalid_request_error"),
     InsufficientFunds: (402, "payment_error"),
     RefundExceedsPayment: (402, "payment_error"),
     PaymentNotRefundable: (402, "payment_error"),
