@@ -9,7 +9,12 @@ port, notify_base_url)` (CLI). Besides each channel's own API (`/v3/...` for wxs
 - `GET|PUT /sim/admin/faults`: live `SimFaults` (a PUT merges into the profile's values);
 - `PUT /sim/admin/discrepancies/{yyyy-mm-dd}`: `Discrepancies` seeded into that day's statement;
 - `GET /sim/admin/notifies`: the last notify attempts and whether each was acked;
-- `GET /sim/statements/{yyyy-mm-dd}`: the daily statement CSV in the channel's own format.
+- `GET /sim/statements/{yyyy-mm-dd}`: the daily statement CSV in the channel's own format,
+  payments, refunds and finished payouts;
+- payouts: `GET|PUT /sim/admin/payout-funds`, `PUT /sim/admin/payout-holders`,
+  `GET /sim/admin/payouts/{out_payout_no}`, `POST /sim/admin/payouts/{out_payout_no}/settle`
+  (see `channels.sim.payout_admin`; the rules in `channels.sim.payouts`, the wires in
+  `wx_payouts` and `bank_payouts`, the `payout_*` fault settings in `SimFaults`).
 """
 
 from channels.sim.profile import PROFILES, Latency, SimFaults, SimKind, SimProfile, profile_named
