@@ -8,8 +8,9 @@ What it promises the booking path (engine.booking.HotLegSink):
 - ``release``: give a reservation back (the transaction rolled back). Never raises; a reservation
   that cannot be released expires (recovery sweep) - holding it longer only under-states funds.
 - ``enqueue``: after commit, append the buffered legs per account and turn the reservations into
-  pending in the same Lua step. Never raises: if Redis is down the legs stay 'buffered' in
-  PostgreSQL and the recovery sweep enqueues them.
+  pending in the same Lua step. Bookings that commit together are sent together (buffer.coalesce:
+  one script call per hot account per round trip, not per payment). Never raises: if Redis is down
+  the legs stay 'buffered' in PostgreSQL and the recovery sweep enqueues them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from accounts.model import AccountId, signed_delta
 from accounts.store import PostedEntry
 from buffer import metrics
 from buffer.backpressure import BackpressureGate
+from buffer.coalesce import AccountWork, EnqueueCoalescer, Leg
 from buffer.errors import BufferBackpressure, BufferUnavailable, HotBufferError
 from buffer.hot import HotAccounts
 from buffer.keys import account_keys
@@ -64,6 +66,7 @@ class RedisHotLegSink:
         self._tuning = tuning
         self.hot = hot or HotAccounts(pool)
         self.gate = BackpressureGate(redis, self._scripts)
+        self._coalescer = EnqueueCoalescer(self._send)
 
     async def start(self) -> None:
         """Read hot accounts and tuning before the first request (optional; otherwise lazily)."""
@@ -149,7 +152,7 @@ class RedisHotLegSink:
 
     async def enqueue(self, entries: Sequence[PostedEntry], reservations: Sequence[object]) -> None:
         now = now_ms()
-        legs: dict[str, list[tuple[str, int, int, int]]] = {}
+        legs: dict[str, list[Leg]] = {}
         for entry in entries:
             for leg in entry.buffered_legs:
                 legs.setdefault(leg.account_id, []).append((entry.txn_no, leg.leg_no, leg.delta, now))
@@ -158,21 +161,25 @@ class RedisHotLegSink:
             if isinstance(reservation, Reservation):
                 for account_id, _ in reservation.parts:
                     res_ids.setdefault(account_id, []).append(reservation.id)
-        accounts = list(legs.keys() | res_ids.keys())
-        if not accounts:
-            return
+        if legs or res_ids:
+            await self._coalescer.submit({a: apply_order(account_legs) for a, account_legs in legs.items()}, res_ids)
+
+    async def _send(self, work: dict[str, list[AccountWork]]) -> None:
+        """One pipeline for everything waiting: per account, its chunks in order."""
+        now = now_ms()
+        order = [(account_id, chunk) for account_id, chunks in work.items() for chunk in chunks]
         try:
-            calls = [(self._scripts.enqueue, account_keys(acct).all(),
-                      [now, len(ids), *ids, *leg_args(apply_order(legs.get(acct, [])))])
-                     for acct in accounts for ids in [res_ids.get(acct, [])]]
+            calls = [(self._scripts.enqueue, account_keys(account_id).all(),
+                      [now, len(chunk.reservation_ids), *chunk.reservation_ids, *leg_args(chunk.legs)])
+                     for account_id, chunk in order]
             results = await asyncio.wait_for(run_scripts(self._redis, calls), REDIS_TIMEOUT_S)
         except Exception:
-            # The entries are committed: whatever went wrong here, the caller's booking succeeded and the
-            # legs stay 'buffered' in PostgreSQL for the recovery sweep. Raising would report a failure
-            # for money that moved.
+            # The entries are committed: whatever went wrong here, the bookings succeeded and the legs
+            # stay 'buffered' in PostgreSQL for the recovery sweep. Raising would report a failure for
+            # money that moved.
             metrics.ENQUEUE_FAILURES.inc()
             log.warning("enqueue failed; legs stay buffered for recovery",
-                        extra={"txn_nos": [e.txn_no for e in entries][:5]}, exc_info=True)
+                        extra={"txn_nos": sorted({leg[0] for _, c in order for leg in c.legs})[:5]}, exc_info=True)
             return
-        for acct, (_, depth, age) in zip(accounts, results, strict=True):
-            self.gate.observe(acct, int(depth), int(age))
+        for (account_id, _), (_, depth, age) in zip(order, results, strict=True):
+            self.gate.observe(account_id, int(depth), int(age))
