@@ -21,6 +21,7 @@ from bench.money import MoneyCheckFailed
 from bench.report import machine_info, mode_table, plot_modes, ratio_lines, write_json
 from bench.scenarios import HOT_MODES, SCENARIOS, Options
 from bench.servers import fresh_servers
+from bench.workload import SHAPES
 
 FULL = ("hot-merchant", "db-latency", "flush-sweep", "buffer", "split", "api", "voucher", "dayend")
 SMOKE = ("hot-merchant", "db-latency")
@@ -38,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--flushers", choices=("inproc", "process"), default="inproc",
                    help="buffered modes: flushers in the bench process (as `payengine serve` runs them) or as "
                         "their own process (`payengine flush`)")
+    p.add_argument("--workload", choices=SHAPES, default="payment",
+                   help="one payment = the wallet payment's transaction (payment row + entry; default) or the"
+                        " entry alone in one statement (entry)")
     p.add_argument("--sweep-batches", default="10,100,1000", help="flush-sweep batch sizes")
     p.add_argument("--sweep-intervals", default="5,20,100", help="flush-sweep flush intervals, ms")
     p.add_argument("--database-url", default=os.environ.get("PAYENGINE_DATABASE_URL", ""),
@@ -91,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     duration = args.duration if args.duration is not None else (2.0 if args.smoke else 20.0)
     rounds = args.rounds if args.rounds is not None else (1 if args.smoke else 2)
     opts = Options(args.database_url, args.redis_url, duration, args.concurrency, rounds,
-                   tuple(m for m in args.modes.split(",") if m), args.flushers, extra={"smoke": args.smoke,
+                   tuple(m for m in args.modes.split(",") if m), args.flushers, args.workload,
+                   extra={"smoke": args.smoke,
                           "sweep_batches": [int(x) for x in args.sweep_batches.split(",") if x],
                           "sweep_intervals": [int(x) for x in args.sweep_intervals.split(",") if x]})
     info = machine_info(args.database_url)

@@ -58,7 +58,7 @@ async def flush_sweep(opts: Options) -> dict[str, Any]:
             before = await load_tuning(conn, BufferTuning())
         try:
             result = await run_hot_merchant_modes(ctx, modes, opts.concurrency, opts.duration_s, rounds=1,
-                                                  label="flush-sweep")
+                                                  label="flush-sweep", shape=opts.workload)
         finally:
             async with ctx.pool.acquire() as conn:
                 if had_row:

@@ -31,8 +31,10 @@ def mode_key(name: str) -> str:
 
 
 async def run_hot_merchant_modes(ctx: BenchContext, modes: Sequence[PostingMode], concurrency: int,
-                                 duration_s: float, rounds: int = 2, label: str = "hot-merchant") -> dict[str, Any]:
-    """Run every available mode for ``duration_s`` in total (split over ``rounds``); money-check each."""
+                                 duration_s: float, rounds: int = 2, label: str = "hot-merchant",
+                                 shape: str = "payment") -> dict[str, Any]:
+    """Run every available mode for ``duration_s`` in total (split over ``rounds``); money-check each.
+    ``shape`` is the workload's shape of one payment (bench.workload.SHAPES)."""
     runnable: list[PostingMode] = []
     skipped: dict[str, str] = {}
     for mode in modes:
@@ -55,8 +57,9 @@ async def run_hot_merchant_modes(ctx: BenchContext, modes: Sequence[PostingMode]
             accounts = workloads[mode.name]
             booker = await mode.start(ctx, accounts)
             try:
-                one = await run_load(f"{label} {mode.name} r{round_no + 1}", Payer(accounts, booker, ctx.txn_nos),
-                                     concurrency, duration_s / rounds, samplers=mode.samplers())
+                payer = Payer(accounts, booker, ctx.txn_nos, shape)
+                one = await run_load(f"{label} {mode.name} r{round_no + 1}", payer, concurrency,
+                                     duration_s / rounds, samplers=mode.samplers())
                 drain_s[mode.name] += await wait_drained(ctx.pool, accounts.shared_ids)
             finally:
                 await mode.stop()
@@ -72,7 +75,8 @@ async def run_hot_merchant_modes(ctx: BenchContext, modes: Sequence[PostingMode]
                                 "per_second": [round(x, 1) for x in results[mode.name].per_second]}
         print(f"[{label}] {mode.name}: money checks ok ({money['entries']} entries, "
               f"{money['accounts_checked']} accounts)", file=sys.stderr, flush=True)
-    return {"scenario": label, "concurrency": concurrency, "duration_s_per_mode": duration_s, "rounds": rounds,
+    return {"scenario": label, "workload": shape, "concurrency": concurrency, "duration_s_per_mode": duration_s,
+            "rounds": rounds,
             "modes": modes_out, "skipped": skipped, "ratios": hot_merchant_ratios(modes_out)}
 
 

@@ -34,6 +34,7 @@ class Options:
     rounds: int = 2
     modes: tuple[str, ...] = HOT_MODES
     flushers: str = "inproc"
+    workload: str = "payment"  # bench.workload.SHAPES
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -49,7 +50,7 @@ def selected_modes(names: tuple[str, ...]) -> list[PostingMode]:
 
 
 def hot_headline(scenario: str, result: dict[str, Any], suffix: str = "") -> dict[str, Any]:
-    headline: dict[str, Any] = {"scenario": scenario}
+    headline: dict[str, Any] = {"scenario": scenario, "workload": result.get("workload")}
     for name, m in result["modes"].items():
         headline[f"{mode_key(name)}_payments_per_s{suffix}"] = m["per_s"]
         headline[f"{mode_key(name)}_p99_ms{suffix}"] = m["p99_ms"]
@@ -62,7 +63,7 @@ def hot_headline(scenario: str, result: dict[str, Any], suffix: str = "") -> dic
 async def hot_merchant(opts: Options) -> dict[str, Any]:
     async with bench_context(opts.database_url, opts.redis_url, opts.concurrency + 16, opts.flushers) as ctx:
         result = await run_hot_merchant_modes(ctx, selected_modes(opts.modes), opts.concurrency, opts.duration_s,
-                                              opts.rounds)
+                                              opts.rounds, shape=opts.workload)
     result["headline"] = hot_headline("hot-merchant", result)
     return result
 
@@ -85,7 +86,7 @@ async def db_latency(opts: Options) -> dict[str, Any]:
         names = tuple(m for m in opts.modes if m in SMOKE_DB_MODES) if opts.extra.get("smoke") else opts.modes
         async with bench_context(delayed.dsn, opts.redis_url, opts.concurrency + 16, opts.flushers) as ctx:
             result = await run_hot_merchant_modes(ctx, selected_modes(names), opts.concurrency, opts.duration_s,
-                                                  opts.rounds, label="db-latency")
+                                                  opts.rounds, label="db-latency", shape=opts.workload)
     finally:
         delayed.stop()
     result["select1_rtt"] = rtt

@@ -1,16 +1,25 @@
-"""The hot-merchant workload: funded customer wallets paying a merchant with PAY_WALLET entries.
+"""The hot-merchant workload: funded customers paying a merchant with wallet payments.
 
 Every payment debits a customer wallet, passes through gateway transit and credits the merchant's
 pending settlement and fee income (accounts/rules.py). Each mode gets its own freshly opened
-accounts, so modes measured back to back on the same servers never share a row, and its own entry
-ref so the money checks can count exactly its payments.
+merchants, customers and accounts, so modes measured back to back on the same servers never share a
+row, and its own entry ref so the money checks can count exactly its payments.
+
+Two shapes of one payment (``--workload``):
+- ``payment`` (default): what ``POST /v1/payments`` does for a wallet payment, minus HTTP: one
+  PostgreSQL transaction that inserts the payment row with its transition and webhook outbox event
+  (engine.payment_store.insert_payment) and posts the PAY_WALLET entry, then commits. A synchronous
+  hot account's row stays locked from the posting until the COMMIT round trip returns.
+- ``entry``: the PAY_WALLET entry alone, posted as one statement (Booker.book): the lock is held only
+  inside the server, so this shape flatters synchronous hot posting; kept to show by how much.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -21,6 +30,10 @@ from accounts.store import open_account, post_entry
 from accounts.subjects import ROLE_SUBJECTS
 from bench.money import MoneyScope
 from engine.booking import Booker
+from engine.merchant_store import insert_customer, insert_merchant
+from engine.payment_store import NewPayment, OutboxEvent, Transition, insert_payment
+from engine.payments.pricing import Pricing
+from engine.payments.states import PaymentEvent, PaymentStatus
 from engine.txn_no import TxnNoGenerator
 
 CURRENCY = "CNY"
@@ -28,6 +41,7 @@ AMOUNT_MINOR = 1_000
 FEE_MINOR = 6
 FUNDING_MINOR = 10**10  # per customer: far more than any run can spend, so no payment is refused
 CUSTOMERS_PER_WORKER = 8  # a worker's payments rotate over its own wallets: customers never contend
+SHAPES = ("payment", "entry")
 
 
 @dataclass
@@ -37,10 +51,12 @@ class WorkloadAccounts:
     mode: str
     ref: str
     funding: str
-    customers: list[list[str]]  # per worker
+    customers: list[list[str]]  # wallet account ids, per worker
     merchant: list[str]  # per worker
     fee: list[str]
     transit: list[str]
+    merchant_ids: list[str] = field(default_factory=list)  # per worker: the merchant row paid
+    customer_ids: list[list[str]] = field(default_factory=list)  # per worker, parallel to ``customers``
     paid: list[int] = field(default_factory=list)  # per worker: acknowledged payments
 
     @property
@@ -78,53 +94,82 @@ async def _open(conn: asyncpg.Connection, role: str, kind: AccountKind, owner: s
 
 async def open_workload(pool: asyncpg.Pool, txn_nos: TxnNoGenerator, mode: str, workers: int,
                         shared: bool) -> WorkloadAccounts:
-    """Open and fund one mode's accounts (one funding entry crediting every wallet)."""
+    """Open and fund one mode's merchants and customers (one funding entry crediting every wallet)."""
     run = uuid.uuid4().hex[:10]
+    now = datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction():
         funding = await _open(conn, "channel_receivable", AccountKind.INTERNAL, f"bench_platform_{run}")
-        customers = [[await _open(conn, "customer_wallet", AccountKind.CUSTOMER, _new_id("cust"))
-                      for _ in range(CUSTOMERS_PER_WORKER)] for _ in range(workers)]
-        sides: list[tuple[str, str, str]] = []
+        sides: list[tuple[str, str, str, str]] = []
         for w in range(workers if not shared else 1):
-            merchant_owner = _new_id("merch")
-            sides.append((await _open(conn, "merchant_pending", AccountKind.MERCHANT, merchant_owner),
+            merchant_id = _new_id("merch")
+            await insert_merchant(conn, merchant_id, f"bench {mode} {w}", os.urandom(16),
+                                  Pricing(fee_fixed_minor=FEE_MINOR))
+            sides.append((merchant_id,
+                          await _open(conn, "merchant_pending", AccountKind.MERCHANT, merchant_id),
                           await _open(conn, "fee_income", AccountKind.INTERNAL, f"bench_platform_{run}_{w}"),
                           await _open(conn, "gateway_transit", AccountKind.INTERNAL, f"bench_platform_{run}_{w}")))
         if shared:
             sides = sides * workers
+        customer_ids: list[list[str]] = []
+        customers: list[list[str]] = []
+        for w in range(workers):
+            ids = [_new_id("cust") for _ in range(CUSTOMERS_PER_WORKER)]
+            wallets: list[str] = []
+            for cid in ids:
+                wallets.append((await insert_customer(conn, cid, sides[w][0], cid, CURRENCY, _new_id("wallet"), now))
+                               .wallet_account_id)
+            customer_ids.append(ids)
+            customers.append(wallets)
         all_customers = [c for cs in customers for c in cs]
         legs = [LegDraft(AccountId(funding), Side.DEBIT, FUNDING_MINOR * len(all_customers), CURRENCY)]
         legs += [LegDraft(AccountId(c), Side.CREDIT, FUNDING_MINOR, CURRENCY) for c in all_customers]
-        now = datetime.now(UTC)
         await post_entry(conn, make_entry(txn_nos.next(now), "TOPUP", now.date(), legs, ref=f"bench-fund-{run}"))
     return WorkloadAccounts(
         mode=mode, ref=f"bench-{run}-{mode}", funding=funding, customers=customers,
-        merchant=[s[0] for s in sides], fee=[s[1] for s in sides], transit=[s[2] for s in sides],
-        paid=[0] * workers,
+        merchant=[s[1] for s in sides], fee=[s[2] for s in sides], transit=[s[3] for s in sides],
+        merchant_ids=[s[0] for s in sides], customer_ids=customer_ids, paid=[0] * workers,
     )
 
 
-class Payer:
-    """The operation the load runner calls: one PAY_WALLET payment from the worker's next wallet."""
+_TRANSITION = Transition(PaymentStatus.CREATED.value, PaymentStatus.SUCCEEDED.value, PaymentEvent.WALLET_DEBITED.value)
 
-    def __init__(self, accounts: WorkloadAccounts, booker: Booker, txn_nos: TxnNoGenerator) -> None:
+
+class Payer:
+    """The operation the load runner calls: one wallet payment from the worker's next customer."""
+
+    def __init__(self, accounts: WorkloadAccounts, booker: Booker, txn_nos: TxnNoGenerator,
+                 shape: str = "payment") -> None:
+        if shape not in SHAPES:
+            raise ValueError(f"unknown workload shape {shape!r}; known: {', '.join(SHAPES)}")
         self.accounts = accounts
         self.booker = booker
         self.txn_nos = txn_nos
+        self.shape = shape
         self._turn = [0] * len(accounts.customers)
 
     async def __call__(self, worker: int) -> None:
         a = self.accounts
-        wallets = a.customers[worker]
         turn = self._turn[worker]
         self._turn[worker] = turn + 1
+        slot = turn % len(a.customers[worker])
         now = datetime.now(UTC)
+        txn_no = self.txn_nos.next(now)
         entry = build_entry(
-            "PAY_WALLET", self.txn_nos.next(now), now.date(), CURRENCY,
-            {"customer_wallet": AccountId(wallets[turn % len(wallets)]),
+            "PAY_WALLET", txn_no, now.date(), CURRENCY,
+            {"customer_wallet": AccountId(a.customers[worker][slot]),
              "gateway_transit": AccountId(a.transit[worker]), "merchant_pending": AccountId(a.merchant[worker]),
              "fee_income": AccountId(a.fee[worker])},
             {"amount": AMOUNT_MINOR, "fee": FEE_MINOR}, ref=a.ref,
         )
-        await self.booker.book(entry)
+        if self.shape == "entry":
+            await self.booker.book(entry)
+        else:
+            payment_id = f"pay_{txn_no}"
+            row = NewPayment(payment_id, a.merchant_ids[worker], payment_id, AMOUNT_MINOR, CURRENCY, "wallet", None,
+                             a.customer_ids[worker][slot], PaymentStatus.SUCCEEDED.value, FEE_MINOR, txn_no, None, {},
+                             now + timedelta(minutes=30), now, None)
+            event = OutboxEvent(f"evt_{txn_no}", "payment.succeeded", b'{"object":"payment"}')
+            async with self.booker.transaction() as tx:
+                await insert_payment(tx.conn, row, _TRANSITION, None, event, None)
+                await tx.post(entry)
         a.paid[worker] += 1  # counted only after the commit returned: the checks compare it to the journal
