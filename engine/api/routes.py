@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from engine.api import admin, handlers, payout_wire, wire
+from engine.merchants import handlers as merchant_handlers
+from engine.merchants import wire as merchant_wire
 from engine.payouts import handlers as payout_handlers
 from engine.webhooks import handlers as webhook_handlers
 
@@ -65,8 +67,31 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("POST", "/v1/events/{id}/resend", webhook_handlers.resend_event_handler,
               "Deliver a webhook event again (fresh retry window)", wire.Event, 200, wire.ResendEvent,
               errors=_POST_ERRORS),
-    RouteSpec("POST", "/admin/merchants", admin.create_merchant_handler, "Create a merchant (returns its secret)",
-              wire.MerchantCreated, 201, wire.CreateMerchant, errors=(400, 401, 409, 413), auth="admin"),
+    RouteSpec("POST", "/admin/merchants", merchant_handlers.create_merchant,
+              "Onboard a merchant: profile, template accounts, primary key (its secret shown once)",
+              merchant_wire.MerchantOnboarded, 201, merchant_wire.OnboardMerchant, errors=(400, 401, 409, 413),
+              auth="admin"),
+    RouteSpec("GET", "/admin/merchants/{id}", merchant_handlers.get_merchant, "A merchant's profile, accounts and keys",
+              merchant_wire.Merchant, query=wire.NoQuery, auth="admin"),
+    RouteSpec("PATCH", "/admin/merchants/{id}", merchant_handlers.update_merchant,
+              "Change name, fee plan, settlement cycle, webhook URL, allowed methods and channels",
+              merchant_wire.Merchant, 200, merchant_wire.UpdateMerchant, errors=(400, 401, 404, 413), auth="admin"),
+    RouteSpec("POST", "/admin/merchants/{id}/suspend", merchant_handlers.suspend_merchant,
+              "Suspend a merchant (its requests get 403; nothing is lost)", merchant_wire.Merchant, 200,
+              merchant_wire.NoBody, errors=(400, 401, 404, 409, 413), auth="admin"),
+    RouteSpec("POST", "/admin/merchants/{id}/resume", merchant_handlers.resume_merchant,
+              "Resume a suspended merchant", merchant_wire.Merchant, 200, merchant_wire.NoBody,
+              errors=(400, 401, 404, 409, 413), auth="admin"),
+    RouteSpec("POST", "/admin/merchants/{id}/keys", merchant_handlers.rotate_key,
+              "Rotate the API key: a new primary (secret shown once); the old one verifies for rollover_s",
+              merchant_wire.KeyIssued, 201, merchant_wire.RotateKey, errors=(400, 401, 404, 413), auth="admin"),
+    RouteSpec("POST", "/admin/merchants/{id}/keys/{key_id}/revoke", merchant_handlers.revoke_key,
+              "Revoke a rolling API key now", merchant_wire.ApiKeyView, 200, merchant_wire.NoBody,
+              errors=(400, 401, 404, 409, 413), auth="admin"),
+    RouteSpec("POST", "/admin/merchants/{id}/webhook-secret/rotate", merchant_handlers.rotate_webhook_secret,
+              "Rotate the webhook secret (shown once); the old one also signs for overlap_s",
+              merchant_wire.WebhookSecretIssued, 201, merchant_wire.RotateWebhookSecret,
+              errors=(400, 401, 404, 413), auth="admin"),
     RouteSpec("GET", "/admin/trial-balance", admin.trial_balance_handler, "Trial balance", None,
               errors=(401,), auth="admin"),
 )
