@@ -63,10 +63,11 @@ class PayEngineClient:
 
     def __init__(self, base_url: str, merchant_id: str, secret: str, *, retries_max: int = 3,
                  backoff_s: float = 0.05, timeout_s: float = 10.0,
-                 session: aiohttp.ClientSession | None = None) -> None:
+                 session: aiohttp.ClientSession | None = None, key_id: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.merchant_id = merchant_id
         self.secret = secret
+        self.key_id = key_id  # sent as X-Key-Id when set (needed to sign with a non-primary key)
         self.retries_max = retries_max
         self.backoff_s = backoff_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -88,8 +89,9 @@ class PayEngineClient:
 
     def signed_headers(self, method: str, path_qs: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
         ts = str(int(time.time()) if timestamp is None else timestamp)
+        key = {"X-Key-Id": self.key_id} if self.key_id else {}
         return {"X-Merchant-Id": self.merchant_id, "X-Timestamp": ts,
-                "X-Signature": sign(self.secret, ts, method, path_qs, body), **JSON_HEADERS}
+                "X-Signature": sign(self.secret, ts, method, path_qs, body), **key, **JSON_HEADERS}
 
     async def send_raw(self, method: str, path_qs: str, body: bytes, headers: dict[str, str]) -> ApiResult:
         """One attempt, exactly these bytes and headers (tests use it to send bad input)."""
