@@ -174,3 +174,23 @@ async def test_statement_lists_finished_payouts_with_their_outcome(rig: Rig) -> 
     assert pending.out_payout_no not in lines and missing.out_payout_no not in lines
     extras = [no for no in lines if no and no.startswith("SIMXW")]
     assert len(extras) == 1 and lines[extras[0]].status is PayoutStatus.SUCCEEDED
+
+
+async def test_seeded_status_mismatch_reports_a_payout_with_the_other_outcome(rig: Rig) -> None:
+    succeeded, failed = payout(10), payout(20, "6222020200000000")
+    for request in (succeeded, failed):
+        await rig.channel.create_payout(request)
+    today = datetime.now(UTC).date()
+    flipped = [succeeded.out_payout_no, failed.out_payout_no]
+    await admin(rig, "PUT", f"discrepancies/{today}", {"status_mismatch": flipped})
+    lines = {line.out_payout_no: line.status for line in (await rig.channel.fetch_statement(today)).lines}
+    assert lines[succeeded.out_payout_no] is PayoutStatus.FAILED
+    assert lines[failed.out_payout_no] is PayoutStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("faults", [{"payout_settle_ms": -1}, {"payout_fail_rate": 1.5}, {"payout_drop_rate": -0.1}])
+async def test_out_of_range_payout_faults_are_refused(rig: Rig, faults: dict[str, object]) -> None:
+    async with rig.http.put(f"{rig.sim.url}/sim/admin/faults", json=faults) as answer:
+        assert answer.status == 400
+    async with rig.http.put(f"{rig.sim.url}/sim/admin/payout-funds", json={"funds_minor": -1}) as answer:
+        assert answer.status == 400
