@@ -60,6 +60,11 @@ POSTING_RULES: dict[str, PostingRule] = {
               ("merchant_pending", D, "net"), ("fee_income", D, "fee"), ("channel_receivable", C, "amount")),
         _rule("SETTLE", "pending settlement becomes available to the merchant",
               ("merchant_pending", D, "amount"), ("merchant_available", C, "amount")),
+        # Transfers: the payer's debit is checked in the posting statement (wallets never overdraw).
+        _rule("TRANSFER_C2C", "customer wallet to another customer wallet of the same merchant",
+              ("payer_wallet", D, "amount"), ("payee_wallet", C, "amount")),
+        _rule("CASHBACK", "merchant available balance to a customer wallet",
+              ("merchant_available", D, "amount"), ("customer_wallet", C, "amount")),
         _rule("SWEEP", "move balance between sub-accounts of one parent",
               ("from", D, "amount"), ("to", C, "amount")),
         _rule("ADJUST", "operator adjustment against the adjustments expense",

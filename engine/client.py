@@ -170,6 +170,15 @@ class PayEngineClient:
     async def get_payout(self, payout_id: str) -> ApiResult:
         return await self.request("GET", f"/v1/payouts/{payout_id}")
 
+    async def create_transfer(self, body: dict[str, Any], **kw: Any) -> ApiResult:
+        return await self.request("POST", "/v1/transfers", body, **kw)
+
+    async def get_transfer(self, transfer_id: str) -> ApiResult:
+        return await self.request("GET", f"/v1/transfers/{transfer_id}")
+
+    async def list_transfers(self, query: str = "") -> ApiResult:
+        return await self.request("GET", "/v1/transfers" + (f"?{query}" if query else ""))
+
     async def accounts(self) -> ApiResult:
         return await self.request("GET", "/v1/accounts")
 

@@ -34,6 +34,7 @@ from engine.payments.errors import (
     UnsupportedCurrency,
 )
 from engine.payouts.errors import InvalidDestination, PayoutSourceMissing
+from engine.transfers.errors import SelfTransfer, TransferCurrencyMismatch, TransferSourceInvalid
 
 ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
     InvalidRequest: (400, "invalid_request_error"),
@@ -43,6 +44,9 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
     CurrencyMismatch: (400, "invalid_request_error"),
     InvalidAmount: (400, "invalid_request_error"),
     NotFound: (404, "invalid_request_error"),
+    SelfTransfer: (400, "invalid_request_error"),
+    TransferSourceInvalid: (400, "invalid_request_error"),
+    TransferCurrencyMismatch: (422, "invalid_request_error"),
     ControlNotFound: (404, "invalid_request_error"),
     InvalidControl: (422, "invalid_request_error"),
     LimitExceeded: (402, "payment_error"),

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from engine.api import admin, handlers, payout_wire, wire
+from engine.api import admin, handlers, payout_wire, transfer_wire, wire
 from engine.merchants import handlers as merchant_handlers
 from engine.merchants import wire as merchant_wire
 from engine.payouts import handlers as payout_handlers
+from engine.transfers import handlers as transfer_handlers
 from engine.webhooks import handlers as webhook_handlers
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -56,6 +57,13 @@ ROUTES: tuple[RouteSpec, ...] = (
               payout_wire.Payout, 201, payout_wire.CreatePayout, errors=(*_POST_ERRORS, 424, 503)),
     RouteSpec("GET", "/v1/payouts/{id}", payout_handlers.get_payout, "One payout", payout_wire.Payout,
               query=wire.NoQuery),
+    RouteSpec("POST", "/v1/transfers", transfer_handlers.create_transfer,
+              "Transfer to a customer's wallet from another customer's wallet or the merchant's available balance",
+              transfer_wire.Transfer, 201, transfer_wire.CreateTransfer, errors=_POST_ERRORS),
+    RouteSpec("GET", "/v1/transfers", transfer_handlers.list_transfers_handler, "List transfers, newest first",
+              transfer_wire.TransferList, query=transfer_wire.ListTransfersQuery),
+    RouteSpec("GET", "/v1/transfers/{id}", transfer_handlers.get_transfer_handler, "One transfer",
+              transfer_wire.Transfer, query=wire.NoQuery),
     RouteSpec("GET", "/v1/accounts", handlers.list_accounts, "The merchant's accounts with balances",
               wire.AccountList, query=wire.NoQuery),
     RouteSpec("GET", "/v1/accounts/{id}", handlers.get_account, "One account with balance", wire.Account,

@@ -1,0 +1,56 @@
+"""Wire types of the transfer endpoints (msgspec; requests frozen and rejecting unknown fields)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from engine.api.wire import Amount, Currency, Metadata, ObjectId, Ref, Request, Text
+
+TransferSource = Literal["customer", "merchant"]
+
+
+class CreateTransfer(Request, frozen=True, forbid_unknown_fields=True):
+    """``source`` 'customer': from_customer_id's wallet pays; 'merchant': the merchant's available
+    balance pays (cash-back). The payee is always a customer of the same merchant."""
+
+    transfer_no: Ref
+    amount: Amount
+    currency: Currency
+    source: TransferSource
+    to_customer_id: ObjectId
+    from_customer_id: ObjectId | None = None
+    description: Text | None = None
+    metadata: Metadata = msgspec.field(default_factory=dict)
+
+
+class ListTransfersQuery(Request, frozen=True, forbid_unknown_fields=True):
+    transfer_no: Ref | None = None
+    customer_id: ObjectId | None = None  # payer or payee
+    limit: Annotated[int, Meta(ge=1, le=100)] = 10
+    starting_after: ObjectId | None = None
+
+
+class Transfer(msgspec.Struct, frozen=True):
+    id: str
+    transfer_no: str
+    source: TransferSource
+    from_customer_id: str | None
+    to_customer_id: str
+    amount: int
+    currency: str
+    status: Literal["succeeded"]
+    txn_no: str
+    description: str | None
+    metadata: dict[str, str]
+    created_at: datetime
+    object: Literal["transfer"] = "transfer"
+
+
+class TransferList(msgspec.Struct, frozen=True):
+    data: list[Transfer]
+    has_more: bool
+    object: Literal["list"] = "list"

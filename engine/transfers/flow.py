@@ -1,0 +1,93 @@
+"""Create a transfer: check the request, decide the row and the response, then one booking transaction.
+
+Customers belong to a merchant, so a merchant moves money only between its own customers (another
+merchant's customer answers 404 like an unknown one) or from its own available balance (cash-back).
+The transaction is two statements: the transfer insert (key claim, parties, row, event, response) and
+the ledger posting, whose balance check refuses an uncovered debit (InsufficientFunds, nothing kept).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import msgspec
+
+from accounts.errors import LedgerError
+from accounts.journal import EntryDraft
+from accounts.rules import build_entry
+from engine.api.context import ApiContext
+from engine.api.payment_flows import IdemSlot, Outcome
+from engine.api.transfer_wire import CreateTransfer, Transfer
+from engine.booking import Booker
+from engine.db import release_without_reset
+from engine.merchant_store import MerchantRecord, StoredResponse
+from engine.payment_store import OutboxEvent
+from engine.payments.errors import IdempotencyKeyTaken, PaymentRuleError, UnsupportedCurrency
+from engine.payments.ids import EVENT, new_id
+from engine.transfers.errors import SelfTransfer, TransferError, TransferSourceInvalid
+from engine.transfers.store import Parties, TransferRecord, insert_transfer
+
+log = logging.getLogger(__name__)
+
+TRANSFER = "tr"  # id prefix
+SUCCEEDED = "succeeded"  # a transfer row exists only once its money moved
+EVENT_SUCCEEDED = "transfer.succeeded"
+TXN_CODES = {"customer": "TRANSFER_C2C", "merchant": "CASHBACK"}
+
+
+def transfer_view(t: TransferRecord) -> Transfer:
+    return Transfer(t.id, t.transfer_no, t.source, t.from_customer_id, t.to_customer_id,  # type: ignore[arg-type]
+                    t.amount, t.currency, t.status, t.txn_no, t.description,  # type: ignore[arg-type]
+                    t.metadata, t.created_at)
+
+
+def check_request(merchant: MerchantRecord, req: CreateTransfer, currencies: tuple[str, ...]) -> None:
+    """The rules that need no database: payer named iff a customer pays, not to self, a known currency."""
+    if (req.source == "customer") != (req.from_customer_id is not None):
+        raise TransferSourceInvalid(req.source)
+    if req.from_customer_id == req.to_customer_id:
+        raise SelfTransfer(req.to_customer_id)
+    if req.currency not in currencies or req.currency not in merchant.pending_accounts:
+        raise UnsupportedCurrency(req.currency)
+
+
+def transfer_entry(t: TransferRecord, parties: Parties) -> EntryDraft:
+    if t.source == "customer":
+        accounts = {"payer_wallet": parties.payer_account_id, "payee_wallet": parties.payee_account_id}
+    else:
+        accounts = {"merchant_available": parties.payer_account_id, "customer_wallet": parties.payee_account_id}
+    return build_entry(TXN_CODES[t.source], t.txn_no, t.created_at.date(), t.currency, accounts,
+                       {"amount": t.amount}, ref=t.id)
+
+
+async def create_transfer(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, req: CreateTransfer,
+                          slot: IdemSlot | None, now: datetime) -> Outcome:
+    """Book the transfer and answer 201 with it; a refusal raises with nothing written (see the store)."""
+    try:
+        return await _book(ctx, booker, merchant, req, slot, now)
+    except IdempotencyKeyTaken:
+        raise  # a retry of a request we have: answered from the key, not a refusal
+    except (TransferError, PaymentRuleError, LedgerError) as exc:
+        # Ids, codes and amounts only: never the request body, metadata or keys.
+        log.info("transfer refused", extra={
+            "merchant_id": merchant.id, "transfer_no": req.transfer_no, "source": req.source,
+            "amount": req.amount, "currency": req.currency, "code": exc.code, "param": getattr(exc, "param", None)})
+        raise
+
+
+async def _book(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, req: CreateTransfer,
+                slot: IdemSlot | None, now: datetime) -> Outcome:
+    check_request(merchant, req, ctx.settings.currencies)
+    record = TransferRecord(
+        new_id(TRANSFER), merchant.id, req.transfer_no, req.source, req.amount, req.currency, req.from_customer_id,
+        req.to_customer_id, SUCCEEDED, ctx.txn_nos.next(now), req.description, dict(req.metadata), now)
+    body = msgspec.json.encode(transfer_view(record))
+    response = StoredResponse(slot.merchant_id, slot.key, 201, body) if slot else None
+    event = OutboxEvent(new_id(EVENT), EVENT_SUCCEEDED, body)
+    async with booker.transaction() as tx:
+        parties = await insert_transfer(tx.conn, record, None, event, response, slot.fingerprint if slot else None)
+        await tx.post(transfer_entry(record, parties))
+        # Our statement and the posting function keep their locks and settings transaction-local.
+        release_without_reset(tx.conn)
+    return Outcome(201, body, response is not None)

@@ -1,0 +1,51 @@
+"""Transfer endpoints: decode, call the flow or the store, encode. No SQL here.
+
+POST /v1/transfers            book a transfer (idempotent; 201, or 402 insufficient_funds with nothing booked)
+GET  /v1/transfers/{id}       one transfer of this merchant
+GET  /v1/transfers            newest first, filter by transfer_no or customer_id (payer or payee)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+from aiohttp import web
+
+from engine.api import transfer_wire, wire
+from engine.api.context import API
+from engine.api.decoding import decode_body, decode_query
+from engine.api.idempotency import json_response, run_idempotent
+from engine.api.middleware import RAW_BODY, merchant_of
+from engine.app import BOOKER
+from engine.payments.errors import NotFound
+from engine.transfers import flow
+from engine.transfers.store import get_transfer, list_transfers
+
+
+async def create_transfer(request: web.Request) -> web.Response:
+    ctx, merchant, raw = request.app[API], merchant_of(request), request[RAW_BODY]
+    req = decode_body(raw, transfer_wire.CreateTransfer)
+    return await run_idempotent(request, ctx, merchant.id, raw, lambda slot: flow.create_transfer(
+        ctx, request.app[BOOKER], merchant, req, slot, datetime.now(UTC)), folded=True)
+
+
+async def get_transfer_handler(request: web.Request) -> web.Response:
+    decode_query(request.query, wire.NoQuery)
+    ctx, merchant = request.app[API], merchant_of(request)
+    transfer_id = request.match_info["id"]
+    async with ctx.pool.acquire() as conn:
+        transfer = await get_transfer(conn, merchant.id, transfer_id)
+    if transfer is None:
+        raise NotFound("transfer", transfer_id)
+    return json_response(200, msgspec.json.encode(flow.transfer_view(transfer)))
+
+
+async def list_transfers_handler(request: web.Request) -> web.Response:
+    q = decode_query(request.query, transfer_wire.ListTransfersQuery)
+    ctx, merchant = request.app[API], merchant_of(request)
+    async with ctx.pool.acquire() as conn:
+        page, has_more = await list_transfers(conn, merchant.id, q.transfer_no, q.customer_id, q.limit,
+                                              q.starting_after)
+    view = transfer_wire.TransferList([flow.transfer_view(t) for t in page], has_more)
+    return json_response(200, msgspec.json.encode(view))
