@@ -49,9 +49,9 @@ bench-dayend: $(STAMP)
 bench-split: $(STAMP)
 	$(BIN)/python -m bench.split_bench
 
-## One hot merchant at 64 payers: sync vs buffered vs distinct accounts, money checked; one JSON line last.
+## One hot merchant at 64 payers: sync vs buffered vs distinct, on loopback and with a 1 ms database; one JSON line.
 bench-buffer: $(STAMP)
-	$(BIN)/python -m bench.buffer_bench --concurrency 64 --duration 10
+	$(BIN)/python -m bench buffer
 
 ## Channel payments at 200 merchants against a 500±200 ms channel: async vs sync vouchers; one JSON line.
 bench-voucher: $(STAMP)

@@ -12,7 +12,7 @@ import json
 import sys
 from asyncio.subprocess import DEVNULL, PIPE
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from bench.modes import PostingMode, all_modes
 REPO = Path(__file__).resolve().parent.parent
 HOT_MODES = ("sync", "distinct", "buffered", "split-16", "buffered+split-16")
 SMOKE_DB_MODES = ("sync", "distinct", "buffered")
+BUFFER_MODES = ("sync", "buffered", "distinct")
 
 
 @dataclass
@@ -97,6 +98,24 @@ async def db_latency(opts: Options) -> dict[str, Any]:
     return result
 
 
+async def buffer(opts: Options) -> dict[str, Any]:
+    """The buffer issue's comparison (``make bench-buffer``): sync vs buffered vs distinct on loopback and
+    with a 1 ms database, one headline with both. ``all`` runs hot-merchant and db-latency instead, whose
+    headlines carry the same keys."""
+    modes = tuple(m for m in opts.modes if m in BUFFER_MODES) if opts.modes != HOT_MODES else BUFFER_MODES
+    narrowed = replace(opts, modes=modes)
+    loopback = await hot_merchant(narrowed)
+    delayed = await db_latency(narrowed)
+    headline = {**loopback["headline"], **{k: v for k, v in delayed["headline"].items()
+                                           if k not in ("scenario", "money_checks", "skipped", "workload")}}
+    headline["scenario"] = "buffer"
+    return {"scenario": "buffer", "workload": loopback.get("workload"),
+            "rounds": loopback.get("rounds"), "skipped": {**loopback["skipped"], **delayed.get("skipped", {})},
+            "modes": {**loopback["modes"], **{f"{k} @1ms": v for k, v in delayed["modes"].items()}},
+            "ratios": {**loopback["ratios"], **delayed.get("ratios", {})},
+            "select1_rtt": delayed.get("select1_rtt"), "headline": headline}
+
+
 def _last_json_line(text: str) -> dict[str, Any] | None:
     for line in reversed(text.strip().splitlines()):
         line = line.strip()
@@ -146,7 +165,7 @@ SCENARIOS: dict[str, Scenario] = {
     "hot-merchant": hot_merchant,
     "db-latency": db_latency,
     "flush-sweep": flush_sweep,
-    "buffer": external("bench-buffer", "buffer"),
+    "buffer": buffer,
     "split": external("bench-split", "split"),
     "api": external("bench-api", "api"),
     "voucher": external("bench-voucher", "voucher"),
