@@ -19,6 +19,8 @@ from engine.api.context import ApiContext
 from engine.api.views import payment_view, refund_view
 from engine.api.wire import CreatePayment, CreateRefund
 from engine.booking import Booker
+from engine.controls.gate import Attempt
+from engine.controls.store import write_payment_controls
 from engine.db import release_without_reset
 from engine.merchant_store import MerchantRecord, StoredResponse
 from engine.merchants.allowed import check_allowed
@@ -111,19 +113,31 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
                      req.customer_id, status.value, fee, txn_no, req.description, req.metadata, expires_at, now,
                      voucher.id if voucher else None)
     platform = await ctx.platform_accounts(req.currency) if wallet else {}
-    async with booker.transaction() as tx:
-        payer = await insert_payment(tx.conn, row, Transition(PaymentStatus.CREATED.value, status.value, event.value),
-                                     job, outbox, response, slot.fingerprint if slot else None)
-        if wallet:
-            assert payer is not None
-            entry = build_entry(
-                "PAY_WALLET", txn_no, now.date(), req.currency,
-                {"customer_wallet": AccountId(payer), "gateway_transit": platform["gateway_transit"],
-                 "merchant_pending": pending_account, "fee_income": platform["fee_income"]},
-                {"amount": req.amount, "fee": fee}, ref=payment_id)
-            await tx.post(entry)
-        # Our statements and the posting function keep their locks and settings transaction-local.
-        release_without_reset(tx.conn)
+    # Limits and risk rules before booking (LimitExceeded / RiskDeclined: nothing written). The counted usage
+    # is given back when the booking does not happen (insufficient funds, duplicate order, replayed key).
+    admission = None if ctx.gate is None else await ctx.gate.admit(
+        Attempt("payment", req.method, merchant.id, req.customer_id, req.amount, req.currency))
+    try:
+        async with booker.transaction() as tx:
+            payer = await insert_payment(tx.conn, row, Transition(PaymentStatus.CREATED.value, status.value,
+                                                                  event.value),
+                                         job, outbox, response, slot.fingerprint if slot else None)
+            if admission is not None:
+                await write_payment_controls(tx.conn, payment_id, admission.record())
+            if wallet:
+                assert payer is not None
+                entry = build_entry(
+                    "PAY_WALLET", txn_no, now.date(), req.currency,
+                    {"customer_wallet": AccountId(payer), "gateway_transit": platform["gateway_transit"],
+                     "merchant_pending": pending_account, "fee_income": platform["fee_income"]},
+                    {"amount": req.amount, "fee": fee}, ref=payment_id)
+                await tx.post(entry)
+            # Our statements and the posting function keep their locks and settings transaction-local.
+            release_without_reset(tx.conn)
+    except BaseException:
+        if admission is not None:
+            await admission.release()
+        raise
     if not wallet and ctx.schedule_expiry is not None:  # after commit; the sweep covers a failure here
         await ctx.schedule_expiry(merchant.id, payment_id, expires_at)
     return Outcome(201, body, response is not None)

@@ -56,11 +56,12 @@ Result = Counted | Refused
 
 
 def _check_args(u: store.Usage, s: Subject, now_ms: int, velocity_keep_ms: int,
-                load: tuple[store.Sums, store.Sums, History | None] | None) -> list[Any]:
+                load: store.Rebuild | None) -> list[Any]:
     customer = s.customer_id is not None
     args: list[Any] = [u.id, now_ms, u.amount, u.currency, u.method, keys.DAY_TTL_S, keys.MONTH_TTL_S,
                        keys.HISTORY_TTL_S, int(customer), velocity_keep_ms if customer else 0,
-                       len(s.velocity_ms) if customer else 0, len(s.rules), int(load is not None)]
+                       len(s.velocity_ms) if customer else 0, len(s.rules), int(load is not None),
+                       keys.PRELOADED_TTL_S]
     if customer:
         args.extend(s.velocity_ms)
     for rule in s.rules:
@@ -68,11 +69,13 @@ def _check_args(u: store.Usage, s: Subject, now_ms: int, velocity_keep_ms: int,
                      -1 if rule.amount_max is None else rule.amount_max,
                      -1 if rule.count_max is None else rule.count_max])
     if load is not None:
-        for sums in load[:2]:
+        for sums, recent in ((load.day, load.day_recent), (load.month, load.month_recent)):
             fields = _fields(sums)
             args.append(len(fields) // 2)
             args.extend(fields)
-        history = load[2] or History(0, 0, 0)
+            args.append(len(recent))
+            args.extend(recent)
+        history = load.history or History(0, 0, 0)
         args.extend([history.count, history.total, history.largest])
     return args
 

@@ -15,22 +15,28 @@ ANY_METHOD = "*"  # the counter of all methods together
 DAY_TTL_S = 3 * 86400      # a day's counters outlive the day (a late release still finds them)
 MONTH_TTL_S = 35 * 86400
 HISTORY_TTL_S = 30 * 86400  # refreshed on every admission; rebuilt from PostgreSQL when gone
+PRELOADED_TTL_S = 120       # far longer than an admission takes from its usage row to its check
 
 
 @dataclass(frozen=True, slots=True)
 class SubjectKeys:
     """day / month: hashes of counters, field ``currency|method|a`` (amount) and ``|n`` (count), plus
     ``loaded`` once filled from PostgreSQL. velocity: sorted set of attempt ids scored by time (ms).
-    history: hash n, sum, max of the customer's admitted amounts, plus ``loaded``."""
+    history: hash n, sum, max of the customer's admitted amounts, plus ``loaded``.
+    day_preloaded / month_preloaded: sets of admission ids whose amounts a rebuild from PostgreSQL already
+    put into day / month (their rows were committed, their own check had not run yet): their check must
+    not add them a second time."""
 
     tag: str
     day: str
     month: str
     velocity: str
     history: str
+    day_preloaded: str
+    month_preloaded: str
 
-    def all(self) -> tuple[str, str, str, str]:
-        return (self.day, self.month, self.velocity, self.history)
+    def all(self) -> tuple[str, str, str, str, str, str]:
+        return (self.day, self.month, self.velocity, self.history, self.day_preloaded, self.month_preloaded)
 
 
 def subject_tag(merchant_id: str, customer_id: str | None) -> str:
@@ -45,6 +51,8 @@ def subject_keys(merchant_id: str, customer_id: str | None, day: date) -> Subjec
         month=f"{tag}:m:{day:%Y%m}",
         velocity=f"{tag}:v",
         history=f"{tag}:h",
+        day_preloaded=f"{tag}:pd:{day:%Y%m%d}",
+        month_preloaded=f"{tag}:pm:{day:%Y%m}",
     )
 
 

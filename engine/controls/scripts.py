@@ -1,6 +1,7 @@
 """The controls' Lua scripts. Each touches the keys of ONE subject (one hash slot) and is atomic.
 
-Key order is always that of ``SubjectKeys.all()``: day, month, velocity, history. Amounts travel as
+Key order is always that of ``SubjectKeys.all()``: day, month, velocity, history, day_preloaded,
+month_preloaded. Amounts travel as
 the decimal strings Python sent (Lua numbers are doubles; HINCRBY gets the exact text).
 """
 
@@ -17,30 +18,48 @@ local function num(x) return tonumber(x or '0') end
 
 # ARGV: 1 attempt id, 2 now_ms, 3 amount, 4 currency, 5 method, 6 day_ttl_s, 7 month_ttl_s,
 # 8 history_ttl_s, 9 customer (1: keep velocity and history), 10 velocity keep ms (0: none),
-# 11 number of velocity windows, 12 number of checks, 13 load data present (1/0);
+# 11 number of velocity windows, 12 number of checks, 13 load data present (1/0), 14 preloaded_ttl_s;
 # then the velocity windows (ms); then per check: window (d|m), method, amount_max (-1 none),
-# count_max (-1 none); then, with load data: n, n x (field, value) for the day; the same for the month;
-# history n, sum, max.
+# count_max (-1 none); then, with load data, for the day and then the month: n, n x (field, value),
+# k, k x admission id (rows summed whose check may not have run yet); then history n, sum, max.
 # Returns {1, history n, sum, max, velocity counts...} when counted; {0, check index (1-based),
 # metric (1 amount, 2 count), used} when a limit refuses (nothing counted); {-1} when a hash is not
 # loaded and no load data came (the caller reads PostgreSQL and calls again with it).
+# An attempt in a preloaded set is already inside that hash's sums: it is checked as included and not
+# added again (and taken out if refused), so a rebuild never counts an in-flight admission twice.
 CHECK = _HELPERS + """
 local cust = ARGV[9] == '1'
 local nwin, nchk = tonumber(ARGV[11]), tonumber(ARGV[12])
-local p = 14 + nwin + 4 * nchk
+local p = 15 + nwin + 4 * nchk
 if not loaded(KEYS[1]) or not loaded(KEYS[2]) or (cust and not loaded(KEYS[4])) then
   if ARGV[13] ~= '1' then return {-1} end
   for h = 1, 2 do
+    local fresh = not loaded(KEYS[h])
     local n = tonumber(ARGV[p]); p = p + 1
-    if not loaded(KEYS[h]) then
-      redis.call('DEL', KEYS[h])
+    if fresh then
+      redis.call('DEL', KEYS[h], KEYS[h + 4])
       for i = p, p + 2 * n - 1, 2 do redis.call('HSET', KEYS[h], ARGV[i], ARGV[i + 1]) end
       redis.call('HSET', KEYS[h], 'loaded', 1)
+      redis.call('EXPIRE', KEYS[h], ARGV[5 + h])
     end
     p = p + 2 * n
+    local k = tonumber(ARGV[p]); p = p + 1
+    if fresh and k > 0 then
+      for i = p, p + k - 1 do redis.call('SADD', KEYS[h + 4], ARGV[i]) end
+      redis.call('EXPIRE', KEYS[h + 4], ARGV[14])
+    end
+    p = p + k
   end
   if cust and not loaded(KEYS[4]) then
     redis.call('HSET', KEYS[4], 'n', ARGV[p], 'sum', ARGV[p + 1], 'max', ARGV[p + 2], 'loaded', 1)
+  end
+end
+local amount, cur, method = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local pre = {redis.call('SREM', KEYS[5], ARGV[1]) == 1, redis.call('SREM', KEYS[6], ARGV[1]) == 1}
+local function add(h, sign)
+  for _, m in ipairs({method, '*'}) do
+    redis.call('HINCRBY', KEYS[h], cur .. '|' .. m .. '|a', sign .. ARGV[3])
+    redis.call('HINCRBY', KEYS[h], cur .. '|' .. m .. '|n', sign .. '1')
   end
 end
 local now = tonumber(ARGV[2])
@@ -49,22 +68,24 @@ if cust and tonumber(ARGV[10]) > 0 then
   redis.call('ZADD', KEYS[3], now, ARGV[1])
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[10]))
   redis.call('PEXPIRE', KEYS[3], ARGV[10])
-  for i = 14, 13 + nwin do counts[#counts + 1] = redis.call('ZCOUNT', KEYS[3], now - tonumber(ARGV[i]) + 1, '+inf') end
+  for i = 15, 14 + nwin do counts[#counts + 1] = redis.call('ZCOUNT', KEYS[3], now - tonumber(ARGV[i]) + 1, '+inf') end
 end
-local amount, cur, method = tonumber(ARGV[3]), ARGV[4], ARGV[5]
 for c = 0, nchk - 1 do
-  local b = 14 + nwin + 4 * c
-  local h = ARGV[b] == 'd' and KEYS[1] or KEYS[2]
+  local b = 15 + nwin + 4 * c
+  local hi = ARGV[b] == 'd' and 1 or 2
   local amax, cmax = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local used = redis.call('HMGET', h, cur .. '|' .. ARGV[b + 1] .. '|a', cur .. '|' .. ARGV[b + 1] .. '|n')
-  if amax >= 0 and num(used[1]) + amount > amax then return {0, c + 1, 1, num(used[1])} end
-  if cmax >= 0 and num(used[2]) + 1 > cmax then return {0, c + 1, 2, num(used[2])} end
+  local used = redis.call('HMGET', KEYS[hi], cur .. '|' .. ARGV[b + 1] .. '|a', cur .. '|' .. ARGV[b + 1] .. '|n')
+  local ua, un = num(used[1]), num(used[2])
+  if pre[hi] then ua = ua - amount; un = un - 1 end
+  local metric = 0
+  if amax >= 0 and ua + amount > amax then metric = 1 elseif cmax >= 0 and un + 1 > cmax then metric = 2 end
+  if metric > 0 then
+    for h = 1, 2 do if pre[h] then add(h, '-') end end
+    return {0, c + 1, metric, metric == 1 and ua or un}
+  end
 end
 for h = 1, 2 do
-  for _, m in ipairs({method, '*'}) do
-    redis.call('HINCRBY', KEYS[h], cur .. '|' .. m .. '|a', ARGV[3])
-    redis.call('HINCRBY', KEYS[h], cur .. '|' .. m .. '|n', 1)
-  end
+  if not pre[h] then add(h, '') end
   redis.call('EXPIRE', KEYS[h], ARGV[5 + h])
 end
 local hist = {0, 0, 0}

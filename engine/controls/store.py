@@ -137,14 +137,25 @@ async def delete_usage(conn: Conn, usage_id: str) -> None:
 
 
 Sums = dict[tuple[str, str], tuple[int, int]]  # (currency, method) -> (amount, count)
+PRELOAD_RECENT_S = 10  # rows younger than this may still be waiting for their own check
 
-_SUMS_CUSTOMER = """
-SELECT currency, method, day = $3 AS today, sum(amount)::bigint AS amount, count(*) AS n FROM limit_usage
-WHERE merchant_id = $1 AND customer_id = $2 AND day BETWEEN $4 AND $3 AND id <> $5 GROUP BY 1, 2, 3
-"""
-_SUMS_MERCHANT = """
-SELECT currency, method, day = $2 AS today, sum(amount)::bigint AS amount, count(*) AS n FROM limit_usage
-WHERE merchant_id = $1 AND day BETWEEN $3 AND $2 AND id <> $4 GROUP BY 1, 2, 3
+
+@dataclass(frozen=True, slots=True)
+class Rebuild:
+    """What a subject's lost counters are rebuilt from, read in one snapshot."""
+
+    day: Sums
+    month: Sums
+    day_recent: list[str]    # admission ids in ``day`` whose check may not have run yet
+    month_recent: list[str]
+    history: History | None
+
+
+_SUBJECT = {False: "merchant_id = $1 AND $2::text IS NULL", True: "merchant_id = $1 AND customer_id = $2"}
+_SUMS = """
+SELECT currency, method, day = $3 AS today, sum(amount)::bigint AS amount, count(*) AS n,
+       array_agg(id) FILTER (WHERE created_at > now() - make_interval(secs => $5)) AS recent
+FROM limit_usage WHERE {subject} AND day BETWEEN $4 AND $3 GROUP BY 1, 2, 3
 """
 _HISTORY = """
 SELECT count(*) AS n, coalesce(sum(amount), 0)::bigint AS total, coalesce(max(amount), 0) AS largest
@@ -152,27 +163,30 @@ FROM limit_usage WHERE merchant_id = $1 AND customer_id = $2 AND day > $3 AND id
 """
 
 
-async def usage_sums(conn: Conn, merchant_id: str, customer_id: str | None, day: date,
-                     exclude_id: str) -> tuple[Sums, Sums, History | None]:
-    """Day and month-to-date usage of a subject (per currency and method, without ``exclude_id``), and for
-    a customer the history of the last HISTORY_DAYS. What Redis counters are rebuilt from."""
-    month_start = day.replace(day=1)
-    if customer_id is None:
-        rows = await conn.fetch(_SUMS_MERCHANT, merchant_id, day, month_start, exclude_id)
-        history = None
-    else:
-        rows = await conn.fetch(_SUMS_CUSTOMER, merchant_id, customer_id, day, month_start, exclude_id)
-        h = await conn.fetchrow(_HISTORY, merchant_id, customer_id, day - timedelta(days=HISTORY_DAYS), exclude_id)
-        assert h is not None
-        history = History(int(h["n"]), int(h["total"]), int(h["largest"]))
+async def usage_sums(conn: asyncpg.Connection, merchant_id: str, customer_id: str | None, day: date,
+                     own_id: str) -> Rebuild:
+    """Day and month-to-date usage of a subject per currency and method (every committed row, the
+    caller's own included), the recent ids among them, and for a customer the history of the last
+    HISTORY_DAYS without ``own_id``. What lost Redis counters are rebuilt from."""
     today: Sums = {}
     month: Sums = {}
+    day_recent: list[str] = []
+    month_recent: list[str] = []
+    history = None
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await conn.fetch(_SUMS.format(subject=_SUBJECT[customer_id is not None]), merchant_id, customer_id,
+                                day, day.replace(day=1), PRELOAD_RECENT_S)
+        if customer_id is not None:
+            h = await conn.fetchrow(_HISTORY, merchant_id, customer_id, day - timedelta(days=HISTORY_DAYS), own_id)
+            assert h is not None
+            history = History(int(h["n"]), int(h["total"]), int(h["largest"]))
     for r in rows:
-        for sums, counted in ((month, True), (today, r["today"])):
+        for sums, recent, counted in ((month, month_recent, True), (today, day_recent, r["today"])):
             if counted:
                 a, n = sums.get((r["currency"], r["method"]), (0, 0))
                 sums[(r["currency"], r["method"])] = (a + int(r["amount"]), n + int(r["n"]))
-    return today, month, history
+                recent.extend(r["recent"] or ())
+    return Rebuild(today, month, day_recent, month_recent, history)
 
 
 async def write_payment_controls(conn: Conn, payment_id: str, record: dict[str, object]) -> None:

@@ -31,4 +31,8 @@ async def _controls_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup_controls(app: web.Application) -> None:
+    """The gate's context (after the API's and the calendar's) and the controls' admin routes."""
+    from engine.controls.admin import add_admin_routes  # here: it imports the API package
+
     app.cleanup_ctx.append(_controls_ctx)
+    add_admin_routes(app)

@@ -1,0 +1,212 @@
+"""Admin endpoints of the controls (bearer admin token, checked by the API's auth middleware).
+
+    GET|PUT        /admin/limits                      global default limits (PUT replaces the set)
+    GET|PUT        /admin/merchants/{id}/limits       a merchant's overrides (+ the effective set)
+    GET|POST       /admin/risk/rules                  list / create a risk rule
+    GET|PUT|DELETE /admin/risk/rules/{id}             one rule (PUT replaces its definition)
+    POST|DELETE    /admin/risk/blocklist              add / remove a customer or instrument
+    GET            /admin/payments/{id}/controls      the risk decisions and limits recorded with a payment
+
+Changes take effect at once in this process (its cache is invalidated) and within CONTROLS_CACHE_MS in
+the others. Registered here rather than in the OpenAPI route table: a schema fuzzer must not be able to
+set global limits under the rest of the suite.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TypeVar
+
+import msgspec
+from aiohttp import web
+
+from engine.api import controls_wire as cw
+from engine.api.decoding import decode_body
+from engine.api.errors import ApiError
+from engine.api.idempotency import json_response
+from engine.api.middleware import RAW_BODY
+from engine.app import GATE, POOL
+from engine.controls import store
+from engine.controls.errors import ControlNotFound, InvalidControl
+from engine.controls.limits import LimitRule, effective_rules, validate_rules
+from engine.controls.risk import RiskRule, validate_definition
+
+T = TypeVar("T")
+RULE_PREFIX = "rr_"
+
+
+def _decode(request: web.Request, type_: type[T]) -> T:
+    """A well-formed body of the wrong shape is a malformed definition: 422 (unknown fields stay 400)."""
+    try:
+        return decode_body(request[RAW_BODY], type_)
+    except ApiError as err:
+        if err.code in ("parameter_invalid", "parameter_missing"):
+            raise InvalidControl(err.param or "body", err.message) from None
+        raise
+
+
+def _ok(obj: object, status: int = 200) -> web.Response:
+    return json_response(status, msgspec.json.encode(obj))
+
+
+def _spec(rule: LimitRule) -> cw.LimitSpec:
+    return cw.LimitSpec(rule.scope, rule.window, rule.method, rule.currency, rule.amount_max, rule.count_max)
+
+
+def _rules(specs: list[cw.LimitSpec]) -> list[LimitRule]:
+    return validate_rules([LimitRule(s.scope, s.window, s.method, s.currency, s.amount_max, s.count_max)
+                           for s in specs])
+
+
+async def _limits_of(request: web.Request, merchant_id: str) -> list[LimitRule]:
+    async with request.app[POOL].acquire() as conn:
+        return [r for m, r in await store.list_limit_rules(conn) if m == merchant_id]
+
+
+async def _require_merchant(request: web.Request, merchant_id: str) -> None:
+    async with request.app[POOL].acquire() as conn:
+        if not await store.merchant_exists(conn, merchant_id):
+            raise ControlNotFound("merchant", merchant_id)
+
+
+async def _replace(request: web.Request, merchant_id: str, rules: list[LimitRule]) -> None:
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        await store.replace_limit_rules(conn, merchant_id, rules)
+    request.app[GATE].config.invalidate()
+
+
+async def get_global_limits(request: web.Request) -> web.Response:
+    return _ok(cw.LimitSetView([_spec(r) for r in await _limits_of(request, "")]))
+
+
+async def put_global_limits(request: web.Request) -> web.Response:
+    rules = _rules(_decode(request, cw.PutLimits).limits)
+    await _replace(request, "", rules)
+    return _ok(cw.LimitSetView([_spec(r) for r in rules]))
+
+
+async def _merchant_view(request: web.Request, merchant_id: str) -> cw.MerchantLimitsView:
+    async with request.app[POOL].acquire() as conn:
+        rows = await store.list_limit_rules(conn)
+    own = [r for m, r in rows if m == merchant_id]
+    defaults = [r for m, r in rows if m == ""]
+    return cw.MerchantLimitsView(merchant_id, [_spec(r) for r in own],
+                                 [_spec(r) for r in effective_rules(defaults, own)])
+
+
+async def get_merchant_limits(request: web.Request) -> web.Response:
+    merchant_id = request.match_info["id"]
+    await _require_merchant(request, merchant_id)
+    return _ok(await _merchant_view(request, merchant_id))
+
+
+async def put_merchant_limits(request: web.Request) -> web.Response:
+    merchant_id = request.match_info["id"]
+    rules = _rules(_decode(request, cw.PutLimits).limits)
+    await _require_merchant(request, merchant_id)
+    await _replace(request, merchant_id, rules)
+    return _ok(await _merchant_view(request, merchant_id))
+
+
+def _risk_rule(rule_id: str, spec: cw.RiskRuleSpec) -> RiskRule:
+    params = validate_definition(spec.kind, spec.action, spec.params, spec.methods, spec.name)
+    return RiskRule(rule_id, spec.name, spec.kind, spec.action, params, spec.merchant_id,
+                    tuple(dict.fromkeys(spec.methods)), spec.enabled)
+
+
+def _rule_view(rule: RiskRule) -> cw.RiskRuleView:
+    return cw.RiskRuleView(rule.id, rule.name, rule.kind, rule.action, dict(rule.params), rule.merchant_id,
+                           list(rule.methods), rule.enabled)
+
+
+async def list_rules(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        rules = await store.list_risk_rules(conn)
+    return _ok(cw.RiskRuleList([_rule_view(r) for r in rules]))
+
+
+async def get_rule(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        rule = await store.get_risk_rule(conn, request.match_info["id"])
+    if rule is None:
+        raise ControlNotFound("risk rule", request.match_info["id"])
+    return _ok(_rule_view(rule))
+
+
+async def _save_rule(request: web.Request, rule_id: str, create: bool) -> web.Response:
+    rule = _risk_rule(rule_id, _decode(request, cw.RiskRuleSpec))
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        if rule.merchant_id is not None and not await store.merchant_exists(conn, rule.merchant_id):
+            raise InvalidControl("merchant_id", f"no such merchant: {rule.merchant_id}")
+        if not await store.upsert_risk_rule(conn, rule, create):
+            raise ControlNotFound("risk rule", rule_id)
+    request.app[GATE].config.invalidate()
+    return _ok(_rule_view(rule), 201 if create else 200)
+
+
+async def create_rule(request: web.Request) -> web.Response:
+    return await _save_rule(request, RULE_PREFIX + secrets.token_hex(8), create=True)
+
+
+async def update_rule(request: web.Request) -> web.Response:
+    return await _save_rule(request, request.match_info["id"], create=False)
+
+
+async def delete_rule(request: web.Request) -> web.Response:
+    rule_id = request.match_info["id"]
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        if not await store.delete_risk_rule(conn, rule_id):
+            raise ControlNotFound("risk rule", rule_id)
+    request.app[GATE].config.invalidate()
+    return _ok(cw.Deleted(rule_id, True))
+
+
+def _entry(request: web.Request) -> tuple[cw.BlocklistEntry, str]:
+    entry = _decode(request, cw.BlocklistEntry)
+    if entry.list not in ("customer", "instrument"):
+        raise InvalidControl("list", f"list must be 'customer' or 'instrument', not {entry.list!r}")
+    if not 1 <= len(entry.value) <= 200:
+        raise InvalidControl("value", "value must be 1-200 characters")
+    return entry, request.app[GATE].digest(entry.list, entry.value)
+
+
+async def add_blocked(request: web.Request) -> web.Response:
+    entry, digest = _entry(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        await store.add_blocklist(conn, entry.list, digest, entry.reason)
+    request.app[GATE].config.invalidate()
+    return _ok(cw.BlocklistView(entry.list, digest, entry.reason), 201)
+
+
+async def remove_blocked(request: web.Request) -> web.Response:
+    entry, digest = _entry(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        if not await store.remove_blocklist(conn, entry.list, digest):
+            raise ControlNotFound("blocklist entry", f"{entry.list}:{digest[:12]}")
+    request.app[GATE].config.invalidate()
+    return _ok(cw.BlocklistView(entry.list, digest, None, deleted=True))
+
+
+async def get_payment_controls(request: web.Request) -> web.Response:
+    payment_id = request.match_info["id"]
+    async with request.app[POOL].acquire() as conn:
+        exists = await conn.fetchval("SELECT 1 FROM payments WHERE id = $1", payment_id)
+        controls = await store.read_payment_controls(conn, payment_id) if exists else None
+    if not exists:
+        raise ControlNotFound("payment", payment_id)
+    return _ok(cw.PaymentControlsView(payment_id, controls))
+
+
+def add_admin_routes(app: web.Application) -> None:
+    routes = [
+        ("GET", "/admin/limits", get_global_limits), ("PUT", "/admin/limits", put_global_limits),
+        ("GET", "/admin/merchants/{id}/limits", get_merchant_limits),
+        ("PUT", "/admin/merchants/{id}/limits", put_merchant_limits),
+        ("GET", "/admin/risk/rules", list_rules), ("POST", "/admin/risk/rules", create_rule),
+        ("GET", "/admin/risk/rules/{id}", get_rule), ("PUT", "/admin/risk/rules/{id}", update_rule),
+        ("DELETE", "/admin/risk/rules/{id}", delete_rule),
+        ("POST", "/admin/risk/blocklist", add_blocked), ("DELETE", "/admin/risk/blocklist", remove_blocked),
+        ("GET", "/admin/payments/{id}/controls", get_payment_controls),
+    ]
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
