@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from channels.protocol import ChannelStatus, RefundStatus, Statement, StatementKind
+from channels.protocol import ChannelStatus, PayoutStatus, RefundStatus, Statement, StatementKind
 from engine.recon.strategy import Action, Outcome, decide
 
 # More than this share of lines dated another day means the file is for another day.
@@ -24,6 +24,12 @@ _THEIR_STATUS: dict[str, str] = {
 }
 _THEIR_REFUND_STATUS: dict[str, str] = {
     RefundStatus.SUCCEEDED: "succeeded", RefundStatus.PROCESSING: "pending", RefundStatus.FAILED: "failed",
+}
+_THEIR_PAYOUT_STATUS: dict[str, str] = {
+    PayoutStatus.SUCCEEDED: "succeeded", PayoutStatus.PROCESSING: "pending", PayoutStatus.FAILED: "failed",
+}
+_KIND_TABLES: dict[StatementKind, tuple[str, dict[str, str]]] = {
+    StatementKind.REFUND: ("refund", _THEIR_REFUND_STATUS), StatementKind.PAYOUT: ("payout", _THEIR_PAYOUT_STATUS),
 }
 OUR_PAYMENT_STATUS: dict[str, str] = {
     "succeeded": "succeeded", "pending_voucher": "pending", "awaiting_payment": "pending", "closed": "closed",
@@ -38,7 +44,7 @@ class WrongStatement(Exception):
 
 @dataclass(frozen=True, slots=True)
 class TheirLine:
-    kind: str  # payment | refund
+    kind: str  # payment | refund | payout
     reference: str
     channel_txn_id: str
     amount_minor: int
@@ -103,12 +109,14 @@ def normalise(statement: Statement) -> tuple[list[TheirLine], list[Rejected]]:
     for line in statement.lines:
         refund = line.kind is StatementKind.REFUND
         reference = (line.out_refund_no or "") if refund else line.out_trade_no
+        if line.kind is StatementKind.PAYOUT:
+            reference = line.out_payout_no or line.out_trade_no
         if line.amount_minor <= 0:
             rejected.append(Rejected(reference, f"amount {line.amount_minor} is not positive"))
             continue
-        table = _THEIR_REFUND_STATUS if refund else _THEIR_STATUS
-        lines.append(TheirLine("refund" if refund else "payment", reference, line.channel_txn_id,
-                               line.amount_minor, line.currency, table.get(line.status, str(line.status))))
+        kind, table = _KIND_TABLES.get(line.kind, ("payment", _THEIR_STATUS))
+        lines.append(TheirLine(kind, reference, line.channel_txn_id, line.amount_minor, line.currency,
+                               table.get(line.status, str(line.status))))
     return lines, rejected
 
 
@@ -151,7 +159,7 @@ def match(channel: str, lines: Sequence[TheirLine], found: Mapping[tuple[str, st
 def totals(lines: Sequence[TheirLine], expected: Sequence[OurTxn]) -> dict[str, dict[str, int]]:
     """Summary level: the file's successes vs ours, count and amount per kind."""
     out: dict[str, dict[str, int]] = {}
-    for kind in ("payment", "refund"):
+    for kind in ("payment", "refund", "payout"):
         theirs = [line.amount_minor for line in lines if line.kind == kind and line.status == "succeeded"]
         ours = [t.amount_minor for t in expected if t.kind == kind]
         out[kind] = {"file_count": len(theirs), "file_amount": sum(theirs), "our_count": len(ours),

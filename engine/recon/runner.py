@@ -17,6 +17,7 @@ from channels.protocol import Channel
 from engine.dayend.calendar import read_open_date
 from engine.gateway.context import Gateway
 from engine.payments.ids import new_id
+from engine.payouts.recon import expected_payouts, find_payouts
 from engine.recon import store
 from engine.recon.matching import Item, WrongStatement, check_statement, match, normalise, totals
 from engine.recon.strategy import Action
@@ -101,7 +102,9 @@ async def _reconcile_locked(gw: Gateway, adapter: Channel, channel_name: str, da
         supplemented = await store.supplemented_by(conn, run.id)
         found = await store.find_ours(conn, [x.reference for x in lines if x.kind == "payment"],
                                       [x.reference for x in lines if x.kind == "refund"], supplemented)
+        found.update(await find_payouts(conn, [x.reference for x in lines if x.kind == "payout"]))
         expected = await store.expected_successes(conn, channel_name, day)
+        expected += await expected_payouts(conn, channel_name, day)
         items, duplicates = match(channel_name, lines, found, expected)
         await store.save_items(conn, run.id, items)
     booked = await _supplement(gw, run.id, channel_name, items)

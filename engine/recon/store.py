@@ -159,17 +159,21 @@ async def save_items(conn: Conn, run_id: str, items: Sequence[Item]) -> None:
     await conn.execute("DELETE FROM recon_items WHERE run_id = $1", run_id)
     await conn.execute(
         "INSERT INTO recon_items (run_id, kind, reference, channel_txn_id, payment_id, refund_id, merchant_id,"
-        " currency, our_status, their_status, our_amount, their_amount, outcome, action, state)"
+        " currency, our_status, their_status, our_amount, their_amount, outcome, action, state, payout_id)"
         " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
-        "   $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[])",
+        "   $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[],"
+        "   $16::text[])",
         run_id, [i.kind for i in items], [i.reference for i in items], [i.channel_txn_id for i in items],
-        [i.ours.payment_id if i.ours else None for i in items], [i.ours.refund_id if i.ours else None for i in items],
+        # A payout's id travels in OurTxn.payment_id (the matching key); the row names it as payout_id.
+        [i.ours.payment_id if i.ours and i.kind != "payout" else None for i in items],
+        [i.ours.refund_id if i.ours else None for i in items],
         [i.ours.merchant_id if i.ours else None for i in items],
         [(i.ours.currency if i.ours else i.theirs.currency if i.theirs else None) for i in items],
         [i.our_status for i in items], [i.their_status for i in items],
         [i.ours.amount_minor if i.ours else None for i in items],
         [i.theirs.amount_minor if i.theirs else None for i in items],
         [i.outcome.value for i in items], [i.action.value for i in items], [state(i) for i in items],
+        [i.ours.payment_id if i.ours and i.kind == "payout" else None for i in items],
     )
 
 
@@ -194,8 +198,8 @@ async def clear_earlier_shorts(conn: Conn, run_id: str, payment_ids: Sequence[st
 
 async def items_of(conn: Conn, run_id: str, exceptions_only: bool, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT id, kind, reference, channel_txn_id, payment_id, refund_id, merchant_id, currency, our_status,"
-        " their_status, our_amount, their_amount, outcome, action, state, note FROM recon_items"
+        "SELECT id, kind, reference, channel_txn_id, payment_id, refund_id, payout_id, merchant_id, currency,"
+        " our_status, their_status, our_amount, their_amount, outcome, action, state, note FROM recon_items"
         " WHERE run_id = $1 AND (NOT $2 OR outcome <> 'matched' OR state <> 'ok') ORDER BY id LIMIT $3",
         run_id, exceptions_only, limit)
     return [{k: (v.strip() if k == "currency" and v else v) for k, v in r.items()} for r in rows]

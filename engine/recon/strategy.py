@@ -88,6 +88,19 @@ STRATEGY: tuple[StrategyRule, ...] = (
     _r(ANY, "refund", "failed", "failed", ANY, Oc.MATCHED, A.IGNORE),
     # The bank's statement shows refunds a day before its money moves; we only suspect, not hold.
     _r("banksim", "refund", "succeeded", "missing", ANY, Oc.SHORT, A.SUSPECT),
+    # Payouts. Ours 'pending' is a payout the worker has not seen final yet: it will book the channel's word on
+    # its next query, so a person only looks if it stays. Booked as paid but failed (or the reverse) at the
+    # channel means money went out twice or not at all: held for an operator.
+    _r(ANY, "payout", "succeeded", "succeeded", "same", Oc.MATCHED, A.ACCEPT),
+    _r(ANY, "payout", "succeeded", "succeeded", "differs", Oc.AMOUNT_MISMATCH, A.HOLD),
+    _r(ANY, "payout", "succeeded", "failed", ANY, Oc.STATUS_MISMATCH, A.HOLD),
+    _r(ANY, "payout", "succeeded", "missing", ANY, Oc.SHORT, A.SUSPECT),
+    _r(ANY, "payout", "pending", "succeeded", ANY, Oc.LONG, A.SUSPECT),
+    _r(ANY, "payout", "pending", "failed", ANY, Oc.STATUS_MISMATCH, A.SUSPECT),
+    _r(ANY, "payout", "failed", "succeeded", ANY, Oc.STATUS_MISMATCH, A.HOLD),
+    _r(ANY, "payout", "failed", "failed", ANY, Oc.MATCHED, A.IGNORE),
+    _r(ANY, "payout", "missing", "succeeded", ANY, Oc.LONG, A.INVESTIGATE),
+    _r(ANY, "payout", "missing", "failed", ANY, Oc.MATCHED, A.IGNORE),
 )
 
 # Anything the table does not name is an exception for a person, never a silent accept.

@@ -9,9 +9,10 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from engine.controls import Attempt, ControlGate, LimitExceeded
+from engine.controls import Attempt, ControlGate, LimitExceeded, RiskDeclined
 from engine.controls import store as control_store
 from engine.controls.limits import LimitRule
+from engine.controls.risk import RiskRule
 from tests.factories import rand_id, today
 
 
@@ -93,3 +94,22 @@ async def test_limits_hold_after_redis_lost_the_counters(gate: ControlGate, pool
         await gate.admit(attempt(merchant, customer, 301))
     assert over.value.used == 700
     await gate.admit(attempt(merchant, customer, 300))
+
+
+async def test_blocked_instrument_is_declined_before_anything_is_counted(gate: ControlGate,
+                                                                        pool: asyncpg.Pool) -> None:
+    merchant, customer = rand_id("mch"), rand_id("cus")
+    rule = RiskRule(rand_id("rr"), "cards", "blocklist", "deny", {"list": "instrument"}, merchant)
+    async with pool.acquire() as conn, conn.transaction():
+        await control_store.upsert_risk_rule(conn, rule, create=True)
+        await control_store.add_blocklist(conn, "instrument", gate.digest("instrument", "6222021234567890"), None)
+    card = Attempt("payout", "payout", merchant, customer, 500, "CNY", instrument="6222021234567890")
+    with pytest.raises(RiskDeclined) as declined:
+        await gate.admit(card)
+    assert (declined.value.rule, declined.value.kind) == (rule.id, "blocklist")
+    other = await gate.admit(Attempt("payout", "payout", merchant, customer, 500, "CNY", instrument="6222029999"))
+    assert [d.decision for d in other.decisions] == ["allow"]
+    async with pool.acquire() as conn:
+        stored = await conn.fetchval("SELECT count(*) FROM risk_blocklist WHERE digest LIKE '%6222%'")
+        rows = await conn.fetchval("SELECT count(*) FROM limit_usage WHERE merchant_id = $1", merchant)
+    assert stored == 0 and rows == 1  # no card number stored; the declined attempt counted nothing

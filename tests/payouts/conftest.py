@@ -46,6 +46,7 @@ def payout_settings(url: str, bank_url: str, **extra: Any) -> Settings:
         channels=(ChannelSpec(CHANNEL, "banksim", bank_url, "sim-merchant", BANK_KEY),),
         default_channel=CHANNEL, gateway_call_timeout_ms=500, gateway_poll_interval_ms=20,
         gateway_backoff_base_ms=50, gateway_backoff_max_ms=200, janitor_interval_ms=200,
+        gateway_breaker_failures=5, gateway_breaker_cool_down_ms=500,
         payout_poll_interval_ms=20, payout_query_delay_ms=150, payout_not_found_safe_s=1, payout_lease_s=3,
         rate_limit_per_s=100_000, rate_limit_burst=100_000)
     base.update(extra)
@@ -60,6 +61,7 @@ class World:
     http: aiohttp.ClientSession
     pool: asyncpg.Pool
     bank: RunningSimulator
+    app: web.Application
 
     async def merchant(self) -> PayEngineClient:
         body = {"name": "payout test merchant", "currencies": ["CNY", "USD"], "fee_bps": 0, "fee_fixed": 0}
@@ -89,6 +91,11 @@ class World:
         async with self.pool.acquire() as conn:
             account = await find_account(conn, owner_id, role, currency)
         return 0 if account is None else account.balance_minor
+
+    async def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with self.http.request(method, self.url + path, json=body, headers=headers) as r:
+            return r.status, await r.json()
 
     async def set_faults(self, **faults: Any) -> None:
         async with self.http.put(f"{self.bank.url}/sim/admin/faults", json=faults) as r:
@@ -169,7 +176,7 @@ async def world(servers: Servers, payout_db: str) -> AsyncIterator[World]:
     pool = await asyncpg.create_pool(payout_db, min_size=2, max_size=20)
     assert pool is not None
     try:
-        yield World(url, payout_db, settings, http, pool, bank)
+        yield World(url, payout_db, settings, http, pool, bank, app)
     finally:
         await pool.close()
         await http.close()

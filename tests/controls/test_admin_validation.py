@@ -1,0 +1,99 @@
+"""Bad definitions through the admin API: 422 naming what is wrong, and nothing stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import Api
+from tests.controls.conftest import Admin
+
+GOOD_LIMIT = {"scope": "customer", "window": "daily", "method": "wallet", "amount_max": 1_000}
+BAD_LIMITS = [
+    ({**GOOD_LIMIT, "amount_max": -1}, "limits[1].amount_max"),
+    ({**GOOD_LIMIT, "count_max": -5}, "limits[1].count_max"),
+    ({**GOOD_LIMIT, "window": "weekly"}, "limits[1].window"),
+    ({**GOOD_LIMIT, "method": "cheque"}, "limits[1].method"),
+    ({**GOOD_LIMIT, "scope": "platform"}, "limits[1].scope"),
+    ({**GOOD_LIMIT, "currency": "yen"}, "limits[1].currency"),
+    ({**GOOD_LIMIT, "window": "single", "count_max": 3}, "limits[1].count_max"),
+    ({**GOOD_LIMIT, "amount_max": "lots"}, "limits"),
+    (GOOD_LIMIT, "limits[1]"),  # the same scope/window/method/currency twice
+]
+
+
+@pytest.mark.parametrize(("bad", "param"), BAD_LIMITS)
+async def test_bad_limit_is_422_naming_it_and_nothing_is_stored(api: Api, admin: Admin, bad: dict[str, Any],
+                                                                param: str) -> None:
+    client = await api.merchant()
+    await admin.merchant_limits(client, {"scope": "merchant", "window": "monthly", "count_max": 9})
+    path = f"/admin/merchants/{client.merchant_id}/limits"
+    reply = await admin.call("PUT", path, {"limits": [GOOD_LIMIT, bad]})
+    assert reply.status == 422, reply.body
+    assert reply.body["error"]["type"] == "invalid_request_error" and reply.body["error"]["param"] == param
+    assert (await admin.call("GET", path)).body["limits"] == [
+        {"scope": "merchant", "window": "monthly", "method": "*", "currency": "*", "amount_max": None,
+         "count_max": 9}]
+    global_before = await admin.call("GET", "/admin/limits")
+    global_reply = await admin.call("PUT", "/admin/limits", {"limits": [GOOD_LIMIT, bad]})
+    if global_reply.status != 422:  # never leave a global limit behind for the rest of the suite
+        await admin.call("PUT", "/admin/limits", global_before.body)
+    assert global_reply.status == 422
+    assert (await admin.call("GET", "/admin/limits")).body == global_before.body
+
+
+async def test_limits_of_an_unknown_merchant_are_404_and_admin_token_is_required(api: Api, admin: Admin) -> None:
+    assert (await admin.call("GET", "/admin/merchants/mch_nobody/limits")).status == 404
+    assert (await admin.call("PUT", "/admin/merchants/mch_nobody/limits", {"limits": []})).status == 404
+    async with api.session.get(api.url + "/admin/limits") as resp:
+        assert resp.status == 401
+
+
+GOOD_RULE: dict[str, Any] = {"name": "velocity", "kind": "velocity", "action": "deny",
+                             "params": {"window_s": 60, "max_attempts": 5}}
+BAD_RULES = [
+    ({**GOOD_RULE, "kind": "astrology"}, "kind"),
+    ({**GOOD_RULE, "action": "maybe"}, "action"),
+    ({**GOOD_RULE, "params": {"window_s": 0, "max_attempts": 5}}, "params.window_s"),
+    ({**GOOD_RULE, "params": {"window_s": 60}}, "params.max_attempts"),
+    ({**GOOD_RULE, "params": {"window_s": "60", "max_attempts": 5}}, "params.window_s"),
+    ({**GOOD_RULE, "params": {"window_s": 60, "max_attempts": 5, "per": "ip"}}, "params.per"),
+    ({**GOOD_RULE, "params": [60, 5]}, "params"),
+    ({**GOOD_RULE, "methods": ["cash"]}, "methods"),
+    ({**GOOD_RULE, "name": ""}, "name"),
+    ({**GOOD_RULE, "merchant_id": "mch_nobody"}, "merchant_id"),
+    ({"name": "x", "kind": "amount_anomaly", "action": "review",
+      "params": {"factor": 0.5, "basis": "average", "min_history": 3}}, "params.factor"),
+    ({"name": "x", "kind": "amount_anomaly", "action": "review",
+      "params": {"factor": 3, "basis": "median", "min_history": 3}}, "params.basis"),
+    ({"name": "x", "kind": "blocklist", "action": "deny", "params": {"list": "ip"}}, "params.list"),
+]
+
+
+@pytest.mark.parametrize(("bad", "param"), BAD_RULES)
+async def test_malformed_rule_is_422_naming_it_and_nothing_is_stored(admin: Admin, bad: dict[str, Any],
+                                                                     param: str) -> None:
+    before = await admin.call("GET", "/admin/risk/rules")
+    created = await admin.call("POST", "/admin/risk/rules", bad)
+    assert created.status == 422, created.body
+    assert created.body["error"]["param"] == param and created.body["error"]["message"]
+    assert (await admin.call("GET", "/admin/risk/rules")).body == before.body
+
+
+async def test_updating_a_rule_badly_keeps_the_old_definition(admin: Admin, api: Api) -> None:
+    client = await api.merchant()
+    rule = await admin.rule(**{**GOOD_RULE, "merchant_id": client.merchant_id})
+    bad = await admin.call("PUT", f"/admin/risk/rules/{rule['id']}",
+                           {**GOOD_RULE, "merchant_id": client.merchant_id, "params": {"window_s": -1,
+                                                                                     "max_attempts": 5}})
+    assert bad.status == 422
+    assert (await admin.call("GET", f"/admin/risk/rules/{rule['id']}")).body == rule
+    missing = await admin.call("PUT", "/admin/risk/rules/rr_nothing", GOOD_RULE)
+    assert missing.status == 404
+    assert (await admin.call("DELETE", "/admin/risk/rules/rr_nothing")).status == 404
+
+
+async def test_bad_blocklist_entry_is_422(admin: Admin) -> None:
+    assert (await admin.call("POST", "/admin/risk/blocklist", {"list": "ip", "value": "1.2.3.4"})).status == 422
+    assert (await admin.call("POST", "/admin/risk/blocklist", {"list": "customer", "value": ""})).status == 422
