@@ -36,7 +36,7 @@ async def test_wallet_payment_books_pay_wallet_with_fee_and_records_its_transiti
     assert event["type"] == "payment.succeeded"
     assert (await client.get_customer(customer)).body["balance"] == 9000
     accounts = (await client.accounts()).body["data"]
-    cny = next(a for a in accounts if a["currency"] == "CNY")
+    cny = next(a for a in accounts if a["currency"] == "CNY" and a["role"] == "merchant_pending")
     assert cny["balance"] == 1000 - 55 and cny["role"] == "merchant_pending"
 
 

@@ -55,7 +55,7 @@ async def test_channel_payment_goes_from_voucher_to_booked_success(gw: Gw, chann
     assert any(r.startswith("notify ") for r in reasons), reasons
     assert events == ["voucher.ready", "payment.succeeded"]
     accounts = await client.accounts()
-    pending = [a for a in accounts.body["data"] if a["currency"] == "CNY"]
+    pending = [a for a in accounts.body["data"] if a["currency"] == "CNY" and a["role"] == "merchant_pending"]
     assert pending and pending[0]["balance"] == 1999 - 12
 
 
