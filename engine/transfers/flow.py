@@ -2,8 +2,9 @@
 
 Customers belong to a merchant, so a merchant moves money only between its own customers (another
 merchant's customer answers 404 like an unknown one) or from its own available balance (cash-back).
-The transaction is two statements: the transfer insert (key claim, parties, row, event, response) and
-the ledger posting, whose balance check refuses an uncovered debit (InsufficientFunds, nothing kept).
+The control gate (limits, risk rules) admits the transfer first; its record is stored on the row. The
+transaction is two statements: the transfer insert (key claim, parties, row, event, response, risk
+record) and the ledger posting, whose balance check refuses an uncovered debit (InsufficientFunds).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from engine.api.context import ApiContext
 from engine.api.payment_flows import IdemSlot, Outcome
 from engine.api.transfer_wire import CreateTransfer, Transfer
 from engine.booking import Booker
+from engine.controls.errors import ControlError
+from engine.controls.gate import Attempt
 from engine.db import release_without_reset
 from engine.merchant_store import MerchantRecord, StoredResponse
 from engine.payment_store import OutboxEvent
@@ -68,7 +71,7 @@ async def create_transfer(ctx: ApiContext, booker: Booker, merchant: MerchantRec
         return await _book(ctx, booker, merchant, req, slot, now)
     except IdempotencyKeyTaken:
         raise  # a retry of a request we have: answered from the key, not a refusal
-    except (TransferError, PaymentRuleError, LedgerError) as exc:
+    except (TransferError, PaymentRuleError, LedgerError, ControlError) as exc:
         # Ids, codes and amounts only: never the request body, metadata or keys.
         log.info("transfer refused", extra={
             "merchant_id": merchant.id, "transfer_no": req.transfer_no, "source": req.source,
@@ -85,9 +88,21 @@ async def _book(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, req: 
     body = msgspec.json.encode(transfer_view(record))
     response = StoredResponse(slot.merchant_id, slot.key, 201, body) if slot else None
     event = OutboxEvent(new_id(EVENT), EVENT_SUCCEEDED, body)
-    async with booker.transaction() as tx:
-        parties = await insert_transfer(tx.conn, record, None, event, response, slot.fingerprint if slot else None)
-        await tx.post(transfer_entry(record, parties))
-        # Our statement and the posting function keep their locks and settings transaction-local.
-        release_without_reset(tx.conn)
+    # Limits and risk rules before booking (LimitExceeded / RiskDeclined: nothing written). The payer is
+    # the customer whose spending is counted; a cash-back counts against the merchant's limits only.
+    admission = None if ctx.gate is None else await ctx.gate.admit(
+        Attempt("transfer", "transfer", merchant.id, req.from_customer_id, req.amount, req.currency))
+    risk = None if admission is None else msgspec.json.encode(admission.record())
+    try:
+        async with booker.transaction() as tx:
+            parties = await insert_transfer(tx.conn, record, risk, event, response,
+                                            slot.fingerprint if slot else None)
+            await tx.post(transfer_entry(record, parties))
+            # Our statement and the posting function keep their locks and settings transaction-local.
+            release_without_reset(tx.conn)
+    except BaseException:
+        # Not booked (insufficient funds, duplicate transfer_no, replayed key, ...): give the usage back.
+        if admission is not None:
+            await admission.release()
+        raise
     return Outcome(201, body, response is not None)

@@ -1,0 +1,41 @@
+"""Transfers pass the control gate before booking: a limit refuses with 402 limit_exceeded and nothing
+booked or counted; an admitted transfer stores the gate's record (risk decisions, limits) with its row."""
+
+from __future__ import annotations
+
+import asyncpg
+import msgspec
+
+from engine.app import GATE
+from engine.controls.limits import LimitRule
+from engine.controls.store import replace_limit_rules
+from tests.api.conftest import Api
+from tests.transfers.conftest import c2c, money_of
+
+
+async def test_transfer_limits_refuse_before_booking_and_the_record_is_stored_with_the_transfer(
+        api: Api, pool: asyncpg.Pool) -> None:
+    client = await api.merchant()
+    alice = await api.funded_customer(client, 10_000)
+    bob = await api.funded_customer(client, 0)
+    async with pool.acquire() as conn, conn.transaction():
+        await replace_limit_rules(conn, client.merchant_id, [
+            LimitRule("customer", "single", "transfer", "*", amount_max=1_000),
+            LimitRule("customer", "daily", "transfer", "*", count_max=2)])
+    api.app[GATE].config.invalidate()
+    before = await money_of(pool, client.merchant_id, [alice, bob])
+    too_big = await client.create_transfer(c2c(alice, bob, 1_001))
+    assert too_big.status == 402 and too_big.error_code == "limit_exceeded", too_big.body
+    assert await money_of(pool, client.merchant_id, [alice, bob]) == before
+    poor = await client.create_transfer(c2c(bob, alice, 10))  # counted, then given back: not booked
+    assert poor.status == 402 and poor.error_code == "insufficient_funds", poor.body
+    sent = [await client.create_transfer(c2c(alice, bob, 1_000)) for _ in range(3)]
+    assert [r.status for r in sent] == [201, 201, 402] and sent[2].error_code == "limit_exceeded"
+    async with pool.acquire() as conn:
+        risk = await conn.fetchval("SELECT risk::text FROM transfers WHERE id = $1", sent[0].body["id"])
+        usage = await conn.fetchval("SELECT count(*) FROM limit_usage WHERE merchant_id = $1", client.merchant_id)
+    record = msgspec.json.decode(risk)
+    assert record["admission"].startswith("adm_") and record["review"] is False
+    assert {(r["window"], r["amount_max"], r["count_max"]) for r in record["limits"]} >= {("daily", None, 2)}
+    assert usage == 2  # the two booked transfers; every refused attempt gave its usage back
+    assert (await client.get_customer(alice)).body["balance"] == 8_000
