@@ -20,6 +20,7 @@ from engine.api.context import ApiContext
 from engine.api.payment_flows import IdemSlot, Outcome
 from engine.api.payout_wire import CreatePayout
 from engine.booking import Booker
+from engine.controls.gate import Attempt
 from engine.merchant_store import MerchantRecord, ensure_account, get_customer, save_idempotent_response
 from engine.payments.errors import InvalidRequest, NotFound, PaymentCurrencyMismatch, UnsupportedCurrency
 from engine.payments.ids import ACCOUNT, new_id
@@ -84,18 +85,28 @@ async def create_payout(ctx: ApiContext, booker: Booker, merchant: MerchantRecor
     async with ctx.pool.acquire() as conn:
         frozen = await ensure_account(conn, source.owner_id, source.frozen_role, req.currency, source.account_kind,
                                       False, OverdraftRule(), new_id(ACCOUNT))
+    # Limits and risk rules last, right before the freeze (LimitExceeded / RiskDeclined: 402, nothing frozen);
+    # the usage they counted is given back when the freeze does not happen (insufficient funds, duplicate).
+    admission = None if ctx.gate is None else await ctx.gate.admit(
+        Attempt("payout", "payout", merchant.id, source.customer_id, req.amount, req.currency, dest.number))
     txn_no = ctx.txn_nos.next(now)
+    risk = None if admission is None else msgspec.json.encode(admission.record()).decode()
     row = NewPayout(new_id(PAYOUT), merchant.id, req.merchant_payout_no, source.kind, source.customer_id,
                     source.account_id, frozen, req.amount, req.currency, channel, dest.kind, dest.number,
-                    dest.holder_name, dest.bank_code, req.description, txn_no, None, now)
-    async with booker.transaction() as tx:
-        record = await insert_payout(tx.conn, row)
-        await tx.post(build_entry("PAYOUT_FREEZE", txn_no, now.date(), req.currency,
-                                  {"source": source.account_id, "frozen": frozen}, {"amount": req.amount},
-                                  ref=record.id))
-        body = msgspec.json.encode(payout_view(record))
-        if slot is not None:  # the response commits with the freeze: a retry replays it, never freezes twice
-            await save_idempotent_response(tx.conn, slot.merchant_id, slot.key, 201, body)
+                    dest.holder_name, dest.bank_code, req.description, txn_no, risk, now)
+    try:
+        async with booker.transaction() as tx:
+            record = await insert_payout(tx.conn, row)
+            await tx.post(build_entry("PAYOUT_FREEZE", txn_no, now.date(), req.currency,
+                                      {"source": source.account_id, "frozen": frozen}, {"amount": req.amount},
+                                      ref=record.id))
+            body = msgspec.json.encode(payout_view(record))
+            if slot is not None:  # the response commits with the freeze: a retry replays it, never freezes twice
+                await save_idempotent_response(tx.conn, slot.merchant_id, slot.key, 201, body)
+    except BaseException:
+        if admission is not None:
+            await admission.release()
+        raise
     return Outcome(201, body, slot is not None)
 
 
