@@ -49,6 +49,18 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"expected a boolean (1/0/true/false), got {raw!r}")
 
 
+def _clock_or_off(raw: str) -> str:
+    """'HH:MM' (24 h, UTC) or 'off'; kept as text so Settings stays plain data."""
+    text = raw.strip().lower()
+    if text in ("off", ""):
+        return "off"
+    hours, sep, minutes = text.partition(":")
+    if not (sep and hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60
+            and len(minutes) == 2):
+        raise ValueError(f"expected HH:MM (UTC) or 'off', got {raw!r}")
+    return f"{int(hours):02d}:{minutes}"
+
+
 def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if not raw.startswith(tuple(s + "://" for s in schemes)):
@@ -228,6 +240,9 @@ class Settings:
     dayend_poll_ms: int = _env("DAYEND_POLL_MS", _int_in(10, 60_000), 200)
     dayend_switch_lock_timeout_ms: int = _env("DAYEND_SWITCH_LOCK_TIMEOUT_MS", _int_in(10, 600_000), 10_000)
     dayend_pause_at: str = _env("DAYEND_PAUSE_AT", str, "")
+    # When every API process checks whether the open date is over and closes it (engine/dayend/schedule.py):
+    # 'HH:MM' UTC on the following day, or 'off' when an external scheduler runs `payengine day-end`.
+    dayend_at: str = _env("DAYEND_AT", _clock_or_off, "00:05")
 
     # Limits and risk rules (engine/controls). Their configuration is re-checked this often; a change made
     # through the admin API applies at once in the process that made it, in the others within this.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import msgspec
@@ -29,6 +29,7 @@ from engine.app import BOOKER, POOL, SETTINGS, TXN_NOS
 from engine.dayend import store as dayend_store
 from engine.dayend.calendar import AccountingCalendar, running_calendar
 from engine.dayend.runner import DayEndError, DayEndOptions, run_day_end
+from engine.dayend.schedule import DayEndScheduler
 from engine.gateway.notify import GATEWAY
 from engine.recon import store as recon_store
 from engine.recon.runner import DayStillOpen, ReconRunning, UnknownChannel, reconcile
@@ -224,9 +225,21 @@ async def put_cycle(request: web.Request) -> web.Response:
 
 
 async def _calendar_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with running_calendar(app[POOL], app[SETTINGS].accounting_date_refresh_ms / 1000) as calendar:
+    settings = app[SETTINGS]
+    async with running_calendar(app[POOL], settings.accounting_date_refresh_ms / 1000) as calendar:
         app[CALENDAR] = calendar
-        yield
+        if settings.dayend_at == "off":
+            yield
+            return
+        hours, minutes = (int(x) for x in settings.dayend_at.split(":"))
+        scheduler = DayEndScheduler(app[POOL], time(hours, minutes), day_end_options(settings), calendar)
+        stop = asyncio.Event()
+        task = asyncio.create_task(scheduler.run(stop), name="dayend-scheduler")
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
 
 
 def setup_accounting_admin(app: web.Application) -> None:

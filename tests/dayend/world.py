@@ -132,6 +132,7 @@ async def running_world(database_url: str, redis_url: str, pool: asyncpg.Pool) -
                   ChannelSpec("stale", "wxsim", stale_url, "sim-merchant", WX_KEY, cost_bps=9000)),
         gateway_poll_interval_ms=5, janitor_interval_ms=600_000, janitor_query_schedule_s=(3600.0,),
         dayend_poll_ms=50, dayend_drain_timeout_s=60, accounting_date_refresh_ms=100,
+        dayend_at="off",  # these tests run day-end themselves, on dates of their choosing
         # This world tests the accounting day, not back-pressure (tests/buffer has its own): on a loaded
         # 2-core machine one process runs clients, API, gateway, simulators and flushers, so let the
         # hot accounts lag further before refusing.
