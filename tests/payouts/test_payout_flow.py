@@ -76,3 +76,11 @@ async def test_retry_with_same_key_freezes_once(world: World) -> None:
     assert other_key.status == 409 and other_key.error_code == "duplicate_order", other_key.body
     assert await world.balance(customer, "customer_wallet") == 400
     await world.wait_payout(client, first.body["id"])
+
+
+async def test_openapi_publishes_the_payout_endpoints(world: World) -> None:
+    async with world.http.get(world.url + "/openapi.json") as r:
+        assert r.status == 200
+        doc = await r.json()
+    assert {"/v1/payouts", "/v1/payouts/{id}"} <= set(doc["paths"])
+    assert "post" in doc["paths"]["/v1/payouts"] and "get" in doc["paths"]["/v1/payouts/{id}"]
