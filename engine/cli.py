@@ -175,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.merchants.cli import add_merchant_parsers
 
     add_merchant_parsers(sub)  # merchants create|show|update|suspend|resume|rotate-key|revoke-key|...
+
+    from engine.controls.cli import add_limits_parsers
+
+    add_limits_parsers(sub)  # limits show|set|usage
     return parser
 
 

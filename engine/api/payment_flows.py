@@ -117,6 +117,7 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
     # is given back when the booking does not happen (insufficient funds, duplicate order, replayed key).
     admission = None if ctx.gate is None else await ctx.gate.admit(
         Attempt("payment", req.method, merchant.id, req.customer_id, req.amount, req.currency))
+    booked = False  # set as the transaction's last step: a failure after it (commit, enqueue) keeps the usage
     try:
         async with booker.transaction() as tx:
             payer = await insert_payment(tx.conn, row, Transition(PaymentStatus.CREATED.value, status.value,
@@ -134,8 +135,9 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
                 await tx.post(entry)
             # Our statements and the posting function keep their locks and settings transaction-local.
             release_without_reset(tx.conn)
+            booked = True
     except BaseException:
-        if admission is not None:
+        if admission is not None and not booked:  # counted usage of a payment that may exist is kept
             await admission.release()
         raise
     if not wallet and ctx.schedule_expiry is not None:  # after commit; the sweep covers a failure here

@@ -189,6 +189,14 @@ async def usage_sums(conn: asyncpg.Connection, merchant_id: str, customer_id: st
     return Rebuild(today, month, day_recent, month_recent, history)
 
 
+async def delete_old_usage(conn: Conn, before: date, batch_max: int) -> int:
+    """Usage rows older than any window or history still needs, at most ``batch_max`` of them."""
+    deleted = await conn.fetchval(
+        "WITH gone AS (DELETE FROM limit_usage WHERE id IN (SELECT id FROM limit_usage WHERE day < $1 LIMIT $2)"
+        " RETURNING 1) SELECT count(*) FROM gone", before, batch_max)
+    return int(deleted)
+
+
 async def write_payment_controls(conn: Conn, payment_id: str, record: dict[str, object]) -> None:
     """The admission's record with the payment; call in the payment's booking transaction."""
     await conn.execute("UPDATE payments SET controls = $2::jsonb WHERE id = $1", payment_id, json.dumps(record))

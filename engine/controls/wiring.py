@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
+import asyncpg
 from aiohttp import web
 
 from engine.api.context import API
 from engine.app import GATE, POOL, REDIS, SETTINGS
+from engine.controls import store
 from engine.controls.gate import ControlGate
 from engine.dayend.http import CALENDAR
+
+log = logging.getLogger(__name__)
+
+PRUNE_INTERVAL_S = 3600.0
+PRUNE_BATCH_MAX = 10_000
+PRUNE_BATCHES_MAX = 100
 
 
 def _accounting_date(app: web.Application) -> date:
     """The open accounting date: the day notion of daily limits (UTC date before the calendar runs)."""
     calendar = app.get(CALENDAR)
     return calendar.current() if calendar is not None else datetime.now(UTC).date()
+
+
+async def _prune_usage(app: web.Application) -> None:
+    """Usage rows past every window (a month) and the history (HISTORY_DAYS) go, in bounded batches."""
+    while True:
+        await asyncio.sleep(PRUNE_INTERVAL_S)
+        before = _accounting_date(app) - timedelta(days=store.HISTORY_DAYS + 31)
+        try:
+            async with app[POOL].acquire() as conn:
+                for _ in range(PRUNE_BATCHES_MAX):  # bounded; what is left goes next time
+                    if await store.delete_old_usage(conn, before, PRUNE_BATCH_MAX) < PRUNE_BATCH_MAX:
+                        break
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # the loop survives a database blip
+            log.warning("pruning limit usage failed; will retry", exc_info=True)
 
 
 async def _controls_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -27,7 +52,13 @@ async def _controls_ctx(app: web.Application) -> AsyncIterator[None]:
     api = app.get(API)
     if api is not None:
         api.gate = gate
-    yield
+    task = asyncio.create_task(_prune_usage(app), name="controls-prune-usage")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def setup_controls(app: web.Application) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -113,3 +114,16 @@ async def test_blocked_instrument_is_declined_before_anything_is_counted(gate: C
         stored = await conn.fetchval("SELECT count(*) FROM risk_blocklist WHERE digest LIKE '%6222%'")
         rows = await conn.fetchval("SELECT count(*) FROM limit_usage WHERE merchant_id = $1", merchant)
     assert stored == 0 and rows == 1  # no card number stored; the declined attempt counted nothing
+
+
+async def test_usage_rows_past_every_window_are_pruned(pool: asyncpg.Pool) -> None:
+    merchant = rand_id("mch")
+    old, recent = today() - timedelta(days=200), today()
+    async with pool.acquire() as conn:
+        for i, day in enumerate((old, old, recent)):
+            await control_store.insert_usage(conn, control_store.Usage(f"{merchant}-{i}", merchant, None, "payment",
+                                                                       "channel", "CNY", 10, day))
+        while await control_store.delete_old_usage(conn, today() - timedelta(days=150), 1):
+            pass
+        left = await conn.fetchval("SELECT count(*) FROM limit_usage WHERE merchant_id = $1", merchant)
+    assert left == 1
