@@ -221,7 +221,9 @@ class Settings:
     # Payouts (engine/payouts): the channel when a request names none (empty: DEFAULT_CHANNEL); the worker's
     # poll, lease, batch and concurrency; after an unknown outcome the first query waits payout_query_delay_ms;
     # OrderNotFound counts as "never arrived" only once payout_not_found_safe_s passed since the last send,
-    # then the same out_payout_no is sent again, at most payout_sends_max times in all, then it fails.
+    # then the same out_payout_no is sent again, at most payout_sends_max times in all. It fails (and unfreezes)
+    # only when the last send is older than payout_give_up_s, which must exceed the longest time a channel would
+    # still act on a request (wxsim refuses requests signed more than 300 s ago), so no late copy can still pay.
     payout_default_channel: str = _env("PAYOUT_DEFAULT_CHANNEL", str, "")
     payout_poll_interval_ms: int = _env("PAYOUT_POLL_INTERVAL_MS", _int_in(1, 60_000), 200)
     payout_lease_s: int = _env("PAYOUT_LEASE_S", _int_in(1, 3600), 60)
@@ -230,6 +232,7 @@ class Settings:
     payout_query_delay_ms: int = _env("PAYOUT_QUERY_DELAY_MS", _int_in(1, 3_600_000), 2000)
     payout_not_found_safe_s: int = _env("PAYOUT_NOT_FOUND_SAFE_S", _int_in(0, 86400), 60)
     payout_sends_max: int = _env("PAYOUT_SENDS_MAX", _int_in(1, 100), 3)
+    payout_give_up_s: int = _env("PAYOUT_GIVE_UP_S", _int_in(0, 7 * 86400), 900)
 
     # Accounting day (engine/dayend, recon, settlement). The cached open date is re-read this often (the
     # database stamps entries, so staleness only affects what a draft shows). Day-end waits at most

@@ -4,8 +4,9 @@ The rule: only the channel's own word makes a payout final. A timeout, a 5xx or 
 unknown outcome: the payout stays `sending` and is queried. OrderNotFound decides nothing until the last send
 is older than the safe delay (the request may still be in flight or queued at the channel); after that the
 request never arrived and the same out_payout_no is sent again, which is safe because the channel is idempotent
-per out_payout_no (a late copy of the first request cannot pay a second time). Only when every one of
-`sends_max` sends was confirmed never to have arrived does the payout fail and its amount go back.
+per out_payout_no (a late copy of the first request cannot pay a second time). Only when `sends_max` sends
+never arrived and the last is older than `give_up_s` (longer than any channel still acts on a request) does the
+payout fail and its amount go back: earlier, a copy still in flight could land after we unfroze.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def on_result(result: PayoutResult, poll_s: float) -> Settle | Fail | Poll:
 
 
 def on_not_found(accepted_before: bool, sends: int, since_last_send_s: float, safe_s: float,
-                 sends_max: int) -> Decision:
+                 sends_max: int, give_up_s: float) -> Decision:
     """The channel says it has no payout under our number."""
     if accepted_before:
         # It accepted this payout earlier: a lookup glitch at the channel, not a fact. Ask again later.
@@ -65,4 +66,6 @@ def on_not_found(accepted_before: bool, sends: int, since_last_send_s: float, sa
         return Poll(safe_s - since_last_send_s, "not found yet; the last send may still be in flight")
     if sends < sends_max:
         return Resend(f"send {sends} never arrived; sending the same out_payout_no again")
+    if since_last_send_s < give_up_s:
+        return Poll(give_up_s - since_last_send_s, f"none of {sends} sends arrived; waiting out the request window")
     return Fail("never_arrived", f"the channel never received any of {sends} sends")

@@ -116,7 +116,8 @@ class PayoutWorker:
         except OrderNotFound:
             since_s = (datetime.now(UTC) - (p.last_sent_at or p.created_at)).total_seconds()
             await self._apply(p, decision.on_not_found(p.status == "processing", p.sends, since_s,
-                                                       s.payout_not_found_safe_s, s.payout_sends_max))
+                                                       s.payout_not_found_safe_s, s.payout_sends_max,
+                                                       s.payout_give_up_s))
             return
         except ChannelError as error:
             await self._later(p, self._backoff_s(p), f"query failed: {error}")
