@@ -47,7 +47,8 @@ def payout_settings(url: str, bank_url: str, **extra: Any) -> Settings:
         default_channel=CHANNEL, gateway_call_timeout_ms=500, gateway_poll_interval_ms=20,
         gateway_backoff_base_ms=50, gateway_backoff_max_ms=200, janitor_interval_ms=200,
         gateway_breaker_failures=5, gateway_breaker_cool_down_ms=500,
-        payout_poll_interval_ms=20, payout_query_delay_ms=150, payout_not_found_safe_s=1, payout_give_up_s=2, payout_lease_s=3,
+        payout_poll_interval_ms=20, payout_query_delay_ms=150, payout_not_found_safe_s=1, payout_give_up_s=2,
+        payout_lease_s=3,
         rate_limit_per_s=100_000, rate_limit_burst=100_000)
     base.update(extra)
     return Settings(**base)
