@@ -167,6 +167,22 @@ class ControlGate:
         admission.decisions = tuple(decisions)
         return admission
 
+    async def release_admission(self, admission_id: str) -> bool:
+        """Give back the usage of an earlier admission by its id (``record()["admission"]``), e.g. a payout
+        the channel failed long after its request. False when there is nothing to give back (released
+        already, refused, or pruned). The usage row stays locked until the counters are given back, so two
+        concurrent calls give back once, and a rebuild meanwhile still sees the row (over-counts, never under)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            usage = await store.lock_usage(conn, admission_id)
+            if usage is None:
+                return False
+            subjects = [Subject(usage.merchant_id, None, ())]
+            if usage.customer_id is not None:
+                subjects.append(Subject(usage.merchant_id, usage.customer_id, ()))
+            await self.counters.release(usage, subjects, forget_attempt=False)
+            await store.delete_usage(conn, admission_id)
+        return True
+
     async def _give_back(self, usage: store.Usage, subjects: list[Subject], results: list[Counted | Refused]) -> None:
         """A refused attempt: counts back (its velocity entry stays: a refused attempt was still made)."""
         counted = [s for s, r in zip(subjects, results, strict=True) if isinstance(r, Counted)]

@@ -132,6 +132,16 @@ async def insert_usage(conn: Conn, u: Usage) -> None:
         u.id, u.merchant_id, u.customer_id, u.kind, u.method, u.currency, u.amount, u.day)
 
 
+async def lock_usage(conn: Conn, usage_id: str) -> Usage | None:
+    """The usage row, locked until the caller's transaction ends (None: not there)."""
+    r = await conn.fetchrow("SELECT id, merchant_id, customer_id, kind, method, currency, amount, day FROM limit_usage"
+                            " WHERE id = $1 FOR UPDATE", usage_id)
+    if r is None:
+        return None
+    return Usage(r["id"], r["merchant_id"], r["customer_id"], r["kind"], r["method"], r["currency"], r["amount"],
+                 r["day"])
+
+
 async def delete_usage(conn: Conn, usage_id: str) -> None:
     await conn.execute("DELETE FROM limit_usage WHERE id = $1", usage_id)
 

@@ -127,3 +127,16 @@ async def test_usage_rows_past_every_window_are_pruned(pool: asyncpg.Pool) -> No
             pass
         left = await conn.fetchval("SELECT count(*) FROM limit_usage WHERE merchant_id = $1", merchant)
     assert left == 1
+
+
+async def test_an_admission_is_given_back_by_id_once(gate: ControlGate, pool: asyncpg.Pool) -> None:
+    merchant, customer = rand_id("mch"), rand_id("cus")
+    await set_limits(pool, merchant, LimitRule("customer", "daily", "payout", "*", 1_000, None),
+                     LimitRule("merchant", "monthly", "*", "*", None, 1))
+    payout = await gate.admit(Attempt("payout", "payout", merchant, customer, 1_000, "CNY", instrument="6222"))
+    admission_id = str(payout.record()["admission"])
+    given_back = await asyncio.gather(*(gate.release_admission(admission_id) for _ in range(5)))
+    assert sorted(given_back) == [False, False, False, False, True]
+    await gate.admit(Attempt("payout", "payout", merchant, customer, 1_000, "CNY", instrument="6222"))
+    with pytest.raises(LimitExceeded):
+        await gate.admit(Attempt("payout", "payout", merchant, customer, 1, "CNY", instrument="6222"))
