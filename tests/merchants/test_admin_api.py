@@ -106,3 +106,15 @@ async def test_patch_rejects_bad_fields_and_changes_nothing(admin: Admin, body: 
     reply = await admin.call("PATCH", path, body)
     assert reply.status == 400 and reply.body["error"]["param"] == param, reply.body
     assert (await admin.call("GET", path)).body == before
+
+
+async def test_openapi_lists_the_merchant_admin_routes(api: Api) -> None:
+    async with api.session.get(api.url + "/openapi.json") as resp:
+        paths = (await resp.json())["paths"]
+    assert set(paths["/admin/merchants/{id}"]) == {"get", "patch"}
+    revoke = paths["/admin/merchants/{id}/keys/{key_id}/revoke"]["post"]
+    assert [p["name"] for p in revoke["parameters"]] == ["id", "key_id"]
+    for path in ("/admin/merchants/{id}/suspend", "/admin/merchants/{id}/resume", "/admin/merchants/{id}/keys",
+                 "/admin/merchants/{id}/webhook-secret/rotate"):
+        assert "post" in paths[path], path
+    assert "403" in paths["/v1/payments"]["post"]["responses"]

@@ -81,3 +81,17 @@ async def test_key_errors(admin: Admin) -> None:
         assert bad.status == 400, (body, bad.body)
     async with admin.client(created, key_id="key_unknown") as unknown_key:
         assert await _works(unknown_key) == 401
+
+
+async def test_concurrent_rotations_leave_one_primary_and_at_most_one_rolling_key(admin: Admin) -> None:
+    created = await admin.create()
+    path = f"/admin/merchants/{created['id']}/keys"
+    replies = await asyncio.gather(*(admin.call("POST", path, {"rollover_s": 600}) for _ in range(8)))
+    assert [r.status for r in replies] == [201] * 8
+    states = [k["state"] for k in (await admin.call("GET", f"/admin/merchants/{created['id']}")).body["keys"]]
+    assert sorted(states) == sorted(["active", "rolling"] + ["revoked"] * 7)
+    verifying = 0
+    for reply in replies:
+        async with admin.client(created, reply.body["secret"], reply.body["id"]) as client:
+            verifying += await _works(client) == 200
+    assert verifying == 2
