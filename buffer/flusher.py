@@ -1,6 +1,6 @@
-"""Flush one account: take the head of its buffer, apply it in one PostgreSQL transaction, then ack.
+"""Flush accounts: take the head of each buffer, apply them in one PostgreSQL transaction, then ack.
 
-The caller must own the account (hold its advisory lock on ``conn``), so batches of one account
+The caller must own the accounts (hold their advisory locks on ``conn``), so batches of one account
 are applied one at a time, in buffer order. Every step can die without losing or doubling money:
 - before the commit: nothing changed; the legs are still queued and are taken again;
 - after the commit, before the ack: PostgreSQL has them applied, Redis still queues them; the next
@@ -14,17 +14,23 @@ import collections
 import os
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import redis.asyncio as aioredis
 
 from buffer import metrics
 from buffer.keys import account_keys, parse_leg_member
-from buffer.scripts import Scripts
+from buffer.scripts import Scripts, run_scripts
 from buffer.state import load_account, now_ms
-from buffer.store import apply_batch
+from buffer.store import BatchResult, apply_batch, apply_batches
 
+# A connection in any of these states is done for; InternalClientError is how asyncpg reports a
+# protocol left mid-operation by a killed backend.
+PG_GONE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.AdminShutdownError,
+           asyncpg.InternalClientError)
 RATE_WINDOW_S = 5.0
 APPLIED_RETENTION_MS = 120_000  # how long a flushed leg's id keeps late re-deliveries out of pending
 
@@ -53,6 +59,7 @@ class FlushOutcome:
     applied: int  # legs that changed state in PostgreSQL (taken - applied were re-deliveries)
     balance: int | None
     loaded: bool  # False: the state was missing and has just been rebuilt instead of flushing
+    error: str | None = None  # the batch could not be applied (left queued; see flush_accounts)
 
 
 def _b2s(value: Any) -> str:
@@ -62,29 +69,78 @@ def _b2s(value: Any) -> str:
 async def flush_account(conn: Any, redis: aioredis.Redis, scripts: Scripts, account_id: str,
                         batch_size: int, stats: FlushStats) -> FlushOutcome:
     """Apply up to ``batch_size`` legs at the head of ``account_id``'s buffer (caller owns it)."""
-    keys = list(account_keys(account_id).all())
+    return (await flush_accounts(conn, redis, scripts, [account_id], batch_size, {account_id: stats}))[account_id]
+
+
+async def flush_accounts(conn: Any, redis: aioredis.Redis, scripts: Scripts, account_ids: Sequence[str],
+                         batch_size: int, stats: dict[str, FlushStats]) -> dict[str, FlushOutcome]:
+    """One flush round over several owned accounts in three round trips, however many accounts: take
+    every head in one Redis pipeline, apply every batch in one PostgreSQL statement (one transaction),
+    ack every batch in one pipeline. A split account's N sub-accounts so cost a flusher about what one
+    account costs. If the combined statement fails for a reason other than a lost connection (say one
+    account's overdraft CHECK), each batch is retried alone so one bad account does not stall the rest;
+    its outcome carries the error and its legs stay queued. A single account's failure is raised."""
     started = time.perf_counter()
-    head = await scripts.take(keys=keys, args=[batch_size], client=redis)
-    if not int(head[0]):
-        await load_account(conn, redis, scripts, account_id)
-        return FlushOutcome(0, 0, None, loaded=False)
-    members = [_b2s(m) for m in head[1::2]]
-    if not members:
-        stats.rate(time.monotonic(), 0)
+    keys = {a: list(account_keys(a).all()) for a in account_ids}
+    heads = await run_scripts(redis, [(scripts.take, keys[a], [batch_size]) for a in account_ids])
+    out: dict[str, FlushOutcome] = {}
+    work: list[tuple[str, list[str]]] = []
+    for account_id, head in zip(account_ids, heads, strict=True):
+        if not int(head[0]):
+            await load_account(conn, redis, scripts, account_id)
+            out[account_id] = FlushOutcome(0, 0, None, loaded=False)
+            continue
+        members = [_b2s(m) for m in head[1::2]]
+        if members:
+            work.append((account_id, members))
+            continue
+        stats[account_id].rate(time.monotonic(), 0)
         metrics.DEPTH.labels(account_id).set(0)
         metrics.OLDEST_AGE.labels(account_id).set(0)
-        return FlushOutcome(0, 0, None, loaded=True)
-    result = await apply_batch(conn, account_id, [parse_leg_member(m) for m in members])
-    if CRASH_POINT == "after_commit":
+        out[account_id] = FlushOutcome(0, 0, None, loaded=True)
+    if not work:
+        return out
+    results, errors = await _apply(conn, work)
+    if CRASH_POINT == "after_commit" and results:
         os.kill(os.getpid(), signal.SIGKILL)
     elapsed_ms = int((time.perf_counter() - started) * 1000)
-    rate = stats.rate(time.monotonic(), result.applied)
-    _, depth, age_ms = await scripts.ack(keys=keys, args=[now_ms(), result.balance, APPLIED_RETENTION_MS, len(members),
-                                                          elapsed_ms, f"{rate:.1f}", *members], client=redis)
-    metrics.DEPTH.labels(account_id).set(int(depth))
-    metrics.OLDEST_AGE.labels(account_id).set(int(age_ms) / 1000)
-    metrics.BATCHES.labels(account_id).inc()
-    metrics.LEGS_APPLIED.labels(account_id).inc(result.applied)
-    metrics.BATCH_SIZE.observe(len(members))
-    metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
-    return FlushOutcome(len(members), result.applied, result.balance, loaded=True)
+    acks: list[tuple[str, list[str], BatchResult, float]] = []
+    for account_id, members in work:
+        if account_id in errors:
+            out[account_id] = FlushOutcome(len(members), 0, None, loaded=True, error=errors[account_id])
+        else:
+            result = results[account_id]
+            acks.append((account_id, members, result,
+                         stats[account_id].rate(time.monotonic(), result.applied)))
+    answers = await run_scripts(redis, [
+        (scripts.ack, keys[a], [now_ms(), r.balance, APPLIED_RETENTION_MS, len(m), elapsed_ms, f"{rate:.1f}", *m])
+        for a, m, r, rate in acks])
+    seconds = time.perf_counter() - started
+    for (account_id, members, result, _), (_, depth, age_ms) in zip(acks, answers, strict=True):
+        metrics.DEPTH.labels(account_id).set(int(depth))
+        metrics.OLDEST_AGE.labels(account_id).set(int(age_ms) / 1000)
+        metrics.BATCHES.labels(account_id).inc()
+        metrics.LEGS_APPLIED.labels(account_id).inc(result.applied)
+        metrics.BATCH_SIZE.observe(len(members))
+        metrics.FLUSH_SECONDS.observe(seconds)
+        out[account_id] = FlushOutcome(len(members), result.applied, result.balance, loaded=True)
+    return out
+
+
+async def _apply(conn: Any, work: Sequence[tuple[str, list[str]]]) -> tuple[dict[str, BatchResult], dict[str, str]]:
+    batches = [(a, [parse_leg_member(m) for m in members]) for a, members in work]
+    try:
+        return await apply_batches(conn, batches), {}
+    except asyncpg.PostgresError as exc:
+        if len(batches) == 1 or isinstance(exc, PG_GONE):
+            raise
+    results: dict[str, BatchResult] = {}
+    errors: dict[str, str] = {}
+    for account_id, legs in batches:
+        try:
+            results[account_id] = await apply_batch(conn, account_id, legs)
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, PG_GONE):
+                raise
+            errors[account_id] = f"{type(exc).__name__}: {exc}"
+    return results, errors

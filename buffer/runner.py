@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from buffer import metrics
-from buffer.flusher import FlushStats, flush_account
+from buffer.flusher import PG_GONE, FlushStats, flush_accounts
 from buffer.recovery import GRACE_MS, recover_account
 from buffer.scripts import Scripts
 from buffer.store import flush_lock_key, hot_accounts
@@ -33,10 +33,7 @@ DISCOVER_S = 1.0
 SWEEP_S = 1.0
 RECONNECT_S = 0.2
 APPLICATION_NAME = "payengine-flusher"
-# A connection in any of these states is done for; InternalClientError is how asyncpg reports a
-# protocol left mid-operation by a killed backend.
-_PG_GONE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.AdminShutdownError,
-            asyncpg.InternalClientError)
+_PG_GONE = PG_GONE
 
 
 class Worker:
@@ -111,18 +108,24 @@ class Worker:
             await self._claim()
         assert self.conn is not None
         busy = False
-        for account_id in sorted(self.owned):
-            stats = self._stats.setdefault(account_id, FlushStats())
-            try:
-                outcome = await flush_account(self.conn, self.runner.redis, self.runner.scripts, account_id,
-                                              tuning.batch_size, stats)
-            except asyncpg.PostgresError as exc:
-                if isinstance(exc, _PG_GONE):
-                    raise
-                # e.g. the overdraft CHECK: log loudly, leave the batch queued, try again next round.
+        owned = sorted(self.owned)
+        for account_id in owned:
+            self._stats.setdefault(account_id, FlushStats())
+        try:
+            outcomes = await flush_accounts(self.conn, self.runner.redis, self.runner.scripts, owned,
+                                            tuning.batch_size, self._stats) if owned else {}
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, _PG_GONE):
+                raise
+            # e.g. the overdraft CHECK of the only account: log loudly, leave the batch queued, try again.
+            outcomes = {}
+            for account_id in owned:
                 metrics.FLUSH_ERRORS.labels(account_id, type(exc).__name__).inc()
-                log.error("flush failed", extra={"account_id": account_id, "error": str(exc)})
-                continue
+            log.error("flush failed", extra={"accounts": owned[:5], "error": str(exc)})
+        for account_id, outcome in outcomes.items():
+            if outcome.error is not None:
+                metrics.FLUSH_ERRORS.labels(account_id, outcome.error.split(":", 1)[0]).inc()
+                log.error("flush failed", extra={"account_id": account_id, "error": outcome.error})
             busy = busy or outcome.taken >= tuning.batch_size or not outcome.loaded
         if time.monotonic() - self._swept_at >= SWEEP_S:
             for account_id in sorted(self.owned):

@@ -82,6 +82,34 @@ async def apply_batch(conn: Conn, account_id: str, legs: Sequence[tuple[str, int
     return BatchResult(row["r_applied"], row["r_net"], row["r_balance"], row["r_last_seq"], row["r_min_balance"])
 
 
+_APPLY_MANY_SQL = (
+    "SELECT a.id, r.* FROM unnest($1::text[], $2::int[], $3::int[]) WITH ORDINALITY AS a(id, lo, hi, ord),"
+    " LATERAL buffer_apply_legs(a.id, ($4::text[])[a.lo:a.hi], ($5::int[])[a.lo:a.hi]) r ORDER BY a.ord"
+)
+
+
+async def apply_batches(conn: Conn, batches: Sequence[tuple[str, Sequence[tuple[str, int]]]]) -> dict[str, BatchResult]:
+    """Several accounts' batches in ONE statement, so one round trip and one transaction: all or none.
+
+    Each account's legs are applied in the given order by the same function as ``apply_batch``; the
+    accounts are taken in id order (the caller owns them all, so no other flusher locks them anyway)."""
+    ordered = sorted(batches, key=lambda b: b[0])
+    ids: list[str] = []
+    lows: list[int] = []
+    highs: list[int] = []
+    txn_nos: list[str] = []
+    leg_nos: list[int] = []
+    for account_id, legs in ordered:
+        ids.append(account_id)
+        lows.append(len(txn_nos) + 1)
+        txn_nos.extend(t for t, _ in legs)
+        leg_nos.extend(n for _, n in legs)
+        highs.append(len(txn_nos))
+    rows = await conn.fetch(_APPLY_MANY_SQL, ids, lows, highs, txn_nos, leg_nos)
+    return {r["id"]: BatchResult(r["r_applied"], r["r_net"], r["r_balance"], r["r_last_seq"], r["r_min_balance"])
+            for r in rows}
+
+
 _LEGS_SQL = (
     "SELECT txn_no, leg_no, delta, created_at FROM journal_legs"
     " WHERE account_id = $1 AND status = 'buffered' {extra} ORDER BY id LIMIT {limit}"
