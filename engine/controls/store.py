@@ -125,10 +125,18 @@ class Usage:
     day: date
 
 
+# Usage rows commit asynchronously (synchronous_commit off for that one implicit transaction: no WAL flush
+# wait, ~3x cheaper here). What the rebuild needs is visibility, which an asynchronous commit gives at
+# once. Durability follows from the WAL being flushed in order: a movement's own (synchronous) commit
+# later in the WAL flushes its usage row with it, so a database crash can only lose rows of movements that
+# never committed either, and a lost delete leaves a row behind (over-counts, never under).
+_ASYNC_COMMIT = "WITH local AS (SELECT set_config('synchronous_commit', 'off', true))"
+
+
 async def insert_usage(conn: Conn, u: Usage) -> None:
     await conn.execute(
-        "INSERT INTO limit_usage (id, merchant_id, customer_id, kind, method, currency, amount, day)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        f"{_ASYNC_COMMIT} INSERT INTO limit_usage (id, merchant_id, customer_id, kind, method, currency, amount, day)"
+        " SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM local",
         u.id, u.merchant_id, u.customer_id, u.kind, u.method, u.currency, u.amount, u.day)
 
 
@@ -143,7 +151,8 @@ async def lock_usage(conn: Conn, usage_id: str) -> Usage | None:
 
 
 async def delete_usage(conn: Conn, usage_id: str) -> None:
-    await conn.execute("DELETE FROM limit_usage WHERE id = $1", usage_id)
+    await conn.execute(f"{_ASYNC_COMMIT} DELETE FROM limit_usage WHERE id = $1 AND EXISTS (SELECT 1 FROM local)",
+                       usage_id)
 
 
 Sums = dict[tuple[str, str], tuple[int, int]]  # (currency, method) -> (amount, count)
