@@ -134,11 +134,7 @@ class ControlGate:
         usage = store.Usage(ADMISSION_PREFIX + secrets.token_hex(12), attempt.merchant_id, attempt.customer_id,
                             attempt.kind, attempt.method, attempt.currency, attempt.amount, self._today())
         windows = tuple(velocity_windows_ms(rules))
-        counted = [r for r in limits if r.window != "single"]
-        subjects = [Subject(attempt.merchant_id, None, tuple(r for r in counted if r.scope == "merchant"))]
-        if attempt.customer_id is not None:
-            subjects.insert(0, Subject(attempt.merchant_id, attempt.customer_id,
-                                       tuple(r for r in counted if r.scope == "customer"), windows))
+        subjects = _subjects(attempt, limits, windows)
         async with self._pool.acquire() as conn:
             await store.insert_usage(conn, usage)
         admission = Admission(self.counters, self._pool, usage, tuple(subjects), tuple(decisions))
@@ -151,11 +147,7 @@ class ControlGate:
         refused = next((r for r in results if isinstance(r, Refused)), None)
         if refused is not None:
             await self._give_back(usage, subjects, results)
-            raise LimitExceeded(scope=refused.rule.scope, window=refused.rule.window, metric=refused.metric,
-                                method=refused.rule.method, currency=attempt.currency,
-                                limit=(refused.rule.amount_max if refused.metric == "amount"
-                                       else refused.rule.count_max) or 0,
-                                used=refused.used, attempted=attempt.amount if refused.metric == "amount" else 1)
+            raise _limit_exceeded(refused, attempt)
         facts = results[0]
         if attempt.customer_id is not None and isinstance(facts, Counted):
             decisions += counted_decisions(rules, attempt.amount, facts.history, facts.velocity)
@@ -189,6 +181,26 @@ class ControlGate:
         await asyncio.shield(self.counters.release(usage, counted, forget_attempt=False))
         async with self._pool.acquire() as conn:
             await store.delete_usage(conn, usage.id)
+
+
+def _subjects(attempt: Attempt, limits: list[LimitRule], windows: tuple[int, ...]) -> list[Subject]:
+    """The customer (first, when there is one: its answer carries the risk facts) and the merchant, each
+    with its daily/monthly rules; single-transaction rules need no counter."""
+    counted = [r for r in limits if r.window != "single"]
+    subjects = [Subject(attempt.merchant_id, None, tuple(r for r in counted if r.scope == "merchant"))]
+    if attempt.customer_id is not None:
+        subjects.insert(0, Subject(attempt.merchant_id, attempt.customer_id,
+                                   tuple(r for r in counted if r.scope == "customer"), windows))
+    return subjects
+
+
+def _limit_exceeded(refused: Refused, attempt: Attempt) -> LimitExceeded:
+    amount = refused.metric == "amount"
+    limit = refused.rule.amount_max if amount else refused.rule.count_max
+    assert limit is not None, "the script refuses only on a configured maximum"
+    return LimitExceeded(scope=refused.rule.scope, window=refused.rule.window, metric=refused.metric,
+                         method=refused.rule.method, currency=attempt.currency, limit=limit, used=refused.used,
+                         attempted=attempt.amount if amount else 1)
 
 
 def _check_attempt(attempt: Attempt) -> None:

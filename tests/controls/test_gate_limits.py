@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, timedelta
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from engine.controls import Attempt, ControlGate, LimitExceeded, RiskDeclined
+from engine.controls import Attempt, ControlGate, LimitExceeded, RiskDeclined, keys
 from engine.controls import store as control_store
 from engine.controls.limits import LimitRule
 from engine.controls.risk import RiskRule
@@ -140,3 +140,24 @@ async def test_an_admission_is_given_back_by_id_once(gate: ControlGate, pool: as
     await gate.admit(Attempt("payout", "payout", merchant, customer, 1_000, "CNY", instrument="6222"))
     with pytest.raises(LimitExceeded):
         await gate.admit(Attempt("payout", "payout", merchant, customer, 1, "CNY", instrument="6222"))
+
+
+async def test_a_new_accounting_day_resets_daily_but_not_monthly_usage_even_after_a_rebuild(
+        pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+    day = [date(2031, 5, 10)]  # the accounting date the gate sees (engine/dayend's open date in the app)
+    gate = ControlGate(pool, redis_client, today=lambda: day[0], blocklist_secret="test", config_ttl_s=0.0)
+    merchant, customer = rand_id("mch"), rand_id("cus")
+    await set_limits(pool, merchant, LimitRule("customer", "daily", "*", "*", 600, None),
+                     LimitRule("customer", "monthly", "*", "*", 1_000, None))
+    await gate.admit(attempt(merchant, customer, 600))
+    with pytest.raises(LimitExceeded):
+        await gate.admit(attempt(merchant, customer, 1))
+    day[0] = date(2031, 5, 11)
+    await gate.admit(attempt(merchant, customer, 300))
+    for key in keys.subject_keys(merchant, customer, day[0]).all():
+        await redis_client.delete(key)
+    with pytest.raises(LimitExceeded) as monthly:
+        await gate.admit(attempt(merchant, customer, 101))
+    assert (monthly.value.window, monthly.value.used) == ("monthly", 900)
+    day[0] = date(2031, 6, 1)
+    await gate.admit(attempt(merchant, customer, 600))
