@@ -74,7 +74,7 @@ async def onboard(conn: asyncpg.Connection, cfg: OpsConfig, req: wire.OnboardMer
         changes: dict[str, Any] = {"allowed_methods": req.allowed_methods, "allowed_channels": req.allowed_channels}
         await store.update_profile(conn, merchant_id, changes, now)
         if webhook_salt is not None:
-            await conn.execute("UPDATE merchants SET webhook_secret_salt = $2 WHERE id = $1", merchant_id, webhook_salt)
+            await store.set_first_webhook_salt(conn, merchant_id, webhook_salt)
         if req.settlement_cycle is not None:
             await set_cycle(conn, merchant_id, cycle_days_of(req.settlement_cycle))
         for currency in currencies:
@@ -126,9 +126,8 @@ async def update(conn: asyncpg.Connection, cfg: OpsConfig, merchant_id: str, req
             await set_cycle(conn, merchant_id, cycle_days_of(req.settlement_cycle))
         if isinstance(req.webhook_url, str):
             salt = secrets.token_bytes(SALT_BYTES)
-            made = await conn.fetchval("UPDATE merchants SET webhook_secret_salt = $2 WHERE id = $1"
-                                       " AND webhook_secret_salt IS NULL RETURNING true", merchant_id, salt)
-            webhook_secret = derive_webhook_secret(cfg.server_key, merchant_id, salt) if made else None
+            if await store.set_first_webhook_salt(conn, merchant_id, salt):
+                webhook_secret = derive_webhook_secret(cfg.server_key, merchant_id, salt)
         view = await show(conn, merchant_id, webhook_secret)
     log.info("merchant updated", extra={"merchant_id": merchant_id, "fields": sorted(changes)})
     return view

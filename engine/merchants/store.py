@@ -167,6 +167,13 @@ async def revoke_key(conn: Conn, merchant_id: str, key_id: str, now: datetime) -
 
 # ---------------------------------------------------------------- webhook secret
 
+async def set_first_webhook_salt(conn: Conn, merchant_id: str, salt: bytes) -> bool:
+    """Give a merchant that never had a webhook secret its salt; False (nothing changed) if it has one."""
+    made = await conn.fetchval("UPDATE merchants SET webhook_secret_salt = $2 WHERE id = $1"
+                               " AND webhook_secret_salt IS NULL RETURNING true", merchant_id, salt)
+    return bool(made)
+
+
 async def rotate_webhook_salt(conn: Conn, merchant_id: str, salt: bytes, overlap_s: int, now: datetime) -> None:
     """New current webhook salt; the old one signs alongside until now + overlap_s (not at all when 0)."""
     await conn.execute(
