@@ -59,7 +59,7 @@ async def _update(conn: asyncpg.Connection, cfg: service.OpsConfig, args: argpar
 
 ACTIONS: dict[str, Action] = {
     "create": _create,
-    "show": lambda conn, cfg, a, now: service.show(conn, a.merchant),
+    "show": lambda conn, cfg, a, now: service.show(conn, a.merchant, now),
     "update": _update,
     "suspend": lambda conn, cfg, a, now: service.set_status(conn, a.merchant, "suspended", now),
     "resume": lambda conn, cfg, a, now: service.set_status(conn, a.merchant, "active", now),

@@ -48,7 +48,7 @@ async def create_merchant(request: web.Request) -> web.Response:
 async def get_merchant(request: web.Request) -> web.Response:
     decode_query(request.query, NoQuery)
     async with request.app[API].pool.acquire() as conn:
-        return _ok(await service.show(conn, request.match_info["id"]))
+        return _ok(await service.show(conn, request.match_info["id"], _now()))
 
 
 async def update_merchant(request: web.Request) -> web.Response:

@@ -95,11 +95,11 @@ async def onboard(conn: asyncpg.Connection, cfg: OpsConfig, req: wire.OnboardMer
         webhook_secret=derive_webhook_secret(cfg.server_key, merchant_id, webhook_salt) if webhook_salt else None)
 
 
-async def show(conn: Conn, merchant_id: str, webhook_secret: str | None = None) -> wire.Merchant:
+async def show(conn: Conn, merchant_id: str, now: datetime, webhook_secret: str | None = None) -> wire.Merchant:
     profile = await store.get_profile(conn, merchant_id)
     if profile is None:
         raise NotFound("merchant", merchant_id, "id")
-    return merchant_view(profile, await store.list_keys(conn, merchant_id), webhook_secret)
+    return merchant_view(profile, await store.list_keys(conn, merchant_id), now, webhook_secret)
 
 
 async def _locked(conn: Conn, merchant_id: str) -> str:
@@ -128,7 +128,7 @@ async def update(conn: asyncpg.Connection, cfg: OpsConfig, merchant_id: str, req
             salt = secrets.token_bytes(SALT_BYTES)
             if await store.set_first_webhook_salt(conn, merchant_id, salt):
                 webhook_secret = derive_webhook_secret(cfg.server_key, merchant_id, salt)
-        view = await show(conn, merchant_id, webhook_secret)
+        view = await show(conn, merchant_id, now, webhook_secret)
     log.info("merchant updated", extra={"merchant_id": merchant_id, "fields": sorted(changes)})
     return view
 
@@ -143,7 +143,7 @@ async def set_status(conn: asyncpg.Connection, merchant_id: str, to_status: str,
             raise IllegalMerchantStatus(merchant_id, status, "resume" if to_status == "active" else "suspend")
         if status != to_status:
             await store.set_status(conn, merchant_id, to_status, now)
-        view = await show(conn, merchant_id)
+        view = await show(conn, merchant_id, now)
     log.info("merchant status", extra={"merchant_id": merchant_id, "status": to_status})
     return view
 
@@ -159,7 +159,7 @@ async def rotate_key(conn: asyncpg.Connection, cfg: OpsConfig, merchant_id: str,
         keys = [k for k in await store.list_keys(conn, merchant_id) if k.id in previous]
     log.info("api key rotated", extra={"merchant_id": merchant_id, "key_id": key_id, "rollover_s": rollover_s})
     return wire.KeyIssued(key_id, merchant_id, derive_secret(cfg.server_key, merchant_id, salt), now,
-                          [key_view(k) for k in keys])
+                          [key_view(k, now) for k in keys])
 
 
 async def revoke_key(conn: asyncpg.Connection, merchant_id: str, key_id: str, now: datetime) -> wire.ApiKeyView:
@@ -172,7 +172,7 @@ async def revoke_key(conn: asyncpg.Connection, merchant_id: str, key_id: str, no
         if key.state == "active":
             raise KeyNotRevocable(key_id)
     log.info("api key revoked", extra={"merchant_id": merchant_id, "key_id": key_id})
-    return key_view(key)
+    return key_view(key, now)
 
 
 async def rotate_webhook_secret(conn: asyncpg.Connection, cfg: OpsConfig, merchant_id: str, overlap_s: int,

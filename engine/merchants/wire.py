@@ -76,7 +76,7 @@ class MerchantAccountView(msgspec.Struct, frozen=True):
 
 class ApiKeyView(msgspec.Struct, frozen=True):
     id: str
-    state: Literal["active", "rolling", "revoked"]
+    state: Literal["active", "rolling", "expired", "revoked"]
     created_at: datetime
     expires_at: datetime | None = None
     revoked_at: datetime | None = None

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
+from engine.api.auth import derive_secret
+from engine.api.context import API
 from engine.client import PayEngineClient
-from tests.merchants.conftest import Admin
+from engine.merchant_store import insert_merchant
+from engine.payments.pricing import Pricing
+from tests.api.conftest import Api
+from tests.merchants.conftest import Admin, ref
 
 
 async def _works(client: PayEngineClient) -> int:
@@ -45,6 +51,8 @@ async def test_old_key_stops_verifying_when_its_rollover_window_ends(admin: Admi
         assert await _works(old) == 200 and await _works(new) == 200
         await asyncio.sleep(1.2)  # the window is checked per request, even for a cached merchant
         assert await _works(old) == 401 and await _works(new) == 200
+    states = {k["id"]: k["state"] for k in (await admin.call("GET", f"/admin/merchants/{created['id']}")).body["keys"]}
+    assert states == {created["key_id"]: "expired", rotated.body["id"]: "active"}
 
 
 async def test_a_second_rotation_revokes_the_key_still_rolling(admin: Admin) -> None:
@@ -95,3 +103,19 @@ async def test_concurrent_rotations_leave_one_primary_and_at_most_one_rolling_ke
         async with admin.client(created, reply.body["secret"], reply.body["id"]) as client:
             verifying += await _works(client) == 200
     assert verifying == 2
+
+
+async def test_a_merchant_inserted_outside_the_admin_api_has_a_primary_key_and_can_rotate(admin: Admin,
+                                                                                          api: Api) -> None:
+    merchant_id = "mch_legacy_" + ref()[:12]
+    salt = secrets.token_bytes(16)
+    async with api.app[API].pool.acquire() as conn:  # the way demo seeding inserts merchants
+        assert await insert_merchant(conn, merchant_id, "legacy", salt, Pricing(0, 0))
+    legacy = {"id": merchant_id, "secret": derive_secret(api.settings.api_secret_key, merchant_id, salt)}
+    async with admin.client(legacy) as client:
+        assert await _works(client) == 200
+        keys = (await admin.call("GET", f"/admin/merchants/{merchant_id}")).body["keys"]
+        assert [k["state"] for k in keys] == ["active"]
+        rotated = await admin.call("POST", f"/admin/merchants/{merchant_id}/keys", {"rollover_s": 60})
+        assert rotated.status == 201 and rotated.body["previous_keys"][0]["id"] == keys[0]["id"]
+        assert await _works(client) == 200  # still inside the rollover
