@@ -10,6 +10,7 @@ import uvloop
 from aiohttp import web
 
 from engine.app import DATABASE_URL, REDIS_URL, SETTINGS, _database, _node_lease, _redis
+from engine.controls.wiring import setup_controls
 from engine.db import ensure_servers
 from engine.gateway.wiring import gateway_ctx
 from engine.logs import configure_logging
@@ -30,6 +31,7 @@ def run_gateway(settings: Settings) -> int:
     app[DATABASE_URL] = urls.database_url
     app[REDIS_URL] = urls.redis_url
     app.cleanup_ctx.extend([_database, _redis, _node_lease, gateway_ctx])
+    setup_controls(app)  # the payout worker gives a failed payout's limit usage back through the gate
 
     async def main() -> None:
         runner = web.AppRunner(app)

@@ -30,7 +30,7 @@ from engine.gateway.refunds import run_auto_refund_job
 from engine.gateway.sync_voucher import WORKER, sync_voucher_middleware
 from engine.gateway.vouchers import CREATE_VOUCHER_JOB, run_voucher_job
 from engine.gateway.worker import GatewayWorker, JobHandler
-from engine.payouts.worker import PayoutWorker
+from engine.payouts.worker import PayoutWorker, gate_release
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         if settings.gateway_in_process and gw.channels:
             tasks = [asyncio.create_task(worker.run(), name="gateway-worker"),
                      asyncio.create_task(Janitor(gw).run(), name="gateway-janitor"),
-                     asyncio.create_task(PayoutWorker(gw).run(), name="payout-worker")]
+                     asyncio.create_task(PayoutWorker(gw, gate_release(app)).run(), name="payout-worker")]
             log.info("gateway running", extra={"channels": sorted(gw.channels), "worker": gw.worker_id})
         elif settings.gateway_in_process:
             log.warning("gateway idle: no channels configured (PAYENGINE_CHANNELS)")

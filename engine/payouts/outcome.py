@@ -8,6 +8,7 @@ PAYOUT_UNFREEZE (frozen -> back to the source). The compare-and-set on the open 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import msgspec
@@ -15,14 +16,18 @@ import msgspec
 from accounts.rules import build_entry
 from engine.gateway.context import Gateway
 from engine.gateway_store import insert_outbox
-from engine.payouts.store import PayoutRecord, finish_payout
+from engine.payouts.store import PayoutRecord, admission_of, finish_payout
 from engine.payouts.views import payout_view
 
 log = logging.getLogger(__name__)
 
+# Gives a failed payout's counted limit usage back, by the gate's admission id (ControlGate.release_admission).
+UsageRelease = Callable[[str], Awaitable[object]]
+
 
 async def finish(gw: Gateway, payout: PayoutRecord, succeeded: bool, channel_payout_no: str | None,
-                 failure_code: str | None, failure_message: str | None, now: datetime) -> bool:
+                 failure_code: str | None, failure_message: str | None, now: datetime,
+                 release_usage: UsageRelease | None = None) -> bool:
     """True when this call made the payout final (and booked it); False when it was final already."""
     receivable = (await gw.platform_accounts(payout.currency))["channel_receivable"] if succeeded else None
     txn_no = gw.txn_nos.next(now)
@@ -45,4 +50,19 @@ async def finish(gw: Gateway, payout: PayoutRecord, succeeded: bool, channel_pay
         await insert_outbox(tx.conn, payout.merchant_id, "payout.succeeded" if succeeded else "payout.failed",
                             payout.id, msgspec.json.encode(payout_view(done)), now)
     log.info("payout finished", extra={"payout_id": payout.id, "succeeded": succeeded, "failure": failure_code})
+    if not succeeded and release_usage is not None:
+        await _release(gw, payout.id, release_usage)
     return True
+
+
+async def _release(gw: Gateway, payout_id: str, release_usage: UsageRelease) -> None:
+    """After the unfreeze committed: a failed payout no longer counts against limits. Failing here (Redis down)
+    leaves the usage counted, which can refuse too much but never lets a limit pass."""
+    try:
+        async with gw.pool.acquire() as conn:
+            admission = await admission_of(conn, payout_id)
+        if admission is not None:
+            await release_usage(admission)
+    except Exception:
+        log.warning("giving a failed payout's limit usage back failed", extra={"payout_id": payout_id},
+                    exc_info=True)

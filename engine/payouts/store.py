@@ -176,6 +176,12 @@ async def finish_payout(conn: Conn, payout_id: str, status: str, final_txn_no: s
     return _record(row) if row else None
 
 
+async def admission_of(conn: Conn, payout_id: str) -> str | None:
+    """The control gate's admission id recorded with the payout (None when no gate admitted it)."""
+    found: str | None = await conn.fetchval("SELECT risk->>'admission' FROM payouts WHERE id = $1", payout_id)
+    return found
+
+
 async def payouts_of_channel_day(conn: Conn, channel: str, start: datetime, end: datetime) -> list[PayoutRecord]:
     """Payouts first sent to `channel` in [start, end) (reconciliation's side of a statement day)."""
     rows = await conn.fetch(

@@ -14,12 +14,15 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from aiohttp import web
+
 from channels.errors import ChannelError, ChannelRejected, OrderNotFound
 from channels.protocol import PayoutDestination, PayoutRequest
+from engine.app import GATE
 from engine.gateway.context import Gateway
 from engine.gateway.jobs import backoff_s
 from engine.payouts import decision
-from engine.payouts.outcome import finish
+from engine.payouts.outcome import UsageRelease, finish
 from engine.payouts.store import PayoutRecord, claim_due_payouts, mark_sending, reschedule
 
 log = logging.getLogger(__name__)
@@ -31,9 +34,19 @@ def payout_request(p: PayoutRecord) -> PayoutRequest:
                          p.description or "")
 
 
+def gate_release(app: web.Application) -> UsageRelease:
+    """Release through the app's control gate, looked up at call time (its context starts after the gateway's)."""
+    async def release(admission_id: str) -> bool:
+        gate = app.get(GATE)
+        return False if gate is None else await gate.release_admission(admission_id)
+
+    return release
+
+
 class PayoutWorker:
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Gateway, release_usage: UsageRelease | None = None) -> None:
         self.gw = gw
+        self.release_usage = release_usage
         self.settings = gw.settings
         self._running: set[asyncio.Task[None]] = set()
 
@@ -129,7 +142,7 @@ class PayoutWorker:
         if isinstance(d, decision.Settle):
             await finish(self.gw, p, True, d.channel_payout_no, None, None, now)
         elif isinstance(d, decision.Fail):
-            await finish(self.gw, p, False, d.channel_payout_no, d.code, d.message, now)
+            await finish(self.gw, p, False, d.channel_payout_no, d.code, d.message, now, self.release_usage)
         elif isinstance(d, decision.Poll):
             await self._later(p, d.delay_s, d.note, d.accepted, d.channel_payout_no)
         else:

@@ -3,6 +3,7 @@ that fails (insufficient funds) gives the counted usage back; the gate's record 
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from tests.payouts.conftest import World, payout_body
@@ -29,3 +30,27 @@ async def test_payout_limit_refuses_before_freezing_and_failed_freezes_count_not
     assert risk is not None and "admission" in json.loads(risk)
     for payout in (first.body, last.body):
         await world.wait_payout(client, payout["id"])
+
+
+async def test_a_payout_the_channel_failed_no_longer_counts_against_the_limit(world: World) -> None:
+    client = await world.merchant()
+    status, body = await world.admin("PUT", f"/admin/merchants/{client.merchant_id}/limits", {"limits": [
+        {"scope": "customer", "window": "daily", "method": "payout", "amount_max": 1_500}]})
+    assert status == 200, body
+    customer = await world.funded_customer(client, 5_000)
+    doomed = await client.create_payout(payout_body(
+        1_000, customer_id=customer,
+        destination={"kind": "bank_account", "number": "6222021000000", "holder_name": "Li Lei"}))
+    assert doomed.status == 201, doomed.body
+    failed = await world.wait_payout(client, doomed.body["id"])
+    assert failed["status"] == "failed"
+    # 1_000 more fits the 1_500 daily limit only because the failed 1_000 was given back.
+    again = None
+    for _ in range(40):  # the usage is given back just after the unfreeze commits
+        again = await client.create_payout(payout_body(1_000, customer_id=customer))
+        if again.status == 201:
+            break
+        assert again.body["error"]["code"] == "limit_exceeded", again.body
+        await asyncio.sleep(0.05)
+    assert again is not None and again.status == 201, again.body
+    await world.wait_payout(client, again.body["id"])
