@@ -231,17 +231,26 @@ async def post_entry(conn: Conn, entry: EntryDraft) -> PostedEntry:
     return PostedEntry(entry.txn_no, tuple(sorted(posted, key=lambda p: p.leg_no)))
 
 
-async def statement(conn: Conn, account_id: str, limit: int = 100,
-                    after_seq: int | None = None) -> list[StatementLine]:
-    """Applied legs of one account in sequence order, each with the balance it left."""
-    rows = await conn.fetch(
-        "SELECT l.seq, l.txn_no, e.txn_code, l.leg_no, l.account_id, l.side, l.amount, l.delta,"
-        " l.balance_after, l.accounting_date, l.applied_at"
-        " FROM journal_legs l JOIN journal_entries e USING (txn_no)"
-        " WHERE l.account_id = $1 AND l.seq IS NOT NULL AND l.seq > $2"
-        " ORDER BY l.seq LIMIT $3",
-        account_id, after_seq or 0, limit,
-    )
+_STATEMENT_SQL = (
+    "SELECT l.seq, l.txn_no, e.txn_code, l.leg_no, l.account_id, l.side, l.amount, l.delta,"
+    " l.balance_after, l.accounting_date, l.applied_at"
+    " FROM journal_legs l JOIN journal_entries e ON e.accounting_date = l.accounting_date AND e.txn_no = l.txn_no"
+    " WHERE l.account_id = $1 AND l.seq IS NOT NULL AND l.seq > $2{dates}"
+    " ORDER BY l.seq LIMIT $3"
+)
+
+
+async def statement(conn: Conn, account_id: str, limit: int = 100, after_seq: int | None = None,
+                    from_date: date | None = None, to_date: date | None = None) -> list[StatementLine]:
+    """Applied legs of one account in sequence order, each with the balance it left.
+
+    ``from_date`` / ``to_date`` (inclusive accounting dates) restrict the statement to those days; the
+    journal is partitioned by accounting date (migration 070), so only their partitions are read."""
+    # The date conditions are spelled out only when given: "$4 IS NULL OR ..." would defeat pruning.
+    dates = (" AND l.accounting_date >= $4" if from_date else "") + (
+        f" AND l.accounting_date <= ${5 if from_date else 4}" if to_date else "")
+    bounds = [d for d in (from_date, to_date) if d is not None]
+    rows = await conn.fetch(_STATEMENT_SQL.format(dates=dates), account_id, after_seq or 0, limit, *bounds)
     return [
         StatementLine(r["seq"], r["txn_no"], r["txn_code"], r["leg_no"], AccountId(r["account_id"]),
                       Side(r["side"]), r["amount"], r["delta"], r["balance_after"],
