@@ -20,6 +20,7 @@ import asyncpg
 
 from engine.dayend import store
 from engine.dayend.calendar import AccountingCalendar, read_open_date
+from engine.dayend.partitions import DAYS_AHEAD_DEFAULT, prepare_partitions
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class DayEndOptions:
     poll_interval_s: float = 0.2
     switch_lock_timeout_ms: int = 10_000
     pause_at: str = ""  # a step name: stop there and wait to be killed (crash tests only)
+    partitions_ahead_days: int = DAYS_AHEAD_DEFAULT  # journal_legs partitions made ahead of the new open date
     progress: Progress = field(default=_quiet)
 
 
@@ -84,6 +86,7 @@ class _Run:
         self.calendar = calendar
 
     async def switch(self) -> str:
+        await self.prepare_partitions()
         try:
             async with self.conn.transaction():
                 open_date = await store.switch_date(self.conn, self.day, self.options.switch_lock_timeout_ms)
@@ -96,6 +99,17 @@ class _Run:
             self.calendar.switched(open_date)
         self.options.progress("switched", {"closing": self.day.isoformat(), "open": open_date.isoformat()})
         return "drain"
+
+    async def prepare_partitions(self) -> None:
+        # Before the switch, so the new open date already has its partition. Never fatal: without a
+        # partition, legs land in the default one and postings go on; the next day-end retries.
+        try:
+            health = await prepare_partitions(self.conn, self.day + timedelta(days=1),
+                                              self.options.partitions_ahead_days)
+        except asyncpg.PostgresError as exc:
+            log.error("journal partitions not prepared: %s", exc)
+            return
+        self.options.progress("partitions", health.as_dict())
 
     async def drain(self) -> str:
         started = time.monotonic()
