@@ -16,6 +16,7 @@ import msgspec
 from accounts.rules import build_entry
 from engine.gateway.context import Gateway
 from engine.gateway_store import insert_outbox
+from engine.payouts.metrics import PAYOUTS_FINISHED
 from engine.payouts.store import PayoutRecord, admission_of, finish_payout
 from engine.payouts.views import payout_view
 
@@ -49,6 +50,7 @@ async def finish(gw: Gateway, payout: PayoutRecord, succeeded: bool, channel_pay
         await tx.post(entry)
         await insert_outbox(tx.conn, payout.merchant_id, "payout.succeeded" if succeeded else "payout.failed",
                             payout.id, msgspec.json.encode(payout_view(done)), now)
+    PAYOUTS_FINISHED.labels("succeeded" if succeeded else "failed").inc()
     log.info("payout finished", extra={"payout_id": payout.id, "succeeded": succeeded, "failure": failure_code})
     if not succeeded and release_usage is not None:
         await _release(gw, payout.id, release_usage)

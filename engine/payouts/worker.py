@@ -22,6 +22,7 @@ from engine.app import GATE
 from engine.gateway.context import Gateway
 from engine.gateway.jobs import backoff_s
 from engine.payouts import decision
+from engine.payouts.metrics import PAYOUT_STEPS
 from engine.payouts.outcome import UsageRelease, finish
 from engine.payouts.store import PayoutRecord, claim_due_payouts, mark_sending, reschedule
 
@@ -84,6 +85,7 @@ class PayoutWorker:
                 await self._query(p)
         except Exception as error:
             log.exception("payout step crashed", extra={"payout_id": p.id})
+            PAYOUT_STEPS.labels("crashed").inc()
             await self._later(p, self._backoff_s(p), f"crashed: {error!r}")
 
     def _backoff_s(self, p: PayoutRecord) -> float:
@@ -100,6 +102,7 @@ class PayoutWorker:
         ranked = self.gw.route(p.currency, p.amount, p.channel)
         channel = p.channel if p.channel in ranked[:1] else next(iter(ranked), None)
         if channel is None or not self.gw.health.admit(channel, time.monotonic()):
+            PAYOUT_STEPS.labels("deferred").inc()
             await self._later(p, self._backoff_s(p), "no channel admits calls now (breakers open)")
             return
         await self._send(p, channel)
@@ -112,12 +115,14 @@ class PayoutWorker:
         try:
             result = await self.gw.call(channel, "create_payout", lambda ch: ch.create_payout(request))
         except OrderNotFound as error:  # not a refusal of this payout: treat like no answer
+            PAYOUT_STEPS.labels("unknown").inc()
             await self._later(p, self.settings.payout_query_delay_ms / 1000, f"unknown after send: {error}")
             return
         except ChannelRejected as error:  # the channel refused it and moved nothing
             await self._apply(p, decision.Fail(error.code, error.detail[:200]))
             return
         except ChannelError as error:  # timeout, 5xx, unreadable answer: the outcome is unknown, ask later
+            PAYOUT_STEPS.labels("unknown").inc()
             await self._later(p, self.settings.payout_query_delay_ms / 1000, f"unknown after send: {error}")
             return
         await self._apply(p, decision.on_result(result, self._backoff_s(p)))
@@ -133,12 +138,14 @@ class PayoutWorker:
                                                        s.payout_give_up_s))
             return
         except ChannelError as error:
+            PAYOUT_STEPS.labels("unknown").inc()
             await self._later(p, self._backoff_s(p), f"query failed: {error}")
             return
         await self._apply(p, decision.on_result(result, self._backoff_s(p)))
 
     async def _apply(self, p: PayoutRecord, d: decision.Decision) -> None:
         now = datetime.now(UTC)
+        PAYOUT_STEPS.labels(type(d).__name__.lower()).inc()
         if isinstance(d, decision.Settle):
             await finish(self.gw, p, True, d.channel_payout_no, None, None, now)
         elif isinstance(d, decision.Fail):

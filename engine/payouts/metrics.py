@@ -1,0 +1,12 @@
+"""Payout metrics, declared together with fixed label sets (served by the API's GET /metrics).
+
+Channel calls themselves (create_payout, query_payout) are counted by the gateway's CHANNEL_CALLS."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+PAYOUTS_FINISHED = Counter("payengine_payouts_finished_total", "Payouts made final", ["status"])
+# What each worker step decided: settle, fail, poll (processing or not found yet), resend, unknown (no answer),
+# deferred (no channel admits calls), crashed.
+PAYOUT_STEPS = Counter("payengine_payout_steps_total", "Payout worker steps by decision", ["decision"])
