@@ -181,10 +181,3 @@ async def admission_of(conn: Conn, payout_id: str) -> str | None:
     found: str | None = await conn.fetchval("SELECT risk->>'admission' FROM payouts WHERE id = $1", payout_id)
     return found
 
-
-async def payouts_of_channel_day(conn: Conn, channel: str, start: datetime, end: datetime) -> list[PayoutRecord]:
-    """Payouts first sent to `channel` in [start, end) (reconciliation's side of a statement day)."""
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM payouts WHERE channel = $1 AND first_sent_at >= $2 AND first_sent_at < $3",
-        channel, start, end)
-    return [_record(r) for r in rows]
