@@ -19,6 +19,7 @@ from engine.api.ratelimit import ratelimit_ctx, ratelimit_middleware
 from engine.api.routes import add_routes
 from engine.app import POOL, SETTINGS, TXN_NOS
 from engine.merchant_store import delete_expired_idempotency_keys
+from engine.merchants.invalidation import ChangeListener
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ async def _api_context(app: web.Application) -> AsyncIterator[None]:
     for currency in settings.currencies:
         await ctx.platform_accounts(currency)
     app[API] = ctx
+    # Merchant changes made by any process (admin API, CLI) drop the merchant from this auth cache at once.
+    changes = ChangeListener(app[POOL], ctx.merchants.forget)
+    await changes.start()
     task = asyncio.create_task(_idempotency_cleanup(ctx))
     try:
         yield
@@ -54,6 +58,7 @@ async def _api_context(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await changes.stop()
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

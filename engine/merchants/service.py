@@ -102,10 +102,13 @@ async def show(conn: Conn, merchant_id: str, now: datetime, webhook_secret: str 
     return merchant_view(profile, await store.list_keys(conn, merchant_id), now, webhook_secret)
 
 
-async def _locked(conn: Conn, merchant_id: str) -> str:
+async def _lock_for_change(conn: Conn, merchant_id: str) -> str:
+    """Lock the merchant for this change (rotations serialise) and have every API process forget it on
+    commit (nothing is sent when the transaction rolls back); its status, or NotFound."""
     status = await store.lock_merchant(conn, merchant_id)
     if status is None:
         raise NotFound("merchant", merchant_id, "id")
+    await store.notify_changed(conn, merchant_id)
     return status
 
 
@@ -120,7 +123,7 @@ async def update(conn: asyncpg.Connection, cfg: OpsConfig, merchant_id: str, req
         _check_profile(cfg, [], req.allowed_channels)
     webhook_secret = None
     async with conn.transaction():
-        await _locked(conn, merchant_id)
+        await _lock_for_change(conn, merchant_id)
         await store.update_profile(conn, merchant_id, changes, now)
         if req.settlement_cycle is not UNSET:
             await set_cycle(conn, merchant_id, cycle_days_of(req.settlement_cycle))
@@ -138,7 +141,7 @@ async def set_status(conn: asyncpg.Connection, merchant_id: str, to_status: str,
     balances, keys, payments and webhooks stay as they were."""
     assert to_status in ("active", "suspended"), to_status
     async with conn.transaction():
-        status = await _locked(conn, merchant_id)
+        status = await _lock_for_change(conn, merchant_id)
         if status not in ("active", "suspended"):
             raise IllegalMerchantStatus(merchant_id, status, "resume" if to_status == "active" else "suspend")
         if status != to_status:
@@ -154,7 +157,7 @@ async def rotate_key(conn: asyncpg.Connection, cfg: OpsConfig, merchant_id: str,
     key_id = new_id(KEY)
     salt = secrets.token_bytes(SALT_BYTES)
     async with conn.transaction():
-        await _locked(conn, merchant_id)
+        await _lock_for_change(conn, merchant_id)
         previous = await store.rotate_key(conn, merchant_id, key_id, salt, rollover_s, now)
         keys = [k for k in await store.list_keys(conn, merchant_id) if k.id in previous]
     log.info("api key rotated", extra={"merchant_id": merchant_id, "key_id": key_id, "rollover_s": rollover_s})
@@ -165,7 +168,7 @@ async def rotate_key(conn: asyncpg.Connection, cfg: OpsConfig, merchant_id: str,
 async def revoke_key(conn: asyncpg.Connection, merchant_id: str, key_id: str, now: datetime) -> wire.ApiKeyView:
     """Revoke a rolling key at once. Raises NotFound, or KeyNotRevocable for the primary key."""
     async with conn.transaction():
-        await _locked(conn, merchant_id)
+        await _lock_for_change(conn, merchant_id)
         key = await store.revoke_key(conn, merchant_id, key_id, now)
         if key is None:
             raise NotFound("api key", key_id, "key_id")
@@ -181,7 +184,7 @@ async def rotate_webhook_secret(conn: asyncpg.Connection, cfg: OpsConfig, mercha
     (a second v1 in the header) for ``overlap_s``, so receivers can switch without losing events."""
     salt = secrets.token_bytes(SALT_BYTES)
     async with conn.transaction():
-        await _locked(conn, merchant_id)
+        await _lock_for_change(conn, merchant_id)
         await store.rotate_webhook_salt(conn, merchant_id, salt, overlap_s, now)
         profile = await store.get_profile(conn, merchant_id)
     assert profile is not None

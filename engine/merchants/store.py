@@ -55,6 +55,9 @@ class ApiKey:
         return self.state == "rolling" and self.expires_at is not None and self.expires_at > now
 
 
+# NOTIFY channel of committed merchant changes (engine/merchants/invalidation.py listens).
+CHANGES_CHANNEL = "payengine_merchant_changed"
+
 # Columns an update may set; the service decides which, the names never come from a request.
 PROFILE_COLUMNS = frozenset({"name", "fee_bps", "fee_fixed", "webhook_url", "allowed_methods", "allowed_channels"})
 
@@ -99,6 +102,11 @@ async def update_profile(conn: Conn, merchant_id: str, changes: dict[str, Any], 
         f"UPDATE merchants SET updated_at = $2{', ' + sets if sets else ''} WHERE id = $1",
         merchant_id, now, *(changes[n] for n in names))
     return status.endswith(" 1")
+
+
+async def notify_changed(conn: Conn, merchant_id: str) -> None:
+    """Tell every API process to drop the merchant from its auth cache once this transaction commits."""
+    await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, merchant_id)
 
 
 async def set_status(conn: Conn, merchant_id: str, status: str, now: datetime) -> None:

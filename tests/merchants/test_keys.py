@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 
-from engine.api.auth import derive_secret
+from engine.api.auth import MerchantDirectory, derive_secret
 from engine.api.context import API
 from engine.client import PayEngineClient
 from engine.merchant_store import insert_merchant
+from engine.merchants.invalidation import ChangeListener
 from engine.payments.pricing import Pricing
 from tests.api.conftest import Api
 from tests.merchants.conftest import Admin, ref
@@ -119,3 +121,25 @@ async def test_a_merchant_inserted_outside_the_admin_api_has_a_primary_key_and_c
         rotated = await admin.call("POST", f"/admin/merchants/{merchant_id}/keys", {"rollover_s": 60})
         assert rotated.status == 201 and rotated.body["previous_keys"][0]["id"] == keys[0]["id"]
         assert await _works(client) == 200  # still inside the rollover
+
+
+async def test_another_processes_cache_forgets_a_revoked_key_at_once(admin: Admin, api: Api) -> None:
+    """Another API worker: its own directory (long TTL) and change listener on the same database."""
+    pool = api.app[API].pool
+    other = MerchantDirectory(pool, api.settings.api_secret_key, ttl_s=3600)
+    listener = ChangeListener(pool, other.forget)
+    await listener.start()
+    try:
+        created = await admin.create()
+        rotated = await admin.call("POST", f"/admin/merchants/{created['id']}/keys", {"rollover_s": 3600})
+        assert rotated.status == 201
+        assert await other.lookup(created["id"], created["key_id"]) is not None  # cached, still rolling
+        revoked = await admin.call("POST", f"/admin/merchants/{created['id']}/keys/{created['key_id']}/revoke")
+        assert revoked.status == 200
+        deadline = time.monotonic() + 2.0
+        while await other.lookup(created["id"], created["key_id"]) is not None:
+            assert time.monotonic() < deadline, "the other process still accepts the revoked key"
+            await asyncio.sleep(0.02)
+        assert await other.lookup(created["id"], rotated.body["id"]) is not None
+    finally:
+        await listener.stop()
