@@ -17,7 +17,7 @@ from engine.api.middleware import auth_middleware, error_middleware, metrics_mid
 from engine.api.openapi import openapi_handler
 from engine.api.ratelimit import ratelimit_ctx, ratelimit_middleware
 from engine.api.routes import add_routes
-from engine.app import POOL, SETTINGS, TXN_NOS
+from engine.app import DATABASE_URL, POOL, SETTINGS, TXN_NOS
 from engine.merchant_store import delete_expired_idempotency_keys
 from engine.merchants.invalidation import ChangeListener
 
@@ -49,7 +49,7 @@ async def _api_context(app: web.Application) -> AsyncIterator[None]:
         await ctx.platform_accounts(currency)
     app[API] = ctx
     # Merchant changes made by any process (admin API, CLI) drop the merchant from this auth cache at once.
-    changes = ChangeListener(app[POOL], ctx.merchants.forget)
+    changes = ChangeListener(app[DATABASE_URL], ctx.merchants.forget)
     await changes.start()
     task = asyncio.create_task(_idempotency_cleanup(ctx))
     try:

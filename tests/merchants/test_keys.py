@@ -8,6 +8,7 @@ import time
 
 from engine.api.auth import MerchantDirectory, derive_secret
 from engine.api.context import API
+from engine.app import DATABASE_URL
 from engine.client import PayEngineClient
 from engine.merchant_store import insert_merchant
 from engine.merchants.invalidation import ChangeListener
@@ -127,7 +128,7 @@ async def test_another_processes_cache_forgets_a_revoked_key_at_once(admin: Admi
     """Another API worker: its own directory (long TTL) and change listener on the same database."""
     pool = api.app[API].pool
     other = MerchantDirectory(pool, api.settings.api_secret_key, ttl_s=3600)
-    listener = ChangeListener(pool, other.forget)
+    listener = ChangeListener(api.app[DATABASE_URL], other.forget)
     await listener.start()
     try:
         created = await admin.create()
