@@ -103,16 +103,41 @@ def _parse(s: Subject, raw: list[Any]) -> Result | None:
     return Counted(history, {w: int(c) for w, c in zip(s.velocity_ms, raw[4:], strict=False)})
 
 
+StaleKey = tuple[str, str | None, date]  # (merchant, customer or None, day)
+STALE_MAX = 100_000
+
+
 class Counters:
     def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool) -> None:
         self._redis = redis
         self._pool = pool
         self._scripts = ControlScripts(redis)
+        # Subjects whose counters missed an admission or a release while Redis was unreachable: dropped
+        # before the next check, so they are rebuilt from PostgreSQL (which has every change).
+        self._stale: set[StaleKey] = set()
+
+    def mark_stale(self, u: store.Usage, subjects: Sequence[Subject]) -> bool:
+        """Remember ``subjects`` as stale; False when too many are remembered already (then refuse)."""
+        if len(self._stale) + len(subjects) > STALE_MAX:
+            return False
+        self._stale.update((s.merchant_id, s.customer_id, u.day) for s in subjects)
+        return True
+
+    async def _drop_stale(self) -> None:
+        for merchant_id, customer_id, day in list(self._stale):
+            k = keys.subject_keys(merchant_id, customer_id, day)
+            try:  # one subject's keys share a slot: one DEL, also on a Cluster
+                await self._redis.delete(k.day, k.month, k.day_preloaded, k.month_preloaded)
+            except (RedisError, OSError) as exc:
+                raise ControlsUnavailable(f"limit counters unavailable: {exc!r}") from exc
+            self._stale.discard((merchant_id, customer_id, day))
 
     async def check(self, u: store.Usage, subjects: Sequence[Subject], now_ms: int,
                     velocity_keep_ms: int) -> list[Result]:
         """Check and count every subject; a subject refused or failed leaves the others counted (the
         caller releases them). Raises ControlsUnavailable when Redis cannot answer."""
+        if self._stale:
+            await self._drop_stale()
         calls = [(self._scripts.check, s.keys(u.day).all(), _check_args(u, s, now_ms, velocity_keep_ms, None))
                  for s in subjects]
         raw = await self._run(calls)
@@ -133,13 +158,20 @@ class Counters:
         return [r for r in results if isinstance(r, Counted | Refused)]
 
     async def release(self, u: store.Usage, subjects: Sequence[Subject], forget_attempt: bool) -> None:
-        """Give back what ``check`` counted for ``subjects`` (best effort: a failure only over-counts)."""
+        """Give back what ``check`` counted for ``subjects``. Never raises: when Redis cannot be reached the
+        subjects are marked stale (their counters over-count until dropped and rebuilt)."""
         if not subjects:
             return
         calls = [(self._scripts.release, s.keys(u.day).all(),
                   [u.id, u.amount, u.currency, u.method, int(s.customer_id is not None), int(forget_attempt)])
                  for s in subjects]
-        await self._run(calls)
+        try:
+            results = await self._run(calls)
+        except ControlsUnavailable:
+            results = [None] * len(calls)
+        failed = [s for s, r in zip(subjects, results, strict=True) if r is None or isinstance(r, BaseException)]
+        if failed:
+            self.mark_stale(u, failed)
 
     async def _run(self, calls: Sequence[tuple[Any, Sequence[str], Sequence[Any]]]) -> list[Any]:
         """One result per call, exceptions in place (a call that raised did or did not run: its caller decides)."""

@@ -17,11 +17,16 @@ Order inside ``admit`` and why:
 4. One Lua check-and-increment per subject (customer, merchant): refuses if a daily/monthly amount or
    count would pass its maximum, else counts; returns velocity counts and the customer's history.
 5. Velocity and amount-anomaly rules on those facts; a deny gives the counts back.
+
+Redis down: refused (ControlsUnavailable, retryable 503) when a daily/monthly limit, velocity or
+amount-anomaly rule binds the attempt, since it cannot be enforced; otherwise admitted uncounted (the usage
+row is written; the subjects' counters are dropped once Redis answers again, and rebuilt from PostgreSQL).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -34,9 +39,11 @@ import redis.asyncio as aioredis
 from engine.controls import store
 from engine.controls.config import ConfigCache, instrument_digest
 from engine.controls.counters import Counted, Counters, Refused, Subject
-from engine.controls.errors import InvalidControl, LimitExceeded, RiskDeclined
+from engine.controls.errors import ControlsUnavailable, InvalidControl, LimitExceeded, RiskDeclined
 from engine.controls.limits import METHODS, LimitRule, check_single
-from engine.controls.risk import RuleDecision, blocklist_decisions, counted_decisions, velocity_windows_ms
+from engine.controls.risk import RiskRule, RuleDecision, blocklist_decisions, counted_decisions, velocity_windows_ms
+
+log = logging.getLogger(__name__)
 
 KINDS = ("payment", "transfer", "payout")
 ADMISSION_PREFIX = "adm_"
@@ -57,12 +64,13 @@ class Admission:
     """An admitted attempt: its risk decisions and the usage it counted (until ``release``)."""
 
     def __init__(self, counters: Counters, pool: asyncpg.Pool, usage: store.Usage, subjects: tuple[Subject, ...],
-                 decisions: tuple[RuleDecision, ...]) -> None:
+                 decisions: tuple[RuleDecision, ...], counted: bool = True) -> None:
         self._counters = counters
         self._pool = pool
         self._usage = usage
-        self._subjects = subjects
+        self._subjects = subjects  # empty when not counted: nothing to give back in Redis
         self.decisions = decisions
+        self.counted = counted
         self._released = False
 
     @property
@@ -93,6 +101,7 @@ class Admission:
             "admission": self._usage.id,
             "accounting_date": self._usage.day.isoformat(),
             "review": self.review,
+            "counted": self.counted,
             "decisions": [d.to_json() for d in self.decisions],
             "limits": [_limit_json(r) for s in self._subjects for r in s.rules],
         }
@@ -140,6 +149,15 @@ class ControlGate:
         admission = Admission(self.counters, self._pool, usage, tuple(subjects), tuple(decisions))
         try:
             results = await self.counters.check(usage, subjects, int(self._clock() * 1000), max(windows, default=0))
+        except ControlsUnavailable:
+            # Nothing that needs a counter binds this attempt: Redis being down must not stop it (the usage
+            # row is in PostgreSQL; the subjects' counters are dropped and rebuilt once Redis answers).
+            if _needs_counters(attempt, subjects, rules) or not self.counters.mark_stale(usage, subjects):
+                async with self._pool.acquire() as conn:
+                    await store.delete_usage(conn, usage.id)
+                raise
+            log.warning("limit counters unavailable; admitted without counting (no counted rule binds)")
+            return Admission(self.counters, self._pool, usage, (), tuple(decisions), counted=False)
         except BaseException:
             async with self._pool.acquire() as conn:
                 await store.delete_usage(conn, usage.id)
@@ -181,6 +199,12 @@ class ControlGate:
         await asyncio.shield(self.counters.release(usage, counted, forget_attempt=False))
         async with self._pool.acquire() as conn:
             await store.delete_usage(conn, usage.id)
+
+
+def _needs_counters(attempt: Attempt, subjects: list[Subject], rules: list[RiskRule]) -> bool:
+    """Whether a daily/monthly limit, velocity or amount-anomaly rule binds: then no Redis, no admission."""
+    return any(s.rules or s.velocity_ms for s in subjects) or (
+        attempt.customer_id is not None and any(r.kind == "amount_anomaly" for r in rules))
 
 
 def _subjects(attempt: Attempt, limits: list[LimitRule], windows: tuple[int, ...]) -> list[Subject]:
