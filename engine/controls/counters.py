@@ -115,6 +115,7 @@ class Counters:
         # Subjects whose counters missed an admission or a release while Redis was unreachable: dropped
         # before the next check, so they are rebuilt from PostgreSQL (which has every change).
         self._stale: set[StaleKey] = set()
+        self._loading: dict[StaleKey, asyncio.Lock] = {}  # subjects being rebuilt, one reader at a time
 
     def mark_stale(self, u: store.Usage, subjects: Sequence[Subject]) -> bool:
         """Remember ``subjects`` as stale; False when too many are remembered already (then refuse)."""
@@ -144,18 +145,37 @@ class Counters:
         results: list[Result | BaseException | None] = [
             r if isinstance(r, BaseException) else _parse(s, r) for s, r in zip(subjects, raw, strict=True)]
         for i, s in enumerate(subjects):
-            if results[i] is None:  # Redis lost this subject's counters: rebuild from the record
-                async with self._pool.acquire() as conn:
-                    load = await store.usage_sums(conn, s.merchant_id, s.customer_id, u.day, u.id)
-                again = await self._run([(self._scripts.check, s.keys(u.day).all(),
-                                          _check_args(u, s, now_ms, velocity_keep_ms, load))])
-                results[i] = again[0] if isinstance(again[0], BaseException) else _parse(s, again[0])
+            if results[i] is None:  # Redis lost this subject's counters (or a new day began): rebuild
+                results[i] = await self._check_loading(u, s, now_ms, velocity_keep_ms)
         failed = [r for r in results if isinstance(r, BaseException) or r is None]
         if failed:
             await self.release(u, [s for s, r in zip(subjects, results, strict=True) if isinstance(r, Counted)],
                                forget_attempt=True)
             raise ControlsUnavailable(f"limit counters unavailable: {failed[0]!r}")
         return [r for r in results if isinstance(r, Counted | Refused)]
+
+    async def _check_loading(self, u: store.Usage, s: Subject, now_ms: int,
+                             velocity_keep_ms: int) -> Result | BaseException | None:
+        """The check again, with the subject's usage read from PostgreSQL. One reader per subject and day in
+        this process: when a busy merchant's day begins, the tasks behind the first find it loaded."""
+        tag = (s.merchant_id, s.customer_id, u.day)
+        lock = self._loading.setdefault(tag, asyncio.Lock())
+        try:
+            async with lock:
+                first = (await self._run([(self._scripts.check, s.keys(u.day).all(),
+                                           _check_args(u, s, now_ms, velocity_keep_ms, None))]))[0]
+                if isinstance(first, BaseException) or int(first[0]) != -1:
+                    return first if isinstance(first, BaseException) else _parse(s, first)
+                async with self._pool.acquire() as conn:
+                    load = await store.usage_sums(conn, s.merchant_id, s.customer_id, u.day, u.id)
+                again = (await self._run([(self._scripts.check, s.keys(u.day).all(),
+                                           _check_args(u, s, now_ms, velocity_keep_ms, load))]))[0]
+                return again if isinstance(again, BaseException) else _parse(s, again)
+        finally:
+            # Dropped when free (the dict stays bounded); a task still queued on it keeps it alive, so at
+            # worst two readers overlap, never a herd.
+            if not lock.locked() and self._loading.get(tag) is lock:
+                del self._loading[tag]
 
     async def release(self, u: store.Usage, subjects: Sequence[Subject], forget_attempt: bool) -> None:
         """Give back what ``check`` counted for ``subjects``. Never raises: when Redis cannot be reached the
