@@ -105,6 +105,7 @@ def _parse(s: Subject, raw: list[Any]) -> Result | None:
 
 StaleKey = tuple[str, str | None, date]  # (merchant, customer or None, day)
 STALE_MAX = 100_000
+STALE_DROPS_PER_CHECK = 64
 
 
 class Counters:
@@ -124,21 +125,26 @@ class Counters:
         self._stale.update((s.merchant_id, s.customer_id, u.day) for s in subjects)
         return True
 
-    async def _drop_stale(self) -> None:
-        for merchant_id, customer_id, day in list(self._stale):
+    async def _drop_stale(self, u: store.Usage, subjects: Sequence[Subject]) -> None:
+        """This attempt's stale subjects (they must not be checked on stale counters), then a bounded
+        number of the others, so the first request after an outage does not pay for all of them."""
+        own = [(s.merchant_id, s.customer_id, u.day) for s in subjects]
+        others = [t for _, t in zip(range(STALE_DROPS_PER_CHECK), self._stale - set(own), strict=False)]
+        for tag in [t for t in own if t in self._stale] + others:
+            merchant_id, customer_id, day = tag
             k = keys.subject_keys(merchant_id, customer_id, day)
             try:  # one subject's keys share a slot: one DEL, also on a Cluster
                 await self._redis.delete(k.day, k.month, k.day_preloaded, k.month_preloaded)
             except (RedisError, OSError) as exc:
                 raise ControlsUnavailable(f"limit counters unavailable: {exc!r}") from exc
-            self._stale.discard((merchant_id, customer_id, day))
+            self._stale.discard(tag)
 
     async def check(self, u: store.Usage, subjects: Sequence[Subject], now_ms: int,
                     velocity_keep_ms: int) -> list[Result]:
         """Check and count every subject; a subject refused or failed leaves the others counted (the
         caller releases them). Raises ControlsUnavailable when Redis cannot answer."""
         if self._stale:
-            await self._drop_stale()
+            await self._drop_stale(u, subjects)
         calls = [(self._scripts.check, s.keys(u.day).all(), _check_args(u, s, now_ms, velocity_keep_ms, None))
                  for s in subjects]
         raw = await self._run(calls)
