@@ -61,9 +61,11 @@ async def _controls_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
-def setup_controls(app: web.Application) -> None:
-    """The gate's context (after the API's and the calendar's) and the controls' admin routes."""
-    from engine.controls.admin import add_admin_routes  # here: it imports the API package
-
+def setup_controls(app: web.Application, admin_routes: bool = False) -> None:
+    """The gate's context (after the API's and the calendar's); with ``admin_routes`` also the controls'
+    admin endpoints, which rely on the API's auth middleware for the admin token (so only on the API app)."""
     app.cleanup_ctx.append(_controls_ctx)
-    add_admin_routes(app)
+    if admin_routes:
+        from engine.controls.admin import add_admin_routes  # here: it imports the API package
+
+        add_admin_routes(app)
