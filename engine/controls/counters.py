@@ -38,6 +38,14 @@ class Subject:
     def keys(self, day: date) -> keys.SubjectKeys:
         return keys.subject_keys(self.merchant_id, self.customer_id, day)
 
+    def check_keys(self, u: store.Usage) -> tuple[str, ...]:
+        k = self.keys(u.day)
+        return (*k.all(), keys.check_marker(k, u.id))
+
+    def release_keys(self, u: store.Usage) -> tuple[str, ...]:
+        k = self.keys(u.day)
+        return (*k.all(), keys.release_marker(k, u.id), keys.check_marker(k, u.id))
+
 
 @dataclass(frozen=True, slots=True)
 class Counted:
@@ -61,7 +69,7 @@ def _check_args(u: store.Usage, s: Subject, now_ms: int, velocity_keep_ms: int,
     args: list[Any] = [u.id, now_ms, u.amount, u.currency, u.method, keys.DAY_TTL_S, keys.MONTH_TTL_S,
                        keys.HISTORY_TTL_S, int(customer), velocity_keep_ms if customer else 0,
                        len(s.velocity_ms) if customer else 0, len(s.rules), int(load is not None),
-                       keys.PRELOADED_TTL_S]
+                       keys.PRELOADED_TTL_S, keys.MARKER_TTL_S]
     if customer:
         args.extend(s.velocity_ms)
     for rule in s.rules:
@@ -145,9 +153,13 @@ class Counters:
         caller releases them). Raises ControlsUnavailable when Redis cannot answer."""
         if self._stale:
             await self._drop_stale(u, subjects)
-        calls = [(self._scripts.check, s.keys(u.day).all(), _check_args(u, s, now_ms, velocity_keep_ms, None))
+        calls = [(self._scripts.check, s.check_keys(u), _check_args(u, s, now_ms, velocity_keep_ms, None))
                  for s in subjects]
-        raw = await self._run(calls)
+        raw = await self._run_or_errors(calls)
+        lost = [i for i, r in enumerate(raw) if isinstance(r, BaseException)]
+        if lost:  # the answer was lost (e.g. a timeout): asking again is safe, the script answers it once
+            for i, r in zip(lost, await self._run_or_errors([calls[i] for i in lost]), strict=True):
+                raw[i] = r
         results: list[Result | BaseException | None] = [
             r if isinstance(r, BaseException) else _parse(s, r) for s, r in zip(subjects, raw, strict=True)]
         for i, s in enumerate(subjects):
@@ -155,10 +167,19 @@ class Counters:
                 results[i] = await self._check_loading(u, s, now_ms, velocity_keep_ms)
         failed = [r for r in results if isinstance(r, BaseException) or r is None]
         if failed:
-            await self.release(u, [s for s, r in zip(subjects, results, strict=True) if isinstance(r, Counted)],
-                               forget_attempt=True)
+            await self.undo(u, subjects)
             raise ControlsUnavailable(f"limit counters unavailable: {failed[0]!r}")
         return [r for r in results if isinstance(r, Counted | Refused)]
+
+    async def undo(self, u: store.Usage, subjects: Sequence[Subject]) -> None:
+        """Give back whatever a check of ``subjects`` counted, when its answers are not all known."""
+        await self.release(u, subjects, forget_attempt=True, only_if_counted=True)
+
+    async def _run_or_errors(self, calls: Sequence[tuple[Any, Sequence[str], Sequence[Any]]]) -> list[Any]:
+        try:
+            return await self._run(calls)
+        except ControlsUnavailable as exc:
+            return [exc] * len(calls)
 
     async def _check_loading(self, u: store.Usage, s: Subject, now_ms: int,
                              velocity_keep_ms: int) -> Result | BaseException | None:
@@ -168,13 +189,13 @@ class Counters:
         lock = self._loading.setdefault(tag, asyncio.Lock())
         try:
             async with lock:
-                first = (await self._run([(self._scripts.check, s.keys(u.day).all(),
+                first = (await self._run([(self._scripts.check, s.check_keys(u),
                                            _check_args(u, s, now_ms, velocity_keep_ms, None))]))[0]
                 if isinstance(first, BaseException) or int(first[0]) != -1:
                     return first if isinstance(first, BaseException) else _parse(s, first)
                 async with self._pool.acquire() as conn:
                     load = await store.usage_sums(conn, s.merchant_id, s.customer_id, u.day, u.id)
-                again = (await self._run([(self._scripts.check, s.keys(u.day).all(),
+                again = (await self._run([(self._scripts.check, s.check_keys(u),
                                            _check_args(u, s, now_ms, velocity_keep_ms, load))]))[0]
                 return again if isinstance(again, BaseException) else _parse(s, again)
         finally:
@@ -183,13 +204,15 @@ class Counters:
             if not lock.locked() and self._loading.get(tag) is lock:
                 del self._loading[tag]
 
-    async def release(self, u: store.Usage, subjects: Sequence[Subject], forget_attempt: bool) -> None:
-        """Give back what ``check`` counted for ``subjects``. Never raises: when Redis cannot be reached the
-        subjects are marked stale (their counters over-count until dropped and rebuilt)."""
+    async def release(self, u: store.Usage, subjects: Sequence[Subject], forget_attempt: bool,
+                      only_if_counted: bool = False) -> None:
+        """Give back what ``check`` counted for ``subjects`` (once, however often called). Never raises: when
+        Redis cannot be reached the subjects are marked stale (over-counting until dropped and rebuilt)."""
         if not subjects:
             return
-        calls = [(self._scripts.release, s.keys(u.day).all(),
-                  [u.id, u.amount, u.currency, u.method, int(s.customer_id is not None), int(forget_attempt)])
+        calls = [(self._scripts.release, s.release_keys(u),
+                  [u.id, u.amount, u.currency, u.method, int(s.customer_id is not None), int(forget_attempt),
+                   keys.MARKER_TTL_S, int(only_if_counted)])
                  for s in subjects]
         try:
             results = await self._run(calls)

@@ -158,7 +158,8 @@ class ControlGate:
                 raise
             log.warning("limit counters unavailable; admitted without counting (no counted rule binds)")
             return Admission(self.counters, self._pool, usage, (), tuple(decisions), counted=False)
-        except BaseException:
+        except BaseException:  # e.g. the request was cancelled mid-check: give back whatever was counted
+            await asyncio.shield(self.counters.undo(usage, subjects))
             async with self._pool.acquire() as conn:
                 await store.delete_usage(conn, usage.id)
             raise

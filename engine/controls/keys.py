@@ -16,6 +16,7 @@ DAY_TTL_S = 3 * 86400      # a day's counters outlive the day (a late release st
 MONTH_TTL_S = 35 * 86400
 HISTORY_TTL_S = 30 * 86400  # refreshed on every admission; rebuilt from PostgreSQL when gone
 PRELOADED_TTL_S = 120       # far longer than an admission takes from its usage row to its check
+MARKER_TTL_S = 600          # far longer than a client retries one script call
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,17 @@ def subject_keys(merchant_id: str, customer_id: str | None, day: date) -> Subjec
 def counter_field(currency: str, method: str, metric: str) -> str:
     """``metric`` a (amount) or n (count); ``method`` a method or * for all methods together."""
     return f"{currency}|{method}|{metric}"
+
+
+def check_marker(k: SubjectKeys, attempt_id: str) -> str:
+    """The outcome of an attempt's check on this subject, kept briefly: a client retry of the script (after
+    a timeout, when the first run did happen) answers the same instead of counting twice."""
+    return f"{k.tag}:c:{attempt_id}"
+
+
+def release_marker(k: SubjectKeys, attempt_id: str) -> str:
+    """Present once an attempt's usage was given back on this subject: a retried release gives back once."""
+    return f"{k.tag}:r:{attempt_id}"
 
 
 def all_keys_pattern() -> str:

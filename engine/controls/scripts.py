@@ -1,7 +1,8 @@
 """The controls' Lua scripts. Each touches the keys of ONE subject (one hash slot) and is atomic.
 
-Key order is always that of ``SubjectKeys.all()``: day, month, velocity, history, day_preloaded,
-month_preloaded. Amounts travel as
+Key order is that of ``SubjectKeys.all()`` (day, month, velocity, history, day_preloaded, month_preloaded)
+then the attempt's marker. Both scripts are idempotent per attempt id: redis-py retries a call after a
+timeout, and the first run may have happened. Amounts travel as
 the decimal strings Python sent (Lua numbers are doubles; HINCRBY gets the exact text).
 """
 
@@ -18,7 +19,8 @@ local function num(x) return tonumber(x or '0') end
 
 # ARGV: 1 attempt id, 2 now_ms, 3 amount, 4 currency, 5 method, 6 day_ttl_s, 7 month_ttl_s,
 # 8 history_ttl_s, 9 customer (1: keep velocity and history), 10 velocity keep ms (0: none),
-# 11 number of velocity windows, 12 number of checks, 13 load data present (1/0), 14 preloaded_ttl_s;
+# 11 number of velocity windows, 12 number of checks, 13 load data present (1/0), 14 preloaded_ttl_s,
+# 15 marker_ttl_s (KEYS[7], the check marker: a retried call returns the first call's answer);
 # then the velocity windows (ms); then per check: window (d|m), method, amount_max (-1 none),
 # count_max (-1 none); then, with load data, for the day and then the month: n, n x (field, value),
 # k, k x admission id (rows summed whose check may not have run yet); then history n, sum, max.
@@ -28,9 +30,15 @@ local function num(x) return tonumber(x or '0') end
 # An attempt in a preloaded set is already inside that hash's sums: it is checked as included and not
 # added again (and taken out if refused), so a rebuild never counts an in-flight admission twice.
 CHECK = _HELPERS + """
+local done = redis.call('GET', KEYS[7])
+if done then return cjson.decode(done) end
+local function finish(out)
+  redis.call('SET', KEYS[7], cjson.encode(out), 'EX', ARGV[15])
+  return out
+end
 local cust = ARGV[9] == '1'
 local nwin, nchk = tonumber(ARGV[11]), tonumber(ARGV[12])
-local p = 15 + nwin + 4 * nchk
+local p = 16 + nwin + 4 * nchk
 if not loaded(KEYS[1]) or not loaded(KEYS[2]) or (cust and not loaded(KEYS[4])) then
   if ARGV[13] ~= '1' then return {-1} end
   for h = 1, 2 do
@@ -68,10 +76,10 @@ if cust and tonumber(ARGV[10]) > 0 then
   redis.call('ZADD', KEYS[3], now, ARGV[1])
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[10]))
   redis.call('PEXPIRE', KEYS[3], ARGV[10])
-  for i = 15, 14 + nwin do counts[#counts + 1] = redis.call('ZCOUNT', KEYS[3], now - tonumber(ARGV[i]) + 1, '+inf') end
+  for i = 16, 15 + nwin do counts[#counts + 1] = redis.call('ZCOUNT', KEYS[3], now - tonumber(ARGV[i]) + 1, '+inf') end
 end
 for c = 0, nchk - 1 do
-  local b = 15 + nwin + 4 * c
+  local b = 16 + nwin + 4 * c
   local hi = ARGV[b] == 'd' and 1 or 2
   local amax, cmax = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local used = redis.call('HMGET', KEYS[hi], cur .. '|' .. ARGV[b + 1] .. '|a', cur .. '|' .. ARGV[b + 1] .. '|n')
@@ -81,7 +89,7 @@ for c = 0, nchk - 1 do
   if amax >= 0 and ua + amount > amax then metric = 1 elseif cmax >= 0 and un + 1 > cmax then metric = 2 end
   if metric > 0 then
     for h = 1, 2 do if pre[h] then add(h, '-') end end
-    return {0, c + 1, metric, metric == 1 and ua or un}
+    return finish({0, c + 1, metric, metric == 1 and ua or un})
   end
 end
 for h = 1, 2 do
@@ -99,14 +107,22 @@ if cust then
 end
 local out = {1, hist[1], hist[2], hist[3]}
 for _, v in ipairs(counts) do out[#out + 1] = v end
-return out
+return finish(out)
 """
 
 # ARGV: 1 attempt id, 2 amount (positive), 3 currency, 4 method, 5 customer (1/0), 6 forget the attempt's
-# velocity entry (1/0). Gives back what CHECK counted. A hash that is not loaded is left alone: it was
-# lost after the admission, and its rebuild from PostgreSQL (where the admission's row is deleted after
-# this call) can only count the admission, never miss it.
+# velocity entry (1/0), 7 marker_ttl_s (KEYS[7], the release marker: a retried call gives back once),
+# 8 only if counted (1: only when KEYS[8], the check marker, shows the check counted; for a check whose
+# answer was lost, which may or may not have run).
+# Gives back what CHECK counted. A hash that is not loaded is left alone: it was lost after the admission,
+# and its rebuild from PostgreSQL (where the admission's row is deleted after this call) can only count the
+# admission, never miss it.
 RELEASE = _HELPERS + """
+if ARGV[8] == '1' then
+  local done = redis.call('GET', KEYS[8])
+  if not done or cjson.decode(done)[1] ~= 1 then return 0 end
+end
+if not redis.call('SET', KEYS[7], 1, 'NX', 'EX', ARGV[7]) then return 0 end
 local neg = '-' .. ARGV[2]
 for h = 1, 2 do
   if loaded(KEYS[h]) then

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from engine.controls import Attempt, ControlGate, LimitExceeded, RiskDeclined, keys
 from engine.controls import store as control_store
+from engine.controls.counters import Counted, Subject
 from engine.controls.limits import LimitRule
 from engine.controls.risk import RiskRule
 from tests.factories import rand_id, today
@@ -161,3 +162,29 @@ async def test_a_new_accounting_day_resets_daily_but_not_monthly_usage_even_afte
     assert (monthly.value.window, monthly.value.used) == ("monthly", 900)
     day[0] = date(2031, 6, 1)
     await gate.admit(attempt(merchant, customer, 600))
+
+
+async def test_script_calls_are_idempotent_per_attempt(gate: ControlGate, pool: asyncpg.Pool) -> None:
+    """redis-py retries a call whose answer was lost; the first run may have happened."""
+    merchant = rand_id("mch")
+    rule = LimitRule("merchant", "daily", "*", "*", 1_000, None)
+    await set_limits(pool, merchant, rule)
+    subject = [Subject(merchant, None, (rule,))]
+    usage = control_store.Usage(rand_id("adm"), merchant, None, "payment", "channel", "CNY", 600, today())
+    never_checked = control_store.Usage(rand_id("adm"), merchant, None, "payment", "channel", "CNY", 300, today())
+    async with pool.acquire() as conn:
+        await control_store.insert_usage(conn, usage)
+    for _ in range(2):  # the same attempt checked twice counts once
+        assert isinstance((await gate.counters.check(usage, subject, 0, 0))[0], Counted)
+    await gate.counters.undo(never_checked, subject)  # it never counted: nothing to give back
+    with pytest.raises(LimitExceeded) as over:
+        await gate.admit(Attempt("payment", "channel", merchant, None, 401, "CNY"))
+    assert over.value.used == 600
+    for _ in range(2):
+        await gate.counters.release(usage, subject, forget_attempt=True)
+    async with pool.acquire() as conn:
+        await control_store.delete_usage(conn, usage.id)
+    admitted = await gate.admit(Attempt("payment", "channel", merchant, None, 1_000, "CNY"))  # given back once
+    with pytest.raises(LimitExceeded) as full:
+        await gate.admit(Attempt("payment", "channel", merchant, None, 1, "CNY"))
+    assert full.value.used == 1_000 and admitted.counted
