@@ -16,7 +16,7 @@ DAY_TTL_S = 3 * 86400      # a day's counters outlive the day (a late release st
 MONTH_TTL_S = 35 * 86400
 HISTORY_TTL_S = 30 * 86400  # refreshed on every admission; rebuilt from PostgreSQL when gone
 PRELOADED_TTL_S = 120       # far longer than an admission takes from its usage row to its check
-MARKER_TTL_S = 600          # far longer than a client retries one script call
+MARKER_TTL_S = 120          # far longer than a client retries one script call (~240k keys at 1000/s)
 
 
 @dataclass(frozen=True, slots=True)
