@@ -33,9 +33,9 @@ check: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m bench all
 
-## Wallet payments over HTTP (64 clients, one hot merchant, 30 s) vs /bench/noop; prints one JSON line.
+## Wallet payments over HTTP (64 clients, one hot merchant, 20 s) vs /bench/noop, with 1 then 2 API workers; one JSON line.
 bench-api: $(STAMP)
-	$(BIN)/python -m bench.api_bench --concurrency 64 --duration 30
+	$(BIN)/python -m bench.api_bench --concurrency 64 --duration 20 --workers 1,2
 
 ## Quick benchmark (< 60 s) that checks the money and prints ratios; never fails on speed (CI).
 bench-smoke: $(STAMP)

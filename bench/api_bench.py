@@ -2,7 +2,9 @@
 
 Starts `payengine serve` (BENCH_NOOP on) against embedded or configured servers, makes a hot merchant
 and funded customers, drives 64 concurrent signed clients for the duration, then the no-op for as
-long, checks the money, and prints one JSON line.
+long, checks the money, and prints one JSON line. ``--workers 1,2`` repeats it back to back with 1 and
+2 API worker processes on the same servers and adds ``workers2_over_workers1`` (the load generator
+shares the machine's cores with the workers and the databases: read the ratio with that in mind).
 """
 
 from __future__ import annotations
@@ -115,36 +117,63 @@ async def run(url: str, database_url: str, concurrency: int, duration_s: float) 
             "money_checks": "ok" if money_ok else f"FAILED spent={spent} booked={booked} client={paid_total}"}
 
 
+def _serve(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
+    """`payengine serve` with ``workers`` API worker processes (SO_REUSEPORT), once it accepts connections."""
+    server = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve"],
+                              env={**env, "PAYENGINE_PORT": str(port), "PAYENGINE_WORKERS": str(workers)})
+    for _ in range(120):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.25)
+    time.sleep(1.0 if workers > 1 else 0.0)  # the other workers bind a moment after the first
+    return server
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per load (payments, then no-op)")
+    parser.add_argument("--workers", default="1", help="API worker counts to compare, back to back: e.g. 1,2")
     args = parser.parse_args()
+    counts = [int(x) for x in args.workers.split(",") if x]
     data_dir = Path(tempfile.mkdtemp(prefix="pe-bench-api-", dir="/tmp"))
     settings = Settings.from_env().replace(data_dir=data_dir)
     urls = ensure_servers(settings)
-    port = _free_port()
     env = {**os.environ, "PAYENGINE_DATABASE_URL": urls.database_url, "PAYENGINE_REDIS_URL": urls.redis_url,
-           "PAYENGINE_PORT": str(port), "PAYENGINE_BENCH_NOOP": "1", "PAYENGINE_ADMIN_TOKEN": ADMIN_TOKEN,
-           "PAYENGINE_LOG_LEVEL": "WARNING", "PAYENGINE_DB_POOL_MAX": str(max(64, args.concurrency))}
-    server = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve"], env=env)
+           "PAYENGINE_BENCH_NOOP": "1", "PAYENGINE_ADMIN_TOKEN": ADMIN_TOKEN, "PAYENGINE_LOG_LEVEL": "WARNING",
+           "PAYENGINE_DB_POOL_MAX": str(max(64, args.concurrency))}
+    runs: dict[int, dict[str, Any]] = {}
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(120):
+        for workers in counts:
+            port = _free_port()
+            print(f"[api] {workers} API worker(s): {args.concurrency} clients for {args.duration:g} s",
+                  file=sys.stderr, flush=True)
+            server = _serve(env, port, workers)
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.25)
-        result = asyncio.run(run(url, urls.database_url, args.concurrency, args.duration))
+                runs[workers] = asyncio.run(run(f"http://127.0.0.1:{port}", urls.database_url, args.concurrency,
+                                                args.duration))
+            finally:
+                server.send_signal(signal.SIGTERM)
+                server.wait(timeout=60)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
         if not settings.database_url:
             from engine import embedded
 
             embedded.stop_redis(data_dir / "redis")
             embedded.stop_postgres(data_dir / "pg")
+    result = dict(runs[counts[0]])
+    if len(counts) > 1:
+        for workers, one in runs.items():
+            result[f"workers{workers}_payments_per_s"] = one["http_payments_per_s"]
+            result[f"workers{workers}_p99_ms"] = one["p99_ms"]
+            result[f"workers{workers}_noop_per_s"] = one["noop_per_s"]
+        first, last = runs[counts[0]], runs[counts[-1]]
+        result[f"workers{counts[-1]}_over_workers{counts[0]}"] = round(
+            last["http_payments_per_s"] / first["http_payments_per_s"], 2) if first["http_payments_per_s"] else None
+        failed = [w for w, one in runs.items() if one["money_checks"] != "ok"]
+        result["money_checks"] = "ok" if not failed else f"FAILED with {failed} workers"
     print(json.dumps(result), flush=True)
     return 0 if result["money_checks"] == "ok" else 1
 
