@@ -45,6 +45,7 @@ class CustomerRecord:
     wallet_account_id: AccountId
     balance_minor: int
     created_at: datetime
+    frozen_minor: int = 0  # in the customer's frozen account: open payouts (engine/payouts), not spendable
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +127,17 @@ def _tuple_or_none(values: list[str] | None) -> tuple[str, ...] | None:
 # ---------------------------------------------------------------- customers and topups
 
 _CUSTOMER_SELECT = (
-    "SELECT c.id, c.merchant_id, c.external_id, c.currency, c.wallet_account_id, a.balance, c.created_at"
+    "SELECT c.id, c.merchant_id, c.external_id, c.currency, c.wallet_account_id, a.balance, c.created_at,"
+    " coalesce(f.balance, 0) AS frozen"
     " FROM customers c JOIN accounts a ON a.id = c.wallet_account_id"
+    " LEFT JOIN accounts f ON f.owner_id = c.id AND f.role = 'customer_frozen' AND f.currency = c.currency"
+    " AND f.parent_id IS NULL"
 )
 
 
 def _customer(row: asyncpg.Record) -> CustomerRecord:
     return CustomerRecord(row["id"], row["merchant_id"], row["external_id"], row["currency"].strip(),
-                          AccountId(row["wallet_account_id"]), row["balance"], row["created_at"])
+                          AccountId(row["wallet_account_id"]), row["balance"], row["created_at"], row["frozen"])
 
 
 async def insert_customer(conn: Conn, customer_id: str, merchant_id: str, external_id: str, currency: str,

@@ -34,7 +34,8 @@ async def get_customer_view(ctx: ApiContext, merchant: MerchantRecord, customer_
         c = await get_customer(conn, merchant.id, customer_id)
     if c is None:
         raise NotFound("customer", customer_id)
-    return wire.Customer(c.id, c.external_id, c.currency, c.wallet_account_id, c.balance_minor, c.created_at)
+    return wire.Customer(c.id, c.external_id, c.currency, c.wallet_account_id, c.balance_minor, c.created_at,
+                         c.frozen_minor)
 
 
 async def create_topup(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, customer_id: str,

@@ -159,8 +159,9 @@ class Customer(msgspec.Struct, frozen=True):
     external_id: str
     currency: str
     wallet_account_id: str
-    balance: int
+    balance: int  # spendable
     created_at: datetime
+    frozen: int = 0  # held for payouts in flight: not spendable, still the customer's
     object: Literal["customer"] = "customer"
 
 

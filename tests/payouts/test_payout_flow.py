@@ -84,3 +84,23 @@ async def test_openapi_publishes_the_payout_endpoints(world: World) -> None:
         doc = await r.json()
     assert {"/v1/payouts", "/v1/payouts/{id}"} <= set(doc["paths"])
     assert "post" in doc["paths"]["/v1/payouts"] and "get" in doc["paths"]["/v1/payouts/{id}"]
+
+
+async def test_customer_view_shows_the_frozen_amount_while_a_payout_is_open(world: World) -> None:
+    client = await world.merchant()
+    customer = await world.funded_customer(client, 10_000)
+    await world.set_faults(payout_settle_ms=600_000)  # the channel holds it 'processing'
+    try:
+        created = await client.create_payout(payout_body(2_500, customer_id=customer))
+        assert created.status == 201, created.body
+        payout = await world.wait_payout(client, created.body["id"], lambda p: p["status"] == "processing")
+        view = (await client.get_customer(customer)).body
+        assert (view["balance"], view["frozen"]) == (7_500, 2_500)
+        async with world.http.post(f"{world.bank.url}/sim/admin/payouts/{payout['txn_no']}/settle",
+                                   json={"status": "FAIL"}) as r:
+            assert r.status == 200, await r.text()
+    finally:
+        await world.set_faults()
+    await world.wait_payout(client, payout["id"], lambda p: p["status"] == "failed")
+    view = (await client.get_customer(customer)).body
+    assert (view["balance"], view["frozen"]) == (10_000, 0)
