@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,10 @@ from buffer.sink import RedisHotLegSink
 from buffer.tuning import BufferTuning, LiveTuning
 from engine import embedded
 from engine.booking import Booker
-from engine.migrate import migrate
 from tests.buffer.procs import Tally, kill, mixed_load, reap, spawn_flusher, wait_for
 from tests.buffer.world import World, check_ledger, open_world, redis_matches_pg, wait_drained
 from tests.conftest import Servers
+from tests.databases import private_database
 
 pytestmark = pytest.mark.slow
 
@@ -43,21 +42,8 @@ async def db(servers: Servers) -> AsyncIterator[Db]:
     """A database of this module's own on the session's server: the in-process flushers of other
     tests' apps (they flush every hot account of the shared database) cannot take these tests'
     accounts from the processes under test, since advisory locks are per database."""
-    name = f"buffer_faults_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(servers.database_url)
-    await admin.execute(f"CREATE DATABASE {name}")
-    url = servers.database_url.replace("/payengine?", f"/{name}?")
-    assert url != servers.database_url
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    try:
+    async with private_database(servers.database_url, "buffer_faults") as url:
         yield Db(url, servers.redis_url)
-    finally:
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-        await admin.close()
 
 
 @pytest.fixture(scope="module")

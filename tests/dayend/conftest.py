@@ -7,15 +7,14 @@ migrated database (cheap: one CREATE DATABASE) and drops nothing: the server is 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
 import pytest
 
-from engine.migrate import migrate
 from tests.conftest import Servers
+from tests.databases import create_database
 
 
 @dataclass(frozen=True)
@@ -24,31 +23,9 @@ class Db:
     pool: asyncpg.Pool
 
 
-def database_url_for(server_url: str, name: str) -> str:
-    base, _, query = server_url.partition("?")
-    head, _, _old = base.rpartition("/")
-    return f"{head}/{name}" + (f"?{query}" if query else "")
-
-
-async def create_database(servers: Servers) -> str:
-    name = f"dayend_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(servers.database_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = database_url_for(servers.database_url, name)
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return url
-
-
 @pytest.fixture(scope="module")
 async def db(servers: Servers) -> AsyncIterator[Db]:
-    url = await create_database(servers)
+    url = await create_database(servers.database_url, "dayend")
     pool = await asyncpg.create_pool(url, min_size=2, max_size=20)
     assert pool is not None
     try:

@@ -13,7 +13,8 @@ from engine.dayend.runner import DayEndOptions
 from engine.dayend.schedule import DayEndScheduler, is_due
 from engine.settings import Settings, SettingsError
 from tests.conftest import Servers
-from tests.dayend.conftest import Db, create_database
+from tests.databases import private_database
+from tests.dayend.conftest import Db
 
 AT = time(0, 5)
 
@@ -44,12 +45,13 @@ async def _open_date(db: Db) -> date:
 @pytest.fixture
 async def db(servers: Servers) -> AsyncIterator[Db]:
     """A fresh database per test: the open date only ever moves forward, as in production."""
-    pool = await asyncpg.create_pool(url := await create_database(servers), min_size=1, max_size=8)
-    assert pool is not None
-    try:
-        yield Db(url, pool)
-    finally:
-        await pool.close()
+    async with private_database(servers.database_url, "dayend_schedule") as url:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=8)
+        assert pool is not None
+        try:
+            yield Db(url, pool)
+        finally:
+            await pool.close()
 
 
 async def test_scheduler_closes_overdue_days_one_by_one_then_idles(db: Db) -> None:

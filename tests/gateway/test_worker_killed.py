@@ -22,11 +22,11 @@ import pytest
 
 from channels.sim import Latency, SimFaults, SimKind, SimProfile, start_simulator
 from engine.merchant_store import insert_merchant
-from engine.migrate import migrate
 from engine.payment_store import Job, NewPayment, Transition, insert_payment
 from engine.payments.ids import PAYMENT, VOUCHER, new_id
 from engine.payments.pricing import Pricing
 from tests.conftest import Servers
+from tests.databases import private_database
 from tests.factories import new_txn_no
 
 pytestmark = pytest.mark.slow
@@ -35,21 +35,8 @@ SIM_KEY = "gw-kill-key"
 
 @pytest.fixture(scope="module")
 async def private_db(servers: Servers) -> AsyncIterator[str]:
-    name = f"gateway_kill_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(servers.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = servers.database_url.partition("?")
-    url = f"{base.rpartition('/')[0]}/{name}" + (f"?{query}" if query else "")
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    try:
+    async with private_database(servers.database_url, "gateway_kill") as url:
         yield url
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def _gateway(env: dict[str, str]) -> subprocess.Popen[bytes]:

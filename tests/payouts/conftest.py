@@ -27,10 +27,10 @@ from engine.app import create_app
 from engine.client import PayEngineClient, create_merchant
 from engine.gateway.specs import ChannelSpec
 from engine.merchant_store import ensure_account
-from engine.migrate import migrate
 from engine.payments.ids import ACCOUNT, new_id
 from engine.settings import Settings
 from tests.conftest import Servers
+from tests.databases import private_database
 from tests.factories import new_txn_no, today
 
 ADMIN_TOKEN = "payout-test-admin-token"
@@ -145,21 +145,8 @@ def _free_socket() -> socket.socket:
 
 @pytest.fixture(scope="session")
 async def payout_db(servers: Servers) -> AsyncIterator[str]:
-    name = f"payouts_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(servers.database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = servers.database_url.partition("?")
-    url = f"{base.rpartition('/')[0]}/{name}" + (f"?{query}" if query else "")
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    try:
+    async with private_database(servers.database_url, "payouts") as url:
         yield url
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture(scope="session")
