@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from aiohttp import web
 
@@ -42,6 +43,32 @@ class Api:
             topped = await client.topup(customer_id, amount, "tu-" + uuid.uuid4().hex)
             assert topped.status == 201, topped.body
         return customer_id
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An admin call's answer: status and decoded JSON body (None when empty)."""
+
+    status: int
+    body: Any
+
+    @property
+    def code(self) -> str | None:
+        return self.body.get("error", {}).get("code") if isinstance(self.body, dict) else None
+
+
+@dataclass(frozen=True)
+class AdminHttp:
+    """The admin API over real HTTP with the bearer token; areas subclass it with their own calls."""
+
+    api: Api
+
+    async def call(self, method: str, path: str, body: Any = None, token: str = ADMIN_TOKEN) -> Reply:
+        data = b"" if body is None else msgspec.json.encode(body)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        async with self.api.session.request(method, self.api.url + path, data=data, headers=headers) as resp:
+            raw = await resp.read()
+            return Reply(resp.status, msgspec.json.decode(raw) if raw else None)
 
 
 @pytest.fixture(scope="session")

@@ -5,41 +5,19 @@ currency/method no other test pays with at that moment, and restored before it e
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 import pytest
 import redis.asyncio as aioredis
 
 from engine.client import ApiResult, PayEngineClient
 from engine.controls.keys import all_keys_pattern
-from tests.api.conftest import ADMIN_TOKEN, Api, api
+from tests.api.conftest import AdminHttp, Api, api
 
 __all__ = ["api"]
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: Any
-
-    @property
-    def code(self) -> str | None:
-        return self.body.get("error", {}).get("code") if isinstance(self.body, dict) else None
-
-
-@dataclass(frozen=True)
-class Admin:
-    api: Api
-
-    async def call(self, method: str, path: str, body: Any = None) -> Reply:
-        data = b"" if body is None else msgspec.json.encode(body)
-        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
-        async with self.api.session.request(method, self.api.url + path, data=data, headers=headers) as resp:
-            raw = await resp.read()
-            return Reply(resp.status, msgspec.json.decode(raw) if raw else None)
-
+class Admin(AdminHttp):
     async def merchant_limits(self, client: PayEngineClient, *limits: dict[str, Any]) -> None:
         reply = await self.call("PUT", f"/admin/merchants/{client.merchant_id}/limits", {"limits": list(limits)})
         assert reply.status == 200, reply.body
