@@ -33,7 +33,6 @@ DISCOVER_S = 1.0
 SWEEP_S = 1.0
 RECONNECT_S = 0.2
 APPLICATION_NAME = "payengine-flusher"
-_PG_GONE = PG_GONE
 
 
 class Worker:
@@ -85,7 +84,7 @@ class Worker:
                     self.conn = await self._connect()
                     await self._claim()
                 await self._round(stop)
-            except _PG_GONE as exc:
+            except PG_GONE as exc:
                 log.warning("flusher lost postgresql; reconnecting", extra={"error": type(exc).__name__})
                 await self._drop_connection()
                 await _sleep(stop, RECONNECT_S)
@@ -115,7 +114,7 @@ class Worker:
             outcomes = await flush_accounts(self.conn, self.runner.redis, self.runner.scripts, owned,
                                             tuning.batch_size, self._stats) if owned else {}
         except asyncpg.PostgresError as exc:
-            if isinstance(exc, _PG_GONE):
+            if isinstance(exc, PG_GONE):
                 raise
             # e.g. the overdraft CHECK of the only account: log loudly, leave the batch queued, try again.
             outcomes = {}
@@ -178,7 +177,7 @@ class FlushRunner:
             while not stop.is_set():
                 try:
                     await self._discover()
-                except (*_PG_GONE, asyncpg.PostgresError) as exc:
+                except (*PG_GONE, asyncpg.PostgresError) as exc:
                     log.warning("hot-account discovery failed", extra={"error": type(exc).__name__})
                 await _sleep(stop, DISCOVER_S)
         finally:
