@@ -118,6 +118,11 @@ async def test_expired_payment_is_closed_here_and_at_the_channel(gw: Gw) -> None
         return gw.sims["banksim"].runtime.store.orders[ready["txn_no"]].state is OrderState.CLOSED
 
     await gw.eventually(closed_at_channel)
+
+    async def closed_here() -> bool:  # the close job records it after the channel answered: a moment later
+        return await _channel_orders(gw, ready["id"]) == {"banksim": "closed"}
+
+    await gw.eventually(closed_here)
     assert await _channel_orders(gw, ready["id"]) == {"banksim": "closed"}
     assert await gw.entries(ready["id"]) == []
 
