@@ -146,5 +146,5 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
     setup_accounting_admin(app)
     from engine.controls.wiring import setup_controls  # here: it imports this module's keys
 
-    setup_controls(app, admin_routes=True)  # last: its context reads the API context and the calendar
+    setup_controls(app)  # last: its context reads the API context and the calendar
     return app

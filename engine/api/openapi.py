@@ -15,7 +15,8 @@ REF = "#/components/schemas/{name}"
 _DESCRIPTIONS = {200: "OK", 201: "Created", 400: "Invalid request", 401: "Authentication failed",
                  402: "Payment refused", 403: "Not permitted (merchant suspended, method not allowed)",
                  404: "Not found", 409: "Conflict", 413: "Body larger than 64 KiB",
-                 422: "Idempotency key reused with another body", 424: "Refused by the channel",
+                 422: "Idempotency key reused with another body, or an invalid definition",
+                 424: "Refused by the channel",
                  429: "Rate limit exceeded (see Retry-After)", 503: "Temporarily unavailable (see Retry-After)"}
 
 

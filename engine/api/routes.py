@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from engine.api import admin, handlers, payout_wire, transfer_wire, wire
+from engine.api import admin, controls_wire, handlers, payout_wire, transfer_wire, wire
+from engine.controls import admin as controls_admin
 from engine.merchants import handlers as merchant_handlers
 from engine.merchants import wire as merchant_wire
 from engine.payouts import handlers as payout_handlers
@@ -32,6 +33,44 @@ class RouteSpec:
 
 
 _POST_ERRORS = (400, 401, 402, 404, 409, 413, 422)
+_CONTROL_WRITE_ERRORS = (400, 401, 413, 422)  # 422: a malformed limit or rule definition
+
+# Limits and risk rules (engine/controls/admin.py). The writes change what every merchant's payments meet:
+# tests/api/test_openapi_fuzz.py fuzzes them only against a private server of their own.
+_CONTROL_ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("GET", "/admin/limits", controls_admin.get_global_limits, "The global default limits",
+              controls_wire.LimitSetView, errors=(401,), auth="admin"),
+    RouteSpec("PUT", "/admin/limits", controls_admin.put_global_limits,
+              "Replace the global default limits (applied at once)", controls_wire.LimitSetView, 200,
+              controls_wire.PutLimits, errors=_CONTROL_WRITE_ERRORS, auth="admin"),
+    RouteSpec("GET", "/admin/merchants/{id}/limits", controls_admin.get_merchant_limits,
+              "A merchant's limit overrides and its effective limits", controls_wire.MerchantLimitsView,
+              errors=(401, 404), auth="admin"),
+    RouteSpec("PUT", "/admin/merchants/{id}/limits", controls_admin.put_merchant_limits,
+              "Replace a merchant's limit overrides", controls_wire.MerchantLimitsView, 200, controls_wire.PutLimits,
+              errors=(*_CONTROL_WRITE_ERRORS, 404), auth="admin"),
+    RouteSpec("GET", "/admin/risk/rules", controls_admin.list_rules, "Every risk rule", controls_wire.RiskRuleList,
+              errors=(401,), auth="admin"),
+    RouteSpec("POST", "/admin/risk/rules", controls_admin.create_rule,
+              "Create a risk rule (velocity, amount_anomaly, blocklist)", controls_wire.RiskRuleView, 201,
+              controls_wire.RiskRuleSpec, errors=_CONTROL_WRITE_ERRORS, auth="admin"),
+    RouteSpec("GET", "/admin/risk/rules/{id}", controls_admin.get_rule, "One risk rule", controls_wire.RiskRuleView,
+              errors=(401, 404), auth="admin"),
+    RouteSpec("PUT", "/admin/risk/rules/{id}", controls_admin.update_rule, "Replace a risk rule's definition",
+              controls_wire.RiskRuleView, 200, controls_wire.RiskRuleSpec, errors=(*_CONTROL_WRITE_ERRORS, 404),
+              auth="admin"),
+    RouteSpec("DELETE", "/admin/risk/rules/{id}", controls_admin.delete_rule, "Delete a risk rule",
+              controls_wire.Deleted, errors=(401, 404), auth="admin"),
+    RouteSpec("POST", "/admin/risk/blocklist", controls_admin.add_blocked,
+              "Block a customer or instrument (only its keyed hash is stored)", controls_wire.BlocklistView, 201,
+              controls_wire.BlocklistEntry, errors=_CONTROL_WRITE_ERRORS, auth="admin"),
+    RouteSpec("DELETE", "/admin/risk/blocklist", controls_admin.remove_blocked, "Unblock a customer or instrument",
+              controls_wire.BlocklistView, 200, controls_wire.BlocklistEntry,
+              errors=(*_CONTROL_WRITE_ERRORS, 404), auth="admin"),
+    RouteSpec("GET", "/admin/payments/{id}/controls", controls_admin.get_payment_controls,
+              "The risk decisions and limits recorded with a payment", controls_wire.PaymentControlsView,
+              errors=(401, 404), auth="admin"),
+)
 
 ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("POST", "/v1/customers", handlers.create_customer, "Create a customer with a wallet account",
@@ -102,6 +141,7 @@ ROUTES: tuple[RouteSpec, ...] = (
               errors=(400, 401, 404, 413), auth="admin"),
     RouteSpec("GET", "/admin/trial-balance", admin.trial_balance_handler, "Trial balance", None,
               errors=(401,), auth="admin"),
+    *_CONTROL_ROUTES,
 )
 
 

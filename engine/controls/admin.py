@@ -8,8 +8,7 @@
     GET            /admin/payments/{id}/controls      the risk decisions and limits recorded with a payment
 
 Changes take effect at once in this process (its cache is invalidated) and within CONTROLS_CACHE_MS in
-the others. Registered here rather than in the OpenAPI route table: a schema fuzzer must not be able to
-set global limits under the rest of the suite.
+the others. Registered through the API's route table (engine/api/routes.py), so /openapi.json lists them.
 """
 
 from __future__ import annotations
@@ -195,18 +194,3 @@ async def get_payment_controls(request: web.Request) -> web.Response:
     if not exists:
         raise ControlNotFound("payment", payment_id)
     return _ok(cw.PaymentControlsView(payment_id, controls))
-
-
-def add_admin_routes(app: web.Application) -> None:
-    routes = [
-        ("GET", "/admin/limits", get_global_limits), ("PUT", "/admin/limits", put_global_limits),
-        ("GET", "/admin/merchants/{id}/limits", get_merchant_limits),
-        ("PUT", "/admin/merchants/{id}/limits", put_merchant_limits),
-        ("GET", "/admin/risk/rules", list_rules), ("POST", "/admin/risk/rules", create_rule),
-        ("GET", "/admin/risk/rules/{id}", get_rule), ("PUT", "/admin/risk/rules/{id}", update_rule),
-        ("DELETE", "/admin/risk/rules/{id}", delete_rule),
-        ("POST", "/admin/risk/blocklist", add_blocked), ("DELETE", "/admin/risk/blocklist", remove_blocked),
-        ("GET", "/admin/payments/{id}/controls", get_payment_controls),
-    ]
-    for method, path, handler in routes:
-        app.router.add_route(method, path, handler)

@@ -61,11 +61,7 @@ async def _controls_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
-def setup_controls(app: web.Application, admin_routes: bool = False) -> None:
-    """The gate's context (after the API's and the calendar's); with ``admin_routes`` also the controls'
-    admin endpoints, which rely on the API's auth middleware for the admin token (so only on the API app)."""
+def setup_controls(app: web.Application) -> None:
+    """The gate's context (after the API's and the calendar's). Its admin endpoints are in the API's route
+    table (engine/api/routes.py): they rely on the API's auth middleware for the admin token."""
     app.cleanup_ctx.append(_controls_ctx)
-    if admin_routes:
-        from engine.controls.admin import add_admin_routes  # here: it imports the API package
-
-        add_admin_routes(app)

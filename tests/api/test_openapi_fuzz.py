@@ -2,15 +2,21 @@
 
 Requests are signed by a requests auth hook (so generated bodies get past authentication and reach
 the handlers). Bounded: a few examples per operation, the whole run well under a minute.
+
+The controls' admin writes (global limits, risk rules, the blocklist) are fuzzed only against a private
+server with its own database and Redis: a generated global limit or velocity rule on the session's server
+would refuse payments of every other test running on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import requests
 import schemathesis
+from aiohttp import web
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -19,14 +25,27 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from engine.app import create_app
 from engine.client import PayEngineClient
-from tests.api.conftest import Api
+from engine.settings import Settings
+from tests.api.conftest import ADMIN_TOKEN, Api
+from tests.conftest import Servers
+from tests.webhooks.isolated import isolated_servers
 
 EXAMPLES_PER_OPERATION = 25
 
+# Operations whose effect reaches every merchant on the server they run against (see the module docstring).
+GLOBAL_CONTROL_WRITES = frozenset({
+    ("PUT", "/admin/limits"), ("PUT", "/admin/merchants/{id}/limits"), ("POST", "/admin/risk/rules"),
+    ("PUT", "/admin/risk/rules/{id}"), ("DELETE", "/admin/risk/rules/{id}"), ("POST", "/admin/risk/blocklist"),
+    ("DELETE", "/admin/risk/blocklist"),
+})
+
+Selector = Callable[[str, str], bool]  # (METHOD, path template) -> fuzz this operation here
+
 
 class _Sign(requests.auth.AuthBase):
-    def __init__(self, client: PayEngineClient, admin_token: str) -> None:
+    def __init__(self, client: PayEngineClient | None, admin_token: str) -> None:
         self.client = client
         self.admin_token = admin_token
 
@@ -35,6 +54,7 @@ class _Sign(requests.auth.AuthBase):
         if path.startswith("/admin/"):
             r.headers["Authorization"] = f"Bearer {self.admin_token}"
             return r
+        assert self.client is not None, f"no merchant to sign {path} with"
         body = r.body if isinstance(r.body, bytes) else (r.body or "").encode()
         for name, value in self.client.signed_headers(r.method or "GET", path, body).items():
             if name != "Content-Type":
@@ -42,15 +62,20 @@ class _Sign(requests.auth.AuthBase):
         return r
 
 
-def _fuzz(url: str, auth: _Sign) -> list[str]:
+def _fuzz(url: str, auth: _Sign, selected: Selector) -> tuple[list[str], set[tuple[str, str]]]:
+    """Failures per operation, and the (METHOD, path) of every operation fuzzed."""
     schema = schemathesis.openapi.from_url(url + "/openapi.json")
     session = requests.Session()
     session.auth = auth
     failures: list[str] = []
+    fuzzed: set[tuple[str, str]] = set()
     checks: list[Any] = [not_a_server_error, status_code_conformance, content_type_conformance,
                          response_schema_conformance]
     for result in schema.get_all_operations():
         operation = result.ok()
+        if not selected(operation.method.upper(), operation.path):
+            continue
+        fuzzed.add((operation.method.upper(), operation.path))
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
@@ -63,11 +88,31 @@ def _fuzz(url: str, auth: _Sign) -> list[str]:
             run()
         except Exception as exc:  # collect every operation's failure, report them together
             failures.append(f"{operation.label}: {exc}")
-    return failures
+    return failures, fuzzed
 
 
 async def test_schemathesis_finds_no_server_errors_and_no_schema_violations(api: Api) -> None:
     client = await api.merchant()
     await api.funded_customer(client, 10_000)
-    failures = await asyncio.to_thread(_fuzz, api.url, _Sign(client, api.settings.admin_token))
+    failures, fuzzed = await asyncio.to_thread(_fuzz, api.url, _Sign(client, api.settings.admin_token),
+                                               lambda method, path: (method, path) not in GLOBAL_CONTROL_WRITES)
     assert not failures, "\n\n".join(failures)
+    assert ("GET", "/admin/limits") in fuzzed and not fuzzed & GLOBAL_CONTROL_WRITES
+
+
+async def test_schemathesis_on_the_controls_admin_writes_against_a_private_server(servers: Servers) -> None:
+    settings = Settings(admin_token=ADMIN_TOKEN, webhooks_in_process=False, expiry_in_process=False,
+                        gateway_in_process=False, db_pool_max=10)
+    async with isolated_servers(servers.database_url, "pe_fuzz_controls") as iso:
+        runner = web.AppRunner(create_app(settings, iso.database_url, iso.redis_url), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            failures, fuzzed = await asyncio.to_thread(_fuzz, url, _Sign(None, ADMIN_TOKEN),
+                                                       lambda method, path: (method, path) in GLOBAL_CONTROL_WRITES)
+        finally:
+            await runner.cleanup()
+    assert not failures, "\n\n".join(failures)
+    assert fuzzed == GLOBAL_CONTROL_WRITES  # every excluded write exists in the spec and was fuzzed here

@@ -97,3 +97,17 @@ async def test_updating_a_rule_badly_keeps_the_old_definition(admin: Admin, api:
 async def test_bad_blocklist_entry_is_422(admin: Admin) -> None:
     assert (await admin.call("POST", "/admin/risk/blocklist", {"list": "ip", "value": "1.2.3.4"})).status == 422
     assert (await admin.call("POST", "/admin/risk/blocklist", {"list": "customer", "value": ""})).status == 422
+
+
+async def test_openapi_lists_the_controls_admin_routes_with_their_bodies(api: Api) -> None:
+    async with api.session.get(api.url + "/openapi.json") as resp:
+        paths = (await resp.json())["paths"]
+    assert set(paths["/admin/limits"]) == {"get", "put"}
+    assert set(paths["/admin/merchants/{id}/limits"]) == {"get", "put"}
+    assert set(paths["/admin/risk/rules"]) == {"get", "post"}
+    assert set(paths["/admin/risk/rules/{id}"]) == {"get", "put", "delete"}
+    assert set(paths["/admin/risk/blocklist"]) == {"post", "delete"}
+    assert set(paths["/admin/payments/{id}/controls"]) == {"get"}
+    put = paths["/admin/limits"]["put"]
+    assert put["security"] == [{"adminToken": []}] and "422" in put["responses"]
+    assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/PutLimits")
