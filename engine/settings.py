@@ -250,6 +250,11 @@ class Settings:
     # Limits and risk rules (engine/controls). Their configuration is re-checked this often; a change made
     # through the admin API applies at once in the process that made it, in the others within this.
     controls_cache_ms: int = _env("CONTROLS_CACHE_MS", _int_in(0, 60_000), 1000)
+    # Usage counted for an admission whose payment/transfer/payout has not booked after this long is given
+    # back by a sweep that runs this often (engine/controls/orphans.py): the process died before booking.
+    # The grace must outlast any booking request (a booking after it is refused, 503, and retried).
+    controls_orphan_grace_s: int = _env("CONTROLS_ORPHAN_GRACE_S", _int_in(1, 86_400), 900)
+    controls_orphan_sweep_interval_s: int = _env("CONTROLS_ORPHAN_SWEEP_INTERVAL_S", _int_in(1, 3_600), 60)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

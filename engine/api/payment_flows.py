@@ -19,6 +19,7 @@ from engine.api.context import ApiContext
 from engine.api.views import payment_view, refund_view
 from engine.api.wire import CreatePayment, CreateRefund
 from engine.booking import Booker
+from engine.controls.errors import AdmissionReleased
 from engine.controls.gate import Attempt
 from engine.controls.store import write_payment_controls
 from engine.db import release_without_reset
@@ -116,15 +117,17 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
     # Limits and risk rules before booking (LimitExceeded / RiskDeclined: nothing written). The counted usage
     # is given back when the booking does not happen (insufficient funds, duplicate order, replayed key).
     admission = None if ctx.gate is None else await ctx.gate.admit(
-        Attempt("payment", req.method, merchant.id, req.customer_id, req.amount, req.currency))
+        Attempt("payment", req.method, merchant.id, req.customer_id, req.amount, req.currency,
+                movement_id=payment_id))
     booked = False  # set as the transaction's last step: a failure after it (commit, enqueue) keeps the usage
     try:
         async with booker.transaction() as tx:
             payer = await insert_payment(tx.conn, row, Transition(PaymentStatus.CREATED.value, status.value,
                                                                   event.value),
                                          job, outbox, response, slot.fingerprint if slot else None)
-            if admission is not None:
-                await write_payment_controls(tx.conn, payment_id, admission.record())
+            if admission is not None and not await write_payment_controls(tx.conn, payment_id, admission.record(),
+                                                                          admission.id):
+                raise AdmissionReleased(admission.id)  # the orphan sweep gave this usage back: do not book
             if wallet:
                 assert payer is not None
                 entry = build_entry(

@@ -34,6 +34,7 @@ class Subject:
     customer_id: str | None  # None: the merchant itself
     rules: tuple[LimitRule, ...]
     velocity_ms: tuple[int, ...] = ()
+    velocity_max: int = 0  # how many of the latest admissions a rebuilt velocity log needs (the largest N)
 
     def keys(self, day: date) -> keys.SubjectKeys:
         return keys.subject_keys(self.merchant_id, self.customer_id, day)
@@ -84,7 +85,9 @@ def _check_args(u: store.Usage, s: Subject, now_ms: int, velocity_keep_ms: int,
             args.append(len(recent))
             args.extend(recent)
         history = load.history or History(0, 0, 0)
-        args.extend([history.count, history.total, history.largest])
+        args.extend([history.count, history.total, history.largest, len(load.velocity)])
+        for admission_id, age_ms in load.velocity:
+            args.extend([admission_id, age_ms])
     return args
 
 
@@ -147,6 +150,19 @@ class Counters:
                 raise ControlsUnavailable(f"limit counters unavailable: {exc!r}") from exc
             self._stale.discard(tag)
 
+    async def reset(self, usages: Sequence[store.Usage]) -> None:
+        """Drop the counters of every subject of ``usages`` (the customer's and the merchant's day and month,
+        their preloaded sets, the customer's history): each is rebuilt from PostgreSQL, the record, at its
+        next check. Idempotent. Raises ControlsUnavailable when Redis cannot be reached."""
+        tags = {(u.merchant_id, customer_id, u.day) for u in usages for customer_id in (None, u.customer_id)}
+        try:
+            for merchant_id, customer_id, day in tags:  # one subject's keys share a slot: one DEL each
+                k = keys.subject_keys(merchant_id, customer_id, day)
+                extra = (k.history,) if customer_id is not None else ()
+                await self._redis.delete(k.day, k.month, k.day_preloaded, k.month_preloaded, *extra)
+        except (RedisError, OSError) as exc:
+            raise ControlsUnavailable(f"limit counters unavailable: {exc!r}") from exc
+
     async def check(self, u: store.Usage, subjects: Sequence[Subject], now_ms: int,
                     velocity_keep_ms: int) -> list[Result]:
         """Check and count every subject; a subject refused or failed leaves the others counted (the
@@ -194,7 +210,8 @@ class Counters:
                 if isinstance(first, BaseException) or int(first[0]) != -1:
                     return first if isinstance(first, BaseException) else _parse(s, first)
                 async with self._pool.acquire() as conn:
-                    load = await store.usage_sums(conn, s.merchant_id, s.customer_id, u.day, u.id)
+                    load = await store.usage_sums(conn, s.merchant_id, s.customer_id, u.day, u.id,
+                                                  velocity_keep_ms if s.velocity_ms else 0, s.velocity_max)
                 again = (await self._run([(self._scripts.check, s.check_keys(u),
                                            _check_args(u, s, now_ms, velocity_keep_ms, load))]))[0]
                 return again if isinstance(again, BaseException) else _parse(s, again)

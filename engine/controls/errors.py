@@ -71,3 +71,16 @@ class ControlsUnavailable(ControlError):
     code = "controls_unavailable"
     retryable = True
     retry_after_s = 1
+
+
+class AdmissionReleased(ControlError):
+    """The booking came after the orphan sweep gave its admission's usage back (the request outlived the
+    sweep's grace period): it must not book; the caller may retry unchanged (admitted afresh)."""
+
+    code = "controls_unavailable"
+    retryable = True
+    retry_after_s = 1
+
+    def __init__(self, admission_id: str) -> None:
+        super().__init__(f"admission {admission_id} was released before its booking; retry")
+        self.admission_id = admission_id

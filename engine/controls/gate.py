@@ -36,17 +36,26 @@ from datetime import date
 import asyncpg
 import redis.asyncio as aioredis
 
+from accounts.store import Conn
 from engine.controls import store
 from engine.controls.config import ConfigCache, instrument_digest
 from engine.controls.counters import Counted, Counters, Refused, Subject
-from engine.controls.errors import ControlsUnavailable, InvalidControl, LimitExceeded, RiskDeclined
+from engine.controls.errors import AdmissionReleased, ControlsUnavailable, InvalidControl, LimitExceeded, RiskDeclined
 from engine.controls.limits import METHODS, LimitRule, check_single
-from engine.controls.risk import RiskRule, RuleDecision, blocklist_decisions, counted_decisions, velocity_windows_ms
+from engine.controls.risk import (
+    RiskRule,
+    RuleDecision,
+    blocklist_decisions,
+    counted_decisions,
+    velocity_attempts_max,
+    velocity_windows_ms,
+)
 
 log = logging.getLogger(__name__)
 
 KINDS = ("payment", "transfer", "payout")
 ADMISSION_PREFIX = "adm_"
+VELOCITY_LOAD_MAX = 10_000  # admissions a lost velocity log is rebuilt from, at most (script arguments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,9 @@ class Attempt:
     amount: int      # minor units
     currency: str
     instrument: str | None = None  # card/bank account number or channel payer id; only its keyed hash is used
+    # The payment / transfer / payout id the booking will use: the orphan sweep (orphans.py) looks it up to
+    # tell an admission whose process died before booking from one that booked. None: never swept.
+    movement_id: str | None = None
 
 
 class Admission:
@@ -91,9 +103,19 @@ class Admission:
         await asyncio.shield(self._release())
 
     async def _release(self) -> None:
-        await self._counters.release(self._usage, self._subjects, forget_attempt=True)
-        async with self._pool.acquire() as conn:
+        # The row stays locked while the counters are given back: the orphan sweep (which locks it too) either
+        # released it already (then there is nothing left to give back) or waits and then finds it gone.
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await store.lock_usage(conn, self._usage.id) is None:
+                return
+            await self._counters.release(self._usage, self._subjects, forget_attempt=True)
             await store.delete_usage(conn, self._usage.id)
+
+    async def claim(self, conn: Conn) -> None:
+        """Claim the admission in the booking transaction ``conn`` (before it commits): raises
+        AdmissionReleased when the orphan sweep gave its usage back already (the booking must not happen)."""
+        if not await store.claim_usage(conn, self._usage.id):
+            raise AdmissionReleased(self._usage.id)
 
     def record(self) -> dict[str, object]:
         """The JSON to store with the movement: risk decisions and the limits counted against."""
@@ -141,9 +163,10 @@ class ControlGate:
                                            attempt.customer_id is not None)
         check_single(limits, attempt.amount, attempt.method, attempt.currency)
         usage = store.Usage(ADMISSION_PREFIX + secrets.token_hex(12), attempt.merchant_id, attempt.customer_id,
-                            attempt.kind, attempt.method, attempt.currency, attempt.amount, self._today())
+                            attempt.kind, attempt.method, attempt.currency, attempt.amount, self._today(),
+                            attempt.movement_id)
         windows = tuple(velocity_windows_ms(rules))
-        subjects = _subjects(attempt, limits, windows)
+        subjects = _subjects(attempt, limits, windows, velocity_attempts_max(rules, VELOCITY_LOAD_MAX))
         async with self._pool.acquire() as conn:
             await store.insert_usage(conn, usage)
         admission = Admission(self.counters, self._pool, usage, tuple(subjects), tuple(decisions))
@@ -208,14 +231,15 @@ def _needs_counters(attempt: Attempt, subjects: list[Subject], rules: list[RiskR
         attempt.customer_id is not None and any(r.kind == "amount_anomaly" for r in rules))
 
 
-def _subjects(attempt: Attempt, limits: list[LimitRule], windows: tuple[int, ...]) -> list[Subject]:
+def _subjects(attempt: Attempt, limits: list[LimitRule], windows: tuple[int, ...],
+              velocity_max: int) -> list[Subject]:
     """The customer (first, when there is one: its answer carries the risk facts) and the merchant, each
     with its daily/monthly rules; single-transaction rules need no counter."""
     counted = [r for r in limits if r.window != "single"]
     subjects = [Subject(attempt.merchant_id, None, tuple(r for r in counted if r.scope == "merchant"))]
     if attempt.customer_id is not None:
         subjects.insert(0, Subject(attempt.merchant_id, attempt.customer_id,
-                                   tuple(r for r in counted if r.scope == "customer"), windows))
+                                   tuple(r for r in counted if r.scope == "customer"), windows, velocity_max))
     return subjects
 
 

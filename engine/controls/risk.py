@@ -106,6 +106,13 @@ def velocity_windows_ms(rules: Iterable[RiskRule]) -> list[int]:
     return sorted({int(str(r.params["window_s"])) * 1000 for r in rules if r.kind == "velocity"})
 
 
+def velocity_attempts_max(rules: Iterable[RiskRule], cap: int) -> int:
+    """The largest N of the velocity rules (N attempts in T seconds), at most ``cap``: a velocity log rebuilt
+    from the latest N admissions decides every rule as the whole log would (a rule with N past the cap
+    counts at most ``cap`` of the attempts made before a rebuild)."""
+    return min(cap, max((int(str(r.params["max_attempts"])) for r in rules if r.kind == "velocity"), default=0))
+
+
 def blocklist_decisions(rules: Iterable[RiskRule], listed: Mapping[str, bool]) -> list[RuleDecision]:
     """``listed``: list name -> whether the attempt's customer/instrument is on it."""
     out = []

@@ -23,12 +23,15 @@ local function num(x) return tonumber(x or '0') end
 # 15 marker_ttl_s (KEYS[7], the check marker: a retried call returns the first call's answer);
 # then the velocity windows (ms); then per check: window (d|m), method, amount_max (-1 none),
 # count_max (-1 none); then, with load data, for the day and then the month: n, n x (field, value),
-# k, k x admission id (rows summed whose check may not have run yet); then history n, sum, max.
+# k, k x admission id (rows summed whose check may not have run yet); then history n, sum, max; then
+# v, v x (admission id, age ms): the customer's latest admissions in the velocity window (the log rebuilt).
 # Returns {1, history n, sum, max, velocity counts...} when counted; {0, check index (1-based),
 # metric (1 amount, 2 count), used} when a limit refuses (nothing counted); {-1} when a hash is not
 # loaded and no load data came (the caller reads PostgreSQL and calls again with it).
 # An attempt in a preloaded set is already inside that hash's sums: it is checked as included and not
 # added again (and taken out if refused), so a rebuild never counts an in-flight admission twice.
+# The velocity log is restored with ZADD NX (an entry still there keeps its time; the attempt's own row, if
+# among them, is re-scored to now below, once), each at now minus its age by the database's clock.
 CHECK = _HELPERS + """
 local done = redis.call('GET', KEYS[7])
 if done then return cjson.decode(done) end
@@ -39,6 +42,7 @@ end
 local cust = ARGV[9] == '1'
 local nwin, nchk = tonumber(ARGV[11]), tonumber(ARGV[12])
 local p = 16 + nwin + 4 * nchk
+local now = tonumber(ARGV[2])
 if not loaded(KEYS[1]) or not loaded(KEYS[2]) or (cust and not loaded(KEYS[4])) then
   if ARGV[13] ~= '1' then return {-1} end
   for h = 1, 2 do
@@ -61,6 +65,10 @@ if not loaded(KEYS[1]) or not loaded(KEYS[2]) or (cust and not loaded(KEYS[4])) 
   if cust and not loaded(KEYS[4]) then
     redis.call('HSET', KEYS[4], 'n', ARGV[p], 'sum', ARGV[p + 1], 'max', ARGV[p + 2], 'loaded', 1)
   end
+  local v = tonumber(ARGV[p + 3]); p = p + 4
+  if cust and tonumber(ARGV[10]) > 0 then
+    for i = p, p + 2 * v - 1, 2 do redis.call('ZADD', KEYS[3], 'NX', now - tonumber(ARGV[i + 1]), ARGV[i]) end
+  end
 end
 local amount, cur, method = tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local pre = {redis.call('SREM', KEYS[5], ARGV[1]) == 1, redis.call('SREM', KEYS[6], ARGV[1]) == 1}
@@ -70,7 +78,6 @@ local function add(h, sign)
     redis.call('HINCRBY', KEYS[h], cur .. '|' .. m .. '|n', sign .. '1')
   end
 end
-local now = tonumber(ARGV[2])
 local counts = {}
 if cust and tonumber(ARGV[10]) > 0 then
   redis.call('ZADD', KEYS[3], now, ARGV[1])

@@ -7,7 +7,7 @@ exactly when something changed.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import asyncpg
@@ -123,6 +123,7 @@ class Usage:
     currency: str
     amount: int
     day: date
+    movement_id: str | None = None  # the payment / transfer / payout this admission is for
 
 
 # Usage rows commit asynchronously (synchronous_commit off for that one implicit transaction: no WAL flush
@@ -135,19 +136,36 @@ _ASYNC_COMMIT = "WITH local AS (SELECT set_config('synchronous_commit', 'off', t
 
 async def insert_usage(conn: Conn, u: Usage) -> None:
     await conn.execute(
-        f"{_ASYNC_COMMIT} INSERT INTO limit_usage (id, merchant_id, customer_id, kind, method, currency, amount, day)"
-        " SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM local",
-        u.id, u.merchant_id, u.customer_id, u.kind, u.method, u.currency, u.amount, u.day)
+        f"{_ASYNC_COMMIT} INSERT INTO limit_usage (id, merchant_id, customer_id, kind, method, currency, amount, day,"
+        " movement_id) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM local",
+        u.id, u.merchant_id, u.customer_id, u.kind, u.method, u.currency, u.amount, u.day, u.movement_id)
+
+
+_USAGE_COLUMNS = "id, merchant_id, customer_id, kind, method, currency, amount, day, movement_id"
+
+
+def _usage(r: asyncpg.Record) -> Usage:
+    return Usage(r["id"], r["merchant_id"], r["customer_id"], r["kind"], r["method"], r["currency"], r["amount"],
+                 r["day"], r["movement_id"])
 
 
 async def lock_usage(conn: Conn, usage_id: str) -> Usage | None:
-    """The usage row, locked until the caller's transaction ends (None: not there)."""
-    r = await conn.fetchrow("SELECT id, merchant_id, customer_id, kind, method, currency, amount, day FROM limit_usage"
-                            " WHERE id = $1 FOR UPDATE", usage_id)
-    if r is None:
-        return None
-    return Usage(r["id"], r["merchant_id"], r["customer_id"], r["kind"], r["method"], r["currency"], r["amount"],
-                 r["day"])
+    """The usage row, locked until the caller's transaction ends (None: not there, or released by the orphan
+    sweep, which gave its counters back already)."""
+    r = await conn.fetchrow(f"SELECT {_USAGE_COLUMNS} FROM limit_usage WHERE id = $1 AND released_at IS NULL"
+                            " FOR UPDATE", usage_id)
+    return None if r is None else _usage(r)
+
+
+# A booking claims its admission's row in the booking transaction: the orphan sweep locks a row FOR UPDATE
+# before it judges it, so a booking either holds the row first (the sweep waits, then finds it booked) or
+# finds it released and must not book (its usage was given back).
+_CLAIM = "SELECT 1 FROM limit_usage WHERE id = $1 AND released_at IS NULL FOR KEY SHARE"
+
+
+async def claim_usage(conn: Conn, usage_id: str) -> bool:
+    """Lock the admission's row for this booking transaction; False when it was released (do not book)."""
+    return await conn.fetchval(_CLAIM, usage_id) is not None
 
 
 async def delete_usage(conn: Conn, usage_id: str) -> None:
@@ -168,30 +186,41 @@ class Rebuild:
     day_recent: list[str]    # admission ids in ``day`` whose check may not have run yet
     month_recent: list[str]
     history: History | None
+    velocity: list[tuple[str, int]] = field(default_factory=list)  # (admission id, age ms), newest first
 
 
 _SUBJECT = {False: "merchant_id = $1 AND $2::text IS NULL", True: "merchant_id = $1 AND customer_id = $2"}
 _SUMS = """
 SELECT currency, method, day = $3 AS today, sum(amount)::bigint AS amount, count(*) AS n,
        array_agg(id) FILTER (WHERE created_at > now() - make_interval(secs => $5)) AS recent
-FROM limit_usage WHERE {subject} AND day BETWEEN $4 AND $3 GROUP BY 1, 2, 3
+FROM limit_usage WHERE {subject} AND day BETWEEN $4 AND $3 AND released_at IS NULL GROUP BY 1, 2, 3
 """
 _HISTORY = """
 SELECT count(*) AS n, coalesce(sum(amount), 0)::bigint AS total, coalesce(max(amount), 0) AS largest
-FROM limit_usage WHERE merchant_id = $1 AND customer_id = $2 AND day > $3 AND id <> $4
+FROM limit_usage WHERE merchant_id = $1 AND customer_id = $2 AND day > $3 AND id <> $4 AND released_at IS NULL
+"""
+# The customer's latest admissions inside the velocity window, with their age by the database's clock (the
+# caller places them relative to its own clock, so the two clocks never meet).
+_VELOCITY = """
+SELECT id, (extract(epoch FROM now() - created_at) * 1000)::bigint AS age_ms FROM limit_usage
+WHERE merchant_id = $1 AND customer_id = $2 AND released_at IS NULL
+  AND created_at > now() - make_interval(secs => $3::float8 / 1000)
+ORDER BY created_at DESC LIMIT $4
 """
 
 
 async def usage_sums(conn: asyncpg.Connection, merchant_id: str, customer_id: str | None, day: date,
-                     own_id: str) -> Rebuild:
-    """Day and month-to-date usage of a subject per currency and method (every committed row, the
-    caller's own included), the recent ids among them, and for a customer the history of the last
-    HISTORY_DAYS without ``own_id``. What lost Redis counters are rebuilt from."""
+                     own_id: str, velocity_keep_ms: int = 0, velocity_max: int = 0) -> Rebuild:
+    """Day and month-to-date usage of a subject per currency and method (every committed, unreleased row,
+    the caller's own included), the recent ids among them, and for a customer the history of the last
+    HISTORY_DAYS without ``own_id`` and its latest ``velocity_max`` admissions (besides the caller's own)
+    younger than ``velocity_keep_ms``. What lost Redis counters and the lost velocity log are rebuilt from."""
     today: Sums = {}
     month: Sums = {}
     day_recent: list[str] = []
     month_recent: list[str] = []
     history = None
+    velocity: list[tuple[str, int]] = []
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         rows = await conn.fetch(_SUMS.format(subject=_SUBJECT[customer_id is not None]), merchant_id, customer_id,
                                 day, day.replace(day=1), PRELOAD_RECENT_S)
@@ -199,13 +228,17 @@ async def usage_sums(conn: asyncpg.Connection, merchant_id: str, customer_id: st
             h = await conn.fetchrow(_HISTORY, merchant_id, customer_id, day - timedelta(days=HISTORY_DAYS), own_id)
             assert h is not None
             history = History(int(h["n"]), int(h["total"]), int(h["largest"]))
+            if velocity_keep_ms > 0 and velocity_max > 0:
+                # One more than the largest N: the caller's own row is among the latest.
+                velocity = [(v["id"], max(0, int(v["age_ms"]))) for v in
+                            await conn.fetch(_VELOCITY, merchant_id, customer_id, velocity_keep_ms, velocity_max + 1)]
     for r in rows:
         for sums, recent, counted in ((month, month_recent, True), (today, day_recent, r["today"])):
             if counted:
                 a, n = sums.get((r["currency"], r["method"]), (0, 0))
                 sums[(r["currency"], r["method"])] = (a + int(r["amount"]), n + int(r["n"]))
                 recent.extend(r["recent"] or ())
-    return Rebuild(today, month, day_recent, month_recent, history)
+    return Rebuild(today, month, day_recent, month_recent, history, velocity)
 
 
 async def delete_old_usage(conn: Conn, before: date, batch_max: int) -> int:
@@ -216,9 +249,73 @@ async def delete_old_usage(conn: Conn, before: date, batch_max: int) -> int:
     return int(deleted)
 
 
-async def write_payment_controls(conn: Conn, payment_id: str, record: dict[str, object]) -> None:
-    """The admission's record with the payment; call in the payment's booking transaction."""
-    await conn.execute("UPDATE payments SET controls = $2::jsonb WHERE id = $1", payment_id, json.dumps(record))
+# ---------------------------------------------------------------- orphans (admitted, never booked)
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A usage row the orphan sweep released; its subjects' counters are reset after the commit."""
+
+    usage: Usage
+    age_s: float
+
+
+# The movement each kind books; an admission whose movement row exists booked (its usage stays counted).
+_BOOKED = """
+SELECT {columns}, extract(epoch FROM now() - created_at)::float8 AS age_s FROM limit_usage u
+WHERE id = ANY($1::text[]) AND movement_id IS NOT NULL AND released_at IS NULL
+  AND NOT (kind = 'payment' AND EXISTS (SELECT 1 FROM payments p WHERE p.id = u.movement_id))
+  AND NOT (kind = 'transfer' AND EXISTS (SELECT 1 FROM transfers t WHERE t.id = u.movement_id))
+  AND NOT (kind = 'payout' AND EXISTS (SELECT 1 FROM payouts o WHERE o.id = u.movement_id))
+"""
+
+
+async def release_orphans(conn: asyncpg.Connection, grace_s: float, batch_max: int,
+                          lock_timeout_ms: int) -> tuple[int, list[Released]] | None:
+    """Look at up to ``batch_max`` usage rows older than ``grace_s`` past the sweep's watermark, release
+    (mark ``released_at``) those whose movement did not book and advance the watermark past all of them;
+    returns (rows looked at, rows released). Runs in its own transaction; None when another process is
+    sweeping. Each row is locked (FOR UPDATE) BEFORE its movement is looked up, so a booking that claimed it
+    (``claim_usage``) has committed by then and is seen, and one that comes later finds it released. Raises
+    asyncpg.LockNotAvailableError when a booking holds a row past ``lock_timeout_ms`` (nothing changed; the
+    next run looks again)."""
+    async with conn.transaction():
+        mark = await conn.fetchrow("SELECT through_at, through_id FROM limit_usage_sweep FOR UPDATE SKIP LOCKED")
+        if mark is None:
+            return None
+        await conn.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+        seen = await conn.fetch(
+            "SELECT id, created_at FROM limit_usage WHERE created_at >= $1 AND (created_at, id) > ($1, $2)"
+            " AND created_at <= now() - make_interval(secs => $3::float8) ORDER BY created_at, id LIMIT $4"
+            " FOR UPDATE", mark["through_at"], mark["through_id"], grace_s, batch_max)
+        if not seen:
+            return 0, []
+        rows = await conn.fetch(_BOOKED.format(columns=_USAGE_COLUMNS), [r["id"] for r in seen])
+        await conn.execute("UPDATE limit_usage SET released_at = now() WHERE id = ANY($1::text[])",
+                           [r["id"] for r in rows])
+        await conn.execute("UPDATE limit_usage_sweep SET through_at = $1, through_id = $2",
+                           seen[-1]["created_at"], seen[-1]["id"])
+    return len(seen), [Released(_usage(r), float(r["age_s"])) for r in rows]
+
+
+async def resets_owed(conn: Conn, batch_max: int) -> list[Usage]:
+    """Released rows whose subjects' counters have not been reset yet (oldest first)."""
+    rows = await conn.fetch(f"SELECT {_USAGE_COLUMNS} FROM limit_usage WHERE released_at IS NOT NULL"
+                            " AND counters_reset_at IS NULL ORDER BY released_at LIMIT $1", batch_max)
+    return [_usage(r) for r in rows]
+
+
+async def mark_reset(conn: Conn, usage_ids: list[str]) -> None:
+    await conn.execute("UPDATE limit_usage SET counters_reset_at = now() WHERE id = ANY($1::text[])"
+                       " AND released_at IS NOT NULL", usage_ids)
+
+
+async def write_payment_controls(conn: Conn, payment_id: str, record: dict[str, object], admission_id: str) -> bool:
+    """The admission's record with the payment, and the admission's row claimed (``claim_usage``) in the same
+    statement; call in the payment's booking transaction. False: the admission was released, do not book."""
+    written = await conn.fetchval(
+        "UPDATE payments SET controls = $2::jsonb WHERE id = $1"
+        f" AND EXISTS ({_CLAIM.replace('$1', '$3')}) RETURNING 1", payment_id, json.dumps(record), admission_id)
+    return written is not None
 
 
 async def read_payment_controls(conn: Conn, payment_id: str) -> dict[str, object] | None:

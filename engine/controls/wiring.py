@@ -14,7 +14,10 @@ from aiohttp import web
 from engine.api.context import API
 from engine.app import GATE, POOL, REDIS, SETTINGS
 from engine.controls import store
+from engine.controls.errors import ControlsUnavailable
 from engine.controls.gate import ControlGate
+from engine.controls.metrics import USAGE_ORPHAN_SWEEP_FAILURES
+from engine.controls.orphans import sweep_orphans
 from engine.dayend.http import CALENDAR
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,18 @@ async def _prune_usage(app: web.Application) -> None:
             log.warning("pruning limit usage failed; will retry", exc_info=True)
 
 
+async def _sweep_orphans(app: web.Application, gate: ControlGate) -> None:
+    """Give back usage of admissions that never booked (orphans.py), every CONTROLS_ORPHAN_SWEEP_INTERVAL_S."""
+    settings = app[SETTINGS]
+    while True:
+        await asyncio.sleep(settings.controls_orphan_sweep_interval_s)
+        try:
+            await sweep_orphans(app[POOL], gate.counters, settings.controls_orphan_grace_s)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ControlsUnavailable):
+            USAGE_ORPHAN_SWEEP_FAILURES.inc()  # the loop survives a database or Redis blip
+            log.warning("limit usage orphan sweep failed; will retry", exc_info=True)
+
+
 async def _controls_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     gate = ControlGate(app[POOL], app[REDIS], today=lambda: _accounting_date(app),
@@ -52,13 +67,16 @@ async def _controls_ctx(app: web.Application) -> AsyncIterator[None]:
     api = app.get(API)
     if api is not None:
         api.gate = gate
-    task = asyncio.create_task(_prune_usage(app), name="controls-prune-usage")
+    tasks = [asyncio.create_task(_prune_usage(app), name="controls-prune-usage"),
+             asyncio.create_task(_sweep_orphans(app, gate), name="controls-sweep-orphans")]
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def setup_controls(app: web.Application) -> None:

@@ -87,15 +87,19 @@ async def create_payout(ctx: ApiContext, booker: Booker, merchant: MerchantRecor
                                       False, OverdraftRule(), new_id(ACCOUNT))
     # Limits and risk rules last, right before the freeze (LimitExceeded / RiskDeclined: 402, nothing frozen);
     # the usage they counted is given back when the freeze does not happen (insufficient funds, duplicate).
+    payout_id = new_id(PAYOUT)
     admission = None if ctx.gate is None else await ctx.gate.admit(
-        Attempt("payout", "payout", merchant.id, source.customer_id, req.amount, req.currency, dest.number))
+        Attempt("payout", "payout", merchant.id, source.customer_id, req.amount, req.currency, dest.number,
+                movement_id=payout_id))
     txn_no = ctx.txn_nos.next(now)
     risk = None if admission is None else msgspec.json.encode(admission.record()).decode()
-    row = NewPayout(new_id(PAYOUT), merchant.id, req.merchant_payout_no, source.kind, source.customer_id,
+    row = NewPayout(payout_id, merchant.id, req.merchant_payout_no, source.kind, source.customer_id,
                     source.account_id, frozen, req.amount, req.currency, channel, dest.kind, dest.number,
                     dest.holder_name, dest.bank_code, req.description, txn_no, risk, now)
     try:
         async with booker.transaction() as tx:
+            if admission is not None:
+                await admission.claim(tx.conn)  # AdmissionReleased: the orphan sweep gave it back, do not freeze
             record = await insert_payout(tx.conn, row)
             await tx.post(build_entry("PAYOUT_FREEZE", txn_no, now.date(), req.currency,
                                       {"source": source.account_id, "frozen": frozen}, {"amount": req.amount},

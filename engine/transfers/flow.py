@@ -91,10 +91,13 @@ async def _book(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, req: 
     # Limits and risk rules before booking (LimitExceeded / RiskDeclined: nothing written). The payer is
     # the customer whose spending is counted; a cash-back counts against the merchant's limits only.
     admission = None if ctx.gate is None else await ctx.gate.admit(
-        Attempt("transfer", "transfer", merchant.id, req.from_customer_id, req.amount, req.currency))
+        Attempt("transfer", "transfer", merchant.id, req.from_customer_id, req.amount, req.currency,
+                movement_id=record.id))
     risk = None if admission is None else msgspec.json.encode(admission.record())
     try:
         async with booker.transaction() as tx:
+            if admission is not None:
+                await admission.claim(tx.conn)  # AdmissionReleased: the orphan sweep gave it back, do not book
             parties = await insert_transfer(tx.conn, record, risk, event, response,
                                             slot.fingerprint if slot else None)
             await tx.post(transfer_entry(record, parties))

@@ -5,14 +5,25 @@ currency/method no other test pays with at that moment, and restored before it e
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import asyncpg
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 
+from engine import embedded
+from engine.app import create_app
 from engine.client import ApiResult, PayEngineClient
 from engine.controls.keys import all_keys_pattern
-from tests.api.conftest import AdminHttp, Api, api
+from engine.settings import Settings
+from tests.api.conftest import ADMIN_TOKEN, AdminHttp, Api, api
+from tests.conftest import Servers
+from tests.webhooks.isolated import isolated_servers
 
 __all__ = ["api"]
 
@@ -59,3 +70,48 @@ async def wipe_control_keys(redis: aioredis.Redis) -> int:
     async for key in redis.scan_iter(match=all_keys_pattern(), count=1000):
         gone += await redis.delete(key)
     return gone
+
+
+@dataclass(frozen=True)
+class PrivateWorld:
+    """An app with a database and a redis-server of its own: tests that wipe or restart Redis, or sweep
+    every usage row, must not touch what the session's other tests hold."""
+
+    api: Api
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    redis_dir: Path
+
+    async def wipe_redis(self) -> None:
+        """What a Redis restart without persistence does: everything gone."""
+        await self.redis.flushall()
+
+    async def restart_redis(self) -> None:
+        """Kill the real redis-server (a crash), drop its data and start it again empty."""
+        embedded.stop_redis(self.redis_dir, kill=True)
+        embedded.wipe_redis_data(self.redis_dir)
+        embedded.start_redis(self.redis_dir, appendonly=False)
+
+
+@pytest.fixture(scope="module")
+async def private(servers: Servers) -> AsyncIterator[PrivateWorld]:
+    # The orphan sweep only when a test runs it (it would judge every row of the database).
+    settings = Settings(admin_token=ADMIN_TOKEN, webhooks_in_process=False, expiry_in_process=False,
+                        gateway_in_process=False, db_pool_max=20, controls_orphan_sweep_interval_s=3_600)
+    async with isolated_servers(servers.database_url, "pe_controls") as iso:
+        app = create_app(settings, iso.database_url, iso.redis_url)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        pool = await asyncpg.create_pool(iso.database_url, min_size=1, max_size=10)
+        assert pool is not None
+        redis = aioredis.Redis.from_url(iso.redis_url)
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            async with aiohttp.ClientSession() as session:
+                yield PrivateWorld(Api(f"http://127.0.0.1:{runner.addresses[0][1]}", settings, session, app), pool,
+                                   redis, iso.redis_dir)
+        finally:
+            await redis.aclose()
+            await pool.close()
+            await runner.cleanup()

@@ -1,0 +1,68 @@
+"""The orphan sweep: usage counted for an admission whose movement never booked is given back.
+
+The gate commits a usage row and counts it in Redis before the booking; a failed booking gives it back
+(``Admission.release``). When the process dies in between, nothing does, and the customer and merchant
+stay limited by usage that never happened. This sweep finds such rows (older than a grace period, their
+payment / transfer / payout absent), marks them released in PostgreSQL, then drops the subjects' Redis
+counters, which are rebuilt from the rows that still count. A booking claims its row in its own
+transaction (``Admission.claim``), so a row whose movement booked is never released, and a booking that
+comes after the release does not happen.
+
+Crash safety: the release and the counters' reset are separate steps; a row released but not yet reset
+(``counters_reset_at`` NULL) is reset again on the next pass. Until then the counters over-count (a false
+refusal), never under-count.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+
+from engine.controls import store
+from engine.controls.counters import Counters
+from engine.controls.metrics import USAGE_ORPHANS_RELEASED
+
+log = logging.getLogger(__name__)
+
+ORPHAN_BATCH_MAX = 1_000
+ORPHAN_BATCHES_MAX = 20       # per pass; what is left goes next pass
+ORPHAN_LOCK_TIMEOUT_MS = 2_000  # a booking holding a row longer than this defers the pass
+
+
+async def sweep_orphans(pool: asyncpg.Pool, counters: Counters, grace_s: float,
+                        batch_max: int = ORPHAN_BATCH_MAX) -> int:
+    """One bounded pass: release orphaned usage rows older than ``grace_s`` and reset their subjects'
+    counters (and any reset still owed); returns the rows released. Raises ControlsUnavailable (Redis),
+    asyncpg errors (a booking held a row too long, the database is away): the next pass carries on."""
+    released_total = 0
+    for _ in range(ORPHAN_BATCHES_MAX):
+        async with pool.acquire() as conn:
+            outcome = await store.release_orphans(conn, grace_s, batch_max, ORPHAN_LOCK_TIMEOUT_MS)
+        if outcome is None:  # another process is sweeping
+            break
+        seen, released = outcome
+        for r in released:
+            u = r.usage
+            USAGE_ORPHANS_RELEASED.labels(u.kind).inc()
+            log.warning("limit usage released: its admission never booked", extra={
+                "admission": u.id, "kind": u.kind, "movement_id": u.movement_id, "merchant_id": u.merchant_id,
+                "customer_id": u.customer_id, "amount": u.amount, "currency": u.currency,
+                "day": u.day.isoformat(), "age_s": round(r.age_s, 1)})
+        released_total += len(released)
+        if seen < batch_max:
+            break
+    await reset_owed(pool, counters, batch_max)
+    return released_total
+
+
+async def reset_owed(pool: asyncpg.Pool, counters: Counters, batch_max: int = ORPHAN_BATCH_MAX) -> int:
+    """Reset the counters of released rows whose reset is still owed; returns how many rows were settled."""
+    async with pool.acquire() as conn:
+        owed = await store.resets_owed(conn, batch_max)
+    if not owed:
+        return 0
+    await counters.reset(owed)
+    async with pool.acquire() as conn:
+        await store.mark_reset(conn, [u.id for u in owed])
+    return len(owed)
