@@ -92,10 +92,14 @@ class Worker:
                 log.warning("flusher lost redis; retrying", extra={"error": type(exc).__name__})
                 await _sleep(stop, RECONNECT_S)
             except Exception:
-                # A flusher must outlive surprises: start over on a fresh connection (nothing is lost,
-                # an uncommitted batch simply stays queued), after a pause so a bug cannot spin.
+                # A flusher must outlive surprises (redis-py's cluster client can fail with its own
+                # internal errors while a master is down): start over after a pause so a bug cannot spin
+                # (nothing is lost, an uncommitted batch simply stays queued). The connection, and with
+                # it the accounts' locks, is kept when it is idle and healthy: letting go would hand the
+                # accounts to another flusher for nothing, and put this one in its queue.
                 log.exception("flusher round failed; starting over")
-                await self._drop_connection()
+                if not self._connection_idle():
+                    await self._drop_connection()
                 await _sleep(stop, RECONNECT_S * 5)
         await self._drop_connection()
 
@@ -133,6 +137,11 @@ class Worker:
             self._swept_at = time.monotonic()
         if not busy:
             await _sleep(stop, tuning.flush_interval_ms / 1000)
+
+    def _connection_idle(self) -> bool:
+        """Open and outside any transaction: safe to go on using (an operation it was in the middle of
+        would make its next use raise InterfaceError, which drops it then)."""
+        return self.conn is not None and not self.conn.is_closed() and not self.conn.is_in_transaction()
 
     async def _drop_connection(self) -> None:
         conn, self.conn = self.conn, None

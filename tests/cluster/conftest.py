@@ -3,16 +3,22 @@
 ``cluster_client`` is the client engine.redis_client makes for a ``redis+cluster://`` URL (a
 RedisCluster). ``redis_client`` is overridden here to be that client, so every test under
 tests/cluster (including the buffer tests re-collected from tests/buffer) talks to the cluster.
-PostgreSQL stays the session's.
+PostgreSQL is the session's server, but a database of its own (``servers`` and ``pool`` are
+overridden here): every other app of the session runs in-process flushers on the main database with the
+standalone Redis, and one of them taking a cluster test's account lock (whenever a test's flusher lets
+go of it) would flush that account through the wrong Redis, leaving the cluster's queue holding legs
+PostgreSQL had already applied.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from engine.redis_client import RedisClient, create_redis
@@ -20,6 +26,25 @@ from engine.redis_client import RedisClient, create_redis
 # The buffer tests' fixtures (sink, booker, owner, ...), so they run here unchanged on the cluster.
 from tests.buffer.conftest import *  # noqa: F403
 from tests.cluster.local_cluster import LocalCluster
+from tests.conftest import Servers
+from tests.databases import private_database
+
+
+@pytest.fixture(scope="session")
+async def servers(servers: Servers) -> AsyncIterator[Servers]:
+    """The session's servers, with a private (migrated) database for everything under tests/cluster."""
+    async with private_database(servers.database_url, "cluster") as url:
+        yield dataclasses.replace(servers, database_url=url)
+
+
+@pytest.fixture(scope="session")
+async def pool(servers: Servers) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(servers.database_url, min_size=2, max_size=80)
+    assert pool is not None
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 @pytest.fixture(scope="session")
