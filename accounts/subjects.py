@@ -23,6 +23,7 @@ SUBJECTS: dict[str, Subject] = {
     for s in (
         Subject("1001", "Receivable from payment channels", "asset", Side.DEBIT),
         Subject("1002", "Bank deposits", "asset", Side.DEBIT),
+        Subject("1201", "Fees receivable from merchants (merchant fee payable)", "asset", Side.DEBIT),
         Subject("2001", "Customer wallets", "liability", Side.CREDIT),
         Subject("2002", "Merchant pending settlement", "liability", Side.CREDIT),
         Subject("2003", "Merchant available balance", "liability", Side.CREDIT),
@@ -42,6 +43,8 @@ ROLE_SUBJECTS: dict[str, str] = {
     "customer_wallet": "2001",
     "merchant_pending": "2002",
     "merchant_available": "2003",
+    # What a merchant on an invoiced fee plan owes us in fees: its liability, our receivable (debit-normal).
+    "merchant_fee_payable": "1201",
     "gateway_transit": "2101",
     "payouts_in_flight": "2201",
     # Amounts frozen for a payout stay the owner's money (same subject) until the channel pays them out.

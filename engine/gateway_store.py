@@ -45,6 +45,7 @@ class PaymentFacts:
     expires_at: datetime
     voucher_id: str | None
     voucher_status: str | None
+    fee_collection: str = "deducted"  # engine.payments.pricing.COLLECTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,13 +145,15 @@ async def enqueue_job(conn: Conn, kind: str, ref_id: str) -> None:
 
 _FACTS = (
     "SELECT p.id, p.merchant_id, p.amount, p.currency, p.channel, p.status, p.fee, p.txn_no, p.description,"
-    " p.expires_at, v.id AS v_id, v.status AS v_status FROM payments p LEFT JOIN vouchers v ON v.payment_id = p.id"
+    " p.expires_at, v.id AS v_id, v.status AS v_status, p.fee_collection"
+    " FROM payments p LEFT JOIN vouchers v ON v.payment_id = p.id"
 )
 
 
 def _facts(r: asyncpg.Record) -> PaymentFacts:
     return PaymentFacts(r["id"], r["merchant_id"], r["amount"], r["currency"].strip(), r["channel"], r["status"],
-                        r["fee"], r["txn_no"].strip(), r["description"], r["expires_at"], r["v_id"], r["v_status"])
+                        r["fee"], r["txn_no"].strip(), r["description"], r["expires_at"], r["v_id"], r["v_status"],
+                        r["fee_collection"])
 
 
 async def payment_facts(conn: Conn, payment_id: str, lock: bool = False) -> PaymentFacts | None:
@@ -445,12 +448,13 @@ class RefundWork:
     payment_amount: int
     channel: str | None  # where the payment was paid, from its channel order
     out_trade_no: str | None
+    fee_collection: str = "deducted"  # how the payment's fee was collected (engine.payments.pricing)
 
 
 async def refund_work(conn: Conn, refund_id: str) -> RefundWork | None:
     row = await conn.fetchrow(
         "SELECT r.id, r.merchant_id, r.payment_id, r.amount, r.fee_refunded, r.status, r.txn_no, r.reason,"
-        " p.currency, p.amount AS payment_amount, o.channel, o.out_trade_no"
+        " p.currency, p.amount AS payment_amount, o.channel, o.out_trade_no, p.fee_collection"
         " FROM refunds r JOIN payments p ON p.id = r.payment_id"
         " LEFT JOIN channel_orders o ON o.payment_id = p.id AND o.status = 'paid' AND o.out_trade_no = p.txn_no"
         " WHERE r.id = $1 ORDER BY o.paid_at LIMIT 1", refund_id)
@@ -458,7 +462,7 @@ async def refund_work(conn: Conn, refund_id: str) -> RefundWork | None:
         return None
     return RefundWork(row["id"], row["merchant_id"], row["payment_id"], row["amount"], row["fee_refunded"],
                       row["status"], row["txn_no"].strip(), row["reason"], row["currency"].strip(),
-                      row["payment_amount"], row["channel"], row["out_trade_no"])
+                      row["payment_amount"], row["channel"], row["out_trade_no"], row["fee_collection"])
 
 
 _FINISH_REFUND = """

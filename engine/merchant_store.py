@@ -6,7 +6,7 @@ Functions take a connection and run inside whatever transaction the caller holds
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ class MerchantRecord:
     pending_accounts: dict[str, AccountId]  # currency -> merchant_pending account
     allowed_methods: tuple[str, ...] | None = None  # None: every method (engine/merchants sets them)
     allowed_channels: tuple[str, ...] | None = None  # None: every known channel
+    fee_payable_accounts: dict[str, AccountId] = field(default_factory=dict)  # currency -> merchant_fee_payable
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,20 +104,28 @@ async def insert_merchant(conn: Conn, merchant_id: str, name: str, secret_salt: 
 
 async def get_merchant(conn: Conn, merchant_id: str) -> MerchantRecord | None:
     row = await conn.fetchrow(
-        "SELECT m.id, m.name, m.secret_salt, m.fee_bps, m.fee_fixed, m.status, m.allowed_methods, m.allowed_channels,"
+        # A merchant on a fee plan is priced by the plan; one without keeps its own fee, deducted.
+        "SELECT m.id, m.name, m.secret_salt, coalesce(f.fee_bps, m.fee_bps) AS fee_bps,"
+        " coalesce(f.fee_fixed, m.fee_fixed) AS fee_fixed, coalesce(f.collection, 'deducted') AS collection,"
+        " m.status, m.allowed_methods, m.allowed_channels,"
+        " coalesce(array_agg(a.role) FILTER (WHERE a.id IS NOT NULL), '{}') AS roles,"
         " coalesce(array_agg(a.currency) FILTER (WHERE a.id IS NOT NULL), '{}') AS currencies,"
         " coalesce(array_agg(a.id) FILTER (WHERE a.id IS NOT NULL), '{}') AS account_ids"
-        " FROM merchants m LEFT JOIN accounts a"
-        "   ON a.owner_id = m.id AND a.role = 'merchant_pending' AND a.parent_id IS NULL"
-        " WHERE m.id = $1 GROUP BY m.id",
+        " FROM merchants m LEFT JOIN fee_plans f ON f.name = m.fee_plan LEFT JOIN accounts a"
+        "   ON a.owner_id = m.id AND a.role IN ('merchant_pending', 'merchant_fee_payable') AND a.parent_id IS NULL"
+        " WHERE m.id = $1 GROUP BY m.id, f.name",
         merchant_id,
     )
     if row is None:
         return None
+    accounts: dict[str, dict[str, AccountId]] = {"merchant_pending": {}, "merchant_fee_payable": {}}
+    for role, currency, account_id in zip(row["roles"], row["currencies"], row["account_ids"], strict=True):
+        accounts[role][currency] = AccountId(account_id)
     return MerchantRecord(
-        row["id"], row["name"], bytes(row["secret_salt"]), Pricing(row["fee_bps"], row["fee_fixed"]),
-        row["status"], {c: AccountId(a) for c, a in zip(row["currencies"], row["account_ids"], strict=True)},
+        row["id"], row["name"], bytes(row["secret_salt"]),
+        Pricing(row["fee_bps"], row["fee_fixed"], row["collection"]), row["status"], accounts["merchant_pending"],
         _tuple_or_none(row["allowed_methods"]), _tuple_or_none(row["allowed_channels"]),
+        accounts["merchant_fee_payable"],
     )
 
 

@@ -118,10 +118,10 @@ WITH k AS (
 ), p AS (
     INSERT INTO payments (id, merchant_id, merchant_order_no, amount, currency, method, channel, customer_id,
                           payer_account_id, status, fee, txn_no, description, metadata, expires_at,
-                          created_at, updated_at)
+                          created_at, updated_at, fee_collection)
     SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, c.id,
            CASE WHEN $6::text = 'wallet' THEN c.wallet_account_id END, $8::text, $9::bigint, $10::text,
-           $11::text, $12::jsonb, $13::timestamptz, $14::timestamptz, $14::timestamptz
+           $11::text, $12::jsonb, $13::timestamptz, $14::timestamptz, $14::timestamptz, $30::text
     FROM (SELECT 1) one LEFT JOIN customers c ON c.id = $15::text AND c.merchant_id = $2::text
                                               AND c.currency = $5::text
     WHERE ($15::text IS NULL OR c.id IS NOT NULL) AND ($29::bytea IS NULL OR EXISTS (SELECT 1 FROM k))
@@ -165,6 +165,7 @@ class NewPayment:
     expires_at: datetime
     created_at: datetime
     voucher_id: str | None
+    fee_collection: str = "deducted"  # engine.payments.pricing.COLLECTIONS
 
 
 async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job: Job | None,
@@ -186,7 +187,7 @@ async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job:
         p.customer_id, transition.from_status, transition.event, transition.reason, p.voucher_id,
         job.kind if job else None, job.ref_id if job else None, _json(job.payload if job else None),
         event.id if event else None, event.type if event else None, _json(event.payload if event else None),
-        key, status_code, body, claim_fingerprint,
+        key, status_code, body, claim_fingerprint, p.fee_collection,
     )
     assert row is not None
     if claim_fingerprint is not None and not row["claimed"]:
@@ -311,7 +312,7 @@ WITH p AS (
            fee_refunded = div(2 * fee::numeric * (amount_refunded + $3::bigint) + amount, 2 * amount::numeric)::bigint,
            updated_at = $8::timestamptz
     WHERE id = $1::text AND merchant_id = $2::text AND status = 'succeeded' AND amount_refunded + $3::bigint <= amount
-    RETURNING id, payer_account_id, fee, amount, amount_refunded, fee_refunded
+    RETURNING id, payer_account_id, fee, amount, amount_refunded, fee_refunded, fee_collection
 ), r AS (
     INSERT INTO refunds (id, payment_id, merchant_id, merchant_refund_no, amount, fee_refunded, status, reason,
                          txn_no, created_at, updated_at)
@@ -335,7 +336,7 @@ WITH p AS (
     WHERE merchant_id = $2::text AND key = $16::text AND EXISTS (SELECT 1 FROM r)
 )
 SELECT (SELECT count(*) FROM p) AS reserved, (SELECT fee_refunded FROM r) AS fee_share,
-       (SELECT payer_account_id FROM p) AS payer_account_id
+       (SELECT payer_account_id FROM p) AS payer_account_id, (SELECT fee_collection FROM p) AS fee_collection
 """
 
 
@@ -353,8 +354,9 @@ class NewRefund:
 
 
 async def insert_refund(conn: Conn, rf: NewRefund, transition_event: str, job_kind: str | None,
-                        event: OutboxEvent | None, response: StoredResponse | None) -> tuple[int, str | None]:
-    """Reserve the refund on its payment and insert it; returns (fee share refunded, payer wallet account).
+                        event: OutboxEvent | None, response: StoredResponse | None) -> tuple[int, str | None, str]:
+    """Reserve the refund on its payment and insert it; returns (fee share refunded, payer wallet account,
+    how the payment's fee was collected).
 
     The payment's ``amount_refunded + amount <= amount`` is checked in the UPDATE that raises it, so
     concurrent refunds can never exceed the payment. Raises DuplicateOrder, NotFound,
@@ -369,7 +371,7 @@ async def insert_refund(conn: Conn, rf: NewRefund, transition_event: str, job_ki
     )
     assert row is not None
     if row["fee_share"] is not None:
-        return int(row["fee_share"]), row["payer_account_id"]
+        return int(row["fee_share"]), row["payer_account_id"], row["fee_collection"]
     existing = await conn.fetchval(
         "SELECT id FROM refunds WHERE payment_id = $1 AND merchant_refund_no = $2", rf.payment_id,
         rf.merchant_refund_no)

@@ -112,6 +112,10 @@ class MerchantDirectory:
     def forget(self, merchant_id: str) -> None:
         self._cache.pop(merchant_id, None)
 
+    def forget_all(self) -> None:
+        """Drop every cached merchant (a fee plan changed: its merchants are re-read on their next request)."""
+        self._cache.clear()
+
 
 async def authenticate(directory: MerchantDirectory, headers: Mapping[str, str], method: str, path_qs: str,
                        body: bytes, window_s: int, now_s: float) -> MerchantRecord:

@@ -20,7 +20,14 @@ from accounts.errors import (
 from channels.errors import ChannelError, ChannelRejected
 from engine.api.wire import ErrorBody, ErrorDetail
 from engine.controls.errors import ControlNotFound, InvalidControl, LimitExceeded, RiskDeclined
-from engine.merchants.errors import IllegalMerchantStatus, KeyNotRevocable, MerchantSuspended, PaymentMethodNotAllowed
+from engine.merchants.errors import (
+    FeePlanExists,
+    IllegalMerchantStatus,
+    KeyNotRevocable,
+    MerchantSuspended,
+    PaymentMethodNotAllowed,
+    UnknownFeePlan,
+)
 from engine.payments.errors import (
     DuplicateOrder,
     IdempotencyInFlight,
@@ -67,6 +74,8 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
     PaymentMethodNotAllowed: (403, "permission_error"),
     KeyNotRevocable: (409, "conflict_error"),
     IllegalMerchantStatus: (409, "conflict_error"),
+    UnknownFeePlan: (422, "invalid_request_error"),
+    FeePlanExists: (409, "conflict_error"),
     ChannelError: (503, "channel_error"),
 }
 

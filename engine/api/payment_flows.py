@@ -41,6 +41,7 @@ from engine.payment_store import (
 )
 from engine.payments.errors import InvalidRequest, NotFound, UnsupportedCurrency
 from engine.payments.ids import EVENT, PAYMENT, REFUND, VOUCHER, new_id
+from engine.payments.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
 from engine.payments.states import (
     PaymentEvent,
     PaymentStatus,
@@ -77,6 +78,16 @@ def _stored(slot: IdemSlot | None, status: int, body: bytes) -> StoredResponse |
     return StoredResponse(slot.merchant_id, slot.key, status, body) if slot else None
 
 
+def _fee_accounts(merchant: MerchantRecord, currency: str, collection: str) -> dict[str, AccountId]:
+    """The fee-payable account an invoiced fee is booked to (none for a deducted one)."""
+    if collection == DEDUCTED:
+        return {}
+    account = merchant.fee_payable_accounts.get(currency)
+    if account is None:
+        raise UnsupportedCurrency(currency)
+    return {FEE_PAYABLE_ROLE: account}
+
+
 async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, req: CreatePayment,
                          slot: IdemSlot | None, now: datetime) -> Outcome:
     """Wallet: debit the customer and book PAY_WALLET now (201 succeeded, or InsufficientFunds with
@@ -96,6 +107,8 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
     event = PaymentEvent.WALLET_DEBITED if wallet else PaymentEvent.CHANNEL_ORDER_CREATED
     status = next_payment_status(PaymentStatus.CREATED, event)
     fee = merchant.pricing.fee_for(req.amount)
+    collection = merchant.pricing.collection
+    fee_accounts = _fee_accounts(merchant, req.currency, collection)
     txn_no = ctx.txn_nos.next(now)
     expires_at = now + timedelta(seconds=req.expires_in_s or ctx.settings.payment_expiry_default_s)
     payment_id = new_id(PAYMENT)
@@ -112,7 +125,7 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
                                            msgspec.json.encode({"payment_id": payment_id, "channel": channel}))
     row = NewPayment(payment_id, merchant.id, req.merchant_order_no, req.amount, req.currency, req.method, channel,
                      req.customer_id, status.value, fee, txn_no, req.description, req.metadata, expires_at, now,
-                     voucher.id if voucher else None)
+                     voucher.id if voucher else None, collection)
     platform = await ctx.platform_accounts(req.currency) if wallet else {}
     # Limits and risk rules before booking (LimitExceeded / RiskDeclined: nothing written). The counted usage
     # is given back when the booking does not happen (insufficient funds, duplicate order, replayed key).
@@ -131,9 +144,9 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
             if wallet:
                 assert payer is not None
                 entry = build_entry(
-                    "PAY_WALLET", txn_no, now.date(), req.currency,
+                    fee_txn_code("PAY_WALLET", collection), txn_no, now.date(), req.currency,
                     {"customer_wallet": AccountId(payer), "gateway_transit": platform["gateway_transit"],
-                     "merchant_pending": pending_account, "fee_income": platform["fee_income"]},
+                     "merchant_pending": pending_account, "fee_income": platform["fee_income"], **fee_accounts},
                     {"amount": req.amount, "fee": fee}, ref=payment_id)
                 await tx.post(entry)
             # Our statements and the posting function keep their locks and settings transaction-local.
@@ -193,16 +206,17 @@ async def create_refund(ctx: ApiContext, booker: Booker, merchant: MerchantRecor
     outbox = OutboxEvent(new_id(EVENT), "refund.succeeded", body) if wallet else None
     platform = await ctx.platform_accounts(payment.currency) if wallet else {}
     async with booker.transaction() as tx:
-        fee_share, payer = await insert_refund(
+        fee_share, payer, collection = await insert_refund(
             tx.conn, NewRefund(refund.id, payment_id, merchant.id, req.merchant_refund_no, req.amount, status.value,
                                req.reason, refund.txn_no, now),
             event.value, None if wallet else "channel_refund", outbox, response)
         if wallet:
             assert payer is not None
             entry = build_entry(
-                "REFUND_WALLET", refund.txn_no, now.date(), payment.currency,
+                fee_txn_code("REFUND_WALLET", collection), refund.txn_no, now.date(), payment.currency,
                 {"merchant_pending": merchant.pending_accounts[payment.currency],
-                 "fee_income": platform["fee_income"], "customer_wallet": AccountId(payer)},
+                 "fee_income": platform["fee_income"], "customer_wallet": AccountId(payer),
+                 **_fee_accounts(merchant, payment.currency, collection)},
                 {"amount": req.amount, "fee": fee_share}, ref=refund.id)
             await tx.post(entry)
     return Outcome(201, body, response is not None)

@@ -23,6 +23,7 @@ from engine.gateway.context import Gateway
 from engine.gateway.jobs import Done, Failed, JobResult, Retry, backoff_s
 from engine.gateway_store import ClaimedJob, RefundWork, finish_refund, insert_outbox, refund_work
 from engine.payment_store import get_refund
+from engine.payments.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
 from engine.payments.states import RefundEvent
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,15 @@ async def _finish(gw: Gateway, work: RefundWork, result: RefundResult | None, fa
         if succeeded:
             pending = await find_account(tx.conn, work.merchant_id, "merchant_pending", work.currency)
             assert pending is not None
+            accounts = {"merchant_pending": pending.id, "fee_income": platform["fee_income"],
+                        "channel_receivable": platform["channel_receivable"]}
+            if work.fee_collection != DEDUCTED:  # the invoiced fee share is owed no more
+                fee_payable = await find_account(tx.conn, work.merchant_id, FEE_PAYABLE_ROLE, work.currency)
+                assert fee_payable is not None, f"merchant {work.merchant_id} has no {work.currency} fee payable"
+                accounts[FEE_PAYABLE_ROLE] = fee_payable.id
             await tx.post(build_entry(
-                "REFUND_CHANNEL", work.txn_no, now.date(), work.currency,
-                {"merchant_pending": pending.id, "fee_income": platform["fee_income"],
-                 "channel_receivable": platform["channel_receivable"]},
+                fee_txn_code("REFUND_CHANNEL", work.fee_collection), work.txn_no, now.date(), work.currency,
+                accounts,
                 {"amount": work.amount, "fee": work.fee_refunded}, ref=work.id))
         record = await get_refund(tx.conn, work.merchant_id, work.id)
         assert record is not None

@@ -32,6 +32,7 @@ from engine.gateway_store import (
     payment_facts,
     record_exception,
 )
+from engine.payments.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,9 @@ class Verdict(enum.StrEnum):
         return self in (Verdict.BOOKED, Verdict.DUPLICATE, Verdict.LATE_REFUNDING)
 
 
-async def _merchant_pending(conn: Conn, payment: PaymentFacts) -> AccountId:
-    account = await find_account(conn, payment.merchant_id, "merchant_pending", payment.currency)
-    assert account is not None, f"merchant {payment.merchant_id} has no {payment.currency} pending account"
+async def _merchant_account(conn: Conn, payment: PaymentFacts, role: str) -> AccountId:
+    account = await find_account(conn, payment.merchant_id, role, payment.currency)
+    assert account is not None, f"merchant {payment.merchant_id} has no {payment.currency} {role} account"
     return account.id
 
 
@@ -85,12 +86,15 @@ async def apply_paid(gw: Gateway, paid: ChannelPaid, now: datetime) -> Verdict:
         assert order is not None and payment is not None
         accounts = {"channel_receivable": platform["channel_receivable"],
                     "gateway_transit": platform["gateway_transit"], "fee_income": platform["fee_income"],
-                    "merchant_pending": await _merchant_pending(conn, payment)}
+                    "merchant_pending": await _merchant_account(conn, payment, "merchant_pending")}
         await mark_order_paid(conn, paid.channel, paid.out_trade_no, paid.channel_txn_id, paid.amount_minor,
                               paid.paid_at, now)
         if payment.status in UNPAID and await mark_payment_paid(
                 conn, payment.id, payment.status, paid.channel, now, f"{paid.source} {paid.channel_txn_id}"):
-            entry = build_entry("PAY_CHANNEL", payment.txn_no, now.date(), payment.currency, accounts,
+            fee_accounts = {} if payment.fee_collection == DEDUCTED else {
+                FEE_PAYABLE_ROLE: await _merchant_account(conn, payment, FEE_PAYABLE_ROLE)}
+            entry = build_entry(fee_txn_code("PAY_CHANNEL", payment.fee_collection), payment.txn_no, now.date(),
+                                payment.currency, {**accounts, **fee_accounts},
                                 {"amount": payment.amount, "fee": payment.fee}, ref=payment.id)
             await tx.post(entry)
             await write_payment_event(conn, payment.merchant_id, payment.id, "payment.succeeded", now)

@@ -50,3 +50,23 @@ class IllegalMerchantStatus(MerchantOpsError):
         self.merchant_id = merchant_id
         self.status = status
         self.action = action
+
+
+class UnknownFeePlan(MerchantOpsError):
+    """A merchant may only reference a fee plan that exists (create it first: POST /admin/fee-plans)."""
+
+    code = "fee_plan_unknown"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no fee plan named {name!r}; create it first (POST /admin/fee-plans)")
+        self.name = name
+        self.param = "fee_plan"
+
+
+class FeePlanExists(MerchantOpsError):
+    code = "fee_plan_exists"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a fee plan named {name!r} exists already; PUT /admin/fee-plans/{name} changes it")
+        self.name = name
+        self.param = "name"

@@ -17,7 +17,7 @@ from engine.api.decoding import decode_body, decode_query
 from engine.api.idempotency import json_response
 from engine.api.middleware import RAW_BODY
 from engine.api.wire import NoQuery
-from engine.merchants import service, wire
+from engine.merchants import fee_plans, service, wire
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -101,3 +101,31 @@ async def rotate_webhook_secret(request: web.Request) -> web.Response:
     async with ctx.pool.acquire() as conn:
         issued = await service.rotate_webhook_secret(conn, ops_config(ctx), merchant_id, req.overlap_s, _now())
     return _ok(issued, 201, secret=True)
+
+
+async def create_fee_plan(request: web.Request) -> web.Response:
+    req = decode_body(request[RAW_BODY], wire.CreateFeePlan)
+    async with request.app[API].pool.acquire() as conn:
+        return _ok(await fee_plans.create_plan(conn, req, _now()), 201)
+
+
+async def update_fee_plan(request: web.Request) -> web.Response:
+    ctx, name = request.app[API], request.match_info["name"]
+    req = decode_body(request[RAW_BODY], wire.UpdateFeePlan)
+    async with ctx.pool.acquire() as conn:
+        plan = await fee_plans.update_plan(conn, name, req, _now())
+    # Other processes forget the plan's merchants on the NOTIFY the update sent; this one now.
+    ctx.merchants.forget_all()
+    return _ok(plan)
+
+
+async def get_fee_plan(request: web.Request) -> web.Response:
+    decode_query(request.query, NoQuery)
+    async with request.app[API].pool.acquire() as conn:
+        return _ok(await fee_plans.show_plan(conn, request.match_info["name"]))
+
+
+async def list_fee_plans(request: web.Request) -> web.Response:
+    decode_query(request.query, NoQuery)
+    async with request.app[API].pool.acquire() as conn:
+        return _ok(await fee_plans.list_plans(conn))

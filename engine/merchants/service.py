@@ -20,11 +20,11 @@ from accounts.store import Conn
 from engine.api.auth import derive_secret
 from engine.merchant_store import ensure_account, ensure_platform_accounts, insert_merchant
 from engine.merchants import store, wire
-from engine.merchants.errors import IllegalMerchantStatus, KeyNotRevocable
+from engine.merchants.errors import IllegalMerchantStatus, KeyNotRevocable, UnknownFeePlan
 from engine.merchants.views import account_view, cycle_days_of, cycle_name, key_view, merchant_view
 from engine.payments.errors import DuplicateOrder, InvalidRequest, NotFound, UnsupportedCurrency
 from engine.payments.ids import ACCOUNT, MERCHANT, new_id
-from engine.payments.pricing import Pricing
+from engine.payments.pricing import FEE_PAYABLE_ROLE, Pricing
 from engine.settlement.store import set_cycle
 from engine.webhooks.signing import derive_webhook_secret
 
@@ -32,10 +32,10 @@ log = logging.getLogger(__name__)
 
 SALT_BYTES = 16
 KEY = "key"
-# Accounts every merchant gets per currency at onboarding. Fees are netted at booking (PAY_* rules credit
-# fee income directly), so there is no fee-payable balance to hold; a role added here is opened for new
-# merchants, and ensure_account opens it lazily for old ones.
-MERCHANT_ACCOUNT_TEMPLATE = ("merchant_pending", "merchant_available")
+# Accounts every merchant gets per currency at onboarding (migration 067 opened fee payable for the merchants
+# made before it). Fee payable holds what a merchant on an invoiced fee plan owes in fees; a deducted fee is
+# netted at booking and never touches it.
+MERCHANT_ACCOUNT_TEMPLATE = ("merchant_pending", "merchant_available", FEE_PAYABLE_ROLE)
 # Only a big merchant's pending-settlement account takes the payment traffic that buffering is for.
 HOT_TEMPLATE_ROLES = frozenset({"merchant_pending"})
 
@@ -57,12 +57,28 @@ def _check_profile(cfg: OpsConfig, currencies: list[str], channels: list[str] | 
             raise InvalidRequest("allowed_channels", f"unknown channel {channel!r}; known: {sorted(cfg.channels)}")
 
 
+def _check_no_own_fee(fee_bps: int | None, fee_fixed: int | None) -> None:
+    """A merchant on a fee plan is priced by it: a fee of its own alongside is a contradiction (400)."""
+    for param, value in (("fee_bps", fee_bps), ("fee_fixed", fee_fixed)):
+        if value is not None:
+            raise InvalidRequest(param, f"{param} comes from the merchant's fee plan; leave it out, or set fee_plan"
+                                        " to null to price the merchant on its own")
+
+
+async def _require_plan(conn: Conn, name: str) -> None:
+    """The plan must exist (UnknownFeePlan, 422); share-locked so it cannot change under this transaction."""
+    if await store.get_fee_plan(conn, name, share_lock=True) is None:
+        raise UnknownFeePlan(name)
+
+
 async def onboard(conn: asyncpg.Connection, cfg: OpsConfig, req: wire.OnboardMerchant,
                   now: datetime) -> wire.MerchantOnboarded:
     """The merchant, its primary key, profile, settlement cycle and template accounts, all or nothing.
 
     Raises DuplicateOrder when the id exists, UnsupportedCurrency / InvalidRequest for bad fields."""
     _check_profile(cfg, req.currencies, req.allowed_channels)
+    if req.fee_plan is not None:
+        _check_no_own_fee(req.fee_bps or None, req.fee_fixed or None)
     merchant_id = req.id or new_id(MERCHANT)
     salt = secrets.token_bytes(SALT_BYTES)
     webhook_salt = secrets.token_bytes(SALT_BYTES) if req.webhook_url else None
@@ -72,6 +88,9 @@ async def onboard(conn: asyncpg.Connection, cfg: OpsConfig, req: wire.OnboardMer
                                      req.webhook_url):
             raise DuplicateOrder("id", merchant_id, merchant_id)
         changes: dict[str, Any] = {"allowed_methods": req.allowed_methods, "allowed_channels": req.allowed_channels}
+        if req.fee_plan is not None:
+            await _require_plan(conn, req.fee_plan)
+            changes["fee_plan"] = req.fee_plan
         await store.update_profile(conn, merchant_id, changes, now)
         if webhook_salt is not None:
             await store.set_first_webhook_salt(conn, merchant_id, webhook_salt)
@@ -88,9 +107,10 @@ async def onboard(conn: asyncpg.Connection, cfg: OpsConfig, req: wire.OnboardMer
     log.info("merchant onboarded", extra={"merchant_id": merchant_id, "key_id": keys[0].id})
     return wire.MerchantOnboarded(
         id=merchant_id, name=req.name, secret=derive_secret(cfg.server_key, merchant_id, salt), key_id=keys[0].id,
-        currencies=currencies, fee_bps=req.fee_bps, fee_fixed=req.fee_fixed,
+        currencies=currencies, fee_bps=profile.fee_bps, fee_fixed=profile.fee_fixed_minor,
         settlement_cycle=cycle_name(profile.settlement_cycle_days), allowed_methods=profile.allowed_methods,
         allowed_channels=profile.allowed_channels, accounts=[account_view(a) for a in profile.accounts],
+        fee_plan=profile.fee_plan, fee_collection=profile.fee_collection,  # type: ignore[arg-type]
         webhook_url=req.webhook_url,
         webhook_secret=derive_webhook_secret(cfg.server_key, merchant_id, webhook_salt) if webhook_salt else None)
 
@@ -117,13 +137,22 @@ async def update(conn: asyncpg.Connection, cfg: OpsConfig, merchant_id: str, req
     """Change the given profile fields. Setting a webhook URL on a merchant that never had a webhook
     secret makes one, returned in this answer only."""
     fields = {"name": req.name, "fee_bps": req.fee_bps, "fee_fixed": req.fee_fixed, "webhook_url": req.webhook_url,
-              "allowed_methods": req.allowed_methods, "allowed_channels": req.allowed_channels}
+              "allowed_methods": req.allowed_methods, "allowed_channels": req.allowed_channels,
+              "fee_plan": req.fee_plan}
     changes = {k: v for k, v in fields.items() if v is not UNSET}
     if req.allowed_channels is not UNSET:
         _check_profile(cfg, [], req.allowed_channels)
+    own_fee = (None if req.fee_bps is UNSET else req.fee_bps, None if req.fee_fixed is UNSET else req.fee_fixed)
+    if isinstance(req.fee_plan, str):
+        _check_no_own_fee(*own_fee)
     webhook_secret = None
     async with conn.transaction():
         await _lock_for_change(conn, merchant_id)
+        if isinstance(req.fee_plan, str):
+            await _require_plan(conn, req.fee_plan)
+        elif req.fee_plan is UNSET and own_fee != (None, None) and await store.own_fee_plan(conn, merchant_id):
+            # Its plan prices it: a fee of its own would silently do nothing.
+            _check_no_own_fee(*own_fee)
         await store.update_profile(conn, merchant_id, changes, now)
         if req.settlement_cycle is not UNSET:
             await set_cycle(conn, merchant_id, cycle_days_of(req.settlement_cycle))

@@ -26,8 +26,10 @@ class MerchantProfile:
     id: str
     name: str
     status: str
-    fee_bps: int
+    fee_bps: int  # effective: the plan's when the merchant has one
     fee_fixed_minor: int
+    fee_plan: str | None
+    fee_collection: str
     webhook_url: str | None
     webhook_prev_expires_at: datetime | None
     allowed_methods: list[str] | None  # None: every method
@@ -59,15 +61,19 @@ class ApiKey:
 CHANGES_CHANNEL = "payengine_merchant_changed"
 
 # Columns an update may set; the service decides which, the names never come from a request.
-PROFILE_COLUMNS = frozenset({"name", "fee_bps", "fee_fixed", "webhook_url", "allowed_methods", "allowed_channels"})
+PROFILE_COLUMNS = frozenset({"name", "fee_bps", "fee_fixed", "webhook_url", "allowed_methods", "allowed_channels",
+                             "fee_plan"})
 
 _PROFILE = """
-SELECT m.id, m.name, m.status, m.fee_bps, m.fee_fixed, m.webhook_url, m.webhook_prev_expires_at,
+SELECT m.id, m.name, m.status, coalesce(f.fee_bps, m.fee_bps) AS fee_bps,
+       coalesce(f.fee_fixed, m.fee_fixed) AS fee_fixed, m.fee_plan,
+       coalesce(f.collection, 'deducted') AS fee_collection, m.webhook_url, m.webhook_prev_expires_at,
        m.allowed_methods, m.allowed_channels, t.cycle_days, m.created_at, m.updated_at, m.status_changed_at,
        coalesce((SELECT array_agg(a.id || ' ' || a.role || ' ' || a.currency || ' ' || a.balance
                                   ORDER BY a.role, a.currency)
                  FROM accounts a WHERE a.owner_id = m.id AND a.parent_id IS NULL), '{}') AS accounts
 FROM merchants m LEFT JOIN merchant_settlement_terms t ON t.merchant_id = m.id
+LEFT JOIN fee_plans f ON f.name = m.fee_plan
 WHERE m.id = $1
 """
 
@@ -82,9 +88,15 @@ async def get_profile(conn: Conn, merchant_id: str) -> MerchantProfile | None:
     if row is None:
         return None
     return MerchantProfile(
-        row["id"], row["name"], row["status"], row["fee_bps"], row["fee_fixed"], row["webhook_url"],
+        row["id"], row["name"], row["status"], row["fee_bps"], row["fee_fixed"], row["fee_plan"],
+        row["fee_collection"], row["webhook_url"],
         row["webhook_prev_expires_at"], row["allowed_methods"], row["allowed_channels"], row["cycle_days"],
         [_account(a) for a in row["accounts"]], row["created_at"], row["updated_at"], row["status_changed_at"])
+
+
+async def own_fee_plan(conn: Conn, merchant_id: str) -> str | None:
+    plan: str | None = await conn.fetchval("SELECT fee_plan FROM merchants WHERE id = $1", merchant_id)
+    return plan
 
 
 async def lock_merchant(conn: Conn, merchant_id: str) -> str | None:
@@ -190,3 +202,57 @@ async def rotate_webhook_salt(conn: Conn, merchant_id: str, salt: bytes, overlap
         "   THEN $4::timestamptz + make_interval(secs => $3) END,"
         " webhook_secret_salt = $2, updated_at = $4 WHERE id = $1",
         merchant_id, salt, overlap_s, now)
+
+
+# ---------------------------------------------------------------- fee plans
+
+@dataclass(frozen=True, slots=True)
+class FeePlanRow:
+    name: str
+    fee_bps: int
+    fee_fixed_minor: int
+    collection: str  # engine.payments.pricing.COLLECTIONS
+    merchants: int
+    created_at: datetime
+    updated_at: datetime
+
+
+_PLAN = ("SELECT f.name, f.fee_bps, f.fee_fixed, f.collection, f.created_at, f.updated_at,"
+         " (SELECT count(*) FROM merchants m WHERE m.fee_plan = f.name) AS merchants FROM fee_plans f")
+
+
+def _plan(r: Any) -> FeePlanRow:
+    return FeePlanRow(r["name"], r["fee_bps"], r["fee_fixed"], r["collection"], int(r["merchants"]),
+                      r["created_at"], r["updated_at"])
+
+
+async def insert_fee_plan(conn: Conn, name: str, fee_bps: int, fee_fixed_minor: int, collection: str,
+                          now: datetime) -> bool:
+    """False (nothing written) when a plan of that name exists."""
+    made = await conn.fetchval(
+        "INSERT INTO fee_plans (name, fee_bps, fee_fixed, collection, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO NOTHING RETURNING true",
+        name, fee_bps, fee_fixed_minor, collection, now)
+    return bool(made)
+
+
+async def update_fee_plan(conn: Conn, name: str, fee_bps: int, fee_fixed_minor: int, collection: str,
+                          now: datetime) -> bool:
+    """Replace the plan's terms and tell every API process to forget the merchants on it once this commits;
+    False when there is no such plan."""
+    moved = await conn.fetchval(
+        "UPDATE fee_plans SET fee_bps = $2, fee_fixed = $3, collection = $4, updated_at = $5 WHERE name = $1"
+        " RETURNING true", name, fee_bps, fee_fixed_minor, collection, now)
+    if moved:
+        await conn.execute("SELECT pg_notify($1, id) FROM merchants WHERE fee_plan = $2", CHANGES_CHANNEL, name)
+    return bool(moved)
+
+
+async def get_fee_plan(conn: Conn, name: str, *, share_lock: bool = False) -> FeePlanRow | None:
+    """The plan; ``share_lock`` keeps it from changing until the caller's transaction ends."""
+    row = await conn.fetchrow(_PLAN + " WHERE f.name = $1" + (" FOR SHARE OF f" if share_lock else ""), name)
+    return _plan(row) if row else None
+
+
+async def list_fee_plans(conn: Conn) -> list[FeePlanRow]:
+    return [_plan(r) for r in await conn.fetch(_PLAN + " ORDER BY f.name")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.merchants import wire
-from engine.merchants.store import ApiKey, MerchantAccount, MerchantProfile
+from engine.merchants.store import ApiKey, FeePlanRow, MerchantAccount, MerchantProfile
 from engine.settlement.store import DEFAULT_CYCLE_DAYS
 
 
@@ -32,9 +32,15 @@ def merchant_view(p: MerchantProfile, keys: list[ApiKey], now: datetime,
                   webhook_secret: str | None = None) -> wire.Merchant:
     return wire.Merchant(
         id=p.id, name=p.name, status=p.status, fee_bps=p.fee_bps, fee_fixed=p.fee_fixed_minor,  # type: ignore[arg-type]
+        fee_plan=p.fee_plan, fee_collection=p.fee_collection,  # type: ignore[arg-type]
         settlement_cycle=cycle_name(p.settlement_cycle_days), allowed_methods=p.allowed_methods,
         allowed_channels=p.allowed_channels, webhook_url=p.webhook_url,
         webhook_previous_secret_expires_at=p.webhook_prev_expires_at,
         accounts=[account_view(a) for a in p.accounts], keys=[key_view(k, now) for k in keys],
         created_at=p.created_at, updated_at=p.updated_at, status_changed_at=p.status_changed_at,
         webhook_secret=webhook_secret)
+
+
+def fee_plan_view(f: FeePlanRow) -> wire.FeePlan:
+    return wire.FeePlan(f.name, f.fee_bps, f.fee_fixed_minor, f.collection, f.merchants,  # type: ignore[arg-type]
+                        f.created_at, f.updated_at)

@@ -26,6 +26,8 @@ ChannelName = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z
 Methods = Annotated[list[MethodName], Meta(min_length=1, max_length=2)]
 Channels = Annotated[list[ChannelName], Meta(min_length=1, max_length=32)]
 Seconds = Annotated[int, Meta(ge=0, le=ROLLOVER_MAX_S)]
+PlanName = Annotated[str, Meta(pattern="^[a-z0-9][a-z0-9_]{0,63}$", description="lower case, digits, _")]
+FeeCollection = Literal["deducted", "invoiced"]
 
 
 class OnboardMerchant(Request, frozen=True, forbid_unknown_fields=True):
@@ -41,6 +43,7 @@ class OnboardMerchant(Request, frozen=True, forbid_unknown_fields=True):
     settlement_cycle: SettlementCycle | None = None
     allowed_methods: Methods | None = None
     allowed_channels: Channels | None = None
+    fee_plan: PlanName | None = None  # prices the merchant instead of fee_bps / fee_fixed (leave those out)
 
 
 class UpdateMerchant(Request, frozen=True, forbid_unknown_fields=True):
@@ -53,6 +56,39 @@ class UpdateMerchant(Request, frozen=True, forbid_unknown_fields=True):
     settlement_cycle: SettlementCycle | UnsetType = UNSET
     allowed_methods: Methods | UnsetType | None = UNSET
     allowed_channels: Channels | UnsetType | None = UNSET
+    fee_plan: PlanName | UnsetType | None = UNSET  # null: back to the merchant's own fee_bps / fee_fixed
+
+
+class CreateFeePlan(Request, frozen=True, forbid_unknown_fields=True):
+    """POST /admin/fee-plans: fee = fee_fixed + amount * fee_bps / 10000 (half up, at most the amount)."""
+
+    name: PlanName
+    fee_bps: FeeBps = 0
+    fee_fixed: FeeFixed = 0
+    collection: FeeCollection = "deducted"
+
+
+class UpdateFeePlan(Request, frozen=True, forbid_unknown_fields=True):
+    """PUT /admin/fee-plans/{name}: the plan's terms, replaced; payments made before keep theirs."""
+
+    fee_bps: FeeBps = 0
+    fee_fixed: FeeFixed = 0
+    collection: FeeCollection = "deducted"
+
+
+class FeePlan(msgspec.Struct, frozen=True):
+    name: str
+    fee_bps: int
+    fee_fixed: int
+    collection: FeeCollection
+    merchants: int  # how many merchants reference it
+    created_at: datetime
+    updated_at: datetime
+    object: Literal["fee_plan"] = "fee_plan"
+
+
+class FeePlanList(msgspec.Struct, frozen=True):
+    data: list[FeePlan]
 
 
 class RotateKey(Request, frozen=True, forbid_unknown_fields=True):
@@ -87,8 +123,10 @@ class Merchant(msgspec.Struct, frozen=True):
     id: str
     name: str
     status: Literal["active", "suspended", "disabled"]
-    fee_bps: int
+    fee_bps: int  # what the merchant is charged: its plan's terms when it has one
     fee_fixed: int
+    fee_plan: str | None
+    fee_collection: FeeCollection
     settlement_cycle: str
     allowed_methods: list[str] | None
     allowed_channels: list[str] | None
@@ -117,6 +155,8 @@ class MerchantOnboarded(msgspec.Struct, frozen=True):
     allowed_methods: list[str] | None
     allowed_channels: list[str] | None
     accounts: list[MerchantAccountView]
+    fee_plan: str | None = None
+    fee_collection: FeeCollection = "deducted"
     webhook_url: str | None = None
     webhook_secret: str | None = None  # shown once
     object: Literal["merchant"] = "merchant"

@@ -4,7 +4,8 @@ A payment is due on settlement date S when it succeeded, its journal entry is da
 S - cycle_days (the merchant's cycle, default 1), it was not settled before, and it is reconciled: a
 wallet payment needs no channel; a channel payment needs a reconciliation item that is ok or resolved
 and none that is still open (an exception order waits until it is handled). Succeeded refunds due by
-the same rule are deducted.
+the same rule are deducted. An invoiced fee (engine.payments.pricing.INVOICED) never reached the pending
+account's netting: such a payment settles its whole amount and its fee counts as 0 here.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from accounts.store import Conn
 DEFAULT_CYCLE_DAYS = 1
 
 _DUE = """
-SELECT p.merchant_id, p.currency, 'payment' AS kind, p.id, p.amount, p.fee
+SELECT p.merchant_id, p.currency, 'payment' AS kind, p.id, p.amount,
+       CASE WHEN p.fee_collection = 'invoiced' THEN 0 ELSE p.fee END AS fee
 FROM payments p
 JOIN journal_entries e ON e.txn_no = p.txn_no
 LEFT JOIN merchant_settlement_terms t ON t.merchant_id = p.merchant_id
@@ -32,7 +34,8 @@ WHERE p.status = 'succeeded'
        AND NOT EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
                                                      AND r.state = 'open')))
 UNION ALL
-SELECT r.merchant_id, p.currency, 'refund', r.id, r.amount, r.fee_refunded
+SELECT r.merchant_id, p.currency, 'refund', r.id, r.amount,
+       CASE WHEN p.fee_collection = 'invoiced' THEN 0 ELSE r.fee_refunded END
 FROM refunds r
 JOIN payments p ON p.id = r.payment_id
 JOIN journal_entries e ON e.txn_no = r.txn_no

@@ -15,6 +15,7 @@ async def test_create_opens_template_accounts_and_returns_a_working_key(admin: A
     assert created["settlement_cycle"] == "D+0" and created["allowed_methods"] == ["wallet"]
     roles = sorted((a["role"], a["currency"]) for a in created["accounts"])
     assert roles == [("merchant_available", "CNY"), ("merchant_available", "USD"),
+                     ("merchant_fee_payable", "CNY"), ("merchant_fee_payable", "USD"),
                      ("merchant_pending", "CNY"), ("merchant_pending", "USD")]
     async with admin.client(created) as client:
         listed = await client.accounts()
