@@ -5,12 +5,14 @@ owed on the merchant's fee-payable account)."""
 from __future__ import annotations
 
 import uuid
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
 from accounts.store import trial_balance
+from engine.settlement.store import claim_due
 from tests.api.conftest import Api
 from tests.api.ledger import snapshot
 from tests.merchants.conftest import Admin
@@ -144,3 +146,32 @@ async def test_a_replaced_plan_prices_its_merchants_next_payments(api: Api, admi
     assert (await admin.call("GET", f"/admin/fee-plans/{plan['name']}")).body["merchants"] == 1
     second = await pay_and_refund(api, admin, created, 10_000, 1)
     assert second["fee"] == 200
+
+
+class _RolledBack(Exception):
+    pass
+
+
+async def _settlement_net(pool: asyncpg.Pool, merchant_id: str) -> tuple[int, int, int]:
+    """What settlement would claim for the merchant (gross, fees, net); rolled back, nothing kept."""
+    batch = None
+    with pytest.raises(_RolledBack):
+        async with pool.acquire() as conn, conn.transaction():
+            settle_date = date.today() + timedelta(days=5)
+            batch = await claim_due(conn, "stl_" + uuid.uuid4().hex[:12], merchant_id, "CNY", settle_date, settle_date)
+            raise _RolledBack
+    assert batch is not None
+    return batch.gross, batch.fees, batch.net
+
+
+async def test_settlement_moves_what_pending_holds_for_either_collection(api: Api, admin: Admin,
+                                                                          pool: asyncpg.Pool) -> None:
+    invoiced = await make_plan(admin, fee_bps=100, fee_fixed=5, collection="invoiced")
+    on_invoice = await admin.create(fee_bps=0, fee_plan=invoiced["name"], settlement_cycle="D+0")
+    deducted = await admin.create(fee_bps=100, fee_fixed=5, settlement_cycle="D+0")
+    for created in (on_invoice, deducted):
+        await pay_and_refund(api, admin, created, 10_000, 5_000)
+    assert await _settlement_net(pool, on_invoice["id"]) == (10_000, 0, 5_000)
+    assert (await balances(pool, on_invoice["id"]))["merchant_pending"] == 5_000
+    assert await _settlement_net(pool, deducted["id"]) == (10_000, 105, 10_000 - 105 - (5_000 - 53))
+    assert (await balances(pool, deducted["id"]))["merchant_pending"] == 10_000 - 105 - (5_000 - 53)
