@@ -40,7 +40,7 @@ def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
 async def _create(conn: asyncpg.Connection, cfg: service.OpsConfig, args: argparse.Namespace,
                   now: datetime) -> object:
     body = _given(args, ("name", "fee_bps", "fee_fixed", "id", "webhook_url", "settlement_cycle",
-                         "allowed_methods", "allowed_channels"))
+                         "allowed_methods", "allowed_channels", "fee_plan"))
     req = msgspec.convert({**body, "currencies": args.currencies, "hot": args.hot}, wire.OnboardMerchant)
     return await service.onboard(conn, cfg, req, now)
 
@@ -48,9 +48,10 @@ async def _create(conn: asyncpg.Connection, cfg: service.OpsConfig, args: argpar
 async def _update(conn: asyncpg.Connection, cfg: service.OpsConfig, args: argparse.Namespace,
                   now: datetime) -> object:
     body = _given(args, ("name", "fee_bps", "fee_fixed", "webhook_url", "settlement_cycle",
-                         "allowed_methods", "allowed_channels"))
-    if body.get("webhook_url") == "":
-        body["webhook_url"] = None  # --webhook-url '' removes the endpoint
+                         "allowed_methods", "allowed_channels", "fee_plan"))
+    for name in ("webhook_url", "fee_plan"):
+        if body.get(name) == "":
+            body[name] = None  # --webhook-url '' removes the endpoint; --fee-plan '' the plan
     for flag, name in (("all_methods", "allowed_methods"), ("all_channels", "allowed_channels")):
         if getattr(args, flag):
             body[name] = None
@@ -105,6 +106,8 @@ def _profile_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--settlement-cycle", help="D+N (N calendar days, 0-30)")
     p.add_argument("--allow-method", dest="allowed_methods", action="append", choices=["wallet", "channel"])
     p.add_argument("--allow-channel", dest="allowed_channels", action="append", metavar="CHANNEL")
+    p.add_argument("--fee-plan", help="a named fee plan (POST /admin/fee-plans) pricing the merchant instead of"
+                                      " --fee-bps/--fee-fixed")
 
 
 def add_merchant_parsers(sub: Any) -> None:

@@ -99,5 +99,7 @@ async def test_cli_reports_bad_input_and_unknown_merchants(cli_env: dict[str, st
     assert code == 2 and "settlement_cycle" in err
     code, _, err = await _run(capsys, "show", "mch_nope_" + ref()[:10])
     assert code == 1 and "resource_missing" in err
+    code, _, err = await _run(capsys, "create", "--name", "x", "--currency", "CNY", "--fee-plan", "no_such_plan")
+    assert code == 1 and "fee_plan_unknown" in err
     code, _, err = await _run(capsys, "rotate-key", "mch_nope_" + ref()[:10], "--rollover-s", "-5")
     assert code == 2 and "rollover_s" in err
