@@ -1,8 +1,9 @@
 """The control gate: limits and risk rules, evaluated before a payment, transfer or payout books.
 
-    admission = await gate.admit(Attempt(...))   # LimitExceeded / RiskDeclined / ControlsUnavailable
+    admission = await gate.admit(Attempt(..., movement_id=...))  # LimitExceeded / RiskDeclined / ...Unavailable
     try:
         async with booker.transaction() as tx:
+            await admission.claim(tx.conn)     # AdmissionReleased: the orphan sweep gave it back (orphans.py)
             ... book ...; store admission.record() with the movement
     except BaseException:
         await admission.release()                # the booking did not happen: give the usage back
