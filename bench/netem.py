@@ -4,7 +4,11 @@ Preferred: kernel ``netem`` — a dedicated network namespace joined to the host
 embedded PostgreSQL started inside the namespace listening on the veth address, and ``tc qdisc ...
 netem delay 0.5ms`` on both ends (1 ms round trip). Needs root, ``ip``/``tc`` and a kernel with
 sch_netem. Fallback when netem is missing (some kernels are built without it): a userspace delay
-proxy process (bench/delay_proxy.py) in front of the bench's own PostgreSQL, 0.5 ms each way. The
+proxy process in front of the bench's own PostgreSQL, 0.5 ms each way: bench/delay_proxy.c compiled
+with the machine's C compiler (a real network delays without taking the hosts' CPU; the C proxy takes
+a few percent of a core where the Python one, bench/delay_proxy.py, takes a good part of one from the
+very modes being compared), or the Python one when there is no compiler or
+PAYENGINE_BENCH_DELAY_PROXY=python. The
 method used is reported with the figures, and the round trip is measured with ``SELECT 1`` either
 way. Everything created here is torn down in ``stop`` (always called, also after failures), and only
 what this object created.
@@ -30,6 +34,28 @@ from engine.migrate import migrate
 
 REPO = Path(__file__).resolve().parent.parent
 PG_PORT = 5432
+PROXY_SOURCE = REPO / "bench" / "delay_proxy.c"
+PROXY_BUILD = REPO / "build" / "delay_proxy"  # build/ is git-ignored
+
+
+def proxy_command() -> tuple[list[str], str]:
+    """The delay proxy to run and its label: the C one (compiled here when missing or older than its
+    source), else the Python one, with why."""
+    if os.environ.get("PAYENGINE_BENCH_DELAY_PROXY", "") == "python":
+        return [sys.executable, "-m", "bench.delay_proxy"], "Python (PAYENGINE_BENCH_DELAY_PROXY=python)"
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    fresh = PROXY_BUILD.exists() and PROXY_BUILD.stat().st_mtime >= PROXY_SOURCE.stat().st_mtime
+    if not fresh and compiler:
+        PROXY_BUILD.parent.mkdir(exist_ok=True)
+        done = subprocess.run([compiler, "-O2", "-o", str(PROXY_BUILD), str(PROXY_SOURCE)],
+                              capture_output=True, text=True, check=False, timeout=120)
+        fresh = done.returncode == 0
+        if not fresh:
+            print(f"[db-latency] could not compile the C delay proxy: {done.stderr.strip()[-300:]}",
+                  file=sys.stderr, flush=True)
+    if fresh:
+        return [str(PROXY_BUILD)], "C"
+    return [sys.executable, "-m", "bench.delay_proxy"], "Python (no C compiler)" if not compiler else "Python"
 
 
 class NetemUnavailable(RuntimeError):
@@ -57,6 +83,7 @@ class DelayedPostgres:
         self._root: Path | None = None
         self._proxy: subprocess.Popen[str] | None = None
         self._netem_problem = ""
+        self._proxy_kind = ""
 
     def start(self) -> None:
         """Set up the delay; raises NetemUnavailable (after cleaning up) when neither way works."""
@@ -130,9 +157,9 @@ class DelayedPostgres:
             target = ["--target", f"{url.hostname}:{url.port or 5432}"]
         else:
             raise NetemUnavailable(f"cannot tell where PostgreSQL listens from {self.base_dsn!r}")
-        self._proxy = subprocess.Popen(
-            [sys.executable, "-m", "bench.delay_proxy", "--listen", "127.0.0.1:0", *target,
-             "--delay-ms", str(delay_ms)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+        command, self._proxy_kind = proxy_command()
+        self._proxy = subprocess.Popen([*command, "--listen", "127.0.0.1:0", *target, "--delay-ms", str(delay_ms)],
+                                       cwd=REPO, stdout=subprocess.PIPE, text=True)
         assert self._proxy.stdout is not None
         line = self._proxy.stdout.readline().strip()
         if not line.startswith("listening "):
@@ -182,7 +209,8 @@ class DelayedPostgres:
         """Migrate the delayed database and measure (calibrating the proxy) the SELECT 1 round trip."""
         if self.method == "userspace delay proxy":  # the proxy path: PostgreSQL is the bench's own, already migrated
             calibrated = await self._calibrate_proxy(target_rtt_ms)
-            self.method = (f"userspace delay proxy, {calibrated['proxy_delay_ms_each_way']} ms each way calibrated "
+            self.method = (f"userspace delay proxy ({self._proxy_kind}), {calibrated['proxy_delay_ms_each_way']} ms"
+                           f" each way calibrated "
                            f"to a {target_rtt_ms} ms round trip (kernel netem unavailable: {self._netem_problem})")
             measured = await self._measure(400, migrate_first=False)
             measured["proxy_delay_ms_each_way"] = calibrated["proxy_delay_ms_each_way"]
