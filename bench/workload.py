@@ -30,6 +30,7 @@ from accounts.store import open_account, post_entry
 from accounts.subjects import ROLE_SUBJECTS
 from bench.money import MoneyScope
 from engine.booking import Booker
+from engine.db import release_without_reset
 from engine.merchant_store import insert_customer, insert_merchant
 from engine.payment_store import NewPayment, OutboxEvent, Transition, insert_payment
 from engine.payments.pricing import Pricing
@@ -172,4 +173,5 @@ class Payer:
             async with self.booker.transaction() as tx:
                 await insert_payment(tx.conn, row, _TRANSITION, None, event, None)
                 await tx.post(entry)
+                release_without_reset(tx.conn)  # as the API's payment flow does: transaction-local state only
         a.paid[worker] += 1  # counted only after the commit returned: the checks compare it to the journal

@@ -18,6 +18,7 @@ import asyncpg
 from accounts.journal import EntryDraft
 from accounts.split_store import SplitDirectory
 from accounts.store import Conn, PostedEntry, post_entry
+from engine.db import release_without_reset
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class Booker:
             except BaseException:
                 await self._release(tx)
                 raise
+            release_without_reset(conn)  # one statement, its locks transaction-local: nothing to reset
         await self._enqueue(tx)
         return posted
 
