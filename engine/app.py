@@ -49,7 +49,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     finally:
         await conn.close()
     pool = await create_pool(app[DATABASE_URL], settings.db_pool_min, settings.db_pool_max,
-                             settings.db_command_timeout_s)
+                             settings.db_command_timeout_s, settings.db_pool_idle_s)
     app[POOL] = pool
     app[BOOKER] = Booker(pool)
     try:

@@ -61,10 +61,12 @@ def release_without_reset(conn: object) -> None:
         declare()
 
 
-async def create_pool(database_url: str, min_size: int, max_size: int, command_timeout_s: float) -> asyncpg.Pool:
+async def create_pool(database_url: str, min_size: int, max_size: int, command_timeout_s: float,
+                      idle_s: float = 30.0) -> asyncpg.Pool:
+    """Our pool: PoolConnection, prepared statements kept, connections idle ``idle_s`` closed (to min_size)."""
     pool = await asyncpg.create_pool(
         database_url, min_size=min_size, max_size=max_size, command_timeout=command_timeout_s,
-        connection_class=PoolConnection,
+        connection_class=PoolConnection, max_inactive_connection_lifetime=idle_s,
         # The posting function is called with the same statement text every time: keep it prepared.
         statement_cache_size=256,
     )

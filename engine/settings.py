@@ -123,6 +123,9 @@ class Settings:
     db_pool_min: int = _env("DB_POOL_MIN", _int_in(1, 1000), 4)
     db_pool_max: int = _env("DB_POOL_MAX", _int_in(1, 1000), 64)
     db_command_timeout_s: int = _env("DB_COMMAND_TIMEOUT_S", _int_in(1, 3600), 30)
+    # A pool grown by a burst gives connections idle this long back to the server (down to DB_POOL_MIN),
+    # so the server's max_connections budget is not held by processes that are quiet now.
+    db_pool_idle_s: int = _env("DB_POOL_IDLE_S", _int_in(1, 86_400), 30)
 
     # Transaction number fields (see engine/txn_no.py for the layout).
     system_code: int = _env("SYSTEM_CODE", _int_in(0, 99), 1)

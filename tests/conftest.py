@@ -33,7 +33,9 @@ async def pool(servers: Servers) -> AsyncIterator[asyncpg.Pool]:
         await migrate(conn)
     finally:
         await conn.close()
-    pool = await asyncpg.create_pool(servers.database_url, min_size=2, max_size=80)
+    # Idle connections close after a few seconds: the session's apps and pools share one server's
+    # max_connections, and a pool grown by one test's burst must not hold its share to the session's end.
+    pool = await asyncpg.create_pool(servers.database_url, min_size=2, max_size=80, max_inactive_connection_lifetime=5)
     assert pool is not None
     try:
         yield pool

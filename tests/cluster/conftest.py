@@ -39,7 +39,9 @@ async def servers(servers: Servers) -> AsyncIterator[Servers]:
 
 @pytest.fixture(scope="session")
 async def pool(servers: Servers) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(servers.database_url, min_size=2, max_size=80)
+    # Idle connections close after a few seconds: this pool lives to the session's end, long after the
+    # cluster tests, and the server's connection budget (max_connections) is shared by the whole session.
+    pool = await asyncpg.create_pool(servers.database_url, min_size=0, max_size=80, max_inactive_connection_lifetime=3)
     assert pool is not None
     try:
         yield pool
