@@ -94,7 +94,9 @@ async def db_latency(opts: Options) -> dict[str, Any]:
     result["ratios"] = {f"{k}_1ms": v for k, v in result["ratios"].items()}
     result["headline"] = hot_headline("db-latency", result, suffix="_1ms")
     result["headline"]["select1_p50_ms"] = rtt["p50_ms"]
-    result["headline"]["delay_method"] = "netem" if rtt["method"].startswith("tc netem") else "userspace-proxy"
+    method = str(rtt["method"])
+    result["headline"]["delay_method"] = ("netem" if method.startswith("tc netem") else
+                                          "userspace-proxy-c" if "proxy (C)" in method else "userspace-proxy-python")
     return result
 
 

@@ -4,6 +4,7 @@ that disagrees with what the load generator saw fails them, and the delay proxy 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 import time
@@ -96,19 +97,33 @@ async def test_money_check_fails_when_the_ledger_holds_an_unacknowledged_payment
     assert "expected" in str(failed.value)  # the merchant's and fee income's totals are off too
 
 
-async def test_delay_proxy_adds_its_delay_to_every_round_trip(servers: Servers) -> None:
+@pytest.mark.parametrize("kind", ["c", "python"])
+async def test_delay_proxy_adds_its_delay_to_every_round_trip(servers: Servers, kind: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    if kind == "python":
+        monkeypatch.setenv("PAYENGINE_BENCH_DELAY_PROXY", "python")
+    elif not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler: the bench uses the Python proxy here")
     delayed = DelayedPostgres(servers.database_url, delay_ms_each_way=2.0)
     try:
         delayed._start_proxy(2.0)
-        conn = await asyncpg.connect(delayed.dsn)
+        assert delayed._proxy_kind.lower().startswith(kind)
+        conns = [await asyncpg.connect(delayed.dsn) for _ in range(4)]
         try:
-            assert await conn.fetchval("SELECT $1::int + 1", 41) == 42  # bytes pass through unchanged
+            assert await conns[0].fetchval("SELECT $1::int + 1", 41) == 42  # bytes pass through unchanged
+            # Larger than one read in both directions, on several connections at once: every byte
+            # arrives, in order, on its own connection.
+            blobs = [bytes(range(256)) * 1200 + bytes([i]) for i in range(4)]
+            echoed = await asyncio.gather(*(c.fetchval("SELECT $1::bytea", b)
+                                            for c, b in zip(conns, blobs, strict=True)))
+            assert echoed == blobs
             t0 = time.perf_counter()
             for _ in range(5):
-                await conn.fetchval("SELECT 1")
+                await conns[0].fetchval("SELECT 1")
             per_round_trip_ms = (time.perf_counter() - t0) * 1000 / 5
         finally:
-            await conn.close()
+            for conn in conns:
+                await conn.close()
     finally:
         delayed.stop()
     assert per_round_trip_ms >= 4.0  # 2 ms each way at least; an upper bound would fail on a busy machine
