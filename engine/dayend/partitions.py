@@ -18,6 +18,8 @@ from datetime import date, datetime, timedelta
 
 import asyncpg
 
+from engine.dayend import metrics
+
 log = logging.getLogger(__name__)
 
 DAYS_AHEAD_DEFAULT = 7
@@ -86,11 +88,20 @@ async def partition_health(conn: asyncpg.Connection, open_date: date) -> Partiti
     return PartitionHealth(open_date, ahead, open_date in dates, default_rows, len(dates))
 
 
-async def prepare_partitions(conn: asyncpg.Connection, open_date: date,
-                             days_ahead: int = DAYS_AHEAD_DEFAULT) -> PartitionHealth:
-    """Day-end's step: create partitions from ``open_date`` on, then check; warns when not healthy."""
-    await ensure_partitions(conn, open_date, days_ahead)
-    health = await partition_health(conn, open_date)
+def publish_health(health: PartitionHealth) -> None:
+    """Set the partition gauges (engine/dayend/metrics.py) and warn when the partitions need attention."""
+    metrics.PARTITIONS_DAYS_AHEAD.set(health.days_ahead)
+    metrics.PARTITION_OPEN_DATE_COVERED.set(int(health.open_date_covered))
+    metrics.PARTITION_DEFAULT_ROWS.set(health.default_rows)
+    metrics.PARTITIONS_OK.set(int(health.ok))
     if not health.ok:
         log.warning("journal partitions need attention", extra=health.as_dict())
+
+
+async def prepare_partitions(conn: asyncpg.Connection, open_date: date,
+                             days_ahead: int = DAYS_AHEAD_DEFAULT) -> PartitionHealth:
+    """Day-end's step: create partitions from ``open_date`` on, then check and publish the health."""
+    await ensure_partitions(conn, open_date, days_ahead)
+    health = await partition_health(conn, open_date)
+    publish_health(health)
     return health

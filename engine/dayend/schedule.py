@@ -22,12 +22,14 @@ import asyncpg
 from prometheus_client import Counter
 
 from engine.dayend.calendar import AccountingCalendar, read_open_date
+from engine.dayend.partitions import partition_health, publish_health
 from engine.dayend.runner import DayEndError, DayEndOptions, DayEndRunning, run_day_end
 
 log = logging.getLogger(__name__)
 
 CHECK_S = 30.0
 RETRY_AFTER_S = 600.0
+HEALTH_EVERY_S = 300.0  # partition health between day-ends (gauges in engine/dayend/metrics.py)
 
 RUNS = Counter("payengine_dayend_scheduled_runs_total", "Day-end runs started by the scheduler", ["result"])
 
@@ -44,8 +46,10 @@ def is_due(open_date: date, now: datetime, at: time) -> bool:
 class DayEndScheduler:
     def __init__(self, pool: asyncpg.Pool, at: time, options: DayEndOptions,
                  calendar: AccountingCalendar | None = None, check_s: float = CHECK_S,
-                 retry_after_s: float = RETRY_AFTER_S) -> None:
+                 retry_after_s: float = RETRY_AFTER_S, health_every_s: float = HEALTH_EVERY_S) -> None:
         self.pool = pool
+        self.health_every_s = health_every_s
+        self._health_at: datetime | None = None
         self.at = at
         self.options = options
         self.calendar = calendar
@@ -56,6 +60,11 @@ class DayEndScheduler:
         """One check: 'idle' (not due), 'done', 'failed', 'busy' (another process runs it) or 'error'."""
         async with self.pool.acquire() as conn:
             open_date = await read_open_date(conn)
+            if self._health_at is None or (now - self._health_at).total_seconds() >= self.health_every_s:
+                # A day-end that did not run for days shows here (days ahead falling, legs in the
+                # default partition) before the partitions run out.
+                publish_health(await partition_health(conn, open_date))
+                self._health_at = now
         if not is_due(open_date, now, self.at):
             return "idle"
         log.info("scheduled day-end starting", extra={"accounting_date": open_date.isoformat()})

@@ -8,7 +8,9 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
+from engine.dayend.partitions import ensure_partitions
 from engine.dayend.runner import DayEndOptions
 from engine.dayend.schedule import DayEndScheduler, is_due
 from engine.settings import Settings, SettingsError
@@ -87,3 +89,32 @@ async def test_run_loop_catches_up_and_stops_when_asked(db: Db) -> None:
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
+
+
+def _gauge(name: str) -> float | None:
+    return REGISTRY.get_sample_value(name)
+
+
+async def test_scheduler_publishes_partition_health_between_day_ends(db: Db) -> None:
+    today = datetime.now(UTC).date()
+    scheduler = DayEndScheduler(db.pool, AT, DayEndOptions(), health_every_s=300)
+    await db.pool.execute("UPDATE accounting_calendar SET open_date = $1", today)
+    async with db.pool.acquire() as conn:
+        await ensure_partitions(conn, today, days_ahead=3)
+    now = datetime.combine(today, time(12, 0), UTC)
+    assert await scheduler.run_once(now) == "idle"
+    assert _gauge("payengine_journal_partitions_ok") == 1
+    assert _gauge("payengine_journal_partition_open_date_covered") == 1
+    assert (_gauge("payengine_journal_partitions_days_ahead") or 0) >= 3
+    assert _gauge("payengine_journal_partition_default_rows") == 0
+
+    # Day-end stopped running long ago (here: the open date is far past the partitions made): the
+    # gauges say so at the next health check, while the scheduler itself is still idle.
+    far = today + timedelta(days=400)
+    await db.pool.execute("UPDATE accounting_calendar SET open_date = $1", far)
+    assert await scheduler.run_once(now + timedelta(seconds=30)) == "idle"
+    assert _gauge("payengine_journal_partitions_ok") == 1  # not checked again within health_every_s
+    assert await scheduler.run_once(now + timedelta(seconds=301)) == "idle"
+    assert _gauge("payengine_journal_partitions_ok") == 0
+    assert _gauge("payengine_journal_partition_open_date_covered") == 0
+    assert _gauge("payengine_journal_partitions_days_ahead") == 0

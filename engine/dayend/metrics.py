@@ -1,0 +1,18 @@
+"""Metrics of day-end and the journal's daily partitions (served by the API's GET /metrics).
+
+The partition gauges are set whenever day-end prepares partitions and, between day-ends, by the
+scheduler's periodic health check, so an alert can fire before legs pile up in the default partition.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Gauge
+
+PARTITIONS_DAYS_AHEAD = Gauge("payengine_journal_partitions_days_ahead",
+                              "Consecutive daily journal_legs partitions after the open accounting date")
+PARTITION_OPEN_DATE_COVERED = Gauge("payengine_journal_partition_open_date_covered",
+                                    "1 when the open accounting date has its own journal_legs partition")
+PARTITION_DEFAULT_ROWS = Gauge("payengine_journal_partition_default_rows",
+                               "Legs in journal_legs_default (counted up to 10,000): dates without a partition")
+PARTITIONS_OK = Gauge("payengine_journal_partitions_ok",
+                      "1 when the open date is covered, enough days are ahead and the default partition is empty")
