@@ -36,6 +36,7 @@ from accounts.errors import (
 from accounts.model import AccountId
 from accounts.split_store import SplitView
 from engine.app import BOOKER, POOL, SETTINGS, TXN_NOS
+from engine.background import background
 from engine.booking import Booker
 
 log = logging.getLogger(__name__)
@@ -225,15 +226,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     app[BOOKER].splits.ttl_s = settings.split_cache_ttl_ms / 1000
     sampler = HotSampler(settings.hot_window_s, settings.hot_sample_interval_s)
     app[HOT_SAMPLER] = sampler
-    tasks = [asyncio.create_task(_sample_loop(app, sampler)), asyncio.create_task(_tidy_loop(app))]
-    try:
+    async with background(("hot-sampler", _sample_loop(app, sampler)), ("split-tidy", _tidy_loop(app))):
         yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def _sample_loop(app: web.Application, sampler: HotSampler) -> None:

@@ -7,7 +7,6 @@ typed ``web.AppKey``s.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from engine.background import background
 from engine.booking import Booker
 from engine.controls.gate import ControlGate
 from engine.db import create_pool
@@ -88,13 +88,10 @@ async def _node_lease(app: web.Application) -> AsyncIterator[None]:
             except (OSError, asyncpg.PostgresError):
                 log.warning("node lease renewal failed; will retry", exc_info=True)
 
-    task = asyncio.create_task(renew())
     try:
-        yield
+        async with background(("node-lease-renewal", renew())):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         async with pool.acquire() as conn:
             await lease.release(conn)
 

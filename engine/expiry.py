@@ -17,7 +17,6 @@ close, the gateway janitor, or a success) wins; the others change nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -34,6 +33,7 @@ from redis.exceptions import RedisError
 from engine.api.context import API
 from engine.api.views import payment_view
 from engine.app import POOL, REDIS, SETTINGS
+from engine.background import BackgroundJob, background
 from engine.payment_store import Job, OutboxEvent, Transition, get_payment, transition_payment
 from engine.payments.ids import EVENT, new_id
 from engine.payments.states import UNPAID, PaymentEvent, PaymentStatus, VoucherStatus, next_payment_status
@@ -207,7 +207,7 @@ async def expiry_ctx(app: web.Application) -> AsyncIterator[None]:
     app[EXPIRY] = queue
     if API in app:  # the API feeds the queue as it creates unpaid payments
         app[API].schedule_expiry = queue.schedule
-    task = None
+    jobs: list[BackgroundJob] = []
     if settings.expiry_in_process:
         from engine.gateway.notify import GATEWAY
         from engine.gateway.refresh import refresh_payment
@@ -217,11 +217,6 @@ async def expiry_ctx(app: web.Application) -> AsyncIterator[None]:
             return await refresh_payment(app[GATEWAY], payment_id) if GATEWAY in app else None
 
         worker = ExpiryWorker(app[POOL], queue, settings, ask_channel)
-        task = asyncio.create_task(worker.run(), name="order-expiry")
-    try:
+        jobs.append(("order-expiry", worker.run()))
+    async with background(*jobs):
         yield
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

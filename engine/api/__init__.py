@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -18,6 +17,7 @@ from engine.api.openapi import openapi_handler
 from engine.api.ratelimit import ratelimit_ctx, ratelimit_middleware
 from engine.api.routes import add_routes
 from engine.app import DATABASE_URL, POOL, SETTINGS, TXN_NOS
+from engine.background import background
 from engine.merchant_store import delete_expired_idempotency_keys
 from engine.merchants.invalidation import ChangeListener
 
@@ -51,13 +51,10 @@ async def _api_context(app: web.Application) -> AsyncIterator[None]:
     # Merchant changes made by any process (admin API, CLI) drop the merchant from this auth cache at once.
     changes = ChangeListener(app[DATABASE_URL], ctx.merchants.forget)
     await changes.start()
-    task = asyncio.create_task(_idempotency_cleanup(ctx))
     try:
-        yield
+        async with background(("idempotency-cleanup", _idempotency_cleanup(ctx))):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await changes.stop()
 
 

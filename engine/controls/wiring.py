@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -13,6 +12,7 @@ from aiohttp import web
 
 from engine.api.context import API
 from engine.app import GATE, POOL, REDIS, SETTINGS
+from engine.background import background
 from engine.controls import store
 from engine.controls.errors import ControlsUnavailable
 from engine.controls.gate import ControlGate
@@ -67,16 +67,9 @@ async def _controls_ctx(app: web.Application) -> AsyncIterator[None]:
     api = app.get(API)
     if api is not None:
         api.gate = gate
-    tasks = [asyncio.create_task(_prune_usage(app), name="controls-prune-usage"),
-             asyncio.create_task(_sweep_orphans(app, gate), name="controls-sweep-orphans")]
-    try:
+    async with background(("controls-prune-usage", _prune_usage(app)),
+                          ("controls-sweep-orphans", _sweep_orphans(app, gate))):
         yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 def setup_controls(app: web.Application) -> None:

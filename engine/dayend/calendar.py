@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 import asyncpg
 
 from accounts.store import Conn
+from engine.background import background
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,5 @@ class AccountingCalendar:
 async def running_calendar(pool: asyncpg.Pool, refresh_s: float) -> AsyncIterator[AccountingCalendar]:
     calendar = AccountingCalendar(pool, refresh_s)
     await calendar.refresh()
-    task = asyncio.create_task(calendar.run(), name="accounting-calendar")
-    try:
+    async with background(("accounting-calendar", calendar.run())):
         yield calendar
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -7,8 +7,6 @@ processes set PAYENGINE_GATEWAY_IN_PROCESS=0 and only answer notifies.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -18,6 +16,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from engine.app import BOOKER, POOL, SETTINGS, TXN_NOS
+from engine.background import BackgroundJob, background
 from engine.gateway.admin import add_admin_routes
 from engine.gateway.channel_refunds import CHANNEL_REFUND_JOB, run_channel_refund_job
 from engine.gateway.closing import CLOSE_ORDER_JOB, run_close_job
@@ -53,22 +52,15 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         worker = GatewayWorker(gw, HANDLERS, settings.gateway_channel_concurrency * max(1, len(gw.channels)), kinds)
         app[GATEWAY] = gw
         app[WORKER] = worker
-        tasks: list[asyncio.Task[None]] = []
+        jobs: list[BackgroundJob] = []
         if settings.gateway_in_process and gw.channels:
-            tasks = [asyncio.create_task(worker.run(), name="gateway-worker"),
-                     asyncio.create_task(Janitor(gw).run(), name="gateway-janitor"),
-                     asyncio.create_task(PayoutWorker(gw, gate_release(app)).run(), name="payout-worker")]
+            jobs = [("gateway-worker", worker.run()), ("gateway-janitor", Janitor(gw).run()),
+                    ("payout-worker", PayoutWorker(gw, gate_release(app)).run())]
             log.info("gateway running", extra={"channels": sorted(gw.channels), "worker": gw.worker_id})
         elif settings.gateway_in_process:
             log.warning("gateway idle: no channels configured (PAYENGINE_CHANNELS)")
-        try:
+        async with background(*jobs):
             yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
 
 def setup_gateway(app: web.Application) -> None:

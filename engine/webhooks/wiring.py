@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ import uvloop
 from aiohttp import web
 
 from engine.app import DATABASE_URL, POOL, REDIS_URL, SETTINGS, _database
+from engine.background import background
 from engine.db import ensure_servers
 from engine.logs import configure_logging
 from engine.settings import Settings
@@ -32,14 +32,10 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(connector=connector) as session:
         worker = DeliveryWorker(app[POOL], session, settings)
         app[WORKER] = worker
-        task = asyncio.create_task(worker.run(), name="webhook-worker") if settings.webhooks_in_process else None
         try:
-            yield
+            async with background(*([("webhook-worker", worker.run())] if settings.webhooks_in_process else [])):
+                yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             await worker.drain(DRAIN_TIMEOUT_S)
 
 
