@@ -86,11 +86,15 @@ class Stack:
                     f"run_simulator('wxsim', '127.0.0.1', {sim_port}, {self.host!r})")
             self._start([sys.executable, "-c", code], env, "simulator.log")
             env["PAYENGINE_CHANNELS"] = f"wxsim=wxsim,{self.sim_url},{SIM_MERCHANT},{SIM_KEY}"
+        if with_flusher:
+            # The production shape under load (docker-compose.yml): flushers in their own process, none in
+            # the API's event loop, where 200 users' requests would delay every flush round (one run of
+            # the mixed load saw 86 back-pressure refusals, the buffer's oldest leg past max_lag_ms 5 s).
+            env["PAYENGINE_BUFFER_IN_PROCESS_FLUSHERS"] = "false"
         self._start([sys.executable, "-m", "engine.cli", "serve"], env, "engine.log")
         _wait_for(f"{self.host}/readyz", self.procs[-1])
         if with_flusher:
-            # The flusher as its own process (`payengine flush` shape); if serve also runs flushers
-            # in-process, the per-account advisory lock keeps one owner per account.
+            # The flusher as its own process (`payengine flush` shape), the only one.
             self._start([sys.executable, "-m", "buffer.flush_main", "--database-url", self.database_url,
                          "--redis-url", self.redis_url], env, "flusher.log")
         print(f"loadtest: started engine {self.host}" + (f" and simulator {self.sim_url}" if self.sim_url else "")

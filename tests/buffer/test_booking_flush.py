@@ -11,12 +11,13 @@ import redis.asyncio as aioredis
 
 from accounts.errors import InsufficientFunds
 from accounts.rules import build_entry
+from buffer.flusher import FlushStats, flush_account
 from buffer.keys import account_keys
 from buffer.scripts import Scripts
 from buffer.sink import RedisHotLegSink
 from buffer.state import read_status
 from buffer.store import hot_balance
-from engine.booking import Booker
+from engine.booking import Booker, BookingTransaction
 from tests.buffer.world import check_ledger, drain, open_world, pay, redis_matches_pg, refund
 from tests.factories import new_txn_no, today
 
@@ -118,3 +119,39 @@ async def test_rolled_back_transaction_releases_its_reservation(pool: asyncpg.Po
             raise RuntimeError("request failed after posting")
     assert int(await redis_client.hget(account_keys(world.merchant).state, "reserved") or 0) == 0
     await refund(booker, world, world.customers[0], 1_000)  # the full amount is available again
+
+
+async def test_a_flush_does_not_wait_for_bookings_in_flight_on_the_account(
+        pool: asyncpg.Pool, redis_client: aioredis.Redis, owner: asyncpg.Connection, sink: RedisHotLegSink,
+        booker: Booker) -> None:
+    """Every booking with a leg on the hot account holds the foreign key's KEY SHARE lock on its row until
+    it commits; the flusher's row lock must not wait for those (under load it did, for seconds)."""
+    world = await open_world(pool, customers=2, owner=owner)
+    await sink.hot.refresh()
+    for _ in range(3):
+        await pay(booker, world, world.customers[0], 1_000, 10)
+    async with pool.acquire() as conn:
+        in_flight = conn.transaction()
+        await in_flight.start()
+        try:
+            tx = BookingTransaction(conn, None, booker.splits)  # no sink: its hot legs stay buffered
+            await tx.post(build_entry("PAY_WALLET", new_txn_no(), today(), "CNY",
+                                      {"customer_wallet": world.customers[1], "gateway_transit": world.transit,
+                                       "merchant_pending": world.merchant, "fee_income": world.fee},
+                                      {"amount": 500, "fee": 5}))
+            await owner.execute("SET lock_timeout = '2s'")
+            try:
+                outcome = await flush_account(owner, redis_client, Scripts(redis_client), world.merchant, 100,
+                                              FlushStats())
+                if not outcome.loaded:  # the first call may only load the state
+                    outcome = await flush_account(owner, redis_client, Scripts(redis_client), world.merchant, 100,
+                                                  FlushStats())
+            finally:
+                await owner.execute("RESET lock_timeout")
+            assert outcome.applied == 3  # flushed while the fourth booking is still open
+        finally:
+            await in_flight.rollback()
+    await drain(owner, redis_client, world.hot)
+    async with pool.acquire() as conn:
+        await check_ledger(conn, world.all)
+        assert await conn.fetchval("SELECT balance FROM accounts WHERE id = $1", world.merchant) == 3 * 990
