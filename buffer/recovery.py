@@ -52,7 +52,8 @@ async def recover_account(conn: Any, redis: aioredis.Redis, scripts: Scripts, ac
     if buffered and int(await redis.zcard(keys[1])) < buffered:
         legs = await buffered_legs_older_than(conn, account_id, grace_ms, SWEEP_LEGS_MAX)
     if legs:
-        result = await scripts.enqueue(keys=keys, args=[now_ms(), 0, *leg_args(pg_legs(legs))], client=redis)
+        now = now_ms()
+        result = await scripts.enqueue(keys=keys, args=[now, 0, *leg_args(pg_legs(legs, now))], client=redis)
         added = int(result[0])
     expired = int(await scripts.expire_reservations(keys=keys, args=[now_ms(), reservation_ttl_ms], client=redis))
     if added:

@@ -48,8 +48,16 @@ def leg_args(legs: Sequence[tuple[str, int, int, int]]) -> list[Any]:
     return args
 
 
-def pg_legs(legs: Sequence[BufferedLeg]) -> list[tuple[str, int, int, int]]:
-    return apply_order((b.txn_no, b.leg_no, b.delta, int(b.created_at.timestamp() * 1000)) for b in legs)
+def pg_legs(legs: Sequence[BufferedLeg], at_ms: int) -> list[tuple[str, int, int, int]]:
+    """Legs read from PostgreSQL, in apply order, entering the buffer at ``at_ms``.
+
+    Their age in the buffer (which back-pressure compares with max_lag_ms) counts from when Redis got
+    them, not from the leg's insert: a booking whose transaction ran long, or whose enqueue was lost,
+    is put back by the sweep seconds after its insert, and is flushed in the next round. Counting
+    from the insert made every such leg look like a flusher falling behind (back-pressure refusals
+    under the mixed load test while flush rounds took milliseconds). Legs the flusher really does not
+    keep up with still age here, from the moment they entered."""
+    return apply_order((b.txn_no, b.leg_no, b.delta, at_ms) for b in legs)
 
 
 async def load_account(conn: Any, redis: aioredis.Redis, scripts: Scripts, account_id: str) -> bool:
@@ -60,7 +68,8 @@ async def load_account(conn: Any, redis: aioredis.Redis, scripts: Scripts, accou
     """
     balance, legs = await snapshot(conn, account_id, LOAD_LEGS_MAX)
     keys = account_keys(account_id)
-    loaded = await scripts.load(keys=list(keys.all()), args=[now_ms(), balance, *leg_args(pg_legs(legs))],
+    now = now_ms()
+    loaded = await scripts.load(keys=list(keys.all()), args=[now, balance, *leg_args(pg_legs(legs, now))],
                                 client=redis)
     return bool(loaded)
 

@@ -10,7 +10,10 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from buffer.errors import BufferBackpressure, BufferUnavailable
+from buffer.recovery import recover_account
+from buffer.scripts import Scripts
 from buffer.sink import RedisHotLegSink
+from buffer.state import read_status
 from buffer.tuning import BufferTuning, LiveTuning
 from engine.booking import Booker
 from tests.buffer.world import check_ledger, drain, open_world, pay, refund
@@ -81,3 +84,27 @@ async def test_redis_unreachable_credits_commit_and_hot_debits_are_refused(
     assert await owner.fetchval("SELECT balance FROM accounts WHERE id = $1", world.merchant) == 4950
     await check_ledger(owner, world.all)
     await down.aclose()
+
+
+async def test_legs_put_back_by_the_sweep_age_from_when_the_buffer_got_them(
+        pool: asyncpg.Pool, side_pool: asyncpg.Pool, redis_client: aioredis.Redis,
+        owner: asyncpg.Connection) -> None:
+    """A leg committed long before Redis saw it (its enqueue was lost; or its booking's transaction ran
+    long) is flushed in the next round once the sweep puts it back: it is no sign of a flusher falling
+    behind, and must not make back-pressure refuse postings."""
+    world = await open_world(pool, customers=1, owner=owner)
+    down = aioredis.Redis.from_url("unix:///tmp/payengine-no-such-redis.sock", socket_connect_timeout=0.5)
+    lost = RedisHotLegSink(side_pool, down, LiveTuning(side_pool, BufferTuning()))
+    await lost.hot.refresh()
+    await pay(Booker(pool, lost), world, world.customers[0], 5000, 50)  # commits; Redis never hears of it
+    await asyncio.sleep(0.6)
+    scripts = Scripts(redis_client)
+    for account_id in world.hot:
+        await recover_account(owner, redis_client, scripts, account_id, grace_ms=0)
+    status = {s.account_id: s for s in await read_status(redis_client, scripts, world.hot)}
+    assert status[world.merchant].depth == 1 and status[world.merchant].oldest_age_ms < 400
+    sink = RedisHotLegSink(side_pool, redis_client, LiveTuning(side_pool, BufferTuning(max_lag_ms=400)))
+    await sink.hot.refresh()
+    await pay(Booker(pool, sink), world, world.customers[0], 1000, 10)  # not refused
+    await drain(owner, redis_client, world.hot)
+    await check_ledger(owner, world.all)
