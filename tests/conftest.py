@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from engine import embedded
-from engine.migrate import migrate
+from tests.databases import session_pool
 
 Servers = embedded.TemporaryServers
 
@@ -28,19 +28,8 @@ def servers() -> Iterator[Servers]:
 
 @pytest.fixture(scope="session")
 async def pool(servers: Servers) -> AsyncIterator[asyncpg.Pool]:
-    conn = await asyncpg.connect(servers.database_url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    # Idle connections close after a few seconds: the session's apps and pools share one server's
-    # max_connections, and a pool grown by one test's burst must not hold its share to the session's end.
-    pool = await asyncpg.create_pool(servers.database_url, min_size=2, max_size=80, max_inactive_connection_lifetime=5)
-    assert pool is not None
-    try:
-        yield pool
-    finally:
-        await pool.close()
+    async with session_pool(servers.database_url) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,25 @@ async def drop_database(server_url: str, url: str) -> None:
 
 
 @asynccontextmanager
+async def session_pool(url: str) -> AsyncIterator[asyncpg.Pool]:
+    """The test session's pool on the database ``url``, migrated first (a no-op when it is already).
+
+    Idle connections close after a few seconds: every app and pool of the session shares one server's
+    max_connections, and a pool grown by one test's burst must not hold its share to the session's end."""
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(url, min_size=2, max_size=80, max_inactive_connection_lifetime=5)
+    assert pool is not None
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
 async def private_database(server_url: str, prefix: str, migrated: bool = True) -> AsyncIterator[str]:
     """``create_database`` for the duration of the block, dropped afterwards."""
     url = await create_database(server_url, prefix, migrated)

@@ -27,7 +27,7 @@ from engine.redis_client import RedisClient, create_redis
 from tests.buffer.conftest import *  # noqa: F403
 from tests.cluster.local_cluster import LocalCluster
 from tests.conftest import Servers
-from tests.databases import private_database
+from tests.databases import private_database, session_pool
 
 
 @pytest.fixture(scope="session")
@@ -39,14 +39,9 @@ async def servers(servers: Servers) -> AsyncIterator[Servers]:
 
 @pytest.fixture(scope="session")
 async def pool(servers: Servers) -> AsyncIterator[asyncpg.Pool]:
-    # Idle connections close after a few seconds: this pool lives to the session's end, long after the
-    # cluster tests, and the server's connection budget (max_connections) is shared by the whole session.
-    pool = await asyncpg.create_pool(servers.database_url, min_size=0, max_size=80, max_inactive_connection_lifetime=3)
-    assert pool is not None
-    try:
-        yield pool
-    finally:
-        await pool.close()
+    """The cluster database's own pool (the session's ``pool`` is cached on the main database)."""
+    async with session_pool(servers.database_url) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")
