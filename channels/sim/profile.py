@@ -32,6 +32,9 @@ class SimFaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     create_latency: Latency = Latency()
     call_latency: Latency = Latency()
     hang_ms: int = 30_000
+    # The next this many order creations hang like a timeout, whatever timeout_rate says; each one
+    # counts down. A test's "exactly one lost answer" without a window in which retries hang too.
+    hang_next_creates: int = 0
     # Payouts (see channels.sim.payouts): the first two act on payout creation only, after
     # the payout was accepted, so the caller cannot know whether it exists.
     payout_timeout_rate: float = 0.0  # the answer hangs for hang_ms
@@ -42,8 +45,9 @@ class SimFaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     payout_bad_number_suffix: str = "000000"
 
     def __post_init__(self) -> None:
-        if self.payout_settle_ms < 0:
-            raise ValueError(f"payout_settle_ms must not be negative, got {self.payout_settle_ms}")
+        for name in ("payout_settle_ms", "hang_next_creates"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         for name in ("error_rate", "timeout_rate", "no_notify_rate", "payout_timeout_rate", "payout_drop_rate",
                      "payout_fail_rate"):
             rate = getattr(self, name)

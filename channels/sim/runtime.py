@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import Protocol
 
+import msgspec
 from aiohttp import web
 
 from channels.sim.notifier import Notifier, NotifyMessage
@@ -69,6 +70,9 @@ class SimRuntime:
         delay_s = self._delay_s(faults.create_latency if creates else faults.call_latency)
         if fails:
             return channel.system_error()
+        if creates and faults.hang_next_creates:
+            hangs = True
+            self.faults = msgspec.structs.replace(self.faults, hang_next_creates=self.faults.hang_next_creates - 1)
         if delay_s:
             await asyncio.sleep(delay_s)
         response = await handle()

@@ -30,6 +30,17 @@ async def test_hanging_create_raises_timeout_and_the_order_exists_afterwards(rig
     assert (await rig.channel.query(order.out_trade_no)).status is ChannelStatus.PENDING
 
 
+async def test_hang_next_creates_hangs_exactly_that_many_creates_and_no_query(rig: Rig) -> None:
+    await rig.set_faults(hang_next_creates=1, hang_ms=2_000)
+    lost, kept = voucher(), voucher()
+    with pytest.raises(ChannelTimeout):
+        await rig.channel.create_voucher(lost)
+    assert (await rig.channel.query(lost.out_trade_no)).status is ChannelStatus.PENDING  # queries do not hang
+    await rig.channel.create_voucher(kept)  # the count is used up
+    async with rig.http.get(f"{rig.sim.url}/sim/admin/faults") as answer:
+        assert (await answer.json())["hang_next_creates"] == 0
+
+
 async def test_channel_taken_down_answers_unavailable_and_changes_nothing(rig: Rig) -> None:
     await rig.set_faults(error_rate=1.0)
     order = voucher()

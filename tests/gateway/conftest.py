@@ -27,6 +27,8 @@ from channels.amounts import major_to_minor, minor_to_major
 from channels.sim import RunningSimulator, SimFaults, SimKind, SimProfile, start_simulator
 from engine.app import create_app
 from engine.client import PayEngineClient, create_merchant
+from engine.gateway.health import ChannelHealth
+from engine.gateway.notify import GATEWAY
 from engine.gateway.specs import ChannelSpec
 from engine.settings import Settings
 from tests.conftest import Servers
@@ -114,6 +116,12 @@ class Gw:
     async def set_faults(self, channel: str, **faults: Any) -> None:
         async with self.http.put(f"{self.sims[channel].url}/sim/admin/faults", json=faults) as r:
             assert r.status == 200, await r.text()
+
+    def forget_channel_health(self) -> None:
+        """Start the gateway's breakers and measured quality afresh: a failure burst stays in a channel's
+        quality for the quality window (60 s) and would fail the next tests' payments over."""
+        gateway = self.app[GATEWAY]
+        gateway.health = ChannelHealth(gateway.health.policy, gateway.health.quality_window_s)
 
     async def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

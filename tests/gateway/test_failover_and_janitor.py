@@ -6,8 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from channels.sim.store import OrderState
-from engine.gateway.health import ChannelHealth
-from engine.gateway.notify import GATEWAY
 from engine.payment_store import transitions_of
 from tests.gateway.conftest import Gw
 
@@ -50,8 +48,7 @@ async def test_channel_down_opens_breaker_and_next_channel_serves(gw: Gw) -> Non
     assert await _breaker(gw, "wxsim") == "closed"
     # The failure burst stays in wxsim's measured quality for the quality window (60 s): on a fast machine
     # the next tests would still see wxsim demoted and fail over. They start from a clean record.
-    gateway = gw.app[GATEWAY]
-    gateway.health = ChannelHealth(gateway.health.policy, gateway.health.quality_window_s)
+    gw.forget_channel_health()
 
 
 async def _probe_served_by(gw: Gw, client: Any, channel: str) -> bool:
