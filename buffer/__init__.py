@@ -5,7 +5,8 @@ Public pieces:
   enqueue hot legs after commit (``Booker(pool, sink)``).
 - ``buffer.runner.FlushRunner`` / ``buffer.flush_main`` - flusher workers (advisory-lock ownership,
   recovery sweep); ``python -m buffer.flush_main`` or ``payengine flush`` as a process.
-- ``buffer.flusher.flush_account``, ``buffer.recovery.recover_account`` - one flush / one sweep.
+- ``buffer.flusher.flush_account``, ``buffer.recovery.recover_account`` - one flush / one sweep
+  (``flush_accounts`` / ``recover_accounts``: many accounts in a fixed number of round trips).
 - ``buffer.store.hot_balance(s)`` - applied / pending / projected for reads.
 - ``buffer.state.read_status`` - depth, oldest age, applied/s, last batch per account.
 - ``buffer.tuning`` - live settings (table buffer_settings), ``buffer.errors``, ``buffer.metrics``.

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from buffer import metrics
 from buffer.flusher import PG_GONE, FlushStats, flush_accounts
-from buffer.recovery import GRACE_MS, recover_account
+from buffer.recovery import GRACE_MS, recover_accounts
 from buffer.scripts import Scripts
 from buffer.store import flush_lock_key, hot_accounts
 from buffer.tuning import LiveTuning
@@ -131,9 +131,9 @@ class Worker:
                 log.error("flush failed", extra={"account_id": account_id, "error": outcome.error})
             busy = busy or outcome.taken >= tuning.batch_size or not outcome.loaded
         if time.monotonic() - self._swept_at >= SWEEP_S:
-            for account_id in sorted(self.owned):
-                await recover_account(self.conn, self.runner.redis, self.runner.scripts, account_id,
-                                      grace_ms=self.runner.grace_ms)
+            if self.owned:
+                await recover_accounts(self.conn, self.runner.redis, self.runner.scripts, sorted(self.owned),
+                                       grace_ms=self.runner.grace_ms)
             self._swept_at = time.monotonic()
         if not busy:
             await _sleep(stop, tuning.flush_interval_ms / 1000)

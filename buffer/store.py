@@ -138,10 +138,13 @@ async def buffered_legs_older_than(conn: Conn, account_id: str, grace_ms: int, l
     return _legs(rows)
 
 
-async def count_buffered_older_than(conn: Conn, account_id: str, grace_ms: int) -> int:
-    return int(await conn.fetchval(
-        "SELECT count(*) FROM journal_legs WHERE account_id = $1 AND status = 'buffered'"
-        " AND created_at < clock_timestamp() - $2 * interval '1 millisecond'", account_id, grace_ms))
+async def count_buffered_older_than(conn: Conn, account_ids: Sequence[str], grace_ms: int) -> dict[str, int]:
+    """Per account, its legs still buffered that were written more than ``grace_ms`` ago (absent: none)."""
+    rows = await conn.fetch(
+        "SELECT account_id, count(*) AS n FROM journal_legs WHERE account_id = ANY($1::text[])"
+        " AND status = 'buffered' AND created_at < clock_timestamp() - $2 * interval '1 millisecond'"
+        " GROUP BY account_id", list(account_ids), grace_ms)
+    return {r["account_id"]: int(r["n"]) for r in rows}
 
 
 async def hot_accounts(conn: Conn, only: Sequence[str] | None = None) -> list[HotAccount]:

@@ -13,6 +13,7 @@ from accounts.errors import InsufficientFunds
 from accounts.rules import build_entry
 from buffer.flusher import FlushStats, flush_account
 from buffer.keys import account_keys
+from buffer.recovery import SweepOutcome, recover_accounts
 from buffer.scripts import Scripts
 from buffer.sink import RedisHotLegSink
 from buffer.state import read_status
@@ -84,6 +85,42 @@ async def test_legs_redis_never_saw_are_recovered_in_order(pool: asyncpg.Pool, r
         await check_ledger(conn, world.all)
         seq_order = await conn.fetch("SELECT id FROM journal_legs WHERE account_id = $1 ORDER BY seq", world.merchant)
         assert [r["id"] for r in seq_order] == sorted(r["id"] for r in seq_order)  # journal order kept
+
+
+async def test_one_sweep_over_many_accounts_puts_back_exactly_what_each_is_missing(
+        pool: asyncpg.Pool, redis_client: aioredis.Redis, owner: asyncpg.Connection, sink: RedisHotLegSink,
+        booker: Booker) -> None:
+    world = await open_world(pool, customers=2, owner=owner)
+    await sink.hot.refresh()
+    unbuffered = Booker(pool, None)  # as if the process died between commit and enqueue
+    for i in range(12):
+        await pay(booker if i % 3 else unbuffered, world, world.customers[i % 2], 700 + i, 7)
+    # A refund in flight: its debit of the merchant is reserved, its transaction never ends.
+    entry = build_entry("REFUND_WALLET", new_txn_no(), today(), "CNY",
+                        {"merchant_pending": world.merchant, "fee_income": world.fee,
+                         "customer_wallet": world.customers[0]}, {"amount": 300, "fee": 0})
+    await sink.reserve(entry)
+    queue_before = {a: await redis_client.zcard(account_keys(a).queue) for a in world.hot}
+    idle = world.customers[0]  # owns no buffered legs: counted, nothing to do
+    await asyncio.sleep(0.005)
+    scripts = Scripts(redis_client)
+    swept = await recover_accounts(owner, redis_client, scripts, [*world.hot, idle], grace_ms=0,
+                                   reservation_ttl_ms=1)
+    # Fee and transit miss the legs of the 4 unbuffered payments (transit has a debit and a credit in
+    # each); the merchant misses none: checking the refund's debit loaded its state from PostgreSQL.
+    missing = {world.merchant: 0, world.fee: 4, world.transit: 8}
+    for account_id in world.hot:
+        assert swept[account_id].reenqueued == missing[account_id]
+        assert await redis_client.zcard(account_keys(account_id).queue) == \
+            queue_before[account_id] + swept[account_id].reenqueued
+        await redis_matches_pg(owner, redis_client, account_id)
+    assert swept[world.merchant].reservations_expired == 1 and swept[world.fee].reservations_expired == 0
+    assert swept[idle] == SweepOutcome(0, 0)
+    again = await recover_accounts(owner, redis_client, scripts, world.hot, grace_ms=0)
+    assert all(outcome == SweepOutcome(0, 0) for outcome in again.values())
+    await drain(owner, redis_client, world.hot)
+    async with pool.acquire() as conn:
+        await check_ledger(conn, world.all)
 
 
 async def test_hot_debit_refused_beyond_projected_balance(pool: asyncpg.Pool, redis_client: aioredis.Redis,
