@@ -15,11 +15,16 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.load import Sampler
 from bench.modes import BenchContext
+from bench.servers import open_redis
 from bench.workload import WorkloadAccounts
 from engine.booking import Booker
+
+if TYPE_CHECKING:
+    from buffer.flush_thread import FlusherThread
 
 OWN_TIMEOUT_S = 10.0
 REPO = Path(__file__).resolve().parent.parent
@@ -46,8 +51,7 @@ class HotMode:
         self.name = "+".join(p for p in ("buffered" if buffered else "", base) if p)
         self.shared = True
         self.family: list[str] = []  # every account id the flushers own (parents and subs)
-        self._stop: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._thread: FlusherThread | None = None
         self._redis_depth: Sampler | None = None
         self._proc: asyncio.subprocess.Process | None = None
 
@@ -76,8 +80,8 @@ class HotMode:
     async def start(self, ctx: BenchContext, accounts: WorkloadAccounts) -> Booker:
         if not self.buffered:
             return Booker(ctx.pool)
+        from buffer.flush_thread import FlusherThread
         from buffer.keys import account_keys
-        from buffer.runner import FlushRunner
         from buffer.sink import RedisHotLegSink
         from buffer.tuning import BufferTuning, LiveTuning
 
@@ -87,13 +91,14 @@ class HotMode:
         if ctx.flushers == "process":
             await self._start_flusher_process(ctx)
         else:
-            self._stop = asyncio.Event()
-            runner = FlushRunner(ctx.database_url, ctx.redis, tuning, only_accounts=self.family)
-            self._task = asyncio.create_task(runner.run(self._stop), name=f"bench-flushers-{self.name}")
+            # As `payengine serve` runs them: on a thread with its own event loop (buffer/flush_thread.py).
+            self._thread = FlusherThread(ctx.database_url, lambda: open_redis(ctx.redis_url), BufferTuning(),
+                                         only_accounts=self.family, name=f"bench-flushers-{self.name}")
+            self._thread.start()
             # Load starts once the flushers own every account, so a window measures flushing, not start-up.
             deadline = time.monotonic() + OWN_TIMEOUT_S
             while time.monotonic() < deadline:
-                if set(self.family) <= runner.owned:
+                if set(self.family) <= self._thread.owned:
                     break
                 await asyncio.sleep(0.02)
         queues = [account_keys(a).queue for a in self.family]
@@ -127,13 +132,12 @@ class HotMode:
             await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
-        if self._stop is not None and self._task is not None:
-            self._stop.set()
-            await self._task
+        if self._thread is not None:
+            await self._thread.stop()
         if self._proc is not None:
             self._proc.terminate()
             await self._proc.wait()
-        self._stop = self._task = self._redis_depth = self._proc = None
+        self._thread = self._redis_depth = self._proc = None
 
     def samplers(self) -> dict[str, Sampler]:
         return {"redis_depth": self._redis_depth} if self._redis_depth is not None else {}

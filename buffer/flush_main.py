@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -26,16 +26,19 @@ log = logging.getLogger(__name__)
 async def run_flushers(database_url: str, redis_url: str, defaults: BufferTuning,
                        only_accounts: Sequence[str] | None = None, grace_ms: int = GRACE_MS,
                        stop: asyncio.Event | None = None, standby_wait_ms: int = 0,
-                       redis_client: aioredis.Redis | None = None) -> None:
-    """Run flushers until ``stop`` is set (or SIGTERM/SIGINT when no event is given).
+                       redis_client: aioredis.Redis | None = None,
+                       on_runner: Callable[[FlushRunner], None] | None = None) -> None:
+    """Run flushers until ``stop`` is set (or, when no event is given, SIGTERM/SIGINT: the process shape).
 
     ``redis_client`` (e.g. a Redis Cluster client built by the engine) replaces the single-server
-    client made from ``redis_url``; it is closed on return either way."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    client made from ``redis_url``; it is closed on return either way. ``on_runner`` is handed the
+    runner once it exists (buffer.flush_thread reads what it owns)."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     assert pool is not None
     redis = redis_client or aioredis.Redis.from_url(redis_url, decode_responses=False, socket_timeout=5,
@@ -43,6 +46,8 @@ async def run_flushers(database_url: str, redis_url: str, defaults: BufferTuning
     try:
         runner = FlushRunner(database_url, redis, LiveTuning(pool, defaults), only_accounts, grace_ms,
                              standby_wait_ms)
+        if on_runner is not None:
+            on_runner(runner)
         await runner.run(stop)
     finally:
         await redis.aclose()

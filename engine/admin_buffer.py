@@ -1,8 +1,9 @@
 """Wiring and operator surface of the hot-account buffer.
 
 - ``buffer_ctx``: the cleanup context that builds the sink (with a small pool of its own), sets
-  ``app[BOOKER] = Booker(pool, sink)`` and runs the flushers (with their recovery sweep) in-process
-  unless PAYENGINE_BUFFER_IN_PROCESS_FLUSHERS=0 (then run ``payengine flush`` processes).
+  ``app[BOOKER] = Booker(pool, sink)`` and runs the flushers (with their recovery sweep) in-process, on
+  a thread of their own, unless PAYENGINE_BUFFER_IN_PROCESS_FLUSHERS=0 (then run ``payengine flush``
+  processes).
 - ``GET /admin/buffer``: per hot account depth, oldest age, applied/s, last batch size and duration.
 - ``GET|PUT /admin/buffer/settings``: the live tuning every flusher re-reads within a second.
 """
@@ -17,20 +18,21 @@ from typing import Any, cast
 import orjson
 from aiohttp import web
 
-from buffer.runner import FlushRunner
+from buffer.flush_thread import FlusherThread
 from buffer.scripts import Scripts
 from buffer.sink import RedisHotLegSink
 from buffer.state import read_status
 from buffer.store import hot_accounts
 from buffer.tuning import BufferTuning, LiveTuning, TuningError, load_tuning, save_tuning
-from engine.app import BOOKER, DATABASE_URL, POOL, REDIS, SETTINGS
+from engine.app import BOOKER, DATABASE_URL, POOL, REDIS, REDIS_URL, SETTINGS
 from engine.booking import Booker
 from engine.db import create_pool
+from engine.redis_client import redis_from_settings
 from engine.settings import Settings
 
 BUFFER_TUNING = web.AppKey("buffer_tuning", LiveTuning)
 BUFFER_SINK = web.AppKey("buffer_sink", RedisHotLegSink)
-BUFFER_RUNNER = web.AppKey("buffer_runner", FlushRunner)
+BUFFER_FLUSHERS = web.AppKey("buffer_flushers", FlusherThread)
 SIDE_POOL_MAX = 4
 
 
@@ -53,18 +55,23 @@ async def buffer_ctx(app: web.Application) -> AsyncIterator[None]:
     app[BUFFER_TUNING] = tuning
     app[BUFFER_SINK] = sink
     app[BOOKER] = Booker(app[POOL], sink)
-    stop = asyncio.Event()
-    task: asyncio.Task[None] | None = None
+    flushers: FlusherThread | None = None
     if settings.buffer_in_process_flushers:
-        runner = FlushRunner(app[DATABASE_URL], app[REDIS], tuning, grace_ms=settings.buffer_recovery_grace_ms)
-        app[BUFFER_RUNNER] = runner
-        task = asyncio.create_task(runner.run(stop), name="buffer-flushers")
+        # Their own thread and event loop (see buffer/flush_thread.py), so requests do not delay flushing.
+        redis_url = app[REDIS_URL]
+
+        def make_redis() -> Any:  # called on the flusher thread: a client belongs to the loop that made it
+            return redis_from_settings(settings, redis_url, max_connections=32)
+
+        flushers = FlusherThread(app[DATABASE_URL], make_redis, buffer_defaults(settings),
+                                 grace_ms=settings.buffer_recovery_grace_ms)
+        flushers.start()
+        app[BUFFER_FLUSHERS] = flushers
     try:
         yield
     finally:
-        stop.set()
-        if task is not None:
-            await task
+        if flushers is not None:
+            await flushers.stop()
         await side.close()
 
 

@@ -59,21 +59,19 @@ class UpdateMerchant(Request, frozen=True, forbid_unknown_fields=True):
     fee_plan: PlanName | UnsetType | None = UNSET  # null: back to the merchant's own fee_bps / fee_fixed
 
 
-class CreateFeePlan(Request, frozen=True, forbid_unknown_fields=True):
-    """POST /admin/fee-plans: fee = fee_fixed + amount * fee_bps / 10000 (half up, at most the amount)."""
+class UpdateFeePlan(Request, frozen=True, forbid_unknown_fields=True):
+    """PUT /admin/fee-plans/{name}: the plan's terms, replaced; payments made before keep theirs.
+    fee = fee_fixed + amount * fee_bps / 10000 (half up, at most the amount)."""
+
+    fee_bps: FeeBps = 0
+    fee_fixed: FeeFixed = 0
+    collection: FeeCollection = "deducted"
+
+
+class CreateFeePlan(UpdateFeePlan, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """POST /admin/fee-plans: a named plan with its terms."""
 
     name: PlanName
-    fee_bps: FeeBps = 0
-    fee_fixed: FeeFixed = 0
-    collection: FeeCollection = "deducted"
-
-
-class UpdateFeePlan(Request, frozen=True, forbid_unknown_fields=True):
-    """PUT /admin/fee-plans/{name}: the plan's terms, replaced; payments made before keep theirs."""
-
-    fee_bps: FeeBps = 0
-    fee_fixed: FeeFixed = 0
-    collection: FeeCollection = "deducted"
 
 
 class FeePlan(msgspec.Struct, frozen=True):

@@ -21,7 +21,9 @@ FINAL_STATUSES = ("succeeded", "failed")
 
 
 @dataclass(frozen=True, slots=True)
-class NewPayout:
+class PayoutFields:
+    """What the merchant asked for and where the money comes from: fixed once the payout exists."""
+
     id: str
     merchant_id: str
     merchant_payout_no: str
@@ -37,28 +39,17 @@ class NewPayout:
     dest_holder: str
     dest_bank_code: str | None
     description: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewPayout(PayoutFields):
     out_payout_no: str
     risk: str | None  # JSON text of the control gate's record, when one is wired
     created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
-class PayoutRecord:
-    id: str
-    merchant_id: str
-    merchant_payout_no: str
-    source: str
-    customer_id: str | None
-    source_account_id: AccountId
-    frozen_account_id: AccountId
-    amount: int
-    currency: str
-    channel: str
-    dest_kind: str
-    dest_number: str
-    dest_holder: str
-    dest_bank_code: str | None
-    description: str | None
+class PayoutRecord(PayoutFields):
     status: str
     out_payout_no: str
     final_txn_no: str | None
