@@ -73,6 +73,10 @@ POSTING_RULES: dict[str, PostingRule] = {
         _rule("REFUND_CHANNEL_INVOICED", "refund through the channel; the invoiced fee share is owed no more",
               ("merchant_pending", D, "amount"), ("channel_receivable", C, "amount"),
               ("fee_income", D, "fee"), ("merchant_fee_payable", C, "fee")),
+        _rule("FEE_INVOICE_PAID", "a fee invoice paid from the merchant's available balance",
+              ("merchant_available", D, "amount"), ("merchant_fee_payable", C, "amount")),
+        _rule("FEE_INVOICE_RECEIVED", "a fee invoice paid by the merchant's transfer to our bank",
+              ("bank_deposits", D, "amount"), ("merchant_fee_payable", C, "amount")),
         _rule("SETTLE", "pending settlement becomes available to the merchant",
               ("merchant_pending", D, "amount"), ("merchant_available", C, "amount")),
         # Transfers: the payer's debit is checked in the posting statement (wallets never overdraw).

@@ -25,6 +25,7 @@ from engine.merchants.errors import (
     IllegalMerchantStatus,
     KeyNotRevocable,
     MerchantSuspended,
+    NothingToInvoice,
     PaymentMethodNotAllowed,
     UnknownFeePlan,
 )
@@ -76,6 +77,7 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
     IllegalMerchantStatus: (409, "conflict_error"),
     UnknownFeePlan: (422, "invalid_request_error"),
     FeePlanExists: (409, "conflict_error"),
+    NothingToInvoice: (409, "conflict_error"),
     ChannelError: (503, "channel_error"),
 }
 

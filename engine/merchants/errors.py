@@ -70,3 +70,15 @@ class FeePlanExists(MerchantOpsError):
         super().__init__(f"a fee plan named {name!r} exists already; PUT /admin/fee-plans/{name} changes it")
         self.name = name
         self.param = "name"
+
+
+class NothingToInvoice(MerchantOpsError):
+    """An invoice bills invoiced fees owed and not billed yet; there are none (or the merchant is in credit)."""
+
+    code = "nothing_to_invoice"
+
+    def __init__(self, merchant_id: str, currency: str, unbilled: int) -> None:
+        super().__init__(f"merchant {merchant_id} owes no unbilled {currency} fees (unbilled: {unbilled})")
+        self.merchant_id = merchant_id
+        self.currency = currency
+        self.param = "currency"

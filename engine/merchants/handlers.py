@@ -17,7 +17,8 @@ from engine.api.decoding import decode_body, decode_query
 from engine.api.idempotency import json_response
 from engine.api.middleware import RAW_BODY
 from engine.api.wire import NoQuery
-from engine.merchants import fee_plans, service, wire
+from engine.app import BOOKER
+from engine.merchants import fee_invoices, fee_plans, service, wire
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -129,3 +130,27 @@ async def list_fee_plans(request: web.Request) -> web.Response:
     decode_query(request.query, NoQuery)
     async with request.app[API].pool.acquire() as conn:
         return _ok(await fee_plans.list_plans(conn))
+
+
+async def issue_fee_invoice(request: web.Request) -> web.Response:
+    req = decode_body(request[RAW_BODY], wire.IssueFeeInvoice)
+    async with request.app[API].pool.acquire() as conn:
+        return _ok(await fee_invoices.issue(conn, request.match_info["id"], req.currency, _now()), 201)
+
+
+async def list_fee_invoices(request: web.Request) -> web.Response:
+    decode_query(request.query, NoQuery)
+    async with request.app[API].pool.acquire() as conn:
+        return _ok(await fee_invoices.list_for(conn, request.match_info["id"]))
+
+
+async def get_fee_invoice(request: web.Request) -> web.Response:
+    decode_query(request.query, NoQuery)
+    async with request.app[API].pool.acquire() as conn:
+        return _ok(await fee_invoices.show(conn, request.match_info["id"]))
+
+
+async def pay_fee_invoice(request: web.Request) -> web.Response:
+    req = decode_body(request[RAW_BODY], wire.PayFeeInvoice)
+    ctx = request.app[API]
+    return _ok(await fee_invoices.pay(request.app[BOOKER], ctx.txn_nos, request.match_info["id"], req, _now()))

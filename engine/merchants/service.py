@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 from msgspec import UNSET
 
-from accounts.model import AccountKind, OverdraftRule
+from accounts.model import AccountKind, OverdraftMode, OverdraftRule
 from accounts.store import Conn
 from engine.api.auth import derive_secret
 from engine.merchant_store import ensure_account, ensure_platform_accounts, insert_merchant
@@ -38,6 +38,8 @@ KEY = "key"
 MERCHANT_ACCOUNT_TEMPLATE = ("merchant_pending", "merchant_available", FEE_PAYABLE_ROLE)
 # Only a big merchant's pending-settlement account takes the payment traffic that buffering is for.
 HOT_TEMPLATE_ROLES = frozenset({"merchant_pending"})
+# Fee payable goes below zero when a refund gives back a fee whose invoice was paid (migration 068).
+TEMPLATE_OVERDRAFT = {FEE_PAYABLE_ROLE: OverdraftRule(OverdraftMode.UNLIMITED)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,8 @@ async def onboard(conn: asyncpg.Connection, cfg: OpsConfig, req: wire.OnboardMer
         for currency in currencies:
             for role in MERCHANT_ACCOUNT_TEMPLATE:
                 await ensure_account(conn, merchant_id, role, currency, AccountKind.MERCHANT,
-                                     req.hot and role in HOT_TEMPLATE_ROLES, OverdraftRule(), new_id(ACCOUNT))
+                                     req.hot and role in HOT_TEMPLATE_ROLES,
+                                     TEMPLATE_OVERDRAFT.get(role, OverdraftRule()), new_id(ACCOUNT))
             await ensure_platform_accounts(conn, currency, cfg.hot_internal_accounts, lambda: new_id(ACCOUNT))
         keys = await store.list_keys(conn, merchant_id)
         profile = await store.get_profile(conn, merchant_id)

@@ -176,3 +176,40 @@ class WebhookSecretIssued(msgspec.Struct, frozen=True):
     webhook_secret: str  # shown once
     previous_secret_expires_at: datetime | None
     object: Literal["webhook_secret"] = "webhook_secret"
+
+
+FeeInvoiceSource = Literal["available", "external"]
+
+
+class IssueFeeInvoice(Request, frozen=True, forbid_unknown_fields=True):
+    """POST /admin/merchants/{id}/fee-invoices: bill the invoiced fees owed and not billed yet."""
+
+    currency: Currency
+
+
+class PayFeeInvoice(Request, frozen=True, forbid_unknown_fields=True):
+    """POST /admin/fee-invoices/{id}/pay: "available" takes it from the merchant's available balance;
+    "external" records the merchant's transfer to our bank (give its reference)."""
+
+    source: FeeInvoiceSource
+    reference: Annotated[str, Meta(min_length=1, max_length=128, pattern="^[^\\x00]*$")] | None = None
+
+
+class FeeInvoice(msgspec.Struct, frozen=True):
+    id: str
+    object: Literal["fee_invoice"]
+    merchant_id: str
+    currency: str
+    amount: int
+    status: Literal["open", "paid"]
+    paid_from: FeeInvoiceSource | None
+    paid_txn_no: str | None
+    reference: str | None
+    issued_at: datetime
+    paid_at: datetime | None
+
+
+class FeeInvoiceList(msgspec.Struct, frozen=True):
+    data: list[FeeInvoice]
+    fees_owed: dict[str, int]  # currency -> what fee payable holds now (applied), billed or not
+    fees_unbilled: dict[str, int]  # currency -> owed less the open invoices: what the next invoice bills
