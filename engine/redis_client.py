@@ -83,13 +83,17 @@ def create_redis(url: str, *, cluster: bool = False, max_connections: int | None
 def redis_from_settings(settings: Settings, url: str, *, max_connections: int | None = None,
                         socket_timeout: float | None = None,
                         socket_connect_timeout: float | None = None) -> RedisClient:
-    """``create_redis`` with cluster mode taken from ``PAYENGINE_REDIS_CLUSTER``.
+    """``create_redis`` with cluster mode taken from ``PAYENGINE_REDIS_CLUSTER`` and, unless given, socket
+    timeouts from ``PAYENGINE_REDIS_TIMEOUT_S``.
 
     ``url`` is passed separately because an empty ``settings.redis_url`` means the embedded server,
     whose URL only ``engine.db.ensure_servers`` knows.
     """
+    timeout = float(settings.redis_timeout_s)
     return create_redis(url, cluster=settings.redis_cluster, max_connections=max_connections,
-                        socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout)
+                        socket_timeout=socket_timeout if socket_timeout is not None else timeout,
+                        socket_connect_timeout=socket_connect_timeout if socket_connect_timeout is not None
+                        else timeout)
 
 
 def is_cluster(client: RedisClient) -> bool:

@@ -110,6 +110,9 @@ class Settings:
     redis_url: str = _env("REDIS_URL", _url(("redis", "unix", "rediss", "redis+cluster", "rediss+cluster")), "")
     # Treat PAYENGINE_REDIS_URL as one node of a Redis Cluster (same as a redis+cluster:// URL).
     redis_cluster: bool = _env("REDIS_CLUSTER", _bool, False)
+    # Longest a Redis command (or connecting) may take before it fails; no call waits forever on a Redis that
+    # stopped answering without closing its connections. Every command we send is O(batch): milliseconds.
+    redis_timeout_s: int = _env("REDIS_TIMEOUT_S", _int_in(1, 300), 10)
     data_dir: Path = _env("DATA_DIR", _path, Path(".payengine"))
     # Optional TCP port for the embedded PostgreSQL (0 = unix socket only).
     embedded_pg_port: int = _env("EMBEDDED_PG_PORT", _int_in(0, 65535), 0)
