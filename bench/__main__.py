@@ -37,8 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=64, help="concurrent payers (default 64)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per mode (default 2)")
     p.add_argument("--modes", default=",".join(HOT_MODES), help="hot-merchant modes, comma separated")
-    p.add_argument("--flushers", choices=("inproc", "process"), default="inproc",
-                   help="buffered modes: flushers in the bench process (as `payengine serve` runs them) or as "
+    p.add_argument("--flushers", choices=("inproc", "thread", "process"), default="inproc",
+                   help="buffered modes: flushers on the bench's event loop (as `payengine serve` runs them), on a"
+                        " thread of their own (PAYENGINE_BUFFER_FLUSHER_THREAD=1) or as "
                         "their own process (`payengine flush`)")
     p.add_argument("--workload", choices=SHAPES, default="payment",
                    help="one payment = the wallet payment's transaction (payment row + entry; default) or the"

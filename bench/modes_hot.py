@@ -51,6 +51,8 @@ class HotMode:
         self.name = "+".join(p for p in ("buffered" if buffered else "", base) if p)
         self.shared = True
         self.family: list[str] = []  # every account id the flushers own (parents and subs)
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
         self._thread: FlusherThread | None = None
         self._redis_depth: Sampler | None = None
         self._proc: asyncio.subprocess.Process | None = None
@@ -82,6 +84,7 @@ class HotMode:
             return Booker(ctx.pool)
         from buffer.flush_thread import FlusherThread
         from buffer.keys import account_keys
+        from buffer.runner import FlushRunner
         from buffer.sink import RedisHotLegSink
         from buffer.tuning import BufferTuning, LiveTuning
 
@@ -91,14 +94,20 @@ class HotMode:
         if ctx.flushers == "process":
             await self._start_flusher_process(ctx)
         else:
-            # As `payengine serve` runs them: on a thread with its own event loop (buffer/flush_thread.py).
-            self._thread = FlusherThread(ctx.database_url, lambda: open_redis(ctx.redis_url), BufferTuning(),
-                                         only_accounts=self.family, name=f"bench-flushers-{self.name}")
-            self._thread.start()
+            if ctx.flushers == "thread":  # PAYENGINE_BUFFER_FLUSHER_THREAD=1: a thread with its own event loop
+                self._thread = FlusherThread(ctx.database_url, lambda: open_redis(ctx.redis_url), BufferTuning(),
+                                             only_accounts=self.family, name=f"bench-flushers-{self.name}")
+                self._thread.start()
+                flushers: FlusherThread | FlushRunner = self._thread
+            else:  # as `payengine serve` runs them by default: on this event loop
+                self._stop = asyncio.Event()
+                runner = FlushRunner(ctx.database_url, ctx.redis, tuning, only_accounts=self.family)
+                self._task = asyncio.create_task(runner.run(self._stop), name=f"bench-flushers-{self.name}")
+                flushers = runner
             # Load starts once the flushers own every account, so a window measures flushing, not start-up.
             deadline = time.monotonic() + OWN_TIMEOUT_S
             while time.monotonic() < deadline:
-                if set(self.family) <= self._thread.owned:
+                if set(self.family) <= flushers.owned:
                     break
                 await asyncio.sleep(0.02)
         queues = [account_keys(a).queue for a in self.family]
@@ -132,12 +141,15 @@ class HotMode:
             await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
+        if self._stop is not None and self._task is not None:
+            self._stop.set()
+            await self._task
         if self._thread is not None:
             await self._thread.stop()
         if self._proc is not None:
             self._proc.terminate()
             await self._proc.wait()
-        self._thread = self._redis_depth = self._proc = None
+        self._stop = self._task = self._thread = self._redis_depth = self._proc = None
 
     def samplers(self) -> dict[str, Sampler]:
         return {"redis_depth": self._redis_depth} if self._redis_depth is not None else {}

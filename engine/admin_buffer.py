@@ -1,9 +1,9 @@
 """Wiring and operator surface of the hot-account buffer.
 
 - ``buffer_ctx``: the cleanup context that builds the sink (with a small pool of its own), sets
-  ``app[BOOKER] = Booker(pool, sink)`` and runs the flushers (with their recovery sweep) in-process, on
-  a thread of their own, unless PAYENGINE_BUFFER_IN_PROCESS_FLUSHERS=0 (then run ``payengine flush``
-  processes).
+  ``app[BOOKER] = Booker(pool, sink)`` and runs the flushers (with their recovery sweep) in-process
+  (on the request loop, or on a thread of their own with PAYENGINE_BUFFER_FLUSHER_THREAD=1) unless
+  PAYENGINE_BUFFER_IN_PROCESS_FLUSHERS=0 (then run ``payengine flush`` processes).
 - ``GET /admin/buffer``: per hot account depth, oldest age, applied/s, last batch size and duration.
 - ``GET|PUT /admin/buffer/settings``: the live tuning every flusher re-reads within a second.
 """
@@ -19,6 +19,7 @@ import orjson
 from aiohttp import web
 
 from buffer.flush_thread import FlusherThread
+from buffer.runner import FlushRunner
 from buffer.scripts import Scripts
 from buffer.sink import RedisHotLegSink
 from buffer.state import read_status
@@ -32,7 +33,6 @@ from engine.settings import Settings
 
 BUFFER_TUNING = web.AppKey("buffer_tuning", LiveTuning)
 BUFFER_SINK = web.AppKey("buffer_sink", RedisHotLegSink)
-BUFFER_FLUSHERS = web.AppKey("buffer_flushers", FlusherThread)
 SIDE_POOL_MAX = 4
 
 
@@ -55,23 +55,29 @@ async def buffer_ctx(app: web.Application) -> AsyncIterator[None]:
     app[BUFFER_TUNING] = tuning
     app[BUFFER_SINK] = sink
     app[BOOKER] = Booker(app[POOL], sink)
-    flushers: FlusherThread | None = None
-    if settings.buffer_in_process_flushers:
-        # Their own thread and event loop (see buffer/flush_thread.py), so requests do not delay flushing.
+    stop = asyncio.Event()
+    task: asyncio.Task[None] | None = None
+    thread: FlusherThread | None = None
+    if settings.buffer_in_process_flushers and settings.buffer_flusher_thread:
         redis_url = app[REDIS_URL]
 
         def make_redis() -> Any:  # called on the flusher thread: a client belongs to the loop that made it
             return redis_from_settings(settings, redis_url, max_connections=32)
 
-        flushers = FlusherThread(app[DATABASE_URL], make_redis, buffer_defaults(settings),
-                                 grace_ms=settings.buffer_recovery_grace_ms)
-        flushers.start()
-        app[BUFFER_FLUSHERS] = flushers
+        thread = FlusherThread(app[DATABASE_URL], make_redis, buffer_defaults(settings),
+                               grace_ms=settings.buffer_recovery_grace_ms)
+        thread.start()
+    elif settings.buffer_in_process_flushers:
+        runner = FlushRunner(app[DATABASE_URL], app[REDIS], tuning, grace_ms=settings.buffer_recovery_grace_ms)
+        task = asyncio.create_task(runner.run(stop), name="buffer-flushers")
     try:
         yield
     finally:
-        if flushers is not None:
-            await flushers.stop()
+        stop.set()
+        if task is not None:
+            await task
+        if thread is not None:
+            await thread.stop()
         await side.close()
 
 

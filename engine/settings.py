@@ -147,6 +147,10 @@ class Settings:
     buffer_flusher_concurrency: int = _env("BUFFER_FLUSHER_CONCURRENCY", _int_in(1, 64), 2)
     buffer_backpressure_wait_ms: int = _env("BUFFER_BACKPRESSURE_WAIT_MS", _int_in(0, 60_000), 0)
     buffer_in_process_flushers: bool = _env("BUFFER_IN_PROCESS_FLUSHERS", _bool, True)
+    # In-process flushers on a thread of their own (buffer/flush_thread.py) instead of the request loop: lower
+    # flush lag under load on loopback, but ~8% fewer payments/s at a 1 ms database (GIL hand-offs); measured
+    # in docs/SCALING.md. Off by default.
+    buffer_flusher_thread: bool = _env("BUFFER_FLUSHER_THREAD", _bool, False)
     buffer_recovery_grace_ms: int = _env("BUFFER_RECOVERY_GRACE_MS", _int_in(0, 3_600_000), 2000)
 
     # Split accounts: how long a process trusts its cached view of which accounts are split, how long a

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from collections.abc import Sequence
 
+import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
+from aiohttp import web
 
 from accounts.model import AccountId
 from buffer.flush_thread import FlusherThread
 from buffer.sink import RedisHotLegSink
 from buffer.store import flush_lock_key
 from buffer.tuning import BufferTuning
+from engine.app import create_app
 from engine.booking import Booker
+from engine.settings import Settings
+from tests.api.conftest import ADMIN_TOKEN, Api, order_no
 from tests.buffer.world import check_ledger, open_world, pay, redis_matches_pg, wait_drained
 from tests.conftest import Servers
+from tests.webhooks.isolated import isolated_servers
 
 
 async def _locks_held(pool: asyncpg.Pool, accounts: Sequence[str]) -> int:
@@ -84,3 +91,35 @@ async def test_flusher_thread_keeps_trying_while_postgres_is_unreachable_and_sti
     finally:
         sock.close()
     assert flushers.failed is None and flushers.owned == frozenset()
+
+
+async def test_serve_with_flusher_thread_applies_a_hot_merchants_payments(servers: Servers) -> None:
+    """PAYENGINE_BUFFER_FLUSHER_THREAD=1 through the app: a database of its own, so these flushers are the
+    only ones that can have applied the legs."""
+    settings = Settings(admin_token=ADMIN_TOKEN, buffer_flusher_thread=True, db_pool_max=10)
+    async with isolated_servers(servers.database_url, "pe_flthread") as iso:
+        app = create_app(settings, iso.database_url, iso.redis_url)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                api = Api(f"http://127.0.0.1:{runner.addresses[0][1]}", settings, session, app)
+                client = await api.merchant(fee_bps=0, hot=True)
+                customer = await api.funded_customer(client, 10_000)
+                for _ in range(5):
+                    paid = await client.create_payment({"merchant_order_no": order_no(), "amount": 700,
+                                                        "currency": "CNY", "method": "wallet",
+                                                        "customer_id": customer})
+                    assert paid.status == 201, paid.body
+                for _ in range(500):
+                    pending = next(a for a in (await client.accounts()).body["data"]
+                                   if a["currency"] == "CNY" and a["role"] == "merchant_pending")
+                    if pending["pending"] == 0:
+                        break
+                    await asyncio.sleep(0.02)
+                assert pending["hot"] and (pending["balance"], pending["pending"]) == (3_500, 0), pending
+        finally:
+            await runner.cleanup()  # stops the flusher thread
+        assert not any(t.name == "buffer-flushers" and t.is_alive() for t in threading.enumerate())
