@@ -39,19 +39,21 @@ async def run_flushers(database_url: str, redis_url: str, defaults: BufferTuning
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    assert pool is not None
     redis = redis_client or aioredis.Redis.from_url(redis_url, decode_responses=False, socket_timeout=5,
                                                     socket_connect_timeout=2)
-    try:
-        runner = FlushRunner(database_url, redis, LiveTuning(pool, defaults), only_accounts, grace_ms,
-                             standby_wait_ms)
-        if on_runner is not None:
-            on_runner(runner)
-        await runner.run(stop)
+    try:  # the client is closed even when the pool cannot open (buffer.flush_thread retries with a new one)
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        assert pool is not None
+        try:
+            runner = FlushRunner(database_url, redis, LiveTuning(pool, defaults), only_accounts, grace_ms,
+                                 standby_wait_ms)
+            if on_runner is not None:
+                on_runner(runner)
+            await runner.run(stop)
+        finally:
+            await pool.close()
     finally:
         await redis.aclose()
-        await pool.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,12 @@
 """In-process flushers on a thread of their own, with their own event loop and connections.
 
-Why a thread: on the request-serving event loop every step of a flush round (take, apply, ack)
-waits behind whatever else is ready to run, and under load that is every request in flight. A
-16-way split's 48 hot accounts then aged in the buffer for ~0.7 s (p99) where the same flushers as
-their own process kept it under 0.2 s (`python -m bench hot-merchant --modes buffered+split-16`).
-A thread does not add CPU (the GIL is shared), but Python hands the GIL over every few
-milliseconds, so a flusher whose answer has arrived runs within one switch interval instead of
-after a full turn of the request loop.
+Opt-in (PAYENGINE_BUFFER_FLUSHER_THREAD=1; ``python -m bench ... --flushers thread``). On the
+request-serving event loop every step of a flush round (take, apply, ack) waits behind whatever
+else is ready to run. A thread does not add CPU (the GIL is shared), but Python hands the GIL over
+every few milliseconds, so a flusher whose answer has arrived runs within one switch interval. It is
+a trade, measured side by side in docs/SCALING.md: on loopback it lowered flush lag p99 (a 16-way
+split's from ~0.55-0.73 s to ~0.27-0.37 s) at about the same payments/s; at a 1 ms database it did
+not lower lag and cost 7-12% of payments/s, its wake-ups taking the GIL from the request loop.
 
 The thread builds everything it touches inside its own loop (asyncpg pool and connections, the
 Redis client from ``make_redis``): neither asyncpg nor redis-py objects may cross event loops.
@@ -58,13 +58,9 @@ class FlusherThread:
 
     @property
     def owned(self) -> frozenset[str]:
-        """The accounts this thread's flushers hold now (for start-up waits and tests)."""
-        for _ in range(10):
-            try:
-                return frozenset(self._runner.owned) if self._runner is not None else frozenset()
-            except RuntimeError:  # a worker's set changed while we read it: read again
-                continue
-        return frozenset()
+        """The accounts this thread's flushers hold now (for start-up waits and tests). Read from the other
+        thread: ``FlushRunner.owned`` copies each worker's set in one C call, under the GIL."""
+        return frozenset(self._runner.owned) if self._runner is not None else frozenset()
 
     def start(self) -> None:
         self._thread.start()

@@ -100,14 +100,14 @@ async def pay(booker: Booker, txn_nos: TxnNoGenerator, invoice_id: str, req: wir
         payable = await find_account(conn, merchant_id, FEE_PAYABLE_ROLE, currency)
         assert payable is not None, f"invoice {invoice_id} without a fee-payable account"
         if req.source == "available":
-            source = await find_account(conn, merchant_id, "merchant_available", currency)
+            role, source = "merchant_available", await find_account(conn, merchant_id, "merchant_available", currency)
             if source is None:
                 raise UnsupportedCurrency(currency)
             source_id = source.id
         else:
-            source_id = await ensure_account(conn, PLATFORM_OWNER, "bank_deposits", currency, AccountKind.INTERNAL,
+            role = "bank_deposits"
+            source_id = await ensure_account(conn, PLATFORM_OWNER, role, currency, AccountKind.INTERNAL,
                                              False, OverdraftRule(OverdraftMode.UNLIMITED), new_id(ACCOUNT))
-        role = "merchant_available" if req.source == "available" else "bank_deposits"
         await tx.post(build_entry(TXN_CODES[req.source], txn_no, now.date(), currency,
                                   {role: AccountId(source_id), FEE_PAYABLE_ROLE: payable.id},
                                   {"amount": row["amount"]}, ref=invoice_id))
