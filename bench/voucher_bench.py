@@ -94,6 +94,7 @@ async def _load(url: str, merchants: int, duration_s: float, pause_s: float, war
                                            timeout_s=CLIENT_TIMEOUT_S))
         run_id = uuid.uuid4().hex[:8]
         latencies: list[float] = []
+        measured_orders: list[str] = []  # the creates sent inside the window: their vouchers are the ones counted
         slow: list[tuple[float, int]] = []
         errors = 0
         started = time.perf_counter()
@@ -103,13 +104,15 @@ async def _load(url: str, merchants: int, duration_s: float, pause_s: float, war
         async def create(client: PayEngineClient, n: int, i: int) -> None:
             nonlocal errors
             t0 = time.perf_counter()
+            order_no = f"{run_id}-{n}-{i}"
             try:
-                r = await client.create_payment({"merchant_order_no": f"{run_id}-{n}-{i}", "amount": 1000 + i,
+                r = await client.create_payment({"merchant_order_no": order_no, "amount": 1000 + i,
                                                  "currency": "CNY", "method": "channel", "channel": "wxsim"})
                 ok = r.status == 201
             except (TimeoutError, aiohttp.ClientError):  # counted, and its time still counts as latency
                 ok = False
             if t0 >= measure_from:
+                measured_orders.append(order_no)
                 latencies.append(time.perf_counter() - t0)
                 slow.append((round(t0 - started, 2), round(latencies[-1] * 1000)))
                 errors += not ok
@@ -132,11 +135,16 @@ async def _load(url: str, merchants: int, duration_s: float, pause_s: float, war
     if os.environ.get("BENCH_DEBUG"):  # the slowest creates with their send time, to spot stalls
         print(sorted(slow, key=lambda x: -x[1])[:40], file=sys.stderr)
     latencies.sort()
-    return {"latencies": latencies, "errors": errors, "merchant_ids": [c.merchant_id for c in clients]}
+    return {"latencies": latencies, "errors": errors, "merchant_ids": [c.merchant_id for c in clients],
+            "measured_orders": measured_orders}
 
 
-async def _vouchers(database_url: str, merchant_ids: list[str], warmup_s: float) -> dict[str, Any]:
-    """Wait for the gateway to finish, then read voucher-ready latencies from the database."""
+async def _vouchers(database_url: str, merchant_ids: list[str], measured_orders: list[str]) -> dict[str, Any]:
+    """Wait for the gateway to finish, then read voucher-ready latencies from the database.
+
+    Only the payments whose create was sent inside the measured window count (matched by merchant order
+    number), so ``ready`` can never exceed ``creates``: a window on the server's clock would take in
+    warm-up requests that queued in the client and reached the server late."""
     conn = await asyncpg.connect(database_url)
     try:
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
@@ -148,12 +156,12 @@ async def _vouchers(database_url: str, merchant_ids: list[str], warmup_s: float)
                 break
             await asyncio.sleep(0.5)
         rows = await conn.fetch(
-            "SELECT p.created_at, v.updated_at, v.status FROM payments p JOIN vouchers v ON v.payment_id = p.id"
-            " WHERE p.merchant_id = ANY($1::text[]) ORDER BY p.created_at", merchant_ids)
+            "SELECT p.created_at, v.updated_at, v.status, p.merchant_order_no = ANY($2::text[]) AS measured"
+            " FROM payments p JOIN vouchers v ON v.payment_id = p.id"
+            " WHERE p.merchant_id = ANY($1::text[])", merchant_ids, measured_orders)
     finally:
         await conn.close()
-    first = rows[0]["created_at"]
-    ready = [r for r in rows if r["status"] == "ready" and (r["created_at"] - first).total_seconds() >= warmup_s]
+    ready = [r for r in rows if r["status"] == "ready" and r["measured"]]
     waits = sorted((r["updated_at"] - r["created_at"]).total_seconds() for r in ready)
     span_s = (max(r["updated_at"] for r in ready) - min(r["created_at"] for r in ready)).total_seconds() if ready \
         else 0.0
@@ -168,7 +176,7 @@ def _phase(name: str, env: dict[str, str], port: int, database_url: str, args: a
             _process(["gateway"], env, None) if gateway_process else contextlib.nullcontext():
         load = asyncio.run(_load(f"http://127.0.0.1:{port}", args.merchants, args.duration, args.pause,
                                  args.warmup))
-        vouchers = asyncio.run(_vouchers(database_url, load["merchant_ids"], args.warmup))
+        vouchers = asyncio.run(_vouchers(database_url, load["merchant_ids"], load["measured_orders"]))
     lat = load["latencies"]
     result = {"creates": len(lat), "errors": load["errors"], "create_p50_ms": _percentile(lat, 0.5) * 1000,
               "create_p99_ms": _percentile(lat, 0.99) * 1000, "creates_per_s": len(lat) / args.duration, **vouchers}
