@@ -19,6 +19,7 @@ from engine.app import create_app
 from engine.client import PayEngineClient, create_merchant
 from engine.settings import Settings
 from tests.conftest import Servers
+from tests.serving import serving
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -75,14 +76,8 @@ class AdminHttp:
 async def api(servers: Servers) -> AsyncIterator[Api]:
     settings = Settings(admin_token=ADMIN_TOKEN, bench_noop=True, db_pool_max=80)
     app = create_app(settings, servers.database_url, servers.redis_url)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        yield Api(f"http://127.0.0.1:{port}", settings, session, app)
-    await runner.cleanup()
+    async with serving(app) as served, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        yield Api(served.url, settings, session, app)
 
 
 def order_no() -> str:

@@ -16,7 +16,6 @@ from typing import Any
 
 import requests
 import schemathesis
-from aiohttp import web
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -30,6 +29,7 @@ from engine.client import PayEngineClient
 from engine.settings import Settings
 from tests.api.conftest import ADMIN_TOKEN, Api
 from tests.conftest import Servers
+from tests.serving import serving
 from tests.webhooks.isolated import isolated_servers
 
 EXAMPLES_PER_OPERATION = 25
@@ -104,15 +104,8 @@ async def test_schemathesis_on_the_controls_admin_writes_against_a_private_serve
     settings = Settings(admin_token=ADMIN_TOKEN, webhooks_in_process=False, expiry_in_process=False,
                         gateway_in_process=False, db_pool_max=10)
     async with isolated_servers(servers.database_url, "pe_fuzz_controls") as iso:
-        runner = web.AppRunner(create_app(settings, iso.database_url, iso.redis_url), access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-            failures, fuzzed = await asyncio.to_thread(_fuzz, url, _Sign(None, ADMIN_TOKEN),
+        async with serving(create_app(settings, iso.database_url, iso.redis_url)) as served:
+            failures, fuzzed = await asyncio.to_thread(_fuzz, served.url, _Sign(None, ADMIN_TOKEN),
                                                        lambda method, path: (method, path) in GLOBAL_CONTROL_WRITES)
-        finally:
-            await runner.cleanup()
     assert not failures, "\n\n".join(failures)
     assert fuzzed == GLOBAL_CONTROL_WRITES  # every excluded write exists in the spec and was fuzzed here

@@ -16,7 +16,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 from prometheus_client import REGISTRY
 
 from engine import embedded
@@ -24,6 +23,7 @@ from engine.app import create_app
 from engine.client import PayEngineClient, create_merchant
 from engine.settings import Settings
 from tests.conftest import Servers
+from tests.serving import serving
 
 ADMIN_TOKEN = "ratelimit-admin-token"
 RATE_PER_S, BURST = 4, 4
@@ -48,15 +48,10 @@ async def limited(servers: Servers) -> AsyncIterator[Limited]:
                         rate_limit_timeout_ms=200, webhooks_in_process=False, expiry_in_process=False,
                         gateway_in_process=False, db_pool_max=10)
     app = create_app(settings, servers.database_url, redis.url)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
     try:
-        async with aiohttp.ClientSession() as session:
-            yield Limited(f"http://127.0.0.1:{runner.addresses[0][1]}", session, root / "redis")
+        async with serving(app) as served, aiohttp.ClientSession() as session:
+            yield Limited(served.url, session, root / "redis")
     finally:
-        await runner.cleanup()
         embedded.stop_redis(root / "redis", kill=True)
         shutil.rmtree(root, ignore_errors=True)
 

@@ -18,6 +18,7 @@ from engine.app import BOOKER, create_app
 from engine.settings import Settings
 from tests.buffer.world import open_world, pay
 from tests.conftest import Servers
+from tests.serving import serving
 
 TOKEN = "buffer-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -27,12 +28,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 async def app_url(servers: Servers) -> AsyncIterator[tuple[str, web.Application]]:
     settings = Settings(admin_token=TOKEN, db_pool_max=10, buffer_in_process_flushers=False)
     app = create_app(settings, servers.database_url, servers.redis_url)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}", app
-    await runner.cleanup()
+    async with serving(app) as served:
+        yield served.url, app
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from accounts.model import AccountId
 from buffer.flush_thread import FlusherThread
@@ -24,6 +23,7 @@ from engine.settings import Settings
 from tests.api.conftest import ADMIN_TOKEN, Api, order_no
 from tests.buffer.world import check_ledger, open_world, pay, redis_matches_pg, wait_drained
 from tests.conftest import Servers
+from tests.serving import serving
 from tests.webhooks.isolated import isolated_servers
 
 
@@ -99,27 +99,21 @@ async def test_serve_with_flusher_thread_applies_a_hot_merchants_payments(server
     settings = Settings(admin_token=ADMIN_TOKEN, buffer_flusher_thread=True, db_pool_max=10)
     async with isolated_servers(servers.database_url, "pe_flthread") as iso:
         app = create_app(settings, iso.database_url, iso.redis_url)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        try:
-            async with aiohttp.ClientSession() as session:
-                api = Api(f"http://127.0.0.1:{runner.addresses[0][1]}", settings, session, app)
-                client = await api.merchant(fee_bps=0, hot=True)
-                customer = await api.funded_customer(client, 10_000)
-                for _ in range(5):
-                    paid = await client.create_payment({"merchant_order_no": order_no(), "amount": 700,
-                                                        "currency": "CNY", "method": "wallet",
-                                                        "customer_id": customer})
-                    assert paid.status == 201, paid.body
-                for _ in range(500):
-                    pending = next(a for a in (await client.accounts()).body["data"]
-                                   if a["currency"] == "CNY" and a["role"] == "merchant_pending")
-                    if pending["pending"] == 0:
-                        break
-                    await asyncio.sleep(0.02)
-                assert pending["hot"] and (pending["balance"], pending["pending"]) == (3_500, 0), pending
-        finally:
-            await runner.cleanup()  # stops the flusher thread
+        async with serving(app) as served, aiohttp.ClientSession() as session:
+            api = Api(served.url, settings, session, app)
+            client = await api.merchant(fee_bps=0, hot=True)
+            customer = await api.funded_customer(client, 10_000)
+            for _ in range(5):
+                paid = await client.create_payment({"merchant_order_no": order_no(), "amount": 700,
+                                                    "currency": "CNY", "method": "wallet",
+                                                    "customer_id": customer})
+                assert paid.status == 201, paid.body
+            for _ in range(500):
+                pending = next(a for a in (await client.accounts()).body["data"]
+                               if a["currency"] == "CNY" and a["role"] == "merchant_pending")
+                if pending["pending"] == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert pending["hot"] and (pending["balance"], pending["pending"]) == (3_500, 0), pending
+        # Leaving serving() ran the app's cleanup, which stops the flusher thread.
         assert not any(t.name == "buffer-flushers" and t.is_alive() for t in threading.enumerate())

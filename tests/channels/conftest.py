@@ -19,6 +19,7 @@ from aiohttp import web
 from channels.protocol import Channel, ChannelConfig, NotifyAnswer
 from channels.registry import build_channel
 from channels.sim import RunningSimulator, SimFaults, SimKind, SimProfile, start_simulator
+from tests.serving import serving
 
 FAST_SCHEDULE_S = (0.0, 0.05, 0.05, 0.1, 0.2, 0.4)
 CLIENT_TIMEOUT_S = 0.5
@@ -81,37 +82,30 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def start_rig(http: aiohttp.ClientSession, profile: SimProfile) -> tuple[Rig, web.AppRunner]:
+@contextlib.asynccontextmanager
+async def running_rig(http: aiohttp.ClientSession, kind: SimKind) -> AsyncIterator[Rig]:
+    profile = fast_profile(kind)
     receiver = NotifyReceiver(url="", default=NotifyAnswer(500, "text/plain", b"not ready"))
     receiver_app = web.Application()
     receiver_app.router.add_post("/notify", receiver.handle)
-    runner = web.AppRunner(receiver_app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}/notify"
-    sim = await start_simulator(profile)
-    config = ChannelConfig(
-        name=profile.kind.value,
-        base_url=sim.url,
-        merchant_id=profile.merchant_id,
-        key=profile.key,
-        notify_url=receiver.url,
-        timeout_s=CLIENT_TIMEOUT_S,
-        key_serial=profile.key_serial,
-    )
-    channel = build_channel(http, config)
-    receiver.default = channel.notify_ack()
-    return Rig(sim, channel, receiver, http), runner
-
-
-@contextlib.asynccontextmanager
-async def running_rig(http: aiohttp.ClientSession, kind: SimKind) -> AsyncIterator[Rig]:
-    built, runner = await start_rig(http, fast_profile(kind))
-    try:
-        yield built
-    finally:
-        await built.sim.close()
-        await runner.cleanup()
+    async with serving(receiver_app) as served:
+        receiver.url = f"{served.url}/notify"
+        sim = await start_simulator(profile)
+        try:
+            config = ChannelConfig(
+                name=profile.kind.value,
+                base_url=sim.url,
+                merchant_id=profile.merchant_id,
+                key=profile.key,
+                notify_url=receiver.url,
+                timeout_s=CLIENT_TIMEOUT_S,
+                key_serial=profile.key_serial,
+            )
+            channel = build_channel(http, config)
+            receiver.default = channel.notify_ack()
+            yield Rig(sim, channel, receiver, http)
+        finally:
+            await sim.close()
 
 
 @pytest.fixture(params=[SimKind.WALLET, SimKind.BANK], ids=["wxsim", "banksim"])

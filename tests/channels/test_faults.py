@@ -13,6 +13,7 @@ from aiohttp import web
 from channels.errors import ChannelTimeout, ChannelUnavailable, OrderNotFound
 from channels.protocol import ChannelStatus, VoucherRequest
 from channels.sim import Latency, SimFaults, SimKind, start_simulator
+from tests.serving import serving
 
 from .conftest import Rig, fast_profile
 from .test_channel_flow import voucher
@@ -118,17 +119,12 @@ async def test_notify_base_url_is_used_for_orders_without_a_notify_url(http: aio
 
     app = web.Application()
     app.router.add_post("/channels/banksim/notify", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    sim = await start_simulator(
-        fast_profile(SimKind.BANK), notify_base_url=f"http://127.0.0.1:{runner.addresses[0][1]}"
-    )
-    try:
-        order = sim.runtime.store.create("T-base", 100, "CNY", "x", "", datetime.now(UTC), 60)
-        async with http.post(f"{sim.url}/sim/pay", json={"out_trade_no": order.out_trade_no}) as answer:
-            assert (await answer.json())["notify_sent"] is True
-        assert await asyncio.wait_for(received.get(), 3) == "/channels/banksim/notify"
-    finally:
-        await sim.close()
-        await runner.cleanup()
+    async with serving(app) as served:
+        sim = await start_simulator(fast_profile(SimKind.BANK), notify_base_url=served.url)
+        try:
+            order = sim.runtime.store.create("T-base", 100, "CNY", "x", "", datetime.now(UTC), 60)
+            async with http.post(f"{sim.url}/sim/pay", json={"out_trade_no": order.out_trade_no}) as answer:
+                assert (await answer.json())["notify_sent"] is True
+            assert await asyncio.wait_for(received.get(), 3) == "/channels/banksim/notify"
+        finally:
+            await sim.close()

@@ -14,7 +14,6 @@ import aiohttp
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from engine import embedded
 from engine.app import create_app
@@ -23,6 +22,7 @@ from engine.controls.keys import all_keys_pattern
 from engine.settings import Settings
 from tests.api.conftest import ADMIN_TOKEN, AdminHttp, Api, api
 from tests.conftest import Servers
+from tests.serving import serving
 from tests.webhooks.isolated import isolated_servers
 
 __all__ = ["api"]
@@ -100,18 +100,13 @@ async def private(servers: Servers) -> AsyncIterator[PrivateWorld]:
                         gateway_in_process=False, db_pool_max=20, controls_orphan_sweep_interval_s=3_600)
     async with isolated_servers(servers.database_url, "pe_controls") as iso:
         app = create_app(settings, iso.database_url, iso.redis_url)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        pool = await asyncpg.create_pool(iso.database_url, min_size=1, max_size=10)
-        assert pool is not None
-        redis = aioredis.Redis.from_url(iso.redis_url)
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            async with aiohttp.ClientSession() as session:
-                yield PrivateWorld(Api(f"http://127.0.0.1:{runner.addresses[0][1]}", settings, session, app), pool,
-                                   redis, iso.redis_dir)
-        finally:
-            await redis.aclose()
-            await pool.close()
-            await runner.cleanup()
+        async with serving(app) as served:
+            pool = await asyncpg.create_pool(iso.database_url, min_size=1, max_size=10)
+            assert pool is not None
+            redis = aioredis.Redis.from_url(iso.redis_url)
+            try:
+                async with aiohttp.ClientSession() as session:
+                    yield PrivateWorld(Api(served.url, settings, session, app), pool, redis, iso.redis_dir)
+            finally:
+                await redis.aclose()
+                await pool.close()

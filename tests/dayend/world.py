@@ -28,6 +28,7 @@ from engine.app import create_app
 from engine.client import PayEngineClient, create_merchant
 from engine.gateway.specs import ChannelSpec
 from engine.settings import Settings
+from tests.serving import serving
 
 ADMIN_TOKEN = "dayend-admin-token"
 WX_KEY, BANK_KEY = "de-wallet-key", "de-bank-key"
@@ -118,47 +119,46 @@ async def running_world(database_url: str, redis_url: str, pool: asyncpg.Pool) -
     wx = await start_simulator(_sim_profile(SimKind.WALLET, WX_KEY))
     stale_app = web.Application()
     stale_app.router.add_get("/sim/statements/{day}", _stale_statements)
-    stale = web.AppRunner(stale_app, access_log=None)
-    await stale.setup()
-    await web.TCPSite(stale, "127.0.0.1", 0).start()
-    stale_url = f"http://127.0.0.1:{stale.addresses[0][1]}"
-    bank = await start_simulator(_sim_profile(SimKind.BANK, BANK_KEY))
-    sock = _free_socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = Settings(
-        admin_token=ADMIN_TOKEN, db_pool_max=40, public_url=url, node_lease_s=60,
-        channels=(ChannelSpec("wxsim", "wxsim", wx.url, "sim-merchant", WX_KEY),
-                  ChannelSpec("banksim", "banksim", bank.url, "sim-merchant", BANK_KEY),
-                  ChannelSpec("stale", "wxsim", stale_url, "sim-merchant", WX_KEY, cost_bps=9000)),
-        gateway_poll_interval_ms=5, janitor_interval_ms=600_000, janitor_query_schedule_s=(3600.0,),
-        dayend_poll_ms=50, dayend_drain_timeout_s=60, accounting_date_refresh_ms=100,
-        dayend_at="off",  # these tests run day-end themselves, on dates of their choosing
-        # This world tests the accounting day, not back-pressure (tests/buffer has its own): on a loaded
-        # 2-core machine one process runs clients, API, gateway, simulators and flushers, so let the
-        # hot accounts lag further before refusing.
-        buffer_max_lag_ms=60_000,
-    )
-    app = create_app(settings, database_url, redis_url)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    redis = aioredis.Redis.from_url(redis_url, decode_responses=False)
-    tuning = LiveTuning(pool, BufferTuning(batch_size=2000, flush_interval_ms=20, flusher_concurrency=2,
-                                             max_lag_ms=60_000))
-    flushers = FlushRunner(database_url, redis, tuning, grace_ms=100)
-    stop = asyncio.Event()
-    flushing = asyncio.create_task(flushers.run(stop))
+    bank: RunningSimulator | None = None
     try:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
-            yield World(url, http, pool, database_url, redis_url, {"wxsim": wx, "banksim": bank}, settings)
+        async with serving(stale_app) as stale:
+            bank = await start_simulator(_sim_profile(SimKind.BANK, BANK_KEY))
+            sock = _free_socket()
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            settings = Settings(
+                admin_token=ADMIN_TOKEN, db_pool_max=40, public_url=url, node_lease_s=60,
+                channels=(ChannelSpec("wxsim", "wxsim", wx.url, "sim-merchant", WX_KEY),
+                          ChannelSpec("banksim", "banksim", bank.url, "sim-merchant", BANK_KEY),
+                          ChannelSpec("stale", "wxsim", stale.url, "sim-merchant", WX_KEY, cost_bps=9000)),
+                gateway_poll_interval_ms=5, janitor_interval_ms=600_000, janitor_query_schedule_s=(3600.0,),
+                dayend_poll_ms=50, dayend_drain_timeout_s=60, accounting_date_refresh_ms=100,
+                dayend_at="off",  # these tests run day-end themselves, on dates of their choosing
+                # This world tests the accounting day, not back-pressure (tests/buffer has its own): on a loaded
+                # 2-core machine one process runs clients, API, gateway, simulators and flushers, so let the
+                # hot accounts lag further before refusing.
+                buffer_max_lag_ms=60_000,
+            )
+            app = create_app(settings, database_url, redis_url)
+            async with serving(app, sock=sock):
+                redis = aioredis.Redis.from_url(redis_url, decode_responses=False)
+                tuning = LiveTuning(pool, BufferTuning(batch_size=2000, flush_interval_ms=20, flusher_concurrency=2,
+                                                         max_lag_ms=60_000))
+                flushers = FlushRunner(database_url, redis, tuning, grace_ms=100)
+                stop = asyncio.Event()
+                flushing = asyncio.create_task(flushers.run(stop))
+                try:
+                    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
+                        yield World(url, http, pool, database_url, redis_url, {"wxsim": wx, "banksim": bank},
+                                    settings)
+                finally:
+                    stop.set()
+                    await flushing
+                    await redis.aclose()
     finally:
-        stop.set()
-        await flushing
-        await redis.aclose()
-        await runner.cleanup()
-        await stale.cleanup()
+        # After both servers are down; bank is None only if startup failed before it.
         await wx.close()
-        await bank.close()
+        if bank is not None:
+            await bank.close()
 
 
 def new_ref(prefix: str) -> str:

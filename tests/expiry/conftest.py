@@ -20,6 +20,7 @@ from engine.client import PayEngineClient, create_merchant
 from engine.expiry import EXPIRY, ExpiryQueue
 from engine.settings import Settings
 from tests.conftest import Servers
+from tests.serving import serving
 from tests.webhooks.isolated import Isolated, isolated_servers
 
 ADMIN_TOKEN = "expiry-test-admin-token"
@@ -67,17 +68,13 @@ class ExpiryWorld:
 async def world(servers: Servers) -> AsyncIterator[ExpiryWorld]:
     async with isolated_servers(servers.database_url, "pe_expiry") as iso:
         app = create_app(SETTINGS, iso.database_url, iso.redis_url)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        pool = await asyncpg.create_pool(iso.database_url, min_size=1, max_size=10)
-        assert pool is not None
-        redis = aioredis.Redis.from_url(iso.redis_url)
-        try:
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-                yield ExpiryWorld(f"http://127.0.0.1:{runner.addresses[0][1]}", session, pool, redis, app, iso)
-        finally:
-            await redis.aclose()
-            await pool.close()
-            await runner.cleanup()
+        async with serving(app) as served:
+            pool = await asyncpg.create_pool(iso.database_url, min_size=1, max_size=10)
+            assert pool is not None
+            redis = aioredis.Redis.from_url(iso.redis_url)
+            try:
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                    yield ExpiryWorld(served.url, session, pool, redis, app, iso)
+            finally:
+                await redis.aclose()
+                await pool.close()

@@ -9,6 +9,7 @@ session) and run one at a time; each resets the faults it set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 import uuid
@@ -32,6 +33,7 @@ from engine.gateway.notify import GATEWAY
 from engine.gateway.specs import ChannelSpec
 from engine.settings import Settings
 from tests.conftest import Servers
+from tests.serving import serving
 
 ADMIN_TOKEN = "gateway-test-admin-token"
 FAST_SCHEDULE_S = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
@@ -172,40 +174,34 @@ _SHARED = _Shared()
 
 
 async def _start_world(servers: Servers, pool: asyncpg.Pool) -> tuple[Gw, Callable[[], Awaitable[None]]]:
-    wx = await start_simulator(sim_profile(SimKind.WALLET, WX_KEY))
-    bank = await start_simulator(sim_profile(SimKind.BANK, BANK_KEY))
-    rogue = RogueBank()
-    rogue_app = web.Application()
-    rogue_app.router.add_post("/gateway.do", rogue.handle)
-    rogue_runner = web.AppRunner(rogue_app, access_log=None)
-    await rogue_runner.setup()
-    await web.TCPSite(rogue_runner, "127.0.0.1", 0).start()
-    rogue_url = f"http://127.0.0.1:{rogue_runner.addresses[0][1]}"
-    sock = _free_socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = Settings(
-        admin_token=ADMIN_TOKEN, db_pool_max=40, public_url=url,
-        channels=(ChannelSpec("wxsim", "wxsim", wx.url, "sim-merchant", WX_KEY),
-                  ChannelSpec("banksim", "banksim", bank.url, "sim-merchant", BANK_KEY, cost_bps=80),
-                  ChannelSpec("rogue", "banksim", rogue_url, "sim-merchant", ROGUE_KEY, cost_bps=5000)),
-        gateway_call_timeout_ms=1000, gateway_poll_interval_ms=10, gateway_backoff_base_ms=50,
-        gateway_backoff_max_ms=200, gateway_breaker_failures=3, gateway_breaker_cool_down_ms=1000,
-        janitor_interval_ms=100, janitor_query_schedule_s=QUERY_SCHEDULE_S, gateway_quality_window_s=2,
-    )
-    app = create_app(settings, servers.database_url, servers.redis_url)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    http = aiohttp.ClientSession()
-
-    async def stop() -> None:
-        await http.close()
-        await runner.cleanup()
-        await rogue_runner.cleanup()
-        await wx.close()
-        await bank.close()
-
-    return Gw(url, settings, http, pool, {"wxsim": wx, "banksim": bank}, rogue, app), stop
+    """The world and the coroutine function that stops it: the session, the app, the rogue bank, then wx,
+    then bank (the stack unwinds in reverse order of entry)."""
+    async with contextlib.AsyncExitStack() as stack:
+        wx = await start_simulator(sim_profile(SimKind.WALLET, WX_KEY))
+        bank = await start_simulator(sim_profile(SimKind.BANK, BANK_KEY))
+        stack.push_async_callback(bank.close)
+        stack.push_async_callback(wx.close)
+        rogue = RogueBank()
+        rogue_app = web.Application()
+        rogue_app.router.add_post("/gateway.do", rogue.handle)
+        rogue_served = await stack.enter_async_context(serving(rogue_app))
+        sock = _free_socket()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        settings = Settings(
+            admin_token=ADMIN_TOKEN, db_pool_max=40, public_url=url,
+            channels=(ChannelSpec("wxsim", "wxsim", wx.url, "sim-merchant", WX_KEY),
+                      ChannelSpec("banksim", "banksim", bank.url, "sim-merchant", BANK_KEY, cost_bps=80),
+                      ChannelSpec("rogue", "banksim", rogue_served.url, "sim-merchant", ROGUE_KEY, cost_bps=5000)),
+            gateway_call_timeout_ms=1000, gateway_poll_interval_ms=10, gateway_backoff_base_ms=50,
+            gateway_backoff_max_ms=200, gateway_breaker_failures=3, gateway_breaker_cool_down_ms=1000,
+            janitor_interval_ms=100, janitor_query_schedule_s=QUERY_SCHEDULE_S, gateway_quality_window_s=2,
+        )
+        app = create_app(settings, servers.database_url, servers.redis_url)
+        await stack.enter_async_context(serving(app, sock=sock))
+        http = aiohttp.ClientSession()
+        stack.push_async_callback(http.close)
+        # Started: the caller's stop() unwinds it from here on.
+        return Gw(url, settings, http, pool, {"wxsim": wx, "banksim": bank}, rogue, app), stack.pop_all().aclose
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from engine.client import PayEngineClient
 from engine.webhooks.signing import SIGNATURE_HEADER, verify_signature
 from tests.api.conftest import order_no
 from tests.merchants.conftest import Admin, ref
+from tests.serving import serving
 
 DELIVERY_TIMEOUT_S = 10.0
 
@@ -42,12 +43,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
     app = web.Application()
     app.router.add_post("/hook/{token}", found.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    found.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield found
-    await runner.cleanup()
+    async with serving(app) as served:
+        found.url = served.url
+        yield found
 
 
 async def _pay(client: PayEngineClient) -> None:

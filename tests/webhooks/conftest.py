@@ -24,6 +24,7 @@ from engine.client import PayEngineClient, create_merchant
 from engine.settings import Settings
 from engine.webhooks.signing import SIGNATURE_HEADER, verify_signature
 from tests.conftest import Servers
+from tests.serving import serving
 from tests.webhooks.isolated import isolated_servers
 
 ADMIN_TOKEN = "webhooks-test-admin-token"
@@ -131,23 +132,14 @@ async def world(servers: Servers) -> AsyncIterator[WebhookWorld]:
         receiver = Receiver()
         receiver_app = web.Application()
         receiver_app.router.add_post("/hook/{token}", receiver.handle)
-        receiver_runner = web.AppRunner(receiver_app, access_log=None)
-        await receiver_runner.setup()
-        receiver_site = web.TCPSite(receiver_runner, "127.0.0.1", 0)
-        await receiver_site.start()
-        receiver.url = f"http://127.0.0.1:{receiver_runner.addresses[0][1]}"
-
-        app = create_app(SETTINGS, iso.database_url, iso.redis_url)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        pool = await asyncpg.create_pool(iso.database_url, min_size=1, max_size=10)
-        assert pool is not None
-        try:
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-                yield WebhookWorld(f"http://127.0.0.1:{runner.addresses[0][1]}", session, receiver, pool, app)
-        finally:
-            await pool.close()
-            await runner.cleanup()
-            await receiver_runner.cleanup()
+        async with serving(receiver_app) as receiver_served:
+            receiver.url = receiver_served.url
+            app = create_app(SETTINGS, iso.database_url, iso.redis_url)
+            async with serving(app) as served:
+                pool = await asyncpg.create_pool(iso.database_url, min_size=1, max_size=10)
+                assert pool is not None
+                try:
+                    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                        yield WebhookWorld(served.url, session, receiver, pool, app)
+                finally:
+                    await pool.close()

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp import web
 
 from engine.app import create_app
 from tests.conftest import Servers
+from tests.serving import serving
 from tests.webhooks.conftest import ADMIN_TOKEN, SETTINGS, Receiver, WebhookWorld, eventually
 from tests.webhooks.isolated import isolated_servers
 
@@ -24,19 +24,15 @@ async def quiet_world(servers: Servers, world: WebhookWorld) -> AsyncIterator[tu
     """An API without an in-process worker, on a database of its own, sharing the module's receiver."""
     async with isolated_servers(servers.database_url, "pe_webhooks_proc") as iso:
         app = create_app(SETTINGS.replace(webhooks_in_process=False), iso.database_url, iso.redis_url)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        pool = await asyncpg.create_pool(iso.database_url, min_size=1, max_size=4)
-        assert pool is not None
-        try:
-            async with aiohttp.ClientSession() as session:
-                yield (WebhookWorld(f"http://127.0.0.1:{runner.addresses[0][1]}", session, world.receiver, pool, app),
-                       iso.database_url, iso.redis_url)
-        finally:
-            await pool.close()
-            await runner.cleanup()
+        async with serving(app) as served:
+            pool = await asyncpg.create_pool(iso.database_url, min_size=1, max_size=4)
+            assert pool is not None
+            try:
+                async with aiohttp.ClientSession() as session:
+                    yield (WebhookWorld(served.url, session, world.receiver, pool, app), iso.database_url,
+                           iso.redis_url)
+            finally:
+                await pool.close()
 
 
 async def test_webhooks_process_delivers_what_the_api_wrote(quiet_world: tuple[WebhookWorld, str, str]) -> None:
