@@ -34,6 +34,7 @@ from tests.buffer.world import check_ledger, wait_drained
 from tests.cluster.local_cluster import LocalCluster
 from tests.conftest import Servers
 from tests.databases import private_database
+from tests.serving import serving
 
 ADMIN = "cluster-app-admin"
 PAYMENTS = 60
@@ -50,13 +51,8 @@ async def app_url(servers: Servers, redis_cluster: LocalCluster) -> AsyncIterato
     async with private_database(servers.database_url, "clusterapp") as database_url:
         settings = Settings(admin_token=ADMIN)
         app = create_app(settings, database_url, redis_cluster.seed_url)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        try:
-            yield f"http://127.0.0.1:{runner.addresses[0][1]}", database_url, app
-        finally:
-            await runner.cleanup()
+        async with serving(app) as served:
+            yield served.url, database_url, app
 
 
 async def _admin(session: aiohttp.ClientSession, url: str, method: str, path: str, body: Any) -> Any:

@@ -32,6 +32,7 @@ from engine.settings import Settings
 from tests.conftest import Servers
 from tests.databases import private_database
 from tests.factories import new_txn_no, today
+from tests.serving import serving
 
 ADMIN_TOKEN = "payout-test-admin-token"
 BANK_KEY = "po-bank-key"
@@ -157,18 +158,15 @@ async def world(servers: Servers, payout_db: str) -> AsyncIterator[World]:
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = payout_settings(url, bank.url)
     app = create_app(settings, payout_db, servers.redis_url)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    http = aiohttp.ClientSession()
-    pool = await asyncpg.create_pool(payout_db, min_size=2, max_size=20)
-    assert pool is not None
     try:
-        yield World(url, payout_db, settings, http, pool, bank, app)
+        async with serving(app, sock=sock), aiohttp.ClientSession() as http:
+            pool = await asyncpg.create_pool(payout_db, min_size=2, max_size=20)
+            assert pool is not None
+            try:
+                yield World(url, payout_db, settings, http, pool, bank, app)
+            finally:
+                await pool.close()
     finally:
-        await pool.close()
-        await http.close()
-        await runner.cleanup()
         await bank.close()
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from channels.sim import SimFaults, SimKind, SimProfile, start_simulator
 from engine.app import create_app
@@ -23,6 +22,7 @@ from engine.client import PayEngineClient, create_merchant
 from engine.gateway.specs import ChannelSpec
 from tests.conftest import Servers
 from tests.payouts.conftest import ADMIN_TOKEN, World, _free_socket, eventually, payout_body, payout_settings
+from tests.serving import serving
 
 pytestmark = pytest.mark.slow
 KILL_KEY = "po-kill-key"
@@ -41,9 +41,6 @@ async def test_payout_paid_once_when_the_worker_process_dies_mid_payout(servers:
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     api = create_app(payout_settings(url, sim.url, channels=(spec,), default_channel="pokill",
                                      gateway_in_process=False), world.db_url, servers.redis_url)
-    runner = web.AppRunner(api, access_log=None)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
     env = {**os.environ, "PAYENGINE_DATABASE_URL": world.db_url, "PAYENGINE_REDIS_URL": servers.redis_url,
            "PAYENGINE_CHANNELS": f"pokill=banksim,{sim.url},sim-merchant,{KILL_KEY}",
            "PAYENGINE_HOT_INTERNAL_ACCOUNTS": "0", "PAYENGINE_PAYOUT_LEASE_S": "2",
@@ -51,43 +48,42 @@ async def test_payout_paid_once_when_the_worker_process_dies_mid_payout(servers:
            "PAYENGINE_PAYOUT_NOT_FOUND_SAFE_S": "1", "PAYENGINE_GATEWAY_CALL_TIMEOUT_MS": "30000",
            "PAYENGINE_LOG_LEVEL": "WARNING"}
     first = second = None
-    async with aiohttp.ClientSession() as http:
-        async def sim_json(method: str, path: str, body: Any = None) -> Any:
-            async with http.request(method, sim.url + path, json=body) as r:
-                assert r.status == 200, await r.text()
-                return await r.json()
+    try:
+        async with serving(api, sock=sock), aiohttp.ClientSession() as http:
+            async def sim_json(method: str, path: str, body: Any = None) -> Any:
+                async with http.request(method, sim.url + path, json=body) as r:
+                    assert r.status == 200, await r.text()
+                    return await r.json()
 
-        try:
-            created = await create_merchant(url, ADMIN_TOKEN, {"name": "kill", "currencies": ["CNY"]}, http)
-            client = PayEngineClient(url, created["id"], created["secret"], session=http, retries_max=0)
-            customer = (await client.create_customer("ext-kill", "CNY")).body["id"]
-            assert (await client.topup(customer, 10_000, "tu-kill")).status == 201
-            funds_before = (await sim_json("GET", "/sim/admin/payout-funds"))["funds_minor"]
-            await sim_json("PUT", "/sim/admin/faults", {"payout_timeout_rate": 1.0})  # accepted, answer hangs
-            payout = (await client.create_payout(payout_body(7_000, customer_id=customer))).body
-            assert payout["channel"] == "pokill", payout
-            first = _gateway(env)
+            try:
+                created = await create_merchant(url, ADMIN_TOKEN, {"name": "kill", "currencies": ["CNY"]}, http)
+                client = PayEngineClient(url, created["id"], created["secret"], session=http, retries_max=0)
+                customer = (await client.create_customer("ext-kill", "CNY")).body["id"]
+                assert (await client.topup(customer, 10_000, "tu-kill")).status == 201
+                funds_before = (await sim_json("GET", "/sim/admin/payout-funds"))["funds_minor"]
+                await sim_json("PUT", "/sim/admin/faults", {"payout_timeout_rate": 1.0})  # accepted, answer hangs
+                payout = (await client.create_payout(payout_body(7_000, customer_id=customer))).body
+                assert payout["channel"] == "pokill", payout
+                first = _gateway(env)
 
-            async def accepted_at_channel() -> bool:
-                async with http.get(f"{sim.url}/sim/admin/payouts/{payout['txn_no']}") as r:
-                    return r.status == 200
+                async def accepted_at_channel() -> bool:
+                    async with http.get(f"{sim.url}/sim/admin/payouts/{payout['txn_no']}") as r:
+                        return r.status == 200
 
-            await eventually(accepted_at_channel, 30.0)
-            first.send_signal(signal.SIGKILL)
-            first.wait(timeout=10)
-            async with world.pool.acquire() as conn:
-                assert await conn.fetchval("SELECT status FROM payouts WHERE id = $1", payout["id"]) == "sending"
-            assert await world.entries(payout["id"]) == ["PAYOUT_FREEZE"]
-            await sim_json("PUT", "/sim/admin/faults", {})
-            second = _gateway(env)
-            done = await world.wait_payout(client, payout["id"], timeout_s=30)
-        finally:
-            for proc in (first, second):
-                if proc is not None and proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    proc.wait(timeout=30)
-            await runner.cleanup()
-            await sim.close()
+                await eventually(accepted_at_channel, 30.0)
+                first.send_signal(signal.SIGKILL)
+                first.wait(timeout=10)
+                async with world.pool.acquire() as conn:
+                    assert await conn.fetchval("SELECT status FROM payouts WHERE id = $1", payout["id"]) == "sending"
+                assert await world.entries(payout["id"]) == ["PAYOUT_FREEZE"]
+                await sim_json("PUT", "/sim/admin/faults", {})
+                second = _gateway(env)
+                done = await world.wait_payout(client, payout["id"], timeout_s=30)
+            finally:
+                for proc in (first, second):
+                    if proc is not None and proc.poll() is None:
+                        proc.send_signal(signal.SIGTERM)
+                        proc.wait(timeout=30)
         assert done["status"] == "succeeded", done
         async with world.pool.acquire() as conn:
             row = await conn.fetchrow("SELECT sends, attempts FROM payouts WHERE id = $1", payout["id"])
@@ -97,3 +93,5 @@ async def test_payout_paid_once_when_the_worker_process_dies_mid_payout(servers:
         assert sim.runtime.payouts.funds_minor == funds_before - 7_000  # the money left once
         assert await world.balance(customer, "customer_wallet") == 3_000
         assert await world.balance(customer, "customer_frozen") == 0
+    finally:
+        await sim.close()
