@@ -4,6 +4,7 @@ customer and the merchant live on their own nodes, and limits hold under concurr
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -12,14 +13,32 @@ from redis.asyncio.cluster import RedisCluster
 
 from engine.controls import Attempt, ControlGate, LimitExceeded, keys
 from engine.controls.limits import LimitRule
+from engine.redis_client import create_redis
 from tests.cluster.conftest import cluster_client, redis_cluster
+from tests.cluster.local_cluster import LocalCluster
 from tests.controls.test_gate_limits import set_limits
 from tests.factories import rand_id, today
 
 __all__ = ["cluster_client", "redis_cluster"]
 
 
-async def test_limits_hold_on_a_redis_cluster(pool: asyncpg.Pool, cluster_client: Any) -> None:
+@pytest.fixture
+async def fresh_client(redis_cluster: LocalCluster) -> AsyncIterator[Any]:
+    """A client of this test's own, with the engine's timeouts (PAYENGINE_REDIS_TIMEOUT_S, 10 s) instead of the
+    session client's 5 s / 2 s. When a command to a node times out or meets a closed connection, redis-py 8.1
+    disconnects that node's free connections while concurrent commands are taking them ("'NoneType' object
+    has no attribute 'writelines'"), which the gate reports, correctly, as ControlsUnavailable (refused,
+    retryable). On a loaded CI machine the burst below opening 60 connections at once met the 2 s connect
+    timeout that way; that is behaviour under a struggling Redis, not what this test measures."""
+    client = create_redis(redis_cluster.seed_url, max_connections=1024, socket_timeout=10, socket_connect_timeout=10)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def test_limits_hold_on_a_redis_cluster(pool: asyncpg.Pool, fresh_client: Any) -> None:
+    cluster_client = fresh_client
     assert isinstance(cluster_client, RedisCluster)
     gate = ControlGate(pool, cluster_client, today=today, blocklist_secret="test", config_ttl_s=0.0)
     merchant, customer = rand_id("mch"), rand_id("cus")
