@@ -24,7 +24,7 @@ from bench.servers import fresh_servers
 from bench.workload import SHAPES
 
 # No "buffer" here: hot-merchant and db-latency already run its modes, and their headlines carry its keys.
-FULL = ("hot-merchant", "db-latency", "flush-sweep", "split", "api", "voucher", "dayend")
+FULL = ("hot-merchant", "db-latency", "flush-sweep", "drain", "split", "api", "voucher", "dayend")
 SMOKE = ("hot-merchant", "db-latency")
 
 
@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                         " entry alone in one statement (entry)")
     p.add_argument("--sweep-batches", default="10,100,1000", help="flush-sweep batch sizes")
     p.add_argument("--sweep-intervals", default="5,20,100", help="flush-sweep flush intervals, ms")
+    p.add_argument("--drain-batches", default="100,1000,5000", help="drain: batch sizes, one backlog each")
+    p.add_argument("--drain-payments", type=int, default=5000, help="drain: payments booked before flushing")
     p.add_argument("--database-url", default=os.environ.get("PAYENGINE_DATABASE_URL", ""),
                    help="use this PostgreSQL instead of a fresh embedded one")
     p.add_argument("--redis-url", default=os.environ.get("PAYENGINE_REDIS_URL", ""),
@@ -100,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                    tuple(m for m in args.modes.split(",") if m), args.flushers, args.workload,
                    extra={"smoke": args.smoke,
                           "sweep_batches": [int(x) for x in args.sweep_batches.split(",") if x],
-                          "sweep_intervals": [int(x) for x in args.sweep_intervals.split(",") if x]})
+                          "sweep_intervals": [int(x) for x in args.sweep_intervals.split(",") if x],
+                          "drain_batches": [int(x) for x in args.drain_batches.split(",") if x],
+                          "drain_payments": args.drain_payments})
     info = machine_info(args.database_url)
     started = time.monotonic()
     results, failed = uvloop.run(_run(names, opts))

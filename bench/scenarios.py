@@ -163,10 +163,17 @@ async def flush_sweep(opts: Options) -> dict[str, Any]:
     return await run(opts)
 
 
+async def drain(opts: Options) -> dict[str, Any]:
+    from bench.drain import drain as run  # it builds on this module's Options
+
+    return await run(opts)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "hot-merchant": hot_merchant,
     "db-latency": db_latency,
     "flush-sweep": flush_sweep,
+    "drain": drain,
     "buffer": buffer,
     "split": external("bench-split", "split"),
     "api": external("bench-api", "api"),

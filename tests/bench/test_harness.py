@@ -29,6 +29,7 @@ from bench.workload import AMOUNT_MINOR, CURRENCY, FEE_MINOR, Payer, open_worklo
 from engine.booking import Booker
 from engine.txn_no import TxnNoGenerator
 from tests.conftest import Servers
+from tests.databases import private_database
 
 REPO = Path(__file__).resolve().parents[2]
 # System code 98 is the bench's: its transaction numbers never collide with the tests' (99). One
@@ -134,3 +135,24 @@ def test_smoke_cli_lists_scenarios() -> None:
                           check=True, timeout=60)
     for name in ("hot-merchant", "db-latency", "flush-sweep", "--smoke"):
         assert name in done.stdout
+
+
+async def test_drain_times_one_flusher_over_a_backlog_and_restores_the_tuning(servers: Servers) -> None:
+    from bench.drain import drain
+    from bench.scenarios import Options
+
+    # A database of its own: the stored tuning changes for the run, and no other app's flusher may take
+    # the account before the timed one does.
+    async with private_database(servers.database_url, "drain") as url:
+        result = await drain(Options(url, servers.redis_url, extra={"drain_batches": [10, 100],
+                                                                   "drain_payments": 60, "drain_timeout_s": 60}))
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM buffer_settings") == 0  # put back as it was
+            assert await conn.fetchval("SELECT count(*) FROM journal_legs WHERE status = 'buffered'") == 0
+        finally:
+            await conn.close()
+    assert [(p["batch_size"], p["legs"]) for p in result["points"]] == [(10, 60), (100, 60)]
+    assert all(p["legs_per_s"] > 0 for p in result["points"])
+    assert result["headline"]["money_checks"] == "ok" and set(result["headline"]) >= {"b10_legs_per_s",
+                                                                                       "b100_legs_per_s"}
