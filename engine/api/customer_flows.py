@@ -8,7 +8,7 @@ import msgspec
 
 from accounts.model import Account
 from accounts.rules import build_entry
-from accounts.store import accounts_of_owner, get_account, pending_net, statement
+from accounts.store import Conn, accounts_of_owner, get_account, pending_net, statement
 from engine.api import wire
 from engine.api.context import ApiContext
 from engine.api.payment_flows import IdemSlot, Outcome
@@ -59,9 +59,11 @@ async def create_topup(ctx: ApiContext, booker: Booker, merchant: MerchantRecord
     return Outcome(201, msgspec.json.encode(view), False)
 
 
-async def _account_view(ctx: ApiContext, parent: Account, subs: list[Account]) -> wire.Account:
-    async with ctx.pool.acquire() as conn:
-        pending_of = {a.id: (await pending_net(conn, a.id) if a.hot else 0) for a in (parent, *subs)}
+async def _account_view(conn: Conn, parent: Account, subs: list[Account]) -> wire.Account:
+    """Call inside the snapshot the accounts were read in: a flush moves a leg from pending into the
+    balance in one transaction, so balance and pending read in different snapshots could miss or
+    double-count it."""
+    pending_of = {a.id: (await pending_net(conn, a.id) if a.hot else 0) for a in (parent, *subs)}
     balance = parent.balance_minor + sum(s.balance_minor for s in subs)
     pending = sum(pending_of.values())
     frozen = parent.frozen_minor + sum(s.frozen_minor for s in subs)
@@ -71,26 +73,29 @@ async def _account_view(ctx: ApiContext, parent: Account, subs: list[Account]) -
 
 
 async def list_accounts(ctx: ApiContext, merchant: MerchantRecord) -> wire.AccountList:
-    async with ctx.pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         owned = await accounts_of_owner(conn, merchant.id)
-    parents = [a for a in owned if a.parent_id is None]
-    return wire.AccountList([await _account_view(ctx, p, [a for a in owned if a.parent_id == p.id])
-                             for p in parents])
+        return wire.AccountList([await _account_view(conn, p, [a for a in owned if a.parent_id == p.id])
+                                 for p in owned if p.parent_id is None])
 
 
-async def _own_account(ctx: ApiContext, merchant: MerchantRecord, account_id: str) -> Account:
-    async with ctx.pool.acquire() as conn:
-        account = await get_account(conn, account_id)
+def _owned(account: Account | None, merchant: MerchantRecord, account_id: str) -> Account:
+    """The merchant's own top-level account, or NotFound (another owner's account is not revealed)."""
     if account is None or account.owner_id != merchant.id or account.parent_id is not None:
         raise NotFound("account", account_id)
     return account
 
 
-async def get_account_view(ctx: ApiContext, merchant: MerchantRecord, account_id: str) -> wire.Account:
-    account = await _own_account(ctx, merchant, account_id)
+async def _own_account(ctx: ApiContext, merchant: MerchantRecord, account_id: str) -> Account:
     async with ctx.pool.acquire() as conn:
+        return _owned(await get_account(conn, account_id), merchant, account_id)
+
+
+async def get_account_view(ctx: ApiContext, merchant: MerchantRecord, account_id: str) -> wire.Account:
+    async with ctx.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        account = _owned(await get_account(conn, account_id), merchant, account_id)
         subs = [a for a in await accounts_of_owner(conn, merchant.id) if a.parent_id == account.id]
-    return await _account_view(ctx, account, subs)
+        return await _account_view(conn, account, subs)
 
 
 async def account_statement(ctx: ApiContext, merchant: MerchantRecord, account_id: str,

@@ -111,6 +111,9 @@ async def test_serve_with_flusher_thread_applies_a_hot_merchants_payments(server
             for _ in range(500):
                 pending = next(a for a in (await client.accounts()).body["data"]
                                if a["currency"] == "CNY" and a["role"] == "merchant_pending")
+                # One snapshot per read: a flush landing between reading the balance and the buffered legs
+                # would otherwise show the money in neither (or both).
+                assert pending["projected"] == pending["balance"] + pending["pending"] == 3_500, pending
                 if pending["pending"] == 0:
                     break
                 await asyncio.sleep(0.02)
