@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -163,6 +164,7 @@ def main() -> int:
 
             embedded.stop_redis(data_dir / "redis")
             embedded.stop_postgres(data_dir / "pg")
+        shutil.rmtree(data_dir, ignore_errors=True)  # ~130 MB of PostgreSQL files per run otherwise
     result = dict(runs[counts[0]])
     if len(counts) > 1:
         for workers, one in runs.items():
