@@ -20,7 +20,8 @@ from typing import Any
 
 from bench.context import bench_context
 from bench.modes import BenchContext
-from bench.money import buffered_legs, check_money
+from bench.modes_hot import stored_tuning_put_back
+from bench.money import buffered_legs, check_money, wait_drained
 from bench.scenarios import Options
 from bench.workload import Payer, WorkloadAccounts, open_workload
 from engine.booking import Booker
@@ -32,9 +33,10 @@ DRAIN_TIMEOUT_S = 300.0
 POLL_S = 0.005  # the drain is timed to within this
 
 
-async def _queue(ctx: BenchContext, accounts: WorkloadAccounts, booker: Booker, payments: int, label: str) -> float:
+async def _queue(ctx: BenchContext, accounts: WorkloadAccounts, booker: Booker, payments: int, label: str,
+                 shape: str) -> float:
     """Book ``payments`` payments with no flusher running; returns the seconds it took."""
-    payer = Payer(accounts, booker, ctx.txn_nos)
+    payer = Payer(accounts, booker, ctx.txn_nos, shape)
     left = payments
     started = time.monotonic()
 
@@ -73,7 +75,7 @@ async def _drain_one(ctx: BenchContext, batch_size: int, payments: int, workload
                                              max_depth=10_000_000, flusher_concurrency=1))
     tuning = LiveTuning(ctx.pool, BufferTuning())
     booker = Booker(ctx.pool, RedisHotLegSink(ctx.pool, ctx.redis, tuning))
-    queue_s = await _queue(ctx, accounts, booker, payments, label)
+    queue_s = await _queue(ctx, accounts, booker, payments, label, workload)
     backlog = await buffered_legs(ctx.pool, [hot])
     print(f"  [{label}] {backlog} legs queued on one account in {queue_s:.1f}s; starting one flusher worker",
           file=sys.stderr, flush=True)
@@ -87,16 +89,7 @@ async def _drain_one(ctx: BenchContext, batch_size: int, payments: int, workload
             if time.monotonic() > deadline or task.done():
                 raise RuntimeError(f"{label}: the flusher never took the account")
             await asyncio.sleep(POLL_S)
-        owned_at = last_report = time.monotonic()
-        while (left := await buffered_legs(ctx.pool, [hot])) > 0:
-            now = time.monotonic()
-            if now > deadline:
-                raise RuntimeError(f"{label}: {left} legs still buffered after {timeout_s:.0f}s")
-            if now - last_report >= 1.0:
-                last_report = now
-                print(f"  [{label}] draining: {backlog - left} of {backlog} applied", file=sys.stderr, flush=True)
-            await asyncio.sleep(POLL_S)
-        seconds = time.monotonic() - owned_at
+        seconds = await wait_drained(ctx.pool, [hot], timeout_s, poll_s=POLL_S)
     finally:
         stop.set()
         await task
@@ -110,20 +103,9 @@ async def drain(opts: Options) -> dict[str, Any]:
     batches = tuple(opts.extra.get("drain_batches") or BATCH_SIZES)
     payments = int(opts.extra.get("drain_payments") or PAYMENTS)
     timeout_s = float(opts.extra.get("drain_timeout_s") or DRAIN_TIMEOUT_S)
-    async with bench_context(opts.database_url, opts.redis_url, QUEUE_CONCURRENCY + 16) as ctx:
-        from buffer.tuning import BufferTuning, load_tuning, save_tuning
-
-        async with ctx.pool.acquire() as conn:
-            had_row = await conn.fetchval("SELECT count(*) FROM buffer_settings") > 0
-            before = await load_tuning(conn, BufferTuning())
-        try:
-            points = [await _drain_one(ctx, b, payments, opts.workload, timeout_s) for b in batches]
-        finally:
-            async with ctx.pool.acquire() as conn:
-                if had_row:
-                    await save_tuning(conn, before)
-                else:
-                    await conn.execute("DELETE FROM buffer_settings")
+    async with bench_context(opts.database_url, opts.redis_url, QUEUE_CONCURRENCY + 16) as ctx, \
+            stored_tuning_put_back(ctx.pool):
+        points = [await _drain_one(ctx, b, payments, opts.workload, timeout_s) for b in batches]
     print("\ndrain: one flusher worker, one hot account, backlog booked first")
     print(f"{'batch size':>10} {'legs':>8} {'drain s':>8} {'legs/s':>9}")
     for p in points:

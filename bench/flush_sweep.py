@@ -15,7 +15,7 @@ from typing import Any
 from bench.context import bench_context
 from bench.hot_merchant import run_hot_merchant_modes
 from bench.modes import BenchContext
-from bench.modes_hot import HotMode
+from bench.modes_hot import HotMode, stored_tuning_put_back
 from bench.report import RESULTS_DIR
 from bench.scenarios import Options
 from bench.workload import WorkloadAccounts
@@ -50,21 +50,10 @@ async def flush_sweep(opts: Options) -> dict[str, Any]:
     if reason:
         print(f"[flush-sweep] SKIPPED: {reason}", file=sys.stderr, flush=True)
         return {"scenario": "flush-sweep", "modes": {}, "headline": {"scenario": "flush-sweep", "skipped": reason}}
-    async with bench_context(opts.database_url, opts.redis_url, opts.concurrency + 16, opts.flushers) as ctx:
-        from buffer.tuning import BufferTuning, load_tuning, save_tuning
-
-        async with ctx.pool.acquire() as conn:
-            had_row = await conn.fetchval("SELECT count(*) FROM buffer_settings") > 0
-            before = await load_tuning(conn, BufferTuning())
-        try:
-            result = await run_hot_merchant_modes(ctx, modes, opts.concurrency, opts.duration_s, rounds=1,
-                                                  label="flush-sweep", shape=opts.workload)
-        finally:
-            async with ctx.pool.acquire() as conn:
-                if had_row:
-                    await save_tuning(conn, before)
-                else:
-                    await conn.execute("DELETE FROM buffer_settings")
+    async with bench_context(opts.database_url, opts.redis_url, opts.concurrency + 16, opts.flushers) as ctx, \
+            stored_tuning_put_back(ctx.pool):
+        result = await run_hot_merchant_modes(ctx, modes, opts.concurrency, opts.duration_s, rounds=1,
+                                              label="flush-sweep", shape=opts.workload)
     points = result["modes"]
     best = max(points, key=lambda name: points[name]["per_s"])
     low_lag = min(points, key=lambda name: points[name]["flush_lag_p99_ms"])

@@ -13,9 +13,13 @@ import asyncio
 import importlib.util
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import asyncpg
 
 from bench.load import Sampler
 from bench.modes import BenchContext
@@ -153,6 +157,25 @@ class HotMode:
 
     def samplers(self) -> dict[str, Sampler]:
         return {"redis_depth": self._redis_depth} if self._redis_depth is not None else {}
+
+
+@asynccontextmanager
+async def stored_tuning_put_back(pool: asyncpg.Pool) -> AsyncIterator[None]:
+    """For a scenario that stores its own live tuning (``buffer_settings``, what ``payengine buffer tune``
+    writes): afterwards the stored tuning is what it was, or absent again if there was none."""
+    from buffer.tuning import BufferTuning, load_tuning, save_tuning
+
+    async with pool.acquire() as conn:
+        had_row = await conn.fetchval("SELECT count(*) FROM buffer_settings") > 0
+        before = await load_tuning(conn, BufferTuning())
+    try:
+        yield
+    finally:
+        async with pool.acquire() as conn:
+            if had_row:
+                await save_tuning(conn, before)
+            else:
+                await conn.execute("DELETE FROM buffer_settings")
 
 
 def buffered_mode() -> HotMode:

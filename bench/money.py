@@ -45,8 +45,10 @@ async def buffered_legs(pool: asyncpg.Pool, account_ids: Sequence[str]) -> int:
             "SELECT count(*) FROM journal_legs WHERE account_id = ANY($1::text[]) AND status = 'buffered'", ids))
 
 
-async def wait_drained(pool: asyncpg.Pool, account_ids: Sequence[str], timeout_s: float = DRAIN_TIMEOUT_S) -> float:
-    """Wait until no leg on these accounts is still buffered; returns seconds waited, raises past the bound."""
+async def wait_drained(pool: asyncpg.Pool, account_ids: Sequence[str], timeout_s: float = DRAIN_TIMEOUT_S,
+                       poll_s: float = 0.05) -> float:
+    """Wait until no leg on these accounts is still buffered; returns seconds waited (to within ``poll_s``),
+    raises past the bound."""
     started = time.monotonic()
     last_report = started
     while True:
@@ -59,7 +61,7 @@ async def wait_drained(pool: asyncpg.Pool, account_ids: Sequence[str], timeout_s
         if time.monotonic() - last_report >= 1.0:
             print(f"  draining: {left} legs buffered after {waited:.1f}s", file=sys.stderr, flush=True)
             last_report = time.monotonic()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(poll_s)
 
 
 async def check_money(pool: asyncpg.Pool, scope: MoneyScope,
