@@ -14,29 +14,25 @@ no enqueue failed and nothing was re-enqueued.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import asyncpg
-import msgspec
 import pytest
-from aiohttp import web
 from prometheus_client import REGISTRY
 from redis.asyncio.cluster import RedisCluster
 
 from accounts.store import trial_balance
 from engine.app import REDIS, create_app
-from engine.client import PayEngineClient, create_merchant
 from engine.settings import Settings
+from tests.api.conftest import ADMIN_TOKEN, AdminHttp, Api
 from tests.buffer.world import check_ledger, wait_drained
 from tests.cluster.local_cluster import LocalCluster
 from tests.conftest import Servers
 from tests.databases import private_database
 from tests.serving import serving
 
-ADMIN = "cluster-app-admin"
 PAYMENTS = 60
 AMOUNT = 1_000
 
@@ -47,57 +43,43 @@ def _counter(name: str) -> float:
 
 
 @pytest.fixture
-async def app_url(servers: Servers, redis_cluster: LocalCluster) -> AsyncIterator[tuple[str, str, web.Application]]:
+async def cluster_api(servers: Servers, redis_cluster: LocalCluster) -> AsyncIterator[tuple[Api, str]]:
     async with private_database(servers.database_url, "clusterapp") as database_url:
-        settings = Settings(admin_token=ADMIN)
+        settings = Settings(admin_token=ADMIN_TOKEN)
         app = create_app(settings, database_url, redis_cluster.seed_url)
-        async with serving(app) as served:
-            yield served.url, database_url, app
-
-
-async def _admin(session: aiohttp.ClientSession, url: str, method: str, path: str, body: Any) -> Any:
-    headers = {"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"}
-    async with session.request(method, url + path, data=msgspec.json.encode(body), headers=headers) as resp:
-        assert resp.status == 200, await resp.text()
-        return await resp.json()
+        async with serving(app) as served, aiohttp.ClientSession() as session:
+            yield Api(served.url, settings, session, app), database_url
 
 
 async def test_payments_refunds_and_limits_through_the_api_on_a_redis_cluster(
-        app_url: tuple[str, str, web.Application]) -> None:
-    url, database_url, app = app_url
-    assert isinstance(app[REDIS], RedisCluster)
+        cluster_api: tuple[Api, str]) -> None:
+    api, database_url = cluster_api
+    assert isinstance(api.app[REDIS], RedisCluster)
     failures_before = _counter("payengine_buffer_enqueue_failures_total")
     recovered_before = _counter("payengine_buffer_recovery_reenqueued_total")
-    async with aiohttp.ClientSession() as session:
-        created = await create_merchant(url, ADMIN, {"name": "cluster merchant", "currencies": ["CNY"],
-                                                     "fee_bps": 60, "hot": True}, session)
-        client = PayEngineClient(url, created["id"], created["secret"], session=session)
-        # Counted by the controls' Lua scripts on the merchant's slot: one payment more than allowed is refused.
-        await _admin(session, url, "PUT", f"/admin/merchants/{client.merchant_id}/limits",
-                     {"limits": [{"scope": "merchant", "window": "daily", "count_max": PAYMENTS}]})
-        customers = []
-        for _ in range(6):
-            made = await client.create_customer("ext-" + uuid.uuid4().hex)
-            assert made.status == 201, made.body
-            customers.append(made.body["id"])
-            topped = await client.topup(made.body["id"], 100 * AMOUNT, "tu-" + uuid.uuid4().hex)
-            assert topped.status == 201, topped.body
+    client = await api.merchant(name="cluster merchant", currencies=["CNY"], hot=True)
+    # Counted by the controls' Lua scripts on the merchant's slot: one payment more than allowed is refused.
+    limited = await AdminHttp(api).call("PUT", f"/admin/merchants/{client.merchant_id}/limits",
+                                        {"limits": [{"scope": "merchant", "window": "daily",
+                                                     "count_max": PAYMENTS}]})
+    assert limited.status == 200, limited.body
+    customers = [await api.funded_customer(client, 100 * AMOUNT) for _ in range(6)]
 
-        async def pay(i: int) -> Any:
-            body = {"merchant_order_no": f"ord-{i}", "amount": AMOUNT + i, "currency": "CNY", "method": "wallet",
-                    "customer_id": customers[i % len(customers)]}
-            return await client.create_payment(body, idempotency_key=f"idem-{i}")
+    async def pay(i: int) -> Any:
+        body = {"merchant_order_no": f"ord-{i}", "amount": AMOUNT + i, "currency": "CNY", "method": "wallet",
+                "customer_id": customers[i % len(customers)]}
+        return await client.create_payment(body, idempotency_key=f"idem-{i}")
 
-        paid = await asyncio.gather(*(pay(i) for i in range(PAYMENTS)))
-        assert [r.status for r in paid] == [201] * PAYMENTS, [r.body for r in paid if r.status != 201][:3]
-        replay = await pay(0)  # the same key and body: the stored answer, not a second payment
-        assert (replay.status, replay.body["id"]) == (201, paid[0].body["id"])
-        over = await pay(PAYMENTS)
-        assert (over.status, over.error_code) == (402, "limit_exceeded"), over.body
+    paid = await asyncio.gather(*(pay(i) for i in range(PAYMENTS)))
+    assert [r.status for r in paid] == [201] * PAYMENTS, [r.body for r in paid if r.status != 201][:3]
+    replay = await pay(0)  # the same key and body: the stored answer, not a second payment
+    assert (replay.status, replay.body["id"]) == (201, paid[0].body["id"])
+    over = await pay(PAYMENTS)
+    assert (over.status, over.error_code) == (402, "limit_exceeded"), over.body
 
-        refunds = await asyncio.gather(*(client.refund(p.body["id"], 300, f"rf-{i}")
-                                         for i, p in enumerate(paid[:20])))
-        assert [r.status for r in refunds] == [201] * 20, [r.body for r in refunds if r.status != 201][:3]
+    refunds = await asyncio.gather(*(client.refund(p.body["id"], 300, f"rf-{i}")
+                                     for i, p in enumerate(paid[:20])))
+    assert [r.status for r in refunds] == [201] * 20, [r.body for r in refunds if r.status != 201][:3]
 
     conn = await asyncpg.connect(database_url)
     try:
