@@ -104,7 +104,10 @@ async def test_close_closes_an_unpaid_payment_once_and_refuses_a_paid_one(api: A
         kinds = {r["kind"] for r in await conn.fetch("SELECT kind FROM jobs WHERE ref_id = $1", created.body["id"])}
         voucher_moves = await transitions_of(conn, created.body["voucher"]["id"])
     assert kinds == {"close_order"}
-    assert [(t.from_status, t.to_status) for t in voucher_moves] == [("pending", "expired")]
+    # The app's voucher worker may issue the channel order before the close lands; both histories are legal,
+    # and either way the voucher ends expired exactly once.
+    assert [(t.from_status, t.to_status) for t in voucher_moves] in (
+        [("pending", "expired")], [("pending", "ready"), ("ready", "expired")])
     customer = await api.funded_customer(client, 100)
     paid = await client.create_payment(wallet_payment(customer, 100))
     refused = await client.close_payment(paid.body["id"])
