@@ -80,19 +80,17 @@ async def _drain_one(ctx: BenchContext, batch_size: int, payments: int, workload
     print(f"  [{label}] {backlog} legs queued on one account in {queue_s:.1f}s; starting one flusher worker",
           file=sys.stderr, flush=True)
 
-    stop = asyncio.Event()
     runner = FlushRunner(ctx.database_url, ctx.redis, tuning, only_accounts=[hot], grace_ms=60_000)
-    task = asyncio.create_task(runner.run(stop), name=f"bench-{label}")
+    runner.start(f"bench-{label}")
     try:
         deadline = time.monotonic() + timeout_s
         while hot not in runner.owned:  # timed from the moment the worker owns the account
-            if time.monotonic() > deadline or task.done():
+            if time.monotonic() > deadline or runner.ended:
                 raise RuntimeError(f"{label}: the flusher never took the account")
             await asyncio.sleep(POLL_S)
         seconds = await wait_drained(ctx.pool, [hot], timeout_s, poll_s=POLL_S)
     finally:
-        stop.set()
-        await task
+        await runner.stop()
     money = await check_money(ctx.pool, accounts.money_scope())
     print(f"[{label}] money checks ok ({money.get('entries', '?')} entries)", file=sys.stderr, flush=True)
     return {"batch_size": batch_size, "legs": backlog, "queue_s": round(queue_s, 2),

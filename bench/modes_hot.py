@@ -29,6 +29,7 @@ from engine.booking import Booker
 
 if TYPE_CHECKING:
     from buffer.flush_thread import FlusherThread
+    from buffer.runner import FlushRunner
 
 OWN_TIMEOUT_S = 10.0
 REPO = Path(__file__).resolve().parent.parent
@@ -55,8 +56,7 @@ class HotMode:
         self.name = "+".join(p for p in ("buffered" if buffered else "", base) if p)
         self.shared = True
         self.family: list[str] = []  # every account id the flushers own (parents and subs)
-        self._stop: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._runner: FlushRunner | None = None
         self._thread: FlusherThread | None = None
         self._redis_depth: Sampler | None = None
         self._proc: asyncio.subprocess.Process | None = None
@@ -104,10 +104,9 @@ class HotMode:
                 self._thread.start()
                 flushers: FlusherThread | FlushRunner = self._thread
             else:  # as `payengine serve` runs them by default: on this event loop
-                self._stop = asyncio.Event()
-                runner = FlushRunner(ctx.database_url, ctx.redis, tuning, only_accounts=self.family)
-                self._task = asyncio.create_task(runner.run(self._stop), name=f"bench-flushers-{self.name}")
-                flushers = runner
+                self._runner = FlushRunner(ctx.database_url, ctx.redis, tuning, only_accounts=self.family)
+                self._runner.start(f"bench-flushers-{self.name}")
+                flushers = self._runner
             # Load starts once the flushers own every account, so a window measures flushing, not start-up.
             deadline = time.monotonic() + OWN_TIMEOUT_S
             while time.monotonic() < deadline:
@@ -145,15 +144,15 @@ class HotMode:
             await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
-        if self._stop is not None and self._task is not None:
-            self._stop.set()
-            await self._task
+        if self._runner is not None:
+            await self._runner.stop()
         if self._thread is not None:
             await self._thread.stop()
         if self._proc is not None:
             self._proc.terminate()
             await self._proc.wait()
-        self._stop = self._task = self._thread = self._redis_depth = self._proc = None
+        self._runner = None
+        self._thread = self._redis_depth = self._proc = None
 
     def samplers(self) -> dict[str, Sampler]:
         return {"redis_depth": self._redis_depth} if self._redis_depth is not None else {}

@@ -176,10 +176,33 @@ class FlushRunner:
         self.workers: list[Worker] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stops: list[asyncio.Event] = []
+        self._background: tuple[asyncio.Event, asyncio.Task[None]] | None = None
 
     @property
     def owned(self) -> set[str]:
         return set().union(*(w.owned for w in self.workers)) if self.workers else set()
+
+    def start(self, name: str = "buffer-flushers") -> None:
+        """``run`` as a task on the current event loop until ``stop()``: how ``payengine serve``, the bench
+        and the tests host flushers beside other work."""
+        if self._background is not None:
+            raise RuntimeError("these flushers are already running")
+        stop = asyncio.Event()
+        self._background = (stop, asyncio.create_task(self.run(stop), name=name))
+
+    @property
+    def ended(self) -> bool:
+        """True once what ``start`` started has ended, by ``stop()`` or by an error."""
+        return self._background is None or self._background[1].done()
+
+    async def stop(self) -> None:
+        """End what ``start`` started and wait for every worker; raises what ``run`` raised."""
+        if self._background is None:
+            return
+        stop, task = self._background
+        self._background = None
+        stop.set()
+        await task
 
     async def run(self, stop: asyncio.Event) -> None:
         try:

@@ -55,8 +55,7 @@ async def buffer_ctx(app: web.Application) -> AsyncIterator[None]:
     app[BUFFER_TUNING] = tuning
     app[BUFFER_SINK] = sink
     app[BOOKER] = Booker(app[POOL], sink)
-    stop = asyncio.Event()
-    task: asyncio.Task[None] | None = None
+    runner: FlushRunner | None = None
     thread: FlusherThread | None = None
     if settings.buffer_in_process_flushers and settings.buffer_flusher_thread:
         redis_url = app[REDIS_URL]
@@ -69,13 +68,12 @@ async def buffer_ctx(app: web.Application) -> AsyncIterator[None]:
         thread.start()
     elif settings.buffer_in_process_flushers:
         runner = FlushRunner(app[DATABASE_URL], app[REDIS], tuning, grace_ms=settings.buffer_recovery_grace_ms)
-        task = asyncio.create_task(runner.run(stop), name="buffer-flushers")
+        runner.start()
     try:
         yield
     finally:
-        stop.set()
-        if task is not None:
-            await task
+        if runner is not None:
+            await runner.stop()
         if thread is not None:
             await thread.stop()
         await side.close()

@@ -35,10 +35,9 @@ async def test_500_concurrent_debits_covering_100_exactly_100_succeed(
         await pay(booker, world, world.customers[i % 10], AMOUNT, 0)
 
     await owner.execute("SELECT pg_advisory_unlock_all()")  # hand the accounts to the flusher below
-    stop = asyncio.Event()
     runner = FlushRunner(servers.database_url, redis_client,
                          LiveTuning(pool, BufferTuning(batch_size=7, flush_interval_ms=2)), world.hot)
-    flushing = asyncio.create_task(runner.run(stop))
+    runner.start()
 
     async def debit(i: int) -> bool:
         try:
@@ -51,8 +50,7 @@ async def test_500_concurrent_debits_covering_100_exactly_100_succeed(
         outcomes = await asyncio.gather(*(debit(i) for i in range(500)))
         await wait_drained(pool, world.hot)
     finally:
-        stop.set()
-        await flushing
+        await runner.stop()
     assert sum(outcomes) == 100
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT balance FROM accounts WHERE id = $1", world.merchant) == 0

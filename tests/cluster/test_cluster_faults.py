@@ -54,17 +54,15 @@ async def flushing(servers: Servers, redis: Any, pool: asyncpg.Pool, accounts: S
                    owner: asyncpg.Connection | None = None) -> AsyncIterator[None]:
     """The buffer's FlushRunner on ``accounts``, standing by for their locks; ``owner`` (if given)
     hands each lock over as soon as one of its workers queues for it."""
-    stop = asyncio.Event()
     tuning = LiveTuning(pool, BufferTuning(batch_size=13, flush_interval_ms=2, flusher_concurrency=3))
-    task = asyncio.create_task(FlushRunner(servers.database_url, redis, tuning, accounts, grace_ms=0,
-                                           standby_wait_ms=60_000).run(stop))
+    runner = FlushRunner(servers.database_url, redis, tuning, accounts, grace_ms=0, standby_wait_ms=60_000)
+    runner.start()
     try:
         if owner is not None:
             await hand_over(pool, owner, accounts)
         yield
     finally:
-        stop.set()
-        await task
+        await runner.stop()
 
 
 async def stale_caches(pool: asyncpg.Pool, redis: Any, accounts: Sequence[str]) -> dict[str, tuple[int, int]]:

@@ -144,15 +144,13 @@ async def running_world(database_url: str, redis_url: str, pool: asyncpg.Pool) -
                 tuning = LiveTuning(pool, BufferTuning(batch_size=2000, flush_interval_ms=20, flusher_concurrency=2,
                                                          max_lag_ms=60_000))
                 flushers = FlushRunner(database_url, redis, tuning, grace_ms=100)
-                stop = asyncio.Event()
-                flushing = asyncio.create_task(flushers.run(stop))
+                flushers.start()
                 try:
                     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
                         yield World(url, http, pool, database_url, redis_url, {"wxsim": wx, "banksim": bank},
                                     settings)
                 finally:
-                    stop.set()
-                    await flushing
+                    await flushers.stop()
                     await redis.aclose()
     finally:
         # After both servers are down; bank is None only if startup failed before it.

@@ -64,10 +64,8 @@ async def booking_mode(request: pytest.FixtureRequest, pool: asyncpg.Pool, serve
         assert runner.only_accounts is not None
         runner.only_accounts += [parent_id, *(sub_account_id(parent_id, i) for i in range(256))]
 
-    stop = asyncio.Event()
-    flushing = asyncio.create_task(runner.run(stop))
+    runner.start()
     try:
         yield BookingMode("buffered", Booker(pool, sink), True, pool, watch)
     finally:
-        stop.set()
-        await flushing
+        await runner.stop()
