@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.api.context import API
+from engine.api.routes import ROUTES
 from tests.api.conftest import Api, order_no
 from tests.merchants.conftest import Admin, ref
 
@@ -77,3 +78,56 @@ async def test_payment_on_a_channel_outside_the_allowed_list_is_refused(admin: A
         now_ok = await client.create_payment({"merchant_order_no": order_no(), "amount": 100,
                                               "currency": "CNY", "method": "channel", "channel": channels[1]})
         assert now_ok.status == 201, now_ok.body
+
+
+async def test_every_merchant_route_answers_403_while_suspended_and_writes_nothing(admin: Admin, api: Api) -> None:
+    """Every route a merchant key can call (read from the route table, so a new route is covered too) is
+    refused while the merchant is suspended, whatever the body; the money calls among them move nothing."""
+    created = await admin.create()
+    async with admin.client(created) as client:
+        alice = (await client.create_customer("ext-" + ref())).body["id"]
+        bob = (await client.create_customer("ext-" + ref())).body["id"]
+        assert (await client.topup(alice, 5000, "tu-" + ref())).status == 201
+        paid = await client.create_payment({"merchant_order_no": order_no(), "amount": 1000, "currency": "CNY",
+                                            "method": "wallet", "customer_id": alice})
+        assert paid.status == 201, paid.body
+        assert (await admin.call("POST", f"/admin/merchants/{created['id']}/suspend")).status == 200
+        ids = {"/v1/customers/": alice, "/v1/payments/": paid.body["id"]}
+        valid_bodies: dict[str, dict[str, object]] = {
+            "/v1/customers": {"external_id": "ext-" + ref(), "currency": "CNY"},
+            "/v1/customers/{id}/topups": {"amount": 100, "topup_no": "tu-" + ref()},
+            "/v1/payments": {"merchant_order_no": order_no(), "amount": 100, "currency": "CNY",
+                             "method": "wallet", "customer_id": alice},
+            "/v1/payments/{id}/refunds": {"amount": 100, "merchant_refund_no": "rf-" + ref()},
+            "/v1/transfers": {"transfer_no": "tr-" + ref(), "source": "customer", "from_customer_id": alice,
+                              "to_customer_id": bob, "amount": 100, "currency": "CNY"},
+            "/v1/payouts": {"merchant_payout_no": "po-" + ref(), "source": "customer", "customer_id": alice,
+                            "amount": 100, "currency": "CNY",
+                            "destination": {"kind": "bank_card", "number": "4111111111111111",
+                                            "holder_name": "A"}},
+        }
+        merchant_routes = [r for r in ROUTES if r.auth == "merchant"]
+        assert {r.path for r in merchant_routes} >= {"/v1/transfers", "/v1/payouts", "/v1/accounts", "/v1/events"}
+        for route in merchant_routes:
+            path = route.path
+            for prefix, id_ in ids.items():
+                if path.startswith(prefix + "{id}"):
+                    path = path.replace("{id}", id_)
+            path = path.replace("{id}", "x_unknown")
+            body = valid_bodies.get(route.path, {}) if route.method == "POST" else None
+            reply = await client.request(route.method, path, body)
+            assert reply.status == 403, (route.method, path, reply.body)
+            assert reply.body["error"]["code"] == "merchant_suspended", (route.method, path, reply.body)
+
+        assert (await admin.call("POST", f"/admin/merchants/{created['id']}/resume")).status == 200
+        assert (await client.get_customer(alice)).body["balance"] == 4000
+        assert (await client.get_customer(bob)).body["balance"] == 0
+        assert (await client.list_transfers()).body["data"] == []
+        payment = (await client.get_payment(paid.body["id"])).body
+        assert payment["status"] == "succeeded" and payment["amount_refunded"] == 0
+        listed = (await client.list_payments()).body["data"]
+        assert [p["id"] for p in listed] == [paid.body["id"]]
+        # The refused bodies were valid: once resumed, the same transfer is booked.
+        moved = await client.request("POST", "/v1/transfers", valid_bodies["/v1/transfers"])
+        assert moved.status == 201, moved.body
+        assert (await client.get_customer(bob)).body["balance"] == 100
