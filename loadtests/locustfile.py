@@ -7,8 +7,8 @@ starts: one hot merchant (``POST /admin/merchants``, admin token) and funded cus
 when the test stops, so ``loadtests/run.py`` can compare it with the ledger.
 
 Knobs (environment): PAYENGINE_ADMIN_TOKEN, LOADTEST_CUSTOMERS (default 200), LOADTEST_CHANNEL
-(channel name for ChannelPayer, default wxsim), LOADTEST_SIM_URL (the simulator's base URL; the
-ChannelPayer pays there), LOADTEST_CHANNELS=0 to leave ChannelPayer out of MixedMerchant.
+(channel name for ChannelPayer and Withdrawer, default wxsim), LOADTEST_SIM_URL (the simulator's base URL;
+the ChannelPayer pays there), LOADTEST_CHANNELS=0 to leave channel payments and payouts out of MixedMerchant.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ CHANNELS_ON = os.environ.get("LOADTEST_CHANNELS", "1") != "0" and bool(SIM_URL)
 CURRENCY = "CNY"
 TOPUP_MINOR = 100_000_000  # per customer: enough that no wallet payment is refused for funds
 POLL_S, POLL_MAX_S = 0.2, 20.0
+PAYOUT_CARD = "4111111111111111"  # passes the Luhn check; the simulators pay any well-formed card
 
 
 class TestData:
@@ -143,16 +144,46 @@ class MerchantUser(HttpUser):
                 DATA.paid.pop(index)
             else:
                 DATA.paid[index] = (payment_id, left - amount)  # claimed before sending: refunds never overrun
-        body = {"amount": amount, "merchant_refund_no": uuid.uuid4().hex}
-        DATA.count("refunds_attempted", amount)
-        with self.post(f"/v1/payments/{payment_id}/refunds", body, "POST /v1/payments/{id}/refunds") as resp:
+        self.attempt("refunds", f"/v1/payments/{payment_id}/refunds",
+                     {"amount": amount, "merchant_refund_no": uuid.uuid4().hex}, "POST /v1/payments/{id}/refunds")
+
+    def attempt(self, kind: str, path: str, body: dict[str, Any], name: str) -> dict[str, Any] | None:
+        """POST a money movement and count it: attempted before sending, ``kind`` when acknowledged (201),
+        ``kind_refused`` when answered otherwise (nothing was booked). The created object, or None."""
+        amount = int(body["amount"])
+        DATA.count(f"{kind}_attempted", amount)
+        with self.post(path, body, name) as resp:
             if resp.status_code == 201:
                 resp.success()
-                DATA.count("refunds", amount)
-            else:
-                resp.failure(f"{resp.status_code}: {resp.text[:200]}")
-                if resp.status_code:
-                    DATA.count("refunds_refused", amount)
+                DATA.count(kind, amount)
+                created: dict[str, Any] = resp.json()
+                return created
+            resp.failure(f"{resp.status_code}: {resp.text[:200]}")
+            if resp.status_code:  # an answer, not a transport error
+                DATA.count(f"{kind}_refused", amount)
+            return None
+
+    def transfer(self) -> None:
+        """A customer pays another customer of the merchant from their wallet (synchronous, both wallets)."""
+        payer, payee = random.sample(DATA.customers, 2)
+        self.attempt("transfers", "/v1/transfers", {
+            "transfer_no": uuid.uuid4().hex, "source": "customer", "from_customer_id": payer,
+            "to_customer_id": payee, "amount": random.randint(100, 20_000), "currency": CURRENCY},
+            "POST /v1/transfers")
+
+    def payout(self) -> None:
+        """A customer withdraws to a bank card: frozen at once, paid by the channel later; polled to the end."""
+        created = self.attempt("payouts", "/v1/payouts", {
+            "merchant_payout_no": uuid.uuid4().hex, "amount": random.randint(100, 20_000), "currency": CURRENCY,
+            "source": "customer", "customer_id": random.choice(DATA.customers), "channel": CHANNEL,
+            "destination": {"kind": "bank_card", "number": PAYOUT_CARD, "holder_name": "Locust Payee"}},
+            "POST /v1/payouts")
+        if created is None:
+            return
+        done = self.poll(f"/v1/payouts/{created['id']}", lambda p: p.get("status") in ("succeeded", "failed"),
+                         "GET /v1/payouts/{id} [until final]")
+        if done is not None:
+            DATA.count(f"payouts_{done['status']}", int(done["amount"]))
 
     def channel_payment(self) -> None:
         amount = random.randint(100, 50_000)
@@ -164,7 +195,8 @@ class MerchantUser(HttpUser):
                 return
             resp.success()
             payment_id = resp.json()["id"]
-        payment = self.poll(payment_id, lambda p: (p.get("voucher") or {}).get("status") in ("ready", "failed"),
+        payment = self.poll(f"/v1/payments/{payment_id}",
+                            lambda p: (p.get("voucher") or {}).get("status") in ("ready", "failed"),
                             "GET /v1/payments/{id} [until voucher]")
         voucher = (payment or {}).get("voucher") or {}
         if voucher.get("status") != "ready":
@@ -176,22 +208,22 @@ class MerchantUser(HttpUser):
             response_length=len(paid.content), exception=None if paid.ok else Exception(paid.text), context={})
         if not paid.ok:
             return
-        done = self.poll(payment_id, lambda p: p.get("status") in ("succeeded", "failed", "closed"),
+        done = self.poll(f"/v1/payments/{payment_id}", lambda p: p.get("status") in ("succeeded", "failed", "closed"),
                          "GET /v1/payments/{id} [until succeeded]")
         if done is not None and done.get("status") == "succeeded":
             DATA.count("channel_payments", amount)
 
-    def poll(self, payment_id: str, until: Any, name: str) -> dict[str, Any] | None:
+    def poll(self, path: str, until: Any, name: str) -> dict[str, Any] | None:
         deadline = time.monotonic() + POLL_MAX_S
         while time.monotonic() < deadline:
-            with self.get(f"/v1/payments/{payment_id}", name) as resp:
+            with self.get(path, name) as resp:
                 if resp.status_code != 200:
                     resp.failure(f"{resp.status_code}: {resp.text[:200]}")
                     return None
                 resp.success()
-                payment: dict[str, Any] = resp.json()
-            if until(payment):
-                return payment
+                found: dict[str, Any] = resp.json()
+            if until(found):
+                return found
             time.sleep(POLL_S)
         return None
 
@@ -221,9 +253,26 @@ class Refunder(MerchantUser):
         self.partial_refund()
 
 
+class Transferrer(MerchantUser):
+    """Customer-to-customer wallet transfers between the funded customers."""
+
+    @task
+    def send(self) -> None:
+        self.transfer()
+
+
+class Withdrawer(MerchantUser):
+    """Customer payouts to a bank card through the channel, each polled until it succeeded or failed."""
+
+    @task
+    def withdraw(self) -> None:
+        if CHANNELS_ON:
+            self.payout()
+
+
 class MixedMerchant(MerchantUser):
     """What a real merchant's traffic looks like: mostly wallet payments, some channel payments,
-    refunds, and reads."""
+    refunds, transfers, payouts, and reads."""
 
     weight = 4
 
@@ -239,6 +288,15 @@ class MixedMerchant(MerchantUser):
     @task(2)
     def refund(self) -> None:
         self.partial_refund()
+
+    @task(2)
+    def send(self) -> None:
+        self.transfer()
+
+    @task(1)
+    def withdraw(self) -> None:
+        if CHANNELS_ON:
+            self.payout()
 
     @task(2)
     def read(self) -> None:

@@ -30,11 +30,14 @@ import asyncpg
 
 from accounts.store import trial_balance
 from bench.money import MoneyCheckFailed, wait_drained
+from engine.payouts.checks import frozen_mismatches
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 REPORTS = HERE / "reports"
 DRAIN_TIMEOUT_S = 60.0
+PAYOUTS_END_TIMEOUT_S = 60.0  # payouts still open when Locust stops are waited for, bounded
+OPEN_PAYOUT = ("pending", "sending", "processing")
 SIM_MERCHANT, SIM_KEY = "sim-merchant", "sim-secret-key-0123456789abcdef"  # channels/sim/profile.py defaults
 
 
@@ -73,6 +76,13 @@ class Stack:
         self.host = f"http://127.0.0.1:{self.port}"
         self.sim_url = ""
         self.database_url = ""
+        try:
+            self._start_all(with_channels, with_flusher)
+        except BaseException:  # a part that failed to start: stop the rest, keep the logs (copied to reports/)
+            self.close()
+            raise
+
+    def _start_all(self, with_channels: bool, with_flusher: bool) -> None:
         from engine import embedded
 
         self.database_url = embedded.start_postgres(self.root / "pg").dsn
@@ -117,6 +127,7 @@ class Stack:
                     proc.wait()
         embedded.stop_redis(self.root / "redis")
         embedded.stop_postgres(self.root / "pg")
+        REPORTS.mkdir(parents=True, exist_ok=True)
         for log_name in ("engine.log", "simulator.log", "flusher.log"):
             if (self.root / log_name).exists():
                 shutil.copy(self.root / log_name, REPORTS / log_name)
@@ -163,6 +174,9 @@ async def money_checks(database_url: str) -> dict[str, Any]:
             drain_s = await wait_drained(pool, pending, timeout_s=DRAIN_TIMEOUT_S)
         except MoneyCheckFailed as exc:
             return {"money_checks": "FAILED", "problems": [str(exc)]}
+        open_payouts = await _wait_payouts_ended(pool, merchant)
+        if open_payouts:
+            problems.append(f"{open_payouts} payouts still open {PAYOUTS_END_TIMEOUT_S:.0f} s after the run")
         async with pool.acquire() as conn:
             tb = await trial_balance(conn)
             if not tb.holds_drained:
@@ -180,8 +194,11 @@ async def money_checks(database_url: str) -> dict[str, Any]:
             merchant_legs = int(await conn.fetchval(
                 "SELECT coalesce(sum(l.delta), 0) FROM journal_legs l JOIN accounts a ON a.id = l.account_id"
                 " WHERE a.owner_id = $1 AND a.role = 'merchant_pending'", merchant))
+            movements = await _movement_problems(conn, merchant, expected["customers"], counts)
+            problems += movements.pop("problems")
         ledger = {"wallet": (int(row["wallet"]), int(row["wallet_minor"])),
-                  "refunds": (int(refunds["n"]), int(refunds["minor"]))}
+                  "refunds": (int(refunds["n"]), int(refunds["minor"])),
+                  "transfers": movements["transfers"], "payouts": movements["payouts"]}
         for kind, (count, minor) in ledger.items():
             acked = (counts.get(f"{kind}_payments" if kind == "wallet" else kind, 0),
                      counts.get(f"{kind}_payments_minor" if kind == "wallet" else f"{kind}_minor", 0))
@@ -205,7 +222,64 @@ async def money_checks(database_url: str) -> dict[str, Any]:
         return {"money_checks": "FAILED", "problems": problems}
     return {"money_checks": "ok", "drain_s": round(drain_s, 2), "wallet_payments": int(row["wallet"]),
             "channel_payments": int(row["channel"]), "refunds": int(refunds["n"]),
-            "trial_balance": "holds (drained)"}
+            "transfers": ledger["transfers"][0], "payouts": ledger["payouts"][0],
+            "payouts_succeeded": movements["payouts_succeeded"], "trial_balance": "holds (drained)",
+            "frozen": "= Σ open payouts", "wallets": "= topups - payments + refunds - payouts paid"}
+
+
+async def _wait_payouts_ended(pool: asyncpg.Pool, merchant: str) -> int:
+    """Wait (bounded) until none of the merchant's payouts is open; how many still are."""
+    deadline = time.monotonic() + PAYOUTS_END_TIMEOUT_S
+    while True:
+        still_open = int(await pool.fetchval("SELECT count(*) FROM payouts WHERE merchant_id = $1"
+                                             " AND status = ANY($2::text[])", merchant, list(OPEN_PAYOUT)))
+        if not still_open or time.monotonic() > deadline:
+            return still_open
+        await asyncio.sleep(0.5)
+
+
+async def _movement_problems(conn: asyncpg.Connection, merchant: str, customers: list[str],
+                             counts: dict[str, int]) -> dict[str, Any]:
+    """Transfers and payouts as the ledger holds them ((count, minor) for the acknowledged/attempted check),
+    frozen = Σ open payouts, payouts Locust saw end are in the ledger with that outcome, and the customers'
+    wallets (+ frozen) hold exactly their topups - wallet payments + refunds - payouts paid out (transfers
+    between them net to zero)."""
+    problems: list[str] = []
+    transfers = await conn.fetchrow("SELECT count(*) AS n, coalesce(sum(amount), 0) AS minor FROM transfers"
+                                    " WHERE merchant_id = $1", merchant)
+    payouts = await conn.fetchrow(
+        "SELECT count(*) AS n, coalesce(sum(amount), 0) AS minor,"
+        " count(*) FILTER (WHERE status = 'succeeded') AS ok, coalesce(sum(amount) FILTER (WHERE status ="
+        " 'succeeded'), 0) AS ok_minor, count(*) FILTER (WHERE status = 'failed') AS failed"
+        " FROM payouts WHERE merchant_id = $1", merchant)
+    settled = int(await conn.fetchval(
+        "SELECT count(*) FROM journal_entries e JOIN payouts p ON p.id = e.ref"
+        " WHERE p.merchant_id = $1 AND e.txn_code = 'PAYOUT_SETTLE'", merchant))
+    if settled != int(payouts["ok"]):
+        problems.append(f"payouts succeeded {payouts['ok']} but {settled} PAYOUT_SETTLE entries")
+    for outcome, column in (("succeeded", "ok"), ("failed", "failed")):
+        if int(payouts[column]) < counts.get(f"payouts_{outcome}", 0):
+            problems.append(f"payouts {outcome} {payouts[column]} < seen {outcome} {counts[f'payouts_{outcome}']}")
+    mismatched = await frozen_mismatches(conn)
+    if mismatched:
+        problems.append(f"frozen != Σ open payouts: {mismatched[:5]}")
+    held = int(await conn.fetchval(
+        "SELECT coalesce(sum(balance), 0) FROM accounts WHERE owner_id = ANY($1::text[])"
+        " AND role IN ('customer_wallet', 'customer_frozen')", customers))
+    flows = await conn.fetchrow(
+        "SELECT (SELECT coalesce(sum(amount), 0) FROM topups WHERE customer_id = ANY($1::text[])) AS topups,"
+        " (SELECT coalesce(sum(amount), 0) FROM payments WHERE merchant_id = $2 AND method = 'wallet'"
+        "   AND status = 'succeeded') AS paid,"
+        " (SELECT coalesce(sum(r.amount), 0) FROM refunds r JOIN payments p ON p.id = r.payment_id"
+        "   WHERE p.merchant_id = $2 AND p.method = 'wallet' AND r.status = 'succeeded') AS refunded",
+        customers, merchant)
+    expected_held = int(flows["topups"]) - int(flows["paid"]) + int(flows["refunded"]) - int(payouts["ok_minor"])
+    if held != expected_held:
+        problems.append(f"customer wallets + frozen hold {held}, expected {expected_held} (topups "
+                        f"{flows['topups']} - wallet payments {flows['paid']} + refunds {flows['refunded']}"
+                        f" - payouts paid {payouts['ok_minor']})")
+    return {"problems": problems, "transfers": (int(transfers["n"]), int(transfers["minor"])),
+            "payouts": (int(payouts["n"]), int(payouts["minor"])), "payouts_succeeded": int(payouts["ok"])}
 
 
 def main(argv: list[str] | None = None) -> int:
