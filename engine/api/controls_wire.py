@@ -63,7 +63,7 @@ class Deleted(msgspec.Struct, frozen=True):
 
 class BlocklistEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     list: str                    # customer | instrument
-    value: str                   # the customer id, or the card / bank account number / payer id
+    value: str                   # the customer id, or the card / bank account number (spaces, dashes ok)
     reason: str | None = None
 
 

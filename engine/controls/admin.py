@@ -29,6 +29,7 @@ from engine.controls import store
 from engine.controls.errors import ControlNotFound, InvalidControl
 from engine.controls.limits import LimitRule, effective_rules, validate_rules
 from engine.controls.risk import RiskRule, validate_definition
+from engine.instruments import instrument_digits
 
 T = TypeVar("T")
 RULE_PREFIX = "rr_"
@@ -161,12 +162,20 @@ async def delete_rule(request: web.Request) -> web.Response:
 
 
 def _entry(request: web.Request) -> tuple[cw.BlocklistEntry, str]:
+    """The entry and the keyed hash of its value; an instrument is hashed as the digits payouts compare
+    (engine/instruments.py), so however it was typed it matches the same card or account."""
     entry = _decode(request, cw.BlocklistEntry)
     if entry.list not in ("customer", "instrument"):
         raise InvalidControl("list", f"list must be 'customer' or 'instrument', not {entry.list!r}")
     if not 1 <= len(entry.value) <= 200:
         raise InvalidControl("value", "value must be 1-200 characters")
-    return entry, request.app[GATE].digest(entry.list, entry.value)
+    if entry.list == "customer":
+        return entry, request.app[GATE].digest(entry.list, entry.value)
+    digits = instrument_digits(entry.value)
+    if digits is None:
+        raise InvalidControl("value", "an instrument must be a card or bank account number: digits, "
+                                      "optionally grouped with spaces or dashes")
+    return entry, request.app[GATE].digest(entry.list, digits)
 
 
 async def add_blocked(request: web.Request) -> web.Response:

@@ -30,6 +30,10 @@ class ControlConfig:
     def rules_for(self, merchant_id: str, method: str) -> list[RiskRule]:
         return [r for r in self.rules if r.applies(merchant_id, method)]
 
+    def rules_of(self, merchant_id: str) -> list[RiskRule]:
+        """Every enabled rule of the merchant (its own and the global ones), whatever its methods."""
+        return [r for r in self.rules if r.enabled and r.merchant_id in (None, merchant_id)]
+
 
 def instrument_digest(secret: str, list_: str, value: str) -> str:
     """A keyed hash: card and account numbers are a small space, a plain SHA-256 of one is reversible."""

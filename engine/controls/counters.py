@@ -21,9 +21,14 @@ from redis.exceptions import NoScriptError, RedisError
 
 from engine.controls import keys, store
 from engine.controls.errors import ControlsUnavailable
-from engine.controls.limits import LimitRule
-from engine.controls.risk import History
+from engine.controls.limits import METHODS, LimitRule
+from engine.controls.risk import History, VelocityWindow
 from engine.controls.scripts import ControlScripts
+
+
+def _own_keys(u: store.Usage, k: keys.SubjectKeys) -> tuple[str, ...]:
+    """The first six keys of both scripts: day, month, the attempt's method's log and history, preloaded sets."""
+    return (k.day, k.month, k.velocity_of(u.method), k.history_of(u.method), k.day_preloaded, k.month_preloaded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,25 +38,34 @@ class Subject:
     merchant_id: str
     customer_id: str | None  # None: the merchant itself
     rules: tuple[LimitRule, ...]
-    velocity_ms: tuple[int, ...] = ()
-    velocity_max: int = 0  # how many of the latest admissions a rebuilt velocity log needs (the largest N)
+    velocity: tuple[VelocityWindow, ...] = ()  # the windows (and their methods) this attempt's rules count
+    # Per method (METHODS order): how long its velocity log keeps an entry, by the longest window of the
+    # merchant's rules counting that method (0: not logged). Empty: no velocity log (the merchant subject).
+    velocity_keep_ms: tuple[int, ...] = ()
+    velocity_max: int = 0  # how many of each method's latest admissions a rebuilt log needs (the largest N)
 
     def keys(self, day: date) -> keys.SubjectKeys:
         return keys.subject_keys(self.merchant_id, self.customer_id, day)
 
     def check_keys(self, u: store.Usage) -> tuple[str, ...]:
         k = self.keys(u.day)
-        return (*k.all(), keys.check_marker(k, u.id))
+        return (*_own_keys(u, k), keys.check_marker(k, u.id), *k.velocity, *k.history)
 
     def release_keys(self, u: store.Usage) -> tuple[str, ...]:
         k = self.keys(u.day)
-        return (*k.all(), keys.release_marker(k, u.id), keys.check_marker(k, u.id))
+        return (*_own_keys(u, k), keys.release_marker(k, u.id), keys.check_marker(k, u.id))
+
+    def own_keep_ms(self, method: str) -> int:
+        """How long the velocity log of ``method`` keeps this attempt (0: not logged)."""
+        if self.customer_id is None or not self.velocity_keep_ms:
+            return 0
+        return self.velocity_keep_ms[METHODS.index(method)]
 
 
 @dataclass(frozen=True, slots=True)
 class Counted:
-    history: History | None
-    velocity: dict[int, int]  # window ms -> attempts in it, this one included
+    history: dict[str, History] | None  # per method, before this attempt (None: the merchant subject)
+    velocity: dict[VelocityWindow, int]  # (window ms, methods) -> their attempts in it, this one included
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +78,19 @@ class Refused:
 Result = Counted | Refused
 
 
-def _check_args(u: store.Usage, s: Subject, now_ms: int, velocity_keep_ms: int,
-                load: store.Rebuild | None) -> list[Any]:
+def _method_mask(methods: tuple[str, ...]) -> int:
+    return sum(1 << METHODS.index(m) for m in methods)
+
+
+def _check_args(u: store.Usage, s: Subject, now_ms: int, load: store.Rebuild | None) -> list[Any]:
     customer = s.customer_id is not None
+    windows = s.velocity if customer else ()
+    keep = s.velocity_keep_ms if customer and s.velocity_keep_ms else (0,) * len(METHODS)
     args: list[Any] = [u.id, now_ms, u.amount, u.currency, u.method, keys.DAY_TTL_S, keys.MONTH_TTL_S,
-                       keys.HISTORY_TTL_S, int(customer), velocity_keep_ms if customer else 0,
-                       len(s.velocity_ms) if customer else 0, len(s.rules), int(load is not None),
-                       keys.PRELOADED_TTL_S, keys.MARKER_TTL_S]
-    if customer:
-        args.extend(s.velocity_ms)
+                       keys.HISTORY_TTL_S, int(customer), s.own_keep_ms(u.method), len(windows), len(s.rules),
+                       int(load is not None), keys.PRELOADED_TTL_S, keys.MARKER_TTL_S, len(METHODS), *keep]
+    for window_ms, methods in windows:
+        args.extend([window_ms, _method_mask(methods)])
     for rule in s.rules:
         args.extend(["d" if rule.window == "daily" else "m", rule.method,
                      -1 if rule.amount_max is None else rule.amount_max,
@@ -84,10 +102,13 @@ def _check_args(u: store.Usage, s: Subject, now_ms: int, velocity_keep_ms: int,
             args.extend(fields)
             args.append(len(recent))
             args.extend(recent)
-        history = load.history or History(0, 0, 0)
-        args.extend([history.count, history.total, history.largest, len(load.velocity)])
-        for admission_id, age_ms in load.velocity:
-            args.extend([admission_id, age_ms])
+        history = load.history or {}
+        for method in METHODS:
+            h = history.get(method, History(0, 0, 0))
+            args.extend([h.count, h.total, h.largest])
+        args.append(len(load.velocity))
+        for admission_id, age_ms, method in load.velocity:
+            args.extend([admission_id, age_ms, METHODS.index(method) + 1])
     return args
 
 
@@ -110,8 +131,12 @@ def _parse(s: Subject, raw: list[Any]) -> Result | None:
         return None
     if status == 0:
         return Refused(s.rules[int(raw[1]) - 1], "amount" if int(raw[2]) == 1 else "count", int(raw[3]))
-    history = History(int(raw[1]), int(raw[2]), int(raw[3])) if s.customer_id is not None else None
-    return Counted(history, {w: int(c) for w, c in zip(s.velocity_ms, raw[4:], strict=False)})
+    if s.customer_id is None:
+        return Counted(None, {})
+    n = len(METHODS)
+    history = {m: History(int(raw[1 + 3 * i]), int(raw[2 + 3 * i]), int(raw[3 + 3 * i]))
+               for i, m in enumerate(METHODS)}
+    return Counted(history, {w: int(c) for w, c in zip(s.velocity, raw[1 + 3 * n:], strict=True)})
 
 
 StaleKey = tuple[str, str | None, date]  # (merchant, customer or None, day)
@@ -158,19 +183,17 @@ class Counters:
         try:
             for merchant_id, customer_id, day in tags:  # one subject's keys share a slot: one DEL each
                 k = keys.subject_keys(merchant_id, customer_id, day)
-                extra = (k.history,) if customer_id is not None else ()
+                extra = k.history if customer_id is not None else ()
                 await self._redis.delete(k.day, k.month, k.day_preloaded, k.month_preloaded, *extra)
         except (RedisError, OSError) as exc:
             raise ControlsUnavailable(f"limit counters unavailable: {exc!r}") from exc
 
-    async def check(self, u: store.Usage, subjects: Sequence[Subject], now_ms: int,
-                    velocity_keep_ms: int) -> list[Result]:
+    async def check(self, u: store.Usage, subjects: Sequence[Subject], now_ms: int) -> list[Result]:
         """Check and count every subject; a subject refused or failed leaves the others counted (the
         caller releases them). Raises ControlsUnavailable when Redis cannot answer."""
         if self._stale:
             await self._drop_stale(u, subjects)
-        calls = [(self._scripts.check, s.check_keys(u), _check_args(u, s, now_ms, velocity_keep_ms, None))
-                 for s in subjects]
+        calls = [(self._scripts.check, s.check_keys(u), _check_args(u, s, now_ms, None)) for s in subjects]
         raw = await self._run_or_errors(calls)
         lost = [i for i, r in enumerate(raw) if isinstance(r, BaseException)]
         if lost:  # the answer was lost (e.g. a timeout): asking again is safe, the script answers it once
@@ -180,7 +203,7 @@ class Counters:
             r if isinstance(r, BaseException) else _parse(s, r) for s, r in zip(subjects, raw, strict=True)]
         for i, s in enumerate(subjects):
             if results[i] is None:  # Redis lost this subject's counters (or a new day began): rebuild
-                results[i] = await self._check_loading(u, s, now_ms, velocity_keep_ms)
+                results[i] = await self._check_loading(u, s, now_ms)
         failed = [r for r in results if isinstance(r, BaseException) or r is None]
         if failed:
             await self.undo(u, subjects)
@@ -197,8 +220,7 @@ class Counters:
         except ControlsUnavailable as exc:
             return [exc] * len(calls)
 
-    async def _check_loading(self, u: store.Usage, s: Subject, now_ms: int,
-                             velocity_keep_ms: int) -> Result | BaseException | None:
+    async def _check_loading(self, u: store.Usage, s: Subject, now_ms: int) -> Result | BaseException | None:
         """The check again, with the subject's usage read from PostgreSQL. One reader per subject and day in
         this process: when a busy merchant's day begins, the tasks behind the first find it loaded."""
         tag = (s.merchant_id, s.customer_id, u.day)
@@ -206,14 +228,15 @@ class Counters:
         try:
             async with lock:
                 first = (await self._run([(self._scripts.check, s.check_keys(u),
-                                           _check_args(u, s, now_ms, velocity_keep_ms, None))]))[0]
+                                           _check_args(u, s, now_ms, None))]))[0]
                 if isinstance(first, BaseException) or int(first[0]) != -1:
                     return first if isinstance(first, BaseException) else _parse(s, first)
                 async with self._pool.acquire() as conn:
+                    # Every method's log is rebuilt, not only this attempt's: all were lost with the hashes.
                     load = await store.usage_sums(conn, s.merchant_id, s.customer_id, u.day, u.id,
-                                                  velocity_keep_ms if s.velocity_ms else 0, s.velocity_max)
+                                                  max(s.velocity_keep_ms, default=0), s.velocity_max)
                 again = (await self._run([(self._scripts.check, s.check_keys(u),
-                                           _check_args(u, s, now_ms, velocity_keep_ms, load))]))[0]
+                                           _check_args(u, s, now_ms, load))]))[0]
                 return again if isinstance(again, BaseException) else _parse(s, again)
         finally:
             # Dropped when free (the dict stays bounded); a task still queued on it keeps it alive, so at

@@ -1,13 +1,11 @@
 """The control gate: limits and risk rules, evaluated before a payment, transfer or payout books.
 
     admission = await gate.admit(Attempt(..., movement_id=...))  # LimitExceeded / RiskDeclined / ...Unavailable
-    try:
+    async with Booking(admission) as booking:   # gives the usage back if the booking fails before its last step
         async with booker.transaction() as tx:
             await admission.claim(tx.conn)     # AdmissionReleased: the orphan sweep gave it back (orphans.py)
             ... book ...; store admission.record() with the movement
-    except BaseException:
-        await admission.release()                # the booking did not happen: give the usage back
-        raise
+            booking.reached_last_step()        # from here on a failure (at COMMIT, after it) keeps the usage
 
 Order inside ``admit`` and why:
 1. Blocklist rules (in memory): a listed customer/instrument is refused before anything is counted.
@@ -17,7 +15,11 @@ Order inside ``admit`` and why:
    racing admission is counted twice (a false refusal), never zero times (an exceeded limit).
 4. One Lua check-and-increment per subject (customer, merchant): refuses if a daily/monthly amount or
    count would pass its maximum, else counts; returns velocity counts and the customer's history.
-5. Velocity and amount-anomaly rules on those facts; a deny gives the counts back.
+5. Velocity and amount-anomaly rules on those facts; a deny gives the counts back. A velocity or amount-anomaly
+   rule scoped to some methods counts only the attempts and amounts of those methods.
+
+Every risk decision is counted (metrics.RISK_DECISIONS); a deny or a limit refusal is also logged (ids, rule,
+method: never the customer's instrument).
 
 Redis down: refused (ControlsUnavailable, retryable 503) when a daily/monthly limit, velocity or
 amount-anomaly rule binds the attempt, since it cannot be enforced; otherwise admitted uncounted (the usage
@@ -33,6 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from types import TracebackType
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -43,20 +46,23 @@ from engine.controls.config import ConfigCache, instrument_digest
 from engine.controls.counters import Counted, Counters, Refused, Subject
 from engine.controls.errors import AdmissionReleased, ControlsUnavailable, InvalidControl, LimitExceeded, RiskDeclined
 from engine.controls.limits import METHODS, LimitRule, check_single
+from engine.controls.metrics import LIMIT_REFUSALS, RISK_DECISIONS
 from engine.controls.risk import (
     RiskRule,
     RuleDecision,
+    VelocityWindow,
     blocklist_decisions,
     counted_decisions,
     velocity_attempts_max,
-    velocity_windows_ms,
+    velocity_keep_ms,
+    velocity_windows,
 )
 
 log = logging.getLogger(__name__)
 
 KINDS = ("payment", "transfer", "payout")
 ADMISSION_PREFIX = "adm_"
-VELOCITY_LOAD_MAX = 10_000  # admissions a lost velocity log is rebuilt from, at most (script arguments)
+VELOCITY_LOAD_MAX = 10_000  # admissions per method a lost velocity log is rebuilt from, at most (script arguments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +136,37 @@ class Admission:
         }
 
 
+class Booking:
+    """Guards one booking of an admission (None: no gate, nothing to guard). Wrap the booking transaction:
+
+        async with Booking(admission) as booking:
+            async with booker.transaction() as tx:
+                ...
+                booking.reached_last_step()
+
+    An exception before ``reached_last_step`` gives the usage back (the booking did not happen). One at or
+    after it (COMMIT failed or its answer was lost, the request was cancelled, post-commit work raised) keeps
+    it: the booking may have committed, and usage given back for a booked movement would under-count the
+    limit. If the commit did fail, the orphan sweep (orphans.py) finds no movement and gives it back later:
+    over-counted for a while, never under."""
+
+    def __init__(self, admission: Admission | None) -> None:
+        self._admission = admission
+        self._last_step = False
+
+    def reached_last_step(self) -> None:
+        """Call as the booking transaction's last statement, right before it commits."""
+        self._last_step = True
+
+    async def __aenter__(self) -> Booking:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if exc_type is not None and not self._last_step and self._admission is not None:
+            await self._admission.release()
+
+
 def _limit_json(rule: LimitRule) -> dict[str, object]:
     return {"scope": rule.scope, "window": rule.window, "method": rule.method, "currency": rule.currency,
             "amount_max": rule.amount_max, "count_max": rule.count_max}
@@ -159,20 +196,29 @@ class ControlGate:
                   "instrument": attempt.instrument is not None
                   and ("instrument", self.digest("instrument", attempt.instrument)) in config.blocklist}
         decisions = blocklist_decisions(rules, listed)
-        _raise_on_deny(decisions)
+        _raise_on_deny(attempt, rules, decisions)
         limits = config.limits.for_attempt(attempt.merchant_id, attempt.method, attempt.currency,
                                            attempt.customer_id is not None)
-        check_single(limits, attempt.amount, attempt.method, attempt.currency)
+        try:
+            check_single(limits, attempt.amount, attempt.method, attempt.currency)
+        except LimitExceeded as exc:
+            _log_refusal(attempt, exc)
+            raise
         usage = store.Usage(ADMISSION_PREFIX + secrets.token_hex(12), attempt.merchant_id, attempt.customer_id,
                             attempt.kind, attempt.method, attempt.currency, attempt.amount, self._today(),
                             attempt.movement_id)
-        windows = tuple(velocity_windows_ms(rules))
-        subjects = _subjects(attempt, limits, windows, velocity_attempts_max(rules, VELOCITY_LOAD_MAX))
+        # The logs of every method this merchant's rules count are kept (and rebuilt) by those rules' windows;
+        # this attempt's own rules read them through their (window, methods).
+        merchant_rules = config.rules_of(attempt.merchant_id)
+        velocity = _Velocity(tuple(velocity_windows(rules)),
+                             tuple(velocity_keep_ms(merchant_rules, m) for m in METHODS),
+                             velocity_attempts_max(merchant_rules, VELOCITY_LOAD_MAX))
+        subjects = _subjects(attempt, limits, velocity)
         async with self._pool.acquire() as conn:
             await store.insert_usage(conn, usage)
         admission = Admission(self.counters, self._pool, usage, tuple(subjects), tuple(decisions))
         try:
-            results = await self.counters.check(usage, subjects, int(self._clock() * 1000), max(windows, default=0))
+            results = await self.counters.check(usage, subjects, int(self._clock() * 1000))
         except ControlsUnavailable:
             # Nothing that needs a counter binds this attempt: Redis being down must not stop it (the usage
             # row is in PostgreSQL; the subjects' counters are dropped and rebuilt once Redis answers).
@@ -181,6 +227,7 @@ class ControlGate:
                     await store.delete_usage(conn, usage.id)
                 raise
             log.warning("limit counters unavailable; admitted without counting (no counted rule binds)")
+            _count_decisions(decisions)
             return Admission(self.counters, self._pool, usage, (), tuple(decisions), counted=False)
         except BaseException:  # e.g. the request was cancelled mid-check: give back whatever was counted
             await asyncio.shield(self.counters.undo(usage, subjects))
@@ -190,15 +237,16 @@ class ControlGate:
         refused = next((r for r in results if isinstance(r, Refused)), None)
         if refused is not None:
             await self._give_back(usage, subjects, results)
-            raise _limit_exceeded(refused, attempt)
+            exceeded = _limit_exceeded(refused, attempt)
+            _log_refusal(attempt, exceeded)
+            raise exceeded
         facts = results[0]
         if attempt.customer_id is not None and isinstance(facts, Counted):
             decisions += counted_decisions(rules, attempt.amount, facts.history, facts.velocity)
-        try:
-            _raise_on_deny(decisions)
-        except RiskDeclined:
+        if _first_deny(decisions) is not None:
             await self._give_back(usage, subjects, results)
-            raise
+            _raise_on_deny(attempt, rules, decisions)
+        _count_decisions(decisions)
         admission.decisions = tuple(decisions)
         return admission
 
@@ -228,19 +276,26 @@ class ControlGate:
 
 def _needs_counters(attempt: Attempt, subjects: list[Subject], rules: list[RiskRule]) -> bool:
     """Whether a daily/monthly limit, velocity or amount-anomaly rule binds: then no Redis, no admission."""
-    return any(s.rules or s.velocity_ms for s in subjects) or (
+    return any(s.rules or s.velocity for s in subjects) or (
         attempt.customer_id is not None and any(r.kind == "amount_anomaly" for r in rules))
 
 
-def _subjects(attempt: Attempt, limits: list[LimitRule], windows: tuple[int, ...],
-              velocity_max: int) -> list[Subject]:
+@dataclass(frozen=True, slots=True)
+class _Velocity:
+    windows: tuple[VelocityWindow, ...]  # what this attempt's rules count
+    keep_ms: tuple[int, ...]             # per method (METHODS order), by all of the merchant's rules
+    attempts_max: int
+
+
+def _subjects(attempt: Attempt, limits: list[LimitRule], velocity: _Velocity) -> list[Subject]:
     """The customer (first, when there is one: its answer carries the risk facts) and the merchant, each
     with its daily/monthly rules; single-transaction rules need no counter."""
     counted = [r for r in limits if r.window != "single"]
     subjects = [Subject(attempt.merchant_id, None, tuple(r for r in counted if r.scope == "merchant"))]
     if attempt.customer_id is not None:
         subjects.insert(0, Subject(attempt.merchant_id, attempt.customer_id,
-                                   tuple(r for r in counted if r.scope == "customer"), windows, velocity_max))
+                                   tuple(r for r in counted if r.scope == "customer"), velocity.windows,
+                                   velocity.keep_ms, velocity.attempts_max))
     return subjects
 
 
@@ -263,7 +318,35 @@ def _check_attempt(attempt: Attempt) -> None:
         raise InvalidControl("amount", "amount must be positive")
 
 
-def _raise_on_deny(decisions: list[RuleDecision]) -> None:
+def _first_deny(decisions: list[RuleDecision]) -> RuleDecision | None:
+    return next((d for d in decisions if d.decision == "deny"), None)
+
+
+def _count_decisions(decisions: list[RuleDecision]) -> None:
     for d in decisions:
-        if d.decision == "deny":
-            raise RiskDeclined(rule=d.rule_id, kind=d.kind, reason=d.reason)
+        RISK_DECISIONS.labels(d.rule_id, d.kind, d.decision).inc()
+
+
+def _raise_on_deny(attempt: Attempt, rules: list[RiskRule], decisions: list[RuleDecision]) -> None:
+    """RiskDeclined for the first deny among ``decisions`` (counted and logged first); nothing when none."""
+    denied = _first_deny(decisions)
+    if denied is None:
+        return
+    _count_decisions(decisions)
+    rule = next((r for r in rules if r.id == denied.rule_id), None)
+    # Ids and the rule only: never the customer's instrument, nor its keyed hash.
+    log.info("attempt declined by risk rule", extra={
+        "rule_id": denied.rule_id, "rule_name": rule.name if rule is not None else None, "rule_kind": denied.kind,
+        "reason": denied.reason, "attempt_kind": attempt.kind, "method": attempt.method,
+        "merchant_id": attempt.merchant_id, "movement_id": attempt.movement_id, "amount": attempt.amount,
+        "currency": attempt.currency})
+    raise RiskDeclined(rule=denied.rule_id, kind=denied.kind, reason=denied.reason)
+
+
+def _log_refusal(attempt: Attempt, exc: LimitExceeded) -> None:
+    LIMIT_REFUSALS.labels(exc.scope, exc.window, exc.metric).inc()
+    log.info("attempt refused by limit", extra={
+        "scope": exc.scope, "window": exc.window, "metric": exc.metric, "limit_method": exc.method,
+        "limit": exc.limit, "used": exc.used, "attempt_kind": attempt.kind, "method": attempt.method,
+        "merchant_id": attempt.merchant_id, "movement_id": attempt.movement_id, "amount": attempt.amount,
+        "currency": attempt.currency})

@@ -1,7 +1,7 @@
 """Every Redis key the controls use, built here and nowhere else.
 
 All keys of one subject (a customer of a merchant, or a merchant) share one hash tag, so in a Redis
-Cluster one slot holds the subject's day and month counters, its velocity log and its history, and
+Cluster one slot holds the subject's day and month counters, its velocity logs and its histories, and
 each check-and-increment script touches exactly one slot.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+
+from engine.controls.limits import METHODS
 
 PREFIX = "pe:lim"
 ANY_METHOD = "*"  # the counter of all methods together
@@ -22,8 +24,10 @@ MARKER_TTL_S = 120          # far longer than a client retries one script call (
 @dataclass(frozen=True, slots=True)
 class SubjectKeys:
     """day / month: hashes of counters, field ``currency|method|a`` (amount) and ``|n`` (count), plus
-    ``loaded`` once filled from PostgreSQL. velocity: sorted set of attempt ids scored by time (ms).
-    history: hash n, sum, max of the customer's admitted amounts, plus ``loaded``.
+    ``loaded`` once filled from PostgreSQL. velocity: per method (METHODS order), a sorted set of the
+    customer's attempt ids of that method scored by time (ms). history: per method, a hash n, sum, max of
+    the customer's admitted amounts of that method, plus ``loaded``. A rule scoped to some methods reads
+    only their logs and histories.
     day_preloaded / month_preloaded: sets of admission ids whose amounts a rebuild from PostgreSQL already
     put into day / month (their rows were committed, their own check had not run yet): their check must
     not add them a second time."""
@@ -31,13 +35,20 @@ class SubjectKeys:
     tag: str
     day: str
     month: str
-    velocity: str
-    history: str
     day_preloaded: str
     month_preloaded: str
+    velocity: tuple[str, ...]
+    history: tuple[str, ...]
 
-    def all(self) -> tuple[str, str, str, str, str, str]:
-        return (self.day, self.month, self.velocity, self.history, self.day_preloaded, self.month_preloaded)
+    def velocity_of(self, method: str) -> str:
+        return self.velocity[METHODS.index(method)]
+
+    def history_of(self, method: str) -> str:
+        return self.history[METHODS.index(method)]
+
+    def all(self) -> tuple[str, ...]:
+        """Every key of the subject (for the day): what a Redis loss takes."""
+        return (self.day, self.month, self.day_preloaded, self.month_preloaded, *self.velocity, *self.history)
 
 
 def subject_tag(merchant_id: str, customer_id: str | None) -> str:
@@ -50,10 +61,10 @@ def subject_keys(merchant_id: str, customer_id: str | None, day: date) -> Subjec
         tag=tag,
         day=f"{tag}:d:{day:%Y%m%d}",
         month=f"{tag}:m:{day:%Y%m}",
-        velocity=f"{tag}:v",
-        history=f"{tag}:h",
         day_preloaded=f"{tag}:pd:{day:%Y%m%d}",
         month_preloaded=f"{tag}:pm:{day:%Y%m}",
+        velocity=tuple(f"{tag}:v:{method}" for method in METHODS),
+        history=tuple(f"{tag}:h:{method}" for method in METHODS),
     )
 
 

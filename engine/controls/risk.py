@@ -101,16 +101,45 @@ def validate_definition(kind: str, action: str, params: Mapping[str, object], me
     return {"list": params["list"]}
 
 
-def velocity_windows_ms(rules: Iterable[RiskRule]) -> list[int]:
-    """The distinct velocity windows the counters must report, in milliseconds."""
-    return sorted({int(str(r.params["window_s"])) * 1000 for r in rules if r.kind == "velocity"})
+VelocityWindow = tuple[int, tuple[str, ...]]  # (window ms, the methods whose attempts a velocity rule counts)
+
+
+def counted_methods(rule: RiskRule) -> tuple[str, ...]:
+    """The methods whose attempts (velocity) or amounts (amount anomaly) the rule looks at: its own methods,
+    or every method when it names none (METHODS order)."""
+    return tuple(m for m in METHODS if not rule.methods or m in rule.methods)
+
+
+def _window_ms(rule: RiskRule) -> int:
+    return int(str(rule.params["window_s"])) * 1000
+
+
+def velocity_windows(rules: Iterable[RiskRule]) -> list[VelocityWindow]:
+    """The distinct (window, methods) the counters must report for the velocity rules among ``rules``."""
+    return sorted({(_window_ms(r), counted_methods(r)) for r in rules if r.kind == "velocity"})
+
+
+def velocity_keep_ms(rules: Iterable[RiskRule], method: str) -> int:
+    """How long ``method``'s velocity log must keep an attempt: the longest window of the velocity rules
+    among ``rules`` (all of a merchant's, any method) that count that method; 0 when none does (its attempts
+    are not logged). Every rule that reads a log is among those setting its trim, so trimming never drops
+    an entry some rule's window still needs."""
+    return max((_window_ms(r) for r in rules if r.kind == "velocity" and method in counted_methods(r)),
+               default=0)
 
 
 def velocity_attempts_max(rules: Iterable[RiskRule], cap: int) -> int:
     """The largest N of the velocity rules (N attempts in T seconds), at most ``cap``: a velocity log rebuilt
-    from the latest N admissions decides every rule as the whole log would (a rule with N past the cap
-    counts at most ``cap`` of the attempts made before a rebuild)."""
+    from the latest N admissions of each method decides every rule as the whole log would (a rule with N
+    past the cap counts at most ``cap`` of each method's attempts made before a rebuild)."""
     return min(cap, max((int(str(r.params["max_attempts"])) for r in rules if r.kind == "velocity"), default=0))
+
+
+def combined_history(histories: Mapping[str, History], methods: Iterable[str]) -> History:
+    """The history of ``methods`` together, from the per-method histories."""
+    parts = [histories[m] for m in methods if m in histories]
+    return History(sum(h.count for h in parts), sum(h.total for h in parts), max((h.largest for h in parts),
+                                                                                 default=0))
 
 
 def blocklist_decisions(rules: Iterable[RiskRule], listed: Mapping[str, bool]) -> list[RuleDecision]:
@@ -124,22 +153,23 @@ def blocklist_decisions(rules: Iterable[RiskRule], listed: Mapping[str, bool]) -
     return out
 
 
-def counted_decisions(rules: Iterable[RiskRule], amount: int, history: History | None,
-                      velocity: Mapping[int, int]) -> list[RuleDecision]:
-    """Velocity and amount-anomaly decisions from the counters' facts (None/empty: no customer)."""
+def counted_decisions(rules: Iterable[RiskRule], amount: int, history: Mapping[str, History] | None,
+                      velocity: Mapping[VelocityWindow, int]) -> list[RuleDecision]:
+    """Velocity and amount-anomaly decisions from the counters' facts (None/empty: no customer). ``history``
+    per method; each rule counts only the attempts and amounts of its own methods (``counted_methods``)."""
     out = []
     for rule in rules:
         if rule.kind == "velocity":
-            window_ms = int(str(rule.params["window_s"])) * 1000
+            window_ms = _window_ms(rule)
             limit = int(str(rule.params["max_attempts"]))
-            seen = velocity.get(window_ms)
+            seen = velocity.get((window_ms, counted_methods(rule)))
             if seen is None:
                 continue
             hit = seen > limit
             out.append(RuleDecision(rule.id, rule.kind, rule.action if hit else "allow",
                                     f"{seen} attempts in {window_ms // 1000}s (max {limit})"))
         elif rule.kind == "amount_anomaly" and history is not None:
-            out.append(_anomaly(rule, amount, history))
+            out.append(_anomaly(rule, amount, combined_history(history, counted_methods(rule))))
     return out
 
 

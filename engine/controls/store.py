@@ -185,8 +185,9 @@ class Rebuild:
     month: Sums
     day_recent: list[str]    # admission ids in ``day`` whose check may not have run yet
     month_recent: list[str]
-    history: History | None
-    velocity: list[tuple[str, int]] = field(default_factory=list)  # (admission id, age ms), newest first
+    history: dict[str, History] | None  # per method (methods without admissions left out)
+    # (admission id, age ms, method): each method's latest admissions, newest first
+    velocity: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 _SUBJECT = {False: "merchant_id = $1 AND $2::text IS NULL", True: "merchant_id = $1 AND customer_id = $2"}
@@ -196,41 +197,45 @@ SELECT currency, method, day = $3 AS today, sum(amount)::bigint AS amount, count
 FROM limit_usage WHERE {subject} AND day BETWEEN $4 AND $3 AND released_at IS NULL GROUP BY 1, 2, 3
 """
 _HISTORY = """
-SELECT count(*) AS n, coalesce(sum(amount), 0)::bigint AS total, coalesce(max(amount), 0) AS largest
+SELECT method, count(*) AS n, sum(amount)::bigint AS total, max(amount) AS largest
 FROM limit_usage WHERE merchant_id = $1 AND customer_id = $2 AND day > $3 AND id <> $4 AND released_at IS NULL
+GROUP BY method
 """
-# The customer's latest admissions inside the velocity window, with their age by the database's clock (the
-# caller places them relative to its own clock, so the two clocks never meet).
+# The customer's latest admissions of each method inside the velocity window, with their age by the
+# database's clock (the caller places them relative to its own clock, so the two clocks never meet).
 _VELOCITY = """
-SELECT id, (extract(epoch FROM now() - created_at) * 1000)::bigint AS age_ms FROM limit_usage
-WHERE merchant_id = $1 AND customer_id = $2 AND released_at IS NULL
-  AND created_at > now() - make_interval(secs => $3::float8 / 1000)
-ORDER BY created_at DESC LIMIT $4
+SELECT id, age_ms, method FROM (
+  SELECT id, method, (extract(epoch FROM now() - created_at) * 1000)::bigint AS age_ms,
+         row_number() OVER (PARTITION BY method ORDER BY created_at DESC) AS nth
+  FROM limit_usage WHERE merchant_id = $1 AND customer_id = $2 AND released_at IS NULL
+    AND created_at > now() - make_interval(secs => $3::float8 / 1000)) latest
+WHERE nth <= $4 ORDER BY age_ms
 """
 
 
 async def usage_sums(conn: asyncpg.Connection, merchant_id: str, customer_id: str | None, day: date,
                      own_id: str, velocity_keep_ms: int = 0, velocity_max: int = 0) -> Rebuild:
     """Day and month-to-date usage of a subject per currency and method (every committed, unreleased row,
-    the caller's own included), the recent ids among them, and for a customer the history of the last
-    HISTORY_DAYS without ``own_id`` and its latest ``velocity_max`` admissions (besides the caller's own)
-    younger than ``velocity_keep_ms``. What lost Redis counters and the lost velocity log are rebuilt from."""
+    the caller's own included), the recent ids among them, and for a customer the history per method of the
+    last HISTORY_DAYS without ``own_id`` and the latest ``velocity_max`` admissions of each method (besides
+    the caller's own) younger than ``velocity_keep_ms``. What lost Redis counters, histories and velocity
+    logs are rebuilt from."""
     today: Sums = {}
     month: Sums = {}
     day_recent: list[str] = []
     month_recent: list[str] = []
     history = None
-    velocity: list[tuple[str, int]] = []
+    velocity: list[tuple[str, int, str]] = []
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         rows = await conn.fetch(_SUMS.format(subject=_SUBJECT[customer_id is not None]), merchant_id, customer_id,
                                 day, day.replace(day=1), PRELOAD_RECENT_S)
         if customer_id is not None:
-            h = await conn.fetchrow(_HISTORY, merchant_id, customer_id, day - timedelta(days=HISTORY_DAYS), own_id)
-            assert h is not None
-            history = History(int(h["n"]), int(h["total"]), int(h["largest"]))
+            history = {h["method"]: History(int(h["n"]), int(h["total"]), int(h["largest"])) for h in
+                       await conn.fetch(_HISTORY, merchant_id, customer_id, day - timedelta(days=HISTORY_DAYS),
+                                        own_id)}
             if velocity_keep_ms > 0 and velocity_max > 0:
-                # One more than the largest N: the caller's own row is among the latest.
-                velocity = [(v["id"], max(0, int(v["age_ms"]))) for v in
+                # One more than the largest N: the caller's own row is among the latest of its method.
+                velocity = [(v["id"], max(0, int(v["age_ms"])), v["method"]) for v in
                             await conn.fetch(_VELOCITY, merchant_id, customer_id, velocity_keep_ms, velocity_max + 1)]
     for r in rows:
         for sums, recent, counted in ((month, month_recent, True), (today, day_recent, r["today"])):

@@ -22,7 +22,7 @@ from engine.api.payment_flows import IdemSlot, Outcome
 from engine.api.transfer_wire import CreateTransfer, Transfer
 from engine.booking import Booker
 from engine.controls.errors import ControlError
-from engine.controls.gate import Attempt
+from engine.controls.gate import Attempt, Booking
 from engine.db import release_without_reset
 from engine.merchant_store import MerchantRecord, StoredResponse
 from engine.payment_store import OutboxEvent
@@ -94,7 +94,9 @@ async def _book(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, req: 
         Attempt("transfer", "transfer", merchant.id, req.from_customer_id, req.amount, req.currency,
                 movement_id=record.id))
     risk = None if admission is None else msgspec.json.encode(admission.record())
-    try:
+    # Not booked (insufficient funds, duplicate transfer_no, replayed key, ...): the usage is given back;
+    # a failure at or after COMMIT keeps it (the transfer may exist).
+    async with Booking(admission) as booking:
         async with booker.transaction() as tx:
             if admission is not None:
                 await admission.claim(tx.conn)  # AdmissionReleased: the orphan sweep gave it back, do not book
@@ -103,9 +105,5 @@ async def _book(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, req: 
             await tx.post(transfer_entry(record, parties))
             # Our statement and the posting function keep their locks and settings transaction-local.
             release_without_reset(tx.conn)
-    except BaseException:
-        # Not booked (insufficient funds, duplicate transfer_no, replayed key, ...): give the usage back.
-        if admission is not None:
-            await admission.release()
-        raise
+            booking.reached_last_step()
     return Outcome(201, body, response is not None)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
+import asyncpg
 import pytest
 
+from engine.app import GATE
 from tests.api.conftest import Api
 from tests.controls.conftest import Admin
 
@@ -97,6 +100,35 @@ async def test_updating_a_rule_badly_keeps_the_old_definition(admin: Admin, api:
 async def test_bad_blocklist_entry_is_422(admin: Admin) -> None:
     assert (await admin.call("POST", "/admin/risk/blocklist", {"list": "ip", "value": "1.2.3.4"})).status == 422
     assert (await admin.call("POST", "/admin/risk/blocklist", {"list": "customer", "value": ""})).status == 422
+
+
+@pytest.mark.parametrize("value", ["4111 1111 abcd", "4111\t1111", "4111_1111", " - ", "４１１１"])
+async def test_instrument_that_is_not_a_number_is_422_naming_the_value(admin: Admin, value: str) -> None:
+    reply = await admin.call("POST", "/admin/risk/blocklist", {"list": "instrument", "value": value})
+    assert reply.status == 422, reply.body
+    assert reply.body["error"]["param"] == "value"
+
+
+async def test_a_card_blocked_with_spaces_or_dashes_is_one_entry_the_digits_match(api: Api, admin: Admin,
+                                                                                  pool: asyncpg.Pool) -> None:
+    digits = "".join(secrets.choice("0123456789") for _ in range(16))  # not a card other tests pay out to
+    spaced, dashed = (sep.join(digits[i:i + 4] for i in range(0, 16, 4)) for sep in (" ", "-"))
+    try:
+        first = await admin.call("POST", "/admin/risk/blocklist", {"list": "instrument", "value": spaced})
+        second = await admin.call("POST", "/admin/risk/blocklist", {"list": "instrument", "value": dashed})
+        assert (first.status, second.status) == (201, 201), (first.body, second.body)
+        # What a payout's normalised destination number is checked against (engine/payouts/destination.py).
+        assert first.body["digest"] == second.body["digest"] == api.app[GATE].digest("instrument", digits)
+        async with pool.acquire() as conn:
+            stored = await conn.fetchval("SELECT count(*) FROM risk_blocklist WHERE list = 'instrument'"
+                                         " AND digest = $1", first.body["digest"])
+        assert stored == 1
+        removed = await admin.call("DELETE", "/admin/risk/blocklist", {"list": "instrument", "value": digits})
+        assert removed.status == 200, removed.body
+        again = await admin.call("DELETE", "/admin/risk/blocklist", {"list": "instrument", "value": spaced})
+        assert again.status == 404
+    finally:
+        await admin.call("DELETE", "/admin/risk/blocklist", {"list": "instrument", "value": digits})
 
 
 async def test_openapi_lists_the_controls_admin_routes_with_their_bodies(api: Api) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
@@ -13,8 +14,10 @@ import redis.asyncio as aioredis
 from engine.controls import Attempt, ControlGate, LimitExceeded, RiskDeclined, keys
 from engine.controls import store as control_store
 from engine.controls.counters import Counted, Subject
+from engine.controls.gate import Booking
 from engine.controls.limits import LimitRule
 from engine.controls.risk import RiskRule
+from engine.logs import JsonFormatter
 from tests.factories import rand_id, today
 
 
@@ -76,6 +79,33 @@ async def test_release_gives_usage_back(gate: ControlGate, pool: asyncpg.Pool) -
     assert rows == 1 and second.id != first.id
 
 
+async def test_booking_gives_usage_back_only_when_it_failed_before_its_last_step(gate: ControlGate,
+                                                                                 pool: asyncpg.Pool) -> None:
+    merchant, customer = rand_id("mch"), rand_id("cus")
+    await set_limits(pool, merchant, LimitRule("customer", "daily", "*", "*", None, 1))
+    refused = await gate.admit(attempt(merchant, customer, 100))
+    with pytest.raises(RuntimeError):
+        async with Booking(refused), pool.acquire() as conn, conn.transaction():
+            await refused.claim(conn)
+            raise RuntimeError("e.g. insufficient funds: rolled back")
+    booked = await gate.admit(attempt(merchant, customer, 100))  # the refused booking gave its usage back
+    with pytest.raises(asyncio.CancelledError):
+        async with Booking(booked) as booking:
+            async with pool.acquire() as conn, conn.transaction():
+                await booked.claim(conn)
+                booking.reached_last_step()
+            raise asyncio.CancelledError  # e.g. the request was cancelled during post-commit work
+    with pytest.raises(LimitExceeded) as full:
+        await gate.admit(attempt(merchant, customer, 100))
+    assert full.value.used == 1
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT id FROM limit_usage WHERE merchant_id = $1", merchant)
+    assert [r["id"] for r in rows] == [booked.id]
+    with pytest.raises(RuntimeError):
+        async with Booking(None):  # no gate: nothing to give back, the error passes through
+            raise RuntimeError("no gate")
+
+
 async def test_concurrent_admissions_never_pass_the_daily_limit(gate: ControlGate, pool: asyncpg.Pool) -> None:
     merchant, customer = rand_id("mch"), rand_id("cus")
     await set_limits(pool, merchant, LimitRule("customer", "daily", "*", "*", 50 * 100, None))
@@ -98,8 +128,9 @@ async def test_limits_hold_after_redis_lost_the_counters(gate: ControlGate, pool
     await gate.admit(attempt(merchant, customer, 300))
 
 
-async def test_blocked_instrument_is_declined_before_anything_is_counted(gate: ControlGate,
-                                                                        pool: asyncpg.Pool) -> None:
+async def test_blocked_instrument_is_declined_before_anything_is_counted(
+        gate: ControlGate, pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="engine.controls.gate")
     merchant, customer = rand_id("mch"), rand_id("cus")
     rule = RiskRule(rand_id("rr"), "cards", "blocklist", "deny", {"list": "instrument"}, merchant)
     async with pool.acquire() as conn, conn.transaction():
@@ -115,6 +146,9 @@ async def test_blocked_instrument_is_declined_before_anything_is_counted(gate: C
         stored = await conn.fetchval("SELECT count(*) FROM risk_blocklist WHERE digest LIKE '%6222%'")
         rows = await conn.fetchval("SELECT count(*) FROM limit_usage WHERE merchant_id = $1", merchant)
     assert stored == 0 and rows == 1  # no card number stored; the declined attempt counted nothing
+    logged = [JsonFormatter().format(r) for r in caplog.records if r.getMessage() == "attempt declined by risk rule"]
+    assert len(logged) == 1 and rule.id in logged[0] and merchant in logged[0]
+    assert "6222" not in logged[0] and gate.digest("instrument", "6222021234567890") not in logged[0]
 
 
 async def test_usage_rows_past_every_window_are_pruned(pool: asyncpg.Pool) -> None:
@@ -175,7 +209,7 @@ async def test_script_calls_are_idempotent_per_attempt(gate: ControlGate, pool: 
     async with pool.acquire() as conn:
         await control_store.insert_usage(conn, usage)
     for _ in range(2):  # the same attempt checked twice counts once
-        assert isinstance((await gate.counters.check(usage, subject, 0, 0))[0], Counted)
+        assert isinstance((await gate.counters.check(usage, subject, 0))[0], Counted)
     await gate.counters.undo(never_checked, subject)  # it never counted: nothing to give back
     with pytest.raises(LimitExceeded) as over:
         await gate.admit(Attempt("payment", "channel", merchant, None, 401, "CNY"))

@@ -3,12 +3,22 @@ booked or counted; an admitted transfer stores the gate's record (risk decisions
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
 import asyncpg
 import msgspec
+import pytest
 
-from engine.app import GATE
+from engine.api.context import API
+from engine.api.transfer_wire import CreateTransfer
+from engine.app import BOOKER, GATE
+from engine.booking import Booker, BookingTransaction
 from engine.controls.limits import LimitRule
 from engine.controls.store import replace_limit_rules
+from engine.merchant_store import get_merchant
+from engine.transfers.flow import create_transfer
 from tests.api.conftest import Api
 from tests.transfers.conftest import c2c, money_of
 
@@ -39,3 +49,40 @@ async def test_transfer_limits_refuse_before_booking_and_the_record_is_stored_wi
     assert {(r["window"], r["amount_max"], r["count_max"]) for r in record["limits"]} >= {("daily", None, 2)}
     assert usage == 2  # the two booked transfers; every refused attempt gave its usage back
     assert (await client.get_customer(alice)).body["balance"] == 8_000
+
+
+class _CommitThenFail(Booker):
+    """The app's booker (same pool and buffer) whose transaction raises once it has committed: what the flow
+    sees when the connection dies with COMMIT's answer in flight, or the request is cancelled after it."""
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[BookingTransaction]:
+        async with super().transaction() as tx:
+            yield tx
+        raise ConnectionResetError("connection lost after COMMIT")
+
+
+async def test_usage_of_a_transfer_that_committed_stays_counted_when_the_request_fails_after_commit(
+        api: Api, pool: asyncpg.Pool) -> None:
+    client = await api.merchant()
+    alice = await api.funded_customer(client, 10_000)
+    bob = await api.funded_customer(client, 0)
+    async with pool.acquire() as conn, conn.transaction():
+        await replace_limit_rules(conn, client.merchant_id, [LimitRule("customer", "daily", "transfer", "*",
+                                                                       count_max=2)])
+        merchant = await get_merchant(conn, client.merchant_id)
+    assert merchant is not None
+    api.app[GATE].config.invalidate()
+    real = api.app[BOOKER]
+    req = msgspec.json.decode(msgspec.json.encode(c2c(alice, bob, 1_000)), type=CreateTransfer)
+    with pytest.raises(ConnectionResetError):
+        await create_transfer(api.app[API], _CommitThenFail(real.pool, real.sink, real.splits), merchant, req,
+                              None, datetime.now(UTC))
+    async with pool.acquire() as conn:
+        booked = await conn.fetchval("SELECT count(*) FROM transfers WHERE merchant_id = $1", client.merchant_id)
+        usage = await conn.fetchval("SELECT count(*) FROM limit_usage WHERE merchant_id = $1", client.merchant_id)
+    assert (booked, usage) == (1, 1)  # the transfer committed, and its usage was not given back
+    assert (await client.create_transfer(c2c(alice, bob, 1_000))).status == 201
+    third = await client.create_transfer(c2c(alice, bob, 1_000))
+    assert third.status == 402 and third.error_code == "limit_exceeded", third.body
+    assert third.body["error"]["details"]["used"] == 2
