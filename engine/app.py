@@ -143,5 +143,8 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
     setup_accounting_admin(app)
     from engine.controls.wiring import setup_controls  # here: it imports this module's keys
 
-    setup_controls(app)  # last: its context reads the API context and the calendar
+    setup_controls(app)  # its context reads the API context and the calendar
+    from engine.usage_release import setup_usage_release  # here: it imports this module's keys
+
+    setup_usage_release(app)  # after the gate: gives back usage owed by payments that ended without money
     return app

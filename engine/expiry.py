@@ -11,7 +11,8 @@ Two paths lead to the same close:
 The close itself is the payment's compare-and-set transition (unpaid -> closed, voucher expired) with
 its ``payment.closed`` outbox event and, for channel payments, a ``close_order`` job that closes the
 order at the channel, all in one transaction. Whoever gets there first (queue, sweep, the merchant's
-close, the gateway janitor, or a success) wins; the others change nothing.
+close, the gateway janitor, or a success) wins; the others change nothing. The winner then gives back the
+limit usage the payment counted (owed from the commit on: engine/usage_release.py retries what fails).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from engine.payment_store import Job, OutboxEvent, Transition, get_payment, tran
 from engine.payments.ids import EVENT, new_id
 from engine.payments.states import UNPAID, PaymentEvent, PaymentStatus, VoucherStatus, next_payment_status
 from engine.settings import Settings
+from engine.usage_release import ReleaseAdmission, release_by_gate, release_now
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +106,9 @@ AskChannel = Callable[[str], Awaitable[object]]
 
 
 async def close_expired(pool: asyncpg.Pool, merchant_id: str, payment_id: str, now: datetime,
-                        ask_channel: AskChannel | None = None) -> bool:
-    """Close the payment if it is still unpaid and past its deadline; True if this call closed it."""
+                        ask_channel: AskChannel | None = None, release_usage: ReleaseAdmission | None = None) -> bool:
+    """Close the payment if it is still unpaid and past its deadline, and give its limit usage back
+    through ``release_usage`` (None: the release loop does, later); True if this call closed it."""
     if ask_channel is not None:
         await ask_channel(payment_id)
     for _ in range(CLOSE_RETRIES_MAX):
@@ -126,13 +129,14 @@ async def close_expired(pool: asyncpg.Pool, merchant_id: str, payment_id: str, n
                     Transition(current.status, target.value, PaymentEvent.EXPIRE.value, "expired"), now,
                     voucher_to=VoucherStatus.EXPIRED.value, voucher_from=(VoucherStatus.PENDING, VoucherStatus.READY),
                     job=job, event=OutboxEvent(new_id(EVENT), "payment.closed", body))
-            if moved:
-                return True
+        if moved:  # the connection is back in the pool: the release takes its own
+            await release_now(pool, release_usage, payment_id)
+            return True
     return False  # it kept moving (voucher ready, paid...): the next sweep looks again
 
 
 async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch_max: int,
-                        ask_channel: AskChannel | None = None) -> int:
+                        ask_channel: AskChannel | None = None, release_usage: ReleaseAdmission | None = None) -> int:
     """Close unpaid payments past their deadline that the queue did not (bounded); returns how many."""
     closed = 0
     after: datetime | None = None
@@ -144,7 +148,7 @@ async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch_max: int,
                 " AND ($2::timestamptz IS NULL OR expires_at >= $2) ORDER BY expires_at LIMIT $3",
                 now, after, batch_max)
         for r in rows:
-            if await close_expired(pool, r["merchant_id"], r["id"], now, ask_channel):
+            if await close_expired(pool, r["merchant_id"], r["id"], now, ask_channel, release_usage):
                 closed += 1
         if len(rows) < batch_max:
             break
@@ -157,18 +161,19 @@ async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch_max: int,
 
 class ExpiryWorker:
     def __init__(self, pool: asyncpg.Pool, queue: ExpiryQueue, settings: Settings,
-                 ask_channel: AskChannel | None = None) -> None:
+                 ask_channel: AskChannel | None = None, release_usage: ReleaseAdmission | None = None) -> None:
         self.pool = pool
         self.queue = queue
         self.settings = settings
         self.ask_channel = ask_channel
+        self.release_usage = release_usage
 
     async def drain_queue(self, now: datetime) -> int:
         """Close what the delay queue says is due (one bounded batch); returns how many closed."""
         due = await self.queue.pop_due(now, self.settings.expiry_batch_max)
         closed = 0
         for merchant_id, payment_id in due:
-            if await close_expired(self.pool, merchant_id, payment_id, now, self.ask_channel):
+            if await close_expired(self.pool, merchant_id, payment_id, now, self.ask_channel, self.release_usage):
                 closed += 1
         if closed:
             EXPIRED.labels("queue").inc(closed)
@@ -190,7 +195,7 @@ class ExpiryWorker:
                 next_sweep = time.monotonic() + self.settings.expiry_sweep_interval_s
                 try:
                     await sweep_expired(self.pool, datetime.now(UTC), self.settings.expiry_batch_max,
-                                        self.ask_channel)
+                                        self.ask_channel, self.release_usage)
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                     log.warning("expiry sweep failed; will retry", exc_info=True)
             if popped < self.settings.expiry_batch_max:
@@ -216,7 +221,7 @@ async def expiry_ctx(app: web.Application) -> AsyncIterator[None]:
             # The gateway (when this process runs one) queries the channel; it never raises for channel trouble.
             return await refresh_payment(app[GATEWAY], payment_id) if GATEWAY in app else None
 
-        worker = ExpiryWorker(app[POOL], queue, settings, ask_channel)
+        worker = ExpiryWorker(app[POOL], queue, settings, ask_channel, release_by_gate(app))
         jobs.append(("order-expiry", worker.run()))
     async with background(*jobs):
         yield

@@ -16,6 +16,7 @@ import asyncpg
 import msgspec
 
 from accounts.store import Conn
+from engine.payment_store import USAGE_OWED
 from engine.payments.ids import EVENT, new_id
 
 UNPAID = ("pending_voucher", "awaiting_payment")
@@ -258,7 +259,8 @@ async def mark_voucher_ready(conn: Conn, payment: PaymentFacts, channel: str, ch
 
 _VOUCHER_FAILED = """
 WITH p AS (
-    UPDATE payments SET status = 'failed', updated_at = $4 WHERE id = $1 AND status = 'pending_voucher' RETURNING id
+    UPDATE payments SET status = 'failed', updated_at = $4 WHERE id = $1 AND status = 'pending_voucher'
+    RETURNING id, controls->>'admission' AS admission
 ), v AS (
     UPDATE vouchers SET status = 'failed', failure_code = $3, updated_at = $4
     WHERE id = $2 AND status = 'pending' AND EXISTS (SELECT 1 FROM p) RETURNING id
@@ -266,12 +268,13 @@ WITH p AS (
     INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)
     SELECT id, 'pending_voucher', 'failed', 'voucher_failed', $3, $4 FROM p
     UNION ALL SELECT id, 'pending', 'failed', 'channel_rejected', $3, $4 FROM v
-)
+), """ + USAGE_OWED + """
 SELECT count(*) FROM p
 """
 
 
 async def mark_voucher_failed(conn: Conn, payment: PaymentFacts, failure_code: str, now: datetime) -> bool:
+    """pending_voucher -> failed, voucher failed, and the limit usage it owes back recorded (USAGE_OWED)."""
     return bool(await conn.fetchval(_VOUCHER_FAILED, payment.id, payment.voucher_id, failure_code, now))
 
 
@@ -297,7 +300,8 @@ async def mark_order_paid(conn: Conn, channel: str, out_trade_no: str, channel_t
 
 _EXPIRE = """
 WITH p AS (
-    UPDATE payments SET status = 'closed', updated_at = $3 WHERE id = $1 AND status = $2 RETURNING id
+    UPDATE payments SET status = 'closed', updated_at = $3 WHERE id = $1 AND status = $2
+    RETURNING id, controls->>'admission' AS admission
 ), v AS (
     UPDATE vouchers v SET status = 'expired', updated_at = $3
     FROM (SELECT id, status FROM vouchers WHERE payment_id IN (SELECT id FROM p) AND status IN ('pending', 'ready')
@@ -309,13 +313,14 @@ WITH p AS (
     UNION ALL SELECT id, from_status, 'expired', 'payment_closed', $4, $3 FROM v
 ), j AS (
     INSERT INTO jobs (kind, ref_id) SELECT 'close_order', id FROM p ON CONFLICT ON CONSTRAINT jobs_kind_ref DO NOTHING
-)
+), """ + USAGE_OWED + """
 SELECT count(*) FROM p
 """
 
 
 async def expire_payment(conn: Conn, payment_id: str, from_status: str, reason: str, now: datetime) -> bool:
-    """unpaid -> closed, voucher expired, and a close_order job so the channel order closes too."""
+    """unpaid -> closed, voucher expired, a close_order job so the channel order closes too, and the limit
+    usage it owes back recorded (USAGE_OWED)."""
     return bool(await conn.fetchval(_EXPIRE, payment_id, from_status, now, reason))
 
 

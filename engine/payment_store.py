@@ -26,6 +26,7 @@ from engine.payments.errors import (
     PaymentNotRefundable,
     RefundExceedsPayment,
 )
+from engine.payments.states import ENDED_WITHOUT_MONEY, PaymentStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,11 +256,19 @@ async def list_payments(conn: Conn, merchant_id: str, merchant_order_no: str | N
     return [_payment(r) for r in rows[:limit]], len(rows) > limit
 
 
+# A payment that ends without money owes its limit usage back (engine/usage_release.py): the owed row goes in
+# with the transition. Needs a CTE ``p`` returning the moved payment's ``id`` and ``admission`` (the gate's
+# admission id from ``payments.controls``, NULL when nothing was counted or nothing is owed).
+USAGE_OWED = """usage_owed AS (
+    INSERT INTO usage_releases (payment_id, admission_id) SELECT id, admission FROM p WHERE admission IS NOT NULL
+    ON CONFLICT (payment_id) DO NOTHING
+)"""
+
 _TRANSITION_PAYMENT = """
 WITH p AS (
     UPDATE payments SET status = $3::text, updated_at = $4::timestamptz
     WHERE id = $1::text AND merchant_id = $2::text AND status = $5::text
-    RETURNING id
+    RETURNING id, CASE WHEN $19::boolean THEN controls->>'admission' END AS admission
 ), v AS (
     UPDATE vouchers v SET status = $6::text, updated_at = $4::timestamptz
     FROM (SELECT id, status FROM vouchers WHERE payment_id IN (SELECT id FROM p) AND status = ANY($7::text[])
@@ -280,7 +289,7 @@ WITH p AS (
 ), i AS (
     UPDATE idempotency_keys SET status_code = $17::int, response_body = $18::bytea
     WHERE merchant_id = $2::text AND key = $16::text AND EXISTS (SELECT 1 FROM p)
-)
+), """ + USAGE_OWED + """
 SELECT (SELECT count(*) FROM p) AS moved
 """
 
@@ -289,7 +298,8 @@ async def transition_payment(conn: Conn, merchant_id: str, payment_id: str, tran
                              voucher_to: str | None = None, voucher_from: tuple[str, ...] = (),
                              job: Job | None = None, event: OutboxEvent | None = None,
                              response: StoredResponse | None = None) -> bool:
-    """Compare-and-set a payment from ``transition.from_status`` to ``to_status`` with its records.
+    """Compare-and-set a payment from ``transition.from_status`` to ``to_status`` with its records; a
+    final state without money also records the limit usage the payment owes back (``USAGE_OWED``).
 
     Returns False (and writes nothing) when the payment is no longer in ``from_status``."""
     assert transition.from_status is not None
@@ -300,8 +310,32 @@ async def transition_payment(conn: Conn, merchant_id: str, payment_id: str, tran
         transition.event, transition.reason, job.kind if job else None, job.ref_id if job else None,
         _json(job.payload if job else None), event.id if event else None, event.type if event else None,
         _json(event.payload if event else None), key, status_code, body,
+        PaymentStatus(transition.to_status) in ENDED_WITHOUT_MONEY,
     )
     return bool(moved)
+
+
+# ---------------------------------------------------------------- limit usage owed back (usage_release.py)
+
+async def usage_owed(conn: Conn, payment_id: str) -> str | None:
+    """The admission whose usage the payment still owes back, if any."""
+    admission: str | None = await conn.fetchval(
+        "SELECT admission_id FROM usage_releases WHERE payment_id = $1", payment_id)
+    return admission
+
+
+async def lock_usage_owed(conn: Conn, grace_s: float, limit: int) -> list[tuple[str, str]]:
+    """(payment id, admission id) owed longer than ``grace_s``, oldest first, locked for the caller's
+    transaction; rows another process holds are skipped, not waited for."""
+    rows = await conn.fetch(
+        "SELECT payment_id, admission_id FROM usage_releases WHERE owed_since <= now() - make_interval(secs => $1)"
+        " ORDER BY owed_since LIMIT $2 FOR UPDATE SKIP LOCKED", float(grace_s), limit)
+    return [(r["payment_id"], r["admission_id"]) for r in rows]
+
+
+async def settle_usage_owed(conn: Conn, payment_ids: list[str]) -> None:
+    """The usage of these payments was given back: nothing owed any more."""
+    await conn.execute("DELETE FROM usage_releases WHERE payment_id = ANY($1::text[])", payment_ids)
 
 
 # ---------------------------------------------------------------- refunds

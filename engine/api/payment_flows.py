@@ -20,7 +20,7 @@ from engine.api.views import payment_view, refund_view
 from engine.api.wire import CreatePayment, CreateRefund
 from engine.booking import Booker
 from engine.controls.errors import AdmissionReleased
-from engine.controls.gate import Attempt
+from engine.controls.gate import Attempt, Booking
 from engine.controls.store import write_payment_controls
 from engine.db import release_without_reset
 from engine.merchant_store import MerchantRecord, StoredResponse
@@ -51,6 +51,7 @@ from engine.payments.states import (
     next_payment_status,
     next_refund_status,
 )
+from engine.usage_release import release_now
 
 CLOSE_RETRIES_MAX = 3
 
@@ -132,8 +133,8 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
     admission = None if ctx.gate is None else await ctx.gate.admit(
         Attempt("payment", req.method, merchant.id, req.customer_id, req.amount, req.currency,
                 movement_id=payment_id))
-    booked = False  # set as the transaction's last step: a failure after it (commit, enqueue) keeps the usage
-    try:
+    # A failure before the transaction's last step gives the usage back; one after it (commit, enqueue) keeps it.
+    async with Booking(admission) as booking:
         async with booker.transaction() as tx:
             payer = await insert_payment(tx.conn, row, Transition(PaymentStatus.CREATED.value, status.value,
                                                                   event.value),
@@ -151,11 +152,7 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
                 await tx.post(entry)
             # Our statements and the posting function keep their locks and settings transaction-local.
             release_without_reset(tx.conn)
-            booked = True
-    except BaseException:
-        if admission is not None and not booked:  # counted usage of a payment that may exist is kept
-            await admission.release()
-        raise
+            booking.reached_last_step()
     if not wallet and ctx.schedule_expiry is not None:  # after commit; the sweep covers a failure here
         await ctx.schedule_expiry(merchant.id, payment_id, expires_at)
     return Outcome(201, body, response is not None)
@@ -163,7 +160,8 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
 
 async def close_payment(ctx: ApiContext, merchant: MerchantRecord, payment_id: str, slot: IdemSlot | None,
                         now: datetime) -> Outcome:
-    """Close an unpaid payment (compare-and-set; retried if the status moved under us)."""
+    """Close an unpaid payment (compare-and-set; retried if the status moved under us) and give back the
+    limit usage it counted (owed from the close's commit on: a failure here is retried, engine/usage_release.py)."""
     for _ in range(CLOSE_RETRIES_MAX):
         async with ctx.pool.acquire() as conn:
             current = await get_payment(conn, merchant.id, payment_id)
@@ -183,8 +181,9 @@ async def close_payment(ctx: ApiContext, merchant: MerchantRecord, payment_id: s
                     Transition(current.status, target.value, PaymentEvent.CLOSE.value, "closed by merchant"), now,
                     voucher_to=VoucherStatus.EXPIRED.value, voucher_from=(VoucherStatus.PENDING, VoucherStatus.READY),
                     job=job, event=OutboxEvent(new_id(EVENT), "payment.closed", body), response=response)
-            if moved:
-                return Outcome(200, body, response is not None)
+        if moved:  # the connection is back in the pool: the release takes its own
+            await release_now(ctx.pool, None if ctx.gate is None else ctx.gate.release_admission, payment_id)
+            return Outcome(200, body, response is not None)
     raise RuntimeError(f"payment {payment_id} kept changing status while closing")
 
 

@@ -30,6 +30,7 @@ from engine.merchant_store import ensure_platform_accounts
 from engine.payments.ids import ACCOUNT, new_id
 from engine.settings import Settings
 from engine.txn_no import TxnNoGenerator
+from engine.usage_release import ReleaseAdmission
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -73,6 +74,9 @@ class Gateway:
     health: ChannelHealth
     worker_id: str
     _platform: dict[str, dict[str, AccountId]] = field(default_factory=dict)
+    # Gives a payment's counted limit usage back when the gateway ends it without money (voucher failed,
+    # expired): engine/usage_release.py. None: the release loop of the API processes does, later.
+    release_usage: ReleaseAdmission | None = None
 
     @staticmethod
     def breaker_policy(settings: Settings) -> BreakerPolicy:

@@ -32,6 +32,7 @@ from engine.gateway_store import (
     schedule_query,
     set_order_status,
 )
+from engine.usage_release import release_now
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +105,16 @@ class Janitor:
     async def _closed_at_channel(self, order: ChannelOrder, now: datetime) -> None:
         """The channel closed it (its own expiry): close ours too if that order was the payment's voucher."""
         gw = self.gw
+        closed = False
         async with gw.pool.acquire() as conn, conn.transaction():
             payment = await payment_facts(conn, order.payment_id, lock=True)
             await set_order_status(conn, order.channel, order.out_trade_no, "closed", now, "closed at channel")
             if payment is not None and payment.status in UNPAID and payment.channel == order.channel and \
                     await expire_payment(conn, payment.id, payment.status, "closed at channel", now):
                 await write_payment_event(conn, payment.merchant_id, payment.id, "payment.closed", now)
+                closed = True
+        if closed:
+            await release_now(gw.pool, gw.release_usage, order.payment_id)
 
     async def _paid_at_channel(self, order: ChannelOrder, now: datetime) -> bool:
         """One last query before closing; True when the payer did pay (then applied as a success)."""
@@ -132,8 +137,11 @@ class Janitor:
             if order.status == "created" and order.channel in gw.channels and await self._paid_at_channel(order, now):
                 return
         async with gw.pool.acquire() as conn, conn.transaction():
-            if await expire_payment(conn, payment_id, status, "expired", now):
+            expired = await expire_payment(conn, payment_id, status, "expired", now)
+            if expired:
                 facts = await payment_facts(conn, payment_id)
                 assert facts is not None
                 await write_payment_event(conn, facts.merchant_id, payment_id, "payment.closed", now)
-                log.info("payment expired", extra={"payment_id": payment_id})
+        if expired:
+            log.info("payment expired", extra={"payment_id": payment_id})
+            await release_now(gw.pool, gw.release_usage, payment_id)

@@ -46,6 +46,7 @@ from engine.gateway_store import (
     set_order_status,
     voucher_work,
 )
+from engine.usage_release import release_now
 
 log = logging.getLogger(__name__)
 
@@ -234,4 +235,6 @@ async def _give_up(gw: Gateway, job: ClaimedJob, payment: PaymentFacts, code: st
         await finish_job(conn, job.id, "done")
     log.warning("voucher failed", extra={"payment_id": payment.id, "code": code, "detail": detail})
     VOUCHERS.labels("failed").inc()
+    if moved:  # a failed payment took no money: its counted limit usage goes back
+        await release_now(gw.pool, gw.release_usage, payment.id)
     return Done(f"voucher failed: {code}", recorded=True)

@@ -30,6 +30,7 @@ from engine.gateway.sync_voucher import WORKER, sync_voucher_middleware
 from engine.gateway.vouchers import CREATE_VOUCHER_JOB, run_voucher_job
 from engine.gateway.worker import GatewayWorker, JobHandler
 from engine.payouts.worker import PayoutWorker, gate_release
+from engine.usage_release import release_by_gate
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     async with channel_session(settings) as session:
         gw = Gateway(settings, app[POOL], app[BOOKER], app[TXN_NOS], build_channels(settings, session),
                      ChannelHealth(Gateway.breaker_policy(settings), settings.gateway_quality_window_s),
-                     f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}")
+                     f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}", release_usage=release_by_gate(app))
         # Synchronous voucher mode: requests run their own voucher jobs; the loop leaves those alone.
         kinds = tuple(k for k in HANDLERS if not (settings.voucher_sync and k == CREATE_VOUCHER_JOB))
         worker = GatewayWorker(gw, HANDLERS, settings.gateway_channel_concurrency * max(1, len(gw.channels)), kinds)

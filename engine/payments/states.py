@@ -49,6 +49,8 @@ PAYMENT_TRANSITIONS: dict[tuple[PaymentStatus, PaymentEvent], PaymentStatus] = {
 
 UNPAID = frozenset({P.PENDING_VOUCHER, P.AWAITING_PAYMENT})
 FINAL = frozenset({P.SUCCEEDED, P.FAILED, P.CLOSED})
+# Final without money: the payment's limit usage, counted when it was created, is owed back.
+ENDED_WITHOUT_MONEY = frozenset({P.FAILED, P.CLOSED})
 
 
 class VoucherStatus(enum.StrEnum):

@@ -1,0 +1,131 @@
+"""Limit usage given back when a payment ends without money: closed, expired or failed.
+
+The control gate counts a payment's amount and count against the daily and monthly limits when the payment
+is created (engine/controls/gate.py). A payment that then closes (merchant or deadline) or fails (no voucher)
+took no money, so that usage goes back; a payment that succeeded keeps it, refunded or not.
+
+- The record: the statement that moves the payment to closed or failed also inserts its ``usage_releases``
+  row naming the gate's admission (payment_store.USAGE_OWED). The release is owed exactly when that
+  transition committed, and only one transition can end a payment.
+- At once (``release_now``): whoever made the transition gives the usage back after the commit and deletes
+  the row.
+- Later (``release_owed``): a row older than the grace (the process died after the commit, or the release
+  raised) is taken by a loop in every API process and released the same way.
+
+Exactly once: ``ControlGate.release_admission`` locks the admission's usage row, gives the Redis counters
+back and deletes the row in one transaction; another call (inline and loop racing, a retry after a crash)
+waits for the lock, then finds no row and gives back nothing. Like a failed payout's, the release keeps the
+attempt in the customer's velocity log: attempts stay counted. Redis unreachable: the usage row is still
+deleted, so PostgreSQL no longer counts it and the counters over-count until rebuilt, never under.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import Counter
+
+from engine.app import GATE, POOL, SETTINGS
+from engine.background import background
+from engine.payment_store import lock_usage_owed, settle_usage_owed, usage_owed
+
+log = logging.getLogger(__name__)
+
+# Gives an admission's counted usage back by its id (ControlGate.release_admission): True when there was
+# something to give back, False when released already. Raises when it cannot; the release stays owed.
+ReleaseAdmission = Callable[[str], Awaitable[bool]]
+
+RELEASED = Counter("payengine_payment_usage_released_total",
+                   "Limit usage given back by payments that ended without money, by path", ["path"])
+RELEASE_FAILURES = Counter("payengine_payment_usage_release_failures_total",
+                           "Releases of a payment's limit usage that failed and stay owed, by path", ["path"])
+
+
+def release_by_gate(app: web.Application) -> ReleaseAdmission:
+    """Release through the app's control gate, looked up at call time (its context starts after the API's,
+    the gateway's and the expiry worker's). LookupError in a process without one."""
+    async def release(admission_id: str) -> bool:
+        gate = app.get(GATE)
+        if gate is None:
+            raise LookupError("no control gate in this process")
+        return await gate.release_admission(admission_id)
+
+    return release
+
+
+async def release_now(pool: asyncpg.Pool, release: ReleaseAdmission | None, payment_id: str) -> bool:
+    """Give back the usage owed by a payment whose ending transition just committed; True when usage was
+    given back. A failure is logged and counted, never raised: the row stays owed and the loop retries it.
+    Shielded, so a cancelled request cannot leave the release half done."""
+    if release is None:
+        return False
+    try:
+        return await asyncio.shield(_release_one(pool, release, payment_id))
+    except Exception:
+        RELEASE_FAILURES.labels("inline").inc()
+        log.warning("giving a payment's limit usage back failed; the release loop retries",
+                    extra={"payment_id": payment_id}, exc_info=True)
+        return False
+
+
+async def _release_one(pool: asyncpg.Pool, release: ReleaseAdmission, payment_id: str) -> bool:
+    async with pool.acquire() as conn:
+        admission = await usage_owed(conn, payment_id)
+    if admission is None:  # nothing was counted for it, or the loop settled it already
+        return False
+    released = await release(admission)
+    async with pool.acquire() as conn:
+        await settle_usage_owed(conn, [payment_id])
+    if released:
+        RELEASED.labels("inline").inc()
+    return released
+
+
+async def release_owed(pool: asyncpg.Pool, release: ReleaseAdmission, grace_s: float, batch_max: int) -> int:
+    """One bounded pass: give back the usage owed longer than ``grace_s`` (its process died after the
+    transition, or the release failed); returns the rows settled. A row whose release fails stays owed for
+    the next pass. Rows stay locked while released, so processes running this at once split the work.
+    Raises asyncpg errors when the database is away (nothing settled that was not given back)."""
+    settled: list[str] = []
+    failed = 0
+    async with pool.acquire() as conn, conn.transaction():
+        for payment_id, admission in await lock_usage_owed(conn, grace_s, batch_max):
+            try:
+                if await release(admission):
+                    RELEASED.labels("loop").inc()
+            except Exception:
+                failed += 1
+                continue
+            settled.append(payment_id)
+        await settle_usage_owed(conn, settled)
+    if failed:
+        RELEASE_FAILURES.labels("loop").inc(failed)
+        log.warning("giving owed limit usage back failed; the next pass retries", extra={"failed": failed})
+    if settled:
+        log.info("owed limit usage given back", extra={"payments": len(settled)})
+    return len(settled)
+
+
+async def _release_loop(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    release = release_by_gate(app)
+    while True:
+        await asyncio.sleep(settings.usage_release_interval_s)
+        try:
+            await release_owed(app[POOL], release, settings.usage_release_grace_s, settings.usage_release_batch_max)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # the loop survives a database blip
+            log.warning("releasing owed limit usage failed; will retry", exc_info=True)
+
+
+async def _usage_release_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with background(("usage-release", _release_loop(app))):
+        yield
+
+
+def setup_usage_release(app: web.Application) -> None:
+    """The loop that gives back owed usage, in a process that runs the control gate (after its context)."""
+    app.cleanup_ctx.append(_usage_release_ctx)
