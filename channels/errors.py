@@ -50,6 +50,12 @@ class OrderNotFound(ChannelRejected):
     """The channel has no order (or refund) under our reference."""
 
 
+class UnclearRefusal(ChannelRejected):
+    """The channel answered a create with a business code that does not say whether it acted (a "system
+    error", a conflict with what it holds under our reference): as unknown as a timeout. The caller must
+    query, never take it as a refusal that moved nothing."""
+
+
 class BadSignature(ChannelError):
     """A notify or response was not signed with the key we share with the channel."""
 

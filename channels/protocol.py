@@ -127,7 +127,10 @@ class PayoutRequest(msgspec.Struct, frozen=True):
 
 
 class PayoutResult(msgspec.Struct, frozen=True):
-    """A payout as the channel last reported it; `failure_code` is set when `status` is FAILED."""
+    """A payout as the channel last reported it; `failure_code` is set when `status` is FAILED.
+
+    `amount_minor` and `currency` are what the channel says the payout is for (None when its wire does not
+    say): the caller compares them with what it asked for before booking anything."""
 
     out_payout_no: str
     status: PayoutStatus
@@ -135,6 +138,8 @@ class PayoutResult(msgspec.Struct, frozen=True):
     failure_code: str | None = None
     failure_message: str | None = None
     finished_at: datetime | None = None
+    amount_minor: int | None = None
+    currency: str | None = None
 
 
 class NotifyEvent(msgspec.Struct, frozen=True):
@@ -242,8 +247,9 @@ class Channel(Protocol):
 
         A repeat with the same out_payout_no returns the payout as it stands now (no second
         transfer). `ChannelTimeout` / `ChannelUnavailable` leave the outcome unknown to the
-        caller, which must `query_payout` and never guess; `ChannelRejected` means the
-        channel refused it and moved nothing.
+        caller, which must `query_payout` and never guess; so does `UnclearRefusal` (a business
+        answer such as a "system error" that does not say whether the channel acted). Any other
+        `ChannelRejected` means the channel refused this request and moved nothing.
         """
         ...
 

@@ -234,15 +234,16 @@ class Settings:
     # then the same out_payout_no is sent again, at most payout_sends_max times in all. It fails (and unfreezes)
     # only when the last send is older than payout_give_up_s, which must exceed the longest time a channel would
     # still act on a request (wxsim refuses requests signed more than 300 s ago), so no late copy can still pay.
+    # Checked at start: the safe delay exceeds the channel call timeout, and give-up exceeds the safe delay.
     payout_default_channel: str = _env("PAYOUT_DEFAULT_CHANNEL", str, "")
     payout_poll_interval_ms: int = _env("PAYOUT_POLL_INTERVAL_MS", _int_in(1, 60_000), 200)
     payout_lease_s: int = _env("PAYOUT_LEASE_S", _int_in(1, 3600), 60)
     payout_claim_batch_max: int = _env("PAYOUT_CLAIM_BATCH_MAX", _int_in(1, 1000), 32)
     payout_concurrency: int = _env("PAYOUT_CONCURRENCY", _int_in(1, 4096), 32)
     payout_query_delay_ms: int = _env("PAYOUT_QUERY_DELAY_MS", _int_in(1, 3_600_000), 2000)
-    payout_not_found_safe_s: int = _env("PAYOUT_NOT_FOUND_SAFE_S", _int_in(0, 86400), 60)
+    payout_not_found_safe_s: int = _env("PAYOUT_NOT_FOUND_SAFE_S", _int_in(1, 86400), 60)
     payout_sends_max: int = _env("PAYOUT_SENDS_MAX", _int_in(1, 100), 3)
-    payout_give_up_s: int = _env("PAYOUT_GIVE_UP_S", _int_in(0, 7 * 86400), 900)
+    payout_give_up_s: int = _env("PAYOUT_GIVE_UP_S", _int_in(1, 7 * 86400), 900)
 
     # Accounting day (engine/dayend, recon, settlement). The cached open date is re-read this often (the
     # database stamps entries, so staleness only affects what a draft shows). Day-end waits at most
@@ -265,6 +266,13 @@ class Settings:
     # The grace must outlast any booking request (a booking after it is refused, 503, and retried).
     controls_orphan_grace_s: int = _env("CONTROLS_ORPHAN_GRACE_S", _int_in(1, 86_400), 900)
     controls_orphan_sweep_interval_s: int = _env("CONTROLS_ORPHAN_SWEEP_INTERVAL_S", _int_in(1, 3_600), 60)
+    # A payment that ends without money (closed, expired, failed) gives its counted usage back at once
+    # (engine/usage_release.py); a release still owed after the grace (its process died, or it failed) is
+    # retried by a loop that runs this often, at most batch_max per pass. Grace + interval stay well under the
+    # Redis release marker's 120 s (engine/controls/keys.py), within which a retried release gives back once.
+    usage_release_grace_s: int = _env("USAGE_RELEASE_GRACE_S", _int_in(0, 60), 10)
+    usage_release_interval_s: int = _env("USAGE_RELEASE_INTERVAL_S", _int_in(1, 60), 10)
+    usage_release_batch_max: int = _env("USAGE_RELEASE_BATCH_MAX", _int_in(1, 10_000), 200)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -288,6 +296,19 @@ class Settings:
         if self.split_close_grace_s * 1000 <= 2 * self.split_cache_ttl_ms:
             # A retired sub may only close once no process can still route to it from a cached view.
             raise SettingsError(PREFIX + "SPLIT_CLOSE_GRACE_S", "must exceed twice PAYENGINE_SPLIT_CACHE_TTL_MS")
+        self.check_payout_windows()
+
+    def check_payout_windows(self) -> None:
+        """A payout's send counts as "never arrived" only after the safe delay, which a send still in flight
+        must not outlast; and it fails (unfreezes) only after the give-up window, past the safe delay."""
+        if self.payout_not_found_safe_s * 1000 <= self.gateway_call_timeout_ms:
+            raise SettingsError(PREFIX + "PAYOUT_NOT_FOUND_SAFE_S",
+                                f"must exceed the channel call timeout PAYENGINE_GATEWAY_CALL_TIMEOUT_MS "
+                                f"({self.gateway_call_timeout_ms} ms), got {self.payout_not_found_safe_s} s")
+        if self.payout_give_up_s <= self.payout_not_found_safe_s:
+            raise SettingsError(PREFIX + "PAYOUT_GIVE_UP_S",
+                                f"must exceed PAYENGINE_PAYOUT_NOT_FOUND_SAFE_S ({self.payout_not_found_safe_s} s), "
+                                f"got {self.payout_give_up_s} s")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

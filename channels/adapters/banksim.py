@@ -263,7 +263,10 @@ class BankSimChannel:
 
     async def create_payout(self, request: PayoutRequest) -> PayoutResult:
         biz = bank_payouts.create_biz(self.name, request)
-        fields = await self._call("create_payout", bank_payouts.CREATE_METHOD, biz)
+        try:
+            fields = await self._call("create_payout", bank_payouts.CREATE_METHOD, biz)
+        except ChannelRejected as refused:
+            raise bank_payouts.create_refusal(refused) from None
         return bank_payouts.created_result(self.name, request, fields)
 
     async def query_payout(self, out_payout_no: str) -> PayoutResult:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from channels.amounts import AmountFormatError, major_to_minor, minor_to_major
-from channels.errors import AmountMismatch, ChannelRejected, MalformedResponse
+from channels.errors import AmountMismatch, ChannelRejected, MalformedResponse, OrderNotFound, UnclearRefusal
 from channels.protocol import PayoutRequest, PayoutResult, PayoutStatus
 
 Params = dict[str, str]
@@ -19,6 +19,14 @@ QUERY_METHOD = "fund.trans.common.query"
 NOT_FOUND_SUB_CODE = "ORDER_NOT_EXIST"
 _PAYEE_TYPES = {"bank_card": "BANKCARD", "bank_account": "BANKACCOUNT"}
 _STATES = {"DEALING": PayoutStatus.PROCESSING, "SUCCESS": PayoutStatus.SUCCEEDED, "FAIL": PayoutStatus.FAILED}
+# Answers to a create that turn this transfer down for good and move nothing: bad parameters, a request the
+# gateway could not authenticate or route, a payee the bank does not know, too little balance to pay from.
+# Any other business code (ACQ.SYSTEM_ERROR above all, or a conflict with a transfer already held under our
+# out_biz_no) says nothing about whether the transfer exists: UnclearRefusal, and the caller queries.
+DEFINITIVE_REFUSALS = frozenset({
+    "ACQ.INVALID_PARAMETER", "isv.invalid-signature", "isv.missing-method",
+    "PAYEE_NOT_EXIST", "PAYEE_CARD_INFO_ERROR", "PAYER_BALANCE_NOT_ENOUGH",
+})
 
 
 def create_biz(channel: str, request: PayoutRequest) -> Params:
@@ -38,6 +46,14 @@ def create_biz(channel: str, request: PayoutRequest) -> Params:
     }
 
 
+def create_refusal(refused: ChannelRejected) -> ChannelRejected:
+    """What a business answer to a create means: the refusal itself when it is definitive (or not found),
+    else UnclearRefusal (outcome unknown)."""
+    if refused.code in DEFINITIVE_REFUSALS or isinstance(refused, OrderNotFound | UnclearRefusal):
+        return refused
+    return UnclearRefusal(refused.channel, refused.operation, refused.code, refused.detail)
+
+
 def _amount_minor(channel: str, fields: Params) -> int:
     try:
         return major_to_minor(fields.get("trans_amount", ""))
@@ -50,7 +66,7 @@ def payout_result(channel: str, out_payout_no: str, fields: Params) -> PayoutRes
     status = _STATES.get(fields.get("status", ""))
     if status is None or fields.get("out_biz_no") != out_payout_no:
         raise MalformedResponse(channel, f"transfer {fields.get('out_biz_no')!r} status {fields.get('status')!r}")
-    _amount_minor(channel, fields)
+    amount_minor = _amount_minor(channel, fields)
     finished_text = fields.get("gmt_finish", "")
     try:
         finished = datetime.strptime(finished_text, "%Y-%m-%d %H:%M:%S") if finished_text else None
@@ -65,6 +81,8 @@ def payout_result(channel: str, out_payout_no: str, fields: Params) -> PayoutRes
         failure_code=fields.get("error_code", "UNKNOWN") if failed else None,
         failure_message=fields.get("fail_reason") if failed else None,
         finished_at=finished_at if status is not PayoutStatus.PROCESSING else None,
+        amount_minor=amount_minor,
+        currency=fields.get("currency") or None,
     )
 
 

@@ -271,7 +271,10 @@ class WxSimChannel:
 
     async def create_payout(self, request: PayoutRequest) -> PayoutResult:
         body = wx_payouts.create_body(self.name, self._config.merchant_id, request)
-        answer = await self._call("create_payout", "POST", wx_payouts.CREATE_PATH, body)
+        try:
+            answer = await self._call("create_payout", "POST", wx_payouts.CREATE_PATH, body)
+        except ChannelRejected as refused:
+            raise wx_payouts.create_refusal(refused) from None
         return wx_payouts.created_result(self.name, request, self._decode(answer.body, wx_payouts.Bill))
 
     async def query_payout(self, out_payout_no: str) -> PayoutResult:

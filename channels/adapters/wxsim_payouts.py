@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from channels.errors import AmountMismatch, ChannelRejected, MalformedResponse
+from channels.errors import AmountMismatch, ChannelRejected, MalformedResponse, OrderNotFound, UnclearRefusal
 from channels.protocol import PayoutRequest, PayoutResult, PayoutStatus
 
 CREATE_PATH = "/v3/fund-app/mch-transfer/bank-transfer-bills"
@@ -23,6 +23,11 @@ _STATES = {
     "SUCCESS": PayoutStatus.SUCCEEDED,
     "FAIL": PayoutStatus.FAILED,
 }
+
+# Answers to a create that turn this transfer down for good and move nothing (bad parameters, no permission,
+# too little balance). Any other code (INVALID_REQUEST: a bill already held under our out_bill_no with other
+# content, ...) says nothing about whether the transfer exists: UnclearRefusal, and the caller queries.
+DEFINITIVE_REFUSALS = frozenset({"PARAM_ERROR", "NO_AUTH", "NOT_ENOUGH"})
 
 
 # Like the payment wire types: unknown fields are tolerated, a channel adds them without notice.
@@ -57,6 +62,14 @@ def create_body(channel: str, merchant_id: str, request: PayoutRequest) -> dict[
     return body
 
 
+def create_refusal(refused: ChannelRejected) -> ChannelRejected:
+    """What a business answer to a create means: the refusal itself when it is definitive (or not found),
+    else UnclearRefusal (outcome unknown)."""
+    if refused.code in DEFINITIVE_REFUSALS or isinstance(refused, OrderNotFound | UnclearRefusal):
+        return refused
+    return UnclearRefusal(refused.channel, refused.operation, refused.code, refused.detail)
+
+
 def query_path(out_payout_no: str) -> str:
     return f"{CREATE_PATH}/out-bill-no/{quote(out_payout_no, safe='')}"
 
@@ -74,6 +87,8 @@ def payout_result(channel: str, out_payout_no: str, bill: Bill) -> PayoutResult:
         failure_code=(bill.fail_reason or "UNKNOWN") if failed else None,
         failure_message=bill.fail_message if failed else None,
         finished_at=bill.update_time if status is not PayoutStatus.PROCESSING else None,
+        amount_minor=bill.transfer_amount,
+        currency=bill.currency,
     )
 
 

@@ -111,9 +111,18 @@ class BankSim:
             except (KeyError, AmountFormatError) as error:
                 return self.answer(self.business_error("ACQ.INVALID_PARAMETER", f"bad parameter {error}"))
 
+        async def create_payout() -> web.Response:
+            response = await handle()
+            # Drawn only when the fault is on, so seeded stories of other faults stay as they were.
+            rate = self.rt.faults.payout_system_error_rate
+            if rate and self.rt.rng.random() < rate:
+                return self.answer(self.business_error(_SUB_CODES[Refusal.FULL], "system busy, query the transfer"))
+            return response
+
         if params.get("method") == PAYOUT_CREATE:
             # Payout faults may lose the answer after the payout was accepted.
-            return await self.rt.guard(self, lambda: answer_payout_create(self.rt, request, handle), creates=True)
+            return await self.rt.guard(self, lambda: answer_payout_create(self.rt, request, create_payout),
+                                       creates=True)
         return await self.rt.guard(self, handle, creates=method == self._create)
 
     # -- methods: params in, answer fields out; SimRefused for business errors --------

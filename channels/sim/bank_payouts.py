@@ -69,7 +69,7 @@ class BankPayouts:
             "msg": "Success",
             "out_biz_no": payout.ask.out_payout_no,
             "order_id": payout.payout_id,
-            "trans_amount": minor_to_major(payout.ask.amount_minor),
+            "trans_amount": minor_to_major(payout.ask.amount_minor + self.rt.faults.payout_report_skew_minor),
             "currency": payout.ask.currency,
             "status": _STATUS[payout.state],
             "error_code": payout.failure_code or "",

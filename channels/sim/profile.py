@@ -43,13 +43,19 @@ class SimFaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     payout_settle_ms: int = 0  # how long an accepted payout stays processing
     # Payouts to numbers ending with this fail with ACCOUNT_INVALID; "" turns the rule off.
     payout_bad_number_suffix: str = "000000"
+    # banksim only: a payout create is accepted, then answered with the business code ACQ.SYSTEM_ERROR, which
+    # (as at Alipay) says nothing about whether the transfer exists.
+    payout_system_error_rate: float = 0.0
+    # banksim only: every payout answer (create and query) reports the amount off by this many minor units,
+    # as a channel bug or a tampered answer would. 0: the truth.
+    payout_report_skew_minor: int = 0
 
     def __post_init__(self) -> None:
         for name in ("payout_settle_ms", "hang_next_creates"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         for name in ("error_rate", "timeout_rate", "no_notify_rate", "payout_timeout_rate", "payout_drop_rate",
-                     "payout_fail_rate"):
+                     "payout_fail_rate", "payout_system_error_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {rate}")

@@ -60,4 +60,7 @@ class Payout(msgspec.Struct, frozen=True):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    # Set while the payout is held for a person (e.g. "amount_mismatch": the channel reports another amount
+    # than ours): it stays processing, its amount frozen, until the hold is resolved.
+    hold_reason: str | None = None
     object: Literal["payout"] = "payout"

@@ -93,7 +93,7 @@ ROUTES: tuple[RouteSpec, ...] = (
               query=wire.NoQuery),
     RouteSpec("POST", "/v1/payouts", payout_handlers.create_payout,
               "Pay out to a bank card (customer wallet) or bank account (merchant available); amount frozen now",
-              payout_wire.Payout, 201, payout_wire.CreatePayout, errors=(*_POST_ERRORS, 424, 503)),
+              payout_wire.Payout, 201, payout_wire.CreatePayout, errors=(*_POST_ERRORS, 403, 424, 503)),
     RouteSpec("GET", "/v1/payouts/{id}", payout_handlers.get_payout, "One payout", payout_wire.Payout,
               query=wire.NoQuery),
     RouteSpec("POST", "/v1/transfers", transfer_handlers.create_transfer,

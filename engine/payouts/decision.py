@@ -7,6 +7,11 @@ request never arrived and the same out_payout_no is sent again, which is safe be
 per out_payout_no (a late copy of the first request cannot pay a second time). Only when `sends_max` sends
 never arrived and the last is older than `give_up_s` (longer than any channel still acts on a request) does the
 payout fail and its amount go back: earlier, a copy still in flight could land after we unfroze.
+
+A refusal of a create is final only when it is the payout's first send and the channel's refusal is definitive
+(its adapter raises UnclearRefusal for the others, such as a "system error"): a refused resend says nothing
+about the earlier sends, which may have arrived, so it is asked about like a lost answer. And an answer for
+another amount or currency than ours is never booked: the payout is held open for a person.
 """
 
 from __future__ import annotations
@@ -43,11 +48,31 @@ class Resend:
     note: str
 
 
-Decision = Settle | Fail | Poll | Resend
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Book nothing and keep the payout open (frozen) until a person resolves it."""
+
+    reason: str  # a stable code: amount_mismatch
+    note: str
 
 
-def on_result(result: PayoutResult, poll_s: float) -> Settle | Fail | Poll:
-    """The channel answered create or query with the payout's state."""
+Decision = Settle | Fail | Poll | Resend | Hold
+
+
+def reported_mismatch(result: PayoutResult, amount_minor: int, currency: str) -> str | None:
+    """How the channel's amount or currency differs from ours, or None (also when it reports neither)."""
+    if result.amount_minor is not None and result.amount_minor != amount_minor:
+        return f"the channel reports {result.amount_minor} minor units, ours is {amount_minor}"
+    if result.currency is not None and result.currency != currency:
+        return f"the channel reports currency {result.currency}, ours is {currency}"
+    return None
+
+
+def on_result(result: PayoutResult, poll_s: float, amount_minor: int, currency: str) -> Settle | Fail | Poll | Hold:
+    """The channel answered create or query with the payout's state (for our amount and currency, we hope)."""
+    mismatch = reported_mismatch(result, amount_minor, currency)
+    if mismatch is not None:
+        return Hold("amount_mismatch", f"{result.status.value} at the channel, but {mismatch}")
     if result.status is PayoutStatus.SUCCEEDED:
         return Settle(result.channel_payout_no)
     if result.status is PayoutStatus.FAILED:
@@ -69,3 +94,11 @@ def on_not_found(accepted_before: bool, sends: int, since_last_send_s: float, sa
     if since_last_send_s < give_up_s:
         return Poll(give_up_s - since_last_send_s, f"none of {sends} sends arrived; waiting out the request window")
     return Fail("never_arrived", f"the channel never received any of {sends} sends")
+
+
+def on_create_refused(code: str, message: str, sends_before: int, query_s: float) -> Fail | Poll:
+    """The channel refused a create definitively. Final only for the payout's first send: after an earlier send
+    (which may have arrived) the refusal is about this request alone, so the payout is asked about instead."""
+    if sends_before > 0:
+        return Poll(query_s, f"send {sends_before + 1} refused ({code}); an earlier send may have arrived: asking")
+    return Fail(code, message)

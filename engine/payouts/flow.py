@@ -1,9 +1,10 @@
 """`POST /v1/payouts`: check everything, then freeze the amount and write the payout in one transaction.
 
-Nothing is frozen unless every check passed: the destination (422), the customer (404), the currency (400),
-the channel (400). The freeze is a PAYOUT_FREEZE entry from the source account to the owner's frozen account,
-posted by the ledger's own statement that checks the source's overdraft rule, so concurrent payouts can never
-freeze more than the balance (the loser gets InsufficientFunds, 402, and its transaction writes nothing).
+Nothing is frozen unless every check passed: the destination (422), the channel (400 unknown or unable to pay
+out, 403 outside the merchant's allowed channels, as for payments), the customer (404), the currency (400).
+The freeze is a PAYOUT_FREEZE entry from the source account to the owner's frozen account, posted by the
+ledger's own statement that checks the source's overdraft rule, so concurrent payouts can never freeze more
+than the balance (the loser gets InsufficientFunds, 402, and its transaction writes nothing).
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from engine.api.context import ApiContext
 from engine.api.payment_flows import IdemSlot, Outcome
 from engine.api.payout_wire import CreatePayout
 from engine.booking import Booker
-from engine.controls.gate import Attempt
+from engine.controls.gate import Attempt, Booking
 from engine.merchant_store import MerchantRecord, ensure_account, get_customer, save_idempotent_response
+from engine.merchants.allowed import check_channel_allowed
+from engine.merchants.errors import PaymentMethodNotAllowed
 from engine.payments.errors import InvalidRequest, NotFound, PaymentCurrencyMismatch, UnsupportedCurrency
 from engine.payments.ids import ACCOUNT, new_id
 from engine.payouts.destination import Destination, check_destination
 from engine.payouts.errors import PayoutSourceMissing
+from engine.payouts.routing import can_pay_out, payout_candidates
 from engine.payouts.store import NewPayout, get_payout, insert_payout
 from engine.payouts.views import payout_view
 
@@ -42,12 +46,34 @@ class Source:
     account_kind: AccountKind
 
 
-def payout_channel(ctx: ApiContext, asked: str | None) -> str:
-    """The merchant's channel, else the configured payout default, else the engine's default channel."""
-    channel = asked or ctx.settings.payout_default_channel or ctx.settings.default_channel
-    if channel not in ctx.known_channels:
-        raise InvalidRequest("channel", f"unknown channel {channel!r}; known: {sorted(ctx.known_channels)}")
-    return channel
+def _channel_kinds(ctx: ApiContext) -> dict[str, str]:
+    """Known channel name -> adapter kind, in configured order (unconfigured: the adapter kinds themselves)."""
+    kinds = {spec.name: spec.kind for spec in ctx.settings.channels if spec.name in ctx.known_channels}
+    return kinds or {name: name for name in sorted(ctx.known_channels)}
+
+
+def payout_channel(ctx: ApiContext, merchant: MerchantRecord, asked: str | None) -> tuple[str, bool]:
+    """(channel, chosen). A channel the merchant names must be known (400), able to pay out (400) and allowed
+    for the merchant (403, as for payments); it is then never changed. Otherwise the configured payout default
+    (else the engine's default channel) when the merchant may use it, else the first configured channel that
+    can pay out and that the merchant may use."""
+    kinds = _channel_kinds(ctx)
+    if asked is not None:
+        if asked not in kinds:
+            raise InvalidRequest("channel", f"unknown channel {asked!r}; known: {sorted(kinds)}")
+        if not can_pay_out(kinds[asked]):
+            raise InvalidRequest("channel", f"channel {asked!r} cannot pay out")
+        check_channel_allowed(merchant, asked)
+        return asked, True
+    candidates = payout_candidates(kinds, merchant.allowed_channels)
+    default = ctx.settings.payout_default_channel or ctx.settings.default_channel
+    if default in candidates:
+        return default, False
+    if candidates:
+        return candidates[0], False
+    if merchant.allowed_channels is not None:
+        raise PaymentMethodNotAllowed("channel", default, list(merchant.allowed_channels))
+    raise InvalidRequest("channel", f"no known channel can pay out; known: {sorted(kinds)}")
 
 
 async def _source(ctx: ApiContext, merchant: MerchantRecord, req: CreatePayout) -> Source:
@@ -78,7 +104,7 @@ async def create_payout(ctx: ApiContext, booker: Booker, merchant: MerchantRecor
         raise UnsupportedCurrency(req.currency)
     dest: Destination = check_destination(req.destination.kind, req.destination.number,
                                           req.destination.holder_name, req.destination.bank_code)
-    channel = payout_channel(ctx, req.channel)
+    channel, chosen = payout_channel(ctx, merchant, req.channel)
     source = await _source(ctx, merchant, req)
     # Opened on its own (committed) before the freeze: a hundred concurrent first payouts of one owner must
     # not queue behind one uncommitted insert of the same unique (owner, role, currency).
@@ -95,8 +121,9 @@ async def create_payout(ctx: ApiContext, booker: Booker, merchant: MerchantRecor
     risk = None if admission is None else msgspec.json.encode(admission.record()).decode()
     row = NewPayout(payout_id, merchant.id, req.merchant_payout_no, source.kind, source.customer_id,
                     source.account_id, frozen, req.amount, req.currency, channel, dest.kind, dest.number,
-                    dest.holder_name, dest.bank_code, req.description, txn_no, risk, now)
-    try:
+                    dest.holder_name, dest.bank_code, req.description, chosen, txn_no, risk, now)
+    # The usage is given back when the freeze fails before its last step; a failure at or after COMMIT keeps it.
+    async with Booking(admission) as booking:
         async with booker.transaction() as tx:
             if admission is not None:
                 await admission.claim(tx.conn)  # AdmissionReleased: the orphan sweep gave it back, do not freeze
@@ -107,10 +134,7 @@ async def create_payout(ctx: ApiContext, booker: Booker, merchant: MerchantRecor
             body = msgspec.json.encode(payout_view(record))
             if slot is not None:  # the response commits with the freeze: a retry replays it, never freezes twice
                 await save_idempotent_response(tx.conn, slot.merchant_id, slot.key, 201, body)
-    except BaseException:
-        if admission is not None:
-            await admission.release()
-        raise
+            booking.reached_last_step()
     return Outcome(201, body, slot is not None)
 
 

@@ -10,3 +10,6 @@ PAYOUTS_FINISHED = Counter("payengine_payouts_finished_total", "Payouts made fin
 # What each worker step decided: settle, fail, poll (processing or not found yet), resend, unknown (no answer),
 # deferred (no channel admits calls), crashed.
 PAYOUT_STEPS = Counter("payengine_payout_steps_total", "Payout worker steps by decision", ["decision"])
+# Payouts kept open for a person because the channel's word could not be booked as it stands, by reason
+# (amount_mismatch: the channel reports another amount or currency than ours).
+PAYOUTS_HELD = Counter("payengine_payouts_held_total", "Payouts held open for a person", ["reason"])

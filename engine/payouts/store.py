@@ -39,6 +39,7 @@ class PayoutFields:
     dest_holder: str
     dest_bank_code: str | None
     description: str | None
+    channel_chosen: bool  # the merchant named the channel: it is never changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +64,14 @@ class PayoutRecord(PayoutFields):
     finished_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    hold_reason: str | None  # set: kept open for a person (see hold_payout); never made final meanwhile
 
 
 _COLUMNS = (
     "id, merchant_id, merchant_payout_no, source, customer_id, source_account_id, frozen_account_id, amount,"
     " currency, channel, dest_kind, dest_number, dest_holder, dest_bank_code, description, status, out_payout_no,"
     " final_txn_no, channel_payout_no, failure_code, failure_message, sends, attempts, first_sent_at,"
-    " last_sent_at, finished_at, created_at, updated_at"
+    " last_sent_at, finished_at, created_at, updated_at, channel_chosen, hold_reason"
 )
 
 
@@ -78,9 +80,10 @@ def _record(r: asyncpg.Record) -> PayoutRecord:
         r["id"], r["merchant_id"], r["merchant_payout_no"], r["source"], r["customer_id"],
         AccountId(r["source_account_id"]), AccountId(r["frozen_account_id"]), r["amount"], r["currency"].strip(),
         r["channel"], r["dest_kind"], r["dest_number"], r["dest_holder"], r["dest_bank_code"], r["description"],
-        r["status"], r["out_payout_no"].strip(), r["final_txn_no"].strip() if r["final_txn_no"] else None,
+        r["channel_chosen"], r["status"], r["out_payout_no"].strip(),
+        r["final_txn_no"].strip() if r["final_txn_no"] else None,
         r["channel_payout_no"], r["failure_code"], r["failure_message"], r["sends"], r["attempts"],
-        r["first_sent_at"], r["last_sent_at"], r["finished_at"], r["created_at"], r["updated_at"])
+        r["first_sent_at"], r["last_sent_at"], r["finished_at"], r["created_at"], r["updated_at"], r["hold_reason"])
 
 
 async def insert_payout(conn: Conn, p: NewPayout) -> PayoutRecord:
@@ -89,12 +92,12 @@ async def insert_payout(conn: Conn, p: NewPayout) -> PayoutRecord:
     row = await conn.fetchrow(
         f"INSERT INTO payouts (id, merchant_id, merchant_payout_no, source, customer_id, source_account_id,"
         f" frozen_account_id, amount, currency, channel, dest_kind, dest_number, dest_holder, dest_bank_code,"
-        f" description, status, out_payout_no, risk, next_attempt_at, created_at, updated_at)"
-        f" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,'pending',$16,$17::jsonb,$18,$18,$18)"
+        f" description, status, out_payout_no, risk, next_attempt_at, created_at, updated_at, channel_chosen)"
+        f" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,'pending',$16,$17::jsonb,$18,$18,$18,$19)"
         f" ON CONFLICT ON CONSTRAINT payouts_merchant_payout_no DO NOTHING RETURNING {_COLUMNS}",
         p.id, p.merchant_id, p.merchant_payout_no, p.source, p.customer_id, p.source_account_id,
         p.frozen_account_id, p.amount, p.currency, p.channel, p.dest_kind, p.dest_number, p.dest_holder,
-        p.dest_bank_code, p.description, p.out_payout_no, p.risk, p.created_at)
+        p.dest_bank_code, p.description, p.out_payout_no, p.risk, p.created_at, p.channel_chosen)
     if row is None:
         existing = await conn.fetchval("SELECT id FROM payouts WHERE merchant_id = $1 AND merchant_payout_no = $2",
                                        p.merchant_id, p.merchant_payout_no)
@@ -134,11 +137,14 @@ async def claim_due_payouts(conn: Conn, channels: Sequence[str], worker: str, le
 
 async def mark_sending(conn: Conn, payout_id: str, worker: str, channel: str) -> bool:
     """Before every create call, committed: from now on a crash leaves an unknown outcome to be queried.
-    False when the lease was lost (another worker has the payout)."""
+    False when the lease was lost (another worker has the payout), and when `channel` would move a payout that
+    may not move: one whose channel the merchant chose, or one sent already (a send that may have arrived pins
+    the channel, since the same out_payout_no at a second channel could pay twice)."""
     status = await conn.execute(
         "UPDATE payouts SET status = 'sending', channel = $3, sends = sends + 1, last_sent_at = now(),"
         " first_sent_at = coalesce(first_sent_at, now()), updated_at = now()"
-        " WHERE id = $1 AND locked_by = $2 AND status IN ('pending', 'sending')", payout_id, worker, channel)
+        " WHERE id = $1 AND locked_by = $2 AND hold_reason IS NULL AND status IN ('pending', 'sending')"
+        "   AND (channel = $3 OR (status = 'pending' AND NOT channel_chosen))", payout_id, worker, channel)
     return status.endswith(" 1")
 
 
@@ -162,9 +168,21 @@ async def finish_payout(conn: Conn, payout_id: str, status: str, final_txn_no: s
         f"UPDATE payouts SET status = $2, final_txn_no = $3, channel_payout_no = coalesce($4, channel_payout_no),"
         f" failure_code = $5, failure_message = $6, finished_at = $7, updated_at = $7, next_attempt_at = NULL,"
         f" locked_by = NULL, locked_until = NULL"
-        f" WHERE id = $1 AND status IN ('pending', 'sending', 'processing') RETURNING {_COLUMNS}",
+        f" WHERE id = $1 AND status IN ('pending', 'sending', 'processing') AND hold_reason IS NULL"
+        f" RETURNING {_COLUMNS}",
         payout_id, status, final_txn_no, channel_payout_no, failure_code, failure_message, now)
     return _record(row) if row else None
+
+
+async def hold_payout(conn: Conn, payout_id: str, worker: str, reason: str, note: str) -> bool:
+    """Keep an open payout open for a person: its amount stays frozen, no worker takes it again and nothing can
+    make it final until the hold is cleared. False when the lease was lost."""
+    result = await conn.execute(
+        "UPDATE payouts SET hold_reason = $3, last_error = $4, next_attempt_at = NULL, locked_by = NULL,"
+        " locked_until = NULL, updated_at = now()"
+        " WHERE id = $1 AND locked_by = $2 AND status IN ('pending', 'sending', 'processing')",
+        payout_id, worker, reason, note)
+    return result.endswith(" 1")
 
 
 async def admission_of(conn: Conn, payout_id: str) -> str | None:

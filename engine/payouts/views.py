@@ -21,4 +21,4 @@ def payout_view(p: PayoutRecord) -> pw.Payout:
         status=_PUBLIC_STATUS[p.status],  # type: ignore[arg-type]
         txn_no=p.out_payout_no, channel_payout_no=p.channel_payout_no, failure_code=p.failure_code,
         failure_message=p.failure_message, description=p.description, created_at=p.created_at,
-        updated_at=p.updated_at, finished_at=p.finished_at)
+        updated_at=p.updated_at, finished_at=p.finished_at, hold_reason=p.hold_reason)

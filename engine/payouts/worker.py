@@ -2,29 +2,38 @@
 
 Each payout row is its own job (claimed with `FOR UPDATE SKIP LOCKED` and a lease, only for channels this
 process serves), so any number of workers in any number of processes share the work and a dead worker's
-payouts are taken again when its lease runs out. One step: a pending payout is routed (breaker-aware) and
-sent; a sending or processing payout is queried. What an answer means is decided in decision.py.
+payouts are taken again when its lease runs out. One step: a pending payout is routed (routing.py: the
+merchant's chosen channel, else a payout channel it may use, breaker-aware) and sent; a sending or processing
+payout is queried. What an answer means is decided in decision.py.
+
+Logs never carry a card or account number: a crash is logged with the payout id, the exception type and the
+traceback with every long digit run masked (a database error may quote the whole row).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
+import traceback
 from datetime import UTC, datetime
 
 from aiohttp import web
 
-from channels.errors import ChannelError, ChannelRejected, OrderNotFound
+from channels.errors import ChannelError, ChannelRejected, OrderNotFound, UnclearRefusal
 from channels.protocol import PayoutDestination, PayoutRequest
 from engine.app import GATE
 from engine.gateway.context import Gateway
 from engine.gateway.jobs import backoff_s
+from engine.merchant_store import get_merchant
 from engine.payouts import decision
-from engine.payouts.metrics import PAYOUT_STEPS
+from engine.payouts.destination import mask_digits
+from engine.payouts.metrics import PAYOUT_STEPS, PAYOUTS_HELD
 from engine.payouts.outcome import UsageRelease, finish
-from engine.payouts.store import PayoutRecord, claim_due_payouts, mark_sending, reschedule
+from engine.payouts.routing import payout_candidates, rank_payout_channels
+from engine.payouts.store import PayoutRecord, claim_due_payouts, hold_payout, mark_sending, reschedule
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,7 @@ def gate_release(app: web.Application) -> UsageRelease:
 
 class PayoutWorker:
     def __init__(self, gw: Gateway, release_usage: UsageRelease | None = None) -> None:
+        gw.settings.check_payout_windows()  # SettingsError: also for settings built in code, not from_env
         self.gw = gw
         self.release_usage = release_usage
         self.settings = gw.settings
@@ -62,8 +72,9 @@ class PayoutWorker:
                         async with self.gw.pool.acquire() as conn:
                             claimed = await claim_due_payouts(conn, list(self.gw.channels), self.gw.worker_id,
                                                               s.payout_lease_s, min(free, s.payout_claim_batch_max))
-                    except Exception:  # a database blip must not end the worker
-                        log.warning("claiming payouts failed; will retry", exc_info=True)
+                    except Exception as error:  # a database blip must not end the worker
+                        log.warning("claiming payouts failed; will retry",
+                                    extra={"error_type": type(error).__name__, "error": _masked(error)})
                 for payout in claimed:
                     task = asyncio.create_task(self.step(payout), name=f"payout-{payout.id}")
                     self._running.add(task)
@@ -84,9 +95,12 @@ class PayoutWorker:
             else:
                 await self._query(p)
         except Exception as error:
-            log.exception("payout step crashed", extra={"payout_id": p.id})
+            # Not log.exception: the traceback's text is the exception's, which for a database error may quote
+            # the payout row with its full card or account number.
+            log.error("payout step crashed",
+                      extra={"payout_id": p.id, "error_type": type(error).__name__, "error": _masked(error)})
             PAYOUT_STEPS.labels("crashed").inc()
-            await self._later(p, self._backoff_s(p), f"crashed: {error!r}")
+            await self._later(p, self._backoff_s(p), mask_digits(f"crashed: {error!r}"))
 
     def _backoff_s(self, p: PayoutRecord) -> float:
         return backoff_s(p.attempts, self.settings.gateway_backoff_base_ms, self.settings.gateway_backoff_max_ms)
@@ -98,34 +112,46 @@ class PayoutWorker:
                              channel_payout_no)
 
     async def _send_new(self, p: PayoutRecord) -> None:
-        """Never sent: pick a healthy channel (the merchant's while its breaker admits calls) and send."""
-        ranked = self.gw.route(p.currency, p.amount, p.channel)
-        channel = p.channel if p.channel in ranked[:1] else next(iter(ranked), None)
+        """Never sent: the merchant's chosen channel, or the best payout channel it may use, once its breaker
+        admits a call; until then the payout waits (pending) and is never sent elsewhere."""
+        channel = p.channel if p.channel_chosen else await self._route(p)
         if channel is None or not self.gw.health.admit(channel, time.monotonic()):
             PAYOUT_STEPS.labels("deferred").inc()
-            await self._later(p, self._backoff_s(p), "no channel admits calls now (breakers open)")
+            await self._later(p, self._backoff_s(p), "no channel this payout may use admits calls now")
             return
         await self._send(p, channel)
+
+    async def _route(self, p: PayoutRecord) -> str | None:
+        """A payout whose channel the merchant left open: the candidates are the channels that can pay out and
+        that the merchant may use now, its current channel first while healthy."""
+        async with self.gw.pool.acquire() as conn:
+            merchant = await get_merchant(conn, p.merchant_id)
+        allowed = (p.channel,) if merchant is None else merchant.allowed_channels
+        kinds = {name: configured.spec.kind for name, configured in self.gw.channels.items()}
+        ranked = rank_payout_channels(self.gw, p.currency, p.amount, p.channel, payout_candidates(kinds, allowed))
+        return next(iter(ranked), None)
 
     async def _send(self, p: PayoutRecord, channel: str) -> None:
         async with self.gw.pool.acquire() as conn:
             if not await mark_sending(conn, p.id, self.gw.worker_id, channel):
-                return  # lost the lease: another worker has it now
+                return  # lost the lease (another worker has it now), or a move after a send: never
+        p = dataclasses.replace(p, channel=channel)
         request = payout_request(p)
+        query_s = self.settings.payout_query_delay_ms / 1000
         try:
             result = await self.gw.call(channel, "create_payout", lambda ch: ch.create_payout(request))
-        except OrderNotFound as error:  # not a refusal of this payout: treat like no answer
+        except (OrderNotFound, UnclearRefusal) as error:  # says nothing about this payout: like no answer
             PAYOUT_STEPS.labels("unknown").inc()
-            await self._later(p, self.settings.payout_query_delay_ms / 1000, f"unknown after send: {error}")
+            await self._later(p, query_s, f"unknown after send: {error}")
             return
-        except ChannelRejected as error:  # the channel refused it and moved nothing
-            await self._apply(p, decision.Fail(error.code, error.detail[:200]))
+        except ChannelRejected as error:  # the channel refused this request definitively and moved nothing
+            await self._apply(p, decision.on_create_refused(error.code, error.detail[:200], p.sends, query_s))
             return
-        except ChannelError as error:  # timeout, 5xx, unreadable answer: the outcome is unknown, ask later
+        except ChannelError as error:  # timeout, 5xx, unreadable answer, another amount: unknown, ask later
             PAYOUT_STEPS.labels("unknown").inc()
-            await self._later(p, self.settings.payout_query_delay_ms / 1000, f"unknown after send: {error}")
+            await self._later(p, query_s, f"unknown after send: {error}")
             return
-        await self._apply(p, decision.on_result(result, self._backoff_s(p)))
+        await self._apply(p, decision.on_result(result, self._backoff_s(p), p.amount, p.currency))
 
     async def _query(self, p: PayoutRecord) -> None:
         s = self.settings
@@ -141,7 +167,7 @@ class PayoutWorker:
             PAYOUT_STEPS.labels("unknown").inc()
             await self._later(p, self._backoff_s(p), f"query failed: {error}")
             return
-        await self._apply(p, decision.on_result(result, self._backoff_s(p)))
+        await self._apply(p, decision.on_result(result, self._backoff_s(p), p.amount, p.currency))
 
     async def _apply(self, p: PayoutRecord, d: decision.Decision) -> None:
         now = datetime.now(UTC)
@@ -152,6 +178,17 @@ class PayoutWorker:
             await finish(self.gw, p, False, d.channel_payout_no, d.code, d.message, now, self.release_usage)
         elif isinstance(d, decision.Poll):
             await self._later(p, d.delay_s, d.note, d.accepted, d.channel_payout_no)
+        elif isinstance(d, decision.Hold):
+            log.error("payout held for a person: the channel's answer cannot be booked",
+                      extra={"payout_id": p.id, "channel": p.channel, "reason": d.reason, "note": d.note})
+            PAYOUTS_HELD.labels(d.reason).inc()
+            async with self.gw.pool.acquire() as conn:
+                await hold_payout(conn, p.id, self.gw.worker_id, d.reason, d.note[:500])
         else:
             log.warning("payout resent", extra={"payout_id": p.id, "note": d.note})
             await self._send(p, p.channel)
+
+
+def _masked(error: BaseException) -> str:
+    """The traceback with its chained causes, every long digit run (a card or account number) masked."""
+    return mask_digits("".join(traceback.format_exception(error)))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels.errors import ChannelRejected, OrderNotFound
+from channels.errors import ChannelRejected, OrderNotFound, UnclearRefusal
 from channels.protocol import PayoutDestination, PayoutRequest, PayoutResult, PayoutStatus, StatementKind
 
 from .conftest import Rig
@@ -84,6 +84,8 @@ async def test_same_payout_number_with_other_content_is_rejected(rig: Rig) -> No
     with pytest.raises(ChannelRejected) as refused:
         await rig.channel.create_payout(PayoutRequest(request.out_payout_no, 101, "CNY", request.destination))
     assert not isinstance(refused.value, OrderNotFound)
+    # Not a refusal that moved nothing: a payout exists under that number, so the caller must ask about it.
+    assert isinstance(refused.value, UnclearRefusal)
     assert rig.sim.runtime.payouts.payouts[request.out_payout_no].ask.amount_minor == 100
 
 

@@ -11,7 +11,14 @@ import msgspec
 import pytest
 
 from channels import signing
-from channels.errors import BadSignature, ChannelTimeout, ChannelUnavailable, OrderNotFound
+from channels.errors import (
+    BadSignature,
+    ChannelRejected,
+    ChannelTimeout,
+    ChannelUnavailable,
+    OrderNotFound,
+    UnclearRefusal,
+)
 from channels.protocol import ChannelConfig, PayoutStatus
 from channels.registry import build_channel
 from channels.sim import SimKind, profile_named
@@ -105,3 +112,35 @@ def test_payout_fault_profiles_are_built_in(name: str) -> None:
     profile = profile_named(name)
     assert profile.kind in (SimKind.WALLET, SimKind.BANK)
     assert profile.faults.payout_settle_ms > 0
+
+
+async def test_a_business_system_error_to_a_create_is_unclear_not_a_refusal(rig: Rig) -> None:
+    if rig.sim.runtime.profile.kind is not SimKind.BANK:
+        pytest.skip("a business-level system error is banksim's (wxsim answers 500: ChannelUnavailable)")
+    await rig.set_faults(payout_system_error_rate=1.0)
+    request = payout(321)
+    with pytest.raises(UnclearRefusal) as unclear:
+        await rig.channel.create_payout(request)
+    assert unclear.value.code == "ACQ.SYSTEM_ERROR"
+    # The payout was accepted all the same: only a query can tell.
+    assert (await rig.channel.query_payout(request.out_payout_no)).status is PayoutStatus.SUCCEEDED
+
+
+async def test_a_definitive_refusal_to_a_create_stays_a_refusal(rig: Rig) -> None:
+    request = payout(321, kind="bank_card")
+    bad = msgspec.structs.replace(request, amount_minor=0)  # the channel refuses a zero amount and moves nothing
+    with pytest.raises(ChannelRejected) as refused:
+        await rig.channel.create_payout(bad)
+    assert not isinstance(refused.value, UnclearRefusal | OrderNotFound), refused.value
+    assert not rig.sim.runtime.payouts.payouts
+
+
+async def test_a_query_reports_the_amount_and_currency_the_channel_holds(rig: Rig) -> None:
+    request = payout(4_567)
+    await rig.channel.create_payout(request)
+    found = await rig.channel.query_payout(request.out_payout_no)
+    assert (found.amount_minor, found.currency) == (4_567, "CNY")
+    if rig.sim.runtime.profile.kind is SimKind.BANK:
+        await rig.set_faults(payout_report_skew_minor=1)
+        skewed = await rig.channel.query_payout(request.out_payout_no)
+        assert (skewed.amount_minor, skewed.currency) == (4_568, "CNY")

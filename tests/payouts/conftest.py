@@ -11,6 +11,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from tests.serving import serving
 ADMIN_TOKEN = "payout-test-admin-token"
 BANK_KEY = "po-bank-key"
 CHANNEL = "pobank"
+SECOND_CHANNEL = "pobank-b"
 # A card number that passes Luhn (a common test card).
 GOOD_CARD = "4111111111111111"
 
@@ -52,7 +54,9 @@ def payout_settings(url: str, bank_url: str, **extra: Any) -> Settings:
         payout_lease_s=3,
         rate_limit_per_s=100_000, rate_limit_burst=100_000)
     base.update(extra)
-    return Settings(**base)
+    settings = Settings(**base)
+    settings.check()
+    return settings
 
 
 @dataclass
@@ -64,9 +68,14 @@ class World:
     pool: asyncpg.Pool
     bank: RunningSimulator
     app: web.Application
+    # A second bank simulator behind channel SECOND_CHANNEL (the two-channel world only).
+    second_bank: RunningSimulator | None = None
 
-    async def merchant(self) -> PayEngineClient:
-        body = {"name": "payout test merchant", "currencies": ["CNY", "USD"], "fee_bps": 0, "fee_fixed": 0}
+    async def merchant(self, allowed_channels: list[str] | None = None) -> PayEngineClient:
+        body: dict[str, Any] = {"name": "payout test merchant", "currencies": ["CNY", "USD"], "fee_bps": 0,
+                                "fee_fixed": 0}
+        if allowed_channels is not None:
+            body["allowed_channels"] = allowed_channels
         created = await create_merchant(self.url, ADMIN_TOKEN, body, self.http)
         return PayEngineClient(self.url, created["id"], created["secret"], session=self.http, retries_max=0)
 
@@ -99,13 +108,26 @@ class World:
         async with self.http.request(method, self.url + path, json=body, headers=headers) as r:
             return r.status, await r.json()
 
-    async def set_faults(self, **faults: Any) -> None:
-        async with self.http.put(f"{self.bank.url}/sim/admin/faults", json=faults) as r:
+    def _bank(self, second: bool) -> RunningSimulator:
+        if not second:
+            return self.bank
+        assert self.second_bank is not None, "only the two-channel world has a second bank"
+        return self.second_bank
+
+    async def set_faults(self, second: bool = False, **faults: Any) -> None:
+        async with self.http.put(f"{self._bank(second).url}/sim/admin/faults", json=faults) as r:
             assert r.status == 200, await r.text()
 
-    async def sim_payout(self, out_payout_no: str) -> tuple[int, Any]:
-        async with self.http.get(f"{self.bank.url}/sim/admin/payouts/{out_payout_no}") as r:
+    async def sim_payout(self, out_payout_no: str, second: bool = False) -> tuple[int, Any]:
+        async with self.http.get(f"{self._bank(second).url}/sim/admin/payouts/{out_payout_no}") as r:
             return r.status, await r.json(content_type=None)
+
+    async def breaker(self, channel: str) -> str:
+        """The channel's breaker phase as the admin API reports it (closed, open, half_open)."""
+        status, body = await self.admin("GET", "/admin/gateway")
+        assert status == 200, body
+        phase: str = body["channels"][channel]["breaker"]
+        return phase
 
     async def wait_payout(self, client: PayEngineClient, payout_id: str,
                           done: Callable[[dict[str, Any]], bool] | None = None,
@@ -150,24 +172,52 @@ async def payout_db(servers: Servers) -> AsyncIterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-async def world(servers: Servers, payout_db: str) -> AsyncIterator[World]:
-    bank = await start_simulator(SimProfile(name="pobank-sim", kind=SimKind.BANK, key=BANK_KEY,
-                                            faults=SimFaults(hang_ms=2_000), seed=11))
+async def _bank_sim(name: str, seed: int) -> RunningSimulator:
+    return await start_simulator(SimProfile(name=name, kind=SimKind.BANK, key=BANK_KEY,
+                                            faults=SimFaults(hang_ms=2_000), seed=seed))
+
+
+@asynccontextmanager
+async def _world(servers: Servers, db_url: str, bank: RunningSimulator,
+                 second_bank: RunningSimulator | None = None) -> AsyncIterator[World]:
     sock = _free_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = payout_settings(url, bank.url)
-    app = create_app(settings, payout_db, servers.redis_url)
+    channels = [ChannelSpec(CHANNEL, "banksim", bank.url, "sim-merchant", BANK_KEY)]
+    if second_bank is not None:
+        channels.append(ChannelSpec(SECOND_CHANNEL, "banksim", second_bank.url, "sim-merchant", BANK_KEY))
+    settings = payout_settings(url, bank.url, channels=tuple(channels))
+    app = create_app(settings, db_url, servers.redis_url)
+    async with serving(app, sock=sock), aiohttp.ClientSession() as http:
+        pool = await asyncpg.create_pool(db_url, min_size=2, max_size=20)
+        assert pool is not None
+        try:
+            yield World(url, db_url, settings, http, pool, bank, app, second_bank)
+        finally:
+            await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def world(servers: Servers, payout_db: str) -> AsyncIterator[World]:
+    bank = await _bank_sim("pobank-sim", 11)
     try:
-        async with serving(app, sock=sock), aiohttp.ClientSession() as http:
-            pool = await asyncpg.create_pool(payout_db, min_size=2, max_size=20)
-            assert pool is not None
-            try:
-                yield World(url, payout_db, settings, http, pool, bank, app)
-            finally:
-                await pool.close()
+        async with _world(servers, payout_db, bank) as built:
+            yield built
     finally:
         await bank.close()
+
+
+@pytest.fixture(scope="session")
+async def two_channel_world(servers: Servers) -> AsyncIterator[World]:
+    """Channels CHANNEL (default) and SECOND_CHANNEL, each a bank simulator of its own, on a database of its own
+    (the session world's worker would take these payouts, or this world's worker the session world's)."""
+    first, second = await _bank_sim("pobank-a-sim", 12), await _bank_sim("pobank-b-sim", 13)
+    try:
+        async with private_database(servers.database_url, "payouts_two") as db_url, \
+                _world(servers, db_url, first, second) as built:
+            yield built
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:

@@ -1,12 +1,13 @@
-"""Limits and risk before the freeze: over a payout limit is 402 limit_exceeded with nothing frozen; a freeze
-that fails (insufficient funds) gives the counted usage back; the gate's record is kept with the payout."""
+"""Limits and risk before the freeze: over a payout limit is 402 limit_exceeded and a card on the risk blocklist
+402 risk_declined, with nothing frozen; a freeze that fails (insufficient funds) gives the counted usage back;
+the gate's record is kept with the payout."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 
-from tests.payouts.conftest import World, payout_body
+from tests.payouts.conftest import GOOD_CARD, World, payout_body
 
 
 async def test_payout_limit_refuses_before_freezing_and_failed_freezes_count_nothing(world: World) -> None:
@@ -21,6 +22,10 @@ async def test_payout_limit_refuses_before_freezing_and_failed_freezes_count_not
     assert short.status == 402 and short.body["error"]["code"] == "insufficient_funds", short.body
     over = await client.create_payout(payout_body(600, customer_id=customer))
     assert over.status == 402 and over.body["error"]["code"] == "limit_exceeded", over.body
+    assert await world.balance(customer, "customer_frozen") == 1_000  # the refused ones froze nothing
+    assert await world.balance(customer, "customer_wallet") == 200
+    async with world.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM payouts WHERE merchant_id = $1", client.merchant_id) == 1
     # 1_000 + 200 fits only because the refused 400 was given back.
     last = await client.create_payout(payout_body(200, customer_id=customer))
     assert last.status == 201, last.body
@@ -54,3 +59,34 @@ async def test_a_payout_the_channel_failed_no_longer_counts_against_the_limit(wo
         await asyncio.sleep(0.05)
     assert again is not None and again.status == 201, again.body
     await world.wait_payout(client, again.body["id"])
+
+
+async def test_payout_to_a_blocklisted_card_is_402_risk_declined_and_freezes_nothing(world: World) -> None:
+    client = await world.merchant()
+    customer = await world.funded_customer(client, 1_000)
+    status, rule = await world.admin("POST", "/admin/risk/rules", {
+        "name": "blocked cards", "kind": "blocklist", "action": "deny", "merchant_id": client.merchant_id,
+        "params": {"list": "instrument"}})
+    assert status == 201, rule
+    entry = {"list": "instrument", "value": GOOD_CARD}
+    status, added = await world.admin("POST", "/admin/risk/blocklist", {**entry, "reason": "fraud"})
+    assert status == 201 and GOOD_CARD not in str(added), added  # only the keyed hash is kept
+    try:
+        # Typed with spaces, as a person would: the same card.
+        spaced = " ".join(GOOD_CARD[i:i + 4] for i in range(0, len(GOOD_CARD), 4))
+        for number in (GOOD_CARD, spaced):
+            denied = await client.create_payout(payout_body(
+                500, customer_id=customer, destination={"kind": "bank_card", "number": number, "holder_name": "Li"}))
+            assert denied.status == 402 and denied.body["error"]["code"] == "risk_declined", denied.body
+            assert denied.body["error"]["details"]["rule"] == rule["id"]
+        assert await world.balance(customer, "customer_wallet") == 1_000
+        assert await world.balance(customer, "customer_frozen") == 0
+        async with world.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM payouts WHERE merchant_id = $1",
+                                       client.merchant_id) == 0
+    finally:
+        status, removed = await world.admin("DELETE", "/admin/risk/blocklist", entry)
+        assert status == 200, removed
+    allowed = await client.create_payout(payout_body(500, customer_id=customer))
+    assert allowed.status == 201, allowed.body
+    await world.wait_payout(client, allowed.body["id"])

@@ -45,7 +45,7 @@ async def test_payout_paid_once_when_the_worker_process_dies_mid_payout(servers:
            "PAYENGINE_CHANNELS": f"pokill=banksim,{sim.url},sim-merchant,{KILL_KEY}",
            "PAYENGINE_HOT_INTERNAL_ACCOUNTS": "0", "PAYENGINE_PAYOUT_LEASE_S": "2",
            "PAYENGINE_PAYOUT_POLL_INTERVAL_MS": "20", "PAYENGINE_PAYOUT_QUERY_DELAY_MS": "150",
-           "PAYENGINE_PAYOUT_NOT_FOUND_SAFE_S": "1", "PAYENGINE_GATEWAY_CALL_TIMEOUT_MS": "30000",
+           "PAYENGINE_PAYOUT_NOT_FOUND_SAFE_S": "31", "PAYENGINE_GATEWAY_CALL_TIMEOUT_MS": "30000",
            "PAYENGINE_LOG_LEVEL": "WARNING"}
     first = second = None
     try:
