@@ -77,3 +77,13 @@ class BlocklistView(msgspec.Struct, frozen=True):
 class PaymentControlsView(msgspec.Struct, frozen=True):
     payment_id: str
     controls: dict[str, Any] | None
+
+
+class TransferControlsView(msgspec.Struct, frozen=True):
+    transfer_id: str
+    controls: dict[str, Any] | None
+
+
+class PayoutControlsView(msgspec.Struct, frozen=True):
+    payout_id: str
+    controls: dict[str, Any] | None

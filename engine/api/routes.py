@@ -70,6 +70,12 @@ _CONTROL_ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/admin/payments/{id}/controls", controls_admin.get_payment_controls,
               "The risk decisions and limits recorded with a payment", controls_wire.PaymentControlsView,
               errors=(401, 404), auth="admin"),
+    RouteSpec("GET", "/admin/transfers/{id}/controls", controls_admin.get_transfer_controls,
+              "The risk decisions and limits recorded with a transfer", controls_wire.TransferControlsView,
+              errors=(401, 404), auth="admin"),
+    RouteSpec("GET", "/admin/payouts/{id}/controls", controls_admin.get_payout_controls,
+              "The risk decisions and limits recorded with a payout", controls_wire.PayoutControlsView,
+              errors=(401, 404), auth="admin"),
 )
 
 ROUTES: tuple[RouteSpec, ...] = (

@@ -5,7 +5,9 @@
     GET|POST       /admin/risk/rules                  list / create a risk rule
     GET|PUT|DELETE /admin/risk/rules/{id}             one rule (PUT replaces its definition)
     POST|DELETE    /admin/risk/blocklist              add / remove a customer or instrument
-    GET            /admin/payments/{id}/controls      the risk decisions and limits recorded with a payment
+    GET            /admin/payments/{id}/controls      the risk decisions and limits recorded with a payment,
+    GET            /admin/transfers/{id}/controls     ... with a transfer
+    GET            /admin/payouts/{id}/controls       ... with a payout (one handler for the three: controls_handler)
 
 Changes take effect at once in this process (its cache is invalidated) and within CONTROLS_CACHE_MS in
 the others. Registered through the API's route table (engine/api/routes.py), so /openapi.json lists them.
@@ -14,7 +16,8 @@ the others. Registered through the API's route table (engine/api/routes.py), so 
 from __future__ import annotations
 
 import secrets
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -195,11 +198,27 @@ async def remove_blocked(request: web.Request) -> web.Response:
     return _ok(cw.BlocklistView(entry.list, digest, None, deleted=True))
 
 
-async def get_payment_controls(request: web.Request) -> web.Response:
-    payment_id = request.match_info["id"]
-    async with request.app[POOL].acquire() as conn:
-        exists = await conn.fetchval("SELECT 1 FROM payments WHERE id = $1", payment_id)
-        controls = await store.read_payment_controls(conn, payment_id) if exists else None
-    if not exists:
-        raise ControlNotFound("payment", payment_id)
-    return _ok(cw.PaymentControlsView(payment_id, controls))
+# kind -> the view of the record stored with it (engine/controls/store.py RECORD_COLUMNS says where).
+_CONTROLS_VIEWS: dict[str, Callable[[str, dict[str, Any] | None], object]] = {
+    "payment": cw.PaymentControlsView, "transfer": cw.TransferControlsView, "payout": cw.PayoutControlsView}
+
+
+def controls_handler(kind: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """GET /admin/{kind}s/{id}/controls: the risk decisions and limits recorded with that payment, transfer or
+    payout (controls null when no gate admitted it); 404 when there is no such one."""
+    view = _CONTROLS_VIEWS[kind]
+
+    async def get_controls(request: web.Request) -> web.Response:
+        object_id = request.match_info["id"]
+        async with request.app[POOL].acquire() as conn:
+            exists, controls = await store.read_controls(conn, kind, object_id)
+        if not exists:
+            raise ControlNotFound(kind, object_id)
+        return _ok(view(object_id, controls))
+
+    return get_controls
+
+
+get_payment_controls = controls_handler("payment")
+get_transfer_controls = controls_handler("transfer")
+get_payout_controls = controls_handler("payout")

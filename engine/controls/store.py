@@ -323,6 +323,14 @@ async def write_payment_controls(conn: Conn, payment_id: str, record: dict[str, 
     return written is not None
 
 
-async def read_payment_controls(conn: Conn, payment_id: str) -> dict[str, object] | None:
-    raw = await conn.fetchval("SELECT controls::text FROM payments WHERE id = $1", payment_id)
-    return None if raw is None else dict(json.loads(raw))
+# Where each kind of movement keeps the gate's record (Admission.record()), written in its booking transaction.
+RECORD_COLUMNS = {"payment": ("payments", "controls"), "transfer": ("transfers", "risk"), "payout": ("payouts", "risk")}
+
+
+async def read_controls(conn: Conn, kind: str, object_id: str) -> tuple[bool, dict[str, object] | None]:
+    """(the payment/transfer/payout exists, the record stored with it: None when no gate admitted it)."""
+    table, column = RECORD_COLUMNS[kind]
+    row = await conn.fetchrow(f"SELECT {column}::text AS record FROM {table} WHERE id = $1", object_id)
+    if row is None:
+        return False, None
+    return True, None if row["record"] is None else dict(json.loads(row["record"]))

@@ -140,6 +140,8 @@ async def test_openapi_lists_the_controls_admin_routes_with_their_bodies(api: Ap
     assert set(paths["/admin/risk/rules/{id}"]) == {"get", "put", "delete"}
     assert set(paths["/admin/risk/blocklist"]) == {"post", "delete"}
     assert set(paths["/admin/payments/{id}/controls"]) == {"get"}
+    assert set(paths["/admin/transfers/{id}/controls"]) == {"get"}
+    assert set(paths["/admin/payouts/{id}/controls"]) == {"get"}
     put = paths["/admin/limits"]["put"]
     assert put["security"] == [{"adminToken": []}] and "422" in put["responses"]
     assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/PutLimits")

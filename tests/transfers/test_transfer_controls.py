@@ -19,7 +19,7 @@ from engine.controls.limits import LimitRule
 from engine.controls.store import replace_limit_rules
 from engine.merchant_store import get_merchant
 from engine.transfers.flow import create_transfer
-from tests.api.conftest import Api
+from tests.api.conftest import AdminHttp, Api
 from tests.transfers.conftest import c2c, money_of
 
 
@@ -86,3 +86,28 @@ async def test_usage_of_a_transfer_that_committed_stays_counted_when_the_request
     third = await client.create_transfer(c2c(alice, bob, 1_000))
     assert third.status == 402 and third.error_code == "limit_exceeded", third.body
     assert third.body["error"]["details"]["used"] == 2
+
+
+async def test_the_admin_api_shows_the_limits_record_stored_with_a_transfer(api: Api) -> None:
+    admin = AdminHttp(api)
+    client = await api.merchant()
+    alice = await api.funded_customer(client, 5_000)
+    bob = await api.funded_customer(client, 0)
+    limits = {"limits": [{"scope": "customer", "window": "daily", "method": "transfer", "amount_max": 4_000}]}
+    set_ = await admin.call("PUT", f"/admin/merchants/{client.merchant_id}/limits", limits)
+    assert set_.status == 200, set_.body
+    sent = await client.create_transfer(c2c(alice, bob, 1_000))
+    assert sent.status == 201, sent.body
+    reply = await admin.call("GET", f"/admin/transfers/{sent.body['id']}/controls")
+    assert reply.status == 200 and reply.body["transfer_id"] == sent.body["id"], reply.body
+    record = reply.body["controls"]
+    assert record["admission"].startswith("adm_") and record["review"] is False, record
+    assert {(r["window"], r["method"], r["amount_max"]) for r in record["limits"]} >= {("daily", "transfer", 4_000)}
+    missing = await admin.call("GET", "/admin/transfers/tr_no_such_transfer/controls")
+    assert missing.status == 404 and missing.code == "resource_missing", missing.body
+    # One endpoint per kind: a transfer's id is no payment and no payout.
+    for kind in ("payments", "payouts"):
+        other = await admin.call("GET", f"/admin/{kind}/{sent.body['id']}/controls")
+        assert other.status == 404 and other.code == "resource_missing", other.body
+    unauthorised = await admin.call("GET", f"/admin/transfers/{sent.body['id']}/controls", token="wrong")
+    assert unauthorised.status == 401, unauthorised.body
