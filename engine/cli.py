@@ -179,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.controls.cli import add_limits_parsers
 
     add_limits_parsers(sub)  # limits show|set|usage
+
+    from engine.payouts.cli import add_payout_parsers
+
+    add_payout_parsers(sub)  # payouts held|show|resolve
     return parser
 
 

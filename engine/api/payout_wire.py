@@ -1,9 +1,10 @@
-"""Wire types of the payout endpoints (`POST /v1/payouts`, `GET /v1/payouts/{id}`)."""
+"""Wire types of the payout endpoints: the merchant's (`POST /v1/payouts`, `GET /v1/payouts/{id}`) and the
+operators' (`GET /admin/payouts?held=true`, `GET /admin/payouts/{id}`, `POST /admin/payouts/{id}/resolve`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -64,3 +65,73 @@ class Payout(msgspec.Struct, frozen=True):
     # than ours): it stays processing, its amount frozen, until the hold is resolved.
     hold_reason: str | None = None
     object: Literal["payout"] = "payout"
+
+
+# ---------------------------------------------------------------- admin: held payouts
+
+ResolveAction = Literal["retry", "fail", "succeed"]
+# Required and not blank: the audit trail keeps why a person decided what the channel's word did not.
+OperatorNote = Annotated[str, Meta(min_length=1, max_length=500, pattern="^[^\\x00]*[^\\s\\x00][^\\x00]*$")]
+OperatorName = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_.@-]+$")]
+
+
+class ResolvePayout(Request, frozen=True, forbid_unknown_fields=True):
+    """retry: clear the hold, the channel is asked again. fail: the channel confirmed nothing was paid: the amount
+    goes back. succeed: the channel confirmed it paid our amount: settled."""
+
+    action: ResolveAction
+    reason: OperatorNote
+    operator: OperatorName | None = None  # who decided (the admin token names nobody); recorded with the reason
+
+
+class AdminPayoutsQuery(Request, frozen=True, forbid_unknown_fields=True):
+    held: bool  # must be true: the held payouts are what operators list here
+    merchant_id: ObjectId | None = None
+    limit: Annotated[int, Meta(ge=1, le=100)] = 20
+    starting_after: ObjectId | None = None
+
+
+class HeldPayout(msgspec.Struct, frozen=True):
+    id: str
+    merchant_id: str
+    merchant_payout_no: str
+    amount: int
+    currency: str
+    source: str
+    customer_id: str | None
+    channel: str
+    status: str  # internal: pending | sending | processing
+    hold_reason: str | None
+    hold_note: str | None  # what the channel reported (long digit runs masked)
+    created_at: datetime
+    updated_at: datetime
+
+
+class HeldPayoutList(msgspec.Struct, frozen=True):
+    data: list[HeldPayout]
+    has_more: bool
+
+
+class TransitionView(msgspec.Struct, frozen=True):
+    from_status: str | None
+    to_status: str
+    event: str
+    reason: str | None
+    actor: str | None
+    at: datetime
+
+
+class AdminPayout(msgspec.Struct, frozen=True):
+    payout: Payout  # what the merchant sees
+    merchant_id: str
+    internal_status: str  # pending | sending | processing | succeeded | failed
+    channel_chosen: bool
+    sends: int
+    attempts: int
+    first_sent_at: datetime | None
+    last_sent_at: datetime | None
+    next_attempt_at: datetime | None
+    locked_until: datetime | None
+    last_error: str | None  # long digit runs masked
+    risk: dict[str, Any] | None  # the limits/risk record stored with the payout
+    transitions: list[TransitionView]

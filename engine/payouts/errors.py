@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.payments.errors import PaymentRuleError
+from engine.payments.errors import IllegalTransition, PaymentRuleError
 
 
 class InvalidDestination(PaymentRuleError):
@@ -24,3 +24,14 @@ class PayoutSourceMissing(PaymentRuleError):
         super().__init__(f"merchant {merchant_id} has no available balance in {currency}")
         self.merchant_id = merchant_id
         self.currency = currency
+
+
+class PayoutNotHeld(IllegalTransition):
+    """Only a held payout can be resolved by a person (409 illegal_transition): this one is not held (any more),
+    e.g. it was never held, is final, or another resolve of it won."""
+
+    def __init__(self, payout_id: str, status: str, action: str) -> None:
+        PaymentRuleError.__init__(  # IllegalTransition's fields, with a message that says what is missing
+            self, f"payout {payout_id} is not held (status {status!r}): only a held payout can be resolved")
+        self.kind, self.status, self.event = "payout", status, f"resolve_{action}"
+        self.payout_id = payout_id

@@ -111,6 +111,12 @@ async def get_payout(conn: Conn, merchant_id: str, payout_id: str) -> PayoutReco
     return _record(row) if row else None
 
 
+async def payout_by_id(conn: Conn, payout_id: str) -> PayoutRecord | None:
+    """Any merchant's payout (operators' view)."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM payouts WHERE id = $1", payout_id)
+    return _record(row) if row else None
+
+
 async def payout_by_out_no(conn: Conn, out_payout_no: str) -> PayoutRecord | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM payouts WHERE out_payout_no = $1", out_payout_no)
     return _record(row) if row else None
@@ -161,28 +167,114 @@ async def reschedule(conn: Conn, payout_id: str, worker: str, delay_s: float, er
 
 
 async def finish_payout(conn: Conn, payout_id: str, status: str, final_txn_no: str, channel_payout_no: str | None,
-                        failure_code: str | None, failure_message: str | None, now: datetime) -> PayoutRecord | None:
-    """Make an open payout final (compare-and-set); None when it was final already (nothing to book)."""
+                        failure_code: str | None, failure_message: str | None, now: datetime,
+                        held: bool = False) -> PayoutRecord | None:
+    """Make an open payout final (compare-and-set); None when it was final already (nothing to book).
+    `held`: a person resolves a held payout, so only a held one matches (and its hold is cleared); otherwise
+    only one that is not held, so nothing the worker does can book a payout a person has to decide on."""
     assert status in FINAL_STATUSES
     row = await conn.fetchrow(
         f"UPDATE payouts SET status = $2, final_txn_no = $3, channel_payout_no = coalesce($4, channel_payout_no),"
         f" failure_code = $5, failure_message = $6, finished_at = $7, updated_at = $7, next_attempt_at = NULL,"
-        f" locked_by = NULL, locked_until = NULL"
-        f" WHERE id = $1 AND status IN ('pending', 'sending', 'processing') AND hold_reason IS NULL"
+        f" locked_by = NULL, locked_until = NULL, hold_reason = NULL"
+        f" WHERE id = $1 AND status IN ('pending', 'sending', 'processing') AND (hold_reason IS NOT NULL) = $8"
         f" RETURNING {_COLUMNS}",
-        payout_id, status, final_txn_no, channel_payout_no, failure_code, failure_message, now)
+        payout_id, status, final_txn_no, channel_payout_no, failure_code, failure_message, now, held)
     return _record(row) if row else None
 
 
 async def hold_payout(conn: Conn, payout_id: str, worker: str, reason: str, note: str) -> bool:
     """Keep an open payout open for a person: its amount stays frozen, no worker takes it again and nothing can
-    make it final until the hold is cleared. False when the lease was lost."""
+    make it final until a person resolves it (holds.py). False when the lease was lost."""
     result = await conn.execute(
         "UPDATE payouts SET hold_reason = $3, last_error = $4, next_attempt_at = NULL, locked_by = NULL,"
         " locked_until = NULL, updated_at = now()"
         " WHERE id = $1 AND locked_by = $2 AND status IN ('pending', 'sending', 'processing')",
         payout_id, worker, reason, note)
     return result.endswith(" 1")
+
+
+async def release_hold(conn: Conn, payout_id: str, now: datetime) -> PayoutRecord | None:
+    """Clear a held payout's hold and make it due at once: a worker asks the channel again (compare-and-set on
+    the hold). None when it is not held (any more): resolved or never held."""
+    row = await conn.fetchrow(
+        f"UPDATE payouts SET hold_reason = NULL, next_attempt_at = $2, updated_at = $2"
+        f" WHERE id = $1 AND hold_reason IS NOT NULL AND status IN ('pending', 'sending', 'processing')"
+        f" RETURNING {_COLUMNS}", payout_id, now)
+    return _record(row) if row else None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """A person's decision on a held payout, recorded as a transition in the transaction that carries it out."""
+
+    action: str    # retry | fail | succeed
+    note: str      # why, in the operator's words (long digit runs masked)
+    actor: str     # who, and through what: "li.lei via cli"
+
+
+async def record_resolution(conn: Conn, before: PayoutRecord, after: PayoutRecord, resolution: Resolution,
+                            now: datetime) -> None:
+    """The transitions row of a resolution: the event names the action and the hold it ended."""
+    await conn.execute(
+        "INSERT INTO transitions (object_id, from_status, to_status, event, reason, actor, at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        before.id, before.status, after.status, f"resolve_{resolution.action}:{before.hold_reason}",
+        resolution.note, resolution.actor, now)
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRow:
+    from_status: str | None
+    to_status: str
+    event: str
+    reason: str | None
+    actor: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutInternals:
+    """What only operators see: the worker's bookkeeping, the gate's record, the recorded transitions."""
+
+    risk: str | None  # JSON text
+    last_error: str | None
+    next_attempt_at: datetime | None
+    locked_until: datetime | None
+    transitions: tuple[TransitionRow, ...]
+
+
+TRANSITIONS_SHOWN_MAX = 100
+
+
+async def payout_for_admin(conn: Conn, payout_id: str) -> tuple[PayoutRecord, PayoutInternals] | None:
+    """Any merchant's payout with its internals (the newest TRANSITIONS_SHOWN_MAX transitions, oldest first)."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS}, risk::text AS risk_text, last_error, next_attempt_at, locked_until"
+        f" FROM payouts WHERE id = $1", payout_id)
+    if row is None:
+        return None
+    steps = await conn.fetch(
+        "SELECT from_status, to_status, event, reason, actor, at FROM"
+        " (SELECT * FROM transitions WHERE object_id = $1 ORDER BY id DESC LIMIT $2) t ORDER BY id",
+        payout_id, TRANSITIONS_SHOWN_MAX)
+    return _record(row), PayoutInternals(
+        row["risk_text"], row["last_error"], row["next_attempt_at"], row["locked_until"],
+        tuple(TransitionRow(s["from_status"], s["to_status"], s["event"], s["reason"], s["actor"], s["at"])
+              for s in steps))
+
+
+async def held_payouts(conn: Conn, merchant_id: str | None, starting_after: str | None,
+                       limit: int) -> list[tuple[PayoutRecord, str | None]]:
+    """Held payouts with their hold's note (last_error), newest first (created_at, id), up to `limit`, optionally
+    of one merchant, after the payout `starting_after` (the last of the previous page). Held payouts are few
+    (the partial index payouts_held finds them); the sort is over those alone."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS}, last_error FROM payouts"
+        f" WHERE hold_reason IS NOT NULL AND ($1::text IS NULL OR merchant_id = $1)"
+        f"   AND ($2::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM payouts WHERE id = $2))"
+        f" ORDER BY created_at DESC, id DESC LIMIT $3", merchant_id, starting_after, limit)
+    return [(_record(r), r["last_error"]) for r in rows]
 
 
 async def admission_of(conn: Conn, payout_id: str) -> str | None:

@@ -226,3 +226,18 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10
         if time.monotonic() > deadline:
             raise AssertionError("condition never held")
         await asyncio.sleep(0.05)
+
+
+async def held_payouts(world: World, client: PayEngineClient, customer: str, *amounts: int) -> list[dict[str, Any]]:
+    """Payouts the channel reports with another amount than ours (1 minor unit more): each one held for a person,
+    its amount frozen. The simulator's fault is off again when this returns (the held payouts are not asked
+    again until a person says so)."""
+    await world.set_faults(payout_report_skew_minor=1)
+    try:
+        created = [await client.create_payout(payout_body(amount, customer_id=customer, channel=CHANNEL))
+                   for amount in amounts]
+        assert all(c.status == 201 for c in created), [c.body for c in created]
+        return [await world.wait_payout(client, c.body["id"], lambda p: p.get("hold_reason") is not None)
+                for c in created]
+    finally:
+        await world.set_faults()

@@ -84,6 +84,17 @@ async def test_openapi_publishes_the_payout_endpoints(world: World) -> None:
         doc = await r.json()
     assert {"/v1/payouts", "/v1/payouts/{id}"} <= set(doc["paths"])
     assert "post" in doc["paths"]["/v1/payouts"] and "get" in doc["paths"]["/v1/payouts/{id}"]
+    paths = doc["paths"]
+    for path, methods in (("/admin/payouts", {"get"}), ("/admin/payouts/{id}", {"get"}),
+                          ("/admin/payouts/{id}/resolve", {"post"}), ("/admin/payouts/{id}/controls", {"get"})):
+        assert set(paths[path]) == methods, path
+        assert all(op["security"] == [{"adminToken": []}] for op in paths[path].values()), path
+    assert "held" in {p["name"] for p in paths["/admin/payouts"]["get"]["parameters"]}
+    resolve = paths["/admin/payouts/{id}/resolve"]["post"]
+    assert resolve["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ResolvePayout")
+    assert {"200", "400", "401", "404", "409"} <= set(resolve["responses"])
+    action = doc["components"]["schemas"]["ResolvePayout"]["properties"]["action"]
+    assert set(action["enum"]) == {"retry", "fail", "succeed"}
 
 
 async def test_customer_view_shows_the_frozen_amount_while_a_payout_is_open(world: World) -> None:
