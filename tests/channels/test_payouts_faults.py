@@ -114,16 +114,15 @@ def test_payout_fault_profiles_are_built_in(name: str) -> None:
     assert profile.faults.payout_settle_ms > 0
 
 
-async def test_a_business_system_error_to_a_create_is_unclear_not_a_refusal(rig: Rig) -> None:
-    if rig.sim.runtime.profile.kind is not SimKind.BANK:
-        pytest.skip("a business-level system error is banksim's (wxsim answers 500: ChannelUnavailable)")
-    await rig.set_faults(payout_system_error_rate=1.0)
+async def test_a_business_system_error_to_a_create_is_unclear_not_a_refusal(bank_rig: Rig) -> None:
+    # A business-level system error is banksim's wire (wxsim answers HTTP 500: ChannelUnavailable, tested above).
+    await bank_rig.set_faults(payout_system_error_rate=1.0)
     request = payout(321)
     with pytest.raises(UnclearRefusal) as unclear:
-        await rig.channel.create_payout(request)
+        await bank_rig.channel.create_payout(request)
     assert unclear.value.code == "ACQ.SYSTEM_ERROR"
     # The payout was accepted all the same: only a query can tell.
-    assert (await rig.channel.query_payout(request.out_payout_no)).status is PayoutStatus.SUCCEEDED
+    assert (await bank_rig.channel.query_payout(request.out_payout_no)).status is PayoutStatus.SUCCEEDED
 
 
 async def test_a_definitive_refusal_to_a_create_stays_a_refusal(rig: Rig) -> None:
