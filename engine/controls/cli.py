@@ -56,7 +56,8 @@ async def _run(database_url: str, args: argparse.Namespace) -> object:
             return {"merchant_id": merchant or None,
                     "limits": _json([r for m, r in await store.list_limit_rules(conn) if m == merchant])}
         day = args.date or datetime.now(UTC).date()
-        usage = await store.usage_sums(conn, args.merchant, args.customer, day, "")
+        # Day and month only: no attempt, so no history (of a currency) or velocity log is wanted.
+        usage = await store.usage_sums(conn, args.merchant, args.customer, day, currency="", own_id="")
         return {"merchant_id": args.merchant, "customer_id": args.customer, "date": day.isoformat(),
                 "day": {f"{c}|{m}": {"amount": a, "count": n} for (c, m), (a, n) in usage.day.items()},
                 "month": {f"{c}|{m}": {"amount": a, "count": n} for (c, m), (a, n) in usage.month.items()}}

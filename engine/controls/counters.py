@@ -27,7 +27,8 @@ from engine.controls.scripts import ControlScripts
 
 
 def _own_keys(u: store.Usage, k: keys.SubjectKeys) -> tuple[str, ...]:
-    """The first six keys of both scripts: day, month, the attempt's method's log and history, preloaded sets."""
+    """The first six keys of both scripts: day, month, the attempt's method's log and its history in the
+    attempt's currency, preloaded sets."""
     return (k.day, k.month, k.velocity_of(u.method), k.history_of(u.method), k.day_preloaded, k.month_preloaded)
 
 
@@ -44,15 +45,15 @@ class Subject:
     velocity_keep_ms: tuple[int, ...] = ()
     velocity_max: int = 0  # how many of each method's latest admissions a rebuilt log needs (the largest N)
 
-    def keys(self, day: date) -> keys.SubjectKeys:
-        return keys.subject_keys(self.merchant_id, self.customer_id, day)
+    def keys(self, u: store.Usage) -> keys.SubjectKeys:
+        return keys.subject_keys(self.merchant_id, self.customer_id, u.day, u.currency)
 
     def check_keys(self, u: store.Usage) -> tuple[str, ...]:
-        k = self.keys(u.day)
+        k = self.keys(u)
         return (*_own_keys(u, k), keys.check_marker(k, u.id), *k.velocity, *k.history)
 
     def release_keys(self, u: store.Usage) -> tuple[str, ...]:
-        k = self.keys(u.day)
+        k = self.keys(u)
         return (*_own_keys(u, k), keys.release_marker(k, u.id), keys.check_marker(k, u.id))
 
     def own_keep_ms(self, method: str) -> int:
@@ -64,7 +65,8 @@ class Subject:
 
 @dataclass(frozen=True, slots=True)
 class Counted:
-    history: dict[str, History] | None  # per method, before this attempt (None: the merchant subject)
+    # Per method, in the attempt's currency, before this attempt (None: the merchant subject).
+    history: dict[str, History] | None
     velocity: dict[VelocityWindow, int]  # (window ms, methods) -> their attempts in it, this one included
 
 
@@ -168,7 +170,8 @@ class Counters:
         others = [t for _, t in zip(range(STALE_DROPS_PER_CHECK), self._stale - set(own), strict=False)]
         for tag in [t for t in own if t in self._stale] + others:
             merchant_id, customer_id, day = tag
-            k = keys.subject_keys(merchant_id, customer_id, day)
+            # The counters only, which hold every currency (a history missing an admission stays as it is).
+            k = keys.subject_keys(merchant_id, customer_id, day, u.currency)
             try:  # one subject's keys share a slot: one DEL, also on a Cluster
                 await self._redis.delete(k.day, k.month, k.day_preloaded, k.month_preloaded)
             except (RedisError, OSError) as exc:
@@ -177,12 +180,14 @@ class Counters:
 
     async def reset(self, usages: Sequence[store.Usage]) -> None:
         """Drop the counters of every subject of ``usages`` (the customer's and the merchant's day and month,
-        their preloaded sets, the customer's history): each is rebuilt from PostgreSQL, the record, at its
-        next check. Idempotent. Raises ControlsUnavailable when Redis cannot be reached."""
-        tags = {(u.merchant_id, customer_id, u.day) for u in usages for customer_id in (None, u.customer_id)}
+        their preloaded sets, the customer's history in the usage's currency): each is rebuilt from
+        PostgreSQL, the record, at its next check. Idempotent. Raises ControlsUnavailable when Redis cannot be
+        reached."""
+        tags = {(u.merchant_id, customer_id, u.day, u.currency) for u in usages
+                for customer_id in (None, u.customer_id)}
         try:
-            for merchant_id, customer_id, day in tags:  # one subject's keys share a slot: one DEL each
-                k = keys.subject_keys(merchant_id, customer_id, day)
+            for merchant_id, customer_id, day, currency in tags:  # one subject's keys share a slot: one DEL each
+                k = keys.subject_keys(merchant_id, customer_id, day, currency)
                 extra = k.history if customer_id is not None else ()
                 await self._redis.delete(k.day, k.month, k.day_preloaded, k.month_preloaded, *extra)
         except (RedisError, OSError) as exc:
@@ -233,7 +238,7 @@ class Counters:
                     return first if isinstance(first, BaseException) else _parse(s, first)
                 async with self._pool.acquire() as conn:
                     # Every method's log is rebuilt, not only this attempt's: all were lost with the hashes.
-                    load = await store.usage_sums(conn, s.merchant_id, s.customer_id, u.day, u.id,
+                    load = await store.usage_sums(conn, s.merchant_id, s.customer_id, u.day, u.currency, u.id,
                                                   max(s.velocity_keep_ms, default=0), s.velocity_max)
                 again = (await self._run([(self._scripts.check, s.check_keys(u),
                                            _check_args(u, s, now_ms, load))]))[0]

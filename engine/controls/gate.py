@@ -14,7 +14,8 @@ Order inside ``admit`` and why:
    loses counters, the rebuild from PostgreSQL sees every admission that may still book: at worst one
    racing admission is counted twice (a false refusal), never zero times (an exceeded limit).
 4. One Lua check-and-increment per subject (customer, merchant): refuses if a daily/monthly amount or
-   count would pass its maximum, else counts; returns velocity counts and the customer's history.
+   count would pass its maximum, else counts; returns velocity counts (attempts of any currency) and the
+   customer's history of amounts in the attempt's currency (amounts of two currencies do not compare).
 5. Velocity and amount-anomaly rules on those facts; a deny gives the counts back. A velocity or amount-anomaly
    rule scoped to some methods counts only the attempts and amounts of those methods.
 
@@ -242,7 +243,7 @@ class ControlGate:
             raise exceeded
         facts = results[0]
         if attempt.customer_id is not None and isinstance(facts, Counted):
-            decisions += counted_decisions(rules, attempt.amount, facts.history, facts.velocity)
+            decisions += counted_decisions(rules, attempt.amount, attempt.currency, facts.history, facts.velocity)
         if _first_deny(decisions) is not None:
             await self._give_back(usage, subjects, results)
             _raise_on_deny(attempt, rules, decisions)

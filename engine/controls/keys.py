@@ -1,8 +1,8 @@
 """Every Redis key the controls use, built here and nowhere else.
 
 All keys of one subject (a customer of a merchant, or a merchant) share one hash tag, so in a Redis
-Cluster one slot holds the subject's day and month counters, its velocity logs and its histories, and
-each check-and-increment script touches exactly one slot.
+Cluster one slot holds the subject's day and month counters, its velocity logs and its histories (of every
+currency), and each check-and-increment script touches exactly one slot.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ MARKER_TTL_S = 120          # far longer than a client retries one script call (
 class SubjectKeys:
     """day / month: hashes of counters, field ``currency|method|a`` (amount) and ``|n`` (count), plus
     ``loaded`` once filled from PostgreSQL. velocity: per method (METHODS order), a sorted set of the
-    customer's attempt ids of that method scored by time (ms). history: per method, a hash n, sum, max of
-    the customer's admitted amounts of that method, plus ``loaded``. A rule scoped to some methods reads
-    only their logs and histories.
+    customer's attempt ids of that method scored by time (ms), whatever their currency (velocity counts
+    attempts). history: per method, a hash n, sum, max of the customer's admitted amounts of that method in
+    one currency (the attempt's: amounts of different currencies are not comparable), plus ``loaded``. A
+    rule scoped to some methods reads only their logs and histories.
     day_preloaded / month_preloaded: sets of admission ids whose amounts a rebuild from PostgreSQL already
     put into day / month (their rows were committed, their own check had not run yet): their check must
     not add them a second time."""
@@ -47,7 +48,7 @@ class SubjectKeys:
         return self.history[METHODS.index(method)]
 
     def all(self) -> tuple[str, ...]:
-        """Every key of the subject (for the day): what a Redis loss takes."""
+        """Every key of the subject for the day and the currency: what a Redis loss takes."""
         return (self.day, self.month, self.day_preloaded, self.month_preloaded, *self.velocity, *self.history)
 
 
@@ -55,7 +56,8 @@ def subject_tag(merchant_id: str, customer_id: str | None) -> str:
     return f"c:{merchant_id}:{customer_id}" if customer_id is not None else f"m:{merchant_id}"
 
 
-def subject_keys(merchant_id: str, customer_id: str | None, day: date) -> SubjectKeys:
+def subject_keys(merchant_id: str, customer_id: str | None, day: date, currency: str) -> SubjectKeys:
+    """The subject's keys an attempt of ``day`` in ``currency`` touches (only the histories are per currency)."""
     tag = f"{PREFIX}:{{{subject_tag(merchant_id, customer_id)}}}"
     return SubjectKeys(
         tag=tag,
@@ -64,7 +66,7 @@ def subject_keys(merchant_id: str, customer_id: str | None, day: date) -> Subjec
         day_preloaded=f"{tag}:pd:{day:%Y%m%d}",
         month_preloaded=f"{tag}:pm:{day:%Y%m}",
         velocity=tuple(f"{tag}:v:{method}" for method in METHODS),
-        history=tuple(f"{tag}:h:{method}" for method in METHODS),
+        history=tuple(f"{tag}:h:{currency}:{method}" for method in METHODS),
     )
 
 

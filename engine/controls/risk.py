@@ -52,7 +52,7 @@ class RuleDecision:
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """The customer's admitted amounts so far (before this attempt)."""
+    """The customer's admitted amounts so far (before this attempt), all in one currency."""
 
     count: int
     total: int
@@ -153,10 +153,13 @@ def blocklist_decisions(rules: Iterable[RiskRule], listed: Mapping[str, bool]) -
     return out
 
 
-def counted_decisions(rules: Iterable[RiskRule], amount: int, history: Mapping[str, History] | None,
+def counted_decisions(rules: Iterable[RiskRule], amount: int, currency: str,
+                      history: Mapping[str, History] | None,
                       velocity: Mapping[VelocityWindow, int]) -> list[RuleDecision]:
     """Velocity and amount-anomaly decisions from the counters' facts (None/empty: no customer). ``history``
-    per method; each rule counts only the attempts and amounts of its own methods (``counted_methods``)."""
+    per method, of ``currency`` only (the attempt's: minor units of two currencies do not compare); velocity
+    counts attempts of every currency. Each rule counts only the attempts and amounts of its own methods
+    (``counted_methods``)."""
     out = []
     for rule in rules:
         if rule.kind == "velocity":
@@ -169,19 +172,19 @@ def counted_decisions(rules: Iterable[RiskRule], amount: int, history: Mapping[s
             out.append(RuleDecision(rule.id, rule.kind, rule.action if hit else "allow",
                                     f"{seen} attempts in {window_ms // 1000}s (max {limit})"))
         elif rule.kind == "amount_anomaly" and history is not None:
-            out.append(_anomaly(rule, amount, combined_history(history, counted_methods(rule))))
+            out.append(_anomaly(rule, amount, currency, combined_history(history, counted_methods(rule))))
     return out
 
 
-def _anomaly(rule: RiskRule, amount: int, history: History) -> RuleDecision:
+def _anomaly(rule: RiskRule, amount: int, currency: str, history: History) -> RuleDecision:
     min_history = int(str(rule.params["min_history"]))
     if history.count < min_history:
-        return RuleDecision(rule.id, rule.kind, "allow", f"history of {history.count} < {min_history}")
+        return RuleDecision(rule.id, rule.kind, "allow", f"{currency} history of {history.count} < {min_history}")
     factor = float(str(rule.params["factor"]))
     basis = history.largest if rule.params["basis"] == "max" else history.total / history.count
     hit = amount > factor * basis
     return RuleDecision(rule.id, rule.kind, rule.action if hit else "allow",
-                        f"amount {amount} vs {factor:g} x {rule.params['basis']} {basis:.0f}")
+                        f"amount {amount} {currency} vs {factor:g} x {rule.params['basis']} {basis:.0f} {currency}")
 
 
 def worst(decisions: Iterable[RuleDecision]) -> RuleDecision | None:

@@ -1,7 +1,8 @@
 """The controls' Lua scripts. Each touches the keys of ONE subject (one hash slot) and is atomic.
 
 Key order: day, month, the attempt's method's velocity log and history, day_preloaded, month_preloaded,
-then the attempt's marker(s) and more (see each script). Both scripts are idempotent per attempt id:
+then the attempt's marker(s) and more (see each script). Histories are those of the attempt's currency (the
+caller picks the keys); velocity logs count attempts of every currency. Both scripts are idempotent per attempt id:
 redis-py retries a call after a timeout, and the first run may have happened. Amounts travel as the
 decimal strings Python sent (Lua numbers are doubles; HINCRBY gets the exact text).
 """
@@ -17,9 +18,10 @@ local function loaded(k) return redis.call('HEXISTS', k, 'loaded') == 1 end
 local function num(x) return tonumber(x or '0') end
 """
 
-# KEYS: 1 day, 2 month, 3 the attempt's method's velocity log, 4 its method's history, 5 day_preloaded,
-# 6 month_preloaded, 7 the check marker (a retried call returns the first call's answer), then every
-# method's velocity log (8 .. 7+M) and history (8+M .. 7+2M), in METHODS order (M methods).
+# KEYS: 1 day, 2 month, 3 the attempt's method's velocity log, 4 its method's history in the attempt's
+# currency, 5 day_preloaded, 6 month_preloaded, 7 the check marker (a retried call returns the first call's
+# answer), then every method's velocity log (8 .. 7+M) and history in the attempt's currency (8+M .. 7+2M),
+# in METHODS order (M methods).
 # ARGV: 1 attempt id, 2 now_ms, 3 amount, 4 currency, 5 method, 6 day_ttl_s, 7 month_ttl_s,
 # 8 history_ttl_s, 9 customer (1: keep velocity and history), 10 how long the attempt's method's log keeps
 # an entry (ms; 0: no rule counts this method, not logged), 11 number of velocity windows, 12 number of
@@ -28,7 +30,8 @@ local function num(x) return tonumber(x or '0') end
 # the methods it counts (bit m-1 set: method m); then per check: window (d|m), method, amount_max
 # (-1 none), count_max (-1 none); then, with load data, for the day and then the month: n, n x (field,
 # value), k, k x admission id (rows summed whose check may not have run yet); then per method history n,
-# sum, max; then v, v x (admission id, age ms, method index): each method's latest admissions (logs rebuilt).
+# sum, max (the attempt's currency); then v, v x (admission id, age ms, method index): each method's latest
+# admissions (logs rebuilt).
 # Returns {1, per method history n, sum, max (customer only), velocity counts...} when counted; {0, check
 # index (1-based), metric (1 amount, 2 count), used} when a limit refuses (nothing counted); {-1} when a
 # hash is not loaded and no load data came (the caller reads PostgreSQL and calls again with it).

@@ -185,7 +185,7 @@ class Rebuild:
     month: Sums
     day_recent: list[str]    # admission ids in ``day`` whose check may not have run yet
     month_recent: list[str]
-    history: dict[str, History] | None  # per method (methods without admissions left out)
+    history: dict[str, History] | None  # per method, in the attempt's currency (methods without admissions left out)
     # (admission id, age ms, method): each method's latest admissions, newest first
     velocity: list[tuple[str, int, str]] = field(default_factory=list)
 
@@ -198,7 +198,8 @@ FROM limit_usage WHERE {subject} AND day BETWEEN $4 AND $3 AND released_at IS NU
 """
 _HISTORY = """
 SELECT method, count(*) AS n, sum(amount)::bigint AS total, max(amount) AS largest
-FROM limit_usage WHERE merchant_id = $1 AND customer_id = $2 AND day > $3 AND id <> $4 AND released_at IS NULL
+FROM limit_usage WHERE merchant_id = $1 AND customer_id = $2 AND currency = $5 AND day > $3 AND id <> $4
+  AND released_at IS NULL
 GROUP BY method
 """
 # The customer's latest admissions of each method inside the velocity window, with their age by the
@@ -214,12 +215,12 @@ WHERE nth <= $4 ORDER BY age_ms
 
 
 async def usage_sums(conn: asyncpg.Connection, merchant_id: str, customer_id: str | None, day: date,
-                     own_id: str, velocity_keep_ms: int = 0, velocity_max: int = 0) -> Rebuild:
+                     currency: str, own_id: str, velocity_keep_ms: int = 0, velocity_max: int = 0) -> Rebuild:
     """Day and month-to-date usage of a subject per currency and method (every committed, unreleased row,
     the caller's own included), the recent ids among them, and for a customer the history per method of the
-    last HISTORY_DAYS without ``own_id`` and the latest ``velocity_max`` admissions of each method (besides
-    the caller's own) younger than ``velocity_keep_ms``. What lost Redis counters, histories and velocity
-    logs are rebuilt from."""
+    last HISTORY_DAYS in ``currency`` (the attempt's) without ``own_id`` and the latest ``velocity_max``
+    admissions of each method, any currency (besides the caller's own), younger than ``velocity_keep_ms``.
+    What lost Redis counters, histories and velocity logs are rebuilt from."""
     today: Sums = {}
     month: Sums = {}
     day_recent: list[str] = []
@@ -232,7 +233,7 @@ async def usage_sums(conn: asyncpg.Connection, merchant_id: str, customer_id: st
         if customer_id is not None:
             history = {h["method"]: History(int(h["n"]), int(h["total"]), int(h["largest"])) for h in
                        await conn.fetch(_HISTORY, merchant_id, customer_id, day - timedelta(days=HISTORY_DAYS),
-                                        own_id)}
+                                        own_id, currency)}
             if velocity_keep_ms > 0 and velocity_max > 0:
                 # One more than the largest N: the caller's own row is among the latest of its method.
                 velocity = [(v["id"], max(0, int(v["age_ms"])), v["method"]) for v in

@@ -44,7 +44,7 @@ async def test_limits_hold_on_a_redis_cluster(pool: asyncpg.Pool, fresh_client: 
     merchant, customer = rand_id("mch"), rand_id("cus")
     await set_limits(pool, merchant, LimitRule("customer", "daily", "*", "*", 2_000, None),
                      LimitRule("merchant", "daily", "*", "*", None, 30))
-    slots = {cluster_client.keyslot(k) for k in keys.subject_keys(merchant, customer, today()).all()}
+    slots = {cluster_client.keyslot(k) for k in keys.subject_keys(merchant, customer, today(), "CNY").all()}
     assert len(slots) == 1
     results = await asyncio.gather(*(gate.admit(Attempt("payment", "wallet", merchant, customer, 100, "CNY"))
                                      for _ in range(60)), return_exceptions=True)
@@ -52,7 +52,7 @@ async def test_limits_hold_on_a_redis_cluster(pool: asyncpg.Pool, fresh_client: 
     refusals = {type(r).__name__ for r in results if r not in admitted}
     assert (len(admitted), refusals) == (20, {"LimitExceeded"})
     for subject in ((merchant, customer), (merchant, None)):
-        for key in keys.subject_keys(*subject, today()).all():
+        for key in keys.subject_keys(*subject, today(), "CNY").all():
             await cluster_client.delete(key)
     others = await asyncio.gather(*(gate.admit(Attempt("payment", "channel", merchant, None, 5, "CNY"))
                                     for _ in range(30)), return_exceptions=True)

@@ -189,7 +189,7 @@ async def test_a_new_accounting_day_resets_daily_but_not_monthly_usage_even_afte
         await gate.admit(attempt(merchant, customer, 1))
     day[0] = date(2031, 5, 11)
     await gate.admit(attempt(merchant, customer, 300))
-    for key in keys.subject_keys(merchant, customer, day[0]).all():
+    for key in keys.subject_keys(merchant, customer, day[0], "CNY").all():
         await redis_client.delete(key)
     with pytest.raises(LimitExceeded) as monthly:
         await gate.admit(attempt(merchant, customer, 101))

@@ -58,7 +58,7 @@ async def _usage(pool: asyncpg.Pool, customer: str) -> dict[str, Any]:
 async def _counted(world: PrivateWorld, client: PayEngineClient, customer: str, admission: Admission) -> int:
     """The customer's daily wallet amount as the Redis counter holds it now (the admission's day)."""
     day = date.fromisoformat(str(admission.record()["accounting_date"]))
-    k = keys.subject_keys(client.merchant_id, customer, day)
+    k = keys.subject_keys(client.merchant_id, customer, day, "CNY")
     return int(await world.redis.hget(k.day, keys.counter_field("CNY", "wallet", "a")) or 0)
 
 

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 
 from engine.client import ApiResult, PayEngineClient
 from tests.api.conftest import Api
-from tests.controls.conftest import Admin, pay
+from tests.controls.conftest import Admin, order_no, pay
 from tests.transfers.conftest import c2c
 
 
@@ -55,6 +55,22 @@ async def test_amount_anomaly_reviews_a_payment_far_above_the_customers_average(
     assert decisions(await admin.controls_of(usual.body["id"])) == {rule["id"]: "allow"}
     reviewed = await admin.controls_of(unusual.body["id"])
     assert decisions(reviewed) == {rule["id"]: "review"} and reviewed["review"] is True
+
+
+async def test_a_payment_refused_for_its_currency_leaves_the_customers_history_alone(api: Api,
+                                                                                       admin: Admin) -> None:
+    client = await api.merchant()
+    customer = await api.funded_customer(client, 100_000)  # a CNY wallet
+    rule = await admin.rule(name="2x the largest", kind="amount_anomaly", action="review",
+                            merchant_id=client.merchant_id, params={"factor": 2, "basis": "max", "min_history": 1})
+    assert (await pay(client, customer, 1_000)).status == 201
+    # Admitted by the gate (counted in the USD history), then refused by the booking and given back.
+    foreign = await client.create_payment({"merchant_order_no": order_no(), "amount": 1_000_000, "currency": "USD",
+                                           "method": "wallet", "customer_id": customer})
+    assert foreign.status == 400, foreign.body
+    unusual = await pay(client, customer, 2_001)  # 2 x the largest CNY amount, not x 1 000 000 USD cents
+    assert unusual.status == 201
+    assert decisions(await admin.controls_of(unusual.body["id"])) == {rule["id"]: "review"}
 
 
 async def test_blocked_customer_is_declined_until_removed_from_the_list(api: Api, admin: Admin) -> None:
