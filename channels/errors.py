@@ -93,6 +93,7 @@ class AmountMismatch(ChannelError):
         actual_minor: int,
         expected_currency: str,
         actual_currency: str,
+        channel_ref: str | None = None,
     ) -> None:
         super().__init__(
             channel,
@@ -103,3 +104,4 @@ class AmountMismatch(ChannelError):
         self.actual_minor = actual_minor
         self.expected_currency = expected_currency
         self.actual_currency = actual_currency
+        self.channel_ref = channel_ref  # the channel's own number for it, when its answer gave one

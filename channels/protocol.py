@@ -249,7 +249,8 @@ class Channel(Protocol):
         transfer). `ChannelTimeout` / `ChannelUnavailable` leave the outcome unknown to the
         caller, which must `query_payout` and never guess; so does `UnclearRefusal` (a business
         answer such as a "system error" that does not say whether the channel acted). Any other
-        `ChannelRejected` means the channel refused this request and moved nothing.
+        `ChannelRejected` means the channel refused this request and moved nothing. `AmountMismatch`:
+        the channel answered for our out_payout_no with another amount or currency (so it holds it).
         """
         ...
 

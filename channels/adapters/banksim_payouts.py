@@ -87,10 +87,13 @@ def payout_result(channel: str, out_payout_no: str, fields: Params) -> PayoutRes
 
 
 def created_result(channel: str, request: PayoutRequest, fields: Params) -> PayoutResult:
-    """`payout_result` after checking the channel took the amount we asked for."""
-    amount_minor, currency = _amount_minor(channel, fields), fields.get("currency", "")
-    if (amount_minor, currency) != (request.amount_minor, request.currency):
+    """`payout_result` after checking the channel took the amount we asked for. AmountMismatch only for an
+    answer about our transfer (another transfer's answer is MalformedResponse): the channel holds our
+    out_biz_no, for another amount or currency."""
+    result = payout_result(channel, request.out_payout_no, fields)
+    if (result.amount_minor, result.currency) != (request.amount_minor, request.currency):
         raise AmountMismatch(
-            channel, request.out_payout_no, request.amount_minor, amount_minor, request.currency, currency
+            channel, request.out_payout_no, request.amount_minor, result.amount_minor or 0, request.currency,
+            result.currency or "", result.channel_payout_no,
         )
-    return payout_result(channel, request.out_payout_no, fields)
+    return result

@@ -93,9 +93,13 @@ def payout_result(channel: str, out_payout_no: str, bill: Bill) -> PayoutResult:
 
 
 def created_result(channel: str, request: PayoutRequest, bill: Bill) -> PayoutResult:
-    """`payout_result` after checking the channel took the amount we asked for."""
+    """`payout_result` after checking the channel took the amount we asked for. AmountMismatch only for an
+    answer about our bill (another bill is MalformedResponse): the channel holds our out_bill_no, for another
+    amount or currency."""
+    result = payout_result(channel, request.out_payout_no, bill)
     if (bill.transfer_amount, bill.currency) != (request.amount_minor, request.currency):
         raise AmountMismatch(
-            channel, request.out_payout_no, request.amount_minor, bill.transfer_amount, request.currency, bill.currency
+            channel, request.out_payout_no, request.amount_minor, bill.transfer_amount, request.currency,
+            bill.currency, result.channel_payout_no,
         )
-    return payout_result(channel, request.out_payout_no, bill)
+    return result

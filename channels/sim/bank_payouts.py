@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from channels.amounts import major_to_minor, minor_to_major
-from channels.sim.payout_desk import accept_payout, find_payout
+from channels.sim.payout_desk import accept_payout, look_up_payout
 from channels.sim.payouts import FAILURE_MESSAGES, PayoutAsk, PayoutState, SimPayout
 from channels.sim.statement_csv import bank_time
 from channels.sim.store import Refusal, SimRefused
@@ -56,7 +56,7 @@ class BankPayouts:
 
     def query(self, params: Params) -> Params:
         try:
-            payout = find_payout(self.rt, params["out_biz_no"])
+            payout = look_up_payout(self.rt, params["out_biz_no"])
         except SimRefused as refused:
             if refused.refusal is not Refusal.NOT_FOUND:
                 raise

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from channels.sim.payouts import PayoutAsk, PayoutFailure, SimPayout
 from channels.sim.runtime import SimRuntime
+from channels.sim.store import Refusal, SimRefused
 
 
 def accept_payout(runtime: SimRuntime, ask: PayoutAsk) -> SimPayout:
@@ -31,6 +32,16 @@ def accept_payout(runtime: SimRuntime, ask: PayoutAsk) -> SimPayout:
 def find_payout(runtime: SimRuntime, out_payout_no: str) -> SimPayout:
     """The payout as it stands now (settling what is due); SimRefused(NOT_FOUND) when unknown."""
     return runtime.payouts.get(out_payout_no, runtime.now(), runtime.faults.payout_bad_number_suffix)
+
+
+def look_up_payout(runtime: SimRuntime, out_payout_no: str) -> SimPayout:
+    """A merchant's payout query: `find_payout`, except that under `payout_query_not_found_rate` the lookup
+    glitches and says it has no such payout (SimRefused(NOT_FOUND)) while the payout stays as it is."""
+    rate = runtime.faults.payout_query_not_found_rate
+    # Drawn only when the fault is on, so seeded stories of other faults stay as they were.
+    if rate and runtime.rng.random() < rate:
+        raise SimRefused(Refusal.NOT_FOUND, f"no payout {out_payout_no}")
+    return find_payout(runtime, out_payout_no)
 
 
 def finished_payouts(runtime: SimRuntime, day: date) -> list[SimPayout]:

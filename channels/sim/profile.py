@@ -49,13 +49,16 @@ class SimFaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # banksim only: every payout answer (create and query) reports the amount off by this many minor units,
     # as a channel bug or a tampered answer would. 0: the truth.
     payout_report_skew_minor: int = 0
+    # Payout queries (both wires) answer "no such payout" (ORDER_NOT_EXIST) although the channel holds it: a
+    # lookup glitch at the channel (a replica behind, an index rebuilt). The payout itself is untouched.
+    payout_query_not_found_rate: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("payout_settle_ms", "hang_next_creates"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         for name in ("error_rate", "timeout_rate", "no_notify_rate", "payout_timeout_rate", "payout_drop_rate",
-                     "payout_fail_rate", "payout_system_error_rate"):
+                     "payout_fail_rate", "payout_system_error_rate", "payout_query_not_found_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {rate}")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from aiohttp import web
 
-from channels.sim.payout_desk import accept_payout, answer_payout_create, find_payout
+from channels.sim.payout_desk import accept_payout, answer_payout_create, look_up_payout
 from channels.sim.payouts import FAILURE_MESSAGES, PayoutAsk, SimPayout
 from channels.sim.store import SimRefused
 
@@ -88,7 +88,7 @@ class WxPayouts:
 
         async def handle() -> web.Response:
             try:
-                payout = find_payout(self.rt, request.match_info["out_bill_no"])
+                payout = look_up_payout(self.rt, request.match_info["out_bill_no"])
             except SimRefused as refused:
                 return self.wx.refused(refused)
             return self.wx.signed(200, self.bill(payout))

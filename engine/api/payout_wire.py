@@ -101,8 +101,11 @@ class HeldPayout(msgspec.Struct, frozen=True):
     customer_id: str | None
     channel: str
     status: str  # internal: pending | sending | processing
-    hold_reason: str | None
-    hold_note: str | None  # what the channel reported (long digit runs masked)
+    hold_reason: str | None  # amount_mismatch | no_channel
+    hold_note: str | None  # why, in words (free text: long digit runs masked)
+    # What the channel reported, whole (amount_mismatch; null when it reported neither, and for other holds).
+    reported_amount: int | None  # minor units of reported_currency (ours when that is null)
+    reported_currency: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -133,5 +136,8 @@ class AdminPayout(msgspec.Struct, frozen=True):
     next_attempt_at: datetime | None
     locked_until: datetime | None
     last_error: str | None  # long digit runs masked
+    # While held as amount_mismatch: what the channel reported, whole (see HeldPayout).
+    reported_amount: int | None
+    reported_currency: str | None
     risk: dict[str, Any] | None  # the limits/risk record stored with the payout
     transitions: list[TransitionView]

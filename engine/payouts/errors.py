@@ -35,3 +35,15 @@ class PayoutNotHeld(IllegalTransition):
             self, f"payout {payout_id} is not held (status {status!r}): only a held payout can be resolved")
         self.kind, self.status, self.event = "payout", status, f"resolve_{action}"
         self.payout_id = payout_id
+
+
+class PayoutNeverSent(IllegalTransition):
+    """A held payout that was never sent to any channel cannot have been paid, so a person may not mark it
+    succeeded (409 illegal_transition): fail it (its amount goes back) or retry it once a channel can take it."""
+
+    def __init__(self, payout_id: str, hold_reason: str | None) -> None:
+        PaymentRuleError.__init__(
+            self, f"payout {payout_id} was never sent to a channel (held: {hold_reason}), so nothing can have been"
+                  " paid: fail it to give its amount back, or retry it once a channel can take it")
+        self.kind, self.status, self.event = "payout", "pending", "resolve_succeed"
+        self.payout_id = payout_id

@@ -11,5 +11,6 @@ PAYOUTS_FINISHED = Counter("payengine_payouts_finished_total", "Payouts made fin
 # deferred (no channel admits calls), crashed.
 PAYOUT_STEPS = Counter("payengine_payout_steps_total", "Payout worker steps by decision", ["decision"])
 # Payouts kept open for a person because the channel's word could not be booked as it stands, by reason
-# (amount_mismatch: the channel reports another amount or currency than ours).
+# (amount_mismatch: the channel reports another amount or currency than ours; no_channel: a pending payout no
+# channel could ever take). Counted only when this worker's hold took effect (not after its lease was lost).
 PAYOUTS_HELD = Counter("payengine_payouts_held_total", "Payouts held open for a person", ["reason"])

@@ -15,6 +15,7 @@ import asyncpg
 from accounts.model import AccountId
 from accounts.store import Conn
 from engine.payments.errors import DuplicateOrder
+from engine.payouts.decision import Hold
 
 OPEN_STATUSES = ("pending", "sending", "processing")
 FINAL_STATUSES = ("succeeded", "failed")
@@ -65,13 +66,17 @@ class PayoutRecord(PayoutFields):
     created_at: datetime
     updated_at: datetime
     hold_reason: str | None  # set: kept open for a person (see hold_payout); never made final meanwhile
+    # While held as amount_mismatch: what the channel reported (None when it reported neither).
+    reported_amount_minor: int | None = None
+    reported_currency: str | None = None
 
 
 _COLUMNS = (
     "id, merchant_id, merchant_payout_no, source, customer_id, source_account_id, frozen_account_id, amount,"
     " currency, channel, dest_kind, dest_number, dest_holder, dest_bank_code, description, status, out_payout_no,"
     " final_txn_no, channel_payout_no, failure_code, failure_message, sends, attempts, first_sent_at,"
-    " last_sent_at, finished_at, created_at, updated_at, channel_chosen, hold_reason"
+    " last_sent_at, finished_at, created_at, updated_at, channel_chosen, hold_reason, reported_amount_minor,"
+    " reported_currency"
 )
 
 
@@ -83,7 +88,8 @@ def _record(r: asyncpg.Record) -> PayoutRecord:
         r["channel_chosen"], r["status"], r["out_payout_no"].strip(),
         r["final_txn_no"].strip() if r["final_txn_no"] else None,
         r["channel_payout_no"], r["failure_code"], r["failure_message"], r["sends"], r["attempts"],
-        r["first_sent_at"], r["last_sent_at"], r["finished_at"], r["created_at"], r["updated_at"], r["hold_reason"])
+        r["first_sent_at"], r["last_sent_at"], r["finished_at"], r["created_at"], r["updated_at"], r["hold_reason"],
+        r["reported_amount_minor"], r["reported_currency"])
 
 
 async def insert_payout(conn: Conn, p: NewPayout) -> PayoutRecord:
@@ -171,26 +177,35 @@ async def finish_payout(conn: Conn, payout_id: str, status: str, final_txn_no: s
                         held: bool = False) -> PayoutRecord | None:
     """Make an open payout final (compare-and-set); None when it was final already (nothing to book).
     `held`: a person resolves a held payout, so only a held one matches (and its hold is cleared); otherwise
-    only one that is not held, so nothing the worker does can book a payout a person has to decide on."""
+    only one that is not held, so nothing the worker does can book a payout a person has to decide on. A pending
+    payout (never sent) only fails: None for a success."""
     assert status in FINAL_STATUSES
     row = await conn.fetchrow(
         f"UPDATE payouts SET status = $2, final_txn_no = $3, channel_payout_no = coalesce($4, channel_payout_no),"
         f" failure_code = $5, failure_message = $6, finished_at = $7, updated_at = $7, next_attempt_at = NULL,"
-        f" locked_by = NULL, locked_until = NULL, hold_reason = NULL"
+        f" locked_by = NULL, locked_until = NULL, hold_reason = NULL, reported_amount_minor = NULL,"
+        f" reported_currency = NULL"
         f" WHERE id = $1 AND status IN ('pending', 'sending', 'processing') AND (hold_reason IS NOT NULL) = $8"
+        # A payout never sent (pending) cannot have been paid: it never settles.
+        f"   AND ($2 <> 'succeeded' OR status <> 'pending')"
         f" RETURNING {_COLUMNS}",
         payout_id, status, final_txn_no, channel_payout_no, failure_code, failure_message, now, held)
     return _record(row) if row else None
 
 
-async def hold_payout(conn: Conn, payout_id: str, worker: str, reason: str, note: str) -> bool:
+async def hold_payout(conn: Conn, payout_id: str, worker: str, hold: Hold) -> bool:
     """Keep an open payout open for a person: its amount stays frozen, no worker takes it again and nothing can
-    make it final until a person resolves it (holds.py). False when the lease was lost."""
+    make it final until a person resolves it (holds.py). A hold the channel's answer `accepted` moves a sending
+    payout to processing (the channel has it) and keeps its channel_payout_no. False when the lease was lost:
+    nothing changed."""
     result = await conn.execute(
         "UPDATE payouts SET hold_reason = $3, last_error = $4, next_attempt_at = NULL, locked_by = NULL,"
-        " locked_until = NULL, updated_at = now()"
+        " locked_until = NULL, updated_at = now(),"
+        " status = CASE WHEN $5 AND status = 'sending' THEN 'processing' ELSE status END,"
+        " channel_payout_no = coalesce($6, channel_payout_no), reported_amount_minor = $7, reported_currency = $8"
         " WHERE id = $1 AND locked_by = $2 AND status IN ('pending', 'sending', 'processing')",
-        payout_id, worker, reason, note)
+        payout_id, worker, hold.reason, hold.note[:500], hold.accepted, hold.channel_payout_no,
+        hold.reported_amount_minor, hold.reported_currency)
     return result.endswith(" 1")
 
 
@@ -198,7 +213,8 @@ async def release_hold(conn: Conn, payout_id: str, now: datetime) -> PayoutRecor
     """Clear a held payout's hold and make it due at once: a worker asks the channel again (compare-and-set on
     the hold). None when it is not held (any more): resolved or never held."""
     row = await conn.fetchrow(
-        f"UPDATE payouts SET hold_reason = NULL, next_attempt_at = $2, updated_at = $2"
+        f"UPDATE payouts SET hold_reason = NULL, reported_amount_minor = NULL, reported_currency = NULL,"
+        f" next_attempt_at = $2, updated_at = $2"
         f" WHERE id = $1 AND hold_reason IS NOT NULL AND status IN ('pending', 'sending', 'processing')"
         f" RETURNING {_COLUMNS}", payout_id, now)
     return _record(row) if row else None

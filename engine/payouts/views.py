@@ -1,5 +1,6 @@
 """Payout records -> the wire Structs: the one place that decides how a payout looks, to its merchant and to
-operators (never a full card or account number: destinations masked, free text with long digit runs masked)."""
+operators (never a full card or account number: destinations masked, free text with long digit runs masked).
+Amounts are values, not text, and are shown whole: a held payout's reported amount is what operators decide on."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def held_payout_view(p: PayoutRecord, hold_note: str | None) -> pw.HeldPayout:
     return pw.HeldPayout(
         id=p.id, merchant_id=p.merchant_id, merchant_payout_no=p.merchant_payout_no, amount=p.amount,
         currency=p.currency, source=p.source, customer_id=p.customer_id, channel=p.channel, status=p.status,
-        hold_reason=p.hold_reason, hold_note=_masked(hold_note), created_at=p.created_at, updated_at=p.updated_at)
+        hold_reason=p.hold_reason, hold_note=_masked(hold_note), reported_amount=p.reported_amount_minor,
+        reported_currency=p.reported_currency, created_at=p.created_at, updated_at=p.updated_at)
 
 
 def admin_payout_view(p: PayoutRecord, internals: PayoutInternals) -> pw.AdminPayout:
@@ -46,6 +48,7 @@ def admin_payout_view(p: PayoutRecord, internals: PayoutInternals) -> pw.AdminPa
         payout=payout_view(p), merchant_id=p.merchant_id, internal_status=p.status, channel_chosen=p.channel_chosen,
         sends=p.sends, attempts=p.attempts, first_sent_at=p.first_sent_at, last_sent_at=p.last_sent_at,
         next_attempt_at=internals.next_attempt_at, locked_until=internals.locked_until,
-        last_error=_masked(internals.last_error), risk=risk,
+        last_error=_masked(internals.last_error), reported_amount=p.reported_amount_minor,
+        reported_currency=p.reported_currency, risk=risk,
         transitions=[pw.TransitionView(t.from_status, t.to_status, t.event, _masked(t.reason), t.actor, t.at)
                      for t in internals.transitions])

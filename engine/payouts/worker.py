@@ -3,8 +3,8 @@
 Each payout row is its own job (claimed with `FOR UPDATE SKIP LOCKED` and a lease, only for channels this
 process serves), so any number of workers in any number of processes share the work and a dead worker's
 payouts are taken again when its lease runs out. One step: a pending payout is routed (routing.py: the
-merchant's chosen channel, else a payout channel it may use, breaker-aware) and sent; a sending or processing
-payout is queried. What an answer means is decided in decision.py.
+merchant's chosen channel, else a payout channel it may use, breaker-aware) and sent, or held when no channel
+could ever take it; a sending or processing payout is queried. What an answer means is decided in decision.py.
 
 Logs never carry a card or account number: a crash is logged with the payout id, the exception type and the
 traceback with every long digit run masked (a database error may quote the whole row).
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from channels.errors import ChannelError, ChannelRejected, OrderNotFound, UnclearRefusal
+from channels.errors import AmountMismatch, ChannelError, ChannelRejected, OrderNotFound, UnclearRefusal
 from channels.protocol import PayoutDestination, PayoutRequest
 from engine.app import GATE
 from engine.gateway.context import Gateway
@@ -32,7 +32,7 @@ from engine.payouts import decision
 from engine.payouts.destination import mask_digits
 from engine.payouts.metrics import PAYOUT_STEPS, PAYOUTS_HELD
 from engine.payouts.outcome import UsageRelease, finish
-from engine.payouts.routing import payout_candidates, rank_payout_channels
+from engine.payouts.routing import PayoutRoute, payout_candidates, route_payout
 from engine.payouts.store import PayoutRecord, claim_due_payouts, hold_payout, mark_sending, reschedule
 
 log = logging.getLogger(__name__)
@@ -113,23 +113,29 @@ class PayoutWorker:
 
     async def _send_new(self, p: PayoutRecord) -> None:
         """Never sent: the merchant's chosen channel, or the best payout channel it may use, once its breaker
-        admits a call; until then the payout waits (pending) and is never sent elsewhere."""
-        channel = p.channel if p.channel_chosen else await self._route(p)
+        admits a call; until then the payout waits (pending) and is never sent elsewhere. An unnamed one that no
+        channel could ever take is held for a person: waiting would keep it frozen for good, unseen."""
+        channel: str | None = p.channel
+        if not p.channel_chosen:
+            route = await self._route(p)
+            if route.impossible is not None:
+                await self._apply(p, decision.on_no_channel(route.impossible))
+                return
+            channel = next(iter(route.ranked), None)
         if channel is None or not self.gw.health.admit(channel, time.monotonic()):
             PAYOUT_STEPS.labels("deferred").inc()
             await self._later(p, self._backoff_s(p), "no channel this payout may use admits calls now")
             return
         await self._send(p, channel)
 
-    async def _route(self, p: PayoutRecord) -> str | None:
+    async def _route(self, p: PayoutRecord) -> PayoutRoute:
         """A payout whose channel the merchant left open: the candidates are the channels that can pay out and
         that the merchant may use now, its current channel first while healthy."""
         async with self.gw.pool.acquire() as conn:
             merchant = await get_merchant(conn, p.merchant_id)
         allowed = (p.channel,) if merchant is None else merchant.allowed_channels
         kinds = {name: configured.spec.kind for name, configured in self.gw.channels.items()}
-        ranked = rank_payout_channels(self.gw, p.currency, p.amount, p.channel, payout_candidates(kinds, allowed))
-        return next(iter(ranked), None)
+        return route_payout(self.gw, p.currency, p.amount, p.channel, payout_candidates(kinds, allowed))
 
     async def _send(self, p: PayoutRecord, channel: str) -> None:
         async with self.gw.pool.acquire() as conn:
@@ -140,6 +146,10 @@ class PayoutWorker:
         query_s = self.settings.payout_query_delay_ms / 1000
         try:
             result = await self.gw.call(channel, "create_payout", lambda ch: ch.create_payout(request))
+        except AmountMismatch as error:  # the channel has our out_payout_no, for another amount: a person decides
+            await self._apply(p, decision.on_create_mismatch(error.actual_minor, error.actual_currency,
+                                                             error.channel_ref, p.amount, p.currency))
+            return
         except (OrderNotFound, UnclearRefusal) as error:  # says nothing about this payout: like no answer
             PAYOUT_STEPS.labels("unknown").inc()
             await self._later(p, query_s, f"unknown after send: {error}")
@@ -147,7 +157,7 @@ class PayoutWorker:
         except ChannelRejected as error:  # the channel refused this request definitively and moved nothing
             await self._apply(p, decision.on_create_refused(error.code, error.detail[:200], p.sends, query_s))
             return
-        except ChannelError as error:  # timeout, 5xx, unreadable answer, another amount: unknown, ask later
+        except ChannelError as error:  # timeout, 5xx, unreadable answer: unknown, ask later
             PAYOUT_STEPS.labels("unknown").inc()
             await self._later(p, query_s, f"unknown after send: {error}")
             return
@@ -179,14 +189,22 @@ class PayoutWorker:
         elif isinstance(d, decision.Poll):
             await self._later(p, d.delay_s, d.note, d.accepted, d.channel_payout_no)
         elif isinstance(d, decision.Hold):
-            log.error("payout held for a person: the channel's answer cannot be booked",
-                      extra={"payout_id": p.id, "channel": p.channel, "reason": d.reason, "note": d.note})
-            PAYOUTS_HELD.labels(d.reason).inc()
-            async with self.gw.pool.acquire() as conn:
-                await hold_payout(conn, p.id, self.gw.worker_id, d.reason, d.note[:500])
+            await self._hold(p, d)
         else:
             log.warning("payout resent", extra={"payout_id": p.id, "note": d.note})
             await self._send(p, p.channel)
+
+    async def _hold(self, p: PayoutRecord, d: decision.Hold) -> None:
+        async with self.gw.pool.acquire() as conn:
+            held = await hold_payout(conn, p.id, self.gw.worker_id, d)
+        if not held:  # the lease ran out and another worker has the payout: it decides (and holds) on its own step
+            log.warning("payout not held: its lease was lost to another worker",
+                        extra={"payout_id": p.id, "reason": d.reason})
+            return
+        log.error("payout held for a person", extra={
+            "payout_id": p.id, "channel": p.channel, "reason": d.reason, "note": d.note, "status": p.status,
+            "reported_amount_minor": d.reported_amount_minor, "reported_currency": d.reported_currency})
+        PAYOUTS_HELD.labels(d.reason).inc()
 
 
 def _masked(error: BaseException) -> str:

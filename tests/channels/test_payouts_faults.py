@@ -143,3 +143,14 @@ async def test_a_query_reports_the_amount_and_currency_the_channel_holds(rig: Ri
         await rig.set_faults(payout_report_skew_minor=1)
         skewed = await rig.channel.query_payout(request.out_payout_no)
         assert (skewed.amount_minor, skewed.currency) == (4_568, "CNY")
+
+
+async def test_a_query_lookup_glitch_answers_not_found_while_the_payout_stays(rig: Rig) -> None:
+    request = payout(654)
+    await rig.channel.create_payout(request)
+    await rig.set_faults(payout_query_not_found_rate=1.0)
+    with pytest.raises(OrderNotFound):
+        await rig.channel.query_payout(request.out_payout_no)
+    assert request.out_payout_no in rig.sim.runtime.payouts.payouts  # only the lookup glitched
+    await rig.set_faults(payout_query_not_found_rate=0.0)
+    assert (await rig.channel.query_payout(request.out_payout_no)).status is PayoutStatus.SUCCEEDED

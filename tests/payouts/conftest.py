@@ -220,12 +220,12 @@ async def two_channel_world(servers: Servers) -> AsyncIterator[World]:
         await second.close()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, poll_s: float = 0.05) -> None:
     deadline = time.monotonic() + timeout_s
     while not await check():
         if time.monotonic() > deadline:
             raise AssertionError("condition never held")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(poll_s)
 
 
 async def held_payouts(world: World, client: PayEngineClient, customer: str, *amounts: int) -> list[dict[str, Any]]:

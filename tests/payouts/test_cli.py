@@ -80,3 +80,18 @@ async def test_cli_lists_shows_and_resolves_held_payouts(world: World, capsys: p
         assert (await check_payout_money(conn)).holds
     code, listed, _ = await _run(capsys, "held", "--merchant", client.merchant_id)
     assert code == 0 and listed == {"data": [], "has_more": False}, listed
+
+
+async def test_cli_shows_the_reported_amount_whole(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    client = await world.merchant()
+    customer = await world.funded_customer(client, 250_000)
+    [held] = await held_payouts(world, client, customer, 200_000)  # the channel reports 200_001
+    code, listed, _ = await _run(capsys, "held", "--merchant", client.merchant_id)
+    assert code == 0, listed
+    [item] = listed["data"]
+    assert (item["reported_amount"], item["reported_currency"]) == (200_001, "CNY"), item
+    assert "200001" not in item["hold_note"], item
+    code, shown, _ = await _run(capsys, "show", held["id"])
+    assert code == 0 and (shown["reported_amount"], shown["reported_currency"]) == (200_001, "CNY"), shown
+    code, failed, _ = await _run(capsys, "resolve", held["id"], "--action", "fail", "--reason", "bank: nothing paid")
+    assert code == 0 and failed["payout"]["status"] == "failed", failed

@@ -144,11 +144,21 @@ async def test_retry_asks_the_channel_again_and_books_its_corrected_word(world: 
     customer = await world.funded_customer(client, 3_000)
     [held] = await held_payouts(world, client, customer, 1_200)
     await world.set_faults(payout_report_skew_minor=1)
+    status, before = await world.admin("GET", f"/admin/payouts/{held['id']}")
+    assert status == 200, before
     try:  # the channel still reports another amount: asked again, held again, nothing booked
         status, body = await _resolve(world, held["id"], "retry", "bank says it fixed its report")
-        assert status == 200 and body["payout"]["hold_reason"] is None, body
-        assert body["next_attempt_at"] is not None, body
-        again = await world.wait_payout(client, held["id"], lambda p: p.get("hold_reason") is not None)
+        assert status == 200 and body["transitions"][-1]["event"] == "resolve_retry:amount_mismatch", body
+        # The hold is cleared and the payout due at once; by this answer a worker may have asked and held it again.
+        cleared = body["payout"]["hold_reason"] is None and body["next_attempt_at"] is not None
+        assert cleared or body["attempts"] > before["attempts"], body
+
+        async def held_again() -> bool:
+            _, detail = await world.admin("GET", f"/admin/payouts/{held['id']}")
+            return bool(detail["payout"]["hold_reason"] and detail["attempts"] > before["attempts"])
+
+        await eventually(held_again)
+        again = (await client.get_payout(held["id"])).body
         assert again["status"] == "processing", again
     finally:
         await world.set_faults()
@@ -192,17 +202,22 @@ async def test_concurrent_resolves_of_one_payout_have_exactly_one_winner(world: 
     client = await world.merchant()
     customer = await world.funded_customer(client, 9_000)
     held = await held_payouts(world, client, customer, 1_000, 2_000, 3_000)
+    def race(payout_id: str) -> list[asyncio.Task[tuple[int, Any]]]:
+        return [asyncio.create_task(_resolve(world, payout_id, action, f"race {action}"))
+                for action in ("succeed", "fail", "retry", "succeed")]
+
     for n, payout in enumerate(held):
-        resolves = [asyncio.create_task(_resolve(world, payout["id"], action, f"race {action}"))
-                    for action in ("succeed", "fail", "retry", "succeed")]
         if n == 0:
-            # The first race for certain: a transaction holding the payout's row keeps every resolve waiting at
-            # its compare-and-set, each one past its own check that the payout is held.
+            # The first race for certain: a transaction holding the payout's row (taken before any resolve starts)
+            # keeps every resolve waiting at its compare-and-set, each one past its own check that it is held.
             async with world.pool.acquire() as conn:
                 async with conn.transaction():
                     await conn.execute("SELECT 1 FROM payouts WHERE id = $1 FOR UPDATE", payout["id"])
+                    resolves = race(payout["id"])
                     await asyncio.sleep(0.5)
                     assert not any(r.done() for r in resolves), [r.result() for r in resolves if r.done()]
+        else:
+            resolves = race(payout["id"])
         results = await asyncio.gather(*resolves)
         statuses = sorted(status for status, _ in results)
         assert statuses == [200, 409, 409, 409], results
@@ -295,4 +310,64 @@ async def test_operators_list_held_payouts_newest_first_and_see_one_in_full(worl
         assert status == 200, body
     status, listed = await world.admin("GET", query)
     assert status == 200 and listed["data"] == [], listed
+    await _money_holds(world)
+
+
+async def _sends(world: World, payout_id: str) -> int:
+    async with world.pool.acquire() as conn:
+        return int(await conn.fetchval("SELECT sends FROM payouts WHERE id = $1", payout_id))
+
+
+async def test_a_held_payout_counts_as_accepted_so_not_found_after_a_retry_never_resends_or_unfreezes(
+        world: World) -> None:
+    client = await world.merchant()
+    customer = await world.funded_customer(client, 3_000)
+    [held] = await held_payouts(world, client, customer, 1_000)
+    status, detail = await world.admin("GET", f"/admin/payouts/{held['id']}")
+    assert status == 200, detail
+    # The channel answered for our out_payout_no: it has the payout, and we keep its number for it.
+    assert detail["internal_status"] == "processing", detail
+    status, sim = await world.sim_payout(held["txn_no"])
+    assert status == 200 and detail["payout"]["channel_payout_no"] == sim["payout_id"], (detail, sim)
+    # The channel fixed its report, but its lookup now glitches: every query answers ORDER_NOT_EXIST.
+    await world.set_faults(payout_query_not_found_rate=1.0)
+    try:
+        status, body = await _resolve(world, held["id"], "retry", "bank says it fixed its report")
+        assert status == 200 and body["payout"]["hold_reason"] is None, body
+        # Well past the safe delay (1 s) and the give-up window (2 s): a payout taken for "never arrived" would
+        # have been sent again by now, and failed with its amount unfrozen though the channel has it.
+        await asyncio.sleep(world.settings.payout_give_up_s + 1.5)
+        assert await _sends(world, held["id"]) == 1
+        status, detail = await world.admin("GET", f"/admin/payouts/{held['id']}")
+        assert status == 200 and detail["internal_status"] == "processing", detail
+        assert "not found" in detail["last_error"], detail  # it was asked, and keeps being asked
+        assert await world.entries(held["id"]) == ["PAYOUT_FREEZE"]
+        assert await world.balance(customer, "customer_frozen") == 1_000
+    finally:
+        await world.set_faults()
+    done = await world.wait_payout(client, held["id"])  # the lookup works again: the channel's word is booked
+    assert done["status"] == "succeeded" and done["channel_payout_no"] == sim["payout_id"], done
+    assert await _sends(world, held["id"]) == 1
+    assert await world.entries(held["id"]) == ["PAYOUT_FREEZE", "PAYOUT_SETTLE"]
+    assert await world.balance(customer, "customer_frozen") == 0
+    assert await world.balance(customer, "customer_wallet") == 2_000
+    await _money_holds(world)
+
+
+async def test_operators_see_the_reported_amount_whole_while_free_text_stays_masked(world: World) -> None:
+    client = await world.merchant()
+    customer = await world.funded_customer(client, 150_000)
+    [held] = await held_payouts(world, client, customer, 100_000)  # 1,000.00: six digits; the channel says 100_001
+    status, listed = await world.admin("GET", f"/admin/payouts?held=true&merchant_id={client.merchant_id}")
+    assert status == 200, listed
+    [item] = listed["data"]
+    assert (item["amount"], item["reported_amount"], item["reported_currency"]) == (100_000, 100_001, "CNY"), item
+    assert "100001" not in item["hold_note"] and "**0001" in item["hold_note"], item  # free text: masked
+    status, detail = await world.admin("GET", f"/admin/payouts/{held['id']}")
+    assert status == 200, detail
+    assert (detail["reported_amount"], detail["reported_currency"]) == (100_001, "CNY"), detail
+    assert "100001" not in detail["last_error"], detail
+    status, body = await _resolve(world, held["id"], "fail", "bank: nothing paid")
+    assert status == 200, body
+    assert (body["reported_amount"], body["reported_currency"]) == (None, None), body  # the hold is over
     await _money_holds(world)
