@@ -256,12 +256,13 @@ async def list_payments(conn: Conn, merchant_id: str, merchant_order_no: str | N
     return [_payment(r) for r in rows[:limit]], len(rows) > limit
 
 
-# A payment that ends without money owes its limit usage back (engine/usage_release.py): the owed row goes in
-# with the transition. Needs a CTE ``p`` returning the moved payment's ``id`` and ``admission`` (the gate's
-# admission id from ``payments.controls``, NULL when nothing was counted or nothing is owed).
+# A payment that ends without money, or a payout that failed, owes its limit usage back
+# (engine/usage_release.py): the owed row goes in with the transition. Needs a CTE ``p`` returning the moved
+# payment's or payout's ``id`` and ``admission`` (the gate's admission id from ``payments.controls`` or
+# ``payouts.risk``, NULL when nothing was counted or nothing is owed).
 USAGE_OWED = """usage_owed AS (
-    INSERT INTO usage_releases (payment_id, admission_id) SELECT id, admission FROM p WHERE admission IS NOT NULL
-    ON CONFLICT (payment_id) DO NOTHING
+    INSERT INTO usage_releases (movement_id, admission_id) SELECT id, admission FROM p WHERE admission IS NOT NULL
+    ON CONFLICT (movement_id) DO NOTHING
 )"""
 
 _TRANSITION_PAYMENT = """
@@ -317,25 +318,25 @@ async def transition_payment(conn: Conn, merchant_id: str, payment_id: str, tran
 
 # ---------------------------------------------------------------- limit usage owed back (usage_release.py)
 
-async def usage_owed(conn: Conn, payment_id: str) -> str | None:
-    """The admission whose usage the payment still owes back, if any."""
+async def usage_owed(conn: Conn, movement_id: str) -> str | None:
+    """The admission whose usage the payment or payout still owes back, if any."""
     admission: str | None = await conn.fetchval(
-        "SELECT admission_id FROM usage_releases WHERE payment_id = $1", payment_id)
+        "SELECT admission_id FROM usage_releases WHERE movement_id = $1", movement_id)
     return admission
 
 
 async def lock_usage_owed(conn: Conn, grace_s: float, limit: int) -> list[tuple[str, str]]:
-    """(payment id, admission id) owed longer than ``grace_s``, oldest first, locked for the caller's
+    """(payment or payout id, admission id) owed longer than ``grace_s``, oldest first, locked for the caller's
     transaction; rows another process holds are skipped, not waited for."""
     rows = await conn.fetch(
-        "SELECT payment_id, admission_id FROM usage_releases WHERE owed_since <= now() - make_interval(secs => $1)"
+        "SELECT movement_id, admission_id FROM usage_releases WHERE owed_since <= now() - make_interval(secs => $1)"
         " ORDER BY owed_since LIMIT $2 FOR UPDATE SKIP LOCKED", float(grace_s), limit)
-    return [(r["payment_id"], r["admission_id"]) for r in rows]
+    return [(r["movement_id"], r["admission_id"]) for r in rows]
 
 
-async def settle_usage_owed(conn: Conn, payment_ids: list[str]) -> None:
-    """The usage of these payments was given back: nothing owed any more."""
-    await conn.execute("DELETE FROM usage_releases WHERE payment_id = ANY($1::text[])", payment_ids)
+async def settle_usage_owed(conn: Conn, movement_ids: list[str]) -> None:
+    """The usage of these payments or payouts was given back: nothing owed any more."""
+    await conn.execute("DELETE FROM usage_releases WHERE movement_id = ANY($1::text[])", movement_ids)
 
 
 # ---------------------------------------------------------------- refunds

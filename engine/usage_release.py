@@ -1,12 +1,14 @@
-"""Limit usage given back when a payment ends without money: closed, expired or failed.
+"""Limit usage given back when a payment ends without money (closed, expired or failed) or a payout fails.
 
-The control gate counts a payment's amount and count against the daily and monthly limits when the payment
+The control gate counts a payment's or payout's amount and count against the daily and monthly limits when it
 is created (engine/controls/gate.py). A payment that then closes (merchant or deadline) or fails (no voucher)
-took no money, so that usage goes back; a payment that succeeded keeps it, refunded or not.
+took no money, and a failed payout (the channel's word or an operator's, PAYOUT_UNFREEZE) sent none, so that
+usage goes back; a payment that succeeded keeps it, refunded or not, and so does a succeeded payout.
 
-- The record: the statement that moves the payment to closed or failed also inserts its ``usage_releases``
-  row naming the gate's admission (payment_store.USAGE_OWED). The release is owed exactly when that
-  transition committed, and only one transition can end a payment.
+- The record: the statement that moves the payment to closed or failed (payment_store.transition_payment) or
+  the payout to failed (payouts/store.finish_payout) also inserts its ``usage_releases`` row, keyed by the
+  payment's or payout's id (the movement), naming the gate's admission (payment_store.USAGE_OWED). The release
+  is owed exactly when that transition committed, and only one transition can end a payment or a payout.
 - At once (``release_now``): whoever made the transition gives the usage back after the commit and deletes
   the row.
 - Later (``release_owed``): a row older than the grace (the process died after the commit, or the release
@@ -14,9 +16,9 @@ took no money, so that usage goes back; a payment that succeeded keeps it, refun
 
 Exactly once: ``ControlGate.release_admission`` locks the admission's usage row, gives the Redis counters
 back and deletes the row in one transaction; another call (inline and loop racing, a retry after a crash)
-waits for the lock, then finds no row and gives back nothing. Like a failed payout's, the release keeps the
-attempt in the customer's velocity log: attempts stay counted. Redis unreachable: the usage row is still
-deleted, so PostgreSQL no longer counts it and the counters over-count until rebuilt, never under.
+waits for the lock, then finds no row and gives back nothing. The release keeps the attempt in the customer's
+velocity log: attempts stay counted. Redis unreachable: the usage row is still deleted, so PostgreSQL no
+longer counts it and the counters over-count until rebuilt, never under.
 """
 
 from __future__ import annotations
@@ -39,10 +41,13 @@ log = logging.getLogger(__name__)
 # something to give back, False when released already. Raises when it cannot; the release stays owed.
 ReleaseAdmission = Callable[[str], Awaitable[bool]]
 
+# The names predate payouts releasing here; kept so dashboards keep their series.
 RELEASED = Counter("payengine_payment_usage_released_total",
-                   "Limit usage given back by payments that ended without money, by path", ["path"])
+                   "Limit usage given back by payments that ended without money and failed payouts, by path",
+                   ["path"])
 RELEASE_FAILURES = Counter("payengine_payment_usage_release_failures_total",
-                           "Releases of a payment's limit usage that failed and stay owed, by path", ["path"])
+                           "Releases of a payment's or payout's limit usage that failed and stay owed, by path",
+                           ["path"])
 
 
 def release_by_gate(app: web.Application) -> ReleaseAdmission:
@@ -57,29 +62,29 @@ def release_by_gate(app: web.Application) -> ReleaseAdmission:
     return release
 
 
-async def release_now(pool: asyncpg.Pool, release: ReleaseAdmission | None, payment_id: str) -> bool:
-    """Give back the usage owed by a payment whose ending transition just committed; True when usage was
-    given back. A failure is logged and counted, never raised: the row stays owed and the loop retries it.
-    Shielded, so a cancelled request cannot leave the release half done."""
+async def release_now(pool: asyncpg.Pool, release: ReleaseAdmission | None, movement_id: str) -> bool:
+    """Give back the usage owed by a payment or payout (``movement_id``) whose ending transition just
+    committed; True when usage was given back. A failure is logged and counted, never raised: the row stays
+    owed and the loop retries it. Shielded, so a cancelled request cannot leave the release half done."""
     if release is None:
         return False
     try:
-        return await asyncio.shield(_release_one(pool, release, payment_id))
+        return await asyncio.shield(_release_one(pool, release, movement_id))
     except Exception:
         RELEASE_FAILURES.labels("inline").inc()
-        log.warning("giving a payment's limit usage back failed; the release loop retries",
-                    extra={"payment_id": payment_id}, exc_info=True)
+        log.warning("giving limit usage back failed; the release loop retries",
+                    extra={"movement_id": movement_id}, exc_info=True)
         return False
 
 
-async def _release_one(pool: asyncpg.Pool, release: ReleaseAdmission, payment_id: str) -> bool:
+async def _release_one(pool: asyncpg.Pool, release: ReleaseAdmission, movement_id: str) -> bool:
     async with pool.acquire() as conn:
-        admission = await usage_owed(conn, payment_id)
+        admission = await usage_owed(conn, movement_id)
     if admission is None:  # nothing was counted for it, or the loop settled it already
         return False
     released = await release(admission)
     async with pool.acquire() as conn:
-        await settle_usage_owed(conn, [payment_id])
+        await settle_usage_owed(conn, [movement_id])
     if released:
         RELEASED.labels("inline").inc()
     return released
@@ -93,20 +98,20 @@ async def release_owed(pool: asyncpg.Pool, release: ReleaseAdmission, grace_s: f
     settled: list[str] = []
     failed = 0
     async with pool.acquire() as conn, conn.transaction():
-        for payment_id, admission in await lock_usage_owed(conn, grace_s, batch_max):
+        for movement_id, admission in await lock_usage_owed(conn, grace_s, batch_max):
             try:
                 if await release(admission):
                     RELEASED.labels("loop").inc()
             except Exception:
                 failed += 1
                 continue
-            settled.append(payment_id)
+            settled.append(movement_id)
         await settle_usage_owed(conn, settled)
     if failed:
         RELEASE_FAILURES.labels("loop").inc(failed)
         log.warning("giving owed limit usage back failed; the next pass retries", extra={"failed": failed})
     if settled:
-        log.info("owed limit usage given back", extra={"payments": len(settled)})
+        log.info("owed limit usage given back", extra={"movements": len(settled)})
     return len(settled)
 
 

@@ -29,7 +29,7 @@ from engine.gateway.refunds import run_auto_refund_job
 from engine.gateway.sync_voucher import WORKER, sync_voucher_middleware
 from engine.gateway.vouchers import CREATE_VOUCHER_JOB, run_voucher_job
 from engine.gateway.worker import GatewayWorker, JobHandler
-from engine.payouts.worker import PayoutWorker, gate_release
+from engine.payouts.worker import PayoutWorker
 from engine.usage_release import release_by_gate
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         jobs: list[BackgroundJob] = []
         if settings.gateway_in_process and gw.channels:
             jobs = [("gateway-worker", worker.run()), ("gateway-janitor", Janitor(gw).run()),
-                    ("payout-worker", PayoutWorker(gw, gate_release(app)).run())]
+                    ("payout-worker", PayoutWorker(gw, release_by_gate(app)).run())]
             log.info("gateway running", extra={"channels": sorted(gw.channels), "worker": gw.worker_id})
         elif settings.gateway_in_process:
             log.warning("gateway idle: no channels configured (PAYENGINE_CHANNELS)")

@@ -25,7 +25,7 @@ from engine.api.wire import NoQuery
 from engine.app import BOOKER
 from engine.payments.errors import InvalidRequest
 from engine.payouts import holds
-from engine.payouts.worker import gate_release
+from engine.usage_release import release_by_gate
 
 
 async def list_held_payouts(request: web.Request) -> web.Response:
@@ -50,7 +50,7 @@ async def resolve_payout(request: web.Request) -> web.Response:
     books = holds.PlatformBooks(ctx.pool, request.app[BOOKER], ctx.txn_nos, ctx.platform_accounts)
     # Shielded: a client that hangs up cannot cut the booking from the usage given back after it.
     await asyncio.shield(holds.resolve(books, payout_id, req.action, req.reason, holds.actor(req.operator, "admin-api"),
-                                       datetime.now(UTC), gate_release(request.app)))
+                                       datetime.now(UTC), release_by_gate(request.app)))
     async with ctx.pool.acquire() as conn:
         view = await holds.show(conn, payout_id)
     return json_response(200, msgspec.json.encode(view))

@@ -35,7 +35,7 @@ from engine.booking import Booker
 from engine.payments.errors import NotFound
 from engine.payouts.destination import mask_digits
 from engine.payouts.errors import PayoutNeverSent, PayoutNotHeld
-from engine.payouts.outcome import Books, UsageRelease, finish
+from engine.payouts.outcome import Books, finish
 from engine.payouts.store import (
     Resolution,
     held_payouts,
@@ -46,6 +46,7 @@ from engine.payouts.store import (
 )
 from engine.payouts.views import admin_payout_view, held_payout_view
 from engine.txn_no import TxnNoGenerator
+from engine.usage_release import ReleaseAdmission
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ async def show(conn: Conn, payout_id: str) -> pw.AdminPayout:
 
 
 async def resolve(books: Books, payout_id: str, action: str, reason: str, who: str, now: datetime,
-                  release_usage: UsageRelease | None = None) -> None:
+                  release_usage: ReleaseAdmission | None = None) -> None:
     """Resolve a held payout (module docstring). Raises NotFound (404), PayoutNotHeld (409: not held, or
     another resolve won) and PayoutNeverSent (409: succeed for a payout never sent); nothing is booked or
     recorded then. Run it shielded: a fail gives the limit usage back after its commit."""

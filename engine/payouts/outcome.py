@@ -11,7 +11,6 @@ function, which then matches only the held payout, clears its hold and records t
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -23,15 +22,12 @@ from accounts.rules import build_entry
 from engine.booking import Booker
 from engine.gateway_store import insert_outbox
 from engine.payouts.metrics import PAYOUTS_FINISHED
-from engine.payouts.store import PayoutRecord, Resolution, admission_of, finish_payout, record_resolution
+from engine.payouts.store import PayoutRecord, Resolution, finish_payout, record_resolution
 from engine.payouts.views import payout_view
 from engine.txn_no import TxnNoGenerator
+from engine.usage_release import ReleaseAdmission, release_now
 
 log = logging.getLogger(__name__)
-
-# Gives a failed payout's counted limit usage back, by the gate's admission id (ControlGate.release_admission).
-UsageRelease = Callable[[str], Awaitable[object]]
-
 
 class Books(Protocol):
     """What booking a payout's end needs: the gateway's context has it, and so do the admin API and CLI."""
@@ -50,9 +46,11 @@ class Books(Protocol):
 
 async def finish(gw: Books, payout: PayoutRecord, succeeded: bool, channel_payout_no: str | None,
                  failure_code: str | None, failure_message: str | None, now: datetime,
-                 release_usage: UsageRelease | None = None, resolution: Resolution | None = None) -> bool:
+                 release_usage: ReleaseAdmission | None = None, resolution: Resolution | None = None) -> bool:
     """True when this call made the payout final (and booked it); False when it was final already, or (with
-    `resolution`, a person resolving a held payout) when it is not held. A resolution commits with the booking."""
+    `resolution`, a person resolving a held payout) when it is not held. A resolution commits with the booking.
+    A failure records the limit usage owed back with the unfreeze and gives it back after the commit through
+    `release_usage` (engine/usage_release.py); when that fails or is None, the release loop gives it back."""
     receivable = (await gw.platform_accounts(payout.currency))["channel_receivable"] if succeeded else None
     txn_no = gw.txn_nos.next(now)
     async with gw.booker.transaction() as tx:
@@ -77,19 +75,6 @@ async def finish(gw: Books, payout: PayoutRecord, succeeded: bool, channel_payou
                             payout.id, msgspec.json.encode(payout_view(done)), now)
     PAYOUTS_FINISHED.labels("succeeded" if succeeded else "failed").inc()
     log.info("payout finished", extra={"payout_id": payout.id, "succeeded": succeeded, "failure": failure_code})
-    if not succeeded and release_usage is not None:
-        await _release(gw, payout.id, release_usage)
+    if not succeeded:
+        await release_now(gw.pool, release_usage, payout.id)
     return True
-
-
-async def _release(gw: Books, payout_id: str, release_usage: UsageRelease) -> None:
-    """After the unfreeze committed: a failed payout no longer counts against limits. Failing here (Redis down)
-    leaves the usage counted, which can refuse too much but never lets a limit pass."""
-    try:
-        async with gw.pool.acquire() as conn:
-            admission = await admission_of(conn, payout_id)
-        if admission is not None:
-            await release_usage(admission)
-    except Exception:
-        log.warning("giving a failed payout's limit usage back failed", extra={"payout_id": payout_id},
-                    exc_info=True)

@@ -14,6 +14,7 @@ import asyncpg
 
 from accounts.model import AccountId
 from accounts.store import Conn
+from engine.payment_store import USAGE_OWED
 from engine.payments.errors import DuplicateOrder
 from engine.payouts.decision import Hold
 
@@ -178,17 +179,21 @@ async def finish_payout(conn: Conn, payout_id: str, status: str, final_txn_no: s
     """Make an open payout final (compare-and-set); None when it was final already (nothing to book).
     `held`: a person resolves a held payout, so only a held one matches (and its hold is cleared); otherwise
     only one that is not held, so nothing the worker does can book a payout a person has to decide on. A pending
-    payout (never sent) only fails: None for a success."""
+    payout (never sent) only fails: None for a success. A failure also records the limit usage the payout owes
+    back (payment_store.USAGE_OWED, engine/usage_release.py): owed exactly when the failure commits."""
     assert status in FINAL_STATUSES
     row = await conn.fetchrow(
-        f"UPDATE payouts SET status = $2, final_txn_no = $3, channel_payout_no = coalesce($4, channel_payout_no),"
+        f"WITH p AS ("
+        f" UPDATE payouts SET status = $2, final_txn_no = $3, channel_payout_no = coalesce($4, channel_payout_no),"
         f" failure_code = $5, failure_message = $6, finished_at = $7, updated_at = $7, next_attempt_at = NULL,"
         f" locked_by = NULL, locked_until = NULL, hold_reason = NULL, reported_amount_minor = NULL,"
         f" reported_currency = NULL"
         f" WHERE id = $1 AND status IN ('pending', 'sending', 'processing') AND (hold_reason IS NOT NULL) = $8"
         # A payout never sent (pending) cannot have been paid: it never settles.
         f"   AND ($2 <> 'succeeded' OR status <> 'pending')"
-        f" RETURNING {_COLUMNS}",
+        f" RETURNING {_COLUMNS}, CASE WHEN $2 = 'failed' THEN risk->>'admission' END AS admission"
+        f"), {USAGE_OWED}"
+        f" SELECT * FROM p",
         payout_id, status, final_txn_no, channel_payout_no, failure_code, failure_message, now, held)
     return _record(row) if row else None
 
@@ -291,10 +296,3 @@ async def held_payouts(conn: Conn, merchant_id: str | None, starting_after: str 
         f"   AND ($2::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM payouts WHERE id = $2))"
         f" ORDER BY created_at DESC, id DESC LIMIT $3", merchant_id, starting_after, limit)
     return [(_record(r), r["last_error"]) for r in rows]
-
-
-async def admission_of(conn: Conn, payout_id: str) -> str | None:
-    """The control gate's admission id recorded with the payout (None when no gate admitted it)."""
-    found: str | None = await conn.fetchval("SELECT risk->>'admission' FROM payouts WHERE id = $1", payout_id)
-    return found
-

@@ -20,20 +20,18 @@ import time
 import traceback
 from datetime import UTC, datetime
 
-from aiohttp import web
-
 from channels.errors import AmountMismatch, ChannelError, ChannelRejected, OrderNotFound, UnclearRefusal
 from channels.protocol import PayoutDestination, PayoutRequest
-from engine.app import GATE
 from engine.gateway.context import Gateway
 from engine.gateway.jobs import backoff_s
 from engine.merchant_store import get_merchant
 from engine.payouts import decision
 from engine.payouts.destination import mask_digits
 from engine.payouts.metrics import PAYOUT_STEPS, PAYOUTS_HELD
-from engine.payouts.outcome import UsageRelease, finish
+from engine.payouts.outcome import finish
 from engine.payouts.routing import PayoutRoute, payout_candidates, route_payout
 from engine.payouts.store import PayoutRecord, claim_due_payouts, hold_payout, mark_sending, reschedule
+from engine.usage_release import ReleaseAdmission
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +42,8 @@ def payout_request(p: PayoutRecord) -> PayoutRequest:
                          p.description or "")
 
 
-def gate_release(app: web.Application) -> UsageRelease:
-    """Release through the app's control gate, looked up at call time (its context starts after the gateway's)."""
-    async def release(admission_id: str) -> bool:
-        gate = app.get(GATE)
-        return False if gate is None else await gate.release_admission(admission_id)
-
-    return release
-
-
 class PayoutWorker:
-    def __init__(self, gw: Gateway, release_usage: UsageRelease | None = None) -> None:
+    def __init__(self, gw: Gateway, release_usage: ReleaseAdmission | None = None) -> None:
         gw.settings.check_payout_windows()  # SettingsError: also for settings built in code, not from_env
         self.gw = gw
         self.release_usage = release_usage

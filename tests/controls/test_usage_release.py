@@ -38,7 +38,7 @@ async def _two_then_refused(client: PayEngineClient, customer: str) -> list[str]
 
 
 async def _owed(pool: asyncpg.Pool, payment_id: str) -> str | None:
-    admission: str | None = await pool.fetchval("SELECT admission_id FROM usage_releases WHERE payment_id = $1",
+    admission: str | None = await pool.fetchval("SELECT admission_id FROM usage_releases WHERE movement_id = $1",
                                                 payment_id)
     return admission
 

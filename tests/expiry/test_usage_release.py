@@ -52,7 +52,7 @@ async def test_payment_expired_by_the_worker_gives_its_usage_back(world: ExpiryW
     worker = ExpiryWorker(world.pool, world.queue, SETTINGS, release_usage=release_by_gate(world.app))
     assert await worker.drain_queue(datetime.now(UTC)) >= 1
     assert (await client.get_payment(first["id"])).body["status"] == "closed"
-    assert await world.pool.fetchval("SELECT count(*) FROM usage_releases WHERE payment_id = $1", first["id"]) == 0
+    assert await world.pool.fetchval("SELECT count(*) FROM usage_releases WHERE movement_id = $1", first["id"]) == 0
     assert await _attempt(client, customer) == 201
     assert await _attempt(client, customer) == 402
 

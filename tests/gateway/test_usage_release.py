@@ -42,7 +42,7 @@ async def _given_back(gw: Gw, payment_id: str) -> None:
     async def done() -> bool:
         async with gw.pool.acquire() as conn:
             left = await conn.fetchval(
-                "SELECT (SELECT count(*) FROM usage_releases WHERE payment_id = $1)"
+                "SELECT (SELECT count(*) FROM usage_releases WHERE movement_id = $1)"
                 " + (SELECT count(*) FROM limit_usage WHERE movement_id = $1)", payment_id)
         return bool(left == 0)
 
@@ -105,6 +105,6 @@ async def test_paid_payment_keeps_its_usage_when_closed_or_refunded(gw: Gw) -> N
     assert refund.status == 201, refund.body
     assert await _attempt(client, customer) == 402
     async with gw.pool.acquire() as conn:
-        owed = await conn.fetchval("SELECT count(*) FROM usage_releases WHERE payment_id = $1", ready["id"])
+        owed = await conn.fetchval("SELECT count(*) FROM usage_releases WHERE movement_id = $1", ready["id"])
         counted = await conn.fetchval("SELECT count(*) FROM limit_usage WHERE movement_id = $1", ready["id"])
     assert (owed, counted) == (0, 1)

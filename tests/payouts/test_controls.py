@@ -7,6 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
+from engine.app import GATE
+from engine.usage_release import release_by_gate, release_owed
 from tests.payouts.conftest import GOOD_CARD, World, payout_body
 
 
@@ -58,6 +62,47 @@ async def test_a_payout_the_channel_failed_no_longer_counts_against_the_limit(wo
         assert again.body["error"]["code"] == "limit_exceeded", again.body
         await asyncio.sleep(0.05)
     assert again is not None and again.status == 201, again.body
+    await world.wait_payout(client, again.body["id"])
+
+
+async def test_a_failed_payout_whose_release_fails_stays_owed_until_the_release_loop_gives_it_back(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = await world.merchant()
+    status, body = await world.admin("PUT", f"/admin/merchants/{client.merchant_id}/limits", {"limits": [
+        {"scope": "customer", "window": "daily", "method": "payout", "amount_max": 1_500}]})
+    assert status == 200, body
+    customer = await world.funded_customer(client, 5_000)
+    tried: asyncio.Queue[str] = asyncio.Queue()
+
+    async def broken(admission_id: str) -> bool:
+        tried.put_nowait(admission_id)
+        raise ConnectionResetError(f"lost Redis while releasing {admission_id}")
+
+    monkeypatch.setattr(world.app[GATE], "release_admission", broken)
+    doomed = await client.create_payout(payout_body(
+        1_000, customer_id=customer,
+        destination={"kind": "bank_account", "number": "6222021000000", "holder_name": "Li Lei"}))
+    assert doomed.status == 201, doomed.body
+    assert (await world.wait_payout(client, doomed.body["id"]))["status"] == "failed"
+    admission = await asyncio.wait_for(tried.get(), 10)  # the worker tried to give it back, and failed
+    monkeypatch.undo()
+    async with world.pool.acquire() as conn:
+        risk = json.loads(await conn.fetchval("SELECT risk::text FROM payouts WHERE id = $1", doomed.body["id"]))
+        owed = await conn.fetchval("SELECT admission_id FROM usage_releases WHERE movement_id = $1",
+                                   doomed.body["id"])
+    assert admission == risk["admission"] and owed == admission  # recorded with the unfreeze, still owed
+    over = await client.create_payout(payout_body(1_000, customer_id=customer))
+    assert over.status == 402 and over.body["error"]["code"] == "limit_exceeded", over.body  # still counted
+
+    await release_owed(world.pool, release_by_gate(world.app), grace_s=0, batch_max=100)
+    async with world.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM usage_releases WHERE movement_id = $1",
+                                   doomed.body["id"]) == 0
+    again = await client.create_payout(payout_body(1_000, customer_id=customer))
+    assert again.status == 201, again.body
+    await release_owed(world.pool, release_by_gate(world.app), grace_s=0, batch_max=100)
+    more = await client.create_payout(payout_body(600, customer_id=customer))  # 1_600 > 1_500: given back once
+    assert more.status == 402 and more.body["error"]["code"] == "limit_exceeded", more.body
     await world.wait_payout(client, again.body["id"])
 
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
+from engine.app import GATE
 from engine.logs import JsonFormatter
 from engine.payouts.checks import check_payout_money
+from engine.usage_release import release_by_gate, release_owed
 from tests.payouts.conftest import ADMIN_TOKEN, CHANNEL, GOOD_CARD, World, eventually, held_payouts, payout_body
 
 
@@ -137,6 +139,42 @@ async def test_fail_unfreezes_and_gives_the_limit_usage_back_like_a_channel_fail
     again = await client.create_payout(payout_body(1_000, customer_id=customer))  # fits only with it given back
     assert again.status == 201, again.body
     assert (await world.wait_payout(client, again.body["id"]))["status"] == "succeeded"
+
+
+async def test_fail_whose_release_fails_records_the_usage_owed_and_the_release_loop_gives_it_back(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = await world.merchant()
+    status, body = await world.admin("PUT", f"/admin/merchants/{client.merchant_id}/limits", {"limits": [
+        {"scope": "customer", "window": "daily", "method": "payout", "amount_max": 1_500}]})
+    assert status == 200, body
+    customer = await world.funded_customer(client, 3_000)
+    [held] = await held_payouts(world, client, customer, 1_000)
+    status, controls = await world.admin("GET", f"/admin/payouts/{held['id']}/controls")
+    assert status == 200, controls
+    admission = controls["controls"]["admission"]
+
+    async def broken(admission_id: str) -> bool:
+        raise ConnectionResetError(f"lost Redis while releasing {admission_id}")
+
+    monkeypatch.setattr(world.app[GATE], "release_admission", broken)
+    status, body = await _resolve(world, held["id"], "fail", "bank: payout rejected, nothing paid")
+    monkeypatch.undo()
+    assert status == 200 and body["payout"]["status"] == "failed", body  # the fail stands; the release is owed
+    async with world.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT admission_id FROM usage_releases WHERE movement_id = $1",
+                                   held["id"]) == admission
+    over = await client.create_payout(payout_body(1_000, customer_id=customer))  # still counted
+    assert over.status == 402 and over.body["error"]["code"] == "limit_exceeded", over.body
+
+    await release_owed(world.pool, release_by_gate(world.app), grace_s=0, batch_max=100)
+    async with world.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM usage_releases WHERE movement_id = $1", held["id"]) == 0
+        assert await conn.fetchval("SELECT count(*) FROM limit_usage WHERE id = $1", admission) == 0
+    again = await client.create_payout(payout_body(1_000, customer_id=customer))  # fits only with it given back
+    assert again.status == 201, again.body
+    assert (await world.wait_payout(client, again.body["id"]))["status"] == "succeeded"
+    more = await client.create_payout(payout_body(600, customer_id=customer))  # given back once: 1_600 > 1_500
+    assert more.status == 402 and more.body["error"]["code"] == "limit_exceeded", more.body
 
 
 async def test_retry_asks_the_channel_again_and_books_its_corrected_word(world: World) -> None:
