@@ -9,8 +9,6 @@ PAYENGINE_MERCHANT_CACHE_S (its auth cache).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from engine.cli_result import print_result
 from engine.merchants import service, wire
 from engine.settings import Settings
 
@@ -84,19 +83,7 @@ def cmd_merchants(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await conn.close()
 
-    try:
-        result = asyncio.run(run())
-    except msgspec.ValidationError as exc:
-        print(f"payengine: parameter_invalid: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a domain error names its rule; anything else is a bug and keeps its traceback
-        code = getattr(exc, "code", None)
-        if code is None:
-            raise
-        print(f"payengine: {code}: {exc}", file=sys.stderr)
-        return 1
-    print(msgspec.json.format(msgspec.json.encode(result)).decode())
-    return 0
+    return print_result(run())
 
 
 def _profile_flags(p: argparse.ArgumentParser) -> None:

@@ -13,9 +13,7 @@ A fail gives the payout's limit usage back through Redis, like the worker; with 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
-import sys
 from datetime import UTC, datetime
 from typing import cast
 
@@ -26,6 +24,7 @@ import redis.asyncio as aioredis
 from accounts.model import AccountId
 from engine.api import payout_wire as pw
 from engine.booking import Booker
+from engine.cli_result import print_result
 from engine.controls.gate import ControlGate
 from engine.db import create_pool, ensure_servers
 from engine.merchant_store import ensure_platform_accounts
@@ -95,19 +94,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> object:
 
 
 def cmd_payouts(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        result = asyncio.run(_run(settings, args))
-    except msgspec.ValidationError as exc:
-        print(f"payengine: parameter_invalid: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a domain error names its rule; anything else is a bug and keeps its traceback
-        code = getattr(exc, "code", None)
-        if code is None:
-            raise
-        print(f"payengine: {code}: {exc}", file=sys.stderr)
-        return 1
-    print(msgspec.json.format(msgspec.json.encode(result)).decode())
-    return 0
+    return print_result(_run(settings, args))
 
 
 def add_payout_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
