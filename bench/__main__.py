@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import traceback
+from contextlib import nullcontext
 from typing import Any
 
 import uvloop
@@ -22,10 +23,13 @@ from bench.report import machine_info, mode_table, plot_modes, ratio_lines, writ
 from bench.scenarios import HOT_MODES, SCENARIOS, Options
 from bench.servers import fresh_servers
 from bench.workload import SHAPES
+from engine.hang_dump import hang_watchdog, install_task_dump
 
 # No "buffer" here: hot-merchant and db-latency already run its modes, and their headlines carry its keys.
 FULL = ("hot-merchant", "db-latency", "flush-sweep", "drain", "split", "api", "voucher", "dayend")
 SMOKE = ("hot-merchant", "db-latency")
+SMOKE_HANG_S = 900.0  # a smoke takes 1-3 minutes
+FULL_HANG_S = 10_800.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep-intervals", default="5,20,100", help="flush-sweep flush intervals, ms")
     p.add_argument("--drain-batches", default="100,1000,5000", help="drain: batch sizes, one backlog each")
     p.add_argument("--drain-payments", type=int, default=5000, help="drain: payments booked before flushing")
+    p.add_argument("--hang-limit-s", type=float, default=None,
+                   help="a run still going after this long prints where it waits (asyncio tasks, threads) and"
+                        " exits 1 (default 900 s with --smoke, 10800 s otherwise; 0 = no limit)")
     p.add_argument("--database-url", default=os.environ.get("PAYENGINE_DATABASE_URL", ""),
                    help="use this PostgreSQL instead of a fresh embedded one")
     p.add_argument("--redis-url", default=os.environ.get("PAYENGINE_REDIS_URL", ""),
@@ -107,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                           "drain_payments": args.drain_payments})
     info = machine_info(args.database_url)
     started = time.monotonic()
-    results, failed = uvloop.run(_run(names, opts))
+    install_task_dump()  # `kill -USR1 <pid>` shows where a slow run waits
+    limit = args.hang_limit_s if args.hang_limit_s is not None else (SMOKE_HANG_S if args.smoke else FULL_HANG_S)
+    with hang_watchdog(limit, f"python -m bench {' '.join(names)}") if limit > 0 else nullcontext():
+        results, failed = uvloop.run(_run(names, opts))
     elapsed = time.monotonic() - started
     info["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]  # a busy neighbour explains odd numbers
     for name, result in results.items():

@@ -144,10 +144,16 @@ class Worker:
         return self.conn is not None and not self.conn.is_closed() and not self.conn.is_in_transaction()
 
     async def _drop_connection(self) -> None:
+        """Let go of the accounts and close. An idle connection unlocks them explicitly first: closing
+        only asks the server to end the session, whose locks stay granted until its backend has exited,
+        so the next owner (a standby, a restarted flusher) would wait for nothing."""
+        idle = self._connection_idle()
         conn, self.conn = self.conn, None
         self.owned.clear()
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(Exception):
+                if idle:
+                    await asyncio.wait_for(conn.execute("SELECT pg_advisory_unlock_all()"), 2)
                 await asyncio.wait_for(conn.close(), 2)
             if not conn.is_closed():
                 conn.terminate()

@@ -6,12 +6,7 @@ accounts and merchants with random ids, so tests never depend on each other.
 
 from __future__ import annotations
 
-import asyncio
-import faulthandler
 import os
-import signal
-import sys
-import threading
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -19,25 +14,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from engine import embedded
+from engine.hang_dump import hang_watchdog, install_task_dump
 from tests.databases import session_pool
 
 Servers = embedded.TemporaryServers
 
 
-def _dump_tasks(signum: int, frame: object) -> None:
-    """`kill -USR1 <pytest pid>`: print every asyncio task's stack (a hung await shows where it waits)."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
-    tasks = asyncio.all_tasks(loop) if loop is not None else set()
-    print(f"\n=== {len(tasks)} asyncio tasks ===", file=sys.stderr)
-    for task in tasks:
-        task.print_stack(limit=30, file=sys.stderr)
-    faulthandler.dump_traceback(all_threads=True)
-
-
-signal.signal(signal.SIGUSR1, _dump_tasks)
+install_task_dump()
 
 TEST_HANG_S = 300  # far beyond the slowest test (about a minute on a loaded machine)
 
@@ -48,21 +31,12 @@ def _hang_watchdog(request: pytest.FixtureRequest) -> Iterator[None]:
     later the run ends (exit 1): a hang fails CI in minutes, with the place it hung, not at its time limit."""
     capture = request.config.pluginmanager.getplugin("capturemanager")
 
-    def fire() -> None:
-        if capture is not None:  # the dump goes to the real stderr (the CI log), not to the test's capture
+    def uncapture() -> None:  # the dump goes to the real stderr (the CI log), not to the test's capture
+        if capture is not None:
             capture.suspend_global_capture(in_=False)
-        print(f"\n=== {request.node.nodeid} still running after {TEST_HANG_S} s ===", file=sys.stderr, flush=True)
-        os.kill(os.getpid(), signal.SIGUSR1)
 
-    timer = threading.Timer(TEST_HANG_S, fire)
-    timer.daemon = True
-    timer.start()
-    faulthandler.dump_traceback_later(TEST_HANG_S + 30, exit=True)
-    try:
+    with hang_watchdog(TEST_HANG_S, request.node.nodeid, uncapture):
         yield
-    finally:
-        timer.cancel()
-        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="session")
