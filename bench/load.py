@@ -7,6 +7,7 @@ progress line with the current rate goes to stderr once a second so a long run s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import sys
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 Operation = Callable[[int], Awaitable[None]]  # called with the worker index
 Sampler = Callable[[], Awaitable[float]]  # an extra gauge shown and recorded once a second
+SAMPLE_TIMEOUT_S = 2.0
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -90,17 +92,22 @@ async def run_load(name: str, operation: Operation, concurrency: int, duration_s
             result.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
             result.ok += 1
 
+    finished = asyncio.Event()
+
     async def progress() -> None:
         last_ok, last_t = 0, started
-        while True:
-            await asyncio.sleep(1.0)
+        while not finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), 1.0)
+            if finished.is_set():
+                return
             now = time.perf_counter()
             rate = (result.ok - last_ok) / (now - last_t)
             result.per_second.append(rate)
             gauges = []
             for key, sample in samplers.items():
                 try:
-                    value = await sample()
+                    value = await asyncio.wait_for(sample(), SAMPLE_TIMEOUT_S)
                 except Exception as exc:  # a gauge must never stop the run
                     gauges.append(f"{key}=? ({type(exc).__name__})")
                     continue
@@ -112,14 +119,13 @@ async def run_load(name: str, operation: Operation, concurrency: int, duration_s
                 print(f"  [{name}] {now - started:5.1f}s  {result.ok:8d} ok  {rate:8.0f}/s now  "
                       f"{errors} errors  {' '.join(gauges)}", file=sys.stderr, flush=True)
 
+    # The reporter is told to end, not cancelled: redis-py can swallow a cancel that lands inside a
+    # sampler's Redis call (seen: the window ended, the reporter went on printing 0/s for minutes).
     reporter = asyncio.create_task(progress())
     try:
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
     finally:
-        reporter.cancel()
-        try:
-            await reporter
-        except asyncio.CancelledError:
-            pass
+        finished.set()
+        await reporter
     result.duration_s = time.perf_counter() - started
     return result
