@@ -164,9 +164,10 @@ async def delete_rule(request: web.Request) -> web.Response:
     return _ok(cw.Deleted(rule_id, True))
 
 
-def _entry(request: web.Request) -> tuple[cw.BlocklistEntry, str]:
+def _entry(request: web.Request) -> tuple[cw.BlocklistEntry, str | None]:
     """The entry and the keyed hash of its value; an instrument is hashed as the digits payouts compare
-    (engine/instruments.py), so however it was typed it matches the same card or account."""
+    (engine/instruments.py), so however it was typed it matches the same card or account. An instrument
+    that is not a number has no such hash (None): adding it is refused, removing looks for it as typed."""
     entry = _decode(request, cw.BlocklistEntry)
     if entry.list not in ("customer", "instrument"):
         raise InvalidControl("list", f"list must be 'customer' or 'instrument', not {entry.list!r}")
@@ -175,14 +176,14 @@ def _entry(request: web.Request) -> tuple[cw.BlocklistEntry, str]:
     if entry.list == "customer":
         return entry, request.app[GATE].digest(entry.list, entry.value)
     digits = instrument_digits(entry.value)
-    if digits is None:
-        raise InvalidControl("value", "an instrument must be a card or bank account number: digits, "
-                                      "optionally grouped with spaces or dashes")
-    return entry, request.app[GATE].digest(entry.list, digits)
+    return entry, request.app[GATE].digest(entry.list, digits) if digits is not None else None
 
 
 async def add_blocked(request: web.Request) -> web.Response:
     entry, digest = _entry(request)
+    if digest is None:
+        raise InvalidControl("value", "an instrument must be a card or bank account number: digits, "
+                                      "optionally grouped with spaces or dashes")
     async with request.app[POOL].acquire() as conn, conn.transaction():
         await store.add_blocklist(conn, entry.list, digest, entry.reason)
     request.app[GATE].config.invalidate()
@@ -190,12 +191,16 @@ async def add_blocked(request: web.Request) -> web.Response:
 
 
 async def remove_blocked(request: web.Request) -> web.Response:
+    """Removes the entry for the value; for an instrument also an entry added before numbers were
+    normalised, which was hashed exactly as typed (it never matched a payout, and only this finds it)."""
     entry, digest = _entry(request)
+    candidates = [d for d in (digest, request.app[GATE].digest(entry.list, entry.value)) if d is not None]
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        if not await store.remove_blocklist(conn, entry.list, digest):
-            raise ControlNotFound("blocklist entry", f"{entry.list}:{digest[:12]}")
+        removed = await store.remove_blocklist(conn, entry.list, candidates)
+    if removed is None:
+        raise ControlNotFound("blocklist entry", f"{entry.list}:{candidates[0][:12]}")
     request.app[GATE].config.invalidate()
-    return _ok(cw.BlocklistView(entry.list, digest, None, deleted=True))
+    return _ok(cw.BlocklistView(entry.list, removed, None, deleted=True))
 
 
 # kind -> the view of the record stored with it (engine/controls/store.py RECORD_COLUMNS says where).

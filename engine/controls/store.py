@@ -7,6 +7,7 @@ exactly when something changed.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -103,12 +104,14 @@ async def add_blocklist(conn: Conn, list_: str, digest: str, reason: str | None)
     await conn.execute(_BUMP)
 
 
-async def remove_blocklist(conn: Conn, list_: str, digest: str) -> bool:
-    gone = await conn.fetchval("DELETE FROM risk_blocklist WHERE list = $1 AND digest = $2 RETURNING 1",
-                               list_, digest)
-    if gone is not None:
+async def remove_blocklist(conn: Conn, list_: str, digests: Sequence[str]) -> str | None:
+    """Delete the list's entries with any of ``digests``; the first one deleted, or None if none was."""
+    gone: list[str] = [r["digest"] for r in await conn.fetch(
+        "DELETE FROM risk_blocklist WHERE list = $1 AND digest = ANY($2::text[]) RETURNING digest",
+        list_, list(digests))]
+    if gone:
         await conn.execute(_BUMP)
-    return gone is not None
+    return min(gone, key=list(digests).index) if gone else None
 
 
 # ---------------------------------------------------------------- usage (the record behind the counters)

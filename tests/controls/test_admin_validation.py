@@ -131,6 +131,27 @@ async def test_a_card_blocked_with_spaces_or_dashes_is_one_entry_the_digits_matc
         await admin.call("DELETE", "/admin/risk/blocklist", {"list": "instrument", "value": digits})
 
 
+@pytest.mark.parametrize("typed", ["4111 2222 3333 {tail}", "card-{tail}"])
+async def test_an_entry_hashed_as_typed_before_numbers_were_normalised_can_be_removed(
+        api: Api, admin: Admin, pool: asyncpg.Pool, typed: str) -> None:
+    tail = "".join(secrets.choice("0123456789") for _ in range(4))
+    value = typed.format(tail=tail)
+    legacy = api.app[GATE].digest("instrument", value)  # how entries were hashed before the normalisation
+    async with pool.acquire() as conn:
+        await conn.execute("INSERT INTO risk_blocklist (list, digest, reason) VALUES ('instrument', $1, 'old')", legacy)
+    try:
+        removed = await admin.call("DELETE", "/admin/risk/blocklist", {"list": "instrument", "value": value})
+        assert removed.status == 200, removed.body
+        assert removed.body["digest"] == legacy and removed.body["deleted"] is True
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM risk_blocklist WHERE digest = $1", legacy) == 0
+        again = await admin.call("DELETE", "/admin/risk/blocklist", {"list": "instrument", "value": value})
+        assert again.status == 404, again.body
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute("DELETE FROM risk_blocklist WHERE digest = $1", legacy)
+
+
 async def test_openapi_lists_the_controls_admin_routes_with_their_bodies(api: Api) -> None:
     async with api.session.get(api.url + "/openapi.json") as resp:
         paths = (await resp.json())["paths"]
