@@ -17,8 +17,9 @@ usage goes back; a payment that succeeded keeps it, refunded or not, and so does
 Exactly once: ``ControlGate.release_admission`` locks the admission's usage row, gives the Redis counters
 back and deletes the row in one transaction; another call (inline and loop racing, a retry after a crash)
 waits for the lock, then finds no row and gives back nothing. The release keeps the attempt in the customer's
-velocity log: attempts stay counted. Redis unreachable: the usage row is still deleted, so PostgreSQL no
-longer counts it and the counters over-count until rebuilt, never under.
+velocity log: attempts stay counted. Redis unreachable: the usage row is released (PostgreSQL no longer
+counts it) and kept as a counter reset owed, which every process's orphan sweep makes once Redis answers;
+until then the counters over-count, never under.
 """
 
 from __future__ import annotations

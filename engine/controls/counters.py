@@ -211,13 +211,14 @@ class Counters:
                 results[i] = await self._check_loading(u, s, now_ms)
         failed = [r for r in results if isinstance(r, BaseException) or r is None]
         if failed:
-            await self.undo(u, subjects)
-            raise ControlsUnavailable(f"limit counters unavailable: {failed[0]!r}")
+            undone = await self.undo(u, subjects)
+            raise ControlsUnavailable(f"limit counters unavailable: {failed[0]!r}", undone=undone)
         return [r for r in results if isinstance(r, Counted | Refused)]
 
-    async def undo(self, u: store.Usage, subjects: Sequence[Subject]) -> None:
-        """Give back whatever a check of ``subjects`` counted, when its answers are not all known."""
-        await self.release(u, subjects, forget_attempt=True, only_if_counted=True)
+    async def undo(self, u: store.Usage, subjects: Sequence[Subject]) -> bool:
+        """Give back whatever a check of ``subjects`` counted, when its answers are not all known; False when
+        Redis did not confirm it (see ``release``)."""
+        return await self.release(u, subjects, forget_attempt=True, only_if_counted=True)
 
     async def _run_or_errors(self, calls: Sequence[tuple[Any, Sequence[str], Sequence[Any]]]) -> list[Any]:
         try:
@@ -250,11 +251,13 @@ class Counters:
                 del self._loading[tag]
 
     async def release(self, u: store.Usage, subjects: Sequence[Subject], forget_attempt: bool,
-                      only_if_counted: bool = False) -> None:
-        """Give back what ``check`` counted for ``subjects`` (once, however often called). Never raises: when
-        Redis cannot be reached the subjects are marked stale (over-counting until dropped and rebuilt)."""
+                      only_if_counted: bool = False) -> bool:
+        """Give back what ``check`` counted for ``subjects`` (once, however often called); True when Redis
+        confirmed it for every subject. Never raises: when Redis cannot be reached the subjects are marked stale
+        here, and the caller keeps the usage row as a reset owed (``store.settle_usage``) so that every process
+        drops the over-counted counters, not only this one."""
         if not subjects:
-            return
+            return True
         calls = [(self._scripts.release, s.release_keys(u),
                   [u.id, u.amount, u.currency, u.method, int(s.customer_id is not None), int(forget_attempt),
                    keys.MARKER_TTL_S, int(only_if_counted)])
@@ -266,6 +269,7 @@ class Counters:
         failed = [s for s, r in zip(subjects, results, strict=True) if r is None or isinstance(r, BaseException)]
         if failed:
             self.mark_stale(u, failed)
+        return not failed
 
     async def _run(self, calls: Sequence[tuple[Any, Sequence[str], Sequence[Any]]]) -> list[Any]:
         """One result per call, exceptions in place (a call that raised did or did not run: its caller decides)."""

@@ -66,11 +66,16 @@ class ControlNotFound(ControlError):
 
 
 class ControlsUnavailable(ControlError):
-    """The counters could not be checked (Redis down): the caller may retry unchanged."""
+    """The counters could not be checked (Redis down): the caller may retry unchanged. ``undone`` is False
+    when whatever the check may have counted could not be given back either (Redis still counts it)."""
 
     code = "controls_unavailable"
     retryable = True
     retry_after_s = 1
+
+    def __init__(self, message: str, *, undone: bool = True) -> None:
+        super().__init__(message)
+        self.undone = undone
 
 
 class AdmissionReleased(ControlError):

@@ -116,8 +116,8 @@ class Admission:
         async with self._pool.acquire() as conn, conn.transaction():
             if await store.lock_usage(conn, self._usage.id) is None:
                 return
-            await self._counters.release(self._usage, self._subjects, forget_attempt=True)
-            await store.delete_usage(conn, self._usage.id)
+            given_back = await self._counters.release(self._usage, self._subjects, forget_attempt=True)
+            await store.settle_usage(conn, self._usage.id, given_back)
 
     async def claim(self, conn: Conn) -> None:
         """Claim the admission in the booking transaction ``conn`` (before it commits): raises
@@ -220,20 +220,20 @@ class ControlGate:
         admission = Admission(self.counters, self._pool, usage, tuple(subjects), tuple(decisions))
         try:
             results = await self.counters.check(usage, subjects, int(self._clock() * 1000))
-        except ControlsUnavailable:
+        except ControlsUnavailable as exc:
             # Nothing that needs a counter binds this attempt: Redis being down must not stop it (the usage
             # row is in PostgreSQL; the subjects' counters are dropped and rebuilt once Redis answers).
             if _needs_counters(attempt, subjects, rules) or not self.counters.mark_stale(usage, subjects):
                 async with self._pool.acquire() as conn:
-                    await store.delete_usage(conn, usage.id)
+                    await store.settle_usage(conn, usage.id, exc.undone)
                 raise
             log.warning("limit counters unavailable; admitted without counting (no counted rule binds)")
             _count_decisions(decisions)
             return Admission(self.counters, self._pool, usage, (), tuple(decisions), counted=False)
         except BaseException:  # e.g. the request was cancelled mid-check: give back whatever was counted
-            await asyncio.shield(self.counters.undo(usage, subjects))
+            undone = await asyncio.shield(self.counters.undo(usage, subjects))
             async with self._pool.acquire() as conn:
-                await store.delete_usage(conn, usage.id)
+                await store.settle_usage(conn, usage.id, undone)
             raise
         refused = next((r for r in results if isinstance(r, Refused)), None)
         if refused is not None:
@@ -263,16 +263,16 @@ class ControlGate:
             subjects = [Subject(usage.merchant_id, None, ())]
             if usage.customer_id is not None:
                 subjects.append(Subject(usage.merchant_id, usage.customer_id, ()))
-            await self.counters.release(usage, subjects, forget_attempt=False)
-            await store.delete_usage(conn, admission_id)
+            given_back = await self.counters.release(usage, subjects, forget_attempt=False)
+            await store.settle_usage(conn, admission_id, given_back)
         return True
 
     async def _give_back(self, usage: store.Usage, subjects: list[Subject], results: list[Counted | Refused]) -> None:
         """A refused attempt: counts back (its velocity entry stays: a refused attempt was still made)."""
         counted = [s for s, r in zip(subjects, results, strict=True) if isinstance(r, Counted)]
-        await asyncio.shield(self.counters.release(usage, counted, forget_attempt=False))
+        given_back = await asyncio.shield(self.counters.release(usage, counted, forget_attempt=False))
         async with self._pool.acquire() as conn:
-            await store.delete_usage(conn, usage.id)
+            await store.settle_usage(conn, usage.id, given_back)
 
 
 def _needs_counters(attempt: Attempt, subjects: list[Subject], rules: list[RiskRule]) -> bool:

@@ -11,6 +11,10 @@ comes after the release does not happen.
 Crash safety: the release and the counters' reset are separate steps; a row released but not yet reset
 (``counters_reset_at`` NULL) is reset again on the next pass. Until then the counters over-count (a false
 refusal), never under-count.
+
+The same owed reset repairs a give-back that got no answer from Redis (a refused or failed attempt, a
+failed payout's release): the gate keeps such a row released with its reset owed (``store.settle_usage``),
+so the counters are dropped and rebuilt for every process, not only for the one that saw Redis fail.
 """
 
 from __future__ import annotations

@@ -176,6 +176,22 @@ async def delete_usage(conn: Conn, usage_id: str) -> None:
                        usage_id)
 
 
+async def release_usage_reset_owed(conn: Conn, usage_id: str) -> None:
+    """The usage no longer counts, but Redis may still count it (its give-back did not get an answer): the
+    row is kept released with its subjects' counter reset owed, which every process's orphan sweep
+    (``orphans.reset_owed``) makes once Redis answers. Over-counting until then, never under."""
+    await conn.execute("UPDATE limit_usage SET released_at = now(), counters_reset_at = NULL WHERE id = $1",
+                       usage_id)
+
+
+async def settle_usage(conn: Conn, usage_id: str, given_back: bool) -> None:
+    """After a give-back: the row goes when Redis confirmed it, else it stays as a reset owed."""
+    if given_back:
+        await delete_usage(conn, usage_id)
+    else:
+        await release_usage_reset_owed(conn, usage_id)
+
+
 Sums = dict[tuple[str, str], tuple[int, int]]  # (currency, method) -> (amount, count)
 PRELOAD_RECENT_S = 10  # rows younger than this may still be waiting for their own check
 

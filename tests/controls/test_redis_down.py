@@ -3,8 +3,11 @@ limit or counting rule binds are refused as retryable, with nothing left behind.
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import sys
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -14,6 +17,8 @@ from engine.controls import Attempt, ControlGate, ControlsUnavailable, LimitExce
 from engine.controls import store as control_store
 from engine.controls.counters import Subject
 from engine.controls.limits import LimitRule
+from engine.controls.orphans import reset_owed
+from tests.conftest import Servers
 from tests.controls.test_gate_limits import set_limits
 from tests.factories import rand_id, today
 
@@ -62,3 +67,63 @@ async def test_stale_counters_are_dropped_and_rebuilt_before_the_next_check(pool
         await gate.admit(Attempt("payment", "channel", merchant, None, 101, "CNY"))
     assert over.value.used == 900
     await gate.admit(Attempt("payment", "channel", merchant, None, 100, "CNY"))
+
+
+@pytest.fixture
+async def redis_through_proxy(servers: Servers) -> AsyncIterator[tuple[aioredis.Redis, asyncio.subprocess.Process]]:
+    """A client that reaches the session's Redis through a TCP proxy of its own process: killing the proxy
+    cuts this client off while every other client goes on (a network fault between one process and Redis)."""
+    url = urlsplit(servers.redis_url)
+    target = ["--target-unix", url.path] if url.scheme == "unix" else ["--target", f"{url.hostname}:{url.port or 6379}"]
+    proxy = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.delay_proxy", "--listen", "127.0.0.1:0", *target, "--delay-ms", "0",
+        stdout=asyncio.subprocess.PIPE)
+    try:
+        assert proxy.stdout is not None
+        line = (await asyncio.wait_for(proxy.stdout.readline(), 30)).decode()
+        assert line.startswith("listening "), line
+        host, port = line.split()[1].rsplit(":", 1)
+        client = aioredis.Redis(host=host, port=int(port), db=int(url.path.rsplit("/", 1)[-1])
+                                if url.scheme != "unix" and url.path.strip("/").isdigit() else 0,
+                                password=url.password, socket_connect_timeout=0.5, socket_timeout=1.0)
+        yield client, proxy
+        await client.aclose()
+    finally:
+        if proxy.returncode is None:
+            proxy.kill()
+            await proxy.wait()
+
+
+async def test_a_give_back_one_process_could_not_make_is_reset_for_every_process(
+        pool: asyncpg.Pool, redis_client: aioredis.Redis,
+        redis_through_proxy: tuple[aioredis.Redis, asyncio.subprocess.Process]) -> None:
+    cut_off, proxy = redis_through_proxy
+    gate_a = ControlGate(pool, cut_off, today=today, blocklist_secret="test", config_ttl_s=0.0)
+    gate_b = ControlGate(pool, redis_client, today=today, blocklist_secret="test", config_ttl_s=0.0)
+    merchant, customer = rand_id("mch"), rand_id("cus")
+    await set_limits(pool, merchant, LimitRule("customer", "daily", "*", "*", None, 2))
+
+    def attempt() -> Attempt:
+        return Attempt("payment", "wallet", merchant, customer, 100, "CNY")
+
+    abandoned = await gate_a.admit(attempt())  # counted in Redis: 1 of 2
+    proxy.kill()  # process A loses Redis before its booking fails
+    await proxy.wait()
+    await abandoned.release()  # cannot reach Redis: PostgreSQL stops counting it, Redis still does
+    async with pool.acquire() as conn:
+        owed = await conn.fetchval("SELECT released_at IS NOT NULL AND counters_reset_at IS NULL"
+                                   " FROM limit_usage WHERE id = $1", abandoned.id)
+    assert owed is True  # kept as a counter reset owed, not deleted
+
+    kept = await gate_b.admit(attempt())  # 2 of 2 in Redis, 1 of 2 in PostgreSQL
+    with pytest.raises(LimitExceeded):  # over-counted in the other process, for now
+        await gate_b.admit(attempt())
+    assert await reset_owed(pool, gate_b.counters) >= 1  # what every process's orphan sweep runs
+    second = await gate_b.admit(attempt())  # rebuilt from PostgreSQL: the abandoned one no longer counts
+    with pytest.raises(LimitExceeded) as over:
+        await gate_b.admit(attempt())
+    assert over.value.used == 2
+    async with pool.acquire() as conn:
+        counting = await conn.fetch("SELECT id FROM limit_usage WHERE customer_id = $1 AND released_at IS NULL",
+                                    customer)
+    assert {r["id"] for r in counting} == {kept.id, second.id}

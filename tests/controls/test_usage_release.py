@@ -44,7 +44,9 @@ async def _owed(pool: asyncpg.Pool, payment_id: str) -> str | None:
 
 
 async def _usage_rows(pool: asyncpg.Pool, customer: str) -> int:
-    rows: int = await pool.fetchval("SELECT count(*) FROM limit_usage WHERE customer_id = $1", customer)
+    """The customer's usage that still counts (a released row may stay as a counter reset owed)."""
+    rows: int = await pool.fetchval("SELECT count(*) FROM limit_usage WHERE customer_id = $1"
+                                    " AND released_at IS NULL", customer)
     return rows
 
 
