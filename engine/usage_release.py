@@ -12,7 +12,9 @@ usage goes back; a payment that succeeded keeps it, refunded or not, and so does
 - At once (``release_now``): whoever made the transition gives the usage back after the commit and deletes
   the row.
 - Later (``release_owed``): a row older than the grace (the process died after the commit, or the release
-  raised) is taken by a loop in every API process and released the same way.
+  raised) is taken by a loop in every API process. The loop releases by reset: the usage row is released and
+  the subjects' counters are rebuilt from PostgreSQL, so an earlier attempt that decremented Redis and died
+  before its commit cannot make the usage go back twice.
 
 Exactly once: ``ControlGate.release_admission`` locks the admission's usage row, gives the Redis counters
 back and deletes the row in one transaction; another call (inline and loop racing, a retry after a crash)
@@ -51,14 +53,15 @@ RELEASE_FAILURES = Counter("payengine_payment_usage_release_failures_total",
                            ["path"])
 
 
-def release_by_gate(app: web.Application) -> ReleaseAdmission:
+def release_by_gate(app: web.Application, *, by_reset: bool = False) -> ReleaseAdmission:
     """Release through the app's control gate, looked up at call time (its context starts after the API's,
-    the gateway's and the expiry worker's). LookupError in a process without one."""
+    the gateway's and the expiry worker's). LookupError in a process without one. ``by_reset`` for retries
+    (``ControlGate.release_admission``)."""
     async def release(admission_id: str) -> bool:
         gate = app.get(GATE)
         if gate is None:
             raise LookupError("no control gate in this process")
-        return await gate.release_admission(admission_id)
+        return await gate.release_admission(admission_id, by_reset=by_reset)
 
     return release
 
@@ -118,7 +121,7 @@ async def release_owed(pool: asyncpg.Pool, release: ReleaseAdmission, grace_s: f
 
 async def _release_loop(app: web.Application) -> None:
     settings = app[SETTINGS]
-    release = release_by_gate(app)
+    release = release_by_gate(app, by_reset=True)  # a retry: an earlier attempt may have decremented already
     while True:
         await asyncio.sleep(settings.usage_release_interval_s)
         try:

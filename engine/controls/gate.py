@@ -251,20 +251,37 @@ class ControlGate:
         admission.decisions = tuple(decisions)
         return admission
 
-    async def release_admission(self, admission_id: str) -> bool:
+    async def release_admission(self, admission_id: str, *, by_reset: bool = False) -> bool:
         """Give back the usage of an earlier admission by its id (``record()["admission"]``), e.g. a payout
         the channel failed long after its request. False when there is nothing to give back (released
         already, refused, or pruned). The usage row stays locked until the counters are given back, so two
-        concurrent calls give back once, and a rebuild meanwhile still sees the row (over-counts, never under)."""
+        concurrent calls give back once, and a rebuild meanwhile still sees the row (over-counts, never under).
+
+        ``by_reset`` is for a retry, when an earlier call may have given the counters back and died before
+        its commit: the row is released and the subjects' counters are dropped and rebuilt from PostgreSQL
+        (which no longer counts it) instead of decremented, so the usage is given back exactly once however
+        long ago the earlier call was (a decrement is deduplicated only for the release marker's TTL)."""
         async with self._pool.acquire() as conn, conn.transaction():
             usage = await store.lock_usage(conn, admission_id)
             if usage is None:
                 return False
-            subjects = [Subject(usage.merchant_id, None, ())]
-            if usage.customer_id is not None:
-                subjects.append(Subject(usage.merchant_id, usage.customer_id, ()))
-            given_back = await self.counters.release(usage, subjects, forget_attempt=False)
-            await store.settle_usage(conn, admission_id, given_back)
+            if by_reset:
+                await store.release_usage_reset_owed(conn, admission_id)
+            else:
+                subjects = [Subject(usage.merchant_id, None, ())]
+                if usage.customer_id is not None:
+                    subjects.append(Subject(usage.merchant_id, usage.customer_id, ()))
+                given_back = await self.counters.release(usage, subjects, forget_attempt=False)
+                await store.settle_usage(conn, admission_id, given_back)
+        if by_reset:
+            try:  # at once; if Redis cannot be reached the orphan sweep's reset_owed does it later
+                await self.counters.reset([usage])
+            except ControlsUnavailable:
+                log.warning("counter reset after a release failed; the orphan sweep retries",
+                            extra={"admission": admission_id})
+            else:
+                async with self._pool.acquire() as conn:
+                    await store.mark_reset(conn, [admission_id])
         return True
 
     async def _give_back(self, usage: store.Usage, subjects: list[Subject], results: list[Counted | Refused]) -> None:

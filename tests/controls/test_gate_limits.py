@@ -222,3 +222,31 @@ async def test_script_calls_are_idempotent_per_attempt(gate: ControlGate, pool: 
     with pytest.raises(LimitExceeded) as full:
         await gate.admit(Attempt("payment", "channel", merchant, None, 1, "CNY"))
     assert full.value.used == 1_000 and admitted.counted
+
+
+async def test_a_retried_release_long_after_a_give_back_that_died_before_its_commit_gives_back_once(
+        gate: ControlGate, pool: asyncpg.Pool, redis_client: aioredis.Redis) -> None:
+    merchant, customer = rand_id("mch"), rand_id("cus")
+    await set_limits(pool, merchant, LimitRule("customer", "daily", "*", "*", None, 2))
+    first = await gate.admit(attempt(merchant, customer, 100))
+    await gate.admit(attempt(merchant, customer, 100))  # 2 of 2
+    # An earlier release gave the counters back, then its process died before its commit: PostgreSQL still
+    # counts the admission. Its release markers are gone, as they are once their TTL has passed.
+    async with pool.acquire() as conn:
+        usage = await control_store.lock_usage(conn, first.id)
+    assert usage is not None
+    subjects = [Subject(merchant, None, ()), Subject(merchant, customer, ())]
+    assert await gate.counters.release(usage, subjects, forget_attempt=False)
+    await redis_client.delete(*(keys.release_marker(s.keys(usage), usage.id) for s in subjects))
+
+    # The retry, as the release loop makes it. A decrement could not tell it was given back already (and
+    # would let a third admission through); a reset rebuilds from PostgreSQL, which counts it until now.
+    assert await gate.release_admission(first.id, by_reset=True)
+    assert not await gate.release_admission(first.id, by_reset=True)  # nothing left to give back
+    await gate.admit(attempt(merchant, customer, 100))
+    with pytest.raises(LimitExceeded) as over:
+        await gate.admit(attempt(merchant, customer, 100))
+    assert over.value.used == 2
+    async with pool.acquire() as conn:
+        reset = await conn.fetchval("SELECT counters_reset_at IS NOT NULL FROM limit_usage WHERE id = $1", first.id)
+    assert reset is True  # made at once, nothing left owed to the sweep

@@ -83,7 +83,7 @@ async def test_release_that_fails_stays_owed_and_the_release_loop_gives_it_back(
     first, _ = await _two_then_refused(client, customer)
     gate = private.api.app[GATE]
 
-    async def broken(admission_id: str) -> bool:
+    async def broken(admission_id: str, *, by_reset: bool = False) -> bool:
         raise ConnectionResetError(f"lost the database while releasing {admission_id}")
 
     monkeypatch.setattr(gate, "release_admission", broken)

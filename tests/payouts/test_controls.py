@@ -74,7 +74,7 @@ async def test_a_failed_payout_whose_release_fails_stays_owed_until_the_release_
     customer = await world.funded_customer(client, 5_000)
     tried: asyncio.Queue[str] = asyncio.Queue()
 
-    async def broken(admission_id: str) -> bool:
+    async def broken(admission_id: str, *, by_reset: bool = False) -> bool:
         tried.put_nowait(admission_id)
         raise ConnectionResetError(f"lost Redis while releasing {admission_id}")
 

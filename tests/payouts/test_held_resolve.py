@@ -153,7 +153,7 @@ async def test_fail_whose_release_fails_records_the_usage_owed_and_the_release_l
     assert status == 200, controls
     admission = controls["controls"]["admission"]
 
-    async def broken(admission_id: str) -> bool:
+    async def broken(admission_id: str, *, by_reset: bool = False) -> bool:
         raise ConnectionResetError(f"lost Redis while releasing {admission_id}")
 
     monkeypatch.setattr(world.app[GATE], "release_admission", broken)
