@@ -266,6 +266,8 @@ class Settings:
     # The grace must outlast any booking request (a booking after it is refused, 503, and retried).
     controls_orphan_grace_s: int = _env("CONTROLS_ORPHAN_GRACE_S", _int_in(1, 86_400), 900)
     controls_orphan_sweep_interval_s: int = _env("CONTROLS_ORPHAN_SWEEP_INTERVAL_S", _int_in(1, 3_600), 60)
+    # How often every process makes the counter resets owed (released usage Redis may still count).
+    controls_reset_interval_s: int = _env("CONTROLS_RESET_INTERVAL_S", _int_in(1, 3_600), 5)
     # A payment that ends without money (closed, expired, failed) gives its counted usage back at once
     # (engine/usage_release.py); a release still owed after the grace (its process died, or it failed) is
     # retried by a loop that runs this often, at most batch_max per pass. Grace + interval stay well under the

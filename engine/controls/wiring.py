@@ -17,7 +17,7 @@ from engine.controls import store
 from engine.controls.errors import ControlsUnavailable
 from engine.controls.gate import ControlGate
 from engine.controls.metrics import USAGE_ORPHAN_SWEEP_FAILURES
-from engine.controls.orphans import sweep_orphans
+from engine.controls.orphans import reset_owed, sweep_orphans
 from engine.dayend.http import CALENDAR
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,19 @@ async def _sweep_orphans(app: web.Application, gate: ControlGate) -> None:
             log.warning("limit usage orphan sweep failed; will retry", exc_info=True)
 
 
+async def _reset_owed(app: web.Application, gate: ControlGate) -> None:
+    """Drop and rebuild the counters of released usage Redis may still count (a give-back it did not answer,
+    a retried release), every CONTROLS_RESET_INTERVAL_S: until then a customer is over-counted in Redis."""
+    settings = app[SETTINGS]
+    while True:
+        await asyncio.sleep(settings.controls_reset_interval_s)
+        try:
+            await reset_owed(app[POOL], gate.counters)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ControlsUnavailable):
+            USAGE_ORPHAN_SWEEP_FAILURES.inc()  # the loop survives a database or Redis blip
+            log.warning("limit counter resets failed; will retry", exc_info=True)
+
+
 async def _controls_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     gate = ControlGate(app[POOL], app[REDIS], today=lambda: _accounting_date(app),
@@ -68,7 +81,8 @@ async def _controls_ctx(app: web.Application) -> AsyncIterator[None]:
     if api is not None:
         api.gate = gate
     async with background(("controls-prune-usage", _prune_usage(app)),
-                          ("controls-sweep-orphans", _sweep_orphans(app, gate))):
+                          ("controls-sweep-orphans", _sweep_orphans(app, gate)),
+                          ("controls-reset-owed", _reset_owed(app, gate))):
         yield
 
 
