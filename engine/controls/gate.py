@@ -24,7 +24,8 @@ method: never the customer's instrument).
 
 Redis down: refused (ControlsUnavailable, retryable 503) when a daily/monthly limit, velocity or
 amount-anomaly rule binds the attempt, since it cannot be enforced; otherwise admitted uncounted (the usage
-row is written; the subjects' counters are dropped once Redis answers again, and rebuilt from PostgreSQL).
+row is written and marked ``uncounted_at``; every process's owed-reset loop drops the subjects' counters once
+Redis answers again, and they are rebuilt from PostgreSQL).
 """
 
 from __future__ import annotations
@@ -116,7 +117,10 @@ class Admission:
         async with self._pool.acquire() as conn, conn.transaction():
             if await store.lock_usage(conn, self._usage.id) is None:
                 return
-            given_back = await self._counters.release(self._usage, self._subjects, forget_attempt=True)
+            # Uncounted: the counters may or may not hold it (a rebuild may have read its row), so no
+            # decrement: the row stays released with a reset owed.
+            given_back = self.counted and await self._counters.release(self._usage, self._subjects,
+                                                                       forget_attempt=True)
             await store.settle_usage(conn, self._usage.id, given_back)
 
     async def claim(self, conn: Conn) -> None:
@@ -227,6 +231,8 @@ class ControlGate:
                 async with self._pool.acquire() as conn:
                     await store.settle_usage(conn, usage.id, exc.undone)
                 raise
+            async with self._pool.acquire() as conn:  # every process's counters are rebuilt once Redis answers
+                await store.mark_uncounted(conn, usage.id)
             log.warning("limit counters unavailable; admitted without counting (no counted rule binds)")
             _count_decisions(decisions)
             return Admission(self.counters, self._pool, usage, (), tuple(decisions), counted=False)
@@ -265,6 +271,7 @@ class ControlGate:
             usage = await store.lock_usage(conn, admission_id)
             if usage is None:
                 return False
+            by_reset = by_reset or usage.uncounted  # counters that may not hold it are never decremented
             if by_reset:
                 await store.release_usage_reset_owed(conn, admission_id)
             else:

@@ -127,6 +127,7 @@ class Usage:
     amount: int
     day: date
     movement_id: str | None = None  # the payment / transfer / payout this admission is for
+    uncounted: bool = False  # admitted while Redis could not count it: given back only by a counter reset
 
 
 # Usage rows commit asynchronously (synchronous_commit off for that one implicit transaction: no WAL flush
@@ -144,12 +145,19 @@ async def insert_usage(conn: Conn, u: Usage) -> None:
         u.id, u.merchant_id, u.customer_id, u.kind, u.method, u.currency, u.amount, u.day, u.movement_id)
 
 
-_USAGE_COLUMNS = "id, merchant_id, customer_id, kind, method, currency, amount, day, movement_id"
+_USAGE_COLUMNS = ("id, merchant_id, customer_id, kind, method, currency, amount, day, movement_id,"
+                  " uncounted_at IS NOT NULL AS uncounted")
 
 
 def _usage(r: asyncpg.Record) -> Usage:
     return Usage(r["id"], r["merchant_id"], r["customer_id"], r["kind"], r["method"], r["currency"], r["amount"],
-                 r["day"], r["movement_id"])
+                 r["day"], r["movement_id"], r["uncounted"])
+
+
+async def mark_uncounted(conn: Conn, usage_id: str) -> None:
+    """The admission was let through uncounted: its subjects' counters are owed a reset (resets_owed)."""
+    await conn.execute("UPDATE limit_usage SET uncounted_at = now(), counters_reset_at = NULL WHERE id = $1",
+                       usage_id)
 
 
 async def lock_usage(conn: Conn, usage_id: str) -> Usage | None:
@@ -323,15 +331,19 @@ async def release_orphans(conn: asyncpg.Connection, grace_s: float, batch_max: i
 
 
 async def resets_owed(conn: Conn, batch_max: int) -> list[Usage]:
-    """Released rows whose subjects' counters have not been reset yet (oldest first)."""
-    rows = await conn.fetch(f"SELECT {_USAGE_COLUMNS} FROM limit_usage WHERE released_at IS NOT NULL"
-                            " AND counters_reset_at IS NULL ORDER BY released_at LIMIT $1", batch_max)
+    """Released or uncounted rows whose subjects' counters have not been reset yet (oldest first)."""
+    rows = await conn.fetch(
+        f"(SELECT {_USAGE_COLUMNS}, released_at AS owed_at FROM limit_usage WHERE released_at IS NOT NULL"
+        "  AND counters_reset_at IS NULL ORDER BY released_at LIMIT $1)"
+        f" UNION ALL (SELECT {_USAGE_COLUMNS}, uncounted_at AS owed_at FROM limit_usage WHERE uncounted_at IS NOT NULL"
+        "  AND counters_reset_at IS NULL AND released_at IS NULL ORDER BY uncounted_at LIMIT $1)"
+        " ORDER BY owed_at LIMIT $1", batch_max)
     return [_usage(r) for r in rows]
 
 
 async def mark_reset(conn: Conn, usage_ids: list[str]) -> None:
     await conn.execute("UPDATE limit_usage SET counters_reset_at = now() WHERE id = ANY($1::text[])"
-                       " AND released_at IS NOT NULL", usage_ids)
+                       " AND (released_at IS NOT NULL OR uncounted_at IS NOT NULL)", usage_ids)
 
 
 async def write_payment_controls(conn: Conn, payment_id: str, record: dict[str, object], admission_id: str) -> bool:

@@ -34,8 +34,10 @@ async def dead_redis() -> AsyncIterator[aioredis.Redis]:
 
 
 async def usage_rows(pool: asyncpg.Pool, merchant: str) -> int:
+    """The merchant's usage that still counts (released rows may stay, owing a counter reset)."""
     async with pool.acquire() as conn:
-        return int(await conn.fetchval("SELECT count(*) FROM limit_usage WHERE merchant_id = $1", merchant))
+        return int(await conn.fetchval("SELECT count(*) FROM limit_usage WHERE merchant_id = $1"
+                                       " AND released_at IS NULL", merchant))
 
 
 async def test_without_redis_unbound_attempts_pass_uncounted_and_bound_ones_are_refused(
@@ -127,3 +129,32 @@ async def test_a_give_back_one_process_could_not_make_is_reset_for_every_process
         counting = await conn.fetch("SELECT id FROM limit_usage WHERE customer_id = $1 AND released_at IS NULL",
                                     customer)
     assert {r["id"] for r in counting} == {kept.id, second.id}
+
+
+async def test_an_admission_let_through_uncounted_is_counted_by_every_process_once_redis_answers(
+        pool: asyncpg.Pool, redis_client: aioredis.Redis, dead_redis: aioredis.Redis) -> None:
+    cut_off = ControlGate(pool, dead_redis, today=today, blocklist_secret="test", config_ttl_s=0.0)
+    other = ControlGate(pool, redis_client, today=today, blocklist_secret="test", config_ttl_s=0.0)
+    merchant = rand_id("mch")
+    await other.admit(Attempt("payment", "channel", merchant, None, 100, "CNY"))  # its counters loaded: 1
+    uncounted = await cut_off.admit(Attempt("payment", "channel", merchant, None, 100, "CNY"))  # no rule binds
+    assert uncounted.record()["counted"] is False
+    async with pool.acquire() as conn:
+        owed = await conn.fetchval("SELECT uncounted_at IS NOT NULL AND counters_reset_at IS NULL"
+                                   " FROM limit_usage WHERE id = $1", uncounted.id)
+    assert owed is True
+    await set_limits(pool, merchant, LimitRule("merchant", "daily", "*", "*", None, 2))  # a limit comes later
+    assert await reset_owed(pool, other.counters) >= 1  # the loop every process runs, once Redis answers
+    with pytest.raises(LimitExceeded) as over:  # 2 of 2 already: the uncounted one counts everywhere now
+        await other.admit(Attempt("payment", "channel", merchant, None, 100, "CNY"))
+    assert over.value.used == 2
+
+    await uncounted.release()  # never by a decrement: released, and its counters reset again
+    async with pool.acquire() as conn:
+        released = await conn.fetchval("SELECT released_at IS NOT NULL AND counters_reset_at IS NULL"
+                                       " FROM limit_usage WHERE id = $1", uncounted.id)
+    assert released is True
+    assert await reset_owed(pool, other.counters) >= 1
+    await other.admit(Attempt("payment", "channel", merchant, None, 100, "CNY"))  # 2 of 2
+    with pytest.raises(LimitExceeded):
+        await other.admit(Attempt("payment", "channel", merchant, None, 100, "CNY"))
