@@ -16,11 +16,12 @@ usage goes back; a payment that succeeded keeps it, refunded or not, and so does
   the subjects' counters are rebuilt from PostgreSQL, so an earlier attempt that decremented Redis and died
   before its commit cannot make the usage go back twice.
 
-Exactly once: ``ControlGate.release_admission`` locks the admission's usage row, gives the Redis counters
-back and deletes the row in one transaction; another call (inline and loop racing, a retry after a crash)
-waits for the lock, then finds no row and gives back nothing. The release keeps the attempt in the customer's
+Exactly once: ``ControlGate.release_admission`` locks the admission's usage row and, in one transaction,
+either gives the Redis counters back and deletes the row (inline) or releases the row with a counter reset
+owed (the loop; an uncounted admission); another call (inline and loop racing, a retry after a crash) waits
+for the lock, then finds no live row and gives back nothing. The release keeps the attempt in the customer's
 velocity log: attempts stay counted. Redis unreachable: the usage row is released (PostgreSQL no longer
-counts it) and kept as a counter reset owed, which every process's orphan sweep makes once Redis answers;
+counts it) and kept as a counter reset owed, which every process's owed-reset loop makes once Redis answers;
 until then the counters over-count, never under.
 """
 

@@ -228,7 +228,8 @@ class Counters:
 
     async def _check_loading(self, u: store.Usage, s: Subject, now_ms: int) -> Result | BaseException | None:
         """The check again, with the subject's usage read from PostgreSQL. One reader per subject and day in
-        this process: when a busy merchant's day begins, the tasks behind the first find it loaded."""
+        this process: when a busy merchant's day begins, the tasks behind the first find it loaded. Redis
+        failing is returned in place, so ``check`` undoes what the other subjects counted."""
         tag = (s.merchant_id, s.customer_id, u.day)
         lock = self._loading.setdefault(tag, asyncio.Lock())
         try:
@@ -244,6 +245,8 @@ class Counters:
                 again = (await self._run([(self._scripts.check, s.check_keys(u),
                                            _check_args(u, s, now_ms, load))]))[0]
                 return again if isinstance(again, BaseException) else _parse(s, again)
+        except ControlsUnavailable as exc:
+            return exc
         finally:
             # Dropped when free (the dict stays bounded); a task still queued on it keeps it alive, so at
             # worst two readers overlap, never a herd.

@@ -260,13 +260,16 @@ class ControlGate:
     async def release_admission(self, admission_id: str, *, by_reset: bool = False) -> bool:
         """Give back the usage of an earlier admission by its id (``record()["admission"]``), e.g. a payout
         the channel failed long after its request. False when there is nothing to give back (released
-        already, refused, or pruned). The usage row stays locked until the counters are given back, so two
-        concurrent calls give back once, and a rebuild meanwhile still sees the row (over-counts, never under).
+        already, refused, or pruned). By decrement, the usage row stays locked until the counters are given
+        back, so two concurrent calls give back once, and a rebuild meanwhile still sees the row (over-counts,
+        never under).
 
         ``by_reset`` is for a retry, when an earlier call may have given the counters back and died before
-        its commit: the row is released and the subjects' counters are dropped and rebuilt from PostgreSQL
-        (which no longer counts it) instead of decremented, so the usage is given back exactly once however
-        long ago the earlier call was (a decrement is deduplicated only for the release marker's TTL)."""
+        its commit (and always for an uncounted admission): the row is released with its counters' reset
+        owed, and after the commit the subjects' counters are dropped, to be rebuilt from PostgreSQL (which no
+        longer counts it), instead of decremented. So the usage is given back exactly once however long ago
+        the earlier call was (a decrement is deduplicated only for the release marker's TTL). The owed-reset
+        loop (orphans.reset_owed) resets again after the settle time and settles the row."""
         async with self._pool.acquire() as conn, conn.transaction():
             usage = await store.lock_usage(conn, admission_id)
             if usage is None:
@@ -281,14 +284,11 @@ class ControlGate:
                 given_back = await self.counters.release(usage, subjects, forget_attempt=False)
                 await store.settle_usage(conn, admission_id, given_back)
         if by_reset:
-            try:  # at once; if Redis cannot be reached the orphan sweep's reset_owed does it later
+            try:  # at once; the owed-reset loop resets again after the settle time (or when this fails)
                 await self.counters.reset([usage])
             except ControlsUnavailable:
-                log.warning("counter reset after a release failed; the orphan sweep retries",
+                log.warning("counter reset after a release failed; the owed-reset loop retries",
                             extra={"admission": admission_id})
-            else:
-                async with self._pool.acquire() as conn:
-                    await store.mark_reset(conn, [admission_id])
         return True
 
     async def _give_back(self, usage: store.Usage, subjects: list[Subject], results: list[Counted | Refused]) -> None:

@@ -32,10 +32,11 @@ log = logging.getLogger(__name__)
 ORPHAN_BATCH_MAX = 1_000
 ORPHAN_BATCHES_MAX = 20       # per pass; what is left goes next pass
 ORPHAN_LOCK_TIMEOUT_MS = 2_000  # a booking holding a row longer than this defers the pass
+RESET_SETTLE_S = 10.0  # far beyond a rebuild's read of PostgreSQL and load into Redis (see reset_owed)
 
 
 async def sweep_orphans(pool: asyncpg.Pool, counters: Counters, grace_s: float,
-                        batch_max: int = ORPHAN_BATCH_MAX) -> int:
+                        batch_max: int = ORPHAN_BATCH_MAX, reset_settle_s: float = RESET_SETTLE_S) -> int:
     """One bounded pass: release orphaned usage rows older than ``grace_s`` and reset their subjects'
     counters (and any reset still owed); returns the rows released. Raises ControlsUnavailable (Redis),
     asyncpg errors (a booking held a row too long, the database is away): the next pass carries on."""
@@ -56,17 +57,26 @@ async def sweep_orphans(pool: asyncpg.Pool, counters: Counters, grace_s: float,
         released_total += len(released)
         if seen < batch_max:
             break
-    await reset_owed(pool, counters, batch_max)
+    await reset_owed(pool, counters, batch_max, reset_settle_s)
     return released_total
 
 
-async def reset_owed(pool: asyncpg.Pool, counters: Counters, batch_max: int = ORPHAN_BATCH_MAX) -> int:
-    """Reset the counters of released rows whose reset is still owed; returns how many rows were settled."""
+async def reset_owed(pool: asyncpg.Pool, counters: Counters, batch_max: int = ORPHAN_BATCH_MAX,
+                     settle_s: float = RESET_SETTLE_S) -> int:
+    """Reset the counters of released or uncounted rows whose reset is still owed; returns how many were reset.
+
+    A row is settled (no longer owed) only once it has been owed for ``settle_s`` before a reset: a rebuild
+    that read PostgreSQL before the row was released (or inserted) can load its counters after an early
+    reset's drop, and the reset after the settle time drops those too. A row released after it was read
+    stays owed (``mark_reset`` compares ``released_at``). Raises ControlsUnavailable (Redis) and asyncpg
+    errors; the next pass carries on."""
     async with pool.acquire() as conn:
-        owed = await store.resets_owed(conn, batch_max)
+        owed = await store.resets_owed(conn, batch_max, settle_s)
     if not owed:
         return 0
-    await counters.reset(owed)
-    async with pool.acquire() as conn:
-        await store.mark_reset(conn, [u.id for u in owed])
+    await counters.reset([o.usage for o in owed])
+    settled = [o for o in owed if o.settled]
+    if settled:
+        async with pool.acquire() as conn:
+            await store.mark_reset(conn, settled)
     return len(owed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import asyncpg
 
@@ -185,9 +185,10 @@ async def delete_usage(conn: Conn, usage_id: str) -> None:
 
 
 async def release_usage_reset_owed(conn: Conn, usage_id: str) -> None:
-    """The usage no longer counts, but Redis may still count it (its give-back did not get an answer): the
-    row is kept released with its subjects' counter reset owed, which every process's orphan sweep
-    (``orphans.reset_owed``) makes once Redis answers. Over-counting until then, never under."""
+    """The usage no longer counts, but Redis may still count it (its give-back did not get an answer, or it
+    is given back by reset): the row is kept released with its subjects' counter reset owed, which the
+    owed-reset loop of every process (``orphans.reset_owed``) makes once Redis answers. Over-counting until
+    then, never under."""
     await conn.execute("UPDATE limit_usage SET released_at = now(), counters_reset_at = NULL WHERE id = $1",
                        usage_id)
 
@@ -323,27 +324,43 @@ async def release_orphans(conn: asyncpg.Connection, grace_s: float, batch_max: i
         if not seen:
             return 0, []
         rows = await conn.fetch(_BOOKED.format(columns=_USAGE_COLUMNS), [r["id"] for r in seen])
-        await conn.execute("UPDATE limit_usage SET released_at = now() WHERE id = ANY($1::text[])",
-                           [r["id"] for r in rows])
+        # A reset made earlier (of an uncounted row) is owed again: the counters may count the row since.
+        await conn.execute("UPDATE limit_usage SET released_at = now(), counters_reset_at = NULL"
+                           " WHERE id = ANY($1::text[])", [r["id"] for r in rows])
         await conn.execute("UPDATE limit_usage_sweep SET through_at = $1, through_id = $2",
                            seen[-1]["created_at"], seen[-1]["id"])
     return len(seen), [Released(_usage(r), float(r["age_s"])) for r in rows]
 
 
-async def resets_owed(conn: Conn, batch_max: int) -> list[Usage]:
+@dataclass(frozen=True, slots=True)
+class OwedReset:
+    """A usage row whose subjects' counters are owed a reset (drop, then rebuild from PostgreSQL)."""
+
+    usage: Usage
+    released_at: datetime | None  # as read: a release that comes after the read owes a reset of its own
+    settled: bool  # owed for longer than the settle time when read (mark_reset may then settle it)
+
+
+async def resets_owed(conn: Conn, batch_max: int, settle_s: float) -> list[OwedReset]:
     """Released or uncounted rows whose subjects' counters have not been reset yet (oldest first)."""
     rows = await conn.fetch(
-        f"(SELECT {_USAGE_COLUMNS}, released_at AS owed_at FROM limit_usage WHERE released_at IS NOT NULL"
-        "  AND counters_reset_at IS NULL ORDER BY released_at LIMIT $1)"
-        f" UNION ALL (SELECT {_USAGE_COLUMNS}, uncounted_at AS owed_at FROM limit_usage WHERE uncounted_at IS NOT NULL"
-        "  AND counters_reset_at IS NULL AND released_at IS NULL ORDER BY uncounted_at LIMIT $1)"
-        " ORDER BY owed_at LIMIT $1", batch_max)
-    return [_usage(r) for r in rows]
+        "SELECT *, now() - owed_at >= make_interval(secs => $2::float8) AS settled FROM ("
+        f" (SELECT {_USAGE_COLUMNS}, released_at, released_at AS owed_at FROM limit_usage"
+        "   WHERE released_at IS NOT NULL AND counters_reset_at IS NULL ORDER BY released_at LIMIT $1)"
+        f" UNION ALL (SELECT {_USAGE_COLUMNS}, released_at, uncounted_at AS owed_at FROM limit_usage"
+        "   WHERE uncounted_at IS NOT NULL AND counters_reset_at IS NULL AND released_at IS NULL"
+        "   ORDER BY uncounted_at LIMIT $1)) owed ORDER BY owed_at LIMIT $1", batch_max, settle_s)
+    return [OwedReset(_usage(r), r["released_at"], r["settled"]) for r in rows]
 
 
-async def mark_reset(conn: Conn, usage_ids: list[str]) -> None:
-    await conn.execute("UPDATE limit_usage SET counters_reset_at = now() WHERE id = ANY($1::text[])"
-                       " AND (released_at IS NOT NULL OR uncounted_at IS NOT NULL)", usage_ids)
+async def mark_reset(conn: Conn, owed: Sequence[OwedReset]) -> None:
+    """Settle the resets of ``owed`` made after they were read; a row released since then stays owed."""
+    await conn.execute(
+        "UPDATE limit_usage u SET counters_reset_at = now()"
+        " FROM unnest($1::text[], $2::timestamptz[]) AS r(id, released_at)"
+        " WHERE u.id = r.id AND u.released_at IS NOT DISTINCT FROM r.released_at"
+        " AND (u.released_at IS NOT NULL OR u.uncounted_at IS NOT NULL)",
+        [o.usage.id for o in owed], [o.released_at for o in owed])
 
 
 async def write_payment_controls(conn: Conn, payment_id: str, record: dict[str, object], admission_id: str) -> bool:

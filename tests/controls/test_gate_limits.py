@@ -16,6 +16,7 @@ from engine.controls import store as control_store
 from engine.controls.counters import Counted, Subject
 from engine.controls.gate import Booking
 from engine.controls.limits import LimitRule
+from engine.controls.orphans import reset_owed
 from engine.controls.risk import RiskRule
 from engine.logs import JsonFormatter
 from tests.factories import rand_id, today
@@ -247,6 +248,11 @@ async def test_a_retried_release_long_after_a_give_back_that_died_before_its_com
     with pytest.raises(LimitExceeded) as over:
         await gate.admit(attempt(merchant, customer, 100))
     assert over.value.used == 2
-    async with pool.acquire() as conn:
-        reset = await conn.fetchval("SELECT counters_reset_at IS NOT NULL FROM limit_usage WHERE id = $1", first.id)
-    assert reset is True  # made at once, nothing left owed to the sweep
+    owed_reset = "SELECT counters_reset_at IS NULL FROM limit_usage WHERE id = $1"
+    assert await pool.fetchval(owed_reset, first.id) is True  # reset at once, and again after the settle time
+    assert await reset_owed(pool, gate.counters, settle_s=3600) >= 1  # too early to settle
+    assert await pool.fetchval(owed_reset, first.id) is True
+    assert await reset_owed(pool, gate.counters, settle_s=0) >= 1
+    assert await pool.fetchval(owed_reset, first.id) is False
+    with pytest.raises(LimitExceeded):  # the counters rebuilt once more: still exactly at the limit
+        await gate.admit(attempt(merchant, customer, 100))

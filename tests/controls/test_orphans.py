@@ -46,7 +46,7 @@ async def _crash_after_admit(world: PrivateWorld, client: PayEngineClient, custo
 
 
 async def _sweep(world: PrivateWorld) -> int:
-    return await sweep_orphans(world.pool, world.api.app[GATE].counters, grace_s=0)
+    return await sweep_orphans(world.pool, world.api.app[GATE].counters, grace_s=0, reset_settle_s=0)
 
 
 async def _usage(pool: asyncpg.Pool, customer: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from engine.controls import Attempt, ControlGate, ControlsUnavailable, LimitExce
 from engine.controls import store as control_store
 from engine.controls.counters import Subject
 from engine.controls.limits import LimitRule
-from engine.controls.orphans import reset_owed
+from engine.controls.orphans import reset_owed, sweep_orphans
 from tests.conftest import Servers
 from tests.controls.test_gate_limits import set_limits
 from tests.factories import rand_id, today
@@ -158,3 +158,28 @@ async def test_an_admission_let_through_uncounted_is_counted_by_every_process_on
     await other.admit(Attempt("payment", "channel", merchant, None, 100, "CNY"))  # 2 of 2
     with pytest.raises(LimitExceeded):
         await other.admit(Attempt("payment", "channel", merchant, None, 100, "CNY"))
+
+
+async def test_an_uncounted_admission_released_later_owes_a_reset_again(
+        pool: asyncpg.Pool, redis_client: aioredis.Redis, dead_redis: aioredis.Redis) -> None:
+    cut_off = ControlGate(pool, dead_redis, today=today, blocklist_secret="test", config_ttl_s=0.0)
+    other = ControlGate(pool, redis_client, today=today, blocklist_secret="test", config_ttl_s=0.0)
+    merchant = rand_id("mch")
+    owed_reset = "SELECT released_at IS NOT NULL, counters_reset_at IS NULL FROM limit_usage WHERE id = $1"
+
+    # Released by the orphan sweep after its uncounted reset was settled: the counters count it since.
+    orphan = await cut_off.admit(Attempt("payment", "channel", merchant, None, 100, "CNY", movement_id=rand_id("pay")))
+    assert await reset_owed(pool, other.counters, settle_s=0) >= 1
+    assert tuple(await pool.fetchrow(owed_reset, orphan.id)) == (False, False)
+    await sweep_orphans(pool, other.counters, grace_s=0, reset_settle_s=3600)  # its payment never booked
+    assert tuple(await pool.fetchrow(owed_reset, orphan.id)) == (True, True)
+
+    # Released between a reset pass's read and its settling: the pass must not settle the release's reset.
+    late = await cut_off.admit(Attempt("payment", "channel", merchant, None, 100, "CNY"))
+    async with pool.acquire() as conn:
+        read = [o for o in await control_store.resets_owed(conn, 1_000, 0) if o.usage.id == late.id]
+    assert read and read[0].released_at is None
+    await late.release()
+    async with pool.acquire() as conn:
+        await control_store.mark_reset(conn, read)
+    assert tuple(await pool.fetchrow(owed_reset, late.id)) == (True, True)
