@@ -113,7 +113,8 @@ async def flush_accounts(conn: Any, redis: aioredis.Redis, scripts: Scripts, acc
             acks.append((account_id, members, result,
                          stats[account_id].rate(time.monotonic(), result.applied)))
     answers = await run_scripts(redis, [
-        (scripts.ack, keys[a], [now_ms(), r.balance, APPLIED_RETENTION_MS, len(m), elapsed_ms, f"{rate:.1f}", *m])
+        (scripts.ack, keys[a], [now_ms(), _acked_balance(r, len(m)), APPLIED_RETENTION_MS, len(m), elapsed_ms,
+                                f"{rate:.1f}", *m])
         for a, m, r, rate in acks])
     seconds = time.perf_counter() - started
     for (account_id, members, result, _), (_, depth, age_ms) in zip(acks, answers, strict=True):
@@ -125,6 +126,13 @@ async def flush_accounts(conn: Any, redis: aioredis.Redis, scripts: Scripts, acc
         metrics.FLUSH_SECONDS.observe(seconds)
         out[account_id] = FlushOutcome(len(members), result.applied, result.balance, loaded=True)
     return out
+
+
+def _acked_balance(result: BatchResult, taken: int) -> int | str:
+    """The applied balance the ack sets, or '' (move the batch's net from pending to applied) when the batch
+    re-took legs PostgreSQL had applied already: a flusher died after its commit, and the rest of its batch
+    may still be queued behind this one, held in PostgreSQL's balance and in Redis' pending at once."""
+    return result.balance if result.applied == taken else ""
 
 
 async def _apply(conn: Any, work: Sequence[tuple[str, list[str]]]) -> tuple[dict[str, BatchResult], dict[str, str]]:

@@ -96,8 +96,11 @@ return out
 # ARGV: now_ms, applied_balance, retention_ms, batch_legs, batch_ms, rate_per_s, then members.
 # Returns {net removed, depth, oldest age ms} (what is left, for the gauges).
 # After the PostgreSQL commit: drop the flushed legs, take their net out of 'pending' and set the
-# cached applied balance in the same step, so applied + pending never jumps. If the state was lost
-# (Redis restarted) the balance is not written: the next load takes both from one snapshot.
+# cached applied balance in the same step, so applied + pending never jumps. An empty applied_balance
+# moves the net from pending to applied instead: the flusher sends it when its batch held legs an earlier
+# flusher had applied and died before acking, since legs of that batch beyond this one are still queued
+# while PostgreSQL's balance already holds them (setting it would count them twice). If the state was
+# lost (Redis restarted) the balance is not written: the next load takes both from one snapshot.
 ACK = _HELPERS + """
 local now = tonumber(ARGV[1])
 local net = 0
@@ -114,7 +117,11 @@ end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[3]))
 if redis.call('HGET', KEYS[1], 'loaded') then
   if net ~= 0 then redis.call('HINCRBY', KEYS[1], 'pending', -net) end
-  redis.call('HSET', KEYS[1], 'applied', ARGV[2])
+  if ARGV[2] == '' then
+    if net ~= 0 then redis.call('HINCRBY', KEYS[1], 'applied', net) end
+  else
+    redis.call('HSET', KEYS[1], 'applied', ARGV[2])
+  end
 end
 redis.call('HSET', KEYS[1], 'last_batch', ARGV[4], 'last_batch_ms', ARGV[5], 'rate', ARGV[6], 'last_flush', ARGV[1])
 local depth, age = depth_and_age(now)

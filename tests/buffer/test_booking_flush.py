@@ -12,12 +12,12 @@ import redis.asyncio as aioredis
 from accounts.errors import InsufficientFunds
 from accounts.rules import build_entry
 from buffer.flusher import FlushStats, flush_account
-from buffer.keys import account_keys
+from buffer.keys import account_keys, parse_leg_member
 from buffer.recovery import SweepOutcome, recover_accounts
 from buffer.scripts import Scripts
 from buffer.sink import RedisHotLegSink
-from buffer.state import read_status
-from buffer.store import hot_balance
+from buffer.state import load_account, read_status
+from buffer.store import apply_batch, hot_balance
 from engine.booking import Booker, BookingTransaction
 from tests.buffer.world import check_ledger, drain, open_world, pay, redis_matches_pg, refund
 from tests.factories import new_txn_no, today
@@ -192,3 +192,32 @@ async def test_a_flush_does_not_wait_for_bookings_in_flight_on_the_account(
     async with pool.acquire() as conn:
         await check_ledger(conn, world.all)
         assert await conn.fetchval("SELECT balance FROM accounts WHERE id = $1", world.merchant) == 3 * 990
+
+
+async def test_a_smaller_batch_after_a_flusher_died_after_commit_never_counts_its_legs_twice(
+        pool: asyncpg.Pool, redis_client: aioredis.Redis, owner: asyncpg.Connection, sink: RedisHotLegSink,
+        booker: Booker) -> None:
+    world = await open_world(pool, customers=1, owner=owner)
+    await sink.hot.refresh()
+    for _ in range(6):
+        await pay(booker, world, world.customers[0], 1000, 10)
+    scripts = Scripts(redis_client)
+    keys = list(account_keys(world.merchant).all())
+    await load_account(owner, redis_client, scripts, world.merchant)  # as a flusher's first round does
+    # A flusher takes all 6, commits them in PostgreSQL and dies before its ack.
+    head = await scripts.take(keys=keys, args=[6], client=redis_client)
+    assert len(head[1::2]) == 6
+    await apply_batch(owner, world.merchant, [parse_leg_member(m.decode()) for m in head[1::2]])
+    async with pool.acquire() as conn:
+        await redis_matches_pg(conn, redis_client, world.merchant)
+        # The next flusher's batch is smaller (tuning changed): after each batch, Redis' applied + pending
+        # is still what PostgreSQL has (setting applied to PostgreSQL's balance counted the rest twice).
+        for _ in range(6):
+            outcome = await flush_account(owner, redis_client, scripts, world.merchant, 1, FlushStats())
+            assert (outcome.taken, outcome.applied) == (1, 0)
+            await redis_matches_pg(conn, redis_client, world.merchant)
+        assert await redis_client.zcard(account_keys(world.merchant).queue) == 0
+        await pay(booker, world, world.customers[0], 1000, 10)
+        await drain(owner, redis_client, world.hot)
+        await redis_matches_pg(conn, redis_client, world.merchant)  # a normal batch sets it from PostgreSQL again
+        await check_ledger(conn, world.all)
