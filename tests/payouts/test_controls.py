@@ -26,7 +26,9 @@ async def test_payout_limit_refuses_before_freezing_and_failed_freezes_count_not
     assert short.status == 402 and short.body["error"]["code"] == "insufficient_funds", short.body
     over = await client.create_payout(payout_body(600, customer_id=customer))
     assert over.status == 402 and over.body["error"]["code"] == "limit_exceeded", over.body
-    assert await world.balance(customer, "customer_frozen") == 1_000  # the refused ones froze nothing
+    # The first may be paid out already on a busy machine: once it is, the refused ones froze nothing.
+    assert (await world.wait_payout(client, first.body["id"]))["status"] == "succeeded"
+    assert await world.balance(customer, "customer_frozen") == 0
     assert await world.balance(customer, "customer_wallet") == 200
     async with world.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM payouts WHERE merchant_id = $1", client.merchant_id) == 1
@@ -37,8 +39,7 @@ async def test_payout_limit_refuses_before_freezing_and_failed_freezes_count_not
     async with world.pool.acquire() as conn:
         risk = await conn.fetchval("SELECT risk::text FROM payouts WHERE id = $1", first.body["id"])
     assert risk is not None and "admission" in json.loads(risk)
-    for payout in (first.body, last.body):
-        await world.wait_payout(client, payout["id"])
+    await world.wait_payout(client, last.body["id"])
 
 
 async def test_a_payout_the_channel_failed_no_longer_counts_against_the_limit(world: World) -> None:
