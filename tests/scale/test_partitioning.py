@@ -211,6 +211,20 @@ async def test_posting_on_a_date_without_partition_goes_to_default_and_moves_whe
         await conn.close()
 
 
+async def test_a_date_inside_the_history_partition_is_left_to_it(migrated: Migrated) -> None:
+    """Day-end catching up from an open date older than the history bound (a calendar set back, a database
+    made the day before) finds those dates covered: no error, no stray table."""
+    conn = await asyncpg.connect(migrated.dsn)
+    try:
+        old = migrated.day - timedelta(days=5)  # history holds every date before the day before the migration
+        assert await ensure_partitions(conn, old, days_ahead=2) == []
+        for day in (old + timedelta(days=n) for n in range(3)):
+            assert await conn.fetchval("SELECT to_regclass($1)", f"journal_legs_{day:%Y%m%d}") is None
+        assert old not in await daily_partition_dates(conn)
+    finally:
+        await conn.close()
+
+
 async def test_day_end_creates_partitions_ahead_idempotently(migrated: Migrated) -> None:
     pool = await asyncpg.create_pool(migrated.dsn, min_size=1, max_size=2)
     assert pool is not None
