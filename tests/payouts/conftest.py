@@ -108,6 +108,12 @@ class World:
         async with self.http.request(method, self.url + path, json=body, headers=headers) as r:
             return r.status, await r.json()
 
+    async def limit_customer_payouts(self, merchant_id: str, daily_amount_max: int) -> None:
+        """The merchant's customers may pay out at most ``daily_amount_max`` a day (through the admin API)."""
+        status, body = await self.admin("PUT", f"/admin/merchants/{merchant_id}/limits", {"limits": [
+            {"scope": "customer", "window": "daily", "method": "payout", "amount_max": daily_amount_max}]})
+        assert status == 200, body
+
     def _bank(self, second: bool) -> RunningSimulator:
         if not second:
             return self.bank

@@ -34,9 +34,7 @@ async def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any
 
 async def test_cli_lists_shows_and_resolves_held_payouts(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     client = await world.merchant()
-    status, body = await world.admin("PUT", f"/admin/merchants/{client.merchant_id}/limits", {"limits": [
-        {"scope": "customer", "window": "daily", "method": "payout", "amount_max": 1_500}]})
-    assert status == 200, body
+    await world.limit_customer_payouts(client.merchant_id, 1_500)
     customer = await world.funded_customer(client, 3_000)
     failing, paid = await held_payouts(world, client, customer, 1_000, 300)
 

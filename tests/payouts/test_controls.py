@@ -16,9 +16,7 @@ from tests.payouts.conftest import GOOD_CARD, World, payout_body
 
 async def test_payout_limit_refuses_before_freezing_and_failed_freezes_count_nothing(world: World) -> None:
     client = await world.merchant()
-    status, body = await world.admin("PUT", f"/admin/merchants/{client.merchant_id}/limits", {"limits": [
-        {"scope": "customer", "window": "daily", "method": "payout", "amount_max": 1_500}]})
-    assert status == 200, body
+    await world.limit_customer_payouts(client.merchant_id, 1_500)
     customer = await world.funded_customer(client, 1_200)
     first = await client.create_payout(payout_body(1_000, customer_id=customer))
     assert first.status == 201, first.body
@@ -44,9 +42,7 @@ async def test_payout_limit_refuses_before_freezing_and_failed_freezes_count_not
 
 async def test_a_payout_the_channel_failed_no_longer_counts_against_the_limit(world: World) -> None:
     client = await world.merchant()
-    status, body = await world.admin("PUT", f"/admin/merchants/{client.merchant_id}/limits", {"limits": [
-        {"scope": "customer", "window": "daily", "method": "payout", "amount_max": 1_500}]})
-    assert status == 200, body
+    await world.limit_customer_payouts(client.merchant_id, 1_500)
     customer = await world.funded_customer(client, 5_000)
     doomed = await client.create_payout(payout_body(
         1_000, customer_id=customer,
@@ -69,9 +65,7 @@ async def test_a_payout_the_channel_failed_no_longer_counts_against_the_limit(wo
 async def test_a_failed_payout_whose_release_fails_stays_owed_until_the_release_loop_gives_it_back(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     client = await world.merchant()
-    status, body = await world.admin("PUT", f"/admin/merchants/{client.merchant_id}/limits", {"limits": [
-        {"scope": "customer", "window": "daily", "method": "payout", "amount_max": 1_500}]})
-    assert status == 200, body
+    await world.limit_customer_payouts(client.merchant_id, 1_500)
     customer = await world.funded_customer(client, 5_000)
     tried: asyncio.Queue[str] = asyncio.Queue()
 

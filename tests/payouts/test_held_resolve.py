@@ -100,9 +100,7 @@ async def test_succeed_settles_a_held_payout_as_the_channels_success_would(world
 
 async def test_fail_unfreezes_and_gives_the_limit_usage_back_like_a_channel_failure(world: World) -> None:
     client = await world.merchant()
-    status, body = await world.admin("PUT", f"/admin/merchants/{client.merchant_id}/limits", {"limits": [
-        {"scope": "customer", "window": "daily", "method": "payout", "amount_max": 1_500}]})
-    assert status == 200, body
+    await world.limit_customer_payouts(client.merchant_id, 1_500)
     customer = await world.funded_customer(client, 3_000)
     [held] = await held_payouts(world, client, customer, 1_000)
     assert await world.balance(customer, "customer_wallet") == 2_000
@@ -144,9 +142,7 @@ async def test_fail_unfreezes_and_gives_the_limit_usage_back_like_a_channel_fail
 async def test_fail_whose_release_fails_records_the_usage_owed_and_the_release_loop_gives_it_back(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     client = await world.merchant()
-    status, body = await world.admin("PUT", f"/admin/merchants/{client.merchant_id}/limits", {"limits": [
-        {"scope": "customer", "window": "daily", "method": "payout", "amount_max": 1_500}]})
-    assert status == 200, body
+    await world.limit_customer_payouts(client.merchant_id, 1_500)
     customer = await world.funded_customer(client, 3_000)
     [held] = await held_payouts(world, client, customer, 1_000)
     status, controls = await world.admin("GET", f"/admin/payouts/{held['id']}/controls")
