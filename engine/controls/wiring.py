@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -47,29 +48,29 @@ async def _prune_usage(app: web.Application) -> None:
             log.warning("pruning limit usage failed; will retry", exc_info=True)
 
 
-async def _sweep_orphans(app: web.Application, gate: ControlGate) -> None:
+async def _every(interval_s: float, what: str, step: Callable[[], Awaitable[object]]) -> None:
+    """Run ``step`` every ``interval_s``; a database or Redis blip is counted and logged, and the loop goes on."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await step()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ControlsUnavailable):
+            USAGE_ORPHAN_SWEEP_FAILURES.inc()
+            log.warning("%s failed; will retry", what, exc_info=True)
+
+
+def _sweep_orphans(app: web.Application, gate: ControlGate) -> Coroutine[Any, Any, None]:
     """Give back usage of admissions that never booked (orphans.py), every CONTROLS_ORPHAN_SWEEP_INTERVAL_S."""
     settings = app[SETTINGS]
-    while True:
-        await asyncio.sleep(settings.controls_orphan_sweep_interval_s)
-        try:
-            await sweep_orphans(app[POOL], gate.counters, settings.controls_orphan_grace_s)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ControlsUnavailable):
-            USAGE_ORPHAN_SWEEP_FAILURES.inc()  # the loop survives a database or Redis blip
-            log.warning("limit usage orphan sweep failed; will retry", exc_info=True)
+    return _every(settings.controls_orphan_sweep_interval_s, "limit usage orphan sweep",
+                  lambda: sweep_orphans(app[POOL], gate.counters, settings.controls_orphan_grace_s))
 
 
-async def _reset_owed(app: web.Application, gate: ControlGate) -> None:
+def _reset_owed(app: web.Application, gate: ControlGate) -> Coroutine[Any, Any, None]:
     """Drop and rebuild the counters of released usage Redis may still count (a give-back it did not answer,
     a retried release), every CONTROLS_RESET_INTERVAL_S: until then a customer is over-counted in Redis."""
-    settings = app[SETTINGS]
-    while True:
-        await asyncio.sleep(settings.controls_reset_interval_s)
-        try:
-            await reset_owed(app[POOL], gate.counters)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ControlsUnavailable):
-            USAGE_ORPHAN_SWEEP_FAILURES.inc()  # the loop survives a database or Redis blip
-            log.warning("limit counter resets failed; will retry", exc_info=True)
+    return _every(app[SETTINGS].controls_reset_interval_s, "limit counter resets",
+                  lambda: reset_owed(app[POOL], gate.counters))
 
 
 async def _controls_ctx(app: web.Application) -> AsyncIterator[None]:
