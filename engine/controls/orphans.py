@@ -3,13 +3,14 @@
 The gate commits a usage row and counts it in Redis before the booking; a failed booking gives it back
 (``Admission.release``). When the process dies in between, nothing does, and the customer and merchant
 stay limited by usage that never happened. This sweep finds such rows (older than a grace period, their
-payment / transfer / payout absent), marks them released in PostgreSQL, then drops the subjects' Redis
-counters, which are rebuilt from the rows that still count. A booking claims its row in its own
+payment / transfer / payout absent) and marks them released in PostgreSQL with their counters' reset owed;
+``reset_owed`` (a loop of its own in every process) then drops the subjects' Redis counters, which are
+rebuilt from the rows that still count. A booking claims its row in its own
 transaction (``Admission.claim``), so a row whose movement booked is never released, and a booking that
 comes after the release does not happen.
 
 Crash safety: the release and the counters' reset are separate steps; a row released but not yet reset
-(``counters_reset_at`` NULL) is reset again on the next pass. Until then the counters over-count (a false
+(``counters_reset_at`` NULL) is reset by the next pass of ``reset_owed``. Until then the counters over-count (a false
 refusal), never under-count.
 
 The same owed reset repairs a give-back that got no answer from Redis (a refused or failed attempt, a
@@ -35,11 +36,10 @@ ORPHAN_LOCK_TIMEOUT_MS = 2_000  # a booking holding a row longer than this defer
 RESET_SETTLE_S = 10.0  # far beyond a rebuild's read of PostgreSQL and load into Redis (see reset_owed)
 
 
-async def sweep_orphans(pool: asyncpg.Pool, counters: Counters, grace_s: float,
-                        batch_max: int = ORPHAN_BATCH_MAX, reset_settle_s: float = RESET_SETTLE_S) -> int:
-    """One bounded pass: release orphaned usage rows older than ``grace_s`` and reset their subjects'
-    counters (and any reset still owed); returns the rows released. Raises ControlsUnavailable (Redis),
-    asyncpg errors (a booking held a row too long, the database is away): the next pass carries on."""
+async def sweep_orphans(pool: asyncpg.Pool, grace_s: float, batch_max: int = ORPHAN_BATCH_MAX) -> int:
+    """One bounded pass: release orphaned usage rows older than ``grace_s``, their counters' reset owed
+    (``reset_owed`` makes it); returns the rows released. Raises asyncpg errors (a booking held a row too
+    long, the database is away): the next pass carries on."""
     released_total = 0
     for _ in range(ORPHAN_BATCHES_MAX):
         async with pool.acquire() as conn:
@@ -57,7 +57,6 @@ async def sweep_orphans(pool: asyncpg.Pool, counters: Counters, grace_s: float,
         released_total += len(released)
         if seen < batch_max:
             break
-    await reset_owed(pool, counters, batch_max, reset_settle_s)
     return released_total
 
 

@@ -59,11 +59,11 @@ async def _every(interval_s: float, what: str, step: Callable[[], Awaitable[obje
             log.warning("%s failed; will retry", what, exc_info=True)
 
 
-def _sweep_orphans(app: web.Application, gate: ControlGate) -> Coroutine[Any, Any, None]:
+def _sweep_orphans(app: web.Application) -> Coroutine[Any, Any, None]:
     """Give back usage of admissions that never booked (orphans.py), every CONTROLS_ORPHAN_SWEEP_INTERVAL_S."""
     settings = app[SETTINGS]
     return _every(settings.controls_orphan_sweep_interval_s, "limit usage orphan sweep",
-                  lambda: sweep_orphans(app[POOL], gate.counters, settings.controls_orphan_grace_s))
+                  lambda: sweep_orphans(app[POOL], settings.controls_orphan_grace_s))
 
 
 def _reset_owed(app: web.Application, gate: ControlGate) -> Coroutine[Any, Any, None]:
@@ -82,7 +82,7 @@ async def _controls_ctx(app: web.Application) -> AsyncIterator[None]:
     if api is not None:
         api.gate = gate
     async with background(("controls-prune-usage", _prune_usage(app)),
-                          ("controls-sweep-orphans", _sweep_orphans(app, gate)),
+                          ("controls-sweep-orphans", _sweep_orphans(app)),
                           ("controls-reset-owed", _reset_owed(app, gate))):
         yield
 

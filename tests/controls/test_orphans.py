@@ -18,7 +18,7 @@ from engine.app import GATE
 from engine.client import PayEngineClient
 from engine.controls import Admission, Attempt, keys
 from engine.controls.errors import AdmissionReleased
-from engine.controls.orphans import sweep_orphans
+from engine.controls.orphans import reset_owed, sweep_orphans
 from engine.payments.ids import PAYMENT, new_id
 from tests.api.conftest import AdminHttp
 from tests.controls.conftest import PrivateWorld, pay
@@ -46,7 +46,9 @@ async def _crash_after_admit(world: PrivateWorld, client: PayEngineClient, custo
 
 
 async def _sweep(world: PrivateWorld) -> int:
-    return await sweep_orphans(world.pool, world.api.app[GATE].counters, grace_s=0, reset_settle_s=0)
+    released = await sweep_orphans(world.pool, grace_s=0)
+    await reset_owed(world.pool, world.api.app[GATE].counters, settle_s=0)  # as the reset loop does next
+    return released
 
 
 async def _usage(pool: asyncpg.Pool, customer: str) -> dict[str, Any]:

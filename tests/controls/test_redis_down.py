@@ -171,7 +171,7 @@ async def test_an_uncounted_admission_released_later_owes_a_reset_again(
     orphan = await cut_off.admit(Attempt("payment", "channel", merchant, None, 100, "CNY", movement_id=rand_id("pay")))
     assert await reset_owed(pool, other.counters, settle_s=0) >= 1
     assert tuple(await pool.fetchrow(owed_reset, orphan.id)) == (False, False)
-    await sweep_orphans(pool, other.counters, grace_s=0, reset_settle_s=3600)  # its payment never booked
+    await sweep_orphans(pool, grace_s=0)  # its payment never booked
     assert tuple(await pool.fetchrow(owed_reset, orphan.id)) == (True, True)
 
     # Released between a reset pass's read and its settling: the pass must not settle the release's reset.
