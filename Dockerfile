@@ -27,7 +27,7 @@ COPY bench bench
 COPY loadtests loadtests
 RUN /venv/bin/pip wheel --no-deps --no-build-isolation -w /wheels . \
     && /venv/bin/pip install --no-deps /wheels/payengine-*.whl \
-    && /venv/bin/python -c "import engine.cli, engine.api, engine.gateway, channels.sim, buffer.flush_main"
+    && /venv/bin/python -c "import engine.cli.main, engine.http.app, engine.gateway, channels.sim, buffer.flush_main"
 
 # ---- locust-builder: the same venv plus Locust (kept out of the API image)
 FROM builder AS locust-builder

@@ -120,7 +120,7 @@ async def run(url: str, database_url: str, concurrency: int, duration_s: float) 
 
 def _serve(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
     """`payengine serve` with ``workers`` API worker processes (SO_REUSEPORT), once it accepts connections."""
-    server = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve"],
+    server = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "serve"],
                               env={**env, "PAYENGINE_PORT": str(port), "PAYENGINE_WORKERS": str(workers)})
     for _ in range(120):
         try:

@@ -25,7 +25,7 @@ import asyncpg
 
 from engine import embedded
 from engine.dayend.calendar import read_open_date
-from engine.dayend.runner import DayEndOptions, run_day_end
+from engine.dayend.flow import DayEndOptions, run_day_end
 from engine.migrate import migrate
 
 CHUNK_ENTRIES = 100_000

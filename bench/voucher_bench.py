@@ -68,7 +68,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 @contextmanager
 def _process(args: list[str], env: dict[str, str], port: int | None) -> Iterator[None]:
     """Run `payengine ARGS` until the block ends; wait for its port (or a moment, for a portless worker)."""
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli.main", *args], env=env)
     try:
         if port is None:
             time.sleep(3.0)

@@ -8,7 +8,7 @@ row, and its own entry ref so the money checks can count exactly its payments.
 Two shapes of one payment (``--workload``):
 - ``payment`` (default): what ``POST /v1/payments`` does for a wallet payment, minus HTTP: one
   PostgreSQL transaction that inserts the payment row with its transition and webhook outbox event
-  (engine.payment_store.insert_payment) and posts the PAY_WALLET entry, then commits. A synchronous
+  (engine.payments.store.insert_payment) and posts the PAY_WALLET entry, then commits. A synchronous
   hot account's row stays locked from the posting until the COMMIT round trip returns.
 - ``entry``: the PAY_WALLET entry alone, posted as one statement (Booker.book): the lock is held only
   inside the server, so this shape flatters synchronous hot posting; kept to show by how much.
@@ -30,11 +30,11 @@ from accounts.store import open_account, post_entry
 from accounts.subjects import ROLE_SUBJECTS
 from bench.money import MoneyScope
 from engine.booking import Booker
+from engine.customers.store import insert_customer, insert_merchant
 from engine.db import release_without_reset
-from engine.merchant_store import insert_customer, insert_merchant
-from engine.payment_store import NewPayment, OutboxEvent, Transition, insert_payment
 from engine.payments.pricing import Pricing
 from engine.payments.states import PaymentEvent, PaymentStatus
+from engine.payments.store import NewPayment, OutboxEvent, Transition, insert_payment
 from engine.txn_no import TxnNoGenerator
 
 CURRENCY = "CNY"

@@ -122,29 +122,29 @@ def create_app(settings: Settings, database_url: str, redis_url: str) -> web.App
     app[SETTINGS] = settings
     app[DATABASE_URL] = database_url
     app[REDIS_URL] = redis_url
-    from engine.admin_buffer import buffer_ctx, setup_admin_buffer  # here: it imports this module's keys
+    from engine.ledger_admin.buffer import buffer_ctx, setup_admin_buffer  # here: it imports this module's keys
 
     # buffer_ctx after _redis: it replaces app[BOOKER] with Booker(pool, sink) before anyone books.
     app.cleanup_ctx.extend([_database, _redis, buffer_ctx, _node_lease])
     setup_admin_buffer(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    from engine.admin_accounts import setup_admin_accounts  # here: it imports this module's keys
+    from engine.ledger_admin.accounts import setup_admin_accounts  # here: it imports this module's keys
 
     setup_admin_accounts(app)
-    from engine.api import setup_api  # here: the API imports this module's keys
+    from engine.http.app import setup_api  # here: the API imports this module's keys
 
     setup_api(app)
     from engine.gateway.wiring import setup_gateway  # here: the gateway imports this module's keys
 
     setup_gateway(app)
-    from engine.dayend.http import setup_accounting_admin  # here: it imports this module's keys
+    from engine.dayend.handlers import setup_accounting_admin  # here: it imports this module's keys
 
     setup_accounting_admin(app)
     from engine.controls.wiring import setup_controls  # here: it imports this module's keys
 
     setup_controls(app)  # its context reads the API context and the calendar
-    from engine.usage_release import setup_usage_release  # here: it imports this module's keys
+    from engine.controls.usage_release import setup_usage_release  # here: it imports this module's keys
 
     setup_usage_release(app)  # after the gate: gives back usage owed by payments that ended without money
     return app

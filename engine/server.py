@@ -11,7 +11,7 @@ import sys
 import uvloop
 from aiohttp import web
 
-from engine.app import create_app
+from engine.bootstrap import create_app
 from engine.db import ensure_servers
 from engine.logs import configure_logging
 from engine.settings import Settings
@@ -34,7 +34,7 @@ def serve(settings: Settings, demo: bool = False) -> int:
     configure_logging(settings.log_level)
     urls = ensure_servers(settings)
     if demo:
-        from engine.demo import seed_and_print
+        from engine.cli.demo import seed_and_print
 
         seed_and_print(settings, urls.database_url)
     print(f"payengine listening on http://{settings.host}:{settings.port} "

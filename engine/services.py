@@ -11,10 +11,10 @@ import asyncpg
 from aiohttp import web
 
 from accounts.model import AccountId
-from engine.api.auth import MerchantDirectory
 from engine.controls.gate import ControlGate
-from engine.merchant_store import ensure_platform_accounts
-from engine.payments.ids import ACCOUNT, new_id
+from engine.customers.store import ensure_platform_accounts
+from engine.http.auth import MerchantDirectory
+from engine.keys import ACCOUNT, new_id
 from engine.settings import Settings
 from engine.txn_no import TxnNoGenerator
 
@@ -26,7 +26,7 @@ class ApiContext:
     txn_nos: TxnNoGenerator
     merchants: MerchantDirectory
     known_channels: frozenset[str]
-    # (merchant id, payment id, expires_at) -> queued; set by engine.expiry when its context starts.
+    # (merchant id, payment id, expires_at) -> queued; set by engine.payments.expiry when its context starts.
     schedule_expiry: Callable[[str, str, datetime], Awaitable[bool]] | None = None
     # Limits and risk rules; set by engine.controls.wiring when its context starts.
     gate: ControlGate | None = None

@@ -177,7 +177,7 @@ class Settings:
     webhook_backoff_base_ms: int = _env("WEBHOOK_BACKOFF_BASE_MS", _int_in(1, 3_600_000), 10_000)
     webhook_backoff_max_ms: int = _env("WEBHOOK_BACKOFF_MAX_MS", _int_in(1, 86_400_000), 3_600_000)
     webhook_retry_window_s: int = _env("WEBHOOK_RETRY_WINDOW_S", _int_in(1, 30 * 86400), 86400)
-    # Order expiry (engine/expiry.py): the Redis delay queue is polled often; the PostgreSQL sweep (the
+    # Order expiry (engine/payments/expiry.py): the Redis delay queue is polled often; the PostgreSQL sweep (the
     # safety net for deadlines Redis lost) runs rarely. Both close at most expiry_batch_max per round.
     expiry_in_process: bool = _env("EXPIRY_IN_PROCESS", _bool, True)
     expiry_poll_interval_ms: int = _env("EXPIRY_POLL_INTERVAL_MS", _int_in(1, 60_000), 500)
@@ -269,7 +269,7 @@ class Settings:
     # How often every process makes the counter resets owed (released usage Redis may still count).
     controls_reset_interval_s: int = _env("CONTROLS_RESET_INTERVAL_S", _int_in(1, 3_600), 5)
     # A payment that ends without money (closed, expired, failed) gives its counted usage back at once
-    # (engine/usage_release.py); a release still owed after the grace (its process died, or it failed) is
+    # (engine/controls/usage_release.py); a release still owed after the grace (its process died, or it failed) is
     # retried by a loop that runs this often, at most batch_max per pass. Grace + interval stay well under the
     # Redis release marker's 120 s (engine/controls/keys.py), within which a retried release gives back once.
     usage_release_grace_s: int = _env("USAGE_RELEASE_GRACE_S", _int_in(0, 60), 10)

@@ -101,7 +101,7 @@ class Stack:
             # the API's event loop, where 200 users' requests would delay every flush round (one run of
             # the mixed load saw 86 back-pressure refusals, the buffer's oldest leg past max_lag_ms 5 s).
             env["PAYENGINE_BUFFER_IN_PROCESS_FLUSHERS"] = "false"
-        self._start([sys.executable, "-m", "engine.cli", "serve"], env, "engine.log")
+        self._start([sys.executable, "-m", "engine.cli.main", "serve"], env, "engine.log")
         _wait_for(f"{self.host}/readyz", self.procs[-1])
         if with_flusher:
             # The flusher as its own process (`payengine flush` shape), the only one.

@@ -69,8 +69,8 @@ def _run(settings: Settings, body: Callable[[_Env], Awaitable[int]]) -> int:
 
 
 def cmd_day_end(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.dayend.http import day_end_options
-    from engine.dayend.runner import DayEndError, run_day_end
+    from engine.dayend.flow import DayEndError, run_day_end
+    from engine.dayend.handlers import day_end_options
     from engine.dayend.store import DayEndRow
 
     async def body(env: _Env) -> int:
@@ -89,7 +89,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from channels.errors import ChannelError
     from engine.gateway.context import Gateway, build_channels, channel_session
     from engine.gateway.health import ChannelHealth
-    from engine.recon.runner import DayStillOpen, ReconRunning, UnknownChannel, reconcile
+    from engine.recon.flow import DayStillOpen, ReconRunning, UnknownChannel, reconcile
 
     async def body(env: _Env) -> int:
         async with channel_session(settings) as session:
@@ -112,7 +112,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_settle(args: argparse.Namespace, settings: Settings) -> int:
     from engine.dayend.calendar import read_open_date
-    from engine.settlement.runner import SettlementError, settle
+    from engine.settlement.flow import SettlementError, settle
 
     async def body(env: _Env) -> int:
         async with env.pool.acquire() as conn:

@@ -13,9 +13,8 @@ import asyncpg
 
 from accounts.model import AccountId, AccountKind, OverdraftRule
 from accounts.rules import build_entry
-from engine.api.auth import derive_secret
 from engine.booking import Booker
-from engine.merchant_store import (
+from engine.customers.store import (
     MerchantRecord,
     ensure_account,
     ensure_platform_accounts,
@@ -25,9 +24,10 @@ from engine.merchant_store import (
     insert_merchant,
     insert_topup,
 )
+from engine.errors import DuplicateOrder
+from engine.http.auth import derive_secret
+from engine.keys import ACCOUNT, new_id
 from engine.migrate import migrate
-from engine.payments.errors import DuplicateOrder
-from engine.payments.ids import ACCOUNT, new_id
 from engine.payments.pricing import Pricing
 from engine.settings import Settings
 from engine.txn_no import NodeLease, TxnNoGenerator

@@ -20,10 +20,10 @@ from datetime import UTC, date, datetime
 import asyncpg
 import msgspec
 
-from engine.api.controls_wire import LimitSpec
 from engine.controls import store
 from engine.controls.errors import InvalidControl
 from engine.controls.limits import LimitRule, validate_rules
+from engine.controls.wire import LimitSpec
 from engine.migrate import migrate
 from engine.settings import Settings
 

@@ -97,8 +97,8 @@ def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
     from accounts.errors import LedgerError
-    from engine.admin_accounts import split_from_cli
     from engine.db import ensure_servers
+    from engine.ledger_admin.accounts import split_from_cli
 
     urls = ensure_servers(settings)
     try:
@@ -114,7 +114,7 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.demo import run_demo
+    from engine.cli.demo import run_demo
 
     url = args.url or f"http://{settings.host}:{settings.port}"
     return asyncio.run(run_demo(settings, url))
@@ -164,23 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settings", help="print every PAYENGINE_* setting in effect (secrets masked)")
     p.set_defaults(func=cmd_settings)
 
-    from engine.dayend.commands import add_parsers as add_accounting_day_parsers
+    from engine.cli.dayend import add_parsers as add_accounting_day_parsers
 
     add_accounting_day_parsers(sub)  # day-end, reconcile, settle
 
-    from engine.admin_buffer import add_buffer_parsers
+    from engine.ledger_admin.buffer import add_buffer_parsers
 
     add_buffer_parsers(sub)  # flush, buffer status|tune
 
-    from engine.merchants.cli import add_merchant_parsers
+    from engine.cli.merchants import add_merchant_parsers
 
     add_merchant_parsers(sub)  # merchants create|show|update|suspend|resume|rotate-key|revoke-key|...
 
-    from engine.controls.cli import add_limits_parsers
+    from engine.cli.limits import add_limits_parsers
 
     add_limits_parsers(sub)  # limits show|set|usage
 
-    from engine.payouts.cli import add_payout_parsers
+    from engine.cli.payouts import add_payout_parsers
 
     add_payout_parsers(sub)  # payouts held|show|resolve
     return parser

@@ -1,6 +1,6 @@
 """``payengine merchants create|show|update|suspend|resume|rotate-key|revoke-key|rotate-webhook-secret``.
 
-Talks to PostgreSQL directly through engine/merchants/service.py (the same calls as the admin API) and
+Talks to PostgreSQL directly through engine/merchants/flow.py (the same calls as the admin API) and
 validates input with the same wire Structs. Prints the resulting object as JSON; a secret appears in
 that output once and nowhere else. A running server sees suspensions and revocations made here within
 PAYENGINE_MERCHANT_CACHE_S (its auth cache).
@@ -16,8 +16,9 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from engine.cli_result import print_result
-from engine.merchants import service, wire
+from engine.cli.result import print_result
+from engine.merchants import flow as service
+from engine.merchants import wire
 from engine.settings import Settings
 
 Action = Callable[[asyncpg.Connection, service.OpsConfig, argparse.Namespace, datetime], Awaitable[object]]

@@ -22,15 +22,15 @@ import msgspec
 import redis.asyncio as aioredis
 
 from accounts.model import AccountId
-from engine.api import payout_wire as pw
 from engine.booking import Booker
-from engine.cli_result import print_result
+from engine.cli.result import print_result
 from engine.controls.gate import ControlGate
+from engine.customers.store import ensure_platform_accounts
 from engine.db import create_pool, ensure_servers
-from engine.merchant_store import ensure_platform_accounts
+from engine.keys import ACCOUNT, new_id
 from engine.migrate import migrate
-from engine.payments.ids import ACCOUNT, new_id
 from engine.payouts import holds
+from engine.payouts import wire as pw
 from engine.redis_client import redis_from_settings
 from engine.settings import Settings
 from engine.txn_no import NodeLease, TxnNoGenerator
@@ -46,7 +46,7 @@ def _os_user() -> str | None:
 async def _resolve(settings: Settings, database_url: str, redis_url: str, args: argparse.Namespace,
                    req: pw.ResolvePayout) -> object:
     pool = await create_pool(database_url, 1, 4, 60)
-    # One server or a cluster: the controls' keys are hash-tagged per subject (as in engine/app.py's _redis).
+    # One server or a cluster: the controls' keys are hash-tagged per subject (as in engine/bootstrap.py's _redis).
     redis = cast(aioredis.Redis, redis_from_settings(settings, redis_url, max_connections=4))
     try:
         async with pool.acquire() as conn:

@@ -10,7 +10,7 @@
     GET            /admin/payouts/{id}/controls       ... with a payout (one handler for the three: controls_handler)
 
 Changes take effect at once in this process (its cache is invalidated) and within CONTROLS_CACHE_MS in
-the others. Registered through the API's route table (engine/api/routes.py), so /openapi.json lists them.
+the others. Registered through the API's route table (engine/http/routes.py), so /openapi.json lists them.
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from engine.api import controls_wire as cw
-from engine.api.decoding import decode_body
-from engine.api.errors import ApiError
-from engine.api.idempotency import json_response
-from engine.api.middleware import RAW_BODY
-from engine.app import GATE, POOL
+from engine.bootstrap import GATE, POOL
 from engine.controls import store
+from engine.controls import wire as cw
 from engine.controls.errors import ControlNotFound, InvalidControl
 from engine.controls.limits import LimitRule, effective_rules, validate_rules
 from engine.controls.risk import RiskRule, validate_definition
+from engine.http.middleware import RAW_BODY
 from engine.instruments import instrument_digits
+from engine.web.decoding import decode_body
+from engine.web.errors import ApiError
+from engine.web.idempotency import json_response
 
 T = TypeVar("T")
 RULE_PREFIX = "rr_"

@@ -35,9 +35,9 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import Counter
 
-from engine.app import GATE, POOL, SETTINGS
 from engine.background import background
-from engine.payment_store import lock_usage_owed, settle_usage_owed, usage_owed
+from engine.bootstrap import GATE, POOL, SETTINGS
+from engine.payments.store import lock_usage_owed, settle_usage_owed, usage_owed
 
 log = logging.getLogger(__name__)
 

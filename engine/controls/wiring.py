@@ -11,15 +11,15 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from engine.api.context import API
-from engine.app import GATE, POOL, REDIS, SETTINGS
 from engine.background import background
+from engine.bootstrap import GATE, POOL, REDIS, SETTINGS
 from engine.controls import store
 from engine.controls.errors import ControlsUnavailable
 from engine.controls.gate import ControlGate
 from engine.controls.metrics import USAGE_ORPHAN_SWEEP_FAILURES
 from engine.controls.orphans import reset_owed, sweep_orphans
-from engine.dayend.http import CALENDAR
+from engine.dayend.handlers import CALENDAR
+from engine.services import API
 
 log = logging.getLogger(__name__)
 
@@ -89,5 +89,5 @@ async def _controls_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def setup_controls(app: web.Application) -> None:
     """The gate's context (after the API's and the calendar's). Its admin endpoints are in the API's route
-    table (engine/api/routes.py): they rely on the API's auth middleware for the admin token."""
+    table (engine/http/routes.py): they rely on the API's auth middleware for the admin token."""
     app.cleanup_ctx.append(_controls_ctx)

@@ -9,13 +9,13 @@ import msgspec
 from accounts.model import Account
 from accounts.rules import build_entry
 from accounts.store import Conn, accounts_of_owner, get_account, pending_net, statement
-from engine.api import wire
-from engine.api.context import ApiContext
-from engine.api.payment_flows import IdemSlot, Outcome
 from engine.booking import Booker
-from engine.merchant_store import MerchantRecord, get_customer, insert_customer, insert_topup
-from engine.payments.errors import NotFound, UnsupportedCurrency
-from engine.payments.ids import ACCOUNT, CUSTOMER, TOPUP, new_id
+from engine.customers.store import MerchantRecord, get_customer, insert_customer, insert_topup
+from engine.errors import NotFound, UnsupportedCurrency
+from engine.keys import ACCOUNT, CUSTOMER, TOPUP, new_id
+from engine.payments import wire
+from engine.payments.flow import IdemSlot, Outcome
+from engine.services import ApiContext
 
 
 async def create_customer(ctx: ApiContext, merchant: MerchantRecord, req: wire.CreateCustomer,

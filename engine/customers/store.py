@@ -1,5 +1,5 @@
 """SQL about merchants and what they own outside payments: merchants, platform accounts, customers,
-topups and idempotency keys. (Payments, vouchers, refunds, jobs and the outbox: engine/payment_store.py.)
+topups and idempotency keys. (Payments, vouchers, refunds, jobs and the outbox: engine/payments/store.py.)
 
 Functions take a connection and run inside whatever transaction the caller holds.
 """
@@ -15,7 +15,7 @@ import asyncpg
 from accounts.model import AccountId, AccountKind, AccountSpec, OverdraftMode, OverdraftRule
 from accounts.store import Conn, find_account, open_account
 from accounts.subjects import ROLE_SUBJECTS
-from engine.payments.errors import DuplicateOrder
+from engine.errors import DuplicateOrder
 from engine.payments.pricing import Pricing
 
 PLATFORM_OWNER = "platform"

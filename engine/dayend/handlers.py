@@ -25,17 +25,17 @@ import orjson
 from aiohttp import web
 
 from channels.errors import ChannelError
-from engine.app import BOOKER, POOL, SETTINGS, TXN_NOS
+from engine.bootstrap import BOOKER, POOL, SETTINGS, TXN_NOS
 from engine.dayend import store as dayend_store
 from engine.dayend.calendar import AccountingCalendar, running_calendar
-from engine.dayend.runner import DayEndError, DayEndOptions, run_day_end
+from engine.dayend.flow import DayEndError, DayEndOptions, run_day_end
 from engine.dayend.schedule import DayEndScheduler
 from engine.gateway.notify import GATEWAY
 from engine.recon import store as recon_store
-from engine.recon.runner import DayStillOpen, ReconRunning, UnknownChannel, reconcile
+from engine.recon.flow import DayStillOpen, ReconRunning, UnknownChannel, reconcile
 from engine.settings import Settings
 from engine.settlement import store as settlement_store
-from engine.settlement.runner import SettlementError, settle
+from engine.settlement.flow import SettlementError, settle
 
 CALENDAR = web.AppKey("accounting_calendar", AccountingCalendar)
 EXCEPTIONS_LISTED_MAX = 1000

@@ -22,8 +22,8 @@ import asyncpg
 from prometheus_client import Counter
 
 from engine.dayend.calendar import AccountingCalendar, read_open_date
+from engine.dayend.flow import DayEndError, DayEndOptions, DayEndRunning, run_day_end
 from engine.dayend.partitions import partition_health, publish_health
-from engine.dayend.runner import DayEndError, DayEndOptions, DayEndRunning, run_day_end
 
 log = logging.getLogger(__name__)
 

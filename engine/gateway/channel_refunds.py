@@ -18,13 +18,13 @@ from accounts.rules import build_entry
 from accounts.store import find_account
 from channels.errors import ChannelError, ChannelTimeout, ChannelUnavailable
 from channels.protocol import RefundRequest, RefundResult, RefundStatus
-from engine.api.views import refund_view
 from engine.gateway.context import Gateway
 from engine.gateway.jobs import Done, Failed, JobResult, Retry, backoff_s
-from engine.gateway_store import ClaimedJob, RefundWork, finish_refund, insert_outbox, refund_work
-from engine.payment_store import get_refund
+from engine.gateway.store import ClaimedJob, RefundWork, finish_refund, insert_outbox, refund_work
 from engine.payments.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
 from engine.payments.states import RefundEvent
+from engine.payments.store import get_refund
+from engine.payments.views import refund_view
 
 log = logging.getLogger(__name__)
 

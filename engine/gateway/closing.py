@@ -15,7 +15,7 @@ from channels.protocol import ChannelStatus
 from engine.gateway.context import Gateway
 from engine.gateway.jobs import Done, JobResult, Retry, backoff_s
 from engine.gateway.outcomes import ChannelPaid, apply_paid
-from engine.gateway_store import OPEN_ORDER_STATUSES, ChannelOrder, ClaimedJob, orders_of, set_order_status
+from engine.gateway.store import OPEN_ORDER_STATUSES, ChannelOrder, ClaimedJob, orders_of, set_order_status
 
 log = logging.getLogger(__name__)
 

@@ -23,14 +23,14 @@ from channels.protocol import Channel, ChannelConfig, ChannelOrderStatus
 from channels.registry import build_channel
 from channels.routing import DEFAULT_QUALITY_POLICY, ChannelTraits, RouteRequest, quality_key, route_channels
 from engine.booking import Booker
+from engine.controls.usage_release import ReleaseAdmission
+from engine.customers.store import ensure_platform_accounts
 from engine.gateway.health import ChannelHealth
 from engine.gateway.metrics import CHANNEL_CALLS, CHANNEL_LATENCY
 from engine.gateway.specs import ChannelSpec
-from engine.merchant_store import ensure_platform_accounts
-from engine.payments.ids import ACCOUNT, new_id
+from engine.keys import ACCOUNT, new_id
 from engine.settings import Settings
 from engine.txn_no import TxnNoGenerator
-from engine.usage_release import ReleaseAdmission
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -75,7 +75,7 @@ class Gateway:
     worker_id: str
     _platform: dict[str, dict[str, AccountId]] = field(default_factory=dict)
     # Gives a payment's counted limit usage back when the gateway ends it without money (voucher failed,
-    # expired): engine/usage_release.py. None: the release loop of the API processes does, later.
+    # expired): engine/controls/usage_release.py. None: the release loop of the API processes does, later.
     release_usage: ReleaseAdmission | None = None
 
     @staticmethod

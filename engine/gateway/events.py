@@ -11,9 +11,9 @@ from datetime import datetime
 import msgspec
 
 from accounts.store import Conn
-from engine.api.views import payment_view
-from engine.gateway_store import insert_outbox
-from engine.payment_store import get_payment
+from engine.gateway.store import insert_outbox
+from engine.payments.store import get_payment
+from engine.payments.views import payment_view
 
 
 async def write_payment_event(conn: Conn, merchant_id: str, payment_id: str, type_: str, now: datetime) -> bytes:

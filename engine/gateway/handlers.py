@@ -17,7 +17,7 @@ from aiohttp import web
 from msgspec import Meta
 
 from engine.gateway.notify import GATEWAY
-from engine.gateway_store import ExceptionRecord, list_exceptions, resolve_exception
+from engine.gateway.store import ExceptionRecord, list_exceptions, resolve_exception
 
 LIST_LIMIT_MAX = 500
 

@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 
 from channels.errors import ChannelError, OrderNotFound
 from channels.protocol import ChannelStatus
+from engine.controls.usage_release import release_now
 from engine.gateway.channel_refunds import CHANNEL_REFUND_JOB
 from engine.gateway.closing import CLOSE_ORDER_JOB
 from engine.gateway.context import Gateway
 from engine.gateway.events import write_payment_event
 from engine.gateway.outcomes import AUTO_REFUND_JOB, ChannelPaid, apply_paid
-from engine.gateway.vouchers import CREATE_VOUCHER_JOB
-from engine.gateway_store import (
+from engine.gateway.store import (
     UNPAID,
     ChannelOrder,
     claim_due_queries,
@@ -32,7 +32,7 @@ from engine.gateway_store import (
     schedule_query,
     set_order_status,
 )
-from engine.usage_release import release_now
+from engine.gateway.vouchers import CREATE_VOUCHER_JOB
 
 log = logging.getLogger(__name__)
 

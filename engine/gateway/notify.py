@@ -18,7 +18,7 @@ from channels.protocol import ChannelStatus, NotifyAnswer
 from engine.gateway.context import Gateway
 from engine.gateway.metrics import NOTIFIES
 from engine.gateway.outcomes import ChannelPaid, apply_paid
-from engine.gateway_store import NewException, record_exception
+from engine.gateway.store import NewException, record_exception
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from engine.booking import BookingTransaction
 from engine.gateway.context import Gateway
 from engine.gateway.events import write_payment_event
 from engine.gateway.metrics import NOTIFIES
-from engine.gateway_store import (
+from engine.gateway.store import (
     UNPAID,
     ChannelOrder,
     NewException,

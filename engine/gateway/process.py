@@ -9,7 +9,7 @@ import signal
 import uvloop
 from aiohttp import web
 
-from engine.app import DATABASE_URL, REDIS_URL, SETTINGS, _database, _node_lease, _redis
+from engine.bootstrap import DATABASE_URL, REDIS_URL, SETTINGS, _database, _node_lease, _redis
 from engine.controls.wiring import setup_controls
 from engine.db import ensure_servers
 from engine.gateway.wiring import gateway_ctx

@@ -12,7 +12,7 @@ from channels.errors import ChannelError
 from channels.protocol import ChannelStatus
 from engine.gateway.context import Gateway
 from engine.gateway.outcomes import ChannelPaid, Verdict, apply_paid
-from engine.gateway_store import UNPAID, orders_of, payment_facts
+from engine.gateway.store import UNPAID, orders_of, payment_facts
 
 
 async def refresh_payment(gw: Gateway, payment_id: str) -> Verdict | None:

@@ -16,7 +16,7 @@ from channels.errors import ChannelError, ChannelTimeout, ChannelUnavailable
 from channels.protocol import RefundRequest, RefundStatus
 from engine.gateway.context import Gateway
 from engine.gateway.jobs import Done, Failed, JobResult, Retry, backoff_s
-from engine.gateway_store import ClaimedJob, get_exception, payment_facts, set_refund_outcome
+from engine.gateway.store import ClaimedJob, get_exception, payment_facts, set_refund_outcome
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import asyncpg
 import msgspec
 
 from accounts.store import Conn
-from engine.payment_store import USAGE_OWED
-from engine.payments.ids import EVENT, new_id
+from engine.keys import EVENT, new_id
+from engine.payments.store import USAGE_OWED
 
 UNPAID = ("pending_voucher", "awaiting_payment")
 OPEN_ORDER_STATUSES = ("creating", "unknown", "created")

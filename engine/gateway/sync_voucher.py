@@ -15,14 +15,14 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from engine.api.middleware import merchant_of
-from engine.api.views import payment_view
 from engine.gateway.jobs import Retry
 from engine.gateway.notify import GATEWAY
+from engine.gateway.store import claim_job_for, payment_of_voucher
 from engine.gateway.vouchers import CREATE_VOUCHER_JOB
 from engine.gateway.worker import GatewayWorker
-from engine.gateway_store import claim_job_for, payment_of_voucher
-from engine.payment_store import get_payment
+from engine.http.middleware import merchant_of
+from engine.payments.store import get_payment
+from engine.payments.views import payment_view
 
 WORKER = web.AppKey("gateway_worker", GatewayWorker)
 WAIT_STEP_S = 0.01

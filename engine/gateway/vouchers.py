@@ -26,12 +26,13 @@ from channels.errors import (
     OrderNotFound,
 )
 from channels.protocol import ChannelStatus, VoucherRequest, VoucherResult
+from engine.controls.usage_release import release_now
 from engine.gateway.context import Gateway
 from engine.gateway.events import write_payment_event
 from engine.gateway.jobs import Done, Failed, JobResult, Retry, backoff_s
 from engine.gateway.metrics import VOUCHERS
 from engine.gateway.outcomes import ChannelPaid, apply_paid
-from engine.gateway_store import (
+from engine.gateway.store import (
     ChannelOrder,
     ClaimedJob,
     NewException,
@@ -46,7 +47,6 @@ from engine.gateway_store import (
     set_order_status,
     voucher_work,
 )
-from engine.usage_release import release_now
 
 log = logging.getLogger(__name__)
 

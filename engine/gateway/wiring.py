@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from engine.app import BOOKER, POOL, SETTINGS, TXN_NOS
 from engine.background import BackgroundJob, background
-from engine.gateway.admin import add_admin_routes
+from engine.bootstrap import BOOKER, POOL, SETTINGS, TXN_NOS
+from engine.controls.usage_release import release_by_gate
 from engine.gateway.channel_refunds import CHANNEL_REFUND_JOB, run_channel_refund_job
 from engine.gateway.closing import CLOSE_ORDER_JOB, run_close_job
 from engine.gateway.context import Gateway, build_channels, channel_session
+from engine.gateway.handlers import add_admin_routes
 from engine.gateway.health import ChannelHealth
 from engine.gateway.janitor import Janitor
 from engine.gateway.notify import GATEWAY, notify_handler
@@ -30,7 +31,6 @@ from engine.gateway.sync_voucher import WORKER, sync_voucher_middleware
 from engine.gateway.vouchers import CREATE_VOUCHER_JOB, run_voucher_job
 from engine.gateway.worker import GatewayWorker, JobHandler
 from engine.payouts.worker import PayoutWorker
-from engine.usage_release import release_by_gate
 
 log = logging.getLogger(__name__)
 

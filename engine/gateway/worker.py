@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from engine.gateway.context import Gateway
 from engine.gateway.jobs import Done, Failed, JobResult, Retry, backoff_s
 from engine.gateway.metrics import JOBS
-from engine.gateway_store import ClaimedJob, claim_jobs, finish_job, retry_job
+from engine.gateway.store import ClaimedJob, claim_jobs, finish_job, retry_job
 
 log = logging.getLogger(__name__)
 

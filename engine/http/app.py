@@ -10,16 +10,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from channels.registry import adapter_classes
-from engine.api.auth import MerchantDirectory
-from engine.api.context import API, ApiContext
-from engine.api.middleware import auth_middleware, error_middleware, metrics_middleware
-from engine.api.openapi import openapi_handler
-from engine.api.ratelimit import ratelimit_ctx, ratelimit_middleware
-from engine.api.routes import add_routes
-from engine.app import DATABASE_URL, POOL, SETTINGS, TXN_NOS
 from engine.background import background
-from engine.merchant_store import delete_expired_idempotency_keys
+from engine.bootstrap import DATABASE_URL, POOL, SETTINGS, TXN_NOS
+from engine.customers.store import delete_expired_idempotency_keys
+from engine.http.auth import MerchantDirectory
+from engine.http.middleware import auth_middleware, error_middleware, metrics_middleware
+from engine.http.openapi import openapi_handler
+from engine.http.ratelimit import ratelimit_ctx, ratelimit_middleware
+from engine.http.routes import add_routes
 from engine.merchants.invalidation import ChangeListener
+from engine.services import API, ApiContext
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ async def noop_handler(request: web.Request) -> web.Response:
 
 
 def setup_api(app: web.Application) -> None:
-    from engine.expiry import expiry_ctx  # here: it imports this package
+    from engine.payments.expiry import expiry_ctx  # here: it imports this package
     from engine.webhooks.wiring import setup_webhooks
 
     app.middlewares.extend([metrics_middleware, error_middleware, auth_middleware, ratelimit_middleware])

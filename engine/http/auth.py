@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from engine.api.errors import authentication_error
-from engine.merchant_store import MerchantRecord, get_merchant
+from engine.customers.store import MerchantRecord, get_merchant
 from engine.merchants.errors import MerchantSuspended
 from engine.merchants.store import list_keys
+from engine.web.errors import authentication_error
 
 MERCHANT_HEADER = "X-Merchant-Id"
 TIMESTAMP_HEADER = "X-Timestamp"

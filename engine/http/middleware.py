@@ -9,11 +9,11 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from engine.api.auth import authenticate, check_admin_token
-from engine.api.context import API
-from engine.api.errors import ApiError, api_error_for, error_body
-from engine.api.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from engine.merchant_store import MerchantRecord
+from engine.customers.store import MerchantRecord
+from engine.http.auth import authenticate, check_admin_token
+from engine.http.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from engine.services import API
+from engine.web.errors import ApiError, api_error_for, error_body
 
 log = logging.getLogger(__name__)
 

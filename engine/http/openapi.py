@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from engine.api import wire
-from engine.api.routes import ROUTES, RouteSpec
+from engine.http.routes import ROUTES, RouteSpec
+from engine.payments import wire
 
 REF = "#/components/schemas/{name}"
 _DESCRIPTIONS = {200: "OK", 201: "Created", 400: "Invalid request", 401: "Authentication failed",

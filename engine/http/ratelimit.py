@@ -34,10 +34,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
-from engine.api.errors import ApiError
-from engine.api.metrics import RATE_LIMIT_FAIL_OPEN, RATE_LIMITED
-from engine.api.middleware import MERCHANT
-from engine.app import REDIS, SETTINGS
+from engine.bootstrap import REDIS, SETTINGS
+from engine.http.metrics import RATE_LIMIT_FAIL_OPEN, RATE_LIMITED
+from engine.http.middleware import MERCHANT
+from engine.web.errors import ApiError
 
 log = logging.getLogger(__name__)
 

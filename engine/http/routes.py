@@ -7,13 +7,17 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from engine.api import admin, controls_wire, handlers, payout_wire, transfer_wire, wire
-from engine.controls import admin as controls_admin
+from engine.controls import handlers as controls_admin
+from engine.controls import wire as controls_wire
+from engine.ledger_admin import trial_balance as admin
 from engine.merchants import handlers as merchant_handlers
 from engine.merchants import wire as merchant_wire
+from engine.payments import handlers, wire
 from engine.payouts import admin as payout_admin
 from engine.payouts import handlers as payout_handlers
+from engine.payouts import wire as payout_wire
 from engine.transfers import handlers as transfer_handlers
+from engine.transfers import wire as transfer_wire
 from engine.webhooks import handlers as webhook_handlers
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -36,7 +40,7 @@ class RouteSpec:
 _POST_ERRORS = (400, 401, 402, 404, 409, 413, 422)
 _CONTROL_WRITE_ERRORS = (400, 401, 413, 422)  # 422: a malformed limit or rule definition
 
-# Limits and risk rules (engine/controls/admin.py). The writes change what every merchant's payments meet:
+# Limits and risk rules (engine/controls/handlers.py). The writes change what every merchant's payments meet:
 # tests/api/test_openapi_fuzz.py fuzzes them only against a private server of their own.
 _CONTROL_ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/admin/limits", controls_admin.get_global_limits, "The global default limits",

@@ -35,9 +35,9 @@ from accounts.errors import (
 )
 from accounts.model import AccountId
 from accounts.split_store import SplitView
-from engine.app import BOOKER, POOL, SETTINGS, TXN_NOS
 from engine.background import background
 from engine.booking import Booker
+from engine.bootstrap import BOOKER, POOL, SETTINGS, TXN_NOS
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from buffer.sink import RedisHotLegSink
 from buffer.state import read_status
 from buffer.store import hot_accounts
 from buffer.tuning import BufferTuning, LiveTuning, TuningError, load_tuning, save_tuning
-from engine.app import BOOKER, DATABASE_URL, POOL, REDIS, REDIS_URL, SETTINGS
 from engine.booking import Booker
+from engine.bootstrap import BOOKER, DATABASE_URL, POOL, REDIS, REDIS_URL, SETTINGS
 from engine.db import create_pool
 from engine.redis_client import redis_from_settings
 from engine.settings import Settings

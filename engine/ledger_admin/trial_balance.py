@@ -6,8 +6,8 @@ import msgspec
 from aiohttp import web
 
 from accounts.store import trial_balance
-from engine.api.context import API
-from engine.api.idempotency import json_response
+from engine.services import API
+from engine.web.idempotency import json_response
 
 
 async def trial_balance_handler(request: web.Request) -> web.Response:

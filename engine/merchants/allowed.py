@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.merchant_store import MerchantRecord
+from engine.customers.store import MerchantRecord
 from engine.merchants.errors import PaymentMethodNotAllowed
 
 

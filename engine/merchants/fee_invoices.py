@@ -22,11 +22,11 @@ from accounts.model import AccountId, AccountKind, OverdraftMode, OverdraftRule
 from accounts.rules import build_entry
 from accounts.store import Conn, find_account
 from engine.booking import Booker
-from engine.merchant_store import PLATFORM_OWNER, ensure_account
+from engine.customers.store import PLATFORM_OWNER, ensure_account
+from engine.errors import IllegalTransition, NotFound, UnsupportedCurrency
+from engine.keys import ACCOUNT, new_id
 from engine.merchants import wire
 from engine.merchants.errors import NothingToInvoice
-from engine.payments.errors import IllegalTransition, NotFound, UnsupportedCurrency
-from engine.payments.ids import ACCOUNT, new_id
 from engine.payments.pricing import FEE_PAYABLE_ROLE
 from engine.txn_no import TxnNoGenerator
 

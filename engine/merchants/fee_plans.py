@@ -12,10 +12,10 @@ from datetime import datetime
 import asyncpg
 
 from accounts.store import Conn
+from engine.errors import NotFound
 from engine.merchants import store, wire
 from engine.merchants.errors import FeePlanExists
 from engine.merchants.views import fee_plan_view
-from engine.payments.errors import NotFound
 
 log = logging.getLogger(__name__)
 

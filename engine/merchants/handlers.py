@@ -1,4 +1,4 @@
-"""Admin endpoints of merchant operations: decode, call engine/merchants/service.py, encode.
+"""Admin endpoints of merchant operations: decode, call engine/merchants/flow.py, encode.
 
 Answers that carry a secret are marked ``Cache-Control: no-store``; the secret is in that body only.
 Every change forgets the merchant in this process's auth cache at once (other processes re-read it
@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 import msgspec
 from aiohttp import web
 
-from engine.api.context import API, ApiContext
-from engine.api.decoding import decode_body, decode_query
-from engine.api.idempotency import json_response
-from engine.api.middleware import RAW_BODY
-from engine.api.wire import NoQuery
-from engine.app import BOOKER
-from engine.merchants import fee_invoices, fee_plans, service, wire
+from engine.bootstrap import BOOKER
+from engine.http.middleware import RAW_BODY
+from engine.merchants import fee_invoices, fee_plans, wire
+from engine.merchants import flow as service
+from engine.payments.wire import NoQuery
+from engine.services import API, ApiContext
+from engine.web.decoding import decode_body, decode_query
+from engine.web.idempotency import json_response
 
 NO_STORE = {"Cache-Control": "no-store"}
 

@@ -1,8 +1,8 @@
 """Every API process forgets a merchant as soon as it changes, wherever the change was made.
 
-Each auth cache (engine/api/auth.py MerchantDirectory) keeps a merchant for PAYENGINE_MERCHANT_CACHE_S.
+Each auth cache (engine/http/auth.py MerchantDirectory) keeps a merchant for PAYENGINE_MERCHANT_CACHE_S.
 A change that must bite at once (suspension, key revoke or rotation, allowed methods) is made by
-engine/merchants/service.py, which sends ``pg_notify`` in the change's own transaction, so the note
+engine/merchants/flow.py, which sends ``pg_notify`` in the change's own transaction, so the note
 goes out only on commit, from the admin API of any worker and from the CLI alike. Each API process
 listens on one connection of its own (outside the pool, so even a pool of one is never short) and drops
 the merchant from its cache. If that connection is lost the cache TTL still bounds how long a stale

@@ -1,7 +1,7 @@
 """All SQL of merchant operations: profile, status, API keys, webhook secret salts.
 
 Functions take a connection and run inside whatever transaction the caller holds. Creating the merchant
-row itself stays in engine/merchant_store.py (insert_merchant), which the onboarding service calls.
+row itself stays in engine/customers/store.py (insert_merchant), which the onboarding service calls.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ The close itself is the payment's compare-and-set transition (unpaid -> closed, 
 its ``payment.closed`` outbox event and, for channel payments, a ``close_order`` job that closes the
 order at the channel, all in one transaction. Whoever gets there first (queue, sweep, the merchant's
 close, the gateway janitor, or a success) wins; the others change nothing. The winner then gives back the
-limit usage the payment counted (owed from the commit on: engine/usage_release.py retries what fails).
+limit usage the payment counted (owed from the commit on: engine/controls/usage_release.py retries what fails).
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ from aiohttp import web
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from engine.api.context import API
-from engine.api.views import payment_view
-from engine.app import POOL, REDIS, SETTINGS
 from engine.background import BackgroundJob, background
-from engine.payment_store import Job, OutboxEvent, Transition, get_payment, transition_payment
-from engine.payments.ids import EVENT, new_id
+from engine.bootstrap import POOL, REDIS, SETTINGS
+from engine.controls.usage_release import ReleaseAdmission, release_by_gate, release_now
+from engine.keys import EVENT, new_id
 from engine.payments.states import UNPAID, PaymentEvent, PaymentStatus, VoucherStatus, next_payment_status
+from engine.payments.store import Job, OutboxEvent, Transition, get_payment, transition_payment
+from engine.payments.views import payment_view
+from engine.services import API
 from engine.settings import Settings
-from engine.usage_release import ReleaseAdmission, release_by_gate, release_now
 
 log = logging.getLogger(__name__)
 

@@ -15,17 +15,27 @@ import msgspec
 
 from accounts.model import AccountId
 from accounts.rules import build_entry
-from engine.api.context import ApiContext
-from engine.api.views import payment_view, refund_view
-from engine.api.wire import CreatePayment, CreateRefund
 from engine.booking import Booker
 from engine.controls.errors import AdmissionReleased
 from engine.controls.gate import Attempt, Booking
 from engine.controls.store import write_payment_controls
+from engine.controls.usage_release import release_now
+from engine.customers.store import MerchantRecord, StoredResponse
 from engine.db import release_without_reset
-from engine.merchant_store import MerchantRecord, StoredResponse
+from engine.errors import InvalidRequest, NotFound, UnsupportedCurrency
+from engine.keys import EVENT, PAYMENT, REFUND, VOUCHER, new_id
 from engine.merchants.allowed import check_allowed
-from engine.payment_store import (
+from engine.payments.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
+from engine.payments.states import (
+    PaymentEvent,
+    PaymentStatus,
+    RefundEvent,
+    RefundStatus,
+    VoucherStatus,
+    next_payment_status,
+    next_refund_status,
+)
+from engine.payments.store import (
     Job,
     NewPayment,
     NewRefund,
@@ -39,19 +49,9 @@ from engine.payment_store import (
     insert_refund,
     transition_payment,
 )
-from engine.payments.errors import InvalidRequest, NotFound, UnsupportedCurrency
-from engine.payments.ids import EVENT, PAYMENT, REFUND, VOUCHER, new_id
-from engine.payments.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
-from engine.payments.states import (
-    PaymentEvent,
-    PaymentStatus,
-    RefundEvent,
-    RefundStatus,
-    VoucherStatus,
-    next_payment_status,
-    next_refund_status,
-)
-from engine.usage_release import release_now
+from engine.payments.views import payment_view, refund_view
+from engine.payments.wire import CreatePayment, CreateRefund
+from engine.services import ApiContext
 
 CLOSE_RETRIES_MAX = 3
 
@@ -161,7 +161,8 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
 async def close_payment(ctx: ApiContext, merchant: MerchantRecord, payment_id: str, slot: IdemSlot | None,
                         now: datetime) -> Outcome:
     """Close an unpaid payment (compare-and-set; retried if the status moved under us) and give back the
-    limit usage it counted (owed from the close's commit on: a failure here is retried, engine/usage_release.py)."""
+    limit usage it counted (owed from the close's commit on: a failure here is retried,
+    engine/controls/usage_release.py)."""
     for _ in range(CLOSE_RETRIES_MAX):
         async with ctx.pool.acquire() as conn:
             current = await get_payment(conn, merchant.id, payment_id)

@@ -7,16 +7,18 @@ from datetime import UTC, datetime
 import msgspec
 from aiohttp import web
 
-from engine.api import customer_flows, payment_flows, wire
-from engine.api.context import API
-from engine.api.decoding import decode_body, decode_query
-from engine.api.idempotency import json_response, run_idempotent
-from engine.api.middleware import RAW_BODY, merchant_of
-from engine.api.views import payment_view, refund_view
-from engine.app import BOOKER
-from engine.payment_store import get_payment, get_refund, list_payments
-from engine.payments.errors import NotFound
+from engine.bootstrap import BOOKER
+from engine.customers import flow as customer_flows
+from engine.errors import NotFound
+from engine.http.middleware import RAW_BODY, merchant_of
+from engine.payments import flow as payment_flows
+from engine.payments import wire
 from engine.payments.states import UNPAID
+from engine.payments.store import get_payment, get_refund, list_payments
+from engine.payments.views import payment_view, refund_view
+from engine.services import API
+from engine.web.decoding import decode_body, decode_query
+from engine.web.idempotency import json_response, run_idempotent
 
 
 def _now() -> datetime:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from engine.payments.errors import IllegalTransition
+from engine.errors import IllegalTransition
 
 
 class PaymentStatus(enum.StrEnum):

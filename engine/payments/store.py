@@ -17,8 +17,8 @@ import asyncpg
 import msgspec
 
 from accounts.store import Conn
-from engine.merchant_store import StoredResponse
-from engine.payments.errors import (
+from engine.customers.store import StoredResponse
+from engine.errors import (
     DuplicateOrder,
     IdempotencyKeyTaken,
     NotFound,
@@ -257,7 +257,7 @@ async def list_payments(conn: Conn, merchant_id: str, merchant_order_no: str | N
 
 
 # A payment that ends without money, or a payout that failed, owes its limit usage back
-# (engine/usage_release.py): the owed row goes in with the transition. Needs a CTE ``p`` returning the moved
+# (engine/controls/usage_release.py): the owed row goes in with the transition. Needs a CTE ``p`` returning the moved
 # payment's or payout's ``id`` and ``admission`` (the gate's admission id from ``payments.controls`` or
 # ``payouts.risk``, NULL when nothing was counted or nothing is owed).
 USAGE_OWED = """usage_owed AS (

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.api import wire
-from engine.payment_store import PaymentRecord, RefundRecord
+from engine.payments import wire
+from engine.payments.store import PaymentRecord, RefundRecord
 
 
 def payment_view(p: PaymentRecord) -> wire.Payment:

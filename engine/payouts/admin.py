@@ -5,7 +5,7 @@
     POST /admin/payouts/{id}/resolve  {"action", "reason", "operator"?}  retry | fail | succeed a held one
 
 Decode, call holds.py, encode. The limits/risk record alone: GET /admin/payouts/{id}/controls
-(engine/controls/admin.py, with payments and transfers).
+(engine/controls/handlers.py, with payments and transfers).
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from datetime import UTC, datetime
 import msgspec
 from aiohttp import web
 
-from engine.api import payout_wire as pw
-from engine.api.context import API
-from engine.api.decoding import decode_body, decode_query
-from engine.api.idempotency import json_response
-from engine.api.middleware import RAW_BODY
-from engine.api.wire import NoQuery
-from engine.app import BOOKER
-from engine.payments.errors import InvalidRequest
+from engine.bootstrap import BOOKER
+from engine.controls.usage_release import release_by_gate
+from engine.errors import InvalidRequest
+from engine.http.middleware import RAW_BODY
+from engine.payments.wire import NoQuery
 from engine.payouts import holds
-from engine.usage_release import release_by_gate
+from engine.payouts import wire as pw
+from engine.services import API
+from engine.web.decoding import decode_body, decode_query
+from engine.web.idempotency import json_response
 
 
 async def list_held_payouts(request: web.Request) -> web.Response:

@@ -1,8 +1,8 @@
-"""Payout rule errors; the HTTP layer maps them in engine/api/errors.py."""
+"""Payout rule errors; the HTTP layer maps them in engine/web/errors.py."""
 
 from __future__ import annotations
 
-from engine.payments.errors import IllegalTransition, PaymentRuleError
+from engine.errors import IllegalTransition, PaymentRuleError
 
 
 class InvalidDestination(PaymentRuleError):

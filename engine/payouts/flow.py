@@ -17,21 +17,21 @@ import msgspec
 from accounts.model import AccountId, AccountKind, OverdraftRule
 from accounts.rules import build_entry
 from accounts.store import find_account
-from engine.api.context import ApiContext
-from engine.api.payment_flows import IdemSlot, Outcome
-from engine.api.payout_wire import CreatePayout
 from engine.booking import Booker
 from engine.controls.gate import Attempt, Booking
-from engine.merchant_store import MerchantRecord, ensure_account, get_customer, save_idempotent_response
+from engine.customers.store import MerchantRecord, ensure_account, get_customer, save_idempotent_response
+from engine.errors import InvalidRequest, NotFound, PaymentCurrencyMismatch, UnsupportedCurrency
+from engine.keys import ACCOUNT, new_id
 from engine.merchants.allowed import check_channel_allowed
 from engine.merchants.errors import PaymentMethodNotAllowed
-from engine.payments.errors import InvalidRequest, NotFound, PaymentCurrencyMismatch, UnsupportedCurrency
-from engine.payments.ids import ACCOUNT, new_id
+from engine.payments.flow import IdemSlot, Outcome
 from engine.payouts.destination import Destination, check_destination
 from engine.payouts.errors import PayoutSourceMissing
 from engine.payouts.routing import can_pay_out, payout_candidates
 from engine.payouts.store import NewPayout, get_payout, insert_payout
 from engine.payouts.views import payout_view
+from engine.payouts.wire import CreatePayout
+from engine.services import ApiContext
 
 PAYOUT = "po"
 

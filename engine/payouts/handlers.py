@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from engine.api.context import API
-from engine.api.decoding import decode_body, decode_query
-from engine.api.idempotency import json_response, run_idempotent
-from engine.api.middleware import RAW_BODY, merchant_of
-from engine.api.payout_wire import CreatePayout
-from engine.api.wire import NoQuery
-from engine.app import BOOKER
+from engine.bootstrap import BOOKER
+from engine.http.middleware import RAW_BODY, merchant_of
+from engine.payments.wire import NoQuery
 from engine.payouts import flow
+from engine.payouts.wire import CreatePayout
+from engine.services import API
+from engine.web.decoding import decode_body, decode_query
+from engine.web.idempotency import json_response, run_idempotent
 
 
 async def create_payout(request: web.Request) -> web.Response:

@@ -30,9 +30,10 @@ import asyncpg
 
 from accounts.model import AccountId
 from accounts.store import Conn
-from engine.api import payout_wire as pw
 from engine.booking import Booker
-from engine.payments.errors import NotFound
+from engine.controls.usage_release import ReleaseAdmission
+from engine.errors import NotFound
+from engine.payouts import wire as pw
 from engine.payouts.destination import mask_digits
 from engine.payouts.errors import PayoutNeverSent, PayoutNotHeld
 from engine.payouts.outcome import Books, finish
@@ -46,7 +47,6 @@ from engine.payouts.store import (
 )
 from engine.payouts.views import admin_payout_view, held_payout_view
 from engine.txn_no import TxnNoGenerator
-from engine.usage_release import ReleaseAdmission
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ import msgspec
 from accounts.model import AccountId
 from accounts.rules import build_entry
 from engine.booking import Booker
-from engine.gateway_store import insert_outbox
+from engine.controls.usage_release import ReleaseAdmission, release_now
+from engine.gateway.store import insert_outbox
 from engine.payouts.metrics import PAYOUTS_FINISHED
 from engine.payouts.store import PayoutRecord, Resolution, finish_payout, record_resolution
 from engine.payouts.views import payout_view
 from engine.txn_no import TxnNoGenerator
-from engine.usage_release import ReleaseAdmission, release_now
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ async def finish(gw: Books, payout: PayoutRecord, succeeded: bool, channel_payou
     """True when this call made the payout final (and booked it); False when it was final already, or (with
     `resolution`, a person resolving a held payout) when it is not held. A resolution commits with the booking.
     A failure records the limit usage owed back with the unfreeze and gives it back after the commit through
-    `release_usage` (engine/usage_release.py); when that fails or is None, the release loop gives it back."""
+    `release_usage` (engine/controls/usage_release.py); when that fails or is None, the release loop gives it back."""
     receivable = (await gw.platform_accounts(payout.currency))["channel_receivable"] if succeeded else None
     txn_no = gw.txn_nos.next(now)
     async with gw.booker.transaction() as tx:

@@ -14,8 +14,8 @@ import asyncpg
 
 from accounts.model import AccountId
 from accounts.store import Conn
-from engine.payment_store import USAGE_OWED
-from engine.payments.errors import DuplicateOrder
+from engine.errors import DuplicateOrder
+from engine.payments.store import USAGE_OWED
 from engine.payouts.decision import Hold
 
 OPEN_STATUSES = ("pending", "sending", "processing")
@@ -180,7 +180,7 @@ async def finish_payout(conn: Conn, payout_id: str, status: str, final_txn_no: s
     `held`: a person resolves a held payout, so only a held one matches (and its hold is cleared); otherwise
     only one that is not held, so nothing the worker does can book a payout a person has to decide on. A pending
     payout (never sent) only fails: None for a success. A failure also records the limit usage the payout owes
-    back (payment_store.USAGE_OWED, engine/usage_release.py): owed exactly when the failure commits."""
+    back (payment_store.USAGE_OWED, engine/controls/usage_release.py): owed exactly when the failure commits."""
     assert status in FINAL_STATUSES
     row = await conn.fetchrow(
         f"WITH p AS ("

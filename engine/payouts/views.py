@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from engine.api import payout_wire as pw
+from engine.payouts import wire as pw
 from engine.payouts.destination import Destination, mask_digits
 from engine.payouts.store import PayoutInternals, PayoutRecord
 

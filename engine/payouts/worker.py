@@ -22,16 +22,16 @@ from datetime import UTC, datetime
 
 from channels.errors import AmountMismatch, ChannelError, ChannelRejected, OrderNotFound, UnclearRefusal
 from channels.protocol import PayoutDestination, PayoutRequest
+from engine.controls.usage_release import ReleaseAdmission
+from engine.customers.store import get_merchant
 from engine.gateway.context import Gateway
 from engine.gateway.jobs import backoff_s
-from engine.merchant_store import get_merchant
 from engine.payouts import decision
 from engine.payouts.destination import mask_digits
 from engine.payouts.metrics import PAYOUT_STEPS, PAYOUTS_HELD
 from engine.payouts.outcome import finish
 from engine.payouts.routing import PayoutRoute, payout_candidates, route_payout
 from engine.payouts.store import PayoutRecord, claim_due_payouts, hold_payout, mark_sending, reschedule
-from engine.usage_release import ReleaseAdmission
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Rules a transfer refuses to break: one base class, one subclass per rule, carrying its data.
 
-Unknown customers (also another merchant's) are ``engine.payments.errors.NotFound``; a used
+Unknown customers (also another merchant's) are ``engine.errors.NotFound``; a used
 transfer_no is ``DuplicateOrder``; an uncovered debit is the ledger's ``InsufficientFunds``.
 """
 

@@ -17,19 +17,19 @@ import msgspec
 from accounts.errors import LedgerError
 from accounts.journal import EntryDraft
 from accounts.rules import build_entry
-from engine.api.context import ApiContext
-from engine.api.payment_flows import IdemSlot, Outcome
-from engine.api.transfer_wire import CreateTransfer, Transfer
 from engine.booking import Booker
 from engine.controls.errors import ControlError
 from engine.controls.gate import Attempt, Booking
+from engine.customers.store import MerchantRecord, StoredResponse
 from engine.db import release_without_reset
-from engine.merchant_store import MerchantRecord, StoredResponse
-from engine.payment_store import OutboxEvent
-from engine.payments.errors import IdempotencyKeyTaken, PaymentRuleError, UnsupportedCurrency
-from engine.payments.ids import EVENT, new_id
+from engine.errors import IdempotencyKeyTaken, PaymentRuleError, UnsupportedCurrency
+from engine.keys import EVENT, new_id
+from engine.payments.flow import IdemSlot, Outcome
+from engine.payments.store import OutboxEvent
+from engine.services import ApiContext
 from engine.transfers.errors import SelfTransfer, TransferError, TransferSourceInvalid
 from engine.transfers.store import Parties, TransferRecord, insert_transfer
+from engine.transfers.wire import CreateTransfer, Transfer
 
 log = logging.getLogger(__name__)
 

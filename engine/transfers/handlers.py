@@ -12,15 +12,16 @@ from datetime import UTC, datetime
 import msgspec
 from aiohttp import web
 
-from engine.api import transfer_wire, wire
-from engine.api.context import API
-from engine.api.decoding import decode_body, decode_query
-from engine.api.idempotency import json_response, run_idempotent
-from engine.api.middleware import RAW_BODY, merchant_of
-from engine.app import BOOKER
-from engine.payments.errors import NotFound
+from engine.bootstrap import BOOKER
+from engine.errors import NotFound
+from engine.http.middleware import RAW_BODY, merchant_of
+from engine.payments import wire
+from engine.services import API
 from engine.transfers import flow
+from engine.transfers import wire as transfer_wire
 from engine.transfers.store import get_transfer, list_transfers
+from engine.web.decoding import decode_body, decode_query
+from engine.web.idempotency import json_response, run_idempotent
 
 
 async def create_transfer(request: web.Request) -> web.Response:

@@ -18,9 +18,9 @@ import msgspec
 from accounts.errors import InsufficientFunds
 from accounts.model import AccountId
 from accounts.store import Conn
-from engine.merchant_store import StoredResponse
-from engine.payment_store import OutboxEvent
-from engine.payments.errors import DuplicateOrder, IdempotencyKeyTaken, NotFound
+from engine.customers.store import StoredResponse
+from engine.errors import DuplicateOrder, IdempotencyKeyTaken, NotFound
+from engine.payments.store import OutboxEvent
 from engine.transfers.errors import TransferCurrencyMismatch
 
 

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import msgspec
 
-from engine.api.errors import ApiError, invalid_request
+from engine.web.errors import ApiError, invalid_request
 
 T = TypeVar("T")
 

@@ -18,18 +18,8 @@ from accounts.errors import (
     UnknownCurrency,
 )
 from channels.errors import ChannelError, ChannelRejected
-from engine.api.wire import ErrorBody, ErrorDetail
 from engine.controls.errors import ControlNotFound, InvalidControl, LimitExceeded, RiskDeclined
-from engine.merchants.errors import (
-    FeePlanExists,
-    IllegalMerchantStatus,
-    KeyNotRevocable,
-    MerchantSuspended,
-    NothingToInvoice,
-    PaymentMethodNotAllowed,
-    UnknownFeePlan,
-)
-from engine.payments.errors import (
+from engine.errors import (
     DuplicateOrder,
     IdempotencyInFlight,
     IdempotencyMismatch,
@@ -41,6 +31,16 @@ from engine.payments.errors import (
     RefundExceedsPayment,
     UnsupportedCurrency,
 )
+from engine.merchants.errors import (
+    FeePlanExists,
+    IllegalMerchantStatus,
+    KeyNotRevocable,
+    MerchantSuspended,
+    NothingToInvoice,
+    PaymentMethodNotAllowed,
+    UnknownFeePlan,
+)
+from engine.payments.wire import ErrorBody, ErrorDetail
 from engine.payouts.errors import InvalidDestination, PayoutSourceMissing
 from engine.transfers.errors import SelfTransfer, TransferCurrencyMismatch, TransferSourceInvalid
 

@@ -15,11 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from engine.api.context import ApiContext
-from engine.api.errors import ApiError, api_error_for, error_body, invalid_request
-from engine.api.payment_flows import IdemSlot, Outcome
-from engine.db import release_without_reset
-from engine.merchant_store import (
+from engine.customers.store import (
     IdempotencyRecord,
     claim_idempotency_key,
     get_idempotency_record,
@@ -27,7 +23,11 @@ from engine.merchant_store import (
     save_idempotent_response,
     store_idempotent_refusal,
 )
-from engine.payments.errors import IdempotencyInFlight, IdempotencyKeyTaken, IdempotencyMismatch
+from engine.db import release_without_reset
+from engine.errors import IdempotencyInFlight, IdempotencyKeyTaken, IdempotencyMismatch
+from engine.payments.flow import IdemSlot, Outcome
+from engine.services import ApiContext
+from engine.web.errors import ApiError, api_error_for, error_body, invalid_request
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from engine.api import wire
-from engine.api.context import API
-from engine.api.decoding import decode_body, decode_query
-from engine.api.idempotency import json_response, run_idempotent
-from engine.api.middleware import RAW_BODY, merchant_of
-from engine.api.payment_flows import IdemSlot, Outcome
-from engine.payments.errors import NotFound
+from engine.errors import NotFound
+from engine.http.middleware import RAW_BODY, merchant_of
+from engine.payments import wire
+from engine.payments.flow import IdemSlot, Outcome
+from engine.services import API
+from engine.web.decoding import decode_body, decode_query
+from engine.web.idempotency import json_response, run_idempotent
 from engine.webhooks.store import EventRecord, list_events, requeue_event
 
 

@@ -1,6 +1,6 @@
 """Webhook secrets and the ``Payengine-Signature`` header.
 
-The webhook secret is derived exactly like a merchant's API secret (engine/api/auth.py): an HMAC of
+The webhook secret is derived exactly like a merchant's API secret (engine/http/auth.py): an HMAC of
 the merchant id and a per-merchant salt under the server key, so it is never stored and a database
 dump alone cannot forge deliveries. It has its own salt, so it can be rotated without the API secret.
 
@@ -21,7 +21,7 @@ SECRET_PREFIX = "whsec_"
 def derive_webhook_secret(server_key: str, merchant_id: str, webhook_salt: bytes) -> str:
     """The merchant's webhook signing secret (shown once at creation, recomputed to sign).
 
-    Same construction as ``engine.api.auth.derive_secret`` (a test holds them equal); not imported from
+    Same construction as ``engine.http.auth.derive_secret`` (a test holds them equal); not imported from
     there so the worker process needs nothing of the HTTP layer."""
     digest = hmac.new(server_key.encode(), merchant_id.encode() + b"\x00" + webhook_salt, hashlib.sha256)
     return SECRET_PREFIX + digest.hexdigest()

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from accounts.store import Conn
-from engine.payments.errors import NotFound
+from engine.errors import NotFound
 
 NO_ENDPOINT = "merchant has no webhook_url"
 

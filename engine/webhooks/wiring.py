@@ -13,8 +13,8 @@ import aiohttp
 import uvloop
 from aiohttp import web
 
-from engine.app import DATABASE_URL, POOL, REDIS_URL, SETTINGS, _database
 from engine.background import background
+from engine.bootstrap import DATABASE_URL, POOL, REDIS_URL, SETTINGS, _database
 from engine.db import ensure_servers
 from engine.logs import configure_logging
 from engine.settings import Settings

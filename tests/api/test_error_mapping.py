@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from accounts.errors import InsufficientFunds
 from buffer.errors import BufferBackpressure, BufferUnavailable
-from engine.api.errors import api_error_for
+from engine.web.errors import api_error_for
 
 
 def test_buffer_backpressure_is_503_with_its_retry_after() -> None:

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from engine.app import create_app
+from engine.bootstrap import create_app
 from engine.client import PayEngineClient
 from engine.settings import Settings
 from tests.api.conftest import ADMIN_TOKEN, Api

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from engine.payment_store import transitions_of
+from engine.payments.store import transitions_of
 from tests.api.conftest import Api, order_no
 from tests.api.ledger import snapshot
 

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from engine import embedded
-from engine.app import create_app
+from engine.bootstrap import create_app
 from engine.client import PayEngineClient, create_merchant
 from engine.settings import Settings
 from tests.conftest import Servers
@@ -106,7 +106,7 @@ async def test_redis_down_fails_open_with_metric_then_limits_again(limited: Limi
 
 async def test_chunked_tokens_never_exceed_the_bucket_under_concurrency(redis_client: aioredis.Redis) -> None:
     """Two limiters (two processes) share one merchant's bucket: each takes chunks, none over-spends."""
-    from engine.api.ratelimit import RateLimiter
+    from engine.http.ratelimit import RateLimiter
 
     limiters = [RateLimiter(redis_client, rate_per_s=100, burst=100, timeout_ms=1000) for _ in range(2)]
     assert limiters[0].chunk == 5

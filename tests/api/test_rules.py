@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.payments.errors import IllegalTransition
+from engine.errors import IllegalTransition
 from engine.payments.pricing import Pricing, fee_refunded_after
 from engine.payments.states import (
     FINAL,

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from buffer.tuning import BufferTuning, LiveTuning
-from engine.app import BOOKER, create_app
+from engine.bootstrap import BOOKER, create_app
 from engine.settings import Settings
 from tests.buffer.world import open_world, pay
 from tests.conftest import Servers
@@ -96,7 +96,7 @@ async def test_buffer_status_lists_hot_accounts(app_url: tuple[str, web.Applicat
 
 
 async def _cli(env: dict[str, str], *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "engine.cli", *args, env=env,
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "engine.cli.main", *args, env=env,
                                                 stdout=asyncio.subprocess.PIPE)
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode or 0, out.decode()

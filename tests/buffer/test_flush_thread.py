@@ -17,8 +17,8 @@ from buffer.flush_thread import FlusherThread
 from buffer.sink import RedisHotLegSink
 from buffer.store import flush_lock_key
 from buffer.tuning import BufferTuning
-from engine.app import create_app
 from engine.booking import Booker
+from engine.bootstrap import create_app
 from engine.settings import Settings
 from tests.api.conftest import ADMIN_TOKEN, Api, order_no
 from tests.buffer.world import check_ledger, open_world, pay, redis_matches_pg, wait_drained

@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio.cluster import RedisCluster
 
 from accounts.store import trial_balance
-from engine.app import REDIS, create_app
+from engine.bootstrap import REDIS, create_app
 from engine.settings import Settings
 from tests.api.conftest import ADMIN_TOKEN, AdminHttp, Api
 from tests.buffer.world import check_ledger, wait_drained

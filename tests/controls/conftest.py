@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from engine import embedded
-from engine.app import create_app
+from engine.bootstrap import create_app
 from engine.client import ApiResult, PayEngineClient
 from engine.controls.keys import all_keys_pattern
 from engine.settings import Settings

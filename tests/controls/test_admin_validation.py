@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from engine.app import GATE
+from engine.bootstrap import GATE
 from tests.api.conftest import Api
 from tests.controls.conftest import Admin
 

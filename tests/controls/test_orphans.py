@@ -14,12 +14,12 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from engine.app import GATE
+from engine.bootstrap import GATE
 from engine.client import PayEngineClient
 from engine.controls import Admission, Attempt, keys
 from engine.controls.errors import AdmissionReleased
 from engine.controls.orphans import reset_owed, sweep_orphans
-from engine.payments.ids import PAYMENT, new_id
+from engine.keys import PAYMENT, new_id
 from tests.api.conftest import AdminHttp
 from tests.controls.conftest import PrivateWorld, pay
 

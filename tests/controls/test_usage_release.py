@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 
 from engine import embedded
-from engine.app import GATE
+from engine.bootstrap import GATE
 from engine.client import ApiResult, PayEngineClient
-from engine.usage_release import release_by_gate, release_owed
+from engine.controls.usage_release import release_by_gate, release_owed
 from tests.api.conftest import Api
 from tests.controls.conftest import Admin, PrivateWorld, pay
 

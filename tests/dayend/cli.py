@@ -23,7 +23,7 @@ def _env(w: World, pause_at: str, extra: dict[str, str] | None = None) -> dict[s
 async def run_cli(w: World, *args: str, pause_at: str = "", extra_env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run ``payengine <args>``; with ``pause_at``, SIGKILL it once it reports it paused there."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "engine.cli", *args, env=_env(w, pause_at, extra_env),
+        sys.executable, "-m", "engine.cli.main", *args, env=_env(w, pause_at, extra_env),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     if not pause_at:

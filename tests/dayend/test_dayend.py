@@ -11,7 +11,7 @@ from accounts.store import set_hot
 from buffer.store import apply_batch
 from engine.dayend import store
 from engine.dayend.calendar import read_open_date
-from engine.dayend.runner import DayEndOptions, DayEndRunning, DayNotOpen, SwitchBusy, run_day_end
+from engine.dayend.flow import DayEndOptions, DayEndRunning, DayNotOpen, SwitchBusy, run_day_end
 from tests.dayend.conftest import Db
 from tests.dayend.ledger import funded_pair, topup
 

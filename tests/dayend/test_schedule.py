@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
+from engine.dayend.flow import DayEndOptions
 from engine.dayend.partitions import ensure_partitions
-from engine.dayend.runner import DayEndOptions
 from engine.dayend.schedule import DayEndScheduler, is_due
 from engine.settings import Settings, SettingsError
 from tests.conftest import Servers

@@ -24,7 +24,7 @@ from buffer.tuning import BufferTuning, LiveTuning
 from channels.sim import RunningSimulator, SimFaults, SimKind, SimProfile, start_simulator
 from channels.sim.statement import StatementRow
 from channels.sim.statement_csv import render_wx_statement
-from engine.app import create_app
+from engine.bootstrap import create_app
 from engine.client import PayEngineClient, create_merchant
 from engine.gateway.specs import ChannelSpec
 from engine.settings import Settings

@@ -15,9 +15,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from engine.app import create_app
+from engine.bootstrap import create_app
 from engine.client import PayEngineClient, create_merchant
-from engine.expiry import EXPIRY, ExpiryQueue
+from engine.payments.expiry import EXPIRY, ExpiryQueue
 from engine.settings import Settings
 from tests.conftest import Servers
 from tests.serving import serving

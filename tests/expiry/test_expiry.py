@@ -11,8 +11,8 @@ import msgspec
 
 from engine import embedded
 from engine.background import cancel_and_wait
-from engine.expiry import ExpiryWorker, delay_queue_key, sweep_expired
-from engine.payment_store import transitions_of
+from engine.payments.expiry import ExpiryWorker, delay_queue_key, sweep_expired
+from engine.payments.store import transitions_of
 from tests.expiry.conftest import SETTINGS, ExpiryWorld
 
 

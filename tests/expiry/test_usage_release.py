@@ -11,8 +11,8 @@ from typing import Any
 import msgspec
 
 from engine.client import PayEngineClient
-from engine.expiry import ExpiryWorker, sweep_expired
-from engine.usage_release import release_by_gate, release_owed
+from engine.controls.usage_release import release_by_gate, release_owed
+from engine.payments.expiry import ExpiryWorker, sweep_expired
 from tests.expiry.conftest import ADMIN_TOKEN, SETTINGS, ExpiryWorld
 
 TWO_A_DAY = {"scope": "customer", "window": "daily", "method": "channel", "count_max": 2}

@@ -26,7 +26,7 @@ from aiohttp import web
 from channels import signing
 from channels.amounts import major_to_minor, minor_to_major
 from channels.sim import RunningSimulator, SimFaults, SimKind, SimProfile, start_simulator
-from engine.app import create_app
+from engine.bootstrap import create_app
 from engine.client import PayEngineClient, create_merchant
 from engine.gateway.health import ChannelHealth
 from engine.gateway.notify import GATEWAY

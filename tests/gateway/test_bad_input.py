@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from channels.signing import wx_signed_headers
-from engine.payment_store import Job, NewPayment, Transition, insert_payment
-from engine.payments.ids import PAYMENT, VOUCHER, new_id
+from engine.keys import PAYMENT, VOUCHER, new_id
+from engine.payments.store import Job, NewPayment, Transition, insert_payment
 from tests.factories import new_txn_no
 from tests.gateway.conftest import WX_KEY, Gw
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels.sim.store import OrderState
-from engine.payment_store import transitions_of
+from engine.payments.store import transitions_of
 from tests.gateway.conftest import Gw
 
 

@@ -11,8 +11,8 @@ from engine.gateway.metrics import CHANNEL_CALLS
 from engine.gateway.notify import GATEWAY
 from engine.gateway.outcomes import Verdict
 from engine.gateway.refresh import refresh_payment
-from engine.payment_store import Job, NewPayment, Transition, insert_payment
-from engine.payments.ids import PAYMENT, VOUCHER, new_id
+from engine.keys import PAYMENT, VOUCHER, new_id
+from engine.payments.store import Job, NewPayment, Transition, insert_payment
 from tests.factories import new_txn_no
 from tests.gateway.conftest import Gw
 

@@ -8,12 +8,12 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from engine.app import GATE
+from engine.bootstrap import GATE
 from engine.client import PayEngineClient
 from engine.controls.gate import Attempt
 from engine.controls.store import write_payment_controls
-from engine.payment_store import Job, NewPayment, Transition, insert_payment
-from engine.payments.ids import PAYMENT, VOUCHER, new_id
+from engine.keys import PAYMENT, VOUCHER, new_id
+from engine.payments.store import Job, NewPayment, Transition, insert_payment
 from tests.factories import new_txn_no
 from tests.gateway.conftest import Gw
 

@@ -12,7 +12,7 @@ from channels.signing import wx_signed_headers
 from channels.sim.bank import BankSim
 from channels.sim.notifier import NotifyMessage
 from channels.sim.wx import WxSim
-from engine.payment_store import transitions_of
+from engine.payments.store import transitions_of
 from tests.gateway.conftest import Gw
 
 CHANNELS = ["wxsim", "banksim"]

@@ -21,10 +21,10 @@ import asyncpg
 import pytest
 
 from channels.sim import Latency, SimFaults, SimKind, SimProfile, start_simulator
-from engine.merchant_store import insert_merchant
-from engine.payment_store import Job, NewPayment, Transition, insert_payment
-from engine.payments.ids import PAYMENT, VOUCHER, new_id
+from engine.customers.store import insert_merchant
+from engine.keys import PAYMENT, VOUCHER, new_id
 from engine.payments.pricing import Pricing
+from engine.payments.store import Job, NewPayment, Transition, insert_payment
 from tests.conftest import Servers
 from tests.databases import private_database
 from tests.factories import new_txn_no
@@ -40,7 +40,7 @@ async def private_db(servers: Servers) -> AsyncIterator[str]:
 
 
 def _gateway(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "gateway"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "engine.cli.main", "gateway"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -28,7 +28,7 @@ async def test_create_opens_template_accounts_and_returns_a_working_key(admin: A
 
 
 def admin_channels(api: Api) -> frozenset[str]:
-    from engine.api.context import API
+    from engine.services import API
 
     return api.app[API].known_channels
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from engine.cli import main
+from engine.cli.main import main
 from engine.client import PayEngineClient
 from tests.api.conftest import Api
 from tests.conftest import Servers
@@ -48,7 +48,7 @@ async def _status_soon(client: PayEngineClient, expected: int, timeout_s: float 
 async def test_cli_create_runs_as_a_command(api: Api, cli_env: dict[str, str]) -> None:
     merchant_id = "mch_cli_" + ref()[:16]
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "engine.cli", "merchants", "create", "--name", "cli shop",
+        subprocess.run, [sys.executable, "-m", "engine.cli.main", "merchants", "create", "--name", "cli shop",
                          "--currency", "CNY", "--id", merchant_id, "--settlement-cycle", "D+0"],
         capture_output=True, text=True, timeout=60, env={**os.environ, **cli_env})
     assert done.returncode == 0, done.stderr

@@ -15,7 +15,7 @@ import pytest
 from accounts.model import AccountId
 from accounts.rules import build_entry
 from accounts.store import trial_balance
-from engine.app import BOOKER, TXN_NOS
+from engine.bootstrap import BOOKER, TXN_NOS
 from tests.api.conftest import Api
 from tests.merchants.conftest import Admin
 from tests.merchants.test_fee_plans import balances, make_plan, pay_and_refund

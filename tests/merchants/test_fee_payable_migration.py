@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from accounts.model import AccountKind, OverdraftRule
-from engine.merchant_store import ensure_account, insert_merchant
+from engine.customers.store import ensure_account, insert_merchant
 from engine.migrate import load_migrations, migrate
 from engine.payments.pricing import Pricing
 from tests.conftest import Servers

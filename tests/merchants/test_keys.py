@@ -6,13 +6,13 @@ import asyncio
 import secrets
 import time
 
-from engine.api.auth import MerchantDirectory, derive_secret
-from engine.api.context import API
-from engine.app import DATABASE_URL
+from engine.bootstrap import DATABASE_URL
 from engine.client import PayEngineClient
-from engine.merchant_store import insert_merchant
+from engine.customers.store import insert_merchant
+from engine.http.auth import MerchantDirectory, derive_secret
 from engine.merchants.invalidation import ChangeListener
 from engine.payments.pricing import Pricing
+from engine.services import API
 from tests.api.conftest import Api
 from tests.merchants.conftest import Admin, ref
 

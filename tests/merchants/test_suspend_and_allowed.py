@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.api.context import API
-from engine.api.routes import ROUTES
+from engine.http.routes import ROUTES
+from engine.services import API
 from tests.api.conftest import Api, order_no
 from tests.merchants.conftest import Admin, ref
 

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from engine.app import create_app
-from engine.cli import build_parser
+from engine.bootstrap import create_app
+from engine.cli.main import build_parser
 from engine.settings import Settings
 from tests.packaging.entrypoint_run import REPO, VENV_BIN, run_entrypoint
 

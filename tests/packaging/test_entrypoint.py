@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import build_parser
+from engine.cli.main import build_parser
 from tests.packaging.entrypoint_run import REPO, run_entrypoint
 
 LEDGER_ROLES = ["api", "flush", "gateway", "webhooks", "migrate", "payengine"]

@@ -24,11 +24,11 @@ from accounts.model import AccountId, AccountKind, OverdraftRule
 from accounts.rules import build_entry
 from accounts.store import find_account, post_entry
 from channels.sim import RunningSimulator, SimFaults, SimKind, SimProfile, start_simulator
-from engine.app import create_app
+from engine.bootstrap import create_app
 from engine.client import PayEngineClient, create_merchant
+from engine.customers.store import ensure_account
 from engine.gateway.specs import ChannelSpec
-from engine.merchant_store import ensure_account
-from engine.payments.ids import ACCOUNT, new_id
+from engine.keys import ACCOUNT, new_id
 from engine.settings import Settings
 from tests.conftest import Servers
 from tests.databases import private_database

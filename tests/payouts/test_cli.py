@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.cli import main
+from engine.cli.main import main
 from engine.payouts.checks import check_payout_money
 from tests.conftest import Servers
 from tests.payouts.conftest import GOOD_CARD, World, held_payouts

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from engine.app import GATE
-from engine.usage_release import release_by_gate, release_owed
+from engine.bootstrap import GATE
+from engine.controls.usage_release import release_by_gate, release_owed
 from tests.payouts.conftest import GOOD_CARD, World, payout_body
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from engine.app import GATE
+from engine.bootstrap import GATE
+from engine.controls.usage_release import release_by_gate, release_owed
 from engine.logs import JsonFormatter
 from engine.payouts.checks import check_payout_money
-from engine.usage_release import release_by_gate, release_owed
 from tests.payouts.conftest import ADMIN_TOKEN, CHANNEL, GOOD_CARD, World, eventually, held_payouts, payout_body
 
 

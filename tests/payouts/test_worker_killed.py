@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from channels.sim import SimFaults, SimKind, SimProfile, start_simulator
-from engine.app import create_app
+from engine.bootstrap import create_app
 from engine.client import PayEngineClient, create_merchant
 from engine.gateway.specs import ChannelSpec
 from tests.conftest import Servers
@@ -29,7 +29,7 @@ KILL_KEY = "po-kill-key"
 
 
 def _gateway(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "gateway"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "engine.cli.main", "gateway"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -21,8 +21,8 @@ import pytest
 from accounts.journal import EntryDraft, LegDraft
 from accounts.model import AccountId, Side
 from accounts.store import post_entry, statement, trial_balance
+from engine.dayend.flow import DayEndOptions, run_day_end
 from engine.dayend.partitions import daily_partition_dates, ensure_partitions, partition_health
-from engine.dayend.runner import DayEndOptions, run_day_end
 from engine.migrate import load_migrations
 from tests.conftest import Servers
 from tests.factories import new_txn_no, today

@@ -9,8 +9,8 @@ from accounts.journal import LegDraft, make_entry
 from accounts.model import Account, AccountKind, OverdraftMode, Side
 from accounts.split_store import split_view
 from accounts.store import Conn, PostedEntry
-from engine.admin_accounts import split_account
 from engine.booking import Booker
+from engine.ledger_admin.accounts import split_account
 from tests.factories import new_txn_no, open_test_account, today
 
 D, C = Side.DEBIT, Side.CREDIT

@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from accounts.split_store import split_view
-from engine.app import BOOKER, create_app
+from engine.bootstrap import BOOKER, create_app
 from engine.settings import Settings
 from tests.conftest import Servers
 from tests.factories import rand_id
@@ -88,7 +88,7 @@ def test_cli_splits_an_account(servers: Servers, pool: asyncpg.Pool) -> None:
     finally:
         loop.close()
     env = {**os.environ, "PAYENGINE_DATABASE_URL": servers.database_url, "PAYENGINE_REDIS_URL": servers.redis_url}
-    cli = [sys.executable, "-m", "engine.cli", "accounts", "split"]
+    cli = [sys.executable, "-m", "engine.cli.main", "accounts", "split"]
     done = subprocess.run([*cli, fam.parent.id, "--into", "3"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "3 sub-accounts" in done.stdout and done.stdout.count(".s00") == 3

@@ -12,8 +12,8 @@ from accounts.errors import InsufficientFunds, SplitConflict
 from accounts.split_store import split_view
 from accounts.store import trial_balance
 from buffer.errors import HotBufferError
-from engine.admin_accounts import tidy_account
 from engine.booking import Booker
+from engine.ledger_admin.accounts import tidy_account
 from tests.factories import new_txn_no
 from tests.split.conftest import BookingMode
 from tests.split.helpers import check_family, credit, debit, open_family, open_source, split

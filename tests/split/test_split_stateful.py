@@ -15,8 +15,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from accounts.errors import AccountClosed, InsufficientFunds, InvalidSplitCount
 from accounts.split_store import split_view
-from engine.admin_accounts import tidy_account
 from engine.booking import Booker
+from engine.ledger_admin.accounts import tidy_account
 from tests.conftest import Servers
 from tests.factories import new_txn_no
 from tests.split.helpers import Family, check_family, credit, debit, open_family, split

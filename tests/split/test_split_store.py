@@ -20,8 +20,8 @@ from accounts.errors import (
 from accounts.journal import LegDraft, make_entry
 from accounts.model import OverdraftMode
 from accounts.split_store import split_statement, split_view, sub_account_id
-from engine.admin_accounts import tidy_account
 from engine.booking import Booker
+from engine.ledger_admin.accounts import tidy_account
 from tests.factories import new_txn_no, rand_id, today
 from tests.split.helpers import C, D, check_family, credit, debit, open_family, split
 

@@ -12,10 +12,10 @@ import asyncpg
 from accounts.model import AccountId, AccountKind, OverdraftRule
 from accounts.rules import build_entry
 from accounts.store import trial_balance
-from engine.app import BOOKER, TXN_NOS
+from engine.bootstrap import BOOKER, TXN_NOS
 from engine.client import PayEngineClient
-from engine.merchant_store import ensure_account
-from engine.payments.ids import ACCOUNT, new_id
+from engine.customers.store import ensure_account
+from engine.keys import ACCOUNT, new_id
 from tests.api.conftest import Api, api, order_no
 
 __all__ = ["api"]  # the session app fixture, shared with tests/api

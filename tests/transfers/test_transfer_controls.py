@@ -11,14 +11,14 @@ import asyncpg
 import msgspec
 import pytest
 
-from engine.api.context import API
-from engine.api.transfer_wire import CreateTransfer
-from engine.app import BOOKER, GATE
 from engine.booking import Booker, BookingTransaction
+from engine.bootstrap import BOOKER, GATE
 from engine.controls.limits import LimitRule
 from engine.controls.store import replace_limit_rules
-from engine.merchant_store import get_merchant
+from engine.customers.store import get_merchant
+from engine.services import API
 from engine.transfers.flow import create_transfer
+from engine.transfers.wire import CreateTransfer
 from tests.api.conftest import AdminHttp, Api
 from tests.transfers.conftest import c2c, money_of
 

@@ -19,7 +19,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from engine.app import create_app
+from engine.bootstrap import create_app
 from engine.client import PayEngineClient, create_merchant
 from engine.settings import Settings
 from engine.webhooks.signing import SIGNATURE_HEADER, verify_signature

@@ -12,7 +12,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from engine.app import create_app
+from engine.bootstrap import create_app
 from tests.conftest import Servers
 from tests.serving import serving
 from tests.webhooks.conftest import ADMIN_TOKEN, SETTINGS, Receiver, WebhookWorld, eventually
@@ -48,7 +48,7 @@ async def test_webhooks_process_delivers_what_the_api_wrote(quiet_world: tuple[W
     env = {**os.environ, "PAYENGINE_DATABASE_URL": database_url, "PAYENGINE_REDIS_URL": redis_url,
            "PAYENGINE_ADMIN_TOKEN": ADMIN_TOKEN, "PAYENGINE_WEBHOOK_POLL_INTERVAL_MS": "20",
            "PAYENGINE_WEBHOOK_BACKOFF_BASE_MS": "100", "PAYENGINE_LOG_LEVEL": "WARNING"}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "engine.cli", "webhooks", env=env)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "engine.cli.main", "webhooks", env=env)
     try:
         await eventually(lambda: len(endpoint.processed) == 1, timeout_s=20)
     finally:
