@@ -30,9 +30,10 @@ from accounts.store import open_account, post_entry
 from accounts.subjects import ROLE_SUBJECTS
 from bench.money import MoneyScope
 from engine.booking import Booker
-from engine.customers.store import insert_customer, insert_merchant
+from engine.customers.store import insert_customer
 from engine.db import release_without_reset
-from engine.payments.pricing import Pricing
+from engine.merchants.pricing import Pricing
+from engine.merchants.store import insert_merchant
 from engine.payments.states import PaymentEvent, PaymentStatus
 from engine.payments.store import NewPayment, OutboxEvent, Transition, insert_payment
 from engine.txn_no import TxnNoGenerator

@@ -1,15 +1,50 @@
-"""Errors of the payment rules: one base class, one subclass per broken rule, carrying data."""
+"""The shared error kernel: the kinds of refusal every domain's errors are made of, and the errors that
+belong to no single domain (a missing object, a bad field, a duplicate order number, idempotency keys).
+
+Each domain has one base class (``PaymentError``, ``ControlError``, ...) and one subclass per broken rule,
+carrying data; each such error is also one of the kinds below, which is all the HTTP layer needs to know
+to answer it (engine/web/errors.py holds the one table from kind to status and error type).
+"""
 
 from __future__ import annotations
 
 
-class PaymentRuleError(Exception):
-    """Base of every payment/refund/idempotency rule the engine refuses to break."""
+class DomainError(Exception):
+    """Base of every rule the engine refuses to break."""
 
-    code = "payment_rule_error"
+    code = "domain_error"
 
 
-class IllegalTransition(PaymentRuleError):
+# ---------------------------------------------------------------- the kinds of refusal
+
+class BadInput(DomainError):
+    """The request names something it may not (a field, a currency, a combination): 400."""
+
+
+class Absent(DomainError):
+    """What the request names does not exist (for this merchant): 404."""
+
+
+class Unprocessable(DomainError):
+    """Well-formed, but a definition or destination cannot be used as given: 422."""
+
+
+class Declined(DomainError):
+    """The money cannot move as asked (funds, limits, risk, refundable amount): 402."""
+
+
+class NotPermitted(DomainError):
+    """The merchant may not do this (suspended, method not allowed): 403."""
+
+
+class Conflicting(DomainError):
+    """The object's state or an earlier request conflicts (status, duplicate, in use): 409."""
+
+
+# ---------------------------------------------------------------- errors of no single domain
+
+
+class IllegalTransition(Conflicting):
     code = "illegal_transition"
 
     def __init__(self, kind: str, status: str, event: str) -> None:
@@ -19,7 +54,7 @@ class IllegalTransition(PaymentRuleError):
         self.event = event
 
 
-class NotFound(PaymentRuleError):
+class NotFound(Absent):
     code = "resource_missing"
 
     def __init__(self, kind: str, object_id: str, param: str | None = None) -> None:
@@ -29,7 +64,7 @@ class NotFound(PaymentRuleError):
         self.param = param
 
 
-class DuplicateOrder(PaymentRuleError):
+class DuplicateOrder(Conflicting):
     """A merchant order/refund/topup number or customer external id was used before."""
 
     code = "duplicate_order"
@@ -41,45 +76,11 @@ class DuplicateOrder(PaymentRuleError):
         self.existing_id = existing_id
 
 
-class RefundExceedsPayment(PaymentRuleError):
-    code = "refund_exceeds_payment"
-
-    def __init__(self, payment_id: str, amount: int, refundable: int) -> None:
-        super().__init__(f"refund of {amount} exceeds the {refundable} still refundable on {payment_id}")
-        self.payment_id = payment_id
-        self.amount = amount
-        self.refundable = refundable
 
 
-class PaymentNotRefundable(PaymentRuleError):
-    code = "payment_not_refundable"
-
-    def __init__(self, payment_id: str, status: str) -> None:
-        super().__init__(f"payment {payment_id} is {status}; only succeeded payments can be refunded")
-        self.payment_id = payment_id
-        self.status = status
 
 
-class UnsupportedCurrency(PaymentRuleError):
-    code = "unsupported_currency"
-
-    def __init__(self, currency: str, param: str = "currency") -> None:
-        super().__init__(f"currency {currency!r} is not supported for this merchant")
-        self.currency = currency
-        self.param = param
-
-
-class PaymentCurrencyMismatch(PaymentRuleError):
-    code = "currency_mismatch"
-
-    def __init__(self, expected: str, got: str, param: str) -> None:
-        super().__init__(f"currency {got} does not match {expected}")
-        self.expected = expected
-        self.got = got
-        self.param = param
-
-
-class InvalidRequest(PaymentRuleError):
+class InvalidRequest(BadInput):
     """The request is well-formed but a field is not acceptable (names the field)."""
 
     code = "parameter_invalid"
@@ -89,7 +90,7 @@ class InvalidRequest(PaymentRuleError):
         self.param = param
 
 
-class IdempotencyInFlight(PaymentRuleError):
+class IdempotencyInFlight(DomainError):
     code = "idempotency_key_in_use"
 
     def __init__(self, key: str) -> None:
@@ -97,7 +98,7 @@ class IdempotencyInFlight(PaymentRuleError):
         self.key = key
 
 
-class IdempotencyMismatch(PaymentRuleError):
+class IdempotencyMismatch(DomainError):
     code = "idempotency_key_reused"
 
     def __init__(self, key: str) -> None:
@@ -105,7 +106,7 @@ class IdempotencyMismatch(PaymentRuleError):
         self.key = key
 
 
-class IdempotencyKeyTaken(PaymentRuleError):
+class IdempotencyKeyTaken(DomainError):
     """A folded claim found the key held (done, running, or another body): the caller looks at it."""
 
     code = "idempotency_key_taken"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.gateway.specs import ChannelSpec, parse_channel_specs
+from engine.channel_specs import ChannelSpec, parse_channel_specs
 
 PREFIX = "PAYENGINE_"
 

@@ -69,8 +69,7 @@ def _run(settings: Settings, body: Callable[[_Env], Awaitable[int]]) -> int:
 
 
 def cmd_day_end(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.dayend.flow import DayEndError, run_day_end
-    from engine.dayend.handlers import day_end_options
+    from engine.dayend.flow import DayEndError, day_end_options, run_day_end
     from engine.dayend.store import DayEndRow
 
     async def body(env: _Env) -> int:

@@ -14,21 +14,19 @@ import asyncpg
 from accounts.model import AccountId, AccountKind, OverdraftRule
 from accounts.rules import build_entry
 from engine.booking import Booker
-from engine.customers.store import (
-    MerchantRecord,
-    ensure_account,
-    ensure_platform_accounts,
-    get_customer,
-    get_merchant,
-    insert_customer,
-    insert_merchant,
-    insert_topup,
-)
+from engine.customers.store import get_customer, insert_customer, insert_topup
 from engine.errors import DuplicateOrder
 from engine.http.auth import derive_secret
 from engine.keys import ACCOUNT, new_id
+from engine.merchants.pricing import Pricing
+from engine.merchants.store import (
+    MerchantRecord,
+    ensure_account,
+    ensure_platform_accounts,
+    get_merchant,
+    insert_merchant,
+)
 from engine.migrate import migrate
-from engine.payments.pricing import Pricing
 from engine.settings import Settings
 from engine.txn_no import NodeLease, TxnNoGenerator
 

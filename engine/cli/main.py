@@ -56,7 +56,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.server import serve
+    from engine.cli.serve import serve
 
     if args.workers:
         settings = settings.replace(workers=args.workers)
@@ -66,13 +66,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.gateway.process import run_gateway
+    from engine.cli.gateway import run_gateway
 
     return run_gateway(settings)
 
 
 def cmd_webhooks(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.webhooks.wiring import run_webhooks
+    from engine.cli.webhooks import run_webhooks
 
     return run_webhooks(settings)
 

@@ -25,9 +25,9 @@ from accounts.model import AccountId
 from engine.booking import Booker
 from engine.cli.result import print_result
 from engine.controls.gate import ControlGate
-from engine.customers.store import ensure_platform_accounts
 from engine.db import create_pool, ensure_servers
 from engine.keys import ACCOUNT, new_id
+from engine.merchants.store import ensure_platform_accounts
 from engine.migrate import migrate
 from engine.payouts import holds
 from engine.payouts import wire as pw

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from engine.errors import Absent, Declined, DomainError, Unprocessable
 
-class ControlError(Exception):
+
+class ControlError(DomainError):
     """Base of every refusal by the limits and risk gate."""
 
     code = "control_error"
 
 
-class LimitExceeded(ControlError):
+class LimitExceeded(ControlError, Declined):
     """The attempt would take a limit past its maximum (nothing was counted)."""
 
     code = "limit_exceeded"
@@ -32,7 +34,7 @@ class LimitExceeded(ControlError):
                 "currency": self.currency, "limit": self.limit, "used": self.used, "attempted": self.attempted}
 
 
-class RiskDeclined(ControlError):
+class RiskDeclined(ControlError, Declined):
     """A risk rule decided 'deny' (nothing was counted against limits)."""
 
     code = "risk_declined"
@@ -47,7 +49,7 @@ class RiskDeclined(ControlError):
         return {"rule": self.rule, "kind": self.kind, "reason": self.reason}
 
 
-class InvalidControl(ControlError):
+class InvalidControl(ControlError, Unprocessable):
     """A malformed limit or rule definition from the admin API (422; nothing stored)."""
 
     code = "invalid_control"
@@ -57,7 +59,7 @@ class InvalidControl(ControlError):
         self.param = param
 
 
-class ControlNotFound(ControlError):
+class ControlNotFound(ControlError, Absent):
     code = "resource_missing"
 
     def __init__(self, kind: str, object_id: str) -> None:

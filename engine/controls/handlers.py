@@ -22,17 +22,19 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from engine.bootstrap import GATE, POOL
 from engine.controls import store
+from engine.controls import wire as controls_wire
 from engine.controls import wire as cw
 from engine.controls.errors import ControlNotFound, InvalidControl
 from engine.controls.limits import LimitRule, effective_rules, validate_rules
 from engine.controls.risk import RiskRule, validate_definition
-from engine.http.middleware import RAW_BODY
 from engine.instruments import instrument_digits
+from engine.services import services_of
 from engine.web.decoding import decode_body
 from engine.web.errors import ApiError
 from engine.web.idempotency import json_response
+from engine.web.request import RAW_BODY
+from engine.web.route import CONTROL_WRITE_ERRORS, RouteSpec
 
 T = TypeVar("T")
 RULE_PREFIX = "rr_"
@@ -62,20 +64,20 @@ def _rules(specs: list[cw.LimitSpec]) -> list[LimitRule]:
 
 
 async def _limits_of(request: web.Request, merchant_id: str) -> list[LimitRule]:
-    async with request.app[POOL].acquire() as conn:
+    async with services_of(request).pool.acquire() as conn:
         return [r for m, r in await store.list_limit_rules(conn) if m == merchant_id]
 
 
 async def _require_merchant(request: web.Request, merchant_id: str) -> None:
-    async with request.app[POOL].acquire() as conn:
+    async with services_of(request).pool.acquire() as conn:
         if not await store.merchant_exists(conn, merchant_id):
             raise ControlNotFound("merchant", merchant_id)
 
 
 async def _replace(request: web.Request, merchant_id: str, rules: list[LimitRule]) -> None:
-    async with request.app[POOL].acquire() as conn, conn.transaction():
+    async with services_of(request).pool.acquire() as conn, conn.transaction():
         await store.replace_limit_rules(conn, merchant_id, rules)
-    request.app[GATE].config.invalidate()
+    services_of(request).gate.config.invalidate()
 
 
 async def get_global_limits(request: web.Request) -> web.Response:
@@ -89,7 +91,7 @@ async def put_global_limits(request: web.Request) -> web.Response:
 
 
 async def _merchant_view(request: web.Request, merchant_id: str) -> cw.MerchantLimitsView:
-    async with request.app[POOL].acquire() as conn:
+    async with services_of(request).pool.acquire() as conn:
         rows = await store.list_limit_rules(conn)
     own = [r for m, r in rows if m == merchant_id]
     defaults = [r for m, r in rows if m == ""]
@@ -123,13 +125,13 @@ def _rule_view(rule: RiskRule) -> cw.RiskRuleView:
 
 
 async def list_rules(request: web.Request) -> web.Response:
-    async with request.app[POOL].acquire() as conn:
+    async with services_of(request).pool.acquire() as conn:
         rules = await store.list_risk_rules(conn)
     return _ok(cw.RiskRuleList([_rule_view(r) for r in rules]))
 
 
 async def get_rule(request: web.Request) -> web.Response:
-    async with request.app[POOL].acquire() as conn:
+    async with services_of(request).pool.acquire() as conn:
         rule = await store.get_risk_rule(conn, request.match_info["id"])
     if rule is None:
         raise ControlNotFound("risk rule", request.match_info["id"])
@@ -138,12 +140,12 @@ async def get_rule(request: web.Request) -> web.Response:
 
 async def _save_rule(request: web.Request, rule_id: str, create: bool) -> web.Response:
     rule = _risk_rule(rule_id, _decode(request, cw.RiskRuleSpec))
-    async with request.app[POOL].acquire() as conn, conn.transaction():
+    async with services_of(request).pool.acquire() as conn, conn.transaction():
         if rule.merchant_id is not None and not await store.merchant_exists(conn, rule.merchant_id):
             raise InvalidControl("merchant_id", f"no such merchant: {rule.merchant_id}")
         if not await store.upsert_risk_rule(conn, rule, create):
             raise ControlNotFound("risk rule", rule_id)
-    request.app[GATE].config.invalidate()
+    services_of(request).gate.config.invalidate()
     return _ok(_rule_view(rule), 201 if create else 200)
 
 
@@ -157,10 +159,10 @@ async def update_rule(request: web.Request) -> web.Response:
 
 async def delete_rule(request: web.Request) -> web.Response:
     rule_id = request.match_info["id"]
-    async with request.app[POOL].acquire() as conn, conn.transaction():
+    async with services_of(request).pool.acquire() as conn, conn.transaction():
         if not await store.delete_risk_rule(conn, rule_id):
             raise ControlNotFound("risk rule", rule_id)
-    request.app[GATE].config.invalidate()
+    services_of(request).gate.config.invalidate()
     return _ok(cw.Deleted(rule_id, True))
 
 
@@ -174,9 +176,9 @@ def _entry(request: web.Request) -> tuple[cw.BlocklistEntry, str | None]:
     if not 1 <= len(entry.value) <= 200:
         raise InvalidControl("value", "value must be 1-200 characters")
     if entry.list == "customer":
-        return entry, request.app[GATE].digest(entry.list, entry.value)
+        return entry, services_of(request).gate.digest(entry.list, entry.value)
     digits = instrument_digits(entry.value)
-    return entry, request.app[GATE].digest(entry.list, digits) if digits is not None else None
+    return entry, services_of(request).gate.digest(entry.list, digits) if digits is not None else None
 
 
 async def add_blocked(request: web.Request) -> web.Response:
@@ -184,9 +186,9 @@ async def add_blocked(request: web.Request) -> web.Response:
     if digest is None:
         raise InvalidControl("value", "an instrument must be a card or bank account number: digits, "
                                       "optionally grouped with spaces or dashes")
-    async with request.app[POOL].acquire() as conn, conn.transaction():
+    async with services_of(request).pool.acquire() as conn, conn.transaction():
         await store.add_blocklist(conn, entry.list, digest, entry.reason)
-    request.app[GATE].config.invalidate()
+    services_of(request).gate.config.invalidate()
     return _ok(cw.BlocklistView(entry.list, digest, entry.reason), 201)
 
 
@@ -194,12 +196,12 @@ async def remove_blocked(request: web.Request) -> web.Response:
     """Removes the entry for the value; for an instrument also an entry added before numbers were
     normalised, which was hashed exactly as typed (it never matched a payout, and only this finds it)."""
     entry, digest = _entry(request)
-    candidates = [d for d in (digest, request.app[GATE].digest(entry.list, entry.value)) if d is not None]
-    async with request.app[POOL].acquire() as conn, conn.transaction():
+    candidates = [d for d in (digest, services_of(request).gate.digest(entry.list, entry.value)) if d is not None]
+    async with services_of(request).pool.acquire() as conn, conn.transaction():
         removed = await store.remove_blocklist(conn, entry.list, candidates)
     if removed is None:
         raise ControlNotFound("blocklist entry", f"{entry.list}:{candidates[0][:12]}")
-    request.app[GATE].config.invalidate()
+    services_of(request).gate.config.invalidate()
     return _ok(cw.BlocklistView(entry.list, removed, None, deleted=True))
 
 
@@ -215,7 +217,7 @@ def controls_handler(kind: str) -> Callable[[web.Request], Awaitable[web.Respons
 
     async def get_controls(request: web.Request) -> web.Response:
         object_id = request.match_info["id"]
-        async with request.app[POOL].acquire() as conn:
+        async with services_of(request).pool.acquire() as conn:
             exists, controls = await store.read_controls(conn, kind, object_id)
         if not exists:
             raise ControlNotFound(kind, object_id)
@@ -227,3 +229,47 @@ def controls_handler(kind: str) -> Callable[[web.Request], Awaitable[web.Respons
 get_payment_controls = controls_handler("payment")
 get_transfer_controls = controls_handler("transfer")
 get_payout_controls = controls_handler("payout")
+
+
+# The writes change what every merchant's payments meet: tests/api/test_openapi_fuzz.py fuzzes them only
+# against a private server of their own.
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("GET", "/admin/limits", get_global_limits, "The global default limits",
+              controls_wire.LimitSetView, errors=(401,), auth="admin"),
+    RouteSpec("PUT", "/admin/limits", put_global_limits,
+              "Replace the global default limits (applied at once)", controls_wire.LimitSetView, 200,
+              controls_wire.PutLimits, errors=CONTROL_WRITE_ERRORS, auth="admin"),
+    RouteSpec("GET", "/admin/merchants/{id}/limits", get_merchant_limits,
+              "A merchant's limit overrides and its effective limits", controls_wire.MerchantLimitsView,
+              errors=(401, 404), auth="admin"),
+    RouteSpec("PUT", "/admin/merchants/{id}/limits", put_merchant_limits,
+              "Replace a merchant's limit overrides", controls_wire.MerchantLimitsView, 200, controls_wire.PutLimits,
+              errors=(*CONTROL_WRITE_ERRORS, 404), auth="admin"),
+    RouteSpec("GET", "/admin/risk/rules", list_rules, "Every risk rule", controls_wire.RiskRuleList,
+              errors=(401,), auth="admin"),
+    RouteSpec("POST", "/admin/risk/rules", create_rule,
+              "Create a risk rule (velocity, amount_anomaly, blocklist)", controls_wire.RiskRuleView, 201,
+              controls_wire.RiskRuleSpec, errors=CONTROL_WRITE_ERRORS, auth="admin"),
+    RouteSpec("GET", "/admin/risk/rules/{id}", get_rule, "One risk rule", controls_wire.RiskRuleView,
+              errors=(401, 404), auth="admin"),
+    RouteSpec("PUT", "/admin/risk/rules/{id}", update_rule, "Replace a risk rule's definition",
+              controls_wire.RiskRuleView, 200, controls_wire.RiskRuleSpec, errors=(*CONTROL_WRITE_ERRORS, 404),
+              auth="admin"),
+    RouteSpec("DELETE", "/admin/risk/rules/{id}", delete_rule, "Delete a risk rule",
+              controls_wire.Deleted, errors=(401, 404), auth="admin"),
+    RouteSpec("POST", "/admin/risk/blocklist", add_blocked,
+              "Block a customer or instrument (only its keyed hash is stored)", controls_wire.BlocklistView, 201,
+              controls_wire.BlocklistEntry, errors=CONTROL_WRITE_ERRORS, auth="admin"),
+    RouteSpec("DELETE", "/admin/risk/blocklist", remove_blocked, "Unblock a customer or instrument",
+              controls_wire.BlocklistView, 200, controls_wire.BlocklistEntry,
+              errors=(*CONTROL_WRITE_ERRORS, 404), auth="admin"),
+    RouteSpec("GET", "/admin/payments/{id}/controls", get_payment_controls,
+              "The risk decisions and limits recorded with a payment", controls_wire.PaymentControlsView,
+              errors=(401, 404), auth="admin"),
+    RouteSpec("GET", "/admin/transfers/{id}/controls", get_transfer_controls,
+              "The risk decisions and limits recorded with a transfer", controls_wire.TransferControlsView,
+              errors=(401, 404), auth="admin"),
+    RouteSpec("GET", "/admin/payouts/{id}/controls", get_payout_controls,
+              "The risk decisions and limits recorded with a payout", controls_wire.PayoutControlsView,
+              errors=(401, 404), auth="admin"),
+)

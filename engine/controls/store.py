@@ -383,3 +383,36 @@ async def read_controls(conn: Conn, kind: str, object_id: str) -> tuple[bool, di
     if row is None:
         return False, None
     return True, None if row["record"] is None else dict(json.loads(row["record"]))
+
+
+# ---------------------------------------------------------------- limit usage owed back (usage_release.py)
+
+async def usage_owed(conn: Conn, movement_id: str) -> str | None:
+    """The admission whose usage the payment or payout still owes back, if any."""
+    admission: str | None = await conn.fetchval(
+        "SELECT admission_id FROM usage_releases WHERE movement_id = $1", movement_id)
+    return admission
+
+
+async def lock_usage_owed(conn: Conn, grace_s: float, limit: int) -> list[tuple[str, str]]:
+    """(payment or payout id, admission id) owed longer than ``grace_s``, oldest first, locked for the caller's
+    transaction; rows another process holds are skipped, not waited for."""
+    rows = await conn.fetch(
+        "SELECT movement_id, admission_id FROM usage_releases WHERE owed_since <= now() - make_interval(secs => $1)"
+        " ORDER BY owed_since LIMIT $2 FOR UPDATE SKIP LOCKED", float(grace_s), limit)
+    return [(r["movement_id"], r["admission_id"]) for r in rows]
+
+
+async def settle_usage_owed(conn: Conn, movement_ids: list[str]) -> None:
+    """The usage of these payments or payouts was given back: nothing owed any more."""
+    await conn.execute("DELETE FROM usage_releases WHERE movement_id = ANY($1::text[])", movement_ids)
+
+
+# A payment that ends without money, or a payout that failed, owes its limit usage back
+# (engine/controls/usage_release.py): the owed row goes in with the transition. Needs a CTE ``p`` returning the moved
+# payment's or payout's ``id`` and ``admission`` (the gate's admission id from ``payments.controls`` or
+# ``payouts.risk``, NULL when nothing was counted or nothing is owed).
+USAGE_OWED = """usage_owed AS (
+    INSERT INTO usage_releases (movement_id, admission_id) SELECT id, admission FROM p WHERE admission IS NOT NULL
+    ON CONFLICT (movement_id) DO NOTHING
+)"""

@@ -29,15 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
-from aiohttp import web
 from prometheus_client import Counter
 
-from engine.background import background
-from engine.bootstrap import GATE, POOL, SETTINGS
-from engine.payments.store import lock_usage_owed, settle_usage_owed, usage_owed
+from engine.controls.store import lock_usage_owed, settle_usage_owed, usage_owed
+from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +50,6 @@ RELEASED = Counter("payengine_payment_usage_released_total",
 RELEASE_FAILURES = Counter("payengine_payment_usage_release_failures_total",
                            "Releases of a payment's or payout's limit usage that failed and stay owed, by path",
                            ["path"])
-
-
-def release_by_gate(app: web.Application, *, by_reset: bool = False) -> ReleaseAdmission:
-    """Release through the app's control gate, looked up at call time (its context starts after the API's,
-    the gateway's and the expiry worker's). LookupError in a process without one. ``by_reset`` for retries
-    (``ControlGate.release_admission``)."""
-    async def release(admission_id: str) -> bool:
-        gate = app.get(GATE)
-        if gate is None:
-            raise LookupError("no control gate in this process")
-        return await gate.release_admission(admission_id, by_reset=by_reset)
-
-    return release
 
 
 async def release_now(pool: asyncpg.Pool, release: ReleaseAdmission | None, movement_id: str) -> bool:
@@ -120,22 +105,13 @@ async def release_owed(pool: asyncpg.Pool, release: ReleaseAdmission, grace_s: f
     return len(settled)
 
 
-async def _release_loop(app: web.Application) -> None:
-    settings = app[SETTINGS]
-    release = release_by_gate(app, by_reset=True)  # a retry: an earlier attempt may have decremented already
+async def release_loop(pool: asyncpg.Pool, settings: Settings, release_by_reset: ReleaseAdmission) -> None:
+    """Every USAGE_RELEASE_INTERVAL_S, one ``release_owed`` pass. Releases by reset: an earlier attempt may
+    have decremented the counters already."""
     while True:
         await asyncio.sleep(settings.usage_release_interval_s)
         try:
-            await release_owed(app[POOL], release, settings.usage_release_grace_s, settings.usage_release_batch_max)
+            await release_owed(pool, release_by_reset, settings.usage_release_grace_s,
+                               settings.usage_release_batch_max)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # the loop survives a database blip
             log.warning("releasing owed limit usage failed; will retry", exc_info=True)
-
-
-async def _usage_release_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with background(("usage-release", _release_loop(app))):
-        yield
-
-
-def setup_usage_release(app: web.Application) -> None:
-    """The loop that gives back owed usage, in a process that runs the control gate (after its context)."""
-    app.cleanup_ctx.append(_usage_release_ctx)

@@ -10,36 +10,38 @@ from accounts.model import Account
 from accounts.rules import build_entry
 from accounts.store import Conn, accounts_of_owner, get_account, pending_net, statement
 from engine.booking import Booker
-from engine.customers.store import MerchantRecord, get_customer, insert_customer, insert_topup
-from engine.errors import NotFound, UnsupportedCurrency
+from engine.customers import wire as customer_wire
+from engine.customers.store import get_customer, insert_customer, insert_topup
+from engine.errors import NotFound
+from engine.idempotency.records import IdemSlot, Outcome
 from engine.keys import ACCOUNT, CUSTOMER, TOPUP, new_id
-from engine.payments import wire
-from engine.payments.flow import IdemSlot, Outcome
-from engine.services import ApiContext
+from engine.merchants.store import MerchantRecord
+from engine.payments.errors import UnsupportedCurrency
+from engine.services import Services
 
 
-async def create_customer(ctx: ApiContext, merchant: MerchantRecord, req: wire.CreateCustomer,
+async def create_customer(ctx: Services, merchant: MerchantRecord, req: customer_wire.CreateCustomer,
                           slot: IdemSlot | None, now: datetime) -> Outcome:
     if req.currency not in ctx.settings.currencies:
         raise UnsupportedCurrency(req.currency)
     async with ctx.pool.acquire() as conn, conn.transaction():
         c = await insert_customer(conn, new_id(CUSTOMER), merchant.id, req.external_id, req.currency,
                                   new_id(ACCOUNT), now)
-    view = wire.Customer(c.id, c.external_id, c.currency, c.wallet_account_id, c.balance_minor, c.created_at)
+    view = customer_wire.Customer(c.id, c.external_id, c.currency, c.wallet_account_id, c.balance_minor, c.created_at)
     return Outcome(201, msgspec.json.encode(view), False)
 
 
-async def get_customer_view(ctx: ApiContext, merchant: MerchantRecord, customer_id: str) -> wire.Customer:
+async def get_customer_view(ctx: Services, merchant: MerchantRecord, customer_id: str) -> customer_wire.Customer:
     async with ctx.pool.acquire() as conn:
         c = await get_customer(conn, merchant.id, customer_id)
     if c is None:
         raise NotFound("customer", customer_id)
-    return wire.Customer(c.id, c.external_id, c.currency, c.wallet_account_id, c.balance_minor, c.created_at,
+    return customer_wire.Customer(c.id, c.external_id, c.currency, c.wallet_account_id, c.balance_minor, c.created_at,
                          c.frozen_minor)
 
 
-async def create_topup(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, customer_id: str,
-                       req: wire.CreateTopup, slot: IdemSlot | None, now: datetime) -> Outcome:
+async def create_topup(ctx: Services, booker: Booker, merchant: MerchantRecord, customer_id: str,
+                       req: customer_wire.CreateTopup, slot: IdemSlot | None, now: datetime) -> Outcome:
     """Credit the wallet from the platform's channel receivable (TOPUP), in one transaction."""
     async with ctx.pool.acquire() as conn:
         customer = await get_customer(conn, merchant.id, customer_id)
@@ -55,11 +57,11 @@ async def create_topup(ctx: ApiContext, booker: Booker, merchant: MerchantRecord
             {"channel_receivable": platform["channel_receivable"], "customer_wallet": customer.wallet_account_id},
             {"amount": req.amount}, ref=topup_id))
     balance = next(leg.balance_after for leg in posted.legs if leg.account_id == customer.wallet_account_id)
-    view = wire.Topup(topup_id, customer.id, req.topup_no, req.amount, txn_no, balance or 0, now)
+    view = customer_wire.Topup(topup_id, customer.id, req.topup_no, req.amount, txn_no, balance or 0, now)
     return Outcome(201, msgspec.json.encode(view), False)
 
 
-async def _account_view(conn: Conn, parent: Account, subs: list[Account]) -> wire.Account:
+async def _account_view(conn: Conn, parent: Account, subs: list[Account]) -> customer_wire.Account:
     """Call inside the snapshot the accounts were read in: a flush moves a leg from pending into the
     balance in one transaction, so balance and pending read in different snapshots could miss or
     double-count it."""
@@ -67,15 +69,15 @@ async def _account_view(conn: Conn, parent: Account, subs: list[Account]) -> wir
     balance = parent.balance_minor + sum(s.balance_minor for s in subs)
     pending = sum(pending_of.values())
     frozen = parent.frozen_minor + sum(s.frozen_minor for s in subs)
-    return wire.Account(
+    return customer_wire.Account(
         parent.id, parent.role, parent.currency, parent.hot, balance, pending, balance + pending, balance - frozen,
-        [wire.SubAccount(s.id, s.sub_index or 0, s.balance_minor, pending_of[s.id]) for s in subs])
+        [customer_wire.SubAccount(s.id, s.sub_index or 0, s.balance_minor, pending_of[s.id]) for s in subs])
 
 
-async def list_accounts(ctx: ApiContext, merchant: MerchantRecord) -> wire.AccountList:
+async def list_accounts(ctx: Services, merchant: MerchantRecord) -> customer_wire.AccountList:
     async with ctx.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         owned = await accounts_of_owner(conn, merchant.id)
-        return wire.AccountList([await _account_view(conn, p, [a for a in owned if a.parent_id == p.id])
+        return customer_wire.AccountList([await _account_view(conn, p, [a for a in owned if a.parent_id == p.id])
                                  for p in owned if p.parent_id is None])
 
 
@@ -86,24 +88,24 @@ def _owned(account: Account | None, merchant: MerchantRecord, account_id: str) -
     return account
 
 
-async def _own_account(ctx: ApiContext, merchant: MerchantRecord, account_id: str) -> Account:
+async def _own_account(ctx: Services, merchant: MerchantRecord, account_id: str) -> Account:
     async with ctx.pool.acquire() as conn:
         return _owned(await get_account(conn, account_id), merchant, account_id)
 
 
-async def get_account_view(ctx: ApiContext, merchant: MerchantRecord, account_id: str) -> wire.Account:
+async def get_account_view(ctx: Services, merchant: MerchantRecord, account_id: str) -> customer_wire.Account:
     async with ctx.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         account = _owned(await get_account(conn, account_id), merchant, account_id)
         subs = [a for a in await accounts_of_owner(conn, merchant.id) if a.parent_id == account.id]
         return await _account_view(conn, account, subs)
 
 
-async def account_statement(ctx: ApiContext, merchant: MerchantRecord, account_id: str,
-                            q: wire.StatementQuery) -> wire.Statement:
+async def account_statement(ctx: Services, merchant: MerchantRecord, account_id: str,
+                            q: customer_wire.StatementQuery) -> customer_wire.Statement:
     await _own_account(ctx, merchant, account_id)
     async with ctx.pool.acquire() as conn:
         lines = await statement(conn, account_id, q.limit + 1, q.starting_after)
-    data = [wire.StatementLine(s.seq, s.txn_no, s.txn_code, s.side.value, s.amount_minor,
+    data = [customer_wire.StatementLine(s.seq, s.txn_no, s.txn_code, s.side.value, s.amount_minor,
                                s.delta, s.balance_after, s.accounting_date.isoformat(), s.applied_at)
             for s in lines[: q.limit]]
-    return wire.Statement(account_id, data, len(lines) > q.limit)
+    return customer_wire.Statement(account_id, data, len(lines) > q.limit)

@@ -21,6 +21,7 @@ import asyncpg
 from engine.dayend import store
 from engine.dayend.calendar import AccountingCalendar, read_open_date
 from engine.dayend.partitions import DAYS_AHEAD_DEFAULT, prepare_partitions
+from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -211,3 +212,10 @@ async def _run_locked(conn: asyncpg.Connection, day: date | None, opts: DayEndOp
     assert final is not None
     opts.progress("finished", {"accounting_date": day.isoformat(), "status": final.status, "error": final.error})
     return final
+
+
+def day_end_options(settings: Settings, **overrides: Any) -> DayEndOptions:
+    return DayEndOptions(drain_timeout_s=settings.dayend_drain_timeout_s,
+                         poll_interval_s=settings.dayend_poll_ms / 1000,
+                         switch_lock_timeout_ms=settings.dayend_switch_lock_timeout_ms,
+                         pause_at=settings.dayend_pause_at, **overrides)

@@ -1,4 +1,4 @@
-"""Admin routes of the accounting day: day-end, reconciliations, settlements; and the app's calendar.
+"""Admin routes of the accounting day: day-end, reconciliations, settlements.
 
     POST /admin/day-end {"date"?}                      close the open date (or the named one)
     GET  /admin/day-end/{date}                         that day's run and report
@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from typing import Any
 
 import msgspec
@@ -25,19 +24,14 @@ import orjson
 from aiohttp import web
 
 from channels.errors import ChannelError
-from engine.bootstrap import BOOKER, POOL, SETTINGS, TXN_NOS
 from engine.dayend import store as dayend_store
-from engine.dayend.calendar import AccountingCalendar, running_calendar
-from engine.dayend.flow import DayEndError, DayEndOptions, run_day_end
-from engine.dayend.schedule import DayEndScheduler
-from engine.gateway.notify import GATEWAY
+from engine.dayend.flow import DayEndError, day_end_options, run_day_end
 from engine.recon import store as recon_store
 from engine.recon.flow import DayStillOpen, ReconRunning, UnknownChannel, reconcile
-from engine.settings import Settings
+from engine.services import services_of
 from engine.settlement import store as settlement_store
 from engine.settlement.flow import SettlementError, settle
 
-CALENDAR = web.AppKey("accounting_calendar", AccountingCalendar)
 EXCEPTIONS_LISTED_MAX = 1000
 
 
@@ -63,11 +57,6 @@ class ResolveRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     note: str
 
 
-def current_accounting_date(app: web.Application) -> date:
-    """The open accounting date for stamping journal entries (cached; the database has the last word)."""
-    return app[CALENDAR].current()
-
-
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
@@ -78,7 +67,7 @@ def _error(status: int, type_: str, code: str, message: str, param: str | None =
 
 def _authorized(request: web.Request) -> bool:
     given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {request.app[SETTINGS].admin_token}".encode())
+    return hmac.compare_digest(given.encode(), f"Bearer {services_of(request).settings.admin_token}".encode())
 
 
 async def _body(request: web.Request, type_: type[Any]) -> Any:
@@ -101,13 +90,6 @@ def _guard(handler: Any) -> Any:
     return wrapped
 
 
-def day_end_options(settings: Settings, **overrides: Any) -> DayEndOptions:
-    return DayEndOptions(drain_timeout_s=settings.dayend_drain_timeout_s,
-                         poll_interval_s=settings.dayend_poll_ms / 1000,
-                         switch_lock_timeout_ms=settings.dayend_switch_lock_timeout_ms,
-                         pause_at=settings.dayend_pause_at, **overrides)
-
-
 def _day_end_json(row: dayend_store.DayEndRow) -> dict[str, Any]:
     return {"accounting_date": row.accounting_date.isoformat(), "status": row.status, "step": row.step,
             "attempts": row.attempts, "started_at": row.started_at.isoformat(),
@@ -117,9 +99,9 @@ def _day_end_json(row: dayend_store.DayEndRow) -> dict[str, Any]:
 
 async def post_day_end(request: web.Request) -> web.Response:
     req = await _body(request, DayEndRequest)
-    app = request.app
+    svc = services_of(request)
     try:
-        row = await asyncio.shield(run_day_end(app[POOL], req.date, day_end_options(app[SETTINGS]), app[CALENDAR]))
+        row = await asyncio.shield(run_day_end(svc.pool, req.date, day_end_options(svc.settings), svc.calendar))
     except DayEndError as exc:
         return _error(409, "conflict_error", getattr(exc, "code", "day_end_error"), str(exc))
     return _json(_day_end_json(row), 200 if row.status == "done" else 422)
@@ -130,7 +112,7 @@ async def get_day_end(request: web.Request) -> web.Response:
         day = date.fromisoformat(request.match_info["date"])
     except ValueError:
         return _error(400, "invalid_request_error", "invalid_date", "date must be YYYY-MM-DD", "date")
-    async with request.app[POOL].acquire() as conn:
+    async with services_of(request).pool.acquire() as conn:
         row = await dayend_store.get_day_end(conn, day)
     if row is None:
         return _error(404, "invalid_request_error", "not_found", f"no day-end for {day}")
@@ -138,7 +120,7 @@ async def get_day_end(request: web.Request) -> web.Response:
 
 
 async def _recon_json(request: web.Request, run_id: str) -> dict[str, Any] | None:
-    async with request.app[POOL].acquire() as conn:
+    async with services_of(request).pool.acquire() as conn:
         run = await recon_store.get_run(conn, run_id)
         if run is None:
             return None
@@ -155,7 +137,7 @@ async def _recon_json(request: web.Request, run_id: str) -> dict[str, Any] | Non
 async def post_reconciliation(request: web.Request) -> web.Response:
     req = await _body(request, ReconRequest)
     try:
-        run = await asyncio.shield(reconcile(request.app[GATEWAY], req.channel, req.date))
+        run = await asyncio.shield(reconcile(services_of(request).gateway, req.channel, req.date))
     except UnknownChannel as exc:
         return _error(400, "invalid_request_error", "unknown_channel", str(exc), "channel")
     except (DayStillOpen, ReconRunning) as exc:
@@ -181,7 +163,7 @@ async def post_resolve_item(request: web.Request) -> web.Response:
         item_id = int(request.match_info["id"])
     except ValueError:
         return _error(404, "invalid_request_error", "not_found", "no such item")
-    async with request.app[POOL].acquire() as conn:
+    async with services_of(request).pool.acquire() as conn:
         moved = await conn.fetchval(
             "UPDATE recon_items SET state = 'resolved', note = $2, updated_at = now() WHERE id = $1 AND state = 'open'"
             " RETURNING id", item_id, req.note)
@@ -192,10 +174,10 @@ async def post_resolve_item(request: web.Request) -> web.Response:
 
 async def post_settlement(request: web.Request) -> web.Response:
     req = await _body(request, SettleRequest)
-    app = request.app
-    txn_nos, calendar = app[TXN_NOS], app[CALENDAR]
+    svc = services_of(request)
+    txn_nos, calendar = svc.txn_nos, svc.calendar
     try:
-        result = await asyncio.shield(settle(app[POOL], app[BOOKER], req.date, lambda: txn_nos.next(datetime.now(UTC)),
+        result = await asyncio.shield(settle(svc.pool, svc.booker, req.date, lambda: txn_nos.next(datetime.now(UTC)),
                                              calendar.current, req.merchant_id))
     except SettlementError as exc:
         return _error(409, "conflict_error", getattr(exc, "code", "settlement_error"), str(exc))
@@ -207,7 +189,7 @@ async def get_settlements(request: web.Request) -> web.Response:
         day = date.fromisoformat(request.query.get("date", ""))
     except ValueError:
         return _error(400, "invalid_request_error", "invalid_date", "date=YYYY-MM-DD is required", "date")
-    async with request.app[POOL].acquire() as conn:
+    async with services_of(request).pool.acquire() as conn:
         batches = await settlement_store.batches_of(conn, day, request.query.get("merchant_id"))
     return _json({"settle_date": day.isoformat(), "batches": [b.to_dict() for b in batches]})
 
@@ -217,34 +199,14 @@ async def put_cycle(request: web.Request) -> web.Response:
     if not 0 <= req.cycle_days <= 30:
         return _error(400, "invalid_request_error", "invalid_cycle", "cycle_days must be 0..30", "cycle_days")
     merchant_id = request.match_info["id"]
-    async with request.app[POOL].acquire() as conn:
+    async with services_of(request).pool.acquire() as conn:
         if not await conn.fetchval("SELECT 1 FROM merchants WHERE id = $1", merchant_id):
             return _error(404, "invalid_request_error", "not_found", "no such merchant")
         await settlement_store.set_cycle(conn, merchant_id, req.cycle_days)
     return _json({"merchant_id": merchant_id, "cycle_days": req.cycle_days})
 
 
-async def _calendar_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    async with running_calendar(app[POOL], settings.accounting_date_refresh_ms / 1000) as calendar:
-        app[CALENDAR] = calendar
-        if settings.dayend_at == "off":
-            yield
-            return
-        hours, minutes = (int(x) for x in settings.dayend_at.split(":"))
-        scheduler = DayEndScheduler(app[POOL], time(hours, minutes), day_end_options(settings), calendar)
-        stop = asyncio.Event()
-        task = asyncio.create_task(scheduler.run(stop), name="dayend-scheduler")
-        try:
-            yield
-        finally:
-            stop.set()
-            await task
-
-
 def setup_accounting_admin(app: web.Application) -> None:
-    """Routes and the accounting calendar; call after the pool context is registered."""
-    app.cleanup_ctx.append(_calendar_ctx)
     routes = [
         ("POST", "/admin/day-end", post_day_end), ("GET", "/admin/day-end/{date}", get_day_end),
         ("POST", "/admin/reconciliations", post_reconciliation),

@@ -11,6 +11,6 @@ How it runs:
   `outcomes.apply_paid`; `refresh.refresh_payment` serves `GET /v1/payments/{id}?sync=true`.
 - Operators: `GET /admin/exceptions`, `POST /admin/exceptions/{id}/resolve`, `GET /admin/gateway`.
 
-Kept import-light on purpose: `engine.settings` imports `engine.gateway.specs`, so this package's
+Kept import-light on purpose: `engine.settings` imports `engine.channel_specs`, so this package's
 `__init__` must not pull in aiohttp apps or the database. `engine.gateway.wiring` plugs it into the app.
 """

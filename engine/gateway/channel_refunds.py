@@ -21,7 +21,7 @@ from channels.protocol import RefundRequest, RefundResult, RefundStatus
 from engine.gateway.context import Gateway
 from engine.gateway.jobs import Done, Failed, JobResult, Retry, backoff_s
 from engine.gateway.store import ClaimedJob, RefundWork, finish_refund, insert_outbox, refund_work
-from engine.payments.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
+from engine.merchants.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
 from engine.payments.states import RefundEvent
 from engine.payments.store import get_refund
 from engine.payments.views import refund_view

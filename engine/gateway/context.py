@@ -23,12 +23,12 @@ from channels.protocol import Channel, ChannelConfig, ChannelOrderStatus
 from channels.registry import build_channel
 from channels.routing import DEFAULT_QUALITY_POLICY, ChannelTraits, RouteRequest, quality_key, route_channels
 from engine.booking import Booker
+from engine.channel_specs import ChannelSpec
 from engine.controls.usage_release import ReleaseAdmission
-from engine.customers.store import ensure_platform_accounts
 from engine.gateway.health import ChannelHealth
 from engine.gateway.metrics import CHANNEL_CALLS, CHANNEL_LATENCY
-from engine.gateway.specs import ChannelSpec
 from engine.keys import ACCOUNT, new_id
+from engine.merchants.store import ensure_platform_accounts
 from engine.settings import Settings
 from engine.txn_no import TxnNoGenerator
 

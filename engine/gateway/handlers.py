@@ -16,8 +16,8 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
-from engine.gateway.notify import GATEWAY
 from engine.gateway.store import ExceptionRecord, list_exceptions, resolve_exception
+from engine.services import services_of
 
 LIST_LIMIT_MAX = 500
 
@@ -51,7 +51,7 @@ async def list_exceptions_handler(request: web.Request) -> web.Response:
         query = msgspec.convert(dict(request.query), ExceptionQuery, strict=False)
     except msgspec.ValidationError as error:
         return _bad_request(str(error))
-    gw = request.app[GATEWAY]
+    gw = services_of(request).gateway
     async with gw.pool.acquire() as conn:
         found = await list_exceptions(conn, query.status, query.kind, query.payment_id, query.limit)
     return _json({"data": [_view(r) for r in found]})
@@ -62,7 +62,7 @@ async def resolve_exception_handler(request: web.Request) -> web.Response:
         body = msgspec.json.decode(await request.read(), type=Resolve)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
         return _bad_request(str(error))
-    gw = request.app[GATEWAY]
+    gw = services_of(request).gateway
     async with gw.pool.acquire() as conn:
         resolved = await resolve_exception(conn, request.match_info["id"], body.resolution, datetime.now(UTC))
     if not resolved:
@@ -72,7 +72,7 @@ async def resolve_exception_handler(request: web.Request) -> web.Response:
 
 
 async def gateway_status_handler(request: web.Request) -> web.Response:
-    gw = request.app[GATEWAY]
+    gw = services_of(request).gateway
     health = gw.health.snapshot(time.monotonic())
     return _json({"channels": {name: health.get(name, {"breaker": "closed", "samples": 0}) for name in gw.channels}})
 

@@ -19,6 +19,7 @@ from engine.gateway.context import Gateway
 from engine.gateway.metrics import NOTIFIES
 from engine.gateway.outcomes import ChannelPaid, apply_paid
 from engine.gateway.store import NewException, record_exception
+from engine.services import services_of
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def _answer(answer: NotifyAnswer) -> web.Response:
 
 
 async def notify_handler(request: web.Request) -> web.Response:
-    gw = request.app[GATEWAY]
+    gw = services_of(request).gateway
     name = request.match_info["channel"]
     raw = await request.read()
     now = datetime.now(UTC)

@@ -32,7 +32,7 @@ from engine.gateway.store import (
     payment_facts,
     record_exception,
 )
-from engine.payments.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
+from engine.merchants.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
 
 log = logging.getLogger(__name__)
 

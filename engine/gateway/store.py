@@ -16,8 +16,8 @@ import asyncpg
 import msgspec
 
 from accounts.store import Conn
+from engine.controls.store import USAGE_OWED
 from engine.keys import EVENT, new_id
-from engine.payments.store import USAGE_OWED
 
 UNPAID = ("pending_voucher", "awaiting_payment")
 OPEN_ORDER_STATUSES = ("creating", "unknown", "created")
@@ -46,7 +46,7 @@ class PaymentFacts:
     expires_at: datetime
     voucher_id: str | None
     voucher_status: str | None
-    fee_collection: str = "deducted"  # engine.payments.pricing.COLLECTIONS
+    fee_collection: str = "deducted"  # engine.merchants.pricing.COLLECTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,7 +453,7 @@ class RefundWork:
     payment_amount: int
     channel: str | None  # where the payment was paid, from its channel order
     out_trade_no: str | None
-    fee_collection: str = "deducted"  # how the payment's fee was collected (engine.payments.pricing)
+    fee_collection: str = "deducted"  # how the payment's fee was collected (engine.merchants.pricing)
 
 
 async def refund_work(conn: Conn, refund_id: str) -> RefundWork | None:

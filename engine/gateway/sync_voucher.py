@@ -15,22 +15,21 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from engine.gateway.context import Gateway
 from engine.gateway.jobs import Retry
-from engine.gateway.notify import GATEWAY
 from engine.gateway.store import claim_job_for, payment_of_voucher
 from engine.gateway.vouchers import CREATE_VOUCHER_JOB
 from engine.gateway.worker import GatewayWorker
-from engine.http.middleware import merchant_of
 from engine.payments.store import get_payment
 from engine.payments.views import payment_view
+from engine.services import services_of
+from engine.web.request import merchant_of
 
-WORKER = web.AppKey("gateway_worker", GatewayWorker)
 WAIT_STEP_S = 0.01
 
 
-async def wait_for_voucher(app: web.Application, voucher_id: str, timeout_s: float) -> None:
+async def wait_for_voucher(gw: Gateway, worker: GatewayWorker, voucher_id: str, timeout_s: float) -> None:
     """Run the voucher's job here (or wait for whoever runs it) until it leaves `pending` or time is up."""
-    gw, worker = app[GATEWAY], app[WORKER]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         async with gw.pool.acquire() as conn:
@@ -58,8 +57,9 @@ async def sync_voucher_middleware(request: web.Request, handler: Handler) -> web
     voucher = created.get("voucher")
     if not voucher or voucher.get("status") != "pending":
         return response
-    gw = request.app[GATEWAY]
-    await wait_for_voucher(request.app, voucher["id"], 3 * gw.settings.gateway_call_timeout_ms / 1000)
+    svc = services_of(request)
+    gw = svc.gateway
+    await wait_for_voucher(gw, svc.gateway_worker, voucher["id"], 3 * gw.settings.gateway_call_timeout_ms / 1000)
     async with gw.pool.acquire() as conn:
         payment = await get_payment(conn, merchant_of(request).id, created["id"])
     if payment is None:

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from engine.customers.store import MerchantRecord, get_merchant
 from engine.merchants.errors import MerchantSuspended
-from engine.merchants.store import list_keys
+from engine.merchants.store import MerchantRecord, get_merchant, list_keys
 from engine.web.errors import authentication_error
 
 MERCHANT_HEADER = "X-Merchant-Id"

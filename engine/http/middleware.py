@@ -9,25 +9,19 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from engine.customers.store import MerchantRecord
 from engine.http.auth import authenticate, check_admin_token
 from engine.http.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from engine.services import API
-from engine.web.errors import ApiError, api_error_for, error_body
+from engine.services import services_of
+from engine.web.errors import ApiError, ErrorType, api_error_for, error_body
+from engine.web.request import MERCHANT, RAW_BODY
 
 log = logging.getLogger(__name__)
 
-MERCHANT = web.RequestKey("payengine.merchant", MerchantRecord)
-RAW_BODY = web.RequestKey("payengine.raw_body", bytes)
 
 _HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed", 413: "request_too_large"}
 # (method, route, status) -> its counter and histogram children, bounded (a client can invent methods).
 METRIC_CHILDREN_MAX = 1000
 _METRIC_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-
-
-def merchant_of(request: web.Request) -> MerchantRecord:
-    return request[MERCHANT]
 
 
 def _route(request: web.Request) -> str:
@@ -68,7 +62,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        type_ = "invalid_request_error" if exc.status < 500 else "api_error"
+        type_: ErrorType = "invalid_request_error" if exc.status < 500 else "api_error"
         message = "request body larger than 64 KiB" if exc.status == 413 else exc.reason
         return _error_response(ApiError(exc.status, type_, code, message))
     except Exception as exc:
@@ -83,13 +77,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
     if path.startswith("/v1/"):
-        ctx = request.app[API]
+        svc = services_of(request)
         body = await request.read()
         request[MERCHANT] = await authenticate(
-            ctx.merchants, request.headers, request.method, request.raw_path, body,
-            ctx.settings.signature_window_s, time.time())
+            svc.merchants, request.headers, request.method, request.raw_path, body,
+            svc.settings.signature_window_s, time.time())
         request[RAW_BODY] = body
     elif path.startswith("/admin/"):
-        check_admin_token(request.headers.get("Authorization"), request.app[API].settings.admin_token)
+        check_admin_token(request.headers.get("Authorization"), services_of(request).settings.admin_token)
         request[RAW_BODY] = await request.read()
     return await handler(request)

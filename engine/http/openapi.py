@@ -8,8 +8,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from engine.http.routes import ROUTES, RouteSpec
-from engine.payments import wire
+from engine.http.routes import ROUTES
+from engine.web.errors import ErrorBody
+from engine.web.route import RouteSpec
 
 REF = "#/components/schemas/{name}"
 _DESCRIPTIONS = {200: "OK", 201: "Created", 400: "Invalid request", 401: "Authentication failed",
@@ -49,7 +50,7 @@ def _operation(spec: RouteSpec, schemas: dict[type, dict[str, Any]], components:
     # Every signed request can meet the rate limit (429) and a suspended merchant (403).
     for status in sorted({*spec.errors, 403, 429}) if spec.auth == "merchant" else spec.errors:
         responses[str(status)] = {"description": _DESCRIPTIONS[status],
-                                  "content": {"application/json": {"schema": schemas[wire.ErrorBody]}}}
+                                  "content": {"application/json": {"schema": schemas[ErrorBody]}}}
     op["responses"] = responses
     if spec.auth == "merchant":
         op["security"] = [{"merchantId": [], "timestamp": [], "signature": []}]
@@ -59,7 +60,7 @@ def _operation(spec: RouteSpec, schemas: dict[type, dict[str, Any]], components:
 
 
 def build_openapi() -> dict[str, Any]:
-    types: list[type] = [wire.ErrorBody]
+    types: list[type] = [ErrorBody]
     for spec in ROUTES:
         types += [t for t in (spec.body, spec.query, spec.response) if t is not None]
     types = list(dict.fromkeys(types))

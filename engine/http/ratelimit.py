@@ -27,17 +27,16 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
-from engine.bootstrap import REDIS, SETTINGS
 from engine.http.metrics import RATE_LIMIT_FAIL_OPEN, RATE_LIMITED
-from engine.http.middleware import MERCHANT
+from engine.services import services_of
 from engine.web.errors import ApiError
+from engine.web.request import MERCHANT
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +157,6 @@ class RateLimiter:
         return 0
 
 
-RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
-
-
 def rate_limited(retry_after_s: int) -> ApiError:
     return ApiError(429, "rate_limit_error", "rate_limited", f"too many requests; retry in {retry_after_s} s",
                     headers={"Retry-After": str(retry_after_s)})
@@ -171,14 +167,7 @@ async def ratelimit_middleware(request: web.Request, handler: Handler) -> web.St
     """After auth: spend one of the signing merchant's tokens, or answer 429."""
     merchant = request.get(MERCHANT)
     if merchant is not None:
-        wait_s = await request.app[RATE_LIMITER].retry_after_s(merchant.id)
+        wait_s = await services_of(request).rate_limiter.retry_after_s(merchant.id)
         if wait_s is not None:
             raise rate_limited(wait_s)
     return await handler(request)
-
-
-async def ratelimit_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    app[RATE_LIMITER] = RateLimiter(app[REDIS], settings.rate_limit_per_s, settings.rate_limit_burst,
-                                    settings.rate_limit_timeout_ms)
-    yield

@@ -13,7 +13,7 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,9 +35,11 @@ from accounts.errors import (
 )
 from accounts.model import AccountId
 from accounts.split_store import SplitView
-from engine.background import background
+from engine.background import BackgroundJob
 from engine.booking import Booker
-from engine.bootstrap import BOOKER, POOL, SETTINGS, TXN_NOS
+from engine.services import services_of
+from engine.settings import Settings
+from engine.txn_no import TxnNoGenerator
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,7 @@ def error_response(status: int, type_: str, code: str, message: str, param: str 
 
 
 def _authorized(request: web.Request) -> bool:
-    token = request.app[SETTINGS].admin_token
+    token = services_of(request).settings.admin_token
     given = request.headers.get("Authorization", "")
     return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
@@ -130,10 +132,10 @@ async def post_split(request: web.Request) -> web.Response:
         return error_response(400, "invalid_request_error", "invalid_body", str(exc), "into")
     except msgspec.DecodeError as exc:
         return error_response(400, "invalid_request_error", "invalid_json", str(exc))
-    app = request.app
-    txn_nos = app[TXN_NOS]
+    svc = services_of(request)
+    txn_nos = svc.txn_nos
     try:
-        view = await asyncio.shield(split_account(app[BOOKER], lambda: txn_nos.next(datetime.now(UTC)),
+        view = await asyncio.shield(split_account(svc.booker, lambda: txn_nos.next(datetime.now(UTC)),
                                                   request.match_info["id"], body.into))
     except LedgerError as exc:
         status, type_ = _ERROR_STATUS.get(type(exc), (500, "api_error"))
@@ -144,7 +146,7 @@ async def post_split(request: web.Request) -> web.Response:
 async def get_split(request: web.Request) -> web.Response:
     if not _authorized(request):
         return error_response(401, "authentication_error", "invalid_admin_token", "admin bearer token required")
-    async with request.app[POOL].acquire() as conn:
+    async with services_of(request).pool.acquire() as conn:
         try:
             view = await split_store.split_view(conn, request.match_info["id"])
         except UnknownAccount as exc:
@@ -194,15 +196,12 @@ class HotSampler:
         ]
 
 
-HOT_SAMPLER = web.AppKey("hot_sampler", HotSampler)
-
-
 async def get_hot_candidates(request: web.Request) -> web.Response:
     if not _authorized(request):
         return error_response(401, "authentication_error", "invalid_admin_token", "admin bearer token required")
-    settings = request.app[SETTINGS]
-    async with request.app[POOL].acquire() as conn:
-        found = await request.app[HOT_SAMPLER].candidates(conn)
+    settings = services_of(request).settings
+    async with services_of(request).pool.acquire() as conn:
+        found = await services_of(request).hot_sampler.candidates(conn)
     data = [
         {"account_id": c.account_id, "legs_per_s": round(c.legs_per_s, 2),
          "lock_waiters_avg": round(c.lock_waiters_avg, 3), "hot": c.hot, "sub_count": c.sub_count,
@@ -221,20 +220,17 @@ def _suggest(c: Candidate, threshold: float) -> str | None:
     return "split" if c.sub_count == 0 else None
 
 
-async def _background(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    app[BOOKER].splits.ttl_s = settings.split_cache_ttl_ms / 1000
-    sampler = HotSampler(settings.hot_window_s, settings.hot_sample_interval_s)
-    app[HOT_SAMPLER] = sampler
-    async with background(("hot-sampler", _sample_loop(app, sampler)), ("split-tidy", _tidy_loop(app))):
-        yield
+def account_loops(pool: asyncpg.Pool, booker: Booker, txn_nos: TxnNoGenerator, settings: Settings,
+                  sampler: HotSampler) -> list[BackgroundJob]:
+    """Sampling hot-account candidates (and promoting them when asked) and tidying split families."""
+    return [("hot-sampler", _sample_loop(pool, settings, sampler)),
+            ("split-tidy", _tidy_loop(pool, booker, txn_nos, settings))]
 
 
-async def _sample_loop(app: web.Application, sampler: HotSampler) -> None:
-    settings = app[SETTINGS]
+async def _sample_loop(pool: asyncpg.Pool, settings: Settings, sampler: HotSampler) -> None:
     while True:
         try:
-            async with app[POOL].acquire() as conn:
+            async with pool.acquire() as conn:
                 await sampler.sample(conn)
                 if settings.hot_auto_promote:
                     for c in await sampler.candidates(conn):
@@ -247,25 +243,21 @@ async def _sample_loop(app: web.Application, sampler: HotSampler) -> None:
         await asyncio.sleep(settings.hot_sample_interval_s)
 
 
-async def _tidy_loop(app: web.Application) -> None:
-    settings = app[SETTINGS]
-    txn_nos = app[TXN_NOS]
+async def _tidy_loop(pool: asyncpg.Pool, booker: Booker, txn_nos: TxnNoGenerator, settings: Settings) -> None:
     while True:
         await asyncio.sleep(settings.split_tidy_interval_s)
         try:
-            async with app[POOL].acquire() as conn:
+            async with pool.acquire() as conn:
                 parents = await split_store.split_parents(conn)
             for parent in parents:
                 with contextlib.suppress(SplitConflict):  # a resize is running; next round
-                    await tidy_account(app[BOOKER], lambda: txn_nos.next(datetime.now(UTC)), parent,
+                    await tidy_account(booker, lambda: txn_nos.next(datetime.now(UTC)), parent,
                                        settings.split_close_grace_s, settings.split_rebalance_low_minor)
         except (OSError, asyncpg.PostgresError, LedgerError):
             log.warning("split tidy failed; will retry", exc_info=True)
 
 
 def setup_admin_accounts(app: web.Application) -> None:
-    """Routes and background tasks; call after the pool/booker/txn-number contexts are registered."""
-    app.cleanup_ctx.append(_background)
     app.router.add_post("/admin/accounts/{id}/split", post_split)
     app.router.add_get("/admin/accounts/hot-candidates", get_hot_candidates)
     app.router.add_get("/admin/accounts/{id}/split", get_split)

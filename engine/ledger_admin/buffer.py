@@ -1,9 +1,6 @@
-"""Wiring and operator surface of the hot-account buffer.
+"""The operator surface of the hot-account buffer.
 
-- ``buffer_ctx``: the cleanup context that builds the sink (with a small pool of its own), sets
-  ``app[BOOKER] = Booker(pool, sink)`` and runs the flushers (with their recovery sweep) in-process
-  (on the request loop, or on a thread of their own with PAYENGINE_BUFFER_FLUSHER_THREAD=1) unless
-  PAYENGINE_BUFFER_IN_PROCESS_FLUSHERS=0 (then run ``payengine flush`` processes).
+- The sink, the booker and the in-process flushers are built by engine/bootstrap.py.
 - ``GET /admin/buffer``: per hot account depth, oldest age, applied/s, last batch size and duration.
 - ``GET|PUT /admin/buffer/settings``: the live tuning every flusher re-reads within a second.
 """
@@ -12,28 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import orjson
 from aiohttp import web
 
-from buffer.flush_thread import FlusherThread
-from buffer.runner import FlushRunner
 from buffer.scripts import Scripts
-from buffer.sink import RedisHotLegSink
 from buffer.state import read_status
 from buffer.store import hot_accounts
-from buffer.tuning import BufferTuning, LiveTuning, TuningError, load_tuning, save_tuning
-from engine.booking import Booker
-from engine.bootstrap import BOOKER, DATABASE_URL, POOL, REDIS, REDIS_URL, SETTINGS
-from engine.db import create_pool
+from buffer.tuning import BufferTuning, TuningError, load_tuning, save_tuning
 from engine.redis_client import redis_from_settings
+from engine.services import services_of
 from engine.settings import Settings
-
-BUFFER_TUNING = web.AppKey("buffer_tuning", LiveTuning)
-BUFFER_SINK = web.AppKey("buffer_sink", RedisHotLegSink)
-SIDE_POOL_MAX = 4
 
 
 def buffer_defaults(settings: Settings) -> BufferTuning:
@@ -43,40 +30,6 @@ def buffer_defaults(settings: Settings) -> BufferTuning:
         flusher_concurrency=settings.buffer_flusher_concurrency,
         backpressure_wait_ms=settings.buffer_backpressure_wait_ms,
     )
-
-
-async def buffer_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    # The sink's own pool: booking holds a main-pool connection while it reserves (see buffer/sink.py).
-    side = await create_pool(app[DATABASE_URL], 1, SIDE_POOL_MAX, settings.db_command_timeout_s)
-    tuning = LiveTuning(side, buffer_defaults(settings))
-    sink = RedisHotLegSink(side, app[REDIS], tuning)
-    await sink.start()
-    app[BUFFER_TUNING] = tuning
-    app[BUFFER_SINK] = sink
-    app[BOOKER] = Booker(app[POOL], sink)
-    runner: FlushRunner | None = None
-    thread: FlusherThread | None = None
-    if settings.buffer_in_process_flushers and settings.buffer_flusher_thread:
-        redis_url = app[REDIS_URL]
-
-        def make_redis() -> Any:  # called on the flusher thread: a client belongs to the loop that made it
-            return redis_from_settings(settings, redis_url, max_connections=32)
-
-        thread = FlusherThread(app[DATABASE_URL], make_redis, buffer_defaults(settings),
-                               grace_ms=settings.buffer_recovery_grace_ms)
-        thread.start()
-    elif settings.buffer_in_process_flushers:
-        runner = FlushRunner(app[DATABASE_URL], app[REDIS], tuning, grace_ms=settings.buffer_recovery_grace_ms)
-        runner.start()
-    try:
-        yield
-    finally:
-        if runner is not None:
-            await runner.stop()
-        if thread is not None:
-            await thread.stop()
-        await side.close()
 
 
 def _error(status: int, type_: str, code: str, message: str, param: str | None = None) -> web.Response:
@@ -90,7 +43,7 @@ def _json(body: Any) -> web.Response:
 
 def _authorized(request: web.Request) -> bool:
     given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {request.app[SETTINGS].admin_token}".encode())
+    return hmac.compare_digest(given.encode(), f"Bearer {services_of(request).settings.admin_token}".encode())
 
 
 def _unauthorized() -> web.Response:
@@ -107,16 +60,16 @@ async def buffer_status(pool: Any, redis: Any) -> list[dict[str, Any]]:
 async def get_buffer(request: web.Request) -> web.Response:
     if not _authorized(request):
         return _unauthorized()
-    app = request.app
-    rows = await buffer_status(app[POOL], app[REDIS])
-    return _json({"accounts": rows, "settings": app[BUFFER_TUNING].cached.to_dict()})
+    svc = services_of(request)
+    rows = await buffer_status(svc.pool, svc.redis)
+    return _json({"accounts": rows, "settings": svc.buffer_tuning.cached.to_dict()})
 
 
 async def get_settings(request: web.Request) -> web.Response:
     if not _authorized(request):
         return _unauthorized()
-    tuning = request.app[BUFFER_TUNING]
-    async with request.app[POOL].acquire() as conn:
+    tuning = services_of(request).buffer_tuning
+    async with services_of(request).pool.acquire() as conn:
         current = await load_tuning(conn, tuning.defaults)
     return _json(current.to_dict())
 
@@ -130,8 +83,8 @@ async def put_settings(request: web.Request) -> web.Response:
         return _error(400, "invalid_request_error", "invalid_json", str(exc))
     if not isinstance(changes, dict) or not changes:
         return _error(400, "invalid_request_error", "invalid_body", "expected a JSON object of settings to change")
-    tuning = request.app[BUFFER_TUNING]
-    async with request.app[POOL].acquire() as conn:
+    tuning = services_of(request).buffer_tuning
+    async with services_of(request).pool.acquire() as conn:
         async with conn.transaction():
             # Lock the row (or the table's only key) so two concurrent PUTs do not lose each other's fields.
             await conn.execute("LOCK TABLE buffer_settings IN SHARE ROW EXCLUSIVE MODE")
@@ -176,7 +129,6 @@ def cmd_flush(args: Any, settings: Settings) -> int:
 
     from buffer.flush_main import run_flushers
     from engine.db import ensure_servers
-    from engine.redis_client import redis_from_settings
 
     urls = ensure_servers(settings)
     only = [a for a in args.accounts.split(",") if a] or None
@@ -196,7 +148,6 @@ async def _with_servers(settings: Settings, work: Any) -> Any:
     import redis.asyncio as aioredis
 
     from engine.db import ensure_servers
-    from engine.redis_client import redis_from_settings
 
     urls = ensure_servers(settings)
     pool = await asyncpg.create_pool(urls.database_url, min_size=1, max_size=2)

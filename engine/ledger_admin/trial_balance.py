@@ -6,12 +6,13 @@ import msgspec
 from aiohttp import web
 
 from accounts.store import trial_balance
-from engine.services import API
+from engine.services import services_of
 from engine.web.idempotency import json_response
+from engine.web.route import RouteSpec
 
 
 async def trial_balance_handler(request: web.Request) -> web.Response:
-    async with request.app[API].pool.acquire() as conn:
+    async with services_of(request).pool.acquire() as conn:
         tb = await trial_balance(conn)
     body = {
         "holds": tb.holds, "holds_drained": tb.holds_drained, "buffered_legs": tb.buffered_legs,
@@ -22,3 +23,9 @@ async def trial_balance_handler(request: web.Request) -> web.Response:
         "mismatched_accounts": [list(m) for m in tb.mismatched_accounts],
     }
     return json_response(200, msgspec.json.encode(body))
+
+
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("GET", "/admin/trial-balance", trial_balance_handler, "Trial balance", None,
+              errors=(401,), auth="admin"),
+)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.customers.store import MerchantRecord
 from engine.merchants.errors import PaymentMethodNotAllowed
+from engine.merchants.store import MerchantRecord
 
 
 def check_allowed(merchant: MerchantRecord, method: str, channel: str | None) -> None:

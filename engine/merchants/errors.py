@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from engine.errors import Conflicting, DomainError, NotPermitted, Unprocessable
 
-class MerchantOpsError(Exception):
+
+class MerchantOpsError(DomainError):
     code = "merchant_error"
 
 
-class MerchantSuspended(MerchantOpsError):
+class MerchantSuspended(MerchantOpsError, NotPermitted):
     """The merchant signed correctly but is suspended: nothing is served until it is resumed."""
 
     code = "merchant_suspended"
@@ -17,7 +19,7 @@ class MerchantSuspended(MerchantOpsError):
         self.merchant_id = merchant_id
 
 
-class PaymentMethodNotAllowed(MerchantOpsError):
+class PaymentMethodNotAllowed(MerchantOpsError, NotPermitted):
     """The payment's method or channel is not among the merchant's allowed ones."""
 
     code = "payment_method_not_allowed"
@@ -29,7 +31,7 @@ class PaymentMethodNotAllowed(MerchantOpsError):
         self.allowed = allowed
 
 
-class KeyNotRevocable(MerchantOpsError):
+class KeyNotRevocable(MerchantOpsError, Conflicting):
     """The primary key cannot be revoked: rotate first, so the merchant always has a working key."""
 
     code = "key_not_revocable"
@@ -40,7 +42,7 @@ class KeyNotRevocable(MerchantOpsError):
         self.param = "key_id"
 
 
-class IllegalMerchantStatus(MerchantOpsError):
+class IllegalMerchantStatus(MerchantOpsError, Conflicting):
     """Suspend/resume from a status that does not allow it (e.g. a legacy 'disabled' merchant)."""
 
     code = "illegal_transition"
@@ -52,7 +54,7 @@ class IllegalMerchantStatus(MerchantOpsError):
         self.action = action
 
 
-class UnknownFeePlan(MerchantOpsError):
+class UnknownFeePlan(MerchantOpsError, Unprocessable):
     """A merchant may only reference a fee plan that exists (create it first: POST /admin/fee-plans)."""
 
     code = "fee_plan_unknown"
@@ -63,7 +65,7 @@ class UnknownFeePlan(MerchantOpsError):
         self.param = "fee_plan"
 
 
-class FeePlanExists(MerchantOpsError):
+class FeePlanExists(MerchantOpsError, Conflicting):
     code = "fee_plan_exists"
 
     def __init__(self, name: str) -> None:
@@ -72,7 +74,7 @@ class FeePlanExists(MerchantOpsError):
         self.param = "name"
 
 
-class NothingToInvoice(MerchantOpsError):
+class NothingToInvoice(MerchantOpsError, Conflicting):
     """An invoice bills invoiced fees owed and not billed yet; there are none (or the merchant is in credit)."""
 
     code = "nothing_to_invoice"

@@ -1,7 +1,7 @@
 """Named fee plans (admin-managed): what a payment costs the merchant and how the fee is collected.
 
 A plan's terms apply to payments made after a change; a payment keeps the fee and the collection it was
-made with (engine.payments.pricing), so its refunds and settlement stay consistent with its booking.
+made with (engine.merchants.pricing), so its refunds and settlement stay consistent with its booking.
 """
 
 from __future__ import annotations

@@ -1,16 +1,23 @@
 """All SQL of merchant operations: profile, status, API keys, webhook secret salts.
 
-Functions take a connection and run inside whatever transaction the caller holds. Creating the merchant
-row itself stays in engine/customers/store.py (insert_merchant), which the onboarding service calls.
+Also the merchant row itself (insert_merchant, get_merchant: the record auth and flows read), the accounts
+a merchant or the platform owns (ensure_account, ensure_platform_accounts).
+
+Functions take a connection and run inside whatever transaction the caller holds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from accounts.store import Conn
+import asyncpg
+
+from accounts.model import AccountId, AccountKind, AccountSpec, OverdraftMode, OverdraftRule
+from accounts.store import Conn, find_account, open_account
+from accounts.subjects import ROLE_SUBJECTS
+from engine.merchants.pricing import Pricing
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +218,7 @@ class FeePlanRow:
     name: str
     fee_bps: int
     fee_fixed_minor: int
-    collection: str  # engine.payments.pricing.COLLECTIONS
+    collection: str  # engine.merchants.pricing.COLLECTIONS
     merchants: int
     created_at: datetime
     updated_at: datetime
@@ -256,3 +263,99 @@ async def get_fee_plan(conn: Conn, name: str, *, share_lock: bool = False) -> Fe
 
 async def list_fee_plans(conn: Conn) -> list[FeePlanRow]:
     return [_plan(r) for r in await conn.fetch(_PLAN + " ORDER BY f.name")]
+
+
+# ---------------------------------------------------------------- merchants and platform accounts
+
+PLATFORM_OWNER = "platform"
+PLATFORM_ROLES = ("fee_income", "gateway_transit", "channel_receivable")
+# Clearing and income accounts take most of the traffic: they are hot (buffered) when asked.
+HOT_PLATFORM_ROLES = frozenset({"fee_income", "gateway_transit"})
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantRecord:
+    id: str
+    name: str
+    secret_salt: bytes
+    pricing: Pricing
+    status: str
+    pending_accounts: dict[str, AccountId]  # currency -> merchant_pending account
+    allowed_methods: tuple[str, ...] | None = None  # None: every method (engine/merchants sets them)
+    allowed_channels: tuple[str, ...] | None = None  # None: every known channel
+    fee_payable_accounts: dict[str, AccountId] = field(default_factory=dict)  # currency -> merchant_fee_payable
+
+
+async def ensure_account(conn: Conn, owner_id: str, role: str, currency: str, kind: AccountKind,
+                         hot: bool, overdraft: OverdraftRule, account_id: str) -> AccountId:
+    """The owner's account for (role, currency), opened if missing (safe against a concurrent opener)."""
+    found = await find_account(conn, owner_id, role, currency)
+    if found is not None:
+        return found.id
+    spec = AccountSpec(AccountId(account_id), kind, owner_id, role, ROLE_SUBJECTS[role], currency, overdraft, hot)
+    try:
+        async with conn.transaction():  # a savepoint when the caller holds a transaction
+            return (await open_account(conn, spec)).id
+    except asyncpg.UniqueViolationError:
+        found = await find_account(conn, owner_id, role, currency)
+        assert found is not None
+        return found.id
+
+
+async def ensure_platform_accounts(conn: Conn, currency: str, hot: bool,
+                                   new_account_id: Any) -> dict[str, AccountId]:
+    """Fee income, gateway transit and channel receivable in ``currency``; role -> account id.
+
+    Internal accounts may go either way (transit nets to zero per entry; a receivable is credited by
+    channel refunds before the channel's money arrives), so they allow overdraft."""
+    unlimited = OverdraftRule(OverdraftMode.UNLIMITED)
+    return {
+        role: await ensure_account(conn, PLATFORM_OWNER, role, currency, AccountKind.INTERNAL,
+                                   hot and role in HOT_PLATFORM_ROLES, unlimited, new_account_id())
+        for role in PLATFORM_ROLES
+    }
+
+
+async def insert_merchant(conn: Conn, merchant_id: str, name: str, secret_salt: bytes, pricing: Pricing,
+                          webhook_url: str | None = None) -> bool:
+    """Insert a merchant; False if the id exists already (seeding is idempotent)."""
+    status = await conn.execute(
+        "INSERT INTO merchants (id, name, secret_salt, fee_bps, fee_fixed, webhook_url)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+        merchant_id, name, secret_salt, pricing.fee_bps, pricing.fee_fixed_minor, webhook_url,
+    )
+    return status.endswith(" 1")
+
+
+async def get_merchant(conn: Conn, merchant_id: str) -> MerchantRecord | None:
+    row = await conn.fetchrow(
+        # A merchant on a fee plan is priced by the plan; one without keeps its own fee, deducted.
+        "SELECT m.id, m.name, m.secret_salt, coalesce(f.fee_bps, m.fee_bps) AS fee_bps,"
+        " coalesce(f.fee_fixed, m.fee_fixed) AS fee_fixed, coalesce(f.collection, 'deducted') AS collection,"
+        " m.status, m.allowed_methods, m.allowed_channels,"
+        " coalesce(array_agg(a.role) FILTER (WHERE a.id IS NOT NULL), '{}') AS roles,"
+        " coalesce(array_agg(a.currency) FILTER (WHERE a.id IS NOT NULL), '{}') AS currencies,"
+        " coalesce(array_agg(a.id) FILTER (WHERE a.id IS NOT NULL), '{}') AS account_ids"
+        " FROM merchants m LEFT JOIN fee_plans f ON f.name = m.fee_plan LEFT JOIN accounts a"
+        "   ON a.owner_id = m.id AND a.role IN ('merchant_pending', 'merchant_fee_payable') AND a.parent_id IS NULL"
+        " WHERE m.id = $1 GROUP BY m.id, f.name",
+        merchant_id,
+    )
+    if row is None:
+        return None
+    accounts: dict[str, dict[str, AccountId]] = {"merchant_pending": {}, "merchant_fee_payable": {}}
+    for role, currency, account_id in zip(row["roles"], row["currencies"], row["account_ids"], strict=True):
+        accounts[role][currency] = AccountId(account_id)
+    return MerchantRecord(
+        row["id"], row["name"], bytes(row["secret_salt"]),
+        Pricing(row["fee_bps"], row["fee_fixed"], row["collection"]), row["status"], accounts["merchant_pending"],
+        _tuple_or_none(row["allowed_methods"]), _tuple_or_none(row["allowed_channels"]),
+        accounts["merchant_fee_payable"],
+    )
+
+
+def _tuple_or_none(values: list[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
+
+
+# ---------------------------------------------------------------- customers and topups

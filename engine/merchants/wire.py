@@ -9,7 +9,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from accounts.money import AMOUNT_MAX_MINOR
-from engine.payments.wire import Currency, ObjectId, Request
+from engine.web.wire import Currency, ObjectId, Request
 
 ROLLOVER_MAX_S = 30 * 86_400
 ROLLOVER_DEFAULT_S = 86_400

@@ -21,24 +21,20 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
 import redis.asyncio as aioredis
-from aiohttp import web
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from engine.background import BackgroundJob, background
-from engine.bootstrap import POOL, REDIS, SETTINGS
-from engine.controls.usage_release import ReleaseAdmission, release_by_gate, release_now
+from engine.controls.usage_release import ReleaseAdmission, release_now
 from engine.keys import EVENT, new_id
 from engine.payments.states import UNPAID, PaymentEvent, PaymentStatus, VoucherStatus, next_payment_status
 from engine.payments.store import Job, OutboxEvent, Transition, get_payment, transition_payment
 from engine.payments.views import payment_view
-from engine.services import API
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -200,28 +196,3 @@ class ExpiryWorker:
                     log.warning("expiry sweep failed; will retry", exc_info=True)
             if popped < self.settings.expiry_batch_max:
                 await asyncio.sleep(poll_s)
-
-
-EXPIRY = web.AppKey("expiry_queue", ExpiryQueue)
-
-
-async def expiry_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The queue for the API (schedule on create) and, in-process by default, the worker."""
-    settings = app[SETTINGS]
-    queue = ExpiryQueue(app[REDIS])
-    app[EXPIRY] = queue
-    if API in app:  # the API feeds the queue as it creates unpaid payments
-        app[API].schedule_expiry = queue.schedule
-    jobs: list[BackgroundJob] = []
-    if settings.expiry_in_process:
-        from engine.gateway.notify import GATEWAY
-        from engine.gateway.refresh import refresh_payment
-
-        async def ask_channel(payment_id: str) -> object:
-            # The gateway (when this process runs one) queries the channel; it never raises for channel trouble.
-            return await refresh_payment(app[GATEWAY], payment_id) if GATEWAY in app else None
-
-        worker = ExpiryWorker(app[POOL], queue, settings, ask_channel, release_by_gate(app))
-        jobs.append(("order-expiry", worker.run()))
-    async with background(*jobs):
-        yield

@@ -8,7 +8,6 @@ key, so the whole effect is one database transaction of two statements (rows, le
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import msgspec
@@ -20,12 +19,14 @@ from engine.controls.errors import AdmissionReleased
 from engine.controls.gate import Attempt, Booking
 from engine.controls.store import write_payment_controls
 from engine.controls.usage_release import release_now
-from engine.customers.store import MerchantRecord, StoredResponse
 from engine.db import release_without_reset
-from engine.errors import InvalidRequest, NotFound, UnsupportedCurrency
+from engine.errors import InvalidRequest, NotFound
+from engine.idempotency.records import IdemSlot, Outcome, StoredResponse
 from engine.keys import EVENT, PAYMENT, REFUND, VOUCHER, new_id
 from engine.merchants.allowed import check_allowed
-from engine.payments.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
+from engine.merchants.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
+from engine.merchants.store import MerchantRecord
+from engine.payments.errors import UnsupportedCurrency
 from engine.payments.states import (
     PaymentEvent,
     PaymentStatus,
@@ -51,28 +52,9 @@ from engine.payments.store import (
 )
 from engine.payments.views import payment_view, refund_view
 from engine.payments.wire import CreatePayment, CreateRefund
-from engine.services import ApiContext
+from engine.services import Services
 
 CLOSE_RETRIES_MAX = 3
-
-
-@dataclass(frozen=True, slots=True)
-class IdemSlot:
-    """The idempotency key of this request; its response is stored with the effect.
-
-    ``fingerprint`` None: the key was claimed already. Set: the flow claims it in its own effect
-    statement (a folded claim, see run_idempotent), raising IdempotencyKeyTaken when it is held."""
-
-    merchant_id: str
-    key: str
-    fingerprint: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    status: int
-    body: bytes
-    stored: bool  # the response was written in the effect's transaction
 
 
 def _stored(slot: IdemSlot | None, status: int, body: bytes) -> StoredResponse | None:
@@ -89,7 +71,7 @@ def _fee_accounts(merchant: MerchantRecord, currency: str, collection: str) -> d
     return {FEE_PAYABLE_ROLE: account}
 
 
-async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, req: CreatePayment,
+async def create_payment(ctx: Services, booker: Booker, merchant: MerchantRecord, req: CreatePayment,
                          slot: IdemSlot | None, now: datetime) -> Outcome:
     """Wallet: debit the customer and book PAY_WALLET now (201 succeeded, or InsufficientFunds with
     nothing written). Channel: 201 pending_voucher with a pending voucher and a create_voucher job."""
@@ -158,7 +140,7 @@ async def create_payment(ctx: ApiContext, booker: Booker, merchant: MerchantReco
     return Outcome(201, body, response is not None)
 
 
-async def close_payment(ctx: ApiContext, merchant: MerchantRecord, payment_id: str, slot: IdemSlot | None,
+async def close_payment(ctx: Services, merchant: MerchantRecord, payment_id: str, slot: IdemSlot | None,
                         now: datetime) -> Outcome:
     """Close an unpaid payment (compare-and-set; retried if the status moved under us) and give back the
     limit usage it counted (owed from the close's commit on: a failure here is retried,
@@ -188,7 +170,7 @@ async def close_payment(ctx: ApiContext, merchant: MerchantRecord, payment_id: s
     raise RuntimeError(f"payment {payment_id} kept changing status while closing")
 
 
-async def create_refund(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, payment_id: str,
+async def create_refund(ctx: Services, booker: Booker, merchant: MerchantRecord, payment_id: str,
                         req: CreateRefund, slot: IdemSlot | None, now: datetime) -> Outcome:
     """Wallet payments: credit the customer now (REFUND_WALLET). Channel payments: a pending refund and a
     channel_refund job. The refund total never exceeds the payment (checked by the reserving UPDATE)."""

@@ -7,18 +7,18 @@ from datetime import UTC, datetime
 import msgspec
 from aiohttp import web
 
-from engine.bootstrap import BOOKER
-from engine.customers import flow as customer_flows
 from engine.errors import NotFound
-from engine.http.middleware import RAW_BODY, merchant_of
 from engine.payments import flow as payment_flows
 from engine.payments import wire
 from engine.payments.states import UNPAID
 from engine.payments.store import get_payment, get_refund, list_payments
 from engine.payments.views import payment_view, refund_view
-from engine.services import API
+from engine.services import services_of
+from engine.web import wire as web_wire
 from engine.web.decoding import decode_body, decode_query
 from engine.web.idempotency import json_response, run_idempotent
+from engine.web.request import RAW_BODY, merchant_of
+from engine.web.route import POST_ERRORS, RouteSpec
 
 
 def _now() -> datetime:
@@ -29,50 +29,30 @@ def _ok(obj: object, status: int = 200) -> web.Response:
     return json_response(status, msgspec.json.encode(obj))
 
 
-async def create_customer(request: web.Request) -> web.Response:
-    ctx, merchant, raw = request.app[API], merchant_of(request), request[RAW_BODY]
-    req = decode_body(raw, wire.CreateCustomer)
-    return await run_idempotent(request, ctx, merchant.id, raw,
-                                lambda slot: customer_flows.create_customer(ctx, merchant, req, slot, _now()))
 
 
-async def create_topup(request: web.Request) -> web.Response:
-    ctx, merchant, raw = request.app[API], merchant_of(request), request[RAW_BODY]
-    req = decode_body(raw, wire.CreateTopup)
-    customer_id = request.match_info["id"]
-    return await run_idempotent(request, ctx, merchant.id, raw, lambda slot: customer_flows.create_topup(
-        ctx, request.app[BOOKER], merchant, customer_id, req, slot, _now()))
 
 
-async def get_customer(request: web.Request) -> web.Response:
-    decode_query(request.query, wire.NoQuery)
-    ctx, merchant = request.app[API], merchant_of(request)
-    return _ok(await customer_flows.get_customer_view(ctx, merchant, request.match_info["id"]))
 
 
 async def create_payment(request: web.Request) -> web.Response:
-    ctx, merchant, raw = request.app[API], merchant_of(request), request[RAW_BODY]
+    ctx, merchant, raw = services_of(request), merchant_of(request), request[RAW_BODY]
     req = decode_body(raw, wire.CreatePayment)
     return await run_idempotent(request, ctx, merchant.id, raw, lambda slot: payment_flows.create_payment(
-        ctx, request.app[BOOKER], merchant, req, slot, _now()), folded=True)
+        ctx, services_of(request).booker, merchant, req, slot, _now()), folded=True)
 
 
 async def get_payment_handler(request: web.Request) -> web.Response:
     q = decode_query(request.query, wire.GetPaymentQuery)
-    ctx, merchant = request.app[API], merchant_of(request)
+    ctx, merchant = services_of(request), merchant_of(request)
     async with ctx.pool.acquire() as conn:
         payment = await get_payment(conn, merchant.id, request.match_info["id"])
     if payment is None:
         raise NotFound("payment", request.match_info["id"])
     if q.sync and payment.method == "channel" and payment.status in UNPAID:
-        # Here, not at the top: the gateway imports the API's views, so a module-level import is circular.
-        from engine.gateway.notify import GATEWAY
-        from engine.gateway.refresh import refresh_payment
-
-        gateway = request.app.get(GATEWAY)
         # Ask the channel now (bounded by the gateway's call timeout; channel trouble keeps the stored
         # status as the answer). A payment it reports paid is booked exactly as a notify would book it.
-        if gateway is not None and await refresh_payment(gateway, payment.id) is not None:
+        if await ctx.refresh_payment(payment.id) is not None:
             async with ctx.pool.acquire() as conn:
                 payment = await get_payment(conn, merchant.id, payment.id) or payment
     return _ok(payment_view(payment))
@@ -80,7 +60,7 @@ async def get_payment_handler(request: web.Request) -> web.Response:
 
 async def list_payments_handler(request: web.Request) -> web.Response:
     q = decode_query(request.query, wire.ListPaymentsQuery)
-    ctx, merchant = request.app[API], merchant_of(request)
+    ctx, merchant = services_of(request), merchant_of(request)
     async with ctx.pool.acquire() as conn:
         page, has_more = await list_payments(conn, merchant.id, q.merchant_order_no, q.status, q.limit,
                                              q.starting_after)
@@ -88,7 +68,7 @@ async def list_payments_handler(request: web.Request) -> web.Response:
 
 
 async def close_payment(request: web.Request) -> web.Response:
-    ctx, merchant, raw = request.app[API], merchant_of(request), request[RAW_BODY]
+    ctx, merchant, raw = services_of(request), merchant_of(request), request[RAW_BODY]
     decode_body(raw, wire.ClosePayment)
     payment_id = request.match_info["id"]
     return await run_idempotent(request, ctx, merchant.id, raw, lambda slot: payment_flows.close_payment(
@@ -96,16 +76,16 @@ async def close_payment(request: web.Request) -> web.Response:
 
 
 async def create_refund(request: web.Request) -> web.Response:
-    ctx, merchant, raw = request.app[API], merchant_of(request), request[RAW_BODY]
+    ctx, merchant, raw = services_of(request), merchant_of(request), request[RAW_BODY]
     req = decode_body(raw, wire.CreateRefund)
     payment_id = request.match_info["id"]
     return await run_idempotent(request, ctx, merchant.id, raw, lambda slot: payment_flows.create_refund(
-        ctx, request.app[BOOKER], merchant, payment_id, req, slot, _now()))
+        ctx, services_of(request).booker, merchant, payment_id, req, slot, _now()))
 
 
 async def get_refund_handler(request: web.Request) -> web.Response:
-    decode_query(request.query, wire.NoQuery)
-    ctx, merchant = request.app[API], merchant_of(request)
+    decode_query(request.query, web_wire.NoQuery)
+    ctx, merchant = services_of(request), merchant_of(request)
     async with ctx.pool.acquire() as conn:
         refund = await get_refund(conn, merchant.id, request.match_info["id"])
     if refund is None:
@@ -113,18 +93,23 @@ async def get_refund_handler(request: web.Request) -> web.Response:
     return _ok(refund_view(refund))
 
 
-async def list_accounts(request: web.Request) -> web.Response:
-    decode_query(request.query, wire.NoQuery)
-    return _ok(await customer_flows.list_accounts(request.app[API], merchant_of(request)))
 
 
-async def get_account(request: web.Request) -> web.Response:
-    decode_query(request.query, wire.NoQuery)
-    return _ok(await customer_flows.get_account_view(request.app[API], merchant_of(request),
-                                                     request.match_info["id"]))
 
 
-async def account_statement(request: web.Request) -> web.Response:
-    q = decode_query(request.query, wire.StatementQuery)
-    return _ok(await customer_flows.account_statement(request.app[API], merchant_of(request),
-                                                      request.match_info["id"], q))
+
+
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("POST", "/v1/payments", create_payment, "Create a payment (wallet: synchronous debit)",
+              wire.Payment, 201, wire.CreatePayment, errors=POST_ERRORS),
+    RouteSpec("GET", "/v1/payments", list_payments_handler, "List payments, newest first",
+              wire.PaymentList, query=wire.ListPaymentsQuery),
+    RouteSpec("GET", "/v1/payments/{id}", get_payment_handler, "One payment", wire.Payment,
+              query=wire.GetPaymentQuery),
+    RouteSpec("POST", "/v1/payments/{id}/close", close_payment, "Close an unpaid payment",
+              wire.Payment, 200, wire.ClosePayment, errors=POST_ERRORS),
+    RouteSpec("POST", "/v1/payments/{id}/refunds", create_refund, "Refund a payment (partly or fully)",
+              wire.Refund, 201, wire.CreateRefund, errors=POST_ERRORS),
+    RouteSpec("GET", "/v1/refunds/{id}", get_refund_handler, "One refund", wire.Refund,
+              query=web_wire.NoQuery),
+)

@@ -17,15 +17,10 @@ import asyncpg
 import msgspec
 
 from accounts.store import Conn
-from engine.customers.store import StoredResponse
-from engine.errors import (
-    DuplicateOrder,
-    IdempotencyKeyTaken,
-    NotFound,
-    PaymentCurrencyMismatch,
-    PaymentNotRefundable,
-    RefundExceedsPayment,
-)
+from engine.controls.store import USAGE_OWED
+from engine.errors import DuplicateOrder, IdempotencyKeyTaken, NotFound
+from engine.idempotency.records import StoredResponse
+from engine.payments.errors import PaymentCurrencyMismatch, PaymentNotRefundable, RefundExceedsPayment
 from engine.payments.states import ENDED_WITHOUT_MONEY, PaymentStatus
 
 
@@ -166,7 +161,7 @@ class NewPayment:
     expires_at: datetime
     created_at: datetime
     voucher_id: str | None
-    fee_collection: str = "deducted"  # engine.payments.pricing.COLLECTIONS
+    fee_collection: str = "deducted"  # engine.merchants.pricing.COLLECTIONS
 
 
 async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job: Job | None,
@@ -256,15 +251,6 @@ async def list_payments(conn: Conn, merchant_id: str, merchant_order_no: str | N
     return [_payment(r) for r in rows[:limit]], len(rows) > limit
 
 
-# A payment that ends without money, or a payout that failed, owes its limit usage back
-# (engine/controls/usage_release.py): the owed row goes in with the transition. Needs a CTE ``p`` returning the moved
-# payment's or payout's ``id`` and ``admission`` (the gate's admission id from ``payments.controls`` or
-# ``payouts.risk``, NULL when nothing was counted or nothing is owed).
-USAGE_OWED = """usage_owed AS (
-    INSERT INTO usage_releases (movement_id, admission_id) SELECT id, admission FROM p WHERE admission IS NOT NULL
-    ON CONFLICT (movement_id) DO NOTHING
-)"""
-
 _TRANSITION_PAYMENT = """
 WITH p AS (
     UPDATE payments SET status = $3::text, updated_at = $4::timestamptz
@@ -314,29 +300,6 @@ async def transition_payment(conn: Conn, merchant_id: str, payment_id: str, tran
         PaymentStatus(transition.to_status) in ENDED_WITHOUT_MONEY,
     )
     return bool(moved)
-
-
-# ---------------------------------------------------------------- limit usage owed back (usage_release.py)
-
-async def usage_owed(conn: Conn, movement_id: str) -> str | None:
-    """The admission whose usage the payment or payout still owes back, if any."""
-    admission: str | None = await conn.fetchval(
-        "SELECT admission_id FROM usage_releases WHERE movement_id = $1", movement_id)
-    return admission
-
-
-async def lock_usage_owed(conn: Conn, grace_s: float, limit: int) -> list[tuple[str, str]]:
-    """(payment or payout id, admission id) owed longer than ``grace_s``, oldest first, locked for the caller's
-    transaction; rows another process holds are skipped, not waited for."""
-    rows = await conn.fetch(
-        "SELECT movement_id, admission_id FROM usage_releases WHERE owed_since <= now() - make_interval(secs => $1)"
-        " ORDER BY owed_since LIMIT $2 FOR UPDATE SKIP LOCKED", float(grace_s), limit)
-    return [(r["movement_id"], r["admission_id"]) for r in rows]
-
-
-async def settle_usage_owed(conn: Conn, movement_ids: list[str]) -> None:
-    """The usage of these payments or payouts was given back: nothing owed any more."""
-    await conn.execute("DELETE FROM usage_releases WHERE movement_id = ANY($1::text[])", movement_ids)
 
 
 # ---------------------------------------------------------------- refunds

@@ -19,19 +19,22 @@ from accounts.rules import build_entry
 from accounts.store import find_account
 from engine.booking import Booker
 from engine.controls.gate import Attempt, Booking
-from engine.customers.store import MerchantRecord, ensure_account, get_customer, save_idempotent_response
-from engine.errors import InvalidRequest, NotFound, PaymentCurrencyMismatch, UnsupportedCurrency
+from engine.customers.store import get_customer
+from engine.errors import InvalidRequest, NotFound
+from engine.idempotency.records import IdemSlot, Outcome
+from engine.idempotency.store import save_idempotent_response
 from engine.keys import ACCOUNT, new_id
 from engine.merchants.allowed import check_channel_allowed
 from engine.merchants.errors import PaymentMethodNotAllowed
-from engine.payments.flow import IdemSlot, Outcome
+from engine.merchants.store import MerchantRecord, ensure_account
+from engine.payments.errors import PaymentCurrencyMismatch, UnsupportedCurrency
 from engine.payouts.destination import Destination, check_destination
 from engine.payouts.errors import PayoutSourceMissing
 from engine.payouts.routing import can_pay_out, payout_candidates
 from engine.payouts.store import NewPayout, get_payout, insert_payout
 from engine.payouts.views import payout_view
 from engine.payouts.wire import CreatePayout
-from engine.services import ApiContext
+from engine.services import Services
 
 PAYOUT = "po"
 
@@ -46,13 +49,13 @@ class Source:
     account_kind: AccountKind
 
 
-def _channel_kinds(ctx: ApiContext) -> dict[str, str]:
+def _channel_kinds(ctx: Services) -> dict[str, str]:
     """Known channel name -> adapter kind, in configured order (unconfigured: the adapter kinds themselves)."""
     kinds = {spec.name: spec.kind for spec in ctx.settings.channels if spec.name in ctx.known_channels}
     return kinds or {name: name for name in sorted(ctx.known_channels)}
 
 
-def payout_channel(ctx: ApiContext, merchant: MerchantRecord, asked: str | None) -> tuple[str, bool]:
+def payout_channel(ctx: Services, merchant: MerchantRecord, asked: str | None) -> tuple[str, bool]:
     """(channel, chosen). A channel the merchant names must be known (400), able to pay out (400) and allowed
     for the merchant (403, as for payments); it is then never changed. Otherwise the configured payout default
     (else the engine's default channel) when the merchant may use it, else the first configured channel that
@@ -76,7 +79,7 @@ def payout_channel(ctx: ApiContext, merchant: MerchantRecord, asked: str | None)
     raise InvalidRequest("channel", f"no known channel can pay out; known: {sorted(kinds)}")
 
 
-async def _source(ctx: ApiContext, merchant: MerchantRecord, req: CreatePayout) -> Source:
+async def _source(ctx: Services, merchant: MerchantRecord, req: CreatePayout) -> Source:
     async with ctx.pool.acquire() as conn:
         if req.source == "customer":
             if req.customer_id is None:
@@ -97,7 +100,7 @@ async def _source(ctx: ApiContext, merchant: MerchantRecord, req: CreatePayout) 
     return Source("merchant", merchant.id, None, available.id, "merchant_frozen", AccountKind.MERCHANT)
 
 
-async def create_payout(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, req: CreatePayout,
+async def create_payout(ctx: Services, booker: Booker, merchant: MerchantRecord, req: CreatePayout,
                         slot: IdemSlot | None, now: datetime) -> Outcome:
     """Freeze and record a payout (201 pending); raises a domain error with nothing frozen otherwise."""
     if req.currency not in ctx.settings.currencies:
@@ -138,7 +141,7 @@ async def create_payout(ctx: ApiContext, booker: Booker, merchant: MerchantRecor
     return Outcome(201, body, slot is not None)
 
 
-async def read_payout(ctx: ApiContext, merchant: MerchantRecord, payout_id: str) -> bytes:
+async def read_payout(ctx: Services, merchant: MerchantRecord, payout_id: str) -> bytes:
     async with ctx.pool.acquire() as conn:
         record = await get_payout(conn, merchant.id, payout_id)
     if record is None:

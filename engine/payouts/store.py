@@ -14,8 +14,8 @@ import asyncpg
 
 from accounts.model import AccountId
 from accounts.store import Conn
+from engine.controls.store import USAGE_OWED
 from engine.errors import DuplicateOrder
-from engine.payments.store import USAGE_OWED
 from engine.payouts.decision import Hold
 
 OPEN_STATUSES = ("pending", "sending", "processing")

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from engine.payments.wire import Amount, ChannelName, Currency, ObjectId, Ref, Request, Text
+from engine.web.wire import Amount, ChannelName, Currency, ObjectId, Ref, Request, Text
 
 # Loose on purpose: the flow checks numbers (Luhn, lengths) and answers 422 naming the rule broken.
 DestinationNumber = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[^\\x00]*$")]

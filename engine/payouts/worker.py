@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from channels.errors import AmountMismatch, ChannelError, ChannelRejected, OrderNotFound, UnclearRefusal
 from channels.protocol import PayoutDestination, PayoutRequest
 from engine.controls.usage_release import ReleaseAdmission
-from engine.customers.store import get_merchant
 from engine.gateway.context import Gateway
 from engine.gateway.jobs import backoff_s
+from engine.merchants.store import get_merchant
 from engine.payouts import decision
 from engine.payouts.destination import mask_digits
 from engine.payouts.metrics import PAYOUT_STEPS, PAYOUTS_HELD

@@ -17,9 +17,9 @@ from channels.protocol import Channel
 from engine.dayend.calendar import read_open_date
 from engine.gateway.context import Gateway
 from engine.keys import new_id
-from engine.payouts.recon import expected_payouts, find_payouts
 from engine.recon import store
 from engine.recon.matching import Item, WrongStatement, check_statement, match, normalise, totals
+from engine.recon.payouts import expected_payouts, find_payouts
 from engine.recon.strategy import Action
 from engine.recon.supplement import SupplementResult, book_supplement
 

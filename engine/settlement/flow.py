@@ -21,9 +21,9 @@ import asyncpg
 from accounts.model import AccountId, AccountKind, OverdraftRule
 from accounts.rules import build_entry
 from engine.booking import Booker
-from engine.customers.store import ensure_account, get_merchant
 from engine.dayend.store import get_day_end
 from engine.keys import ACCOUNT, new_id
+from engine.merchants.store import ensure_account, get_merchant
 from engine.settlement import store
 
 log = logging.getLogger(__name__)

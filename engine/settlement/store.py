@@ -4,7 +4,7 @@ A payment is due on settlement date S when it succeeded, its journal entry is da
 S - cycle_days (the merchant's cycle, default 1), it was not settled before, and it is reconciled: a
 wallet payment needs no channel; a channel payment needs a reconciliation item that is ok or resolved
 and none that is still open (an exception order waits until it is handled). Succeeded refunds due by
-the same rule are deducted. An invoiced fee (engine.payments.pricing.INVOICED) never reached the pending
+the same rule are deducted. An invoiced fee (engine.merchants.pricing.INVOICED) never reached the pending
 account's netting: such a payment settles its whole amount and its fee counts as 0 here.
 """
 

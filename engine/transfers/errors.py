@@ -6,12 +6,14 @@ transfer_no is ``DuplicateOrder``; an uncovered debit is the ledger's ``Insuffic
 
 from __future__ import annotations
 
+from engine.errors import BadInput, DomainError, Unprocessable
 
-class TransferError(Exception):
+
+class TransferError(DomainError):
     code = "transfer_error"
 
 
-class SelfTransfer(TransferError):
+class SelfTransfer(TransferError, BadInput):
     code = "transfer_to_self"
 
     def __init__(self, customer_id: str, param: str = "to_customer_id") -> None:
@@ -20,7 +22,7 @@ class SelfTransfer(TransferError):
         self.param = param
 
 
-class TransferCurrencyMismatch(TransferError):
+class TransferCurrencyMismatch(TransferError, Unprocessable):
     """A wallet is in another currency than the transfer: that would need an FX leg, which we do not book."""
 
     code = "currency_mismatch"
@@ -33,7 +35,7 @@ class TransferCurrencyMismatch(TransferError):
         self.param = param
 
 
-class TransferSourceInvalid(TransferError):
+class TransferSourceInvalid(TransferError, BadInput):
     """``from_customer_id`` is required for source 'customer' and not allowed for source 'merchant'."""
 
     code = "parameter_invalid"

@@ -18,16 +18,16 @@ from accounts.errors import LedgerError
 from accounts.journal import EntryDraft
 from accounts.rules import build_entry
 from engine.booking import Booker
-from engine.controls.errors import ControlError
 from engine.controls.gate import Attempt, Booking
-from engine.customers.store import MerchantRecord, StoredResponse
 from engine.db import release_without_reset
-from engine.errors import IdempotencyKeyTaken, PaymentRuleError, UnsupportedCurrency
+from engine.errors import DomainError, IdempotencyKeyTaken
+from engine.idempotency.records import IdemSlot, Outcome, StoredResponse
 from engine.keys import EVENT, new_id
-from engine.payments.flow import IdemSlot, Outcome
+from engine.merchants.store import MerchantRecord
+from engine.payments.errors import UnsupportedCurrency
 from engine.payments.store import OutboxEvent
-from engine.services import ApiContext
-from engine.transfers.errors import SelfTransfer, TransferError, TransferSourceInvalid
+from engine.services import Services
+from engine.transfers.errors import SelfTransfer, TransferSourceInvalid
 from engine.transfers.store import Parties, TransferRecord, insert_transfer
 from engine.transfers.wire import CreateTransfer, Transfer
 
@@ -64,14 +64,14 @@ def transfer_entry(t: TransferRecord, parties: Parties) -> EntryDraft:
                        {"amount": t.amount}, ref=t.id)
 
 
-async def create_transfer(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, req: CreateTransfer,
+async def create_transfer(ctx: Services, booker: Booker, merchant: MerchantRecord, req: CreateTransfer,
                           slot: IdemSlot | None, now: datetime) -> Outcome:
     """Book the transfer and answer 201 with it; a refusal raises with nothing written (see the store)."""
     try:
         return await _book(ctx, booker, merchant, req, slot, now)
     except IdempotencyKeyTaken:
         raise  # a retry of a request we have: answered from the key, not a refusal
-    except (TransferError, PaymentRuleError, LedgerError, ControlError) as exc:
+    except (DomainError, LedgerError) as exc:  # every refusal: transfer, payment, controls, ledger rules
         # Ids, codes and amounts only: never the request body, metadata or keys.
         log.info("transfer refused", extra={
             "merchant_id": merchant.id, "transfer_no": req.transfer_no, "source": req.source,
@@ -79,7 +79,7 @@ async def create_transfer(ctx: ApiContext, booker: Booker, merchant: MerchantRec
         raise
 
 
-async def _book(ctx: ApiContext, booker: Booker, merchant: MerchantRecord, req: CreateTransfer,
+async def _book(ctx: Services, booker: Booker, merchant: MerchantRecord, req: CreateTransfer,
                 slot: IdemSlot | None, now: datetime) -> Outcome:
     check_request(merchant, req, ctx.settings.currencies)
     record = TransferRecord(

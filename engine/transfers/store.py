@@ -18,8 +18,8 @@ import msgspec
 from accounts.errors import InsufficientFunds
 from accounts.model import AccountId
 from accounts.store import Conn
-from engine.customers.store import StoredResponse
 from engine.errors import DuplicateOrder, IdempotencyKeyTaken, NotFound
+from engine.idempotency.records import StoredResponse
 from engine.payments.store import OutboxEvent
 from engine.transfers.errors import TransferCurrencyMismatch
 

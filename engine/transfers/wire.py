@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from engine.payments.wire import Amount, Currency, Metadata, ObjectId, Ref, Request, Text
+from engine.web.wire import Amount, Currency, Metadata, ObjectId, Ref, Request, Text
 
 TransferSource = Literal["customer", "merchant"]
 

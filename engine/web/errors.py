@@ -7,6 +7,8 @@ its lag or Redis down) maps to 503 with Retry-After, so a new error class needs 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 from accounts.errors import (
@@ -18,74 +20,59 @@ from accounts.errors import (
     UnknownCurrency,
 )
 from channels.errors import ChannelError, ChannelRejected
-from engine.controls.errors import ControlNotFound, InvalidControl, LimitExceeded, RiskDeclined
 from engine.errors import (
+    Absent,
+    BadInput,
+    Conflicting,
+    Declined,
     DuplicateOrder,
     IdempotencyInFlight,
     IdempotencyMismatch,
-    IllegalTransition,
-    InvalidRequest,
-    NotFound,
-    PaymentCurrencyMismatch,
-    PaymentNotRefundable,
-    RefundExceedsPayment,
-    UnsupportedCurrency,
+    NotPermitted,
+    Unprocessable,
 )
-from engine.merchants.errors import (
-    FeePlanExists,
-    IllegalMerchantStatus,
-    KeyNotRevocable,
-    MerchantSuspended,
-    NothingToInvoice,
-    PaymentMethodNotAllowed,
-    UnknownFeePlan,
-)
-from engine.payments.wire import ErrorBody, ErrorDetail
-from engine.payouts.errors import InvalidDestination, PayoutSourceMissing
-from engine.transfers.errors import SelfTransfer, TransferCurrencyMismatch, TransferSourceInvalid
 
-ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
-    InvalidRequest: (400, "invalid_request_error"),
-    UnsupportedCurrency: (400, "invalid_request_error"),
-    UnknownCurrency: (400, "invalid_request_error"),
-    PaymentCurrencyMismatch: (400, "invalid_request_error"),
-    CurrencyMismatch: (400, "invalid_request_error"),
-    InvalidAmount: (400, "invalid_request_error"),
-    NotFound: (404, "invalid_request_error"),
-    SelfTransfer: (400, "invalid_request_error"),
-    TransferSourceInvalid: (400, "invalid_request_error"),
-    TransferCurrencyMismatch: (422, "invalid_request_error"),
-    ControlNotFound: (404, "invalid_request_error"),
-    InvalidControl: (422, "invalid_request_error"),
-    LimitExceeded: (402, "payment_error"),
-    RiskDeclined: (402, "payment_error"),
-    InvalidDestination: (422, "invalid_request_error"),
-    PayoutSourceMissing: (402, "payment_error"),
-    InsufficientFunds: (402, "payment_error"),
-    RefundExceedsPayment: (402, "payment_error"),
-    PaymentNotRefundable: (402, "payment_error"),
-    DuplicateOrder: (409, "conflict_error"),
-    IllegalTransition: (409, "conflict_error"),
-    AccountClosed: (409, "conflict_error"),
-    DuplicateTransaction: (409, "conflict_error"),
+ErrorType = Literal["invalid_request_error", "authentication_error", "permission_error", "idempotency_error",
+                    "payment_error", "conflict_error", "rate_limit_error", "channel_error", "api_error"]
+
+# Looked up along the error's class hierarchy, most specific first: every engine error is one kind of
+# engine/errors.py; the ledger's and the channels' errors (packages that know nothing of HTTP) by name.
+ERROR_TABLE: dict[type[Exception], tuple[int, ErrorType]] = {
     IdempotencyInFlight: (409, "idempotency_error"),
     IdempotencyMismatch: (422, "idempotency_error"),
+    BadInput: (400, "invalid_request_error"),
+    Absent: (404, "invalid_request_error"),
+    Unprocessable: (422, "invalid_request_error"),
+    Declined: (402, "payment_error"),
+    NotPermitted: (403, "permission_error"),
+    Conflicting: (409, "conflict_error"),
+    UnknownCurrency: (400, "invalid_request_error"),
+    CurrencyMismatch: (400, "invalid_request_error"),
+    InvalidAmount: (400, "invalid_request_error"),
+    InsufficientFunds: (402, "payment_error"),
+    AccountClosed: (409, "conflict_error"),
+    DuplicateTransaction: (409, "conflict_error"),
     ChannelRejected: (424, "channel_error"),
-    MerchantSuspended: (403, "permission_error"),
-    PaymentMethodNotAllowed: (403, "permission_error"),
-    KeyNotRevocable: (409, "conflict_error"),
-    IllegalMerchantStatus: (409, "conflict_error"),
-    UnknownFeePlan: (422, "invalid_request_error"),
-    FeePlanExists: (409, "conflict_error"),
-    NothingToInvoice: (409, "conflict_error"),
     ChannelError: (503, "channel_error"),
 }
+
+
+class ErrorDetail(msgspec.Struct, frozen=True):
+    type: ErrorType
+    code: str
+    message: str
+    param: str | None = None
+    existing_id: str | None = None  # duplicate_order: the object that already holds the number
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    error: ErrorDetail
 
 
 class ApiError(Exception):
     """An error the HTTP layer itself raises (authentication, malformed input, size, routing)."""
 
-    def __init__(self, status: int, type_: str, code: str, message: str, param: str | None = None,
+    def __init__(self, status: int, type_: ErrorType, code: str, message: str, param: str | None = None,
                  headers: dict[str, str] | None = None, existing_id: str | None = None) -> None:
         super().__init__(message)
         self.existing_id = existing_id
@@ -131,5 +118,5 @@ def error_body(err: ApiError) -> bytes:
     if err.details is not None:  # only errors that carry details get the key: other bodies stay as they were
         return msgspec.json.encode({"error": {"type": err.type, "code": err.code, "message": err.message,
                                               "param": err.param, "details": err.details}})
-    detail = ErrorDetail(err.type, err.code, err.message, err.param, err.existing_id)  # type: ignore[arg-type]
+    detail = ErrorDetail(err.type, err.code, err.message, err.param, err.existing_id)
     return msgspec.json.encode(ErrorBody(detail))

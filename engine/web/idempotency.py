@@ -15,18 +15,17 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from engine.customers.store import (
-    IdempotencyRecord,
+from engine.db import release_without_reset
+from engine.errors import IdempotencyInFlight, IdempotencyKeyTaken, IdempotencyMismatch
+from engine.idempotency.records import IdempotencyRecord, IdemSlot, Outcome
+from engine.idempotency.store import (
     claim_idempotency_key,
     get_idempotency_record,
     release_idempotency_key,
     save_idempotent_response,
     store_idempotent_refusal,
 )
-from engine.db import release_without_reset
-from engine.errors import IdempotencyInFlight, IdempotencyKeyTaken, IdempotencyMismatch
-from engine.payments.flow import IdemSlot, Outcome
-from engine.services import ApiContext
+from engine.services import Services
 from engine.web.errors import ApiError, api_error_for, error_body, invalid_request
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ def json_response(status: int, body: bytes, headers: dict[str, str] | None = Non
     return web.Response(status=status, body=body, content_type=JSON, headers=headers)
 
 
-async def run_idempotent(request: web.Request, ctx: ApiContext, merchant_id: str, body: bytes,
+async def run_idempotent(request: web.Request, ctx: Services, merchant_id: str, body: bytes,
                          work: Callable[[IdemSlot | None], Awaitable[Outcome]], folded: bool = False) -> web.Response:
     """Run ``work`` at most once per key. ``folded``: the work claims the key inside its own effect
     statement (it must then always store its success response with the effect)."""
@@ -94,7 +93,7 @@ def _answer_held(held: IdempotencyRecord | None, key: str, print_: bytes) -> web
     return json_response(held.status_code, held.body, {REPLAYED_HEADER: "true"})
 
 
-async def _run_folded(ctx: ApiContext, merchant_id: str, key: str, print_: bytes,
+async def _run_folded(ctx: Services, merchant_id: str, key: str, print_: bytes,
                       work: Callable[[IdemSlot | None], Awaitable[Outcome]]) -> web.Response:
     """The claim rides in the effect's transaction: one round trip less per request.
 

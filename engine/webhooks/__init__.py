@@ -2,6 +2,6 @@
 
 Events are written to ``outbox_events`` in the transaction of the change they report (by the payment
 flows and the gateway). ``engine.webhooks.worker`` POSTs them to the merchant's ``webhook_url`` until a
-2xx or the retry window ends; ``engine.webhooks.wiring`` runs it in the API process or on its own
+2xx or the retry window ends; ``engine.bootstrap`` runs it in the API process or on its own
 (``payengine webhooks``).
 """

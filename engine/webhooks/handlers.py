@@ -13,32 +13,33 @@ import msgspec
 from aiohttp import web
 
 from engine.errors import NotFound
-from engine.http.middleware import RAW_BODY, merchant_of
-from engine.payments import wire
-from engine.payments.flow import IdemSlot, Outcome
-from engine.services import API
+from engine.idempotency.records import IdemSlot, Outcome
+from engine.services import services_of
 from engine.web.decoding import decode_body, decode_query
 from engine.web.idempotency import json_response, run_idempotent
+from engine.web.request import RAW_BODY, merchant_of
+from engine.web.route import POST_ERRORS, RouteSpec
+from engine.webhooks import wire as webhook_wire
 from engine.webhooks.store import EventRecord, list_events, requeue_event
 
 
-def event_view(e: EventRecord) -> wire.Event:
+def event_view(e: EventRecord) -> webhook_wire.Event:
     data: dict[str, Any] = msgspec.json.decode(e.payload)
-    return wire.Event(e.id, e.type, e.created_at, data, e.delivery_status,  # type: ignore[arg-type]
+    return webhook_wire.Event(e.id, e.type, e.created_at, data, e.delivery_status,  # type: ignore[arg-type]
                       e.attempts, e.next_attempt_at, e.delivered_at, e.last_error)
 
 
 async def list_events_handler(request: web.Request) -> web.Response:
-    q = decode_query(request.query, wire.ListEventsQuery)
-    ctx, merchant = request.app[API], merchant_of(request)
+    q = decode_query(request.query, webhook_wire.ListEventsQuery)
+    ctx, merchant = services_of(request), merchant_of(request)
     async with ctx.pool.acquire() as conn:
         page, has_more = await list_events(conn, merchant.id, q.type, q.limit, q.starting_after)
-    return json_response(200, msgspec.json.encode(wire.EventList([event_view(e) for e in page], has_more)))
+    return json_response(200, msgspec.json.encode(webhook_wire.EventList([event_view(e) for e in page], has_more)))
 
 
 async def resend_event_handler(request: web.Request) -> web.Response:
-    ctx, merchant, raw = request.app[API], merchant_of(request), request[RAW_BODY]
-    decode_body(raw, wire.ResendEvent)
+    ctx, merchant, raw = services_of(request), merchant_of(request), request[RAW_BODY]
+    decode_body(raw, webhook_wire.ResendEvent)
     event_id = request.match_info["id"]
 
     async def resend(slot: IdemSlot | None) -> Outcome:
@@ -49,3 +50,12 @@ async def resend_event_handler(request: web.Request) -> web.Response:
         return Outcome(200, msgspec.json.encode(event_view(event)), False)
 
     return await run_idempotent(request, ctx, merchant.id, raw, resend)
+
+
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("GET", "/v1/events", list_events_handler, "Webhook events, newest first",
+              webhook_wire.EventList, query=webhook_wire.ListEventsQuery),
+    RouteSpec("POST", "/v1/events/{id}/resend", resend_event_handler,
+              "Deliver a webhook event again (fresh retry window)", webhook_wire.Event, 200, webhook_wire.ResendEvent,
+              errors=POST_ERRORS),
+)

@@ -7,7 +7,7 @@ import uuid
 
 import asyncpg
 
-from engine.customers.store import delete_expired_idempotency_keys
+from engine.idempotency.store import delete_expired_idempotency_keys
 from tests.api.conftest import Api, order_no
 
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.errors import IllegalTransition
-from engine.payments.pricing import Pricing, fee_refunded_after
+from engine.merchants.pricing import Pricing, fee_refunded_after
 from engine.payments.states import (
     FINAL,
     PAYMENT_TRANSITIONS,

@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 
 from buffer.tuning import BufferTuning, LiveTuning
-from engine.bootstrap import BOOKER, create_app
+from engine.bootstrap import create_app
+from engine.services import SERVICES
 from engine.settings import Settings
 from tests.buffer.world import open_world, pay
 from tests.conftest import Servers
@@ -77,7 +78,7 @@ async def test_buffer_status_lists_hot_accounts(app_url: tuple[str, web.Applicat
                                                 owner: asyncpg.Connection, servers: Servers) -> None:
     url, app = app_url
     world = await open_world(pool, customers=1, owner=owner)
-    booker = app[BOOKER]
+    booker = app[SERVICES].booker
     assert booker.sink is not None
     await booker.sink.hot.refresh()  # type: ignore[attr-defined]
     for _ in range(3):

@@ -24,7 +24,8 @@ from prometheus_client import REGISTRY
 from redis.asyncio.cluster import RedisCluster
 
 from accounts.store import trial_balance
-from engine.bootstrap import REDIS, create_app
+from engine.bootstrap import create_app
+from engine.services import SERVICES
 from engine.settings import Settings
 from tests.api.conftest import ADMIN_TOKEN, AdminHttp, Api
 from tests.buffer.world import check_ledger, wait_drained
@@ -54,7 +55,7 @@ async def cluster_api(servers: Servers, redis_cluster: LocalCluster) -> AsyncIte
 async def test_payments_refunds_and_limits_through_the_api_on_a_redis_cluster(
         cluster_api: tuple[Api, str]) -> None:
     api, database_url = cluster_api
-    assert isinstance(api.app[REDIS], RedisCluster)
+    assert isinstance(api.app[SERVICES].redis, RedisCluster)
     failures_before = _counter("payengine_buffer_enqueue_failures_total")
     recovered_before = _counter("payengine_buffer_recovery_reenqueued_total")
     client = await api.merchant(name="cluster merchant", currencies=["CNY"], hot=True)

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from engine.bootstrap import GATE
+from engine.services import SERVICES
 from tests.api.conftest import Api
 from tests.controls.conftest import Admin
 
@@ -118,7 +118,7 @@ async def test_a_card_blocked_with_spaces_or_dashes_is_one_entry_the_digits_matc
         second = await admin.call("POST", "/admin/risk/blocklist", {"list": "instrument", "value": dashed})
         assert (first.status, second.status) == (201, 201), (first.body, second.body)
         # What a payout's normalised destination number is checked against (engine/payouts/destination.py).
-        assert first.body["digest"] == second.body["digest"] == api.app[GATE].digest("instrument", digits)
+        assert first.body["digest"] == second.body["digest"] == api.app[SERVICES].gate.digest("instrument", digits)
         async with pool.acquire() as conn:
             stored = await conn.fetchval("SELECT count(*) FROM risk_blocklist WHERE list = 'instrument'"
                                          " AND digest = $1", first.body["digest"])
@@ -136,7 +136,7 @@ async def test_an_entry_hashed_as_typed_before_numbers_were_normalised_can_be_re
         api: Api, admin: Admin, pool: asyncpg.Pool, typed: str) -> None:
     tail = "".join(secrets.choice("0123456789") for _ in range(4))
     value = typed.format(tail=tail)
-    legacy = api.app[GATE].digest("instrument", value)  # how entries were hashed before the normalisation
+    legacy = api.app[SERVICES].gate.digest("instrument", value)  # how entries were hashed before the normalisation
     async with pool.acquire() as conn:
         await conn.execute("INSERT INTO risk_blocklist (list, digest, reason) VALUES ('instrument', $1, 'old')", legacy)
     try:

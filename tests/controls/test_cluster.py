@@ -11,7 +11,9 @@ import asyncpg
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from engine.controls import Admission, Attempt, ControlGate, ControlsUnavailable, LimitExceeded, keys
+from engine.controls import keys
+from engine.controls.errors import ControlsUnavailable, LimitExceeded
+from engine.controls.gate import Admission, Attempt, ControlGate
 from engine.controls.limits import LimitRule
 from engine.redis_client import create_redis
 from tests.cluster.conftest import cluster_client, redis_cluster

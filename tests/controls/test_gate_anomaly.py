@@ -13,8 +13,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from engine.controls import Admission, Attempt, ControlGate, keys
+from engine.controls import keys
 from engine.controls import store as control_store
+from engine.controls.gate import Admission, Attempt, ControlGate
 from engine.controls.risk import RiskRule
 from tests.factories import rand_id, today
 

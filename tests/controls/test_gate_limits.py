@@ -11,10 +11,11 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from engine.controls import Attempt, ControlGate, LimitExceeded, RiskDeclined, keys
+from engine.controls import keys
 from engine.controls import store as control_store
 from engine.controls.counters import Counted, Subject
-from engine.controls.gate import Booking
+from engine.controls.errors import LimitExceeded, RiskDeclined
+from engine.controls.gate import Attempt, Booking, ControlGate
 from engine.controls.limits import LimitRule
 from engine.controls.orphans import reset_owed
 from engine.controls.risk import RiskRule

@@ -14,12 +14,13 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from engine.bootstrap import GATE
 from engine.client import PayEngineClient
-from engine.controls import Admission, Attempt, keys
+from engine.controls import keys
 from engine.controls.errors import AdmissionReleased
+from engine.controls.gate import Admission, Attempt
 from engine.controls.orphans import reset_owed, sweep_orphans
 from engine.keys import PAYMENT, new_id
+from engine.services import SERVICES
 from tests.api.conftest import AdminHttp
 from tests.controls.conftest import PrivateWorld, pay
 
@@ -41,13 +42,13 @@ async def _limited_customer(world: PrivateWorld) -> tuple[PayEngineClient, str]:
 
 async def _crash_after_admit(world: PrivateWorld, client: PayEngineClient, customer: str, amount: int) -> Admission:
     """What a payment request leaves behind when its process dies right after the gate admitted it."""
-    return await world.api.app[GATE].admit(Attempt("payment", "wallet", client.merchant_id, customer, amount, "CNY",
-                                                   movement_id=new_id(PAYMENT)))
+    return await world.api.app[SERVICES].gate.admit(Attempt("payment", "wallet", client.merchant_id, customer, amount,
+                                                            "CNY", movement_id=new_id(PAYMENT)))
 
 
 async def _sweep(world: PrivateWorld) -> int:
     released = await sweep_orphans(world.pool, grace_s=0)
-    await reset_owed(world.pool, world.api.app[GATE].counters, settle_s=0)  # as the reset loop does next
+    await reset_owed(world.pool, world.api.app[SERVICES].gate.counters, settle_s=0)  # as the reset loop does next
     return released
 
 

@@ -13,9 +13,10 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from engine.controls import Attempt, ControlGate, ControlsUnavailable, LimitExceeded
 from engine.controls import store as control_store
 from engine.controls.counters import Subject
+from engine.controls.errors import ControlsUnavailable, LimitExceeded
+from engine.controls.gate import Attempt, ControlGate
 from engine.controls.limits import LimitRule
 from engine.controls.orphans import reset_owed, sweep_orphans
 from tests.conftest import Servers

@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 
 from engine import embedded
-from engine.bootstrap import GATE
 from engine.client import ApiResult, PayEngineClient
-from engine.controls.usage_release import release_by_gate, release_owed
+from engine.controls.usage_release import release_owed
+from engine.services import SERVICES
 from tests.api.conftest import Api
 from tests.controls.conftest import Admin, PrivateWorld, pay
 
@@ -81,7 +81,7 @@ async def test_release_that_fails_stays_owed_and_the_release_loop_gives_it_back(
         private: PrivateWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     client, customer = await _limited_customer(private.api)
     first, _ = await _two_then_refused(client, customer)
-    gate = private.api.app[GATE]
+    gate = private.api.app[SERVICES].gate
 
     async def broken(admission_id: str, *, by_reset: bool = False) -> bool:
         raise ConnectionResetError(f"lost the database while releasing {admission_id}")
@@ -93,10 +93,10 @@ async def test_release_that_fails_stays_owed_and_the_release_loop_gives_it_back(
     assert await _owed(private.pool, first) == controls["admission"]
     assert (await _channel(client, customer)).status == 402  # still counted
 
-    await release_owed(private.pool, release_by_gate(private.api.app), grace_s=0, batch_max=100)
+    await release_owed(private.pool, private.api.app[SERVICES].release_usage, grace_s=0, batch_max=100)
     assert await _owed(private.pool, first) is None
     assert (await _channel(client, customer)).status == 201
-    assert await release_owed(private.pool, release_by_gate(private.api.app), grace_s=0, batch_max=100) == 0
+    assert await release_owed(private.pool, private.api.app[SERVICES].release_usage, grace_s=0, batch_max=100) == 0
     assert (await _channel(client, customer)).status == 402  # given back once
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from engine.client import PayEngineClient
-from engine.payments.pricing import fee_refunded_after
+from engine.merchants.pricing import fee_refunded_after
 from tests.conftest import Servers
 from tests.dayend.conftest import Db
 from tests.dayend.world import CHANNELS, Paid, World, bounded, new_ref, running_world

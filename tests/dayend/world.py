@@ -25,8 +25,8 @@ from channels.sim import RunningSimulator, SimFaults, SimKind, SimProfile, start
 from channels.sim.statement import StatementRow
 from channels.sim.statement_csv import render_wx_statement
 from engine.bootstrap import create_app
+from engine.channel_specs import ChannelSpec
 from engine.client import PayEngineClient, create_merchant
-from engine.gateway.specs import ChannelSpec
 from engine.settings import Settings
 from tests.serving import serving
 

@@ -17,7 +17,8 @@ from aiohttp import web
 
 from engine.bootstrap import create_app
 from engine.client import PayEngineClient, create_merchant
-from engine.payments.expiry import EXPIRY, ExpiryQueue
+from engine.payments.expiry import ExpiryQueue
+from engine.services import SERVICES
 from engine.settings import Settings
 from tests.conftest import Servers
 from tests.serving import serving
@@ -39,7 +40,7 @@ class ExpiryWorld:
 
     @property
     def queue(self) -> ExpiryQueue:
-        return self.app[EXPIRY]
+        return self.app[SERVICES].expiry
 
     async def merchant(self) -> PayEngineClient:
         created = await create_merchant(self.url, ADMIN_TOKEN, {"name": "expiry merchant", "currencies": ["CNY"]},

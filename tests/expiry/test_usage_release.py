@@ -11,8 +11,9 @@ from typing import Any
 import msgspec
 
 from engine.client import PayEngineClient
-from engine.controls.usage_release import release_by_gate, release_owed
+from engine.controls.usage_release import release_owed
 from engine.payments.expiry import ExpiryWorker, sweep_expired
+from engine.services import SERVICES
 from tests.expiry.conftest import ADMIN_TOKEN, SETTINGS, ExpiryWorld
 
 TWO_A_DAY = {"scope": "customer", "window": "daily", "method": "channel", "count_max": 2}
@@ -49,7 +50,7 @@ async def test_payment_expired_by_the_worker_gives_its_usage_back(world: ExpiryW
     first = await _two_then_refused(world, client, customer)
     await world.backdate(first["id"], 1)
 
-    worker = ExpiryWorker(world.pool, world.queue, SETTINGS, release_usage=release_by_gate(world.app))
+    worker = ExpiryWorker(world.pool, world.queue, SETTINGS, release_usage=world.app[SERVICES].release_usage)
     assert await worker.drain_queue(datetime.now(UTC)) >= 1
     assert (await client.get_payment(first["id"])).body["status"] == "closed"
     assert await world.pool.fetchval("SELECT count(*) FROM usage_releases WHERE movement_id = $1", first["id"]) == 0
@@ -68,7 +69,7 @@ async def test_expiry_whose_process_died_before_releasing_is_given_back_by_the_r
     await sweep_expired(world.pool, datetime.now(UTC), SETTINGS.expiry_batch_max)
     assert (await client.get_payment(first["id"])).body["status"] == "closed"
     assert await _attempt(client, customer) == 402
-    release = release_by_gate(world.app)
+    release = world.app[SERVICES].release_usage
     assert await release_owed(world.pool, release, grace_s=3600, batch_max=100) == 0  # not owed long enough yet
 
     assert await release_owed(world.pool, release, grace_s=0, batch_max=100) >= 1

@@ -27,10 +27,10 @@ from channels import signing
 from channels.amounts import major_to_minor, minor_to_major
 from channels.sim import RunningSimulator, SimFaults, SimKind, SimProfile, start_simulator
 from engine.bootstrap import create_app
+from engine.channel_specs import ChannelSpec
 from engine.client import PayEngineClient, create_merchant
 from engine.gateway.health import ChannelHealth
-from engine.gateway.notify import GATEWAY
-from engine.gateway.specs import ChannelSpec
+from engine.services import SERVICES
 from engine.settings import Settings
 from tests.conftest import Servers
 from tests.serving import serving
@@ -122,7 +122,7 @@ class Gw:
     def forget_channel_health(self) -> None:
         """Start the gateway's breakers and measured quality afresh: a failure burst stays in a channel's
         quality for the quality window (60 s) and would fail the next tests' payments over."""
-        gateway = self.app[GATEWAY]
+        gateway = self.app[SERVICES].gateway
         gateway.health = ChannelHealth(gateway.health.policy, gateway.health.quality_window_s)
 
     async def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:

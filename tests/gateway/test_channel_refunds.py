@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from channels.protocol import RefundRequest
-from engine.gateway.notify import GATEWAY
+from engine.services import SERVICES
 from tests.gateway.conftest import Gw
 
 
@@ -45,7 +45,7 @@ async def test_partial_refund_is_made_at_the_channel_and_booked_once(gw: Gw) -> 
 
 async def test_refund_the_channel_refuses_fails_and_releases_its_reservation(gw: Gw) -> None:
     client, paid = await _succeeded(gw, "wxsim")
-    adapter = gw.app[GATEWAY].channels["wxsim"].adapter
+    adapter = gw.app[SERVICES].gateway.channels["wxsim"].adapter
     # Someone refunded it all at the channel behind our back: our refund must be refused there.
     await adapter.refund(RefundRequest(paid["txn_no"], "OOB" + uuid.uuid4().hex[:20], 1999, 1999, "CNY"))
     asked = await client.refund(paid["id"], 500, "rf-" + uuid.uuid4().hex)

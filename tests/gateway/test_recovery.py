@@ -8,11 +8,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from engine.gateway.metrics import CHANNEL_CALLS
-from engine.gateway.notify import GATEWAY
 from engine.gateway.outcomes import Verdict
 from engine.gateway.refresh import refresh_payment
 from engine.keys import PAYMENT, VOUCHER, new_id
 from engine.payments.store import Job, NewPayment, Transition, insert_payment
+from engine.services import SERVICES
 from tests.factories import new_txn_no
 from tests.gateway.conftest import Gw
 
@@ -79,8 +79,8 @@ async def test_refresh_payment_applies_a_success_the_notify_never_brought(gw: Gw
     finally:
         for channel in ("wxsim", "banksim"):
             await gw.set_faults(channel)
-    assert await refresh_payment(gw.app[GATEWAY], ready["id"]) is Verdict.BOOKED
+    assert await refresh_payment(gw.app[SERVICES].gateway, ready["id"]) is Verdict.BOOKED
     got = await client.get_payment(ready["id"])
     assert got.body["status"] == "succeeded"
-    assert await refresh_payment(gw.app[GATEWAY], ready["id"]) is None  # final now: nothing to ask
+    assert await refresh_payment(gw.app[SERVICES].gateway, ready["id"]) is None  # final now: nothing to ask
     assert await gw.entries(ready["id"]) == ["PAY_CHANNEL"]

@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from engine.channel_specs import ChannelSpec
 from engine.gateway.context import Gateway, build_channels
 from engine.gateway.health import ChannelHealth
-from engine.gateway.specs import ChannelSpec
 from engine.settings import Settings
 
 

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
+from engine.channel_specs import ChannelSpec, parse_channel_specs
 from engine.gateway.jobs import backoff_s
-from engine.gateway.specs import ChannelSpec, parse_channel_specs
 from engine.settings import Settings, SettingsError
 
 

@@ -8,12 +8,12 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from engine.bootstrap import GATE
 from engine.client import PayEngineClient
 from engine.controls.gate import Attempt
 from engine.controls.store import write_payment_controls
 from engine.keys import PAYMENT, VOUCHER, new_id
 from engine.payments.store import Job, NewPayment, Transition, insert_payment
+from engine.services import SERVICES
 from tests.factories import new_txn_no
 from tests.gateway.conftest import Gw
 
@@ -54,8 +54,8 @@ async def _admitted_for_unconfigured_channel(gw: Gw, client: PayEngineClient, cu
     would refuse: its voucher fails for good."""
     now = datetime.now(UTC)
     payment_id, voucher_id = new_id(PAYMENT), new_id(VOUCHER)
-    admission = await gw.app[GATE].admit(Attempt("payment", "channel", client.merchant_id, customer, AMOUNT, "CNY",
-                                                 movement_id=payment_id))
+    admission = await gw.app[SERVICES].gate.admit(Attempt("payment", "channel", client.merchant_id, customer, AMOUNT,
+                                                          "CNY", movement_id=payment_id))
     row = NewPayment(payment_id, client.merchant_id, "ord-" + uuid.uuid4().hex, AMOUNT, "CNY", "channel",
                      "nosuchchannel", customer, "pending_voucher", 3, new_txn_no(), None, {},
                      now + timedelta(minutes=15), now, voucher_id)

@@ -21,9 +21,9 @@ import asyncpg
 import pytest
 
 from channels.sim import Latency, SimFaults, SimKind, SimProfile, start_simulator
-from engine.customers.store import insert_merchant
 from engine.keys import PAYMENT, VOUCHER, new_id
-from engine.payments.pricing import Pricing
+from engine.merchants.pricing import Pricing
+from engine.merchants.store import insert_merchant
 from engine.payments.store import Job, NewPayment, Transition, insert_payment
 from tests.conftest import Servers
 from tests.databases import private_database

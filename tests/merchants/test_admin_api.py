@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.services import SERVICES
 from tests.api.conftest import Api
 from tests.merchants.conftest import Admin, ref
 
@@ -28,9 +29,7 @@ async def test_create_opens_template_accounts_and_returns_a_working_key(admin: A
 
 
 def admin_channels(api: Api) -> frozenset[str]:
-    from engine.services import API
-
-    return api.app[API].known_channels
+    return api.app[SERVICES].known_channels
 
 
 @pytest.mark.parametrize(("body", "status", "param"), [

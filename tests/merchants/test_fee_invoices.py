@@ -15,7 +15,7 @@ import pytest
 from accounts.model import AccountId
 from accounts.rules import build_entry
 from accounts.store import trial_balance
-from engine.bootstrap import BOOKER, TXN_NOS
+from engine.services import SERVICES
 from tests.api.conftest import Api
 from tests.merchants.conftest import Admin
 from tests.merchants.test_fee_plans import balances, make_plan, pay_and_refund
@@ -37,7 +37,7 @@ async def _settle_to_available(api: Api, pool: asyncpg.Pool, merchant_id: str, a
     ids = {r["role"]: AccountId(r["id"]) for r in await pool.fetch(
         "SELECT role, id FROM accounts WHERE owner_id = $1 AND currency = 'CNY' AND parent_id IS NULL", merchant_id)}
     now = datetime.now(UTC)
-    await api.app[BOOKER].book(build_entry("SETTLE", api.app[TXN_NOS].next(now), now.date(), "CNY",
+    await api.app[SERVICES].booker.book(build_entry("SETTLE", api.app[SERVICES].txn_nos.next(now), now.date(), "CNY",
                                            {"merchant_pending": ids["merchant_pending"],
                                             "merchant_available": ids["merchant_available"]}, {"amount": amount}))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncpg
 
 from accounts.model import AccountKind, OverdraftRule
-from engine.customers.store import ensure_account, insert_merchant
+from engine.merchants.pricing import Pricing
+from engine.merchants.store import ensure_account, insert_merchant
 from engine.migrate import load_migrations, migrate
-from engine.payments.pricing import Pricing
 from tests.conftest import Servers
 from tests.databases import private_database
 from tests.factories import rand_id

@@ -6,13 +6,12 @@ import asyncio
 import secrets
 import time
 
-from engine.bootstrap import DATABASE_URL
 from engine.client import PayEngineClient
-from engine.customers.store import insert_merchant
 from engine.http.auth import MerchantDirectory, derive_secret
 from engine.merchants.invalidation import ChangeListener
-from engine.payments.pricing import Pricing
-from engine.services import API
+from engine.merchants.pricing import Pricing
+from engine.merchants.store import insert_merchant
+from engine.services import SERVICES
 from tests.api.conftest import Api
 from tests.merchants.conftest import Admin, ref
 
@@ -112,7 +111,7 @@ async def test_a_merchant_inserted_outside_the_admin_api_has_a_primary_key_and_c
                                                                                           api: Api) -> None:
     merchant_id = "mch_legacy_" + ref()[:12]
     salt = secrets.token_bytes(16)
-    async with api.app[API].pool.acquire() as conn:  # the way demo seeding inserts merchants
+    async with api.app[SERVICES].pool.acquire() as conn:  # the way demo seeding inserts merchants
         assert await insert_merchant(conn, merchant_id, "legacy", salt, Pricing(0, 0))
     legacy = {"id": merchant_id, "secret": derive_secret(api.settings.api_secret_key, merchant_id, salt)}
     async with admin.client(legacy) as client:
@@ -126,9 +125,9 @@ async def test_a_merchant_inserted_outside_the_admin_api_has_a_primary_key_and_c
 
 async def test_another_processes_cache_forgets_a_revoked_key_at_once(admin: Admin, api: Api) -> None:
     """Another API worker: its own directory (long TTL) and change listener on the same database."""
-    pool = api.app[API].pool
+    pool = api.app[SERVICES].pool
     other = MerchantDirectory(pool, api.settings.api_secret_key, ttl_s=3600)
-    listener = ChangeListener(api.app[DATABASE_URL], other.forget)
+    listener = ChangeListener(api.app[SERVICES].database_url, other.forget)
     await listener.start()
     try:
         created = await admin.create()

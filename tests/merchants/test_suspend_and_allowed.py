@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.http.routes import ROUTES
-from engine.services import API
+from engine.services import SERVICES
 from tests.api.conftest import Api, order_no
 from tests.merchants.conftest import Admin, ref
 
@@ -42,7 +42,7 @@ async def test_suspended_merchant_gets_403_and_resume_restores_everything(admin:
 
 async def test_a_legacy_disabled_merchant_cannot_be_suspended_or_resumed(admin: Admin, api: Api) -> None:
     created = await admin.create()
-    async with api.app[API].pool.acquire() as conn:
+    async with api.app[SERVICES].pool.acquire() as conn:
         await conn.execute("UPDATE merchants SET status = 'disabled' WHERE id = $1", created["id"])
     for action in ("suspend", "resume"):
         reply = await admin.call("POST", f"/admin/merchants/{created['id']}/{action}")
@@ -60,7 +60,7 @@ async def test_payment_with_a_method_the_merchant_may_not_take_is_refused(admin:
 
 
 async def test_payment_on_a_channel_outside_the_allowed_list_is_refused(admin: Admin, api: Api) -> None:
-    channels = sorted(api.app[API].known_channels)
+    channels = sorted(api.app[SERVICES].known_channels)
     assert len(channels) > 1, channels
     created = await admin.create(allowed_channels=channels[:1])
     async with admin.client(created) as client:

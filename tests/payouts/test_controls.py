@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from engine.bootstrap import GATE
-from engine.controls.usage_release import release_by_gate, release_owed
+from engine.controls.usage_release import release_owed
+from engine.services import SERVICES
 from tests.payouts.conftest import GOOD_CARD, World, payout_body
 
 
@@ -73,7 +73,7 @@ async def test_a_failed_payout_whose_release_fails_stays_owed_until_the_release_
         tried.put_nowait(admission_id)
         raise ConnectionResetError(f"lost Redis while releasing {admission_id}")
 
-    monkeypatch.setattr(world.app[GATE], "release_admission", broken)
+    monkeypatch.setattr(world.app[SERVICES].gate, "release_admission", broken)
     doomed = await client.create_payout(payout_body(
         1_000, customer_id=customer,
         destination={"kind": "bank_account", "number": "6222021000000", "holder_name": "Li Lei"}))
@@ -89,13 +89,13 @@ async def test_a_failed_payout_whose_release_fails_stays_owed_until_the_release_
     over = await client.create_payout(payout_body(1_000, customer_id=customer))
     assert over.status == 402 and over.body["error"]["code"] == "limit_exceeded", over.body  # still counted
 
-    await release_owed(world.pool, release_by_gate(world.app), grace_s=0, batch_max=100)
+    await release_owed(world.pool, world.app[SERVICES].release_usage, grace_s=0, batch_max=100)
     async with world.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM usage_releases WHERE movement_id = $1",
                                    doomed.body["id"]) == 0
     again = await client.create_payout(payout_body(1_000, customer_id=customer))
     assert again.status == 201, again.body
-    await release_owed(world.pool, release_by_gate(world.app), grace_s=0, batch_max=100)
+    await release_owed(world.pool, world.app[SERVICES].release_usage, grace_s=0, batch_max=100)
     more = await client.create_payout(payout_body(600, customer_id=customer))  # 1_600 > 1_500: given back once
     assert more.status == 402 and more.body["error"]["code"] == "limit_exceeded", more.body
     await world.wait_payout(client, again.body["id"])

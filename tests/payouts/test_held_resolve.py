@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from engine.bootstrap import GATE
-from engine.controls.usage_release import release_by_gate, release_owed
+from engine.controls.usage_release import release_owed
 from engine.logs import JsonFormatter
 from engine.payouts.checks import check_payout_money
+from engine.services import SERVICES
 from tests.payouts.conftest import ADMIN_TOKEN, CHANNEL, GOOD_CARD, World, eventually, held_payouts, payout_body
 
 
@@ -152,7 +152,7 @@ async def test_fail_whose_release_fails_records_the_usage_owed_and_the_release_l
     async def broken(admission_id: str, *, by_reset: bool = False) -> bool:
         raise ConnectionResetError(f"lost Redis while releasing {admission_id}")
 
-    monkeypatch.setattr(world.app[GATE], "release_admission", broken)
+    monkeypatch.setattr(world.app[SERVICES].gate, "release_admission", broken)
     status, body = await _resolve(world, held["id"], "fail", "bank: payout rejected, nothing paid")
     monkeypatch.undo()
     assert status == 200 and body["payout"]["status"] == "failed", body  # the fail stands; the release is owed
@@ -162,7 +162,7 @@ async def test_fail_whose_release_fails_records_the_usage_owed_and_the_release_l
     over = await client.create_payout(payout_body(1_000, customer_id=customer))  # still counted
     assert over.status == 402 and over.body["error"]["code"] == "limit_exceeded", over.body
 
-    await release_owed(world.pool, release_by_gate(world.app), grace_s=0, batch_max=100)
+    await release_owed(world.pool, world.app[SERVICES].release_usage, grace_s=0, batch_max=100)
     async with world.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM usage_releases WHERE movement_id = $1", held["id"]) == 0
         assert await conn.fetchval("SELECT count(*) FROM limit_usage WHERE id = $1", admission) == 0

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from channels.protocol import PayoutDestination, PayoutRequest
-from engine.gateway.notify import GATEWAY
 from engine.recon.strategy import Action, Outcome, decide
+from engine.services import SERVICES
 from tests.factories import new_txn_no
 from tests.payouts.conftest import CHANNEL, World, payout_body
 
@@ -34,7 +34,7 @@ async def test_payouts_reconcile_against_the_bank_statement(world: World) -> Non
     assert (good["status"], bad["status"]) == ("succeeded", "failed")
     # A payout the bank made under a number of ours that we have no record of.
     stranger = new_txn_no()
-    adapter = world.app[GATEWAY].channels[CHANNEL].adapter
+    adapter = world.app[SERVICES].gateway.channels[CHANNEL].adapter
     await adapter.create_payout(PayoutRequest(stranger, 777, "CNY",
                                               PayoutDestination("bank_account", "62220299999", "Nobody")))
     assert (await world.sim_payout(stranger))[0] == 200  # settles it at the simulator

@@ -18,8 +18,8 @@ import pytest
 
 from channels.sim import SimFaults, SimKind, SimProfile, start_simulator
 from engine.bootstrap import create_app
+from engine.channel_specs import ChannelSpec
 from engine.client import PayEngineClient, create_merchant
-from engine.gateway.specs import ChannelSpec
 from tests.conftest import Servers
 from tests.payouts.conftest import ADMIN_TOKEN, World, _free_socket, eventually, payout_body, payout_settings
 from tests.serving import serving

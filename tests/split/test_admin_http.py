@@ -13,7 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from accounts.split_store import split_view
-from engine.bootstrap import BOOKER, create_app
+from engine.bootstrap import create_app
+from engine.services import SERVICES
 from engine.settings import Settings
 from tests.conftest import Servers
 from tests.factories import rand_id
@@ -34,7 +35,7 @@ async def client(servers: Servers, pool: asyncpg.Pool) -> AsyncIterator[TestClie
 async def test_split_route_splits_and_answers_typed_errors(client: TestClient, pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         fam = await open_family(conn)
-    booker = client.app[BOOKER]
+    booker = client.app[SERVICES].booker
     await credit(booker, fam, 300)
     path = f"/admin/accounts/{fam.parent.id}/split"
     r = await client.post(path, json={"into": 4})
@@ -68,7 +69,7 @@ async def test_hot_candidates_lists_busy_accounts_with_figures(client: TestClien
     async with pool.acquire() as conn:
         fam = await open_family(conn)
     await asyncio.sleep(1.1)  # let the sampler mark the journal before the burst
-    await asyncio.gather(*(credit(client.app[BOOKER], fam, 1) for _ in range(60)))
+    await asyncio.gather(*(credit(client.app[SERVICES].booker, fam, 1) for _ in range(60)))
     r = await client.get("/admin/accounts/hot-candidates", headers=AUTH)
     body = await r.json()
     assert r.status == 200
@@ -103,7 +104,7 @@ async def test_auto_promotion_flags_a_busy_credit_only_account_hot(servers: Serv
         busy, debited = await open_family(conn), await open_family(conn)
     async with TestClient(TestServer(create_app(settings, servers.database_url, servers.redis_url))) as c:
         await asyncio.sleep(1.1)
-        booker = c.app[BOOKER]
+        booker = c.app[SERVICES].booker
         await credit(booker, debited, 500)
         await asyncio.gather(*(credit(booker, busy, 1) for _ in range(40)),
                              *(debit(booker, debited, 1) for _ in range(40)))

@@ -12,10 +12,10 @@ import asyncpg
 from accounts.model import AccountId, AccountKind, OverdraftRule
 from accounts.rules import build_entry
 from accounts.store import trial_balance
-from engine.bootstrap import BOOKER, TXN_NOS
 from engine.client import PayEngineClient
-from engine.customers.store import ensure_account
 from engine.keys import ACCOUNT, new_id
+from engine.merchants.store import ensure_account
+from engine.services import SERVICES
 from tests.api.conftest import Api, api, order_no
 
 __all__ = ["api"]  # the session app fixture, shared with tests/api
@@ -50,8 +50,8 @@ async def fund_available(api: Api, pool: asyncpg.Pool, client: PayEngineClient, 
         available = await ensure_account(conn, client.merchant_id, "merchant_available", currency,
                                          AccountKind.MERCHANT, False, OverdraftRule(), new_id(ACCOUNT))
     now = datetime.now(UTC)
-    await api.app[BOOKER].book(build_entry(
-        "SETTLE", api.app[TXN_NOS].next(now), now.date(), currency,
+    await api.app[SERVICES].booker.book(build_entry(
+        "SETTLE", api.app[SERVICES].txn_nos.next(now), now.date(), currency,
         {"merchant_pending": AccountId(pending), "merchant_available": available}, {"amount": amount}))
     return available
 

@@ -12,11 +12,10 @@ import msgspec
 import pytest
 
 from engine.booking import Booker, BookingTransaction
-from engine.bootstrap import BOOKER, GATE
 from engine.controls.limits import LimitRule
 from engine.controls.store import replace_limit_rules
-from engine.customers.store import get_merchant
-from engine.services import API
+from engine.merchants.store import get_merchant
+from engine.services import SERVICES
 from engine.transfers.flow import create_transfer
 from engine.transfers.wire import CreateTransfer
 from tests.api.conftest import AdminHttp, Api
@@ -32,7 +31,7 @@ async def test_transfer_limits_refuse_before_booking_and_the_record_is_stored_wi
         await replace_limit_rules(conn, client.merchant_id, [
             LimitRule("customer", "single", "transfer", "*", amount_max=1_000),
             LimitRule("customer", "daily", "transfer", "*", count_max=2)])
-    api.app[GATE].config.invalidate()
+    api.app[SERVICES].gate.config.invalidate()
     before = await money_of(pool, client.merchant_id, [alice, bob])
     too_big = await client.create_transfer(c2c(alice, bob, 1_001))
     assert too_big.status == 402 and too_big.error_code == "limit_exceeded", too_big.body
@@ -72,11 +71,11 @@ async def test_usage_of_a_transfer_that_committed_stays_counted_when_the_request
                                                                        count_max=2)])
         merchant = await get_merchant(conn, client.merchant_id)
     assert merchant is not None
-    api.app[GATE].config.invalidate()
-    real = api.app[BOOKER]
+    api.app[SERVICES].gate.config.invalidate()
+    real = api.app[SERVICES].booker
     req = msgspec.json.decode(msgspec.json.encode(c2c(alice, bob, 1_000)), type=CreateTransfer)
     with pytest.raises(ConnectionResetError):
-        await create_transfer(api.app[API], _CommitThenFail(real.pool, real.sink, real.splits), merchant, req,
+        await create_transfer(api.app[SERVICES], _CommitThenFail(real.pool, real.sink, real.splits), merchant, req,
                               None, datetime.now(UTC))
     async with pool.acquire() as conn:
         booked = await conn.fetchval("SELECT count(*) FROM transfers WHERE merchant_id = $1", client.merchant_id)

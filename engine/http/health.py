@@ -1,0 +1,39 @@
+"""Liveness and readiness, and the Prometheus metrics of the process."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from engine.services import services_of
+
+PROBE_TIMEOUT_S = 2.0
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    svc = services_of(request)
+    problems: dict[str, str] = {}
+    try:
+        async with svc.pool.acquire(timeout=PROBE_TIMEOUT_S) as conn:
+            await conn.fetchval("SELECT 1")
+    except Exception as exc:  # readiness reports any failure, it does not crash
+        problems["postgresql"] = type(exc).__name__
+    try:
+        await asyncio.wait_for(svc.redis.ping(), timeout=PROBE_TIMEOUT_S)
+    except Exception as exc:
+        problems["redis"] = type(exc).__name__
+    if problems:
+        return web.json_response({"status": "unavailable", "problems": problems}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
