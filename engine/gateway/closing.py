@@ -19,7 +19,6 @@ from engine.gateway.store import OPEN_ORDER_STATUSES, ChannelOrder, ClaimedJob, 
 
 log = logging.getLogger(__name__)
 
-CLOSE_ORDER_JOB = "close_order"
 
 
 async def run_close_job(gw: Gateway, job: ClaimedJob, now: datetime) -> JobResult:

@@ -16,15 +16,11 @@ from channels.errors import ChannelError, OrderNotFound
 from channels.protocol import ChannelStatus
 from engine.controls.usage_release import release_now
 from engine.gateway.channel_refunds import CHANNEL_REFUND_JOB
-from engine.gateway.closing import CLOSE_ORDER_JOB
 from engine.gateway.context import Gateway
-from engine.gateway.events import write_payment_event
 from engine.gateway.outcomes import AUTO_REFUND_JOB, ChannelPaid, apply_paid
 from engine.gateway.store import (
-    UNPAID,
     ChannelOrder,
     claim_due_queries,
-    expire_payment,
     expired_unpaid,
     orders_of,
     payment_facts,
@@ -33,6 +29,9 @@ from engine.gateway.store import (
     set_order_status,
 )
 from engine.gateway.vouchers import CREATE_VOUCHER_JOB
+from engine.payments.closing import CLOSE_ORDER_JOB, CLOSED_AT_CHANNEL, EXPIRED, close_payment, close_unpaid
+from engine.payments.states import UNPAID
+from engine.payments.store import get_payment
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ class Janitor:
         await asyncio.gather(*(self._query(order, now) for order in due))
         async with gw.pool.acquire() as conn:
             expired = await expired_unpaid(conn, now, batch)
-        await asyncio.gather(*(self._expire(payment_id, status, now) for payment_id, status in expired))
+        await asyncio.gather(*(self._expire(merchant_id, payment_id, now) for merchant_id, payment_id in expired))
 
     async def _query(self, order: ChannelOrder, now: datetime) -> None:
         gw = self.gw
@@ -107,12 +106,12 @@ class Janitor:
         gw = self.gw
         closed = False
         async with gw.pool.acquire() as conn, conn.transaction():
-            payment = await payment_facts(conn, order.payment_id, lock=True)
+            facts = await payment_facts(conn, order.payment_id, lock=True)
             await set_order_status(conn, order.channel, order.out_trade_no, "closed", now, "closed at channel")
-            if payment is not None and payment.status in UNPAID and payment.channel == order.channel and \
-                    await expire_payment(conn, payment.id, payment.status, "closed at channel", now):
-                await write_payment_event(conn, payment.merchant_id, payment.id, "payment.closed", now)
-                closed = True
+            if facts is not None and facts.status in UNPAID and facts.channel == order.channel:
+                payment = await get_payment(conn, facts.merchant_id, facts.id)
+                assert payment is not None, "a payment locked in this transaction is there"
+                closed = await close_unpaid(conn, payment, CLOSED_AT_CHANNEL, now) is not None
         if closed:
             await release_now(gw.pool, gw.release_usage, order.payment_id)
 
@@ -129,19 +128,12 @@ class Janitor:
                                               paid.channel_txn_id, paid.paid_at, "query"), now)
         return True
 
-    async def _expire(self, payment_id: str, status: str, now: datetime) -> None:
+    async def _expire(self, merchant_id: str, payment_id: str, now: datetime) -> None:
         gw = self.gw
         async with gw.pool.acquire() as conn:
             orders = await orders_of(conn, payment_id)
         for order in orders.values():
             if order.status == "created" and order.channel in gw.channels and await self._paid_at_channel(order, now):
                 return
-        async with gw.pool.acquire() as conn, conn.transaction():
-            expired = await expire_payment(conn, payment_id, status, "expired", now)
-            if expired:
-                facts = await payment_facts(conn, payment_id)
-                assert facts is not None
-                await write_payment_event(conn, facts.merchant_id, payment_id, "payment.closed", now)
-        if expired:
+        if await close_payment(gw.pool, merchant_id, payment_id, EXPIRED, now, gw.release_usage, only_if_due=True):
             log.info("payment expired", extra={"payment_id": payment_id})
-            await release_now(gw.pool, gw.release_usage, payment_id)

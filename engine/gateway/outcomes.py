@@ -20,7 +20,6 @@ from engine.gateway.context import Gateway
 from engine.gateway.events import write_payment_event
 from engine.gateway.metrics import NOTIFIES
 from engine.gateway.store import (
-    UNPAID,
     ChannelOrder,
     NewException,
     PaymentFacts,
@@ -33,6 +32,7 @@ from engine.gateway.store import (
     record_exception,
 )
 from engine.merchants.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
+from engine.payments.states import UNPAID
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ from channels.errors import ChannelError
 from channels.protocol import ChannelStatus
 from engine.gateway.context import Gateway
 from engine.gateway.outcomes import ChannelPaid, Verdict, apply_paid
-from engine.gateway.store import UNPAID, orders_of, payment_facts
+from engine.gateway.store import orders_of, payment_facts
+from engine.payments.states import UNPAID
 
 
 async def refresh_payment(gw: Gateway, payment_id: str) -> Verdict | None:

@@ -18,8 +18,16 @@ import msgspec
 from accounts.store import Conn
 from engine.controls.store import USAGE_OWED
 from engine.keys import EVENT, new_id
+from engine.payments.states import (
+    UNPAID,
+    PaymentEvent,
+    PaymentStatus,
+    VoucherEvent,
+    VoucherStatus,
+    next_payment_status,
+    next_voucher_status,
+)
 
-UNPAID = ("pending_voucher", "awaiting_payment")
 OPEN_ORDER_STATUSES = ("creating", "unknown", "created")
 
 
@@ -39,7 +47,7 @@ class PaymentFacts:
     amount: int
     currency: str
     channel: str | None
-    status: str
+    status: PaymentStatus
     fee: int
     txn_no: str
     description: str | None
@@ -152,7 +160,8 @@ _FACTS = (
 
 
 def _facts(r: asyncpg.Record) -> PaymentFacts:
-    return PaymentFacts(r["id"], r["merchant_id"], r["amount"], r["currency"].strip(), r["channel"], r["status"],
+    return PaymentFacts(r["id"], r["merchant_id"], r["amount"], r["currency"].strip(), r["channel"],
+                        PaymentStatus(r["status"]),
                         r["fee"], r["txn_no"].strip(), r["description"], r["expires_at"], r["v_id"], r["v_status"],
                         r["fee_collection"])
 
@@ -224,22 +233,24 @@ async def set_order_status(conn: Conn, channel: str, out_trade_no: str, status: 
         channel, out_trade_no, status, error, next_query_at, now)
 
 
+# Status names come from the state tables (engine/payments/states.py), as parameters: $12/$13 the payment's
+# from/to, $14/$15 the voucher's, $16/$17 the events.
 _VOUCHER_READY = """
 WITH p AS (
-    UPDATE payments SET status = 'awaiting_payment', channel = $3, updated_at = $10
-    WHERE id = $1 AND status = 'pending_voucher' RETURNING id
+    UPDATE payments SET status = $13::text, channel = $3, updated_at = $10
+    WHERE id = $1 AND status = $12::text RETURNING id
 ), v AS (
-    UPDATE vouchers SET status = 'ready', channel = $3, channel_order_no = $5, pay_url = $6, qr_code = $7,
+    UPDATE vouchers SET status = $15::text, channel = $3, channel_order_no = $5, pay_url = $6, qr_code = $7,
                         expires_at = $8, updated_at = $10
-    WHERE id = $2 AND status = 'pending' AND EXISTS (SELECT 1 FROM p) RETURNING id
+    WHERE id = $2 AND status = $14::text AND EXISTS (SELECT 1 FROM p) RETURNING id
 ), o AS (
     UPDATE channel_orders SET status = 'created', channel_order_id = $5, next_query_at = $9, last_error = NULL,
                               updated_at = $10
     WHERE channel = $3 AND out_trade_no = $4 AND EXISTS (SELECT 1 FROM p)
 ), t AS (
     INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)
-    SELECT id, 'pending_voucher', 'awaiting_payment', 'voucher_ready', $3, $10 FROM p
-    UNION ALL SELECT id, 'pending', 'ready', 'channel_voucher_created', $3, $10 FROM v
+    SELECT id, $12::text, $13::text, $16::text, $3, $10 FROM p
+    UNION ALL SELECT id, $14::text, $15::text, $17::text, $3, $10 FROM v
 ), j AS (
     UPDATE jobs SET status = 'done', last_error = NULL, locked_by = NULL, locked_until = NULL, updated_at = now()
     WHERE id = $11 AND EXISTS (SELECT 1 FROM p)
@@ -252,22 +263,28 @@ async def mark_voucher_ready(conn: Conn, payment: PaymentFacts, channel: str, ch
                              expires_at: datetime, next_query_at: datetime, now: datetime, job_id: int) -> bool:
     """pending_voucher -> awaiting_payment with the channel's voucher, and its job done; False (nothing
     written) if the payment moved meanwhile."""
-    moved = await conn.fetchval(_VOUCHER_READY, payment.id, payment.voucher_id, channel, payment.txn_no,
-                                channel_order_id, pay_url, pay_url, expires_at, next_query_at, now, job_id)
+    paid_from, voucher_from = PaymentStatus.PENDING_VOUCHER, VoucherStatus.PENDING
+    moved = await conn.fetchval(
+        _VOUCHER_READY, payment.id, payment.voucher_id, channel, payment.txn_no, channel_order_id, pay_url, pay_url,
+        expires_at, next_query_at, now, job_id,
+        paid_from, next_payment_status(paid_from, PaymentEvent.VOUCHER_READY),
+        voucher_from, next_voucher_status(voucher_from, VoucherEvent.CHANNEL_VOUCHER_CREATED),
+        PaymentEvent.VOUCHER_READY, VoucherEvent.CHANNEL_VOUCHER_CREATED)
     return bool(moved)
 
 
+# $5/$6 the payment's from/to, $7/$8 the voucher's, $9/$10 the events.
 _VOUCHER_FAILED = """
 WITH p AS (
-    UPDATE payments SET status = 'failed', updated_at = $4 WHERE id = $1 AND status = 'pending_voucher'
+    UPDATE payments SET status = $6::text, updated_at = $4 WHERE id = $1 AND status = $5::text
     RETURNING id, controls->>'admission' AS admission
 ), v AS (
-    UPDATE vouchers SET status = 'failed', failure_code = $3, updated_at = $4
-    WHERE id = $2 AND status = 'pending' AND EXISTS (SELECT 1 FROM p) RETURNING id
+    UPDATE vouchers SET status = $8::text, failure_code = $3, updated_at = $4
+    WHERE id = $2 AND status = $7::text AND EXISTS (SELECT 1 FROM p) RETURNING id
 ), t AS (
     INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)
-    SELECT id, 'pending_voucher', 'failed', 'voucher_failed', $3, $4 FROM p
-    UNION ALL SELECT id, 'pending', 'failed', 'channel_rejected', $3, $4 FROM v
+    SELECT id, $5::text, $6::text, $9::text, $3, $4 FROM p
+    UNION ALL SELECT id, $7::text, $8::text, $10::text, $3, $4 FROM v
 ), """ + USAGE_OWED + """
 SELECT count(*) FROM p
 """
@@ -275,18 +292,24 @@ SELECT count(*) FROM p
 
 async def mark_voucher_failed(conn: Conn, payment: PaymentFacts, failure_code: str, now: datetime) -> bool:
     """pending_voucher -> failed, voucher failed, and the limit usage it owes back recorded (USAGE_OWED)."""
-    return bool(await conn.fetchval(_VOUCHER_FAILED, payment.id, payment.voucher_id, failure_code, now))
+    paid_from, voucher_from = PaymentStatus.PENDING_VOUCHER, VoucherStatus.PENDING
+    return bool(await conn.fetchval(
+        _VOUCHER_FAILED, payment.id, payment.voucher_id, failure_code, now,
+        paid_from, next_payment_status(paid_from, PaymentEvent.VOUCHER_FAILED),
+        voucher_from, next_voucher_status(voucher_from, VoucherEvent.CHANNEL_REJECTED),
+        PaymentEvent.VOUCHER_FAILED, VoucherEvent.CHANNEL_REJECTED))
 
 
-async def mark_payment_paid(conn: Conn, payment_id: str, from_status: str, channel: str, now: datetime,
+async def mark_payment_paid(conn: Conn, payment_id: str, from_status: PaymentStatus, channel: str, now: datetime,
                             reason: str) -> bool:
-    """unpaid -> succeeded (compare-and-set) with its transition record."""
+    """unpaid -> succeeded through the state table (compare-and-set) with its transition record."""
+    to_status = next_payment_status(from_status, PaymentEvent.PAID)
     moved = await conn.fetchval(
-        "WITH p AS (UPDATE payments SET status = 'succeeded', channel = $3, updated_at = $4"
-        "           WHERE id = $1 AND status = $2 RETURNING id),"
+        "WITH p AS (UPDATE payments SET status = $6::text, channel = $3, updated_at = $4"
+        "           WHERE id = $1 AND status = $2::text RETURNING id),"
         " t AS (INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)"
-        "       SELECT id, $2, 'succeeded', 'paid', $5, $4 FROM p)"
-        " SELECT count(*) FROM p", payment_id, from_status, channel, now, reason)
+        "       SELECT id, $2::text, $6::text, $7::text, $5, $4 FROM p)"
+        " SELECT count(*) FROM p", payment_id, from_status, channel, now, reason, to_status, PaymentEvent.PAID)
     return bool(moved)
 
 
@@ -298,38 +321,12 @@ async def mark_order_paid(conn: Conn, channel: str, out_trade_no: str, channel_t
         channel, out_trade_no, channel_txn_id, paid_amount, paid_at, now)
 
 
-_EXPIRE = """
-WITH p AS (
-    UPDATE payments SET status = 'closed', updated_at = $3 WHERE id = $1 AND status = $2
-    RETURNING id, controls->>'admission' AS admission
-), v AS (
-    UPDATE vouchers v SET status = 'expired', updated_at = $3
-    FROM (SELECT id, status FROM vouchers WHERE payment_id IN (SELECT id FROM p) AND status IN ('pending', 'ready')
-          FOR UPDATE) old
-    WHERE v.id = old.id RETURNING v.id, old.status AS from_status
-), t AS (
-    INSERT INTO transitions (object_id, from_status, to_status, event, reason, at)
-    SELECT id, $2, 'closed', 'expire', $4, $3 FROM p
-    UNION ALL SELECT id, from_status, 'expired', 'payment_closed', $4, $3 FROM v
-), j AS (
-    INSERT INTO jobs (kind, ref_id) SELECT 'close_order', id FROM p ON CONFLICT ON CONSTRAINT jobs_kind_ref DO NOTHING
-), """ + USAGE_OWED + """
-SELECT count(*) FROM p
-"""
-
-
-async def expire_payment(conn: Conn, payment_id: str, from_status: str, reason: str, now: datetime) -> bool:
-    """unpaid -> closed, voucher expired, a close_order job so the channel order closes too, and the limit
-    usage it owes back recorded (USAGE_OWED)."""
-    return bool(await conn.fetchval(_EXPIRE, payment_id, from_status, now, reason))
-
-
 async def expired_unpaid(conn: Conn, now: datetime, limit: int) -> list[tuple[str, str]]:
-    """(payment id, status) of channel payments past their deadline, oldest first."""
+    """(merchant id, payment id) of channel payments past their deadline, oldest first."""
     rows = await conn.fetch(
-        "SELECT id, status FROM payments WHERE status IN ('pending_voucher', 'awaiting_payment')"
-        " AND expires_at <= $1 AND method = 'channel' ORDER BY expires_at LIMIT $2", now, limit)
-    return [(r["id"], r["status"]) for r in rows]
+        "SELECT merchant_id, id FROM payments WHERE status = ANY($3::text[])"
+        " AND expires_at <= $1 AND method = 'channel' ORDER BY expires_at LIMIT $2", now, limit, sorted(UNPAID))
+    return [(r["merchant_id"], r["id"]) for r in rows]
 
 
 async def claim_due_queries(conn: Conn, now: datetime, lease_s: float, limit: int) -> list[ChannelOrder]:

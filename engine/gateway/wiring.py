@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from engine.background import BackgroundJob
 from engine.gateway.channel_refunds import CHANNEL_REFUND_JOB, run_channel_refund_job
-from engine.gateway.closing import CLOSE_ORDER_JOB, run_close_job
+from engine.gateway.closing import run_close_job
 from engine.gateway.context import Gateway
 from engine.gateway.janitor import Janitor
 from engine.gateway.outcomes import AUTO_REFUND_JOB
 from engine.gateway.refunds import run_auto_refund_job
 from engine.gateway.vouchers import CREATE_VOUCHER_JOB, run_voucher_job
 from engine.gateway.worker import GatewayWorker, JobHandler
+from engine.payments.closing import CLOSE_ORDER_JOB
 from engine.settings import Settings
 
 HANDLERS: dict[str, JobHandler] = {

@@ -18,29 +18,22 @@ limit usage the payment counted (owed from the commit on: engine/controls/usage_
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
-import msgspec
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from engine.controls.usage_release import ReleaseAdmission, release_now
-from engine.keys import EVENT, new_id
-from engine.payments.states import UNPAID, PaymentEvent, PaymentStatus, VoucherStatus, next_payment_status
-from engine.payments.store import Job, OutboxEvent, Transition, get_payment, transition_payment
-from engine.payments.views import payment_view
+from engine.controls.usage_release import ReleaseAdmission
+from engine.payments import closing
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CLOSE_ORDER_JOB = "close_order"
-CLOSE_RETRIES_MAX = 3
 SWEEP_ROUNDS_MAX = 50  # batches per sweep; the next sweep continues
 REDIS_TIMEOUT_S = 1.0
 
@@ -103,32 +96,14 @@ AskChannel = Callable[[str], Awaitable[object]]
 
 async def close_expired(pool: asyncpg.Pool, merchant_id: str, payment_id: str, now: datetime,
                         ask_channel: AskChannel | None = None, release_usage: ReleaseAdmission | None = None) -> bool:
-    """Close the payment if it is still unpaid and past its deadline, and give its limit usage back
-    through ``release_usage`` (None: the release loop does, later); True if this call closed it."""
+    """Close the payment if it is still unpaid and past its deadline (payments/closing.py), after one last
+    question to the channel, and give its limit usage back through ``release_usage`` (None: the release loop
+    does, later); True if this call closed it."""
     if ask_channel is not None:
         await ask_channel(payment_id)
-    for _ in range(CLOSE_RETRIES_MAX):
-        async with pool.acquire() as conn:
-            current = await get_payment(conn, merchant_id, payment_id)
-            if current is None or PaymentStatus(current.status) not in UNPAID or current.expires_at > now:
-                return False
-            target = next_payment_status(PaymentStatus(current.status), PaymentEvent.EXPIRE)
-            voucher = current.voucher
-            if voucher is not None and voucher.status in (VoucherStatus.PENDING, VoucherStatus.READY):
-                voucher = dataclasses.replace(voucher, status=VoucherStatus.EXPIRED.value)
-            closed = dataclasses.replace(current, status=target.value, updated_at=now, voucher=voucher)
-            body = msgspec.json.encode(payment_view(closed))
-            job = Job(CLOSE_ORDER_JOB, payment_id) if current.method == "channel" else None
-            async with conn.transaction():
-                moved = await transition_payment(
-                    conn, merchant_id, payment_id,
-                    Transition(current.status, target.value, PaymentEvent.EXPIRE.value, "expired"), now,
-                    voucher_to=VoucherStatus.EXPIRED.value, voucher_from=(VoucherStatus.PENDING, VoucherStatus.READY),
-                    job=job, event=OutboxEvent(new_id(EVENT), "payment.closed", body))
-        if moved:  # the connection is back in the pool: the release takes its own
-            await release_now(pool, release_usage, payment_id)
-            return True
-    return False  # it kept moving (voucher ready, paid...): the next sweep looks again
+    closed = await closing.close_payment(pool, merchant_id, payment_id, closing.EXPIRED, now, release_usage,
+                                         only_if_due=True)
+    return closed is not None
 
 
 async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch_max: int,

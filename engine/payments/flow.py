@@ -7,7 +7,6 @@ key, so the whole effect is one database transaction of two statements (rows, le
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timedelta
 
 import msgspec
@@ -18,7 +17,6 @@ from engine.booking import Booker
 from engine.controls.errors import AdmissionReleased
 from engine.controls.gate import Attempt, Booking
 from engine.controls.store import write_payment_controls
-from engine.controls.usage_release import release_now
 from engine.db import release_without_reset
 from engine.errors import InvalidRequest, NotFound
 from engine.idempotency.records import IdemSlot, Outcome, StoredResponse
@@ -26,12 +24,12 @@ from engine.keys import EVENT, PAYMENT, REFUND, VOUCHER, new_id
 from engine.merchants.allowed import check_allowed
 from engine.merchants.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
 from engine.merchants.store import MerchantRecord
+from engine.payments import closing
 from engine.payments.errors import UnsupportedCurrency
 from engine.payments.states import (
+    NEW,
     PaymentEvent,
-    PaymentStatus,
     RefundEvent,
-    RefundStatus,
     VoucherStatus,
     next_payment_status,
     next_refund_status,
@@ -48,13 +46,10 @@ from engine.payments.store import (
     get_payment,
     insert_payment,
     insert_refund,
-    transition_payment,
 )
 from engine.payments.views import payment_view, refund_view
 from engine.payments.wire import CreatePayment, CreateRefund
 from engine.services import Services
-
-CLOSE_RETRIES_MAX = 3
 
 
 def _stored(slot: IdemSlot | None, status: int, body: bytes) -> StoredResponse | None:
@@ -88,18 +83,18 @@ async def create_payment(ctx: Services, booker: Booker, merchant: MerchantRecord
             raise InvalidRequest("channel", f"unknown channel {channel!r}; known: {sorted(ctx.known_channels)}")
     check_allowed(merchant, req.method, channel)
     event = PaymentEvent.WALLET_DEBITED if wallet else PaymentEvent.CHANNEL_ORDER_CREATED
-    status = next_payment_status(PaymentStatus.CREATED, event)
+    status = next_payment_status(None, event)
     fee = merchant.pricing.fee_for(req.amount)
     collection = merchant.pricing.collection
     fee_accounts = _fee_accounts(merchant, req.currency, collection)
     txn_no = ctx.txn_nos.next(now)
     expires_at = now + timedelta(seconds=req.expires_in_s or ctx.settings.payment_expiry_default_s)
     payment_id = new_id(PAYMENT)
-    voucher = None if wallet else VoucherRecord(new_id(VOUCHER), VoucherStatus.PENDING.value, channel or "",
+    voucher = None if wallet else VoucherRecord(new_id(VOUCHER), VoucherStatus.PENDING, channel or "",
                                                 None, None, expires_at)
     record = PaymentRecord(
         payment_id, merchant.id, req.merchant_order_no, req.amount, req.currency, req.method, channel,
-        req.customer_id, None, status.value, fee, 0, txn_no, req.description, req.metadata, expires_at, now, now,
+        req.customer_id, None, status, fee, 0, txn_no, req.description, req.metadata, expires_at, now, now,
         voucher)
     body = msgspec.json.encode(payment_view(record))
     response = _stored(slot, 201, body)
@@ -118,7 +113,7 @@ async def create_payment(ctx: Services, booker: Booker, merchant: MerchantRecord
     # A failure before the transaction's last step gives the usage back; one after it (commit, enqueue) keeps it.
     async with Booking(admission) as booking:
         async with booker.transaction() as tx:
-            payer = await insert_payment(tx.conn, row, Transition(PaymentStatus.CREATED.value, status.value,
+            payer = await insert_payment(tx.conn, row, Transition(NEW, status.value,
                                                                   event.value),
                                          job, outbox, response, slot.fingerprint if slot else None)
             if admission is not None and not await write_payment_controls(tx.conn, payment_id, admission.record(),
@@ -142,32 +137,11 @@ async def create_payment(ctx: Services, booker: Booker, merchant: MerchantRecord
 
 async def close_payment(ctx: Services, merchant: MerchantRecord, payment_id: str, slot: IdemSlot | None,
                         now: datetime) -> Outcome:
-    """Close an unpaid payment (compare-and-set; retried if the status moved under us) and give back the
-    limit usage it counted (owed from the close's commit on: a failure here is retried,
-    engine/controls/usage_release.py)."""
-    for _ in range(CLOSE_RETRIES_MAX):
-        async with ctx.pool.acquire() as conn:
-            current = await get_payment(conn, merchant.id, payment_id)
-            if current is None:
-                raise NotFound("payment", payment_id)
-            target = next_payment_status(PaymentStatus(current.status), PaymentEvent.CLOSE)
-            voucher = current.voucher
-            if voucher is not None and voucher.status in (VoucherStatus.PENDING, VoucherStatus.READY):
-                voucher = dataclasses.replace(voucher, status=VoucherStatus.EXPIRED.value)
-            closed = dataclasses.replace(current, status=target.value, updated_at=now, voucher=voucher)
-            body = msgspec.json.encode(payment_view(closed))
-            response = _stored(slot, 200, body)
-            job = Job("close_order", payment_id) if current.method == "channel" else None
-            async with conn.transaction():
-                moved = await transition_payment(
-                    conn, merchant.id, payment_id,
-                    Transition(current.status, target.value, PaymentEvent.CLOSE.value, "closed by merchant"), now,
-                    voucher_to=VoucherStatus.EXPIRED.value, voucher_from=(VoucherStatus.PENDING, VoucherStatus.READY),
-                    job=job, event=OutboxEvent(new_id(EVENT), "payment.closed", body), response=response)
-        if moved:  # the connection is back in the pool: the release takes its own
-            await release_now(ctx.pool, None if ctx.gate is None else ctx.gate.release_admission, payment_id)
-            return Outcome(200, body, response is not None)
-    raise RuntimeError(f"payment {payment_id} kept changing status while closing")
+    """The merchant closes an unpaid payment (payments/closing.py); its limit usage goes back."""
+    body = await closing.close_payment(ctx.pool, merchant.id, payment_id, closing.BY_MERCHANT, now, ctx.release_usage,
+                                       slot)
+    assert body is not None, "a merchant's close raises when there is nothing to close"
+    return Outcome(200, body, slot is not None)
 
 
 async def create_refund(ctx: Services, booker: Booker, merchant: MerchantRecord, payment_id: str,
@@ -180,8 +154,8 @@ async def create_refund(ctx: Services, booker: Booker, merchant: MerchantRecord,
         raise NotFound("payment", payment_id)
     wallet = payment.method == "wallet"
     event = RefundEvent.WALLET_CREDITED if wallet else RefundEvent.CHANNEL_REFUND_REQUESTED
-    status = next_refund_status(RefundStatus.CREATED, event)
-    refund = RefundRecord(new_id(REFUND), payment_id, req.merchant_refund_no, req.amount, status.value, req.reason,
+    status = next_refund_status(None, event)
+    refund = RefundRecord(new_id(REFUND), payment_id, req.merchant_refund_no, req.amount, status, req.reason,
                           ctx.txn_nos.next(now), now)
     body = msgspec.json.encode(refund_view(refund))
     response = _stored(slot, 201, body)

@@ -7,12 +7,18 @@ records it; anything not in a table is an IllegalTransition, never a silent no-o
 from __future__ import annotations
 
 import enum
+from typing import Literal
 
 from engine.errors import IllegalTransition
 
+PaymentMethod = Literal["wallet", "channel"]  # a customer's wallet, debited at once, or a channel's voucher
+
+# The transitions table's from_status of an object's first transition (the tables below key it as None):
+# a status no object is ever in, so it is not one of the enums.
+NEW = "created"
+
 
 class PaymentStatus(enum.StrEnum):
-    CREATED = "created"  # only ever the 'from' of the first transition; never stored
     PENDING_VOUCHER = "pending_voucher"
     AWAITING_PAYMENT = "awaiting_payment"
     SUCCEEDED = "succeeded"
@@ -32,9 +38,9 @@ class PaymentEvent(enum.StrEnum):
 
 
 P, PE = PaymentStatus, PaymentEvent
-PAYMENT_TRANSITIONS: dict[tuple[PaymentStatus, PaymentEvent], PaymentStatus] = {
-    (P.CREATED, PE.WALLET_DEBITED): P.SUCCEEDED,
-    (P.CREATED, PE.CHANNEL_ORDER_CREATED): P.PENDING_VOUCHER,
+PAYMENT_TRANSITIONS: dict[tuple[PaymentStatus | None, PaymentEvent], PaymentStatus] = {
+    (None, PE.WALLET_DEBITED): P.SUCCEEDED,
+    (None, PE.CHANNEL_ORDER_CREATED): P.PENDING_VOUCHER,
     (P.PENDING_VOUCHER, PE.VOUCHER_READY): P.AWAITING_PAYMENT,
     (P.PENDING_VOUCHER, PE.VOUCHER_FAILED): P.FAILED,
     # A channel may report the payment before we saw the voucher come back.
@@ -76,7 +82,6 @@ VOUCHER_TRANSITIONS: dict[tuple[VoucherStatus, VoucherEvent], VoucherStatus] = {
 
 
 class RefundStatus(enum.StrEnum):
-    CREATED = "created"  # only ever the 'from' of the first transition
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -90,20 +95,21 @@ class RefundEvent(enum.StrEnum):
 
 
 R, RE = RefundStatus, RefundEvent
-REFUND_TRANSITIONS: dict[tuple[RefundStatus, RefundEvent], RefundStatus] = {
-    (R.CREATED, RE.WALLET_CREDITED): R.SUCCEEDED,
-    (R.CREATED, RE.CHANNEL_REFUND_REQUESTED): R.PENDING,
+REFUND_TRANSITIONS: dict[tuple[RefundStatus | None, RefundEvent], RefundStatus] = {
+    (None, RE.WALLET_CREDITED): R.SUCCEEDED,
+    (None, RE.CHANNEL_REFUND_REQUESTED): R.PENDING,
     (R.PENDING, RE.CHANNEL_REFUND_SUCCEEDED): R.SUCCEEDED,
     (R.PENDING, RE.CHANNEL_REFUND_FAILED): R.FAILED,
 }
 
 
-def next_payment_status(status: PaymentStatus, event: PaymentEvent) -> PaymentStatus:
-    """The state ``event`` moves a payment to; raises IllegalTransition if the table has no row."""
+def next_payment_status(status: PaymentStatus | None, event: PaymentEvent) -> PaymentStatus:
+    """The state ``event`` moves a payment to (``status`` None: a new one); raises IllegalTransition if the
+    table has no row."""
     try:
         return PAYMENT_TRANSITIONS[(status, event)]
     except KeyError:
-        raise IllegalTransition("payment", status.value, event.value) from None
+        raise IllegalTransition("payment", status or NEW, event.value) from None
 
 
 def next_voucher_status(status: VoucherStatus, event: VoucherEvent) -> VoucherStatus:
@@ -113,8 +119,8 @@ def next_voucher_status(status: VoucherStatus, event: VoucherEvent) -> VoucherSt
         raise IllegalTransition("voucher", status.value, event.value) from None
 
 
-def next_refund_status(status: RefundStatus, event: RefundEvent) -> RefundStatus:
+def next_refund_status(status: RefundStatus | None, event: RefundEvent) -> RefundStatus:
     try:
         return REFUND_TRANSITIONS[(status, event)]
     except KeyError:
-        raise IllegalTransition("refund", status.value, event.value) from None
+        raise IllegalTransition("refund", status or NEW, event.value) from None

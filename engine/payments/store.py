@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import msgspec
@@ -21,13 +21,13 @@ from engine.controls.store import USAGE_OWED
 from engine.errors import DuplicateOrder, IdempotencyKeyTaken, NotFound
 from engine.idempotency.records import StoredResponse
 from engine.payments.errors import PaymentCurrencyMismatch, PaymentNotRefundable, RefundExceedsPayment
-from engine.payments.states import ENDED_WITHOUT_MONEY, PaymentStatus
+from engine.payments.states import ENDED_WITHOUT_MONEY, PaymentMethod, PaymentStatus, RefundStatus, VoucherStatus
 
 
 @dataclass(frozen=True, slots=True)
 class VoucherRecord:
     id: str
-    status: str
+    status: VoucherStatus
     channel: str
     pay_url: str | None
     qr_code: str | None
@@ -41,11 +41,11 @@ class PaymentRecord:
     merchant_order_no: str
     amount: int
     currency: str
-    method: str
+    method: PaymentMethod
     channel: str | None
     customer_id: str | None
     payer_account_id: str | None
-    status: str
+    status: PaymentStatus
     fee: int
     amount_refunded: int
     txn_no: str
@@ -63,7 +63,7 @@ class RefundRecord:
     payment_id: str
     merchant_refund_no: str
     amount: int
-    status: str
+    status: RefundStatus
     reason: str | None
     txn_no: str
     created_at: datetime
@@ -215,12 +215,13 @@ _PAYMENT_SELECT = (
 def _payment(r: asyncpg.Record) -> PaymentRecord:
     voucher = None
     if r["v_id"] is not None:
-        voucher = VoucherRecord(r["v_id"], r["v_status"], r["v_channel"], r["pay_url"], r["qr_code"],
+        voucher = VoucherRecord(r["v_id"], VoucherStatus(r["v_status"]), r["v_channel"], r["pay_url"], r["qr_code"],
                                 r["v_expires_at"])
     return PaymentRecord(
-        r["id"], r["merchant_id"], r["merchant_order_no"], r["amount"], r["currency"].strip(), r["method"],
-        r["channel"], r["customer_id"], r["payer_account_id"], r["status"], r["fee"], r["amount_refunded"],
-        r["txn_no"], r["description"], msgspec.json.decode(r["metadata"], type=dict[str, str]),
+        r["id"], r["merchant_id"], r["merchant_order_no"], r["amount"], r["currency"].strip(),
+        cast(PaymentMethod, r["method"]), r["channel"], r["customer_id"], r["payer_account_id"],
+        PaymentStatus(r["status"]), r["fee"], r["amount_refunded"], r["txn_no"], r["description"],
+        msgspec.json.decode(r["metadata"], type=dict[str, str]),
         r["expires_at"], r["created_at"], r["updated_at"], voucher,
     )
 
@@ -391,7 +392,8 @@ async def get_refund(conn: Conn, merchant_id: str, refund_id: str) -> RefundReco
         " WHERE id = $1 AND merchant_id = $2", refund_id, merchant_id)
     if r is None:
         return None
-    return RefundRecord(r["id"], r["payment_id"], r["merchant_refund_no"], r["amount"], r["status"], r["reason"],
+    return RefundRecord(r["id"], r["payment_id"], r["merchant_refund_no"], r["amount"],
+                        RefundStatus(r["status"]), r["reason"],
                         r["txn_no"], r["created_at"])
 
 

@@ -10,16 +10,15 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from engine.payments.states import PaymentMethod, PaymentStatus, RefundStatus, VoucherStatus
 from engine.web.wire import Amount, ChannelName, Currency, Metadata, ObjectId, Ref, Request, Text
-
-PaymentStatusName = Literal["pending_voucher", "awaiting_payment", "succeeded", "failed", "closed"]
 
 
 class CreatePayment(Request, frozen=True, forbid_unknown_fields=True):
     merchant_order_no: Ref
     amount: Amount
     currency: Currency
-    method: Literal["wallet", "channel"]
+    method: PaymentMethod
     customer_id: ObjectId | None = None
     channel: ChannelName | None = None
     expires_in_s: Annotated[int, Meta(ge=60, le=86400)] | None = None
@@ -39,7 +38,7 @@ class CreateRefund(Request, frozen=True, forbid_unknown_fields=True):
 
 class ListPaymentsQuery(Request, frozen=True, forbid_unknown_fields=True):
     merchant_order_no: Ref | None = None
-    status: PaymentStatusName | None = None
+    status: PaymentStatus | None = None
     limit: Annotated[int, Meta(ge=1, le=100)] = 10
     starting_after: ObjectId | None = None
 
@@ -50,7 +49,7 @@ class GetPaymentQuery(Request, frozen=True, forbid_unknown_fields=True):
 
 class Voucher(msgspec.Struct, frozen=True):
     id: str
-    status: Literal["pending", "ready", "failed", "expired"]
+    status: VoucherStatus
     channel: str
     pay_url: str | None
     qr_code: str | None
@@ -62,9 +61,9 @@ class Payment(msgspec.Struct, frozen=True):
     merchant_order_no: str
     amount: int
     currency: str
-    method: Literal["wallet", "channel"]
+    method: PaymentMethod
     customer_id: str | None
-    status: PaymentStatusName
+    status: PaymentStatus
     amount_refunded: int
     fee: int
     txn_no: str
@@ -88,7 +87,7 @@ class Refund(msgspec.Struct, frozen=True):
     payment_id: str
     merchant_refund_no: str
     amount: int
-    status: Literal["pending", "succeeded", "failed"]
+    status: RefundStatus
     reason: str | None
     txn_no: str
     created_at: datetime

@@ -10,6 +10,7 @@ from engine.errors import IllegalTransition
 from engine.merchants.pricing import Pricing, fee_refunded_after
 from engine.payments.states import (
     FINAL,
+    NEW,
     PAYMENT_TRANSITIONS,
     PaymentEvent,
     PaymentStatus,
@@ -26,7 +27,7 @@ def test_final_payment_states_take_no_events() -> None:
 
 def test_unpaid_payments_close() -> None:
     assert next_payment_status(PaymentStatus.AWAITING_PAYMENT, PaymentEvent.CLOSE) is PaymentStatus.CLOSED
-    assert all(to is not PaymentStatus.CREATED for to in PAYMENT_TRANSITIONS.values())
+    assert all(to != NEW for to in PAYMENT_TRANSITIONS.values())
 
 
 def test_fee_rounds_half_up_and_never_exceeds_the_amount() -> None:
