@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend bench-split bench-voucher bench-buffer
+.PHONY: run test lint typecheck imports check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend bench-split bench-voucher bench-buffer
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-check: lint typecheck
+## The layering the tree promises (contracts in pyproject.toml, docs/ARCHITECTURE.md).
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+check: lint typecheck imports
 
 ## Benchmarks on fresh embedded servers (bench/README.md); the last stdout line is the headline JSON.
 bench: $(STAMP)

@@ -107,7 +107,7 @@ async def create_payment(ctx: Services, booker: Booker, merchant: MerchantRecord
     platform = await ctx.platform_accounts(req.currency) if wallet else {}
     # Limits and risk rules before booking (LimitExceeded / RiskDeclined: nothing written). The counted usage
     # is given back when the booking does not happen (insufficient funds, duplicate order, replayed key).
-    admission = None if ctx.gate is None else await ctx.gate.admit(
+    admission = await ctx.gate.admit(
         Attempt("payment", req.method, merchant.id, req.customer_id, req.amount, req.currency,
                 movement_id=payment_id))
     # A failure before the transaction's last step gives the usage back; one after it (commit, enqueue) keeps it.
@@ -130,7 +130,7 @@ async def create_payment(ctx: Services, booker: Booker, merchant: MerchantRecord
             # Our statements and the posting function keep their locks and settings transaction-local.
             release_without_reset(tx.conn)
             booking.reached_last_step()
-    if not wallet and ctx.schedule_expiry is not None:  # after commit; the sweep covers a failure here
+    if not wallet:  # after commit; the sweep covers a failure here
         await ctx.schedule_expiry(merchant.id, payment_id, expires_at)
     return Outcome(201, body, response is not None)
 

@@ -117,7 +117,7 @@ async def create_payout(ctx: Services, booker: Booker, merchant: MerchantRecord,
     # Limits and risk rules last, right before the freeze (LimitExceeded / RiskDeclined: 402, nothing frozen);
     # the usage they counted is given back when the freeze does not happen (insufficient funds, duplicate).
     payout_id = new_id(PAYOUT)
-    admission = None if ctx.gate is None else await ctx.gate.admit(
+    admission = await ctx.gate.admit(
         Attempt("payout", "payout", merchant.id, source.customer_id, req.amount, req.currency, dest.number,
                 movement_id=payout_id))
     txn_no = ctx.txn_nos.next(now)

@@ -90,7 +90,7 @@ async def _book(ctx: Services, booker: Booker, merchant: MerchantRecord, req: Cr
     event = OutboxEvent(new_id(EVENT), EVENT_SUCCEEDED, body)
     # Limits and risk rules before booking (LimitExceeded / RiskDeclined: nothing written). The payer is
     # the customer whose spending is counted; a cash-back counts against the merchant's limits only.
-    admission = None if ctx.gate is None else await ctx.gate.admit(
+    admission = await ctx.gate.admit(
         Attempt("transfer", "transfer", merchant.id, req.from_customer_id, req.amount, req.currency,
                 movement_id=record.id))
     risk = None if admission is None else msgspec.json.encode(admission.record())
