@@ -15,7 +15,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
-from engine.http.auth import sign
+from engine.merchants.signing import sign
 
 RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 JSON_HEADERS = {"Content-Type": "application/json"}

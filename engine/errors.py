@@ -114,3 +114,15 @@ class IdempotencyKeyTaken(DomainError):
     def __init__(self, key: str) -> None:
         super().__init__(f"Idempotency-Key {key!r} is already claimed")
         self.key = key
+
+
+class UnsupportedCurrency(BadInput):
+    """The merchant has no account in this currency (payments, topups, transfers, payouts, invoices)."""
+
+    code = "unsupported_currency"
+
+    def __init__(self, currency: str, param: str = "currency") -> None:
+        super().__init__(f"currency {currency!r} is not supported for this merchant")
+        self.currency = currency
+        self.param = param
+

@@ -16,9 +16,9 @@ from accounts.rules import build_entry
 from engine.booking import Booker
 from engine.customers.store import get_customer, insert_customer, insert_topup
 from engine.errors import DuplicateOrder
-from engine.http.auth import derive_secret
 from engine.keys import ACCOUNT, new_id
 from engine.merchants.pricing import Pricing
+from engine.merchants.signing import derive_secret
 from engine.merchants.store import (
     MerchantRecord,
     ensure_account,

@@ -12,11 +12,10 @@ from accounts.store import Conn, accounts_of_owner, get_account, pending_net, st
 from engine.booking import Booker
 from engine.customers import wire as customer_wire
 from engine.customers.store import get_customer, insert_customer, insert_topup
-from engine.errors import NotFound
+from engine.errors import NotFound, UnsupportedCurrency
 from engine.idempotency.records import IdemSlot, Outcome
 from engine.keys import ACCOUNT, CUSTOMER, TOPUP, new_id
 from engine.merchants.store import MerchantRecord
-from engine.payments.errors import UnsupportedCurrency
 from engine.services import Services
 
 

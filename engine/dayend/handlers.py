@@ -26,6 +26,7 @@ from aiohttp import web
 from channels.errors import ChannelError
 from engine.dayend import store as dayend_store
 from engine.dayend.flow import DayEndError, day_end_options, run_day_end
+from engine.merchants.store import set_cycle
 from engine.recon import store as recon_store
 from engine.recon.flow import DayStillOpen, ReconRunning, UnknownChannel, reconcile
 from engine.services import services_of
@@ -202,7 +203,7 @@ async def put_cycle(request: web.Request) -> web.Response:
     async with services_of(request).pool.acquire() as conn:
         if not await conn.fetchval("SELECT 1 FROM merchants WHERE id = $1", merchant_id):
             return _error(404, "invalid_request_error", "not_found", "no such merchant")
-        await settlement_store.set_cycle(conn, merchant_id, req.cycle_days)
+        await set_cycle(conn, merchant_id, req.cycle_days)
     return _json({"merchant_id": merchant_id, "cycle_days": req.cycle_days})
 
 

@@ -1,15 +1,7 @@
-"""Merchant request signing and the admin bearer token.
-
-A merchant signs ``"{timestamp}\\n{METHOD}\\n{path with query}\\n{raw body}"`` with HMAC-SHA256 under
-its secret. The secret is never stored: it is derived as HMAC-SHA256(server key, merchant id, salt),
-so verifying needs the server key (settings) and the salt (database) together, and a database dump
-alone cannot forge requests. The trade-off against a one-way hash: whoever holds the server key and
-the database can recompute every secret, which an HMAC scheme needs anyway. Secrets are never logged.
-"""
+"""Verifying merchant request signatures (the scheme: engine/merchants/signing.py) and the admin token."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 from collections.abc import Mapping
@@ -18,6 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from engine.merchants.errors import MerchantSuspended
+from engine.merchants.signing import derive_secret, sign
 from engine.merchants.store import MerchantRecord, get_merchant, list_keys
 from engine.web.errors import authentication_error
 
@@ -27,20 +20,6 @@ SIGNATURE_HEADER = "X-Signature"
 # Which of the merchant's keys signed; absent = the primary key (clients from before key rotation).
 KEY_ID_HEADER = "X-Key-Id"
 CACHE_ENTRIES_MAX = 10_000
-
-
-def derive_secret(server_key: str, merchant_id: str, salt: bytes) -> str:
-    """The merchant's API secret (shown to the merchant once, recomputed to verify)."""
-    digest = hmac.new(server_key.encode(), merchant_id.encode() + b"\x00" + salt, hashlib.sha256).hexdigest()
-    return "sk_" + digest
-
-
-def signing_payload(timestamp: str, method: str, path_qs: str, body: bytes) -> bytes:
-    return f"{timestamp}\n{method.upper()}\n{path_qs}\n".encode() + body
-
-
-def sign(secret: str, timestamp: str, method: str, path_qs: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), signing_payload(timestamp, method, path_qs, body), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

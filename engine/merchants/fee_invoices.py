@@ -22,13 +22,12 @@ from accounts.model import AccountId, AccountKind, OverdraftMode, OverdraftRule
 from accounts.rules import build_entry
 from accounts.store import Conn, find_account
 from engine.booking import Booker
-from engine.errors import IllegalTransition, NotFound
+from engine.errors import IllegalTransition, NotFound, UnsupportedCurrency
 from engine.keys import ACCOUNT, new_id
 from engine.merchants import wire
 from engine.merchants.errors import NothingToInvoice
 from engine.merchants.pricing import FEE_PAYABLE_ROLE
 from engine.merchants.store import PLATFORM_OWNER, ensure_account
-from engine.payments.errors import UnsupportedCurrency
 from engine.txn_no import TxnNoGenerator
 
 log = logging.getLogger(__name__)

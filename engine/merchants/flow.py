@@ -17,16 +17,14 @@ from msgspec import UNSET
 
 from accounts.model import AccountKind, OverdraftMode, OverdraftRule
 from accounts.store import Conn
-from engine.errors import DuplicateOrder, InvalidRequest, NotFound
-from engine.http.auth import derive_secret
+from engine.errors import DuplicateOrder, InvalidRequest, NotFound, UnsupportedCurrency
 from engine.keys import ACCOUNT, MERCHANT, new_id
 from engine.merchants import store, wire
 from engine.merchants.errors import IllegalMerchantStatus, KeyNotRevocable, UnknownFeePlan
 from engine.merchants.pricing import FEE_PAYABLE_ROLE, Pricing
-from engine.merchants.store import ensure_account, ensure_platform_accounts, insert_merchant
+from engine.merchants.signing import derive_secret
+from engine.merchants.store import ensure_account, ensure_platform_accounts, insert_merchant, set_cycle
 from engine.merchants.views import account_view, cycle_days_of, cycle_name, key_view, merchant_view
-from engine.payments.errors import UnsupportedCurrency
-from engine.settlement.store import set_cycle
 from engine.webhooks.signing import derive_webhook_secret
 
 log = logging.getLogger(__name__)

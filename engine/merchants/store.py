@@ -359,3 +359,21 @@ def _tuple_or_none(values: list[str] | None) -> tuple[str, ...] | None:
 
 
 # ---------------------------------------------------------------- customers and topups
+
+
+# ---------------------------------------------------------------- settlement terms (read by engine/settlement)
+
+DEFAULT_CYCLE_DAYS = 1  # D+1: a day's payments are settled the day after it closes
+
+
+async def set_cycle(conn: Conn, merchant_id: str, cycle_days: int) -> None:
+    await conn.execute(
+        "INSERT INTO merchant_settlement_terms (merchant_id, cycle_days) VALUES ($1, $2)"
+        " ON CONFLICT (merchant_id) DO UPDATE SET cycle_days = EXCLUDED.cycle_days, updated_at = now()",
+        merchant_id, cycle_days)
+
+
+async def cycle_of(conn: Conn, merchant_id: str) -> int:
+    value = await conn.fetchval("SELECT cycle_days FROM merchant_settlement_terms WHERE merchant_id = $1",
+                                merchant_id)
+    return DEFAULT_CYCLE_DAYS if value is None else int(value)

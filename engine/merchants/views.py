@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.merchants import wire
-from engine.merchants.store import ApiKey, FeePlanRow, MerchantAccount, MerchantProfile
-from engine.settlement.store import DEFAULT_CYCLE_DAYS
+from engine.merchants.store import DEFAULT_CYCLE_DAYS, ApiKey, FeePlanRow, MerchantAccount, MerchantProfile
 
 
 def cycle_name(cycle_days: int | None) -> str:

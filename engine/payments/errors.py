@@ -30,14 +30,6 @@ class PaymentNotRefundable(PaymentError, Declined):
         self.status = status
 
 
-class UnsupportedCurrency(PaymentError, BadInput):
-    code = "unsupported_currency"
-
-    def __init__(self, currency: str, param: str = "currency") -> None:
-        super().__init__(f"currency {currency!r} is not supported for this merchant")
-        self.currency = currency
-        self.param = param
-
 
 class PaymentCurrencyMismatch(PaymentError, BadInput):
     code = "currency_mismatch"

@@ -18,14 +18,13 @@ from engine.controls.errors import AdmissionReleased
 from engine.controls.gate import Attempt, Booking
 from engine.controls.store import write_payment_controls
 from engine.db import release_without_reset
-from engine.errors import InvalidRequest, NotFound
+from engine.errors import InvalidRequest, NotFound, UnsupportedCurrency
 from engine.idempotency.records import IdemSlot, Outcome, StoredResponse
 from engine.keys import EVENT, PAYMENT, REFUND, VOUCHER, new_id
 from engine.merchants.allowed import check_allowed
 from engine.merchants.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
 from engine.merchants.store import MerchantRecord
 from engine.payments import closing
-from engine.payments.errors import UnsupportedCurrency
 from engine.payments.states import (
     NEW,
     PaymentEvent,

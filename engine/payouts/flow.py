@@ -20,14 +20,14 @@ from accounts.store import find_account
 from engine.booking import Booker
 from engine.controls.gate import Attempt, Booking
 from engine.customers.store import get_customer
-from engine.errors import InvalidRequest, NotFound
+from engine.errors import InvalidRequest, NotFound, UnsupportedCurrency
 from engine.idempotency.records import IdemSlot, Outcome
 from engine.idempotency.store import save_idempotent_response
 from engine.keys import ACCOUNT, new_id
 from engine.merchants.allowed import check_channel_allowed
 from engine.merchants.errors import PaymentMethodNotAllowed
 from engine.merchants.store import MerchantRecord, ensure_account
-from engine.payments.errors import PaymentCurrencyMismatch, UnsupportedCurrency
+from engine.payments.errors import PaymentCurrencyMismatch
 from engine.payouts.destination import Destination, check_destination
 from engine.payouts.errors import PayoutSourceMissing
 from engine.payouts.routing import can_pay_out, payout_candidates

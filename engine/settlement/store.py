@@ -16,8 +16,6 @@ from typing import Any
 
 from accounts.store import Conn
 
-DEFAULT_CYCLE_DAYS = 1
-
 _DUE = """
 SELECT p.merchant_id, p.currency, 'payment' AS kind, p.id, p.amount,
        CASE WHEN p.fee_collection = 'invoiced' THEN 0 ELSE p.fee END AS fee
@@ -145,16 +143,3 @@ class NegativeNet(Exception):
 
 async def set_batch_txn(conn: Conn, batch_id: str, txn_no: str) -> None:
     await conn.execute("UPDATE settlement_batches SET txn_no = $2 WHERE id = $1", batch_id, txn_no)
-
-
-async def set_cycle(conn: Conn, merchant_id: str, cycle_days: int) -> None:
-    await conn.execute(
-        "INSERT INTO merchant_settlement_terms (merchant_id, cycle_days) VALUES ($1, $2)"
-        " ON CONFLICT (merchant_id) DO UPDATE SET cycle_days = EXCLUDED.cycle_days, updated_at = now()",
-        merchant_id, cycle_days)
-
-
-async def cycle_of(conn: Conn, merchant_id: str) -> int:
-    value = await conn.fetchval("SELECT cycle_days FROM merchant_settlement_terms WHERE merchant_id = $1",
-                                merchant_id)
-    return DEFAULT_CYCLE_DAYS if value is None else int(value)

@@ -20,11 +20,10 @@ from accounts.rules import build_entry
 from engine.booking import Booker
 from engine.controls.gate import Attempt, Booking
 from engine.db import release_without_reset
-from engine.errors import DomainError, IdempotencyKeyTaken
+from engine.errors import DomainError, IdempotencyKeyTaken, UnsupportedCurrency
 from engine.idempotency.records import IdemSlot, Outcome, StoredResponse
 from engine.keys import EVENT, new_id
 from engine.merchants.store import MerchantRecord
-from engine.payments.errors import UnsupportedCurrency
 from engine.payments.store import OutboxEvent
 from engine.services import Services
 from engine.transfers.errors import SelfTransfer, TransferSourceInvalid

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from engine.merchants.store import MerchantRecord
+if TYPE_CHECKING:  # the record's type only: merchants' handlers import this module
+    from engine.merchants.store import MerchantRecord
 
-MERCHANT = web.RequestKey("payengine.merchant", MerchantRecord)
+MERCHANT: web.RequestKey[MerchantRecord] = web.RequestKey("payengine.merchant")
 RAW_BODY = web.RequestKey("payengine.raw_body", bytes)
 
 

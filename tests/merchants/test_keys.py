@@ -7,9 +7,10 @@ import secrets
 import time
 
 from engine.client import PayEngineClient
-from engine.http.auth import MerchantDirectory, derive_secret
+from engine.http.auth import MerchantDirectory
 from engine.merchants.invalidation import ChangeListener
 from engine.merchants.pricing import Pricing
+from engine.merchants.signing import derive_secret
 from engine.merchants.store import insert_merchant
 from engine.services import SERVICES
 from tests.api.conftest import Api

@@ -24,7 +24,7 @@ def test_signature_verifies_over_exact_body_and_recent_timestamp() -> None:
 
 
 def test_webhook_secret_differs_from_api_secret_and_per_salt() -> None:
-    from engine.http.auth import derive_secret
+    from engine.merchants.signing import derive_secret
 
     a = derive_webhook_secret("k", "mch_1", b"s1")
     assert a.startswith("whsec_") and a != derive_webhook_secret("k", "mch_1", b"s2")
