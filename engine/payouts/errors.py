@@ -32,7 +32,7 @@ class PayoutSourceMissing(PayoutError, Declined):
         self.currency = currency
 
 
-class PayoutNotHeld(PayoutError, IllegalTransition):
+class PayoutNotHeld(IllegalTransition, PayoutError):
     """Only a held payout can be resolved by a person (409 illegal_transition): this one is not held (any more),
     e.g. it was never held, is final, or another resolve of it won."""
 
@@ -43,7 +43,7 @@ class PayoutNotHeld(PayoutError, IllegalTransition):
         self.payout_id = payout_id
 
 
-class PayoutNeverSent(PayoutError, IllegalTransition):
+class PayoutNeverSent(IllegalTransition, PayoutError):
     """A held payout that was never sent to any channel cannot have been paid, so a person may not mark it
     succeeded (409 illegal_transition): fail it (its amount goes back) or retry it once a channel can take it."""
 
