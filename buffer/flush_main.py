@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import asyncpg
 import redis.asyncio as aioredis
 
+from buffer.flusher import AfterCommit
 from buffer.recovery import GRACE_MS
 from buffer.runner import FlushRunner
 from buffer.tuning import BufferTuning, LiveTuning
@@ -27,12 +28,14 @@ async def run_flushers(database_url: str, redis_url: str, defaults: BufferTuning
                        only_accounts: Sequence[str] | None = None, grace_ms: int = GRACE_MS,
                        stop: asyncio.Event | None = None, standby_wait_ms: int = 0,
                        redis_client: aioredis.Redis | None = None,
-                       on_runner: Callable[[FlushRunner], None] | None = None) -> None:
+                       on_runner: Callable[[FlushRunner], None] | None = None,
+                       after_commit: AfterCommit | None = None) -> None:
     """Run flushers until ``stop`` is set (or, when no event is given, SIGTERM/SIGINT: the process shape).
 
     ``redis_client`` (e.g. a Redis Cluster client built by the engine) replaces the single-server
     client made from ``redis_url``; it is closed on return either way. ``on_runner`` is handed the
-    runner once it exists (buffer.flush_thread reads what it owns)."""
+    runner once it exists (buffer.flush_thread reads what it owns). ``after_commit`` goes to every flush
+    (see buffer.flusher.flush_accounts)."""
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -46,7 +49,7 @@ async def run_flushers(database_url: str, redis_url: str, defaults: BufferTuning
         assert pool is not None
         try:
             runner = FlushRunner(database_url, redis, LiveTuning(pool, defaults), only_accounts, grace_ms,
-                                 standby_wait_ms)
+                                 standby_wait_ms, after_commit=after_commit)
             if on_runner is not None:
                 on_runner(runner)
             await runner.run(stop)
@@ -56,7 +59,8 @@ async def run_flushers(database_url: str, redis_url: str, defaults: BufferTuning
         await redis.aclose()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, after_commit: AfterCommit | None = None) -> int:
+    """The process, from ``argv``; ``after_commit`` goes to every flush (tests/buffer/crashing_flusher.py)."""
     base = BufferTuning()
     parser = argparse.ArgumentParser(prog="python -m buffer.flush_main", description=__doc__)
     parser.add_argument("--database-url", required=True)
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio works too
         pass
     asyncio.run(run_flushers(args.database_url, args.redis_url, defaults, only, args.grace_ms,
-                             standby_wait_ms=args.standby_wait_ms))
+                             standby_wait_ms=args.standby_wait_ms, after_commit=after_commit))
     return 0
 
 

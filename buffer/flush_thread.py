@@ -27,6 +27,7 @@ from typing import Any
 import uvloop
 
 from buffer.flush_main import run_flushers
+from buffer.flusher import AfterCommit
 from buffer.recovery import GRACE_MS
 from buffer.runner import FlushRunner
 from buffer.tuning import BufferTuning
@@ -42,13 +43,15 @@ class FlusherThread:
 
     def __init__(self, database_url: str, make_redis: Callable[[], Any], defaults: BufferTuning, *,
                  only_accounts: Sequence[str] | None = None, grace_ms: int = GRACE_MS,
-                 standby_wait_ms: int = 0, name: str = "buffer-flushers") -> None:
+                 standby_wait_ms: int = 0, name: str = "buffer-flushers",
+                 after_commit: AfterCommit | None = None) -> None:
         self.database_url = database_url
         self.make_redis = make_redis
         self.defaults = defaults
         self.only_accounts = list(only_accounts) if only_accounts is not None else None
         self.grace_ms = grace_ms
         self.standby_wait_ms = standby_wait_ms
+        self.after_commit = after_commit
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,7 +100,7 @@ class FlusherThread:
             try:
                 await run_flushers(self.database_url, "", self.defaults, self.only_accounts, self.grace_ms,
                                    stop=stop, standby_wait_ms=self.standby_wait_ms, redis_client=self.make_redis(),
-                                   on_runner=self._on_runner)
+                                   on_runner=self._on_runner, after_commit=self.after_commit)
             except Exception:  # e.g. PostgreSQL down when the pool opens: the runner itself retries the rest
                 log.exception("flushers failed to start; trying again")
                 with contextlib.suppress(TimeoutError):

@@ -6,15 +6,15 @@ are applied one at a time, in buffer order. Every step can die without losing or
 - after the commit, before the ack: PostgreSQL has them applied, Redis still queues them; the next
   flush re-takes them and the ``status = 'buffered'`` guard makes that batch change nothing, then
   the ack drops them and refreshes the cached balance (applied + pending was right all along).
+The crash tests die at that worst moment on purpose: they hand the flusher an ``after_commit`` hook
+(called with the committed batches, before Redis hears of them) that SIGKILLs its own process.
 """
 
 from __future__ import annotations
 
 import collections
-import os
-import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,9 +34,8 @@ PG_GONE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asy
 RATE_WINDOW_S = 5.0
 APPLIED_RETENTION_MS = 120_000  # how long a flushed leg's id keeps late re-deliveries out of pending
 
-# Fault injection for the crash tests: PAYENGINE_BUFFER_CRASH=after_commit makes the process SIGKILL
-# itself right after a batch commits, before Redis hears of it (the worst moment to die).
-CRASH_POINT = os.environ.get("PAYENGINE_BUFFER_CRASH", "")
+# Called with each account's committed batch after the PostgreSQL commit, before the Redis ack.
+AfterCommit = Callable[[Mapping[str, BatchResult]], None]
 
 
 @dataclass(slots=True)
@@ -73,13 +72,15 @@ async def flush_account(conn: Any, redis: aioredis.Redis, scripts: Scripts, acco
 
 
 async def flush_accounts(conn: Any, redis: aioredis.Redis, scripts: Scripts, account_ids: Sequence[str],
-                         batch_size: int, stats: dict[str, FlushStats]) -> dict[str, FlushOutcome]:
+                         batch_size: int, stats: dict[str, FlushStats],
+                         after_commit: AfterCommit | None = None) -> dict[str, FlushOutcome]:
     """One flush round over several owned accounts in three round trips, however many accounts: take
     every head in one Redis pipeline, apply every batch in one PostgreSQL statement (one transaction),
     ack every batch in one pipeline. A split account's N sub-accounts so cost a flusher about what one
     account costs. If the combined statement fails for a reason other than a lost connection (say one
     account's overdraft CHECK), each batch is retried alone so one bad account does not stall the rest;
-    its outcome carries the error and its legs stay queued. A single account's failure is raised."""
+    its outcome carries the error and its legs stay queued. A single account's failure is raised.
+    ``after_commit``, when given, is called once batches have committed and before they are acked."""
     started = time.perf_counter()
     keys = {a: list(account_keys(a).all()) for a in account_ids}
     heads = await run_scripts(redis, [(scripts.take, keys[a], [batch_size]) for a in account_ids])
@@ -101,8 +102,8 @@ async def flush_accounts(conn: Any, redis: aioredis.Redis, scripts: Scripts, acc
     if not work:
         return out
     results, errors = await _apply(conn, work)
-    if CRASH_POINT == "after_commit" and results:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if after_commit is not None and results:
+        after_commit(results)
     elapsed_ms = int((time.perf_counter() - started) * 1000)
     acks: list[tuple[str, list[str], BatchResult, float]] = []
     for account_id, members in work:

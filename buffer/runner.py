@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from buffer import metrics
-from buffer.flusher import PG_GONE, FlushStats, flush_accounts
+from buffer.flusher import PG_GONE, AfterCommit, FlushStats, flush_accounts
 from buffer.recovery import GRACE_MS, recover_accounts
 from buffer.scripts import Scripts
 from buffer.store import flush_lock_key, hot_accounts
@@ -116,7 +116,8 @@ class Worker:
             self._stats.setdefault(account_id, FlushStats())
         try:
             outcomes = await flush_accounts(self.conn, self.runner.redis, self.runner.scripts, owned,
-                                            tuning.batch_size, self._stats) if owned else {}
+                                            tuning.batch_size, self._stats,
+                                            after_commit=self.runner.after_commit) if owned else {}
         except asyncpg.PostgresError as exc:
             if isinstance(exc, PG_GONE):
                 raise
@@ -165,11 +166,13 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
 
 
 class FlushRunner:
-    """All flusher workers of one process. ``run`` until ``stop`` is set."""
+    """All flusher workers of one process. ``run`` until ``stop`` is set.
+
+    ``after_commit`` is handed to every flush (buffer.flusher.flush_accounts): the crash tests' hook."""
 
     def __init__(self, database_url: str, redis: aioredis.Redis, tuning: LiveTuning,
                  only_accounts: Sequence[str] | None = None, grace_ms: int = GRACE_MS,
-                 standby_wait_ms: int = 0) -> None:
+                 standby_wait_ms: int = 0, after_commit: AfterCommit | None = None) -> None:
         self.database_url = database_url
         self.redis = redis
         self.scripts = Scripts(redis)
@@ -179,6 +182,7 @@ class FlushRunner:
         # > 0: wait (up to this long per try, again and again) in the lock queue of accounts another
         # process flushes, instead of trying once a second: a hot standby that takes over at once.
         self.standby_wait_ms = standby_wait_ms
+        self.after_commit = after_commit
         self.workers: list[Worker] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stops: list[asyncio.Event] = []

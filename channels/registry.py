@@ -1,6 +1,6 @@
 """Channel name → adapter class, found by scanning `channels.adapters`.
 
-Adding a channel is adding one module there that defines `ADAPTER`; nothing else changes.
+Adding a channel is adding one package there whose `__init__` exposes `ADAPTER`; nothing else changes.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ class UnknownChannel(KeyError):
 
 @cache
 def adapter_classes() -> dict[str, ChannelFactory]:
-    """Every adapter module's ADAPTER under the module's name (`wxsim`, `banksim`, ...)."""
+    """Every adapter package's ADAPTER under the package's name (`wxsim`, `banksim`, ...)."""
     found: dict[str, ChannelFactory] = {}
     for module_info in pkgutil.iter_modules(channels.adapters.__path__):
+        if not module_info.ispkg:  # a helper shared by the channels (transport, statement_lines)
+            continue
         module = importlib.import_module(f"channels.adapters.{module_info.name}")
         factory = getattr(module, "ADAPTER", None)
         if factory is not None:

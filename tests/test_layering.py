@@ -1,5 +1,6 @@
 """Dependencies point inward: accounts knows nothing of ours; buffer and channels may use accounts but
-never engine and never each other. Checked on the source, so a stray import fails the suite."""
+never engine and never each other; inside channels, the simulators and the adapters never import each
+other (each speaks the wire on its own side). Checked on the source, so a stray import fails the suite."""
 
 from __future__ import annotations
 
@@ -36,3 +37,24 @@ def test_package_imports_point_inward(package: str) -> None:
         if _imported_packages(path) - ALLOWED[package]
     }
     assert not offenders, f"{package} imports outside its layer: {offenders}"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every dotted name a module imports (``from a import b`` counts as ``a.b`` too: b may be a module)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize(("side", "other"), [("sim", "adapters"), ("adapters", "sim")])
+def test_channel_simulators_and_adapters_never_import_each_other(side: str, other: str) -> None:
+    forbidden = ["channels", other]
+    found = {str(path.relative_to(ROOT)): sorted(m for m in _imported_modules(path) if m.split(".")[:2] == forbidden)
+             for path in (ROOT / "channels" / side).rglob("*.py")}
+    offenders = {path: modules for path, modules in found.items() if modules}
+    assert not offenders, f"channels.{side} imports channels.{other}: {offenders}"

@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 
@@ -25,15 +26,18 @@ from engine.booking import Booker
 from tests.buffer.world import World, pay, refund
 
 STANDBY_WAIT_MS = 1000
+REPO = Path(__file__).resolve().parents[2]  # the flushers import this checkout's code
 
 
-async def spawn_flusher(database_url: str, redis_url: str, accounts: Sequence[str], crash: str = "",
-                        batch_size: int = 16) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PAYENGINE_BUFFER_CRASH": crash}
+async def spawn_flusher(database_url: str, redis_url: str, accounts: Sequence[str], *,
+                        crash_after_commit: bool = False, batch_size: int = 16) -> asyncio.subprocess.Process:
+    """``python -m buffer.flush_main`` over ``accounts``; with ``crash_after_commit`` the same flushers
+    SIGKILL their process after the first batch they commit, before its ack (tests/buffer/crashing_flusher.py)."""
+    module = "tests.buffer.crashing_flusher" if crash_after_commit else "buffer.flush_main"
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "buffer.flush_main", "--database-url", database_url, "--redis-url", redis_url,
+        sys.executable, "-m", module, "--database-url", database_url, "--redis-url", redis_url,
         "--accounts", ",".join(accounts), "--grace-ms", "300", "--batch-size", str(batch_size),
-        "--flush-interval-ms", "5", "--standby-wait-ms", str(STANDBY_WAIT_MS), env=env,
+        "--flush-interval-ms", "5", "--standby-wait-ms", str(STANDBY_WAIT_MS), cwd=REPO,
         stdout=asyncio.subprocess.DEVNULL, stderr=None if os.environ.get("PAYENGINE_TEST_FLUSHER_LOGS") else
         asyncio.subprocess.DEVNULL,  # PAYENGINE_TEST_FLUSHER_LOGS=1 shows the flushers' logs (debugging)
     )

@@ -89,7 +89,7 @@ async def test_flusher_sigkilled_after_commit_and_at_random_points(
     loading = asyncio.create_task(mixed_load(booker, world, stop, tally, seed=1))
     await asyncio.sleep(0.3)  # some backlog before any flusher runs
     urls = (db.url, db.redis_url)
-    crasher = await spawn_flusher(*urls, world.hot, crash="after_commit")
+    crasher = await spawn_flusher(*urls, world.hot, crash_after_commit=True)
     await wait_for(pool, crasher, waiting=True)
     successor = await spawn_flusher(*urls, world.hot)
     await wait_for(pool, successor, waiting=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from channels.adapters.banksim_statement import parse_bank_statement
-from channels.adapters.wxsim_statement import parse_wx_statement
+from channels.adapters.banksim.statement import parse_bank_statement
+from channels.adapters.wxsim.statement import parse_wx_statement
 from channels.protocol import ChannelStatus, RefundRequest, RefundStatus, StatementKind
 
 from .conftest import Rig

@@ -178,10 +178,10 @@ async def test_flusher_process_killed_between_commit_and_ack(pool: asyncpg.Pool,
     await sink.hot.refresh()
     for i in range(60):
         await pay(booker, world, world.customers[i % 3], 500 + i, 5)
-    env = {**os.environ, "PAYENGINE_BUFFER_CRASH": "after_commit", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.cluster.flusher_proc", servers.database_url, redis_cluster.seed_url,
-        ",".join(world.hot), env=env, cwd=REPO)
+        ",".join(world.hot), "--crash-after-commit", env=env, cwd=REPO)
     backstop, kept = Backstop(), list(world.hot)
     try:
         for account_id in world.hot:  # each lock: the flusher first in line, then our backstop

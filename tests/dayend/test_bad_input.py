@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from channels.adapters.banksim_statement import parse_bank_statement
-from channels.adapters.wxsim_statement import parse_wx_statement
+from channels.adapters.banksim.statement import parse_bank_statement
+from channels.adapters.wxsim.statement import parse_wx_statement
 from channels.protocol import ChannelStatus, Statement, StatementKind, StatementLine
 from engine.dayend import store as dayend_store
 from engine.recon.matching import WrongStatement, check_statement, normalise

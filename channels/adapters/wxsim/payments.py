@@ -16,9 +16,9 @@ import aiohttp
 import msgspec
 
 from channels import signing
-from channels.adapters import wxsim_payouts as wx_payouts
 from channels.adapters.transport import RawAnswer, exchange
-from channels.adapters.wxsim_statement import parse_wx_statement
+from channels.adapters.wxsim import payouts as wx_payouts
+from channels.adapters.wxsim.statement import parse_wx_statement
 from channels.errors import (
     AmountMismatch,
     BadSignature,

@@ -14,8 +14,8 @@ import aiohttp
 import msgspec
 
 from channels import signing
-from channels.adapters import banksim_payouts as bank_payouts
-from channels.adapters.banksim_statement import parse_bank_statement
+from channels.adapters.banksim import payouts as bank_payouts
+from channels.adapters.banksim.statement import parse_bank_statement
 from channels.adapters.transport import exchange
 from channels.amounts import AmountFormatError, major_to_minor, minor_to_major
 from channels.errors import (
