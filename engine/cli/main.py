@@ -1,4 +1,10 @@
-"""The ``payengine`` command: one subcommand per process role or operator task."""
+"""The ``payengine`` command: one subcommand per process role or operator task.
+
+Each command imports what it runs inside its function, on purpose: ``payengine --help`` or ``settings``
+must not load aiohttp, asyncpg and every domain to print a line (importing engine.bootstrap: 0.6 s here;
+engine.settings: 0.04 s).
+No import here dodges a circle; engine/ has none (``make imports``).
+"""
 
 from __future__ import annotations
 
