@@ -20,11 +20,12 @@ from channels.errors import ChannelError, ChannelTimeout, ChannelUnavailable
 from channels.protocol import RefundRequest, RefundResult, RefundStatus
 from engine.gateway.context import Gateway
 from engine.gateway.jobs import Done, Failed, JobResult, Retry, backoff_s
-from engine.gateway.store import ClaimedJob, RefundWork, finish_refund, insert_outbox, refund_work
+from engine.gateway.store import ClaimedJob, RefundWork, finish_refund, refund_work
 from engine.merchants.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
 from engine.payments.states import RefundEvent
 from engine.payments.store import get_refund
 from engine.payments.views import refund_view
+from engine.webhooks.store import insert_outbox
 
 log = logging.getLogger(__name__)
 

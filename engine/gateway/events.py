@@ -11,9 +11,9 @@ from datetime import datetime
 import msgspec
 
 from accounts.store import Conn
-from engine.gateway.store import insert_outbox
 from engine.payments.store import get_payment
 from engine.payments.views import payment_view
+from engine.webhooks.store import insert_outbox
 
 
 async def write_payment_event(conn: Conn, merchant_id: str, payment_id: str, type_: str, now: datetime) -> bytes:

@@ -17,7 +17,7 @@ import msgspec
 
 from accounts.store import Conn
 from engine.controls.store import USAGE_OWED
-from engine.keys import EVENT, new_id
+from engine.keys import new_id
 from engine.payments.states import (
     UNPAID,
     PaymentEvent,
@@ -347,15 +347,6 @@ async def schedule_query(conn: Conn, channel: str, out_trade_no: str, next_query
 
 
 # ---------------------------------------------------------------- outbox
-
-async def insert_outbox(conn: Conn, merchant_id: str, type_: str, object_id: str, payload: bytes,
-                        now: datetime) -> str:
-    event_id = new_id(EVENT)
-    await conn.execute(
-        "INSERT INTO outbox_events (id, merchant_id, type, object_id, payload, created_at)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb, $6)", event_id, merchant_id, type_, object_id, payload.decode(), now)
-    return event_id
-
 
 # ---------------------------------------------------------------- exceptions
 

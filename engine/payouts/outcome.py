@@ -21,11 +21,11 @@ from accounts.model import AccountId
 from accounts.rules import build_entry
 from engine.booking import Booker
 from engine.controls.usage_release import ReleaseAdmission, release_now
-from engine.gateway.store import insert_outbox
 from engine.payouts.metrics import PAYOUTS_FINISHED
 from engine.payouts.store import PayoutRecord, Resolution, finish_payout, record_resolution
 from engine.payouts.views import payout_view
 from engine.txn_no import TxnNoGenerator
+from engine.webhooks.store import insert_outbox
 
 log = logging.getLogger(__name__)
 

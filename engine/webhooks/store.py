@@ -14,6 +14,7 @@ from typing import Any
 
 from accounts.store import Conn
 from engine.errors import NotFound
+from engine.keys import EVENT, new_id
 
 NO_ENDPOINT = "merchant has no webhook_url"
 
@@ -180,3 +181,16 @@ async def attempts_of(conn: Conn, event_id: str) -> list[AttemptRecord]:
     rows = await conn.fetch("SELECT attempt, started_at, status_code, succeeded, error FROM webhook_attempts"
                             " WHERE event_id = $1 ORDER BY id", event_id)
     return [AttemptRecord(r["attempt"], r["started_at"], r["status_code"], r["succeeded"], r["error"]) for r in rows]
+
+
+# ---------------------------------------------------------------- the outbox (written with the change it reports)
+
+async def insert_outbox(conn: Conn, merchant_id: str, type_: str, object_id: str, payload: bytes,
+                        now: datetime) -> str:
+    """One event for the merchant's endpoint, in the caller's transaction. (Payments and transfers write
+    theirs inside the statement of the change itself: payments/store.py, transfers/store.py.)"""
+    event_id = new_id(EVENT)
+    await conn.execute(
+        "INSERT INTO outbox_events (id, merchant_id, type, object_id, payload, created_at)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, $6)", event_id, merchant_id, type_, object_id, payload.decode(), now)
+    return event_id
