@@ -34,7 +34,7 @@ from engine.customers.store import insert_customer
 from engine.db import release_without_reset
 from engine.merchants.pricing import Pricing
 from engine.merchants.store import insert_merchant
-from engine.payments.states import PaymentEvent, PaymentStatus
+from engine.payments.states import NEW, PaymentEvent, PaymentStatus
 from engine.payments.store import NewPayment, OutboxEvent, Transition, insert_payment
 from engine.txn_no import TxnNoGenerator
 
@@ -133,7 +133,7 @@ async def open_workload(pool: asyncpg.Pool, txn_nos: TxnNoGenerator, mode: str, 
     )
 
 
-_TRANSITION = Transition(PaymentStatus.CREATED.value, PaymentStatus.SUCCEEDED.value, PaymentEvent.WALLET_DEBITED.value)
+_TRANSITION = Transition(NEW, PaymentStatus.SUCCEEDED.value, PaymentEvent.WALLET_DEBITED.value)
 
 
 class Payer:
