@@ -15,6 +15,7 @@ from typing import Any
 
 from channels.protocol import Channel
 from engine.dayend.calendar import read_open_date
+from engine.errors import BadInput, Conflicting, DomainError
 from engine.gateway.context import Gateway
 from engine.keys import new_id
 from engine.recon import store
@@ -28,7 +29,13 @@ log = logging.getLogger(__name__)
 RUN_PREFIX = "rcn"
 
 
-class DayStillOpen(Exception):
+class ReconError(DomainError):
+    """Base of every refusal to reconcile."""
+
+    code = "reconciliation_error"
+
+
+class DayStillOpen(ReconError, Conflicting):
     """Entries can still be booked to the date: our side of the comparison is not final yet."""
 
     code = "day_still_open"
@@ -38,7 +45,7 @@ class DayStillOpen(Exception):
         self.day = day
 
 
-class ReconRunning(Exception):
+class ReconRunning(ReconError, Conflicting):
     code = "reconciliation_running"
 
     def __init__(self, channel: str, day: date) -> None:
@@ -49,7 +56,10 @@ class ReconRunning(Exception):
 _LOCK_NAMESPACE = 0x7265636F
 
 
-class UnknownChannel(Exception):
+class UnknownChannel(ReconError, BadInput):
+    code = "unknown_channel"
+    param = "channel"
+
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"unknown channel {name!r}; configured: {known}")
         self.name = name
