@@ -1,10 +1,7 @@
-"""Admin routes of the accounting day: day-end, reconciliations, settlements.
+"""Admin routes of the accounting day: day-end, settlements (reconciliations: engine/recon/handlers.py).
 
     POST /admin/day-end {"date"?}                      close the open date (or the named one)
     GET  /admin/day-end/{date}                         that day's run and report
-    POST /admin/reconciliations {"channel", "date"}    reconcile one channel's statement of a date
-    GET  /admin/reconciliations/{id}                   counts per outcome, summary, exceptions
-    POST /admin/reconciliations/items/{id}/resolve     an operator handled an exception item
     POST /admin/settlements {"date", "merchant_id"?}   settle what is due on a closed date
     GET  /admin/settlements?date=&merchant_id=         batches of a date
     PUT  /admin/merchants/{id}/settlement-cycle {"cycle_days"}
@@ -23,25 +20,15 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from channels.errors import ChannelError
 from engine.dayend import store as dayend_store
 from engine.dayend.flow import DayEndError, day_end_options, run_day_end
-from engine.recon import store as recon_store
-from engine.recon.flow import DayStillOpen, ReconRunning, UnknownChannel, reconcile
 from engine.services import services_of
 from engine.settlement import store as settlement_store
 from engine.settlement.flow import SettlementError, settle
 
-EXCEPTIONS_LISTED_MAX = 1000
-
 
 class DayEndRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     date: date | None = None
-
-
-class ReconRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    channel: str
-    date: date
 
 
 class SettleRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -51,10 +38,6 @@ class SettleRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class CycleRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cycle_days: int
-
-
-class ResolveRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    note: str
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -119,59 +102,6 @@ async def get_day_end(request: web.Request) -> web.Response:
     return _json(_day_end_json(row))
 
 
-async def _recon_json(request: web.Request, run_id: str) -> dict[str, Any] | None:
-    async with services_of(request).pool.acquire() as conn:
-        run = await recon_store.get_run(conn, run_id)
-        if run is None:
-            return None
-        counts = await recon_store.item_counts(conn, run_id)
-        exceptions = await recon_store.items_of(conn, run_id, True, EXCEPTIONS_LISTED_MAX)
-    return {"id": run.id, "channel": run.channel, "date": run.statement_date.isoformat(), "status": run.status,
-            "error": run.error, "started_at": run.started_at.isoformat(),
-            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            "counts": {outcome: sum(states.values()) for outcome, states in counts.items()},
-            "counts_by_state": counts, "summary": run.summary, "malformed": run.malformed or [],
-            "exceptions": exceptions}
-
-
-async def post_reconciliation(request: web.Request) -> web.Response:
-    req = await _body(request, ReconRequest)
-    try:
-        run = await asyncio.shield(reconcile(services_of(request).gateway, req.channel, req.date))
-    except UnknownChannel as exc:
-        return _error(400, "invalid_request_error", "unknown_channel", str(exc), "channel")
-    except (DayStillOpen, ReconRunning) as exc:
-        return _error(409, "conflict_error", exc.code, str(exc))
-    except ChannelError as exc:
-        return _error(503, "channel_error", "statement_unavailable", str(exc))
-    body = await _recon_json(request, run.id)
-    if run.status == "refused":
-        return _json(body, 422)
-    return _json(body, 201)
-
-
-async def get_reconciliation(request: web.Request) -> web.Response:
-    body = await _recon_json(request, request.match_info["id"])
-    if body is None:
-        return _error(404, "invalid_request_error", "not_found", "no such reconciliation")
-    return _json(body)
-
-
-async def post_resolve_item(request: web.Request) -> web.Response:
-    req = await _body(request, ResolveRequest)
-    try:
-        item_id = int(request.match_info["id"])
-    except ValueError:
-        return _error(404, "invalid_request_error", "not_found", "no such item")
-    async with services_of(request).pool.acquire() as conn:
-        moved = await conn.fetchval(
-            "UPDATE recon_items SET state = 'resolved', note = $2, updated_at = now() WHERE id = $1 AND state = 'open'"
-            " RETURNING id", item_id, req.note)
-    if moved is None:
-        return _error(409, "conflict_error", "not_open", "item is not open (or does not exist)")
-    return _json({"id": item_id, "state": "resolved"})
-
-
 async def post_settlement(request: web.Request) -> web.Response:
     req = await _body(request, SettleRequest)
     svc = services_of(request)
@@ -209,9 +139,6 @@ async def put_cycle(request: web.Request) -> web.Response:
 def setup_accounting_admin(app: web.Application) -> None:
     routes = [
         ("POST", "/admin/day-end", post_day_end), ("GET", "/admin/day-end/{date}", get_day_end),
-        ("POST", "/admin/reconciliations", post_reconciliation),
-        ("GET", "/admin/reconciliations/{id}", get_reconciliation),
-        ("POST", "/admin/reconciliations/items/{id}/resolve", post_resolve_item),
         ("POST", "/admin/settlements", post_settlement), ("GET", "/admin/settlements", get_settlements),
         ("PUT", "/admin/merchants/{id}/settlement-cycle", put_cycle),
     ]

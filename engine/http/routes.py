@@ -16,6 +16,7 @@ from engine.ledger_admin.buffer import setup_admin_buffer
 from engine.merchants import handlers as merchants
 from engine.payments import handlers as payments
 from engine.payouts import handlers as payouts
+from engine.recon import handlers as recon
 from engine.transfers import handlers as transfers
 from engine.web.route import RouteSpec
 from engine.webhooks import handlers as webhooks
@@ -30,6 +31,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     *trial_balance.ROUTES,
     *controls.ROUTES,
     *gateway.ROUTES,
+    *recon.ROUTES,
 )
 
 

@@ -52,6 +52,14 @@ class ReconRunning(ReconError, Conflicting):
         super().__init__(f"a reconciliation of {channel} {day} is running; wait for it")
 
 
+class ItemNotOpen(ReconError, Conflicting):
+    code = "not_open"
+
+    def __init__(self, item_id: str) -> None:
+        super().__init__(f"reconciliation item {item_id} is not open (or does not exist)")
+        self.item_id = item_id
+
+
 # Two-int advisory keys live apart from the bigint keys used elsewhere; this namespace is "reco".
 _LOCK_NAMESPACE = 0x7265636F
 
