@@ -1,19 +1,17 @@
-"""Admin routes of the accounting day: day-end, settlements (reconciliations: engine/recon/handlers.py).
+"""Admin routes of the accounting day: day-end (reconciliations: engine/recon/handlers.py, settlements:
+engine/settlement/handlers.py).
 
     POST /admin/day-end {"date"?}                      close the open date (or the named one)
     GET  /admin/day-end/{date}                         that day's run and report
-    POST /admin/settlements {"date", "merchant_id"?}   settle what is due on a closed date
-    GET  /admin/settlements?date=&merchant_id=         batches of a date
-    PUT  /admin/merchants/{id}/settlement-cycle {"cycle_days"}
 
-Long runs are shielded: a client that hangs up does not cut a day-end or a settlement in half.
+A run is shielded: a client that hangs up does not cut a day-end in half.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import msgspec
@@ -23,21 +21,10 @@ from aiohttp import web
 from engine.dayend import store as dayend_store
 from engine.dayend.flow import DayEndError, day_end_options, run_day_end
 from engine.services import services_of
-from engine.settlement import store as settlement_store
-from engine.settlement.flow import SettlementError, settle
 
 
 class DayEndRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     date: date | None = None
-
-
-class SettleRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    date: date
-    merchant_id: str | None = None
-
-
-class CycleRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    cycle_days: int
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -102,45 +89,9 @@ async def get_day_end(request: web.Request) -> web.Response:
     return _json(_day_end_json(row))
 
 
-async def post_settlement(request: web.Request) -> web.Response:
-    req = await _body(request, SettleRequest)
-    svc = services_of(request)
-    txn_nos, calendar = svc.txn_nos, svc.calendar
-    try:
-        result = await asyncio.shield(settle(svc.pool, svc.booker, req.date, lambda: txn_nos.next(datetime.now(UTC)),
-                                             calendar.current, req.merchant_id))
-    except SettlementError as exc:
-        return _error(409, "conflict_error", getattr(exc, "code", "settlement_error"), str(exc))
-    return _json(result.to_dict())
-
-
-async def get_settlements(request: web.Request) -> web.Response:
-    try:
-        day = date.fromisoformat(request.query.get("date", ""))
-    except ValueError:
-        return _error(400, "invalid_request_error", "invalid_date", "date=YYYY-MM-DD is required", "date")
-    async with services_of(request).pool.acquire() as conn:
-        batches = await settlement_store.batches_of(conn, day, request.query.get("merchant_id"))
-    return _json({"settle_date": day.isoformat(), "batches": [b.to_dict() for b in batches]})
-
-
-async def put_cycle(request: web.Request) -> web.Response:
-    req = await _body(request, CycleRequest)
-    if not 0 <= req.cycle_days <= 30:
-        return _error(400, "invalid_request_error", "invalid_cycle", "cycle_days must be 0..30", "cycle_days")
-    merchant_id = request.match_info["id"]
-    async with services_of(request).pool.acquire() as conn:
-        if not await conn.fetchval("SELECT 1 FROM merchants WHERE id = $1", merchant_id):
-            return _error(404, "invalid_request_error", "not_found", "no such merchant")
-        await settlement_store.set_cycle(conn, merchant_id, req.cycle_days)
-    return _json({"merchant_id": merchant_id, "cycle_days": req.cycle_days})
-
-
 def setup_accounting_admin(app: web.Application) -> None:
     routes = [
         ("POST", "/admin/day-end", post_day_end), ("GET", "/admin/day-end/{date}", get_day_end),
-        ("POST", "/admin/settlements", post_settlement), ("GET", "/admin/settlements", get_settlements),
-        ("PUT", "/admin/merchants/{id}/settlement-cycle", put_cycle),
     ]
     for method, path, handler in routes:
         app.router.add_route(method, path, _guard(handler))

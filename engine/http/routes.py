@@ -17,6 +17,7 @@ from engine.merchants import handlers as merchants
 from engine.payments import handlers as payments
 from engine.payouts import handlers as payouts
 from engine.recon import handlers as recon
+from engine.settlement import handlers as settlement
 from engine.transfers import handlers as transfers
 from engine.web.route import RouteSpec
 from engine.webhooks import handlers as webhooks
@@ -32,6 +33,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     *controls.ROUTES,
     *gateway.ROUTES,
     *recon.ROUTES,
+    *settlement.ROUTES,
 )
 
 
