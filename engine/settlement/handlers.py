@@ -16,7 +16,6 @@ import msgspec
 from aiohttp import web
 
 from engine.errors import NotFound
-from engine.merchants.store import get_merchant
 from engine.services import services_of
 from engine.settlement import store, wire
 from engine.settlement.flow import settle
@@ -55,9 +54,8 @@ async def put_cycle(request: web.Request) -> web.Response:
     req = decode_body(request[RAW_BODY], wire.CycleRequest)
     merchant_id = request.match_info["id"]
     async with services_of(request).pool.acquire() as conn:
-        if await get_merchant(conn, merchant_id) is None:
+        if not await store.set_cycle_if_merchant(conn, merchant_id, req.cycle_days):
             raise NotFound("merchant", merchant_id)
-        await store.set_cycle(conn, merchant_id, req.cycle_days)
     return _ok(wire.CycleView(merchant_id, req.cycle_days))
 
 
