@@ -6,7 +6,7 @@ from aiohttp import web
 
 from engine.controls import handlers as controls
 from engine.customers import handlers as customers
-from engine.dayend.handlers import setup_accounting_admin
+from engine.dayend import handlers as dayend
 from engine.gateway import handlers as gateway
 from engine.gateway.notify import notify_handler
 from engine.http.health import healthz, metrics_handler, readyz
@@ -32,6 +32,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     *trial_balance.ROUTES,
     *controls.ROUTES,
     *gateway.ROUTES,
+    *dayend.ROUTES,
     *recon.ROUTES,
     *settlement.ROUTES,
 )
@@ -40,10 +41,9 @@ ROUTES: tuple[RouteSpec, ...] = (
 def add_routes(app: web.Application, bench_noop: bool = False) -> None:
     for spec in ROUTES:
         app.router.add_route(spec.method, spec.path, spec.handler)
-    # Not in the table yet: their own auth and error helpers (engine/ledger_admin, engine/dayend).
+    # Not in the table yet: their own auth and error helpers (engine/ledger_admin).
     setup_admin_buffer(app)
     setup_admin_accounts(app)
-    setup_accounting_admin(app)
     app.router.add_post("/channels/{channel}/notify", notify_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
