@@ -1,25 +1,20 @@
-"""The operator surface of the hot-account buffer.
-
-- The sink, the booker and the in-process flushers are built by engine/bootstrap.py.
-- ``GET /admin/buffer``: per hot account depth, oldest age, applied/s, last batch size and duration.
-- ``GET|PUT /admin/buffer/settings``: the live tuning every flusher re-reads within a second.
+"""The operator surface of the hot-account buffer: its default tuning, changes to the live tuning, the
+status of every hot account. The HTTP routes (``GET /admin/buffer``, ``GET|PUT /admin/buffer/settings``)
+are in handlers.py; the sink, the booker and the in-process flushers are built by engine/bootstrap.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 from typing import Any, cast
 
 import orjson
-from aiohttp import web
 
 from buffer.scripts import Scripts
 from buffer.state import read_status
 from buffer.store import hot_accounts
 from buffer.tuning import BufferTuning, TuningError, load_tuning, save_tuning
 from engine.redis_client import redis_from_settings
-from engine.services import services_of
 from engine.settings import Settings
 
 
@@ -32,24 +27,6 @@ def buffer_defaults(settings: Settings) -> BufferTuning:
     )
 
 
-def _error(status: int, type_: str, code: str, message: str, param: str | None = None) -> web.Response:
-    body = {"error": {"type": type_, "code": code, "message": message, "param": param}}
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
-
-
-def _json(body: Any) -> web.Response:
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
-
-
-def _authorized(request: web.Request) -> bool:
-    given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {services_of(request).settings.admin_token}".encode())
-
-
-def _unauthorized() -> web.Response:
-    return _error(401, "authentication_error", "invalid_admin_token", "admin bearer token required")
-
-
 async def buffer_status(pool: Any, redis: Any) -> list[dict[str, Any]]:
     """Status rows of every hot account (the CLI prints the same)."""
     async with pool.acquire() as conn:
@@ -57,51 +34,15 @@ async def buffer_status(pool: Any, redis: Any) -> list[dict[str, Any]]:
     return [s.to_dict() for s in await read_status(redis, Scripts(redis), accounts)] if accounts else []
 
 
-async def get_buffer(request: web.Request) -> web.Response:
-    if not _authorized(request):
-        return _unauthorized()
-    svc = services_of(request)
-    rows = await buffer_status(svc.pool, svc.redis)
-    return _json({"accounts": rows, "settings": svc.buffer_tuning.cached.to_dict()})
-
-
-async def get_settings(request: web.Request) -> web.Response:
-    if not _authorized(request):
-        return _unauthorized()
-    tuning = services_of(request).buffer_tuning
-    async with services_of(request).pool.acquire() as conn:
-        current = await load_tuning(conn, tuning.defaults)
-    return _json(current.to_dict())
-
-
-async def put_settings(request: web.Request) -> web.Response:
-    if not _authorized(request):
-        return _unauthorized()
-    try:
-        changes = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        return _error(400, "invalid_request_error", "invalid_json", str(exc))
-    if not isinstance(changes, dict) or not changes:
-        return _error(400, "invalid_request_error", "invalid_body", "expected a JSON object of settings to change")
-    tuning = services_of(request).buffer_tuning
-    async with services_of(request).pool.acquire() as conn:
-        async with conn.transaction():
-            # Lock the row (or the table's only key) so two concurrent PUTs do not lose each other's fields.
-            await conn.execute("LOCK TABLE buffer_settings IN SHARE ROW EXCLUSIVE MODE")
-            current = await load_tuning(conn, tuning.defaults)
-            try:
-                updated = current.updated(changes)
-            except TuningError as exc:
-                return _error(400, "invalid_request_error", "invalid_setting", str(exc), exc.field)
-            await save_tuning(conn, updated)
-    await tuning.refresh()
-    return _json(updated.to_dict())
-
-
-def setup_admin_buffer(app: web.Application) -> None:
-    app.router.add_get("/admin/buffer", get_buffer)
-    app.router.add_get("/admin/buffer/settings", get_settings)
-    app.router.add_put("/admin/buffer/settings", put_settings)
+async def change_tuning(pool: Any, defaults: BufferTuning, changes: dict[str, Any]) -> BufferTuning:
+    """Apply ``changes`` to the stored tuning (``defaults`` while none is stored), store and return it.
+    Raises TuningError for an unknown setting or a value out of bounds; nothing is stored then."""
+    async with pool.acquire() as conn, conn.transaction():
+        # Lock the table (its one row may not exist yet) so two concurrent changes do not lose each other's fields.
+        await conn.execute("LOCK TABLE buffer_settings IN SHARE ROW EXCLUSIVE MODE")
+        updated = (await load_tuning(conn, defaults)).updated(changes)
+        await save_tuning(conn, updated)
+    return updated
 
 
 # ---------------------------------------------------------------- CLI: payengine flush | buffer status|tune
@@ -175,13 +116,10 @@ def cmd_buffer_tune(args: Any, settings: Settings) -> int:
     changes = {name: getattr(args, name) for name in _TUNE_FLAGS if getattr(args, name) is not None}
 
     async def work(pool: Any, redis: Any) -> BufferTuning:
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("LOCK TABLE buffer_settings IN SHARE ROW EXCLUSIVE MODE")
-            current = await load_tuning(conn, buffer_defaults(settings))
-            if changes:
-                current = current.updated(changes)
-                await save_tuning(conn, current)
-            return current
+        if not changes:  # no flags: show
+            async with pool.acquire() as conn:
+                return await load_tuning(conn, buffer_defaults(settings))
+        return await change_tuning(pool, buffer_defaults(settings), changes)
 
     try:
         tuning: BufferTuning = asyncio.run(_with_servers(settings, work))

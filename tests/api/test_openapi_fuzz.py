@@ -4,10 +4,11 @@ Requests are signed by a requests auth hook (so generated bodies get past authen
 the handlers). Bounded: a few examples per operation, the whole run well under a minute.
 
 The admin writes whose effect reaches every merchant (the controls' global limits, risk rules and
-blocklist; day-end, reconciliations, settlements) are fuzzed only against a private server with its own
-database and Redis: a generated global limit or velocity rule on the session's server would refuse
-payments of every other test running on it, a day-end would close their accounting date, a
-reconciliation or settlement would book for their merchants.
+blocklist; day-end, reconciliations, settlements; the buffer's live settings) are fuzzed only against a
+private server with its own database and Redis: a generated global limit or velocity rule on the
+session's server would refuse payments of every other test running on it, a day-end would close their
+accounting date, a reconciliation or settlement would book for their merchants, a buffer setting would
+retune every flusher reading the session's database.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ GLOBAL_WRITES = frozenset({
     ("PUT", "/admin/risk/rules/{id}"), ("DELETE", "/admin/risk/rules/{id}"), ("POST", "/admin/risk/blocklist"),
     ("DELETE", "/admin/risk/blocklist"),
     ("POST", "/admin/reconciliations"), ("POST", "/admin/reconciliations/items/{id}/resolve"),
-    ("POST", "/admin/day-end"), ("POST", "/admin/settlements"),
+    ("POST", "/admin/day-end"), ("POST", "/admin/settlements"), ("PUT", "/admin/buffer/settings"),
 })
 
 Selector = Callable[[str, str], bool]  # (METHOD, path template) -> fuzz this operation here
