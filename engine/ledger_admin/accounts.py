@@ -158,26 +158,3 @@ async def _tidy_loop(pool: asyncpg.Pool, booker: Booker, txn_nos: TxnNoGenerator
                                        settings.split_close_grace_s, settings.split_rebalance_low_minor)
         except (OSError, asyncpg.PostgresError, LedgerError):
             log.warning("split tidy failed; will retry", exc_info=True)
-
-
-async def split_from_cli(database_url: str, lease_s: int, system: int, environment: int, shard: int,
-                         account_id: str, into: int) -> SplitView:
-    """``payengine accounts split``: migrate, lease a node id for transaction numbers, resize, release."""
-    from engine.migrate import migrate
-    from engine.txn_no import NodeLease, TxnNoGenerator
-
-    conn = await asyncpg.connect(database_url)
-    try:
-        await migrate(conn)
-        lease = await NodeLease.acquire(conn, lease_s)
-        try:
-            txn_nos = TxnNoGenerator(system, environment, shard, lease.node_id)
-            pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-            try:
-                return await split_account(Booker(pool), lambda: txn_nos.next(datetime.now(UTC)), account_id, into)
-            finally:
-                await pool.close()
-        finally:
-            await lease.release(conn)
-    finally:
-        await conn.close()
