@@ -103,8 +103,8 @@ def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
     from accounts.errors import LedgerError
+    from engine.cli.accounts import split_from_cli
     from engine.db import ensure_servers
-    from engine.ledger_admin.accounts import split_from_cli
 
     urls = ensure_servers(settings)
     try:
@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_accounting_day_parsers(sub)  # day-end, reconcile, settle
 
-    from engine.ledger_admin.buffer import add_buffer_parsers
+    from engine.cli.buffer import add_buffer_parsers
 
     add_buffer_parsers(sub)  # flush, buffer status|tune
 

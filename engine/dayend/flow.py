@@ -21,6 +21,7 @@ import asyncpg
 from engine.dayend import store
 from engine.dayend.calendar import AccountingCalendar, read_open_date
 from engine.dayend.partitions import DAYS_AHEAD_DEFAULT, prepare_partitions
+from engine.errors import Conflicting, DomainError
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,18 +30,18 @@ Progress = Callable[[str, dict[str, Any]], None]
 STEPS = ("switch", "drain", "balance", "report", "done")
 
 
-class DayEndError(Exception):
+class DayEndError(DomainError):
     code = "day_end_error"
 
 
-class DayEndRunning(DayEndError):
+class DayEndRunning(DayEndError, Conflicting):
     code = "day_end_running"
 
     def __init__(self) -> None:
         super().__init__("a day-end is already running; wait for it to finish")
 
 
-class DayNotOpen(DayEndError):
+class DayNotOpen(DayEndError, Conflicting):
     code = "day_not_open"
 
     def __init__(self, day: date, open_date: date) -> None:
@@ -49,7 +50,7 @@ class DayNotOpen(DayEndError):
         self.open_date = open_date
 
 
-class SwitchBusy(DayEndError):
+class SwitchBusy(DayEndError, Conflicting):
     code = "switch_busy"
 
     def __init__(self, day: date, waited_ms: int) -> None:

@@ -7,77 +7,61 @@ GET  /admin/gateway                                                    breaker p
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Literal
 
 import msgspec
 from aiohttp import web
-from msgspec import Meta
 
-from engine.gateway.store import ExceptionRecord, list_exceptions, resolve_exception
+from engine.errors import NotFound
+from engine.gateway import wire
+from engine.gateway.store import list_exceptions, resolve_exception
 from engine.services import services_of
-
-LIST_LIMIT_MAX = 500
-
-
-class ExceptionQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    status: Literal["open", "resolved"] | None = None
-    kind: Annotated[str, Meta(max_length=64)] | None = None
-    payment_id: Annotated[str, Meta(max_length=64)] | None = None
-    limit: Annotated[int, Meta(ge=1, le=LIST_LIMIT_MAX)] = 100
+from engine.web.decoding import decode_body, decode_query
+from engine.web.idempotency import json_response
+from engine.web.request import RAW_BODY
+from engine.web.route import RouteSpec
 
 
-class Resolve(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    resolution: Annotated[str, Meta(min_length=1, max_length=500)]
-
-
-def _bad_request(message: str) -> web.Response:
-    body = {"error": {"type": "invalid_request_error", "code": "invalid_parameter", "message": message}}
-    return web.Response(status=400, body=msgspec.json.encode(body), content_type="application/json")
-
-
-def _json(obj: object, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=msgspec.json.encode(obj), content_type="application/json")
-
-
-def _view(record: ExceptionRecord) -> dict[str, object]:
-    return dataclasses.asdict(record)
+def _ok(obj: object) -> web.Response:
+    return json_response(200, msgspec.json.encode(obj))
 
 
 async def list_exceptions_handler(request: web.Request) -> web.Response:
-    try:
-        query = msgspec.convert(dict(request.query), ExceptionQuery, strict=False)
-    except msgspec.ValidationError as error:
-        return _bad_request(str(error))
+    query = decode_query(request.query, wire.ExceptionQuery)
     gw = services_of(request).gateway
     async with gw.pool.acquire() as conn:
         found = await list_exceptions(conn, query.status, query.kind, query.payment_id, query.limit)
-    return _json({"data": [_view(r) for r in found]})
+    return _ok(wire.ExceptionList([msgspec.convert(r, wire.ExceptionView, from_attributes=True) for r in found]))
 
 
 async def resolve_exception_handler(request: web.Request) -> web.Response:
-    try:
-        body = msgspec.json.decode(await request.read(), type=Resolve)
-    except (msgspec.DecodeError, msgspec.ValidationError) as error:
-        return _bad_request(str(error))
+    body = decode_body(request[RAW_BODY], wire.ExceptionResolve)
+    exception_id = request.match_info["id"]
     gw = services_of(request).gateway
     async with gw.pool.acquire() as conn:
-        resolved = await resolve_exception(conn, request.match_info["id"], body.resolution, datetime.now(UTC))
+        resolved = await resolve_exception(conn, exception_id, body.resolution, datetime.now(UTC))
     if not resolved:
-        return _json({"error": {"type": "invalid_request_error", "code": "not_found",
-                                "message": "no open exception with that id"}}, 404)
-    return _json({"id": request.match_info["id"], "status": "resolved"})
+        raise NotFound("open exception", exception_id)
+    return _ok(wire.ExceptionResolved(exception_id, "resolved"))
 
 
 async def gateway_status_handler(request: web.Request) -> web.Response:
     gw = services_of(request).gateway
     health = gw.health.snapshot(time.monotonic())
-    return _json({"channels": {name: health.get(name, {"breaker": "closed", "samples": 0}) for name in gw.channels}})
+    channels = {name: msgspec.convert(health.get(name, {"breaker": "closed", "samples": 0}), wire.ChannelHealthView)
+                for name in gw.channels}
+    return _ok(wire.GatewayStatus(channels))
 
 
-def add_admin_routes(app: web.Application) -> None:
-    app.router.add_get("/admin/exceptions", list_exceptions_handler)
-    app.router.add_post("/admin/exceptions/{id}/resolve", resolve_exception_handler)
-    app.router.add_get("/admin/gateway", gateway_status_handler)
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("GET", "/admin/exceptions", list_exceptions_handler,
+              "Exception records (bad channel answers, unknown orders, amount mismatches), newest first",
+              wire.ExceptionList, query=wire.ExceptionQuery, errors=(400, 401), auth="admin"),
+    RouteSpec("POST", "/admin/exceptions/{id}/resolve", resolve_exception_handler,
+              "Mark an open exception record resolved", wire.ExceptionResolved, 200, wire.ExceptionResolve,
+              errors=(400, 401, 404, 413), auth="admin"),
+    RouteSpec("GET", "/admin/gateway", gateway_status_handler,
+              "Breaker phase and measured quality of every configured channel", wire.GatewayStatus,
+              errors=(401,), auth="admin"),
+)

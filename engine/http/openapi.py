@@ -16,10 +16,13 @@ REF = "#/components/schemas/{name}"
 _DESCRIPTIONS = {200: "OK", 201: "Created", 400: "Invalid request", 401: "Authentication failed",
                  402: "Payment refused", 403: "Not permitted (merchant suspended, method not allowed)",
                  404: "Not found", 409: "Conflict", 413: "Body larger than 64 KiB",
-                 422: "Idempotency key reused with another body, or an invalid definition",
+                 422: "Idempotency key reused with another body, or an invalid definition "
+                      "(day-end, reconciliation: the failed or refused run)",
                  424: "Refused by the channel",
                  429: "Rate limit exceeded (see Retry-After)", 503: "Temporarily unavailable (see Retry-After)"}
-
+# A path parameter is an object id unless its name says otherwise (GET /admin/day-end/{date}).
+_ID_PARAM = {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}
+_PATH_PARAMS: dict[str, dict[str, Any]] = {"date": {"type": "string", "format": "date"}}
 
 
 def _query_params(query: type, components: dict[str, Any]) -> list[dict[str, Any]]:
@@ -32,8 +35,7 @@ def _operation(spec: RouteSpec, schemas: dict[type, dict[str, Any]], components:
                           .replace("}", ""), "summary": spec.summary}
     params: list[dict[str, Any]] = []
     for name in re.findall(r"{(\w+)}", spec.path):
-        params.append({"name": name, "in": "path", "required": True,
-                       "schema": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}})
+        params.append({"name": name, "in": "path", "required": True, "schema": _PATH_PARAMS.get(name, _ID_PARAM)})
     if spec.query is not None:
         params += _query_params(spec.query, components)
     if spec.method == "POST" and spec.auth == "merchant":

@@ -6,16 +6,16 @@ from aiohttp import web
 
 from engine.controls import handlers as controls
 from engine.customers import handlers as customers
-from engine.dayend.handlers import setup_accounting_admin
-from engine.gateway.handlers import add_admin_routes
+from engine.dayend import handlers as dayend
+from engine.gateway import handlers as gateway
 from engine.gateway.notify import notify_handler
 from engine.http.health import healthz, metrics_handler, readyz
-from engine.ledger_admin import trial_balance
-from engine.ledger_admin.accounts import setup_admin_accounts
-from engine.ledger_admin.buffer import setup_admin_buffer
+from engine.ledger_admin import handlers as ledger_admin
 from engine.merchants import handlers as merchants
 from engine.payments import handlers as payments
 from engine.payouts import handlers as payouts
+from engine.recon import handlers as recon
+from engine.settlement import handlers as settlement
 from engine.transfers import handlers as transfers
 from engine.web.route import RouteSpec
 from engine.webhooks import handlers as webhooks
@@ -27,19 +27,19 @@ ROUTES: tuple[RouteSpec, ...] = (
     *transfers.ROUTES,
     *webhooks.ROUTES,
     *merchants.ROUTES,
-    *trial_balance.ROUTES,
+    *ledger_admin.ROUTES,
     *controls.ROUTES,
+    *gateway.ROUTES,
+    *dayend.ROUTES,
+    *recon.ROUTES,
+    *settlement.ROUTES,
 )
 
 
 def add_routes(app: web.Application, bench_noop: bool = False) -> None:
     for spec in ROUTES:
         app.router.add_route(spec.method, spec.path, spec.handler)
-    # Not in the table yet: their own auth and error helpers (engine/ledger_admin, engine/dayend, gateway).
-    setup_admin_buffer(app)
-    setup_admin_accounts(app)
-    setup_accounting_admin(app)
-    add_admin_routes(app)
+    # Outside the table: the channels' own notify protocol, the probes and the metrics (no JSON API).
     app.router.add_post("/channels/{channel}/notify", notify_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

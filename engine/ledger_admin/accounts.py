@@ -1,5 +1,5 @@
-"""Admin operations on accounts: split/resize, split views, hot-account candidates, and the
-background tasks that tidy split families and sample hot accounts.
+"""Admin operations on accounts: split/resize, hot-account candidates, and the background tasks that
+tidy split families and sample hot accounts. (HTTP: handlers.py; CLI: engine/cli/accounts.py.)
 
 ``split_account`` is the one entry point for a resize (HTTP and CLI both use it): one booking
 transaction, so a resize is all or nothing and hot subs' sweep legs reach the buffer after commit.
@@ -10,34 +10,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hmac
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
-import msgspec
-import orjson
-from aiohttp import web
 
 from accounts import hot_store, split_store
-from accounts.errors import (
-    AccountClosed,
-    InsufficientFunds,
-    InvalidSplitCount,
-    LedgerError,
-    NotSplittable,
-    SplitConflict,
-    UnknownAccount,
-)
+from accounts.errors import LedgerError, SplitConflict
 from accounts.model import AccountId
 from accounts.split_store import SplitView
 from engine.background import BackgroundJob
 from engine.booking import Booker
-from engine.services import services_of
 from engine.settings import Settings
 from engine.txn_no import TxnNoGenerator
 
@@ -85,75 +72,6 @@ def _today() -> Any:
     return datetime.now(UTC).date()
 
 
-class SplitRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    into: int
-
-
-# Domain error -> (HTTP status, error type). Anything not listed is a bug and answers 500.
-_ERROR_STATUS: dict[type[LedgerError], tuple[int, str]] = {
-    InvalidSplitCount: (400, "invalid_request_error"),
-    UnknownAccount: (404, "invalid_request_error"),
-    AccountClosed: (409, "conflict_error"),
-    NotSplittable: (409, "conflict_error"),
-    SplitConflict: (409, "conflict_error"),
-    InsufficientFunds: (409, "conflict_error"),
-}
-
-
-def error_response(status: int, type_: str, code: str, message: str, param: str | None = None) -> web.Response:
-    body = {"error": {"type": type_, "code": code, "message": message, "param": param}}
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
-
-
-def _authorized(request: web.Request) -> bool:
-    token = services_of(request).settings.admin_token
-    given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
-
-
-def _view_json(view: SplitView) -> dict[str, Any]:
-    return {
-        "id": view.parent_id, "currency": view.currency, "balance": view.balance_minor,
-        "pending": view.pending_minor, "own_balance": view.own_balance_minor, "sub_count": view.sub_count,
-        "sub_accounts": [
-            {"id": s.id, "index": s.index, "balance": s.balance_minor, "pending": s.pending_minor,
-             "status": s.status, "active": s.active, "hot": s.hot}
-            for s in view.subs
-        ],
-    }
-
-
-async def post_split(request: web.Request) -> web.Response:
-    if not _authorized(request):
-        return error_response(401, "authentication_error", "invalid_admin_token", "admin bearer token required")
-    try:
-        body = msgspec.json.decode(await request.read(), type=SplitRequest)
-    except msgspec.ValidationError as exc:
-        return error_response(400, "invalid_request_error", "invalid_body", str(exc), "into")
-    except msgspec.DecodeError as exc:
-        return error_response(400, "invalid_request_error", "invalid_json", str(exc))
-    svc = services_of(request)
-    txn_nos = svc.txn_nos
-    try:
-        view = await asyncio.shield(split_account(svc.booker, lambda: txn_nos.next(datetime.now(UTC)),
-                                                  request.match_info["id"], body.into))
-    except LedgerError as exc:
-        status, type_ = _ERROR_STATUS.get(type(exc), (500, "api_error"))
-        return error_response(status, type_, exc.code, str(exc), "into" if isinstance(exc, InvalidSplitCount) else None)
-    return web.Response(body=orjson.dumps(_view_json(view)), content_type="application/json")
-
-
-async def get_split(request: web.Request) -> web.Response:
-    if not _authorized(request):
-        return error_response(401, "authentication_error", "invalid_admin_token", "admin bearer token required")
-    async with services_of(request).pool.acquire() as conn:
-        try:
-            view = await split_store.split_view(conn, request.match_info["id"])
-        except UnknownAccount as exc:
-            return error_response(404, "invalid_request_error", exc.code, str(exc))
-    return web.Response(body=orjson.dumps(_view_json(view)), content_type="application/json")
-
-
 @dataclass(frozen=True, slots=True)
 class Candidate:
     account_id: AccountId
@@ -196,23 +114,8 @@ class HotSampler:
         ]
 
 
-async def get_hot_candidates(request: web.Request) -> web.Response:
-    if not _authorized(request):
-        return error_response(401, "authentication_error", "invalid_admin_token", "admin bearer token required")
-    settings = services_of(request).settings
-    async with services_of(request).pool.acquire() as conn:
-        found = await services_of(request).hot_sampler.candidates(conn)
-    data = [
-        {"account_id": c.account_id, "legs_per_s": round(c.legs_per_s, 2),
-         "lock_waiters_avg": round(c.lock_waiters_avg, 3), "hot": c.hot, "sub_count": c.sub_count,
-         "suggest": _suggest(c, settings.hot_promote_legs_per_s)}
-        for c in found
-    ]
-    return web.Response(body=orjson.dumps({"window_s": settings.hot_window_s, "data": data}),
-                        content_type="application/json")
-
-
-def _suggest(c: Candidate, threshold: float) -> str | None:
+def suggest(c: Candidate, threshold: float) -> Literal["buffer", "split"] | None:
+    """What to do with a busy candidate: buffer it (flag it hot), split it (hot, not split yet), or nothing."""
     if c.legs_per_s < threshold and c.lock_waiters_avg < 1:
         return None
     if not c.hot:
@@ -255,32 +158,3 @@ async def _tidy_loop(pool: asyncpg.Pool, booker: Booker, txn_nos: TxnNoGenerator
                                        settings.split_close_grace_s, settings.split_rebalance_low_minor)
         except (OSError, asyncpg.PostgresError, LedgerError):
             log.warning("split tidy failed; will retry", exc_info=True)
-
-
-def setup_admin_accounts(app: web.Application) -> None:
-    app.router.add_post("/admin/accounts/{id}/split", post_split)
-    app.router.add_get("/admin/accounts/hot-candidates", get_hot_candidates)
-    app.router.add_get("/admin/accounts/{id}/split", get_split)
-
-
-async def split_from_cli(database_url: str, lease_s: int, system: int, environment: int, shard: int,
-                         account_id: str, into: int) -> SplitView:
-    """``payengine accounts split``: migrate, lease a node id for transaction numbers, resize, release."""
-    from engine.migrate import migrate
-    from engine.txn_no import NodeLease, TxnNoGenerator
-
-    conn = await asyncpg.connect(database_url)
-    try:
-        await migrate(conn)
-        lease = await NodeLease.acquire(conn, lease_s)
-        try:
-            txn_nos = TxnNoGenerator(system, environment, shard, lease.node_id)
-            pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-            try:
-                return await split_account(Booker(pool), lambda: txn_nos.next(datetime.now(UTC)), account_id, into)
-            finally:
-                await pool.close()
-        finally:
-            await lease.release(conn)
-    finally:
-        await conn.close()

@@ -377,3 +377,12 @@ async def cycle_of(conn: Conn, merchant_id: str) -> int:
     value = await conn.fetchval("SELECT cycle_days FROM merchant_settlement_terms WHERE merchant_id = $1",
                                 merchant_id)
     return DEFAULT_CYCLE_DAYS if value is None else int(value)
+
+
+async def set_cycle_if_merchant(conn: Conn, merchant_id: str, cycle_days: int) -> bool:
+    """``set_cycle`` for a merchant that exists; False, nothing written, when there is none."""
+    status = await conn.execute(
+        "INSERT INTO merchant_settlement_terms (merchant_id, cycle_days) SELECT id, $2 FROM merchants WHERE id = $1"
+        " ON CONFLICT (merchant_id) DO UPDATE SET cycle_days = EXCLUDED.cycle_days, updated_at = now()",
+        merchant_id, cycle_days)
+    return str(status) != "INSERT 0 0"

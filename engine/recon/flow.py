@@ -15,6 +15,7 @@ from typing import Any
 
 from channels.protocol import Channel
 from engine.dayend.calendar import read_open_date
+from engine.errors import BadInput, Conflicting, DomainError
 from engine.gateway.context import Gateway
 from engine.keys import new_id
 from engine.recon import store
@@ -28,7 +29,13 @@ log = logging.getLogger(__name__)
 RUN_PREFIX = "rcn"
 
 
-class DayStillOpen(Exception):
+class ReconError(DomainError):
+    """Base of every refusal to reconcile."""
+
+    code = "reconciliation_error"
+
+
+class DayStillOpen(ReconError, Conflicting):
     """Entries can still be booked to the date: our side of the comparison is not final yet."""
 
     code = "day_still_open"
@@ -38,18 +45,29 @@ class DayStillOpen(Exception):
         self.day = day
 
 
-class ReconRunning(Exception):
+class ReconRunning(ReconError, Conflicting):
     code = "reconciliation_running"
 
     def __init__(self, channel: str, day: date) -> None:
         super().__init__(f"a reconciliation of {channel} {day} is running; wait for it")
 
 
+class ItemNotOpen(ReconError, Conflicting):
+    code = "not_open"
+
+    def __init__(self, item_id: str) -> None:
+        super().__init__(f"reconciliation item {item_id} is not open (or does not exist)")
+        self.item_id = item_id
+
+
 # Two-int advisory keys live apart from the bigint keys used elsewhere; this namespace is "reco".
 _LOCK_NAMESPACE = 0x7265636F
 
 
-class UnknownChannel(Exception):
+class UnknownChannel(ReconError, BadInput):
+    code = "unknown_channel"
+    param = "channel"
+
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"unknown channel {name!r}; configured: {known}")
         self.name = name

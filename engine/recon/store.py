@@ -212,3 +212,11 @@ async def item_counts(conn: Conn, run_id: str) -> dict[str, dict[str, int]]:
     for r in rows:
         out.setdefault(r["outcome"], {})[r["state"]] = int(r["n"])
     return out
+
+
+async def resolve_item(conn: Conn, item_id: int, note: str) -> bool:
+    """An operator handled an open exception item; False when it is not open (or does not exist)."""
+    moved = await conn.fetchval(
+        "UPDATE recon_items SET state = 'resolved', note = $2, updated_at = now() WHERE id = $1 AND state = 'open'"
+        " RETURNING id", item_id, note)
+    return moved is not None

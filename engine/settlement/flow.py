@@ -22,6 +22,7 @@ from accounts.model import AccountId, AccountKind, OverdraftRule
 from accounts.rules import build_entry
 from engine.booking import Booker
 from engine.dayend.store import get_day_end
+from engine.errors import Conflicting, DomainError
 from engine.keys import ACCOUNT, new_id
 from engine.merchants.store import cycle_of, ensure_account, get_merchant
 from engine.settlement import store
@@ -31,11 +32,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, dict[str, Any]], None]
 
 
-class SettlementError(Exception):
+class SettlementError(DomainError):
     code = "settlement_error"
 
 
-class DayNotClosed(SettlementError):
+class DayNotClosed(SettlementError, Conflicting):
     code = "day_not_closed"
 
     def __init__(self, day: date) -> None:
@@ -43,7 +44,7 @@ class DayNotClosed(SettlementError):
         self.day = day
 
 
-class SettlementRunning(SettlementError):
+class SettlementRunning(SettlementError, Conflicting):
     code = "settlement_running"
 
     def __init__(self, day: date) -> None:

@@ -62,7 +62,8 @@ class ErrorDetail(msgspec.Struct, frozen=True):
     code: str
     message: str
     param: str | None = None
-    existing_id: str | None = None  # duplicate_order: the object that already holds the number
+    # duplicate_order only: the object that already holds the number (other errors leave the key out)
+    existing_id: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
@@ -118,5 +119,6 @@ def error_body(err: ApiError) -> bytes:
     if err.details is not None:  # only errors that carry details get the key: other bodies stay as they were
         return msgspec.json.encode({"error": {"type": err.type, "code": err.code, "message": err.message,
                                               "param": err.param, "details": err.details}})
-    detail = ErrorDetail(err.type, err.code, err.message, err.param, err.existing_id)
+    detail = ErrorDetail(err.type, err.code, err.message, err.param,
+                         msgspec.UNSET if err.existing_id is None else err.existing_id)
     return msgspec.json.encode(ErrorBody(detail))

@@ -3,9 +3,12 @@
 Requests are signed by a requests auth hook (so generated bodies get past authentication and reach
 the handlers). Bounded: a few examples per operation, the whole run well under a minute.
 
-The controls' admin writes (global limits, risk rules, the blocklist) are fuzzed only against a private
-server with its own database and Redis: a generated global limit or velocity rule on the session's server
-would refuse payments of every other test running on it.
+The admin writes whose effect reaches every merchant (the controls' global limits, risk rules and
+blocklist; day-end, reconciliations, settlements; the buffer's live settings) are fuzzed only against a
+private server with its own database and Redis: a generated global limit or velocity rule on the
+session's server would refuse payments of every other test running on it, a day-end would close their
+accounting date, a reconciliation or settlement would book for their merchants, a buffer setting would
+retune every flusher reading the session's database.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ from tests.webhooks.isolated import isolated_servers
 EXAMPLES_PER_OPERATION = 25
 
 # Operations whose effect reaches every merchant on the server they run against (see the module docstring).
-GLOBAL_CONTROL_WRITES = frozenset({
+GLOBAL_WRITES = frozenset({
     ("PUT", "/admin/limits"), ("PUT", "/admin/merchants/{id}/limits"), ("POST", "/admin/risk/rules"),
     ("PUT", "/admin/risk/rules/{id}"), ("DELETE", "/admin/risk/rules/{id}"), ("POST", "/admin/risk/blocklist"),
     ("DELETE", "/admin/risk/blocklist"),
+    ("POST", "/admin/reconciliations"), ("POST", "/admin/reconciliations/items/{id}/resolve"),
+    ("POST", "/admin/day-end"), ("POST", "/admin/settlements"), ("PUT", "/admin/buffer/settings"),
 })
 
 Selector = Callable[[str, str], bool]  # (METHOD, path template) -> fuzz this operation here
@@ -95,17 +100,17 @@ async def test_schemathesis_finds_no_server_errors_and_no_schema_violations(api:
     client = await api.merchant()
     await api.funded_customer(client, 10_000)
     failures, fuzzed = await asyncio.to_thread(_fuzz, api.url, _Sign(client, api.settings.admin_token),
-                                               lambda method, path: (method, path) not in GLOBAL_CONTROL_WRITES)
+                                               lambda method, path: (method, path) not in GLOBAL_WRITES)
     assert not failures, "\n\n".join(failures)
-    assert ("GET", "/admin/limits") in fuzzed and not fuzzed & GLOBAL_CONTROL_WRITES
+    assert ("GET", "/admin/limits") in fuzzed and not fuzzed & GLOBAL_WRITES
 
 
-async def test_schemathesis_on_the_controls_admin_writes_against_a_private_server(servers: Servers) -> None:
+async def test_schemathesis_on_the_global_admin_writes_against_a_private_server(servers: Servers) -> None:
     settings = Settings(admin_token=ADMIN_TOKEN, webhooks_in_process=False, expiry_in_process=False,
                         gateway_in_process=False, db_pool_max=10)
     async with isolated_servers(servers.database_url, "pe_fuzz_controls") as iso:
         async with serving(create_app(settings, iso.database_url, iso.redis_url)) as served:
             failures, fuzzed = await asyncio.to_thread(_fuzz, served.url, _Sign(None, ADMIN_TOKEN),
-                                                       lambda method, path: (method, path) in GLOBAL_CONTROL_WRITES)
+                                                       lambda method, path: (method, path) in GLOBAL_WRITES)
     assert not failures, "\n\n".join(failures)
-    assert fuzzed == GLOBAL_CONTROL_WRITES  # every excluded write exists in the spec and was fuzzed here
+    assert fuzzed == GLOBAL_WRITES  # every excluded write exists in the spec and was fuzzed here

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from buffer.tuning import BufferTuning, LiveTuning
 from engine.bootstrap import create_app
+from engine.ledger_admin.wire import BufferSettings, BufferSettingsChange
 from engine.services import SERVICES
 from engine.settings import Settings
 from tests.buffer.world import open_world, pay
@@ -103,3 +104,7 @@ async def _cli(env: dict[str, str], *args: str) -> tuple[int, str]:
     return proc.returncode or 0, out.decode()
 
 
+def test_settings_wire_types_name_every_tuning_setting() -> None:
+    """A tuning setting added to buffer/tuning.py must be shown and changeable over HTTP too."""
+    names = tuple(BufferTuning().to_dict())
+    assert BufferSettings.__struct_fields__ == names and BufferSettingsChange.__struct_fields__ == names

@@ -1,0 +1,74 @@
+"""Admin routes of settlement (admin token checked by the API's middleware for /admin/*).
+
+    POST /admin/settlements {"date", "merchant_id"?}              settle what is due on a closed date
+    GET  /admin/settlements?date=&merchant_id=                    batches of a date
+    PUT  /admin/merchants/{id}/settlement-cycle {"cycle_days"}    settle the merchant D+cycle_days
+
+A run is shielded: a client that hangs up does not cut a settlement in half.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import msgspec
+from aiohttp import web
+
+from engine.errors import NotFound
+from engine.merchants.store import set_cycle_if_merchant
+from engine.services import services_of
+from engine.settlement import store, wire
+from engine.settlement.flow import settle
+from engine.web.decoding import decode_body, decode_query
+from engine.web.idempotency import json_response
+from engine.web.request import RAW_BODY
+from engine.web.route import RouteSpec
+
+
+def _ok(obj: object) -> web.Response:
+    return json_response(200, msgspec.json.encode(obj))
+
+
+def _batch_view(batch: store.Batch) -> wire.BatchView:
+    return msgspec.convert(batch, wire.BatchView, from_attributes=True)
+
+
+async def post_settlement(request: web.Request) -> web.Response:
+    req = decode_body(request[RAW_BODY], wire.SettleRequest)
+    svc = services_of(request)
+    txn_nos, calendar = svc.txn_nos, svc.calendar
+    result = await asyncio.shield(settle(svc.pool, svc.booker, req.date, lambda: txn_nos.next(datetime.now(UTC)),
+                                         calendar.current, req.merchant_id))
+    return _ok(wire.SettlementRun(result.settle_date, result.created, result.carried,
+                                  sum(b.net for b in result.batches), [_batch_view(b) for b in result.batches]))
+
+
+async def get_settlements(request: web.Request) -> web.Response:
+    query = decode_query(request.query, wire.SettlementsQuery)
+    async with services_of(request).pool.acquire() as conn:
+        batches = await store.batches_of(conn, query.date, query.merchant_id)
+    return _ok(wire.BatchList(query.date, [_batch_view(b) for b in batches]))
+
+
+async def put_cycle(request: web.Request) -> web.Response:
+    req = decode_body(request[RAW_BODY], wire.CycleRequest)
+    merchant_id = request.match_info["id"]
+    async with services_of(request).pool.acquire() as conn:
+        if not await set_cycle_if_merchant(conn, merchant_id, req.cycle_days):
+            raise NotFound("merchant", merchant_id)
+    return _ok(wire.CycleView(merchant_id, req.cycle_days))
+
+
+# POST /admin/settlements books for every merchant due: tests/api/test_openapi_fuzz.py fuzzes it only
+# against a private server of its own.
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("POST", "/admin/settlements", post_settlement,
+              "Settle what is due on a closed accounting date (a rerun settles only what is still due)",
+              wire.SettlementRun, 200, wire.SettleRequest, errors=(400, 401, 409, 413), auth="admin"),
+    RouteSpec("GET", "/admin/settlements", get_settlements, "The settlement batches of a date",
+              wire.BatchList, query=wire.SettlementsQuery, errors=(400, 401), auth="admin"),
+    RouteSpec("PUT", "/admin/merchants/{id}/settlement-cycle", put_cycle,
+              "Set a merchant's settlement cycle (days after the accounting date)", wire.CycleView, 200,
+              wire.CycleRequest, errors=(400, 401, 404, 413), auth="admin"),
+)
