@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from engine.http.paths import pattern_of
 from engine.http.routes import ROUTES
 from engine.web.errors import ErrorBody
 from engine.web.route import RouteSpec
@@ -33,7 +34,7 @@ def _operation(spec: RouteSpec, schemas: dict[type, dict[str, Any]], components:
     params: list[dict[str, Any]] = []
     for name in re.findall(r"{(\w+)}", spec.path):
         params.append({"name": name, "in": "path", "required": True,
-                       "schema": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}})
+                       "schema": {"type": "string", "pattern": pattern_of(name)}})
     if spec.query is not None:
         params += _query_params(spec.query, components)
     if spec.method == "POST" and spec.auth == "merchant":
