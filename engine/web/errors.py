@@ -125,6 +125,10 @@ def api_error_for(exc: Exception) -> ApiError | None:
     cannot be reached is 503 service_unavailable with Retry-After: the same request may succeed in a moment."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, asyncpg.NumericValueOutOfRangeError):
+        # A balance or total would leave the representable range: the statement failed, so nothing was written.
+        return ApiError(422, "invalid_request_error", "amount_out_of_range",
+                        "the amounts involved would exceed what an account can hold; nothing was booked", "amount")
     if unavailable(exc) is not None:
         return ApiError(503, "api_error", "service_unavailable",
                         "a service the engine needs is unavailable; retry with the same Idempotency-Key", None,

@@ -15,21 +15,14 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import aiohttp
 import pytest
 from prometheus_client import REGISTRY
 
 from engine import embedded
-from engine.bootstrap import create_app
-from engine.client import PayEngineClient, create_merchant
 from engine.http.routes import ROUTES
 from engine.logs import RepeatFilter
-from engine.settings import Settings
-from tests.api.conftest import ADMIN_TOKEN, Api
-from tests.serving import serving
+from tests.api.conftest import Api, Private, merchant_with_funds
 
 
 def _sample(name: str, **labels: str) -> float:
@@ -105,34 +98,6 @@ async def test_a_client_that_hangs_up_mid_body_is_counted_not_an_error(api: Api,
     assert not [r for r in caplog.records if r.getMessage() == "unhandled error"]
 
 
-@dataclass
-class Private:
-    """An engine on servers of its own, so this test can take them away."""
-
-    api_url: str
-    session: aiohttp.ClientSession
-    servers: embedded.TemporaryServers
-
-
-@pytest.fixture
-async def private() -> AsyncIterator[Private]:
-    with embedded.temporary_servers(prefix="pe-edge-", pg_stop_mode="immediate") as servers:
-        settings = Settings(admin_token=ADMIN_TOKEN, gateway_in_process=False, webhooks_in_process=False)
-        app = create_app(settings, servers.database_url, servers.redis_url)
-        async with serving(app) as served, aiohttp.ClientSession() as session:
-            yield Private(served.url, session, servers)
-
-
-async def _merchant_with_funds(p: Private) -> tuple[PayEngineClient, str]:
-    created = await create_merchant(p.api_url, ADMIN_TOKEN, {"name": "edge", "currencies": ["CNY"], "fee_bps": 0,
-                                                             "fee_fixed": 0}, p.session)
-    # No retries: the test sees the first answer (the client would honour Retry-After and ask again).
-    client = PayEngineClient(p.api_url, created["id"], created["secret"], session=p.session, retries_max=0)
-    customer = (await client.create_customer("ext-" + uuid.uuid4().hex, "CNY")).body["id"]
-    assert (await client.topup(customer, 10_000, "tu-" + uuid.uuid4().hex)).status == 201
-    return client, customer
-
-
 def _unavailable_total() -> float:
     """Answers 503 for an unreachable dependency, whichever it was taken for (a socket that cannot connect
     is 'network': the error does not say whose socket it was)."""
@@ -146,7 +111,7 @@ def _wallet_payment(customer: str) -> dict[str, object]:
 
 
 async def test_postgresql_down_is_503_with_retry_after_and_not_ready(private: Private) -> None:
-    client, customer = await _merchant_with_funds(private)
+    client, customer = await merchant_with_funds(private)
     assert private.servers.pg_dir is not None
     embedded.stop_postgres(private.servers.pg_dir, mode="immediate")
     before = _unavailable_total()
@@ -160,7 +125,7 @@ async def test_postgresql_down_is_503_with_retry_after_and_not_ready(private: Pr
 
 
 async def test_redis_down_leaves_the_node_ready_but_degraded_and_wallet_payments_booking(private: Private) -> None:
-    client, customer = await _merchant_with_funds(private)
+    client, customer = await merchant_with_funds(private)
     assert private.servers.redis_dir is not None
     embedded.stop_redis(private.servers.redis_dir, kill=True)
     async with private.session.get(private.api_url + "/readyz") as resp:
