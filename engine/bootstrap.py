@@ -96,8 +96,12 @@ async def _node_lease(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[T
         async with background(("node-lease-renewal", renew())):
             yield TxnNoGenerator(settings.system_code, settings.environment_code, settings.shard, lease.node_id)
     finally:
-        async with pool.acquire() as conn:
-            await lease.release(conn)
+        try:
+            async with pool.acquire() as conn:
+                await lease.release(conn)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # stopping while PostgreSQL is away
+            log.warning("node lease not released; it lapses by itself", extra={"node_id": lease.node_id,
+                                                                              "lease_s": settings.node_lease_s})
 
 
 @asynccontextmanager

@@ -126,3 +126,16 @@ class UnsupportedCurrency(BadInput):
         self.currency = currency
         self.param = param
 
+
+
+class AmountTooLarge(BadInput):
+    """A request moves more than its currency's limit (PAYENGINE_AMOUNT_MAX): nothing was written."""
+
+    code = "amount_too_large"
+
+    def __init__(self, amount: int, currency: str, amount_max: int, param: str = "amount") -> None:
+        super().__init__(f"amount {amount} exceeds the {amount_max} a single request may move in {currency}")
+        self.amount = amount
+        self.currency = currency
+        self.amount_max = amount_max
+        self.param = param

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,9 +32,40 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(event, default=str).decode()
 
 
+class RepeatFilter(logging.Filter):
+    """Warnings and errors that repeat (same logger, message and exception type) pass once per interval; the
+    next one to pass says how many were held back (``repeated``). An outage that fails every request then
+    logs a line every ``interval_s``, not a traceback per request. Bounded: at most ``keys_max`` kinds."""
+
+    def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 keys_max: int = 1000) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self.clock = clock
+        self.keys_max = keys_max
+        self._seen: dict[tuple[str, object, object], list[float]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.msg, record.exc_info[0] if record.exc_info else None)
+        now = self.clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.interval_s:
+            seen[1] += 1
+            return False
+        if seen is not None and seen[1]:
+            record.repeated = int(seen[1])
+        if seen is None and len(self._seen) >= self.keys_max:
+            self._seen.clear()  # bounded; forgetting only lets one more line through
+        self._seen[key] = [now, 0]
+        return True
+
+
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

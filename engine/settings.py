@@ -16,6 +16,7 @@ from typing import Any
 from engine.channel_specs import ChannelSpec, parse_channel_specs
 
 PREFIX = "PAYENGINE_"
+REQUEST_AMOUNT_CEILING_MINOR = 10**15  # the wire types refuse more (engine/web/wire.py)
 
 
 class SettingsError(ValueError):
@@ -85,6 +86,24 @@ def _currency_list(raw: str) -> tuple[str, ...]:
     if not codes or any(len(c) != 3 or not c.isalpha() for c in codes):
         raise ValueError(f"expected comma-separated ISO 4217 codes, got {raw!r}")
     return codes
+
+
+AMOUNT_MAX_DEFAULT_MINOR = 10**12  # 10 billion major units: far above any single real payment, far below bigint
+
+
+def _amount_caps(raw: str) -> tuple[tuple[str, int], ...]:
+    """``CNY=100000000000,USD=5000000000`` (minor units per currency; ``*=N`` for every other currency)."""
+    caps: list[tuple[str, int]] = []
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        code, _, value = part.partition("=")
+        code = code.strip().upper()
+        if not (code == "*" or (len(code) == 3 and code.isalpha())) or not value.strip().isdigit():
+            raise ValueError(f"expected CUR=minor_units[,...], got {part!r}")
+        amount = int(value)
+        if not 1 <= amount <= REQUEST_AMOUNT_CEILING_MINOR:
+            raise ValueError(f"{code}: must be between 1 and {REQUEST_AMOUNT_CEILING_MINOR}, got {amount}")
+        caps.append((code, amount))
+    return tuple(caps)
 
 
 def _seconds_list(raw: str) -> tuple[float, ...]:
@@ -192,6 +211,9 @@ class Settings:
     # Merchant API (engine/api). Merchant secrets are derived from this key and a per-merchant salt.
     api_secret_key: str = _env("API_SECRET_KEY", _text, "dev-api-secret-key-change-me")
     currencies: tuple[str, ...] = _env("CURRENCIES", _currency_list, ("CNY", "USD"))
+    # The largest amount one request may move, per currency (minor units; PAYENGINE_AMOUNT_MAX="CNY=...,*=...").
+    # Real systems cap a single payment at a business limit; the wire types' ceiling is 10^15 whatever this says.
+    amount_max: tuple[tuple[str, int], ...] = _env("AMOUNT_MAX", _amount_caps, ())
     hot_internal_accounts: bool = _env("HOT_INTERNAL_ACCOUNTS", _bool, True)
     signature_window_s: int = _env("SIGNATURE_WINDOW_S", _int_in(1, 3600), 300)
     idempotency_retention_s: int = _env("IDEMPOTENCY_RETENTION_S", _int_in(60, 30 * 86400), 86400)
@@ -311,6 +333,11 @@ class Settings:
             raise SettingsError(PREFIX + "PAYOUT_GIVE_UP_S",
                                 f"must exceed PAYENGINE_PAYOUT_NOT_FOUND_SAFE_S ({self.payout_not_found_safe_s} s), "
                                 f"got {self.payout_give_up_s} s")
+
+    def amount_max_minor(self, currency: str) -> int:
+        """The largest amount a request may move in ``currency`` (PAYENGINE_AMOUNT_MAX, else the default)."""
+        caps = dict(self.amount_max)
+        return caps.get(currency, caps.get("*", AMOUNT_MAX_DEFAULT_MINOR))
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

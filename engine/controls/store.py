@@ -218,14 +218,17 @@ class Rebuild:
     velocity: list[tuple[str, int, str]] = field(default_factory=list)
 
 
+# Usage sums are computed in numeric and saturate at the bigint maximum (Redis counters and the rules compare
+# int64): at that point every limit is exceeded anyway, and saturating can only make a check stricter.
+SUM_MAX = 2**63 - 1
 _SUBJECT = {False: "merchant_id = $1 AND $2::text IS NULL", True: "merchant_id = $1 AND customer_id = $2"}
 _SUMS = """
-SELECT currency, method, day = $3 AS today, sum(amount)::bigint AS amount, count(*) AS n,
+SELECT currency, method, day = $3 AS today, LEAST(sum(amount), $6::numeric)::bigint AS amount, count(*) AS n,
        array_agg(id) FILTER (WHERE created_at > now() - make_interval(secs => $5)) AS recent
 FROM limit_usage WHERE {subject} AND day BETWEEN $4 AND $3 AND released_at IS NULL GROUP BY 1, 2, 3
 """
 _HISTORY = """
-SELECT method, count(*) AS n, sum(amount)::bigint AS total, max(amount) AS largest
+SELECT method, count(*) AS n, LEAST(sum(amount), $6::numeric)::bigint AS total, max(amount) AS largest
 FROM limit_usage WHERE merchant_id = $1 AND customer_id = $2 AND currency = $5 AND day > $3 AND id <> $4
   AND released_at IS NULL
 GROUP BY method
@@ -257,11 +260,11 @@ async def usage_sums(conn: asyncpg.Connection, merchant_id: str, customer_id: st
     velocity: list[tuple[str, int, str]] = []
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         rows = await conn.fetch(_SUMS.format(subject=_SUBJECT[customer_id is not None]), merchant_id, customer_id,
-                                day, day.replace(day=1), PRELOAD_RECENT_S)
+                                day, day.replace(day=1), PRELOAD_RECENT_S, SUM_MAX)
         if customer_id is not None:
             history = {h["method"]: History(int(h["n"]), int(h["total"]), int(h["largest"])) for h in
                        await conn.fetch(_HISTORY, merchant_id, customer_id, day - timedelta(days=HISTORY_DAYS),
-                                        own_id, currency)}
+                                        own_id, currency, SUM_MAX)}
             if velocity_keep_ms > 0 and velocity_max > 0:
                 # One more than the largest N: the caller's own row is among the latest of its method.
                 velocity = [(v["id"], max(0, int(v["age_ms"])), v["method"]) for v in

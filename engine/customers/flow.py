@@ -9,6 +9,7 @@ import msgspec
 from accounts.model import Account
 from accounts.rules import build_entry
 from accounts.store import Conn, accounts_of_owner, get_account, pending_net, statement
+from engine.amounts import check_amount
 from engine.booking import Booker
 from engine.customers import wire as customer_wire
 from engine.customers.store import get_customer, insert_customer, insert_topup
@@ -46,6 +47,7 @@ async def create_topup(ctx: Services, booker: Booker, merchant: MerchantRecord, 
         customer = await get_customer(conn, merchant.id, customer_id)
     if customer is None:
         raise NotFound("customer", customer_id)
+    check_amount(ctx.settings, customer.currency, req.amount)
     platform = await ctx.platform_accounts(customer.currency)
     txn_no = ctx.txn_nos.next(now)
     topup_id = new_id(TOPUP)

@@ -10,6 +10,7 @@ from aiohttp import web
 from engine.gateway.sync_voucher import sync_voucher_middleware
 from engine.http.middleware import auth_middleware, error_middleware, metrics_middleware
 from engine.http.openapi import openapi_handler
+from engine.http.paths import path_params_middleware
 from engine.http.ratelimit import ratelimit_middleware
 from engine.http.routes import add_routes
 from engine.settings import Settings
@@ -18,7 +19,8 @@ BODY_SIZE_MAX = 64 * 1024
 
 
 def build_http_app(settings: Settings) -> web.Application:
-    middlewares = [metrics_middleware, error_middleware, auth_middleware, ratelimit_middleware]
+    middlewares = [metrics_middleware, error_middleware, path_params_middleware, auth_middleware,
+                   ratelimit_middleware]
     if settings.voucher_sync:  # the benchmark's synchronous voucher mode (engine/gateway/sync_voucher.py)
         middlewares.append(sync_voucher_middleware)
     app = web.Application(client_max_size=BODY_SIZE_MAX, middlewares=middlewares)

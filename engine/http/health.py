@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from engine.http.metrics import DEPENDENCY_UP
 from engine.services import services_of
 
 PROBE_TIMEOUT_S = 2.0
@@ -17,6 +18,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """503 only when this node cannot serve: PostgreSQL (the record of every payment) is unreachable. Redis
+    down is "degraded", 200: payments that are safe without it still book (the rules that need Redis refuse
+    with 503 per request), so a load balancer must not pull every node at once for it."""
     svc = services_of(request)
     problems: dict[str, str] = {}
     try:
@@ -28,8 +32,12 @@ async def readyz(request: web.Request) -> web.Response:
         await asyncio.wait_for(svc.redis.ping(), timeout=PROBE_TIMEOUT_S)
     except Exception as exc:
         problems["redis"] = type(exc).__name__
-    if problems:
+    for dependency in ("postgresql", "redis"):
+        DEPENDENCY_UP.labels(dependency).set(0 if dependency in problems else 1)
+    if "postgresql" in problems:
         return web.json_response({"status": "unavailable", "problems": problems}, status=503)
+    if problems:
+        return web.json_response({"status": "degraded", "problems": problems})
     return web.json_response({"status": "ready"})
 
 

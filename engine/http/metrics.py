@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter("payengine_http_requests_total", "HTTP requests by route and status",
                         ["method", "route", "status"])
@@ -13,3 +13,10 @@ HTTP_LATENCY = Histogram(
 RATE_LIMITED = Counter("payengine_ratelimit_refused_total", "Requests refused with 429 by the per-merchant limit")
 RATE_LIMIT_FAIL_OPEN = Counter("payengine_ratelimit_fail_open_total",
                                "Requests let through unchecked because Redis was unreachable or slow")
+CLIENT_DISCONNECTS = Counter("payengine_http_client_disconnects_total",
+                             "Requests whose client hung up before the answer (no error of ours)")
+DEPENDENCY_UNAVAILABLE = Counter("payengine_http_dependency_unavailable_total",
+                                 "Requests answered 503 because PostgreSQL, Redis or the network was unreachable",
+                                 ["dependency"])
+DEPENDENCY_UP = Gauge("payengine_dependency_up", "1 when the last readiness probe reached the dependency, else 0",
+                      ["dependency"])

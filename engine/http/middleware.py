@@ -8,16 +8,18 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from engine.http.auth import authenticate, check_admin_token
-from engine.http.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from engine.http.metrics import CLIENT_DISCONNECTS, DEPENDENCY_UNAVAILABLE, HTTP_LATENCY, HTTP_REQUESTS
 from engine.services import services_of
-from engine.web.errors import ApiError, ErrorType, api_error_for, error_body
+from engine.web.errors import ApiError, ErrorType, api_error_for, error_body, invalid_request, unavailable
 from engine.web.request import MERCHANT, RAW_BODY
 
 log = logging.getLogger(__name__)
 
 
+CLIENT_CLOSED_REQUEST = 499  # the status nginx logs for it; the client never sees it
 _HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed", 413: "request_too_large"}
 # (method, route, status) -> its counter and histogram children, bounded (a client can invent methods).
 METRIC_CHILDREN_MAX = 1000
@@ -65,12 +67,31 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         type_: ErrorType = "invalid_request_error" if exc.status < 500 else "api_error"
         message = "request body larger than 64 KiB" if exc.status == 413 else exc.reason
         return _error_response(ApiError(exc.status, type_, code, message))
+    except RequestPayloadError as exc:  # a body that does not decode (Content-Encoding), or cut short
+        reason = exc.__cause__ or exc
+        return _error_response(invalid_request("invalid_body", f"request body could not be read: {reason}"))
+    except ConnectionResetError:
+        if request.transport is None or request.transport.is_closing():
+            # The client hung up before we answered: no error of ours, and nobody to answer.
+            CLIENT_DISCONNECTS.inc()
+            log.debug("client disconnected", extra={"route": _route(request)})
+            return web.Response(status=CLIENT_CLOSED_REQUEST)
+        return _error_response(_answer(request, ConnectionResetError("connection to a dependency was reset")))
     except Exception as exc:
-        err = api_error_for(exc)
-        if err is None:
-            log.exception("unhandled error", extra={"route": _route(request)})
-            err = ApiError(500, "api_error", "internal_error", "internal error")
-        return _error_response(err)
+        return _error_response(_answer(request, exc))
+
+
+def _answer(request: web.Request, exc: Exception) -> ApiError:
+    err = api_error_for(exc)
+    if err is None:
+        log.exception("unhandled error", extra={"route": _route(request)})
+        return ApiError(500, "api_error", "internal_error", "internal error")
+    if err.status == 503 and (dependency := unavailable(exc)) is not None:
+        # Logged once per interval with a count by the repeat filter (engine/logs.py), not a traceback each.
+        DEPENDENCY_UNAVAILABLE.labels(dependency).inc()
+        log.warning("dependency unavailable; answered 503", extra={"dependency": dependency,
+                                                                   "error": type(exc).__name__})
+    return err
 
 
 @web.middleware

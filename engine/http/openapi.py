@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from engine.http.paths import pattern_of
 from engine.http.routes import ROUTES
 from engine.web.errors import ErrorBody
 from engine.web.route import RouteSpec
@@ -21,8 +22,6 @@ _DESCRIPTIONS = {200: "OK", 201: "Created", 400: "Invalid request", 401: "Authen
                  424: "Refused by the channel",
                  429: "Rate limit exceeded (see Retry-After)", 503: "Temporarily unavailable (see Retry-After)"}
 # A path parameter is an object id unless its name says otherwise (GET /admin/day-end/{date}).
-_ID_PARAM = {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}
-_PATH_PARAMS: dict[str, dict[str, Any]] = {"date": {"type": "string", "format": "date"}}
 
 
 def _query_params(query: type, components: dict[str, Any]) -> list[dict[str, Any]]:
@@ -35,7 +34,9 @@ def _operation(spec: RouteSpec, schemas: dict[type, dict[str, Any]], components:
                           .replace("}", ""), "summary": spec.summary}
     params: list[dict[str, Any]] = []
     for name in re.findall(r"{(\w+)}", spec.path):
-        params.append({"name": name, "in": "path", "required": True, "schema": _PATH_PARAMS.get(name, _ID_PARAM)})
+        params.append({"name": name, "in": "path", "required": True,
+                       "schema": {"type": "string", "pattern": pattern_of(name),
+                                  **({"format": "date"} if name == "date" else {})}})
     if spec.query is not None:
         params += _query_params(spec.query, components)
     if spec.method == "POST" and spec.auth == "merchant":

@@ -13,6 +13,7 @@ import msgspec
 
 from accounts.model import AccountId
 from accounts.rules import build_entry
+from engine.amounts import check_amount
 from engine.booking import Booker
 from engine.controls.errors import AdmissionReleased
 from engine.controls.gate import Attempt, Booking
@@ -72,6 +73,7 @@ async def create_payment(ctx: Services, booker: Booker, merchant: MerchantRecord
     pending_account = merchant.pending_accounts.get(req.currency)
     if pending_account is None:
         raise UnsupportedCurrency(req.currency)
+    check_amount(ctx.settings, req.currency, req.amount)
     wallet = req.method == "wallet"
     channel = None
     if wallet and req.customer_id is None:
@@ -151,6 +153,7 @@ async def create_refund(ctx: Services, booker: Booker, merchant: MerchantRecord,
         payment = await get_payment(conn, merchant.id, payment_id)
     if payment is None:
         raise NotFound("payment", payment_id)
+    check_amount(ctx.settings, payment.currency, req.amount)
     wallet = payment.method == "wallet"
     event = RefundEvent.WALLET_CREDITED if wallet else RefundEvent.CHANNEL_REFUND_REQUESTED
     status = next_refund_status(None, event)

@@ -17,6 +17,7 @@ import msgspec
 from accounts.model import AccountId, AccountKind, OverdraftRule
 from accounts.rules import build_entry
 from accounts.store import find_account
+from engine.amounts import check_amount
 from engine.booking import Booker
 from engine.controls.gate import Attempt, Booking
 from engine.customers.store import get_customer
@@ -105,6 +106,7 @@ async def create_payout(ctx: Services, booker: Booker, merchant: MerchantRecord,
     """Freeze and record a payout (201 pending); raises a domain error with nothing frozen otherwise."""
     if req.currency not in ctx.settings.currencies:
         raise UnsupportedCurrency(req.currency)
+    check_amount(ctx.settings, req.currency, req.amount)
     dest: Destination = check_destination(req.destination.kind, req.destination.number,
                                           req.destination.holder_name, req.destination.bank_code)
     channel, chosen = payout_channel(ctx, merchant, req.channel)

@@ -17,6 +17,7 @@ import msgspec
 from accounts.errors import LedgerError
 from accounts.journal import EntryDraft
 from accounts.rules import build_entry
+from engine.amounts import check_amount
 from engine.booking import Booker
 from engine.controls.gate import Attempt, Booking
 from engine.db import release_without_reset
@@ -81,6 +82,7 @@ async def create_transfer(ctx: Services, booker: Booker, merchant: MerchantRecor
 async def _book(ctx: Services, booker: Booker, merchant: MerchantRecord, req: CreateTransfer,
                 slot: IdemSlot | None, now: datetime) -> Outcome:
     check_request(merchant, req, ctx.settings.currencies)
+    check_amount(ctx.settings, req.currency, req.amount)
     record = TransferRecord(
         new_id(TRANSFER), merchant.id, req.transfer_no, req.source, req.amount, req.currency, req.from_customer_id,
         req.to_customer_id, SUCCEEDED, ctx.txn_nos.next(now), req.description, dict(req.metadata), now)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+import asyncpg
 import msgspec
+from redis import exceptions as redis_errors
 
 from accounts.errors import (
     AccountClosed,
@@ -94,10 +96,44 @@ def invalid_request(code: str, message: str, param: str | None = None, status: i
     return ApiError(status, "invalid_request_error", code, message, param)
 
 
+# A dependency that cannot be reached or is going away: the request may succeed unchanged in a moment.
+# PostgreSQL's class 08 (connection exception) and 57P (operator intervention: shutdown, crash recovery).
+_PG_UNAVAILABLE_SQLSTATES = ("08", "57P")
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.InterfaceError, asyncpg.PostgresConnectionError, redis_errors.ConnectionError, redis_errors.TimeoutError,
+    OSError, TimeoutError,  # a socket that cannot connect (refused, a unix socket gone), reset, or timed out
+)
+RETRY_AFTER_UNAVAILABLE_S = 2
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """Which dependency ``exc`` says is unreachable (``postgresql``, ``redis``, ``network``), or None."""
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", "") or ""
+        return "postgresql" if isinstance(exc, asyncpg.PostgresConnectionError) \
+            or state.startswith(_PG_UNAVAILABLE_SQLSTATES) else None
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "postgresql"
+    if isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError)):
+        return "redis"
+    if isinstance(exc, _UNAVAILABLE):
+        return "network"
+    return None
+
+
 def api_error_for(exc: Exception) -> ApiError | None:
-    """The ApiError for a domain error, or None when it is not one (a bug: 500)."""
+    """The ApiError for a domain error, or None when it is not one (a bug: 500). A database or Redis that
+    cannot be reached is 503 service_unavailable with Retry-After: the same request may succeed in a moment."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, asyncpg.NumericValueOutOfRangeError):
+        # A balance or total would leave the representable range: the statement failed, so nothing was written.
+        return ApiError(422, "invalid_request_error", "amount_out_of_range",
+                        "the amounts involved would exceed what an account can hold; nothing was booked", "amount")
+    if unavailable(exc) is not None:
+        return ApiError(503, "api_error", "service_unavailable",
+                        "a service the engine needs is unavailable; retry with the same Idempotency-Key", None,
+                        {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)})
     if getattr(exc, "retryable", False):
         return ApiError(503, "api_error", getattr(exc, "code", "temporarily_unavailable"),
                         "temporarily unavailable; retry with the same Idempotency-Key", None,

@@ -11,9 +11,12 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from accounts.money import AMOUNT_MAX_MINOR
+from engine.settings import REQUEST_AMOUNT_CEILING_MINOR
 
-Amount = Annotated[int, Meta(ge=1, le=AMOUNT_MAX_MINOR, description="positive integer in minor units")]
+# A request never moves more than 10^15 minor units (the schema says so); a lower business limit per currency
+# (PAYENGINE_AMOUNT_MAX, default 10^12) is checked by the flows. Sums of amounts stay far inside bigint.
+Amount = Annotated[int, Meta(ge=1, le=REQUEST_AMOUNT_CEILING_MINOR,
+                             description="positive integer in minor units, at most 10^15 (and the currency's limit)")]
 Currency = Annotated[str, Meta(pattern="^[A-Z]{3}$", description="ISO 4217 code")]
 Ref = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_.:-]+$")]
 ObjectId = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_]+$")]

@@ -15,6 +15,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
+from engine import embedded
 from engine.bootstrap import create_app
 from engine.client import PayEngineClient, create_merchant
 from engine.settings import Settings
@@ -82,3 +83,31 @@ async def api(servers: Servers) -> AsyncIterator[Api]:
 
 def order_no() -> str:
     return "ord-" + uuid.uuid4().hex
+
+
+@dataclass
+class Private:
+    """An engine on servers of its own, so this test can take them away."""
+
+    api_url: str
+    session: aiohttp.ClientSession
+    servers: embedded.TemporaryServers
+
+
+@pytest.fixture
+async def private() -> AsyncIterator[Private]:
+    with embedded.temporary_servers(prefix="pe-edge-", pg_stop_mode="immediate") as servers:
+        settings = Settings(admin_token=ADMIN_TOKEN, gateway_in_process=False, webhooks_in_process=False)
+        app = create_app(settings, servers.database_url, servers.redis_url)
+        async with serving(app) as served, aiohttp.ClientSession() as session:
+            yield Private(served.url, session, servers)
+
+
+async def merchant_with_funds(p: Private) -> tuple[PayEngineClient, str]:
+    created = await create_merchant(p.api_url, ADMIN_TOKEN, {"name": "edge", "currencies": ["CNY"], "fee_bps": 0,
+                                                             "fee_fixed": 0}, p.session)
+    # No retries: the test sees the first answer (the client would honour Retry-After and ask again).
+    client = PayEngineClient(p.api_url, created["id"], created["secret"], session=p.session, retries_max=0)
+    customer = (await client.create_customer("ext-" + uuid.uuid4().hex, "CNY")).body["id"]
+    assert (await client.topup(customer, 10_000, "tu-" + uuid.uuid4().hex)).status == 201
+    return client, customer
