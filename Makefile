@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck imports check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend bench-split bench-voucher bench-buffer
+.PHONY: run demo test lint typecheck imports check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend bench-split bench-voucher bench-buffer
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 ## Start embedded PostgreSQL + Redis, migrate, seed demo data, serve on 127.0.0.1:8080.
 run: $(STAMP)
 	$(BIN)/payengine serve --demo
+
+## With `make run` going in another terminal: the scripted demo (wallet payment, refund, channel payment).
+demo: $(STAMP)
+	$(BIN)/payengine demo
 
 ## The whole test suite (real PostgreSQL and Redis started by fixtures), then lint and types.
 test: $(STAMP)

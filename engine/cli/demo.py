@@ -103,7 +103,9 @@ def seed_and_print(settings: Settings, database_url: str) -> None:
         print(f"  merchant {merchant_id}  secret {secret}")
     print(f"  customers: {', '.join(c for c, _ in DEMO_CUSTOMERS)} (+ _demo / _hot suffix), "
           f"each funded with {DEMO_FUNDING_MINOR} {settings.currencies[0]} minor units")
-    print("  try: payengine demo    stop: make servers-stop / Ctrl-C to stop", flush=True)
+    print(f"  try (another terminal): make demo   (or .venv/bin/payengine demo)\n"
+          f"  metrics: http://{settings.host}:{settings.port}/metrics   admin token: PAYENGINE_ADMIN_TOKEN\n"
+          "  stop: Ctrl-C, then make servers-stop for the embedded PostgreSQL and Redis", flush=True)
 
 
 async def run_demo(settings: Settings, base_url: str) -> int:

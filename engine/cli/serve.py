@@ -6,6 +6,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 
 import uvloop
@@ -30,8 +31,34 @@ def _run_worker(settings: Settings, database_url: str, redis_url: str) -> None:
                 loop=uvloop.new_event_loop())
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """True when nothing of ours could listen on (host, port): checked before anything starts or is claimed."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def dev_credentials(settings: Settings) -> list[str]:
+    """The settings still at their development defaults (known to anyone who read the source)."""
+    defaults = Settings()
+    return [name for name, value in (("PAYENGINE_ADMIN_TOKEN", settings.admin_token),
+                                     ("PAYENGINE_API_SECRET_KEY", settings.api_secret_key))
+            if value == getattr(defaults, name.removeprefix("PAYENGINE_").lower())]
+
+
 def serve(settings: Settings, demo: bool = False) -> int:
     configure_logging(settings.log_level)
+    if settings.workers == 1 and port_in_use(settings.host, settings.port):
+        print(f"payengine: port {settings.port} on {settings.host} is in use (set PAYENGINE_PORT)", file=sys.stderr)
+        return 2
+    if not demo and (dev := dev_credentials(settings)):
+        log.warning("running with development credentials: set %s before this serves anyone", " and ".join(dev))
+        print(f"WARNING: {' and '.join(dev)} still at the development default; set them before real use",
+              file=sys.stderr, flush=True)
     urls = ensure_servers(settings)
     if demo:
         from engine.cli.demo import seed_and_print
