@@ -52,7 +52,9 @@ def payout_settings(url: str, bank_url: str, **extra: Any) -> Settings:
         gateway_breaker_failures=5, gateway_breaker_cool_down_ms=500,
         payout_poll_interval_ms=20, payout_query_delay_ms=150, payout_not_found_safe_s=1, payout_give_up_s=2,
         payout_lease_s=3,
-        rate_limit_per_s=100_000, rate_limit_burst=100_000)
+        rate_limit_per_s=100_000, rate_limit_burst=100_000,
+        # Our per-request limit above every channel's (10^12), so a payout can ask more than any channel takes.
+        amount_max=(("*", 10**13),))
     base.update(extra)
     settings = Settings(**base)
     settings.check()
