@@ -7,7 +7,9 @@ data orphaned (tests/engine/test_keys.py holds the key strings).
 Id prefixes (``new_id(PAYMENT)`` -> ``pay_<24 hex>``)::
 
     PAYMENT pay           REFUND rf             VOUCHER vch           CUSTOMER cus          EVENT evt
-    TOPUP tu              MERCHANT mch          ACCOUNT acct
+    TOPUP tu              MERCHANT mch          ACCOUNT acct          TRANSFER tr           PAYOUT po
+    API_KEY key           FEE_INVOICE finv      RISK_RULE rr          ADMISSION adm         RECON_RUN rcn
+    SETTLEMENT_BATCH stl  EXCEPTION_RECORD exc
 
 Redis keys. ``{...}`` is the Redis Cluster hash tag: keys with the same tag live on one slot, so each
 Lua script touches one slot. A controls *subject* is ``c:<merchant id>:<customer id>`` (a customer of a
@@ -38,6 +40,15 @@ from datetime import date
 # Id prefixes: new_id adds the "_" and the random part.
 PAYMENT, REFUND, VOUCHER, CUSTOMER, EVENT, TOPUP, MERCHANT, ACCOUNT = (
     "pay", "rf", "vch", "cus", "evt", "tu", "mch", "acct")
+TRANSFER = "tr"
+PAYOUT = "po"
+API_KEY = "key"  # one of a merchant's signing keys (its id, not its secret)
+FEE_INVOICE = "finv"
+RISK_RULE = "rr"
+ADMISSION = "adm"  # a limit usage row: one attempt admitted by the controls
+RECON_RUN = "rcn"
+SETTLEMENT_BATCH = "stl"
+EXCEPTION_RECORD = "exc"  # an exception the gateway opened for operations
 
 ID_RANDOM_BYTES = 12  # 96 bits: unguessable across merchants, so an id reveals nothing about volume or order
 

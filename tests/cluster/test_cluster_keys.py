@@ -48,7 +48,8 @@ def test_one_controls_subject_one_slot_subjects_and_buckets_on_every_node(redis_
         merchant = rand_id(keys.MERCHANT)
         for customer in (rand_id(keys.CUSTOMER), None):
             k = keys.subject_keys(merchant, customer, today(), "CNY", METHODS)
-            every = (*k.all(), keys.check_marker(k, rand_id("adm")), keys.release_marker(k, rand_id("adm")))
+            admission = rand_id(keys.ADMISSION)
+            every = (*k.all(), keys.check_marker(k, admission), keys.release_marker(k, admission))
             assert len({key_slot(key.encode()) for key in every}) == 1, every
             subject_nodes.add(redis_cluster.node_of(k.day))
         bucket_nodes.add(redis_cluster.node_of(keys.rate_bucket_key(merchant)))

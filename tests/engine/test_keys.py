@@ -62,3 +62,19 @@ def test_a_customer_and_its_merchant_are_different_subjects() -> None:
 def test_new_id_is_its_prefix_and_96_random_bits() -> None:
     made = {keys.new_id(keys.PAYMENT) for _ in range(100)}
     assert len(made) == 100 and all(re.fullmatch(r"pay_[0-9a-f]{24}", i) for i in made)
+
+
+ID_PREFIXES = {
+    "PAYMENT": "pay", "REFUND": "rf", "VOUCHER": "vch", "CUSTOMER": "cus", "EVENT": "evt", "TOPUP": "tu",
+    "MERCHANT": "mch", "ACCOUNT": "acct", "TRANSFER": "tr", "PAYOUT": "po", "API_KEY": "key", "FEE_INVOICE": "finv",
+    "RISK_RULE": "rr", "ADMISSION": "adm", "RECON_RUN": "rcn", "SETTLEMENT_BATCH": "stl", "EXCEPTION_RECORD": "exc",
+}
+
+
+def test_id_prefixes_are_the_ones_stored_ids_carry_and_no_two_kinds_share_one() -> None:
+    """Ids are stored by merchants and in every table: a prefix never changes once ids carry it. A new
+    prefix is added here too, deliberately."""
+    defined = {name: value for name, value in vars(keys).items()
+               if name.isupper() and isinstance(value, str) and re.fullmatch(r"[a-z]+", value)}
+    assert defined == ID_PREFIXES
+    assert len(set(defined.values())) == len(defined)
