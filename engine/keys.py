@@ -1,8 +1,8 @@
 """Every name the engine gives to something that outlives a process: id prefixes and Redis keys.
 
 Built here and nowhere else, so one page shows them all and a rename is one deliberate, visible change:
-ids are stored by merchants, Redis keys hold live counters, and a key renamed by accident leaves the old
-data orphaned (tests/engine/test_keys.py holds the key strings).
+ids and secrets are stored by merchants, Redis keys hold live counters, and a key renamed by accident
+leaves the old data orphaned (tests/engine/test_keys.py holds the key strings).
 
 Id prefixes (``new_id(PAYMENT)`` -> ``pay_<24 hex>``)::
 
@@ -10,6 +10,9 @@ Id prefixes (``new_id(PAYMENT)`` -> ``pay_<24 hex>``)::
     TOPUP tu              MERCHANT mch          ACCOUNT acct          TRANSFER tr           PAYOUT po
     API_KEY key           FEE_INVOICE finv      RISK_RULE rr          ADMISSION adm         RECON_RUN rcn
     SETTLEMENT_BATCH stl  EXCEPTION_RECORD exc
+
+Secret prefixes (derived secrets, shown to the merchant once): API_SECRET_PREFIX ``sk_``,
+WEBHOOK_SECRET_PREFIX ``whsec_``.
 
 Redis keys. ``{...}`` is the Redis Cluster hash tag: keys with the same tag live on one slot, so each
 Lua script touches one slot. A controls *subject* is ``c:<merchant id>:<customer id>`` (a customer of a
@@ -51,6 +54,11 @@ SETTLEMENT_BATCH = "stl"
 EXCEPTION_RECORD = "exc"  # an exception the gateway opened for operations
 
 ID_RANDOM_BYTES = 12  # 96 bits: unguessable across merchants, so an id reveals nothing about volume or order
+
+# Derived secrets (HMACs, never stored by us) start with these. The whole string, prefix included, is the
+# HMAC key merchants sign and verify with: changing a prefix changes every merchant's secret.
+API_SECRET_PREFIX = "sk_"
+WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
 def new_id(prefix: str) -> str:

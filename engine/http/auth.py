@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from engine.keys import API_SECRET_PREFIX
 from engine.merchants.errors import MerchantSuspended
 from engine.merchants.store import MerchantRecord, get_merchant, list_keys
 from engine.web.errors import authentication_error
@@ -32,7 +33,7 @@ CACHE_ENTRIES_MAX = 10_000
 def derive_secret(server_key: str, merchant_id: str, salt: bytes) -> str:
     """The merchant's API secret (shown to the merchant once, recomputed to verify)."""
     digest = hmac.new(server_key.encode(), merchant_id.encode() + b"\x00" + salt, hashlib.sha256).hexdigest()
-    return "sk_" + digest
+    return API_SECRET_PREFIX + digest
 
 
 def signing_payload(timestamp: str, method: str, path_qs: str, body: bytes) -> bytes:

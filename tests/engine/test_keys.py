@@ -78,3 +78,9 @@ def test_id_prefixes_are_the_ones_stored_ids_carry_and_no_two_kinds_share_one() 
                if name.isupper() and isinstance(value, str) and re.fullmatch(r"[a-z]+", value)}
     assert defined == ID_PREFIXES
     assert len(set(defined.values())) == len(defined)
+
+
+def test_secret_prefixes_are_the_ones_merchants_hold() -> None:
+    """The prefix is part of the HMAC key merchants sign with: changing it changes every secret."""
+    assert (keys.API_SECRET_PREFIX, keys.WEBHOOK_SECRET_PREFIX) == ("sk_", "whsec_")
+
