@@ -1,8 +1,8 @@
 """Every name the engine gives to something that outlives a process: id prefixes and Redis keys.
 
-Built here and nowhere else, so one page shows them all and a rename is one deliberate, visible change:
-ids and secrets are stored by merchants, Redis keys hold live counters, and a key renamed by accident
-leaves the old data orphaned (tests/engine/test_keys.py holds the key strings).
+Built here and nowhere else (tests/engine/test_keys.py fails on one built elsewhere in engine/, and holds
+the strings), so one page shows them all and a rename is one deliberate, visible change: ids and secrets
+are stored by merchants, Redis keys hold live counters, and a key renamed by accident orphans live data.
 
 Id prefixes (``new_id(PAYMENT)`` -> ``pay_<24 hex>``)::
 
