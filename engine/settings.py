@@ -293,7 +293,8 @@ class Settings:
     # A payment that ends without money (closed, expired, failed) gives its counted usage back at once
     # (engine/controls/usage_release.py); a release still owed after the grace (its process died, or it failed) is
     # retried by a loop that runs this often, at most batch_max per pass. Grace + interval stay well under the
-    # Redis release marker's 120 s (engine/controls/keys.py), within which a retried release gives back once.
+    # Redis release marker's 120 s (MARKER_TTL_S in engine/controls/counters.py), within which a retried release
+    # gives back once.
     usage_release_grace_s: int = _env("USAGE_RELEASE_GRACE_S", _int_in(0, 60), 10)
     usage_release_interval_s: int = _env("USAGE_RELEASE_INTERVAL_S", _int_in(1, 60), 10)
     usage_release_batch_max: int = _env("USAGE_RELEASE_BATCH_MAX", _int_in(1, 10_000), 200)

@@ -16,7 +16,7 @@ from accounts.rules import build_entry
 from engine.booking import Booker
 from engine.customers.store import get_customer, insert_customer, insert_topup
 from engine.errors import DuplicateOrder
-from engine.keys import ACCOUNT, new_id
+from engine.keys import ACCOUNT, MERCHANT, TOPUP, new_id
 from engine.merchants.pricing import Pricing
 from engine.merchants.signing import derive_secret
 from engine.merchants.store import (
@@ -69,7 +69,7 @@ async def seed(settings: Settings, database_url: str) -> list[tuple[str, str]]:
         currency = settings.currencies[0]
         for merchant in merchants:
             for suffix, external in DEMO_CUSTOMERS:
-                customer_id = f"{suffix}_{merchant.id.removeprefix('mch_')}"
+                customer_id = f"{suffix}_{merchant.id.removeprefix(f'{MERCHANT}_')}"
                 now = datetime.now(UTC)
                 async with pool.acquire() as conn:
                     existing = await get_customer(conn, merchant.id, customer_id)
@@ -82,7 +82,7 @@ async def seed(settings: Settings, database_url: str) -> list[tuple[str, str]]:
                     except DuplicateOrder:
                         continue
                     txn_no = txn_nos.next(now)
-                    await insert_topup(tx.conn, new_id("tu"), customer.id, "demo-funding", DEMO_FUNDING_MINOR,
+                    await insert_topup(tx.conn, new_id(TOPUP), customer.id, "demo-funding", DEMO_FUNDING_MINOR,
                                        txn_no, now)
                     await tx.post(build_entry(
                         "TOPUP", txn_no, now.date(), currency,

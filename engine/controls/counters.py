@@ -19,11 +19,19 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 
-from engine.controls import keys, store
+from engine import keys
+from engine.controls import store
 from engine.controls.errors import ControlsUnavailable
 from engine.controls.limits import METHODS, LimitRule
 from engine.controls.risk import History, VelocityWindow
 from engine.controls.scripts import ControlScripts
+
+# How long the keys of engine/keys.py's controls family live; the scripts get these as arguments.
+DAY_TTL_S = 3 * 86400      # a day's counters outlive the day (a late release still finds them)
+MONTH_TTL_S = 35 * 86400
+HISTORY_TTL_S = 30 * 86400  # refreshed on every admission; rebuilt from PostgreSQL when gone
+PRELOADED_TTL_S = 120       # far longer than an admission takes from its usage row to its check
+MARKER_TTL_S = 120          # far longer than a client retries one script call (~240k keys at 1000/s)
 
 
 def _own_keys(u: store.Usage, k: keys.SubjectKeys) -> tuple[str, ...]:
@@ -46,7 +54,7 @@ class Subject:
     velocity_max: int = 0  # how many of each method's latest admissions a rebuilt log needs (the largest N)
 
     def keys(self, u: store.Usage) -> keys.SubjectKeys:
-        return keys.subject_keys(self.merchant_id, self.customer_id, u.day, u.currency)
+        return keys.subject_keys(self.merchant_id, self.customer_id, u.day, u.currency, METHODS)
 
     def check_keys(self, u: store.Usage) -> tuple[str, ...]:
         k = self.keys(u)
@@ -88,9 +96,9 @@ def _check_args(u: store.Usage, s: Subject, now_ms: int, load: store.Rebuild | N
     customer = s.customer_id is not None
     windows = s.velocity if customer else ()
     keep = s.velocity_keep_ms if customer and s.velocity_keep_ms else (0,) * len(METHODS)
-    args: list[Any] = [u.id, now_ms, u.amount, u.currency, u.method, keys.DAY_TTL_S, keys.MONTH_TTL_S,
-                       keys.HISTORY_TTL_S, int(customer), s.own_keep_ms(u.method), len(windows), len(s.rules),
-                       int(load is not None), keys.PRELOADED_TTL_S, keys.MARKER_TTL_S, len(METHODS), *keep]
+    args: list[Any] = [u.id, now_ms, u.amount, u.currency, u.method, DAY_TTL_S, MONTH_TTL_S,
+                       HISTORY_TTL_S, int(customer), s.own_keep_ms(u.method), len(windows), len(s.rules),
+                       int(load is not None), PRELOADED_TTL_S, MARKER_TTL_S, len(METHODS), *keep]
     for window_ms, methods in windows:
         args.extend([window_ms, _method_mask(methods)])
     for rule in s.rules:
@@ -171,7 +179,7 @@ class Counters:
         for tag in [t for t in own if t in self._stale] + others:
             merchant_id, customer_id, day = tag
             # The counters only, which hold every currency (a history missing an admission stays as it is).
-            k = keys.subject_keys(merchant_id, customer_id, day, u.currency)
+            k = keys.subject_keys(merchant_id, customer_id, day, u.currency, METHODS)
             try:  # one subject's keys share a slot: one DEL, also on a Cluster
                 await self._redis.delete(k.day, k.month, k.day_preloaded, k.month_preloaded)
             except (RedisError, OSError) as exc:
@@ -187,7 +195,7 @@ class Counters:
                 for customer_id in (None, u.customer_id)}
         try:
             for merchant_id, customer_id, day, currency in tags:  # one subject's keys share a slot: one DEL each
-                k = keys.subject_keys(merchant_id, customer_id, day, currency)
+                k = keys.subject_keys(merchant_id, customer_id, day, currency, METHODS)
                 extra = k.history if customer_id is not None else ()
                 await self._redis.delete(k.day, k.month, k.day_preloaded, k.month_preloaded, *extra)
         except (RedisError, OSError) as exc:
@@ -263,7 +271,7 @@ class Counters:
             return True
         calls = [(self._scripts.release, s.release_keys(u),
                   [u.id, u.amount, u.currency, u.method, int(s.customer_id is not None), int(forget_attempt),
-                   keys.MARKER_TTL_S, int(only_if_counted)])
+                   MARKER_TTL_S, int(only_if_counted)])
                  for s in subjects]
         try:
             results = await self._run(calls)

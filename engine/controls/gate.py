@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,11 +58,11 @@ from engine.controls.risk import (
     velocity_keep_ms,
     velocity_windows,
 )
+from engine.keys import ADMISSION, new_id
 
 log = logging.getLogger(__name__)
 
 KINDS = ("payment", "transfer", "payout")
-ADMISSION_PREFIX = "adm_"
 VELOCITY_LOAD_MAX = 10_000  # admissions per method a lost velocity log is rebuilt from, at most (script arguments)
 
 
@@ -209,7 +208,7 @@ class ControlGate:
         except LimitExceeded as exc:
             _log_refusal(attempt, exc)
             raise
-        usage = store.Usage(ADMISSION_PREFIX + secrets.token_hex(12), attempt.merchant_id, attempt.customer_id,
+        usage = store.Usage(new_id(ADMISSION), attempt.merchant_id, attempt.customer_id,
                             attempt.kind, attempt.method, attempt.currency, attempt.amount, self._today(),
                             attempt.movement_id)
         # The logs of every method this merchant's rules count are kept (and rebuilt) by those rules' windows;

@@ -15,7 +15,6 @@ the others. Registered through the API's route table (engine/http/routes.py), so
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -29,6 +28,7 @@ from engine.controls.errors import ControlNotFound, InvalidControl
 from engine.controls.limits import LimitRule, effective_rules, validate_rules
 from engine.controls.risk import RiskRule, validate_definition
 from engine.instruments import instrument_digits
+from engine.keys import RISK_RULE, new_id
 from engine.services import services_of
 from engine.web.decoding import decode_body
 from engine.web.errors import ApiError
@@ -37,7 +37,6 @@ from engine.web.request import RAW_BODY
 from engine.web.route import CONTROL_WRITE_ERRORS, RouteSpec
 
 T = TypeVar("T")
-RULE_PREFIX = "rr_"
 
 
 def _decode(request: web.Request, type_: type[T]) -> T:
@@ -150,7 +149,7 @@ async def _save_rule(request: web.Request, rule_id: str, create: bool) -> web.Re
 
 
 async def create_rule(request: web.Request) -> web.Response:
-    return await _save_rule(request, RULE_PREFIX + secrets.token_hex(8), create=True)
+    return await _save_rule(request, new_id(RISK_RULE), create=True)
 
 
 async def update_rule(request: web.Request) -> web.Response:

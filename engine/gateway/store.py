@@ -17,7 +17,7 @@ import msgspec
 
 from accounts.store import Conn
 from engine.controls.store import USAGE_OWED
-from engine.keys import new_id
+from engine.keys import EXCEPTION_RECORD, new_id
 from engine.payments.states import (
     UNPAID,
     PaymentEvent,
@@ -374,7 +374,7 @@ async def record_exception(conn: Conn, exc: NewException, now: datetime) -> tupl
         " $11, $12, $13, $13)"
         " ON CONFLICT (dedupe_key) DO UPDATE SET occurrences = exceptions.occurrences + 1, updated_at = $13"
         " RETURNING id, (xmax = 0) AS created",
-        new_id("exc"), exc.kind, exc.dedupe_key, exc.detail, exc.channel, exc.payment_id, exc.out_trade_no,
+        new_id(EXCEPTION_RECORD), exc.kind, exc.dedupe_key, exc.detail, exc.channel, exc.payment_id, exc.out_trade_no,
         exc.channel_txn_id, exc.amount, exc.currency, exc.out_refund_no, exc.refund_txn_no, now)
     assert row is not None
     return row["id"], bool(row["created"])

@@ -34,6 +34,7 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
 from engine.http.metrics import RATE_LIMIT_FAIL_OPEN, RATE_LIMITED
+from engine.keys import rate_bucket_key
 from engine.services import services_of
 from engine.web.errors import ApiError
 from engine.web.request import MERCHANT
@@ -78,11 +79,6 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {taken, wait_ms}
 """
-
-
-def bucket_key(merchant_id: str) -> str:
-    """The merchant's bucket; hash-tagged so a Redis Cluster keeps each merchant's keys on one slot."""
-    return f"pe:rl:{{{merchant_id}}}"
 
 
 class RateLimiter:
@@ -136,7 +132,7 @@ class RateLimiter:
             return None
         try:
             taken, wait_ms = await asyncio.wait_for(
-                self._script(keys=[bucket_key(merchant_id)], args=[self.rate_per_s, self.burst, self.chunk]),
+                self._script(keys=[rate_bucket_key(merchant_id)], args=[self.rate_per_s, self.burst, self.chunk]),
                 self.timeout_s)
         except (RedisError, OSError, TimeoutError) as exc:
             self._skip_until = now + FAIL_OPEN_PAUSE_S

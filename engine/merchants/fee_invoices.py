@@ -23,7 +23,7 @@ from accounts.rules import build_entry
 from accounts.store import Conn, find_account
 from engine.booking import Booker
 from engine.errors import IllegalTransition, NotFound, UnsupportedCurrency
-from engine.keys import ACCOUNT, new_id
+from engine.keys import ACCOUNT, FEE_INVOICE, new_id
 from engine.merchants import wire
 from engine.merchants.errors import NothingToInvoice
 from engine.merchants.pricing import FEE_PAYABLE_ROLE
@@ -32,7 +32,6 @@ from engine.txn_no import TxnNoGenerator
 
 log = logging.getLogger(__name__)
 
-FEE_INVOICE = "finv"  # id prefix
 TXN_CODES = {"available": "FEE_INVOICE_PAID", "external": "FEE_INVOICE_RECEIVED"}
 _COLUMNS = "id, merchant_id, currency, amount, status, paid_from, paid_txn_no, reference, issued_at, paid_at"
 

@@ -18,7 +18,7 @@ from msgspec import UNSET
 from accounts.model import AccountKind, OverdraftMode, OverdraftRule
 from accounts.store import Conn
 from engine.errors import DuplicateOrder, InvalidRequest, NotFound, UnsupportedCurrency
-from engine.keys import ACCOUNT, MERCHANT, new_id
+from engine.keys import ACCOUNT, API_KEY, MERCHANT, new_id
 from engine.merchants import store, wire
 from engine.merchants.errors import IllegalMerchantStatus, KeyNotRevocable, UnknownFeePlan
 from engine.merchants.pricing import FEE_PAYABLE_ROLE, Pricing
@@ -30,7 +30,6 @@ from engine.webhooks.signing import derive_webhook_secret
 log = logging.getLogger(__name__)
 
 SALT_BYTES = 16
-KEY = "key"
 # Accounts every merchant gets per currency at onboarding (migration 067 opened fee payable for the merchants
 # made before it). Fee payable holds what a merchant on an invoiced fee plan owes in fees; a deducted fee is
 # netted at booking and never touches it.
@@ -185,7 +184,7 @@ async def set_status(conn: asyncpg.Connection, merchant_id: str, to_status: str,
 async def rotate_key(conn: asyncpg.Connection, cfg: OpsConfig, merchant_id: str, rollover_s: int,
                      now: datetime) -> wire.KeyIssued:
     """A new primary key (secret returned once); the previous primary keeps verifying for ``rollover_s``."""
-    key_id = new_id(KEY)
+    key_id = new_id(API_KEY)
     salt = secrets.token_bytes(SALT_BYTES)
     async with conn.transaction():
         await _lock_for_change(conn, merchant_id)

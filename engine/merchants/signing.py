@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from engine.keys import API_SECRET_PREFIX
+
 
 def derive_secret(server_key: str, merchant_id: str, salt: bytes) -> str:
     """The merchant's API secret (shown to the merchant once, recomputed to verify)."""
     digest = hmac.new(server_key.encode(), merchant_id.encode() + b"\x00" + salt, hashlib.sha256).hexdigest()
-    return "sk_" + digest
+    return API_SECRET_PREFIX + digest
 
 
 def signing_payload(timestamp: str, method: str, path_qs: str, body: bytes) -> bytes:

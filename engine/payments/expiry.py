@@ -29,6 +29,7 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from engine.controls.usage_release import ReleaseAdmission
+from engine.keys import expiry_member, expiry_queue_key, parse_expiry_member
 from engine.payments import closing
 from engine.settings import Settings
 
@@ -49,15 +50,6 @@ return due
 """
 
 
-def delay_queue_key() -> str:
-    """The one sorted set of deadlines. The hash tag keeps any companion key on the same cluster slot."""
-    return "pe:{expiry}:due"
-
-
-def _member(merchant_id: str, payment_id: str) -> str:
-    return f"{merchant_id}:{payment_id}"  # ids are [A-Za-z0-9_], so ':' separates them unambiguously
-
-
 class ExpiryQueue:
     """The Redis side: schedule a deadline, pop the due ones. Never the record (see the sweep)."""
 
@@ -68,8 +60,8 @@ class ExpiryQueue:
     async def schedule(self, merchant_id: str, payment_id: str, expires_at: datetime) -> bool:
         """Add a deadline; False (logged, counted) when Redis is unavailable — the sweep will close it."""
         try:
-            await asyncio.wait_for(self.redis.zadd(delay_queue_key(), {_member(merchant_id, payment_id):
-                                                                       expires_at.timestamp()}), REDIS_TIMEOUT_S)
+            await asyncio.wait_for(self.redis.zadd(expiry_queue_key(), {expiry_member(merchant_id, payment_id):
+                                                                        expires_at.timestamp()}), REDIS_TIMEOUT_S)
             return True
         except (RedisError, OSError, TimeoutError):
             QUEUE_FAILURES.labels("schedule").inc()
@@ -79,13 +71,9 @@ class ExpiryQueue:
 
     async def pop_due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         """(merchant id, payment id) of deadlines <= now, removed from the queue."""
-        raw = await asyncio.wait_for(self._pop(keys=[delay_queue_key()], args=[now.timestamp(), limit]),
+        raw = await asyncio.wait_for(self._pop(keys=[expiry_queue_key()], args=[now.timestamp(), limit]),
                                      REDIS_TIMEOUT_S)
-        due: list[tuple[str, str]] = []
-        for member in raw:
-            merchant_id, _, payment_id = (member.decode() if isinstance(member, bytes) else str(member)).partition(":")
-            due.append((merchant_id, payment_id))
-        return due
+        return [parse_expiry_member(m.decode() if isinstance(m, bytes) else str(m)) for m in raw]
 
 
 # Asks the payment's channel for its real status before a close (a payer may have paid just before the

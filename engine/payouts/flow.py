@@ -24,7 +24,7 @@ from engine.customers.store import get_customer
 from engine.errors import InvalidRequest, NotFound, UnsupportedCurrency
 from engine.idempotency.records import IdemSlot, Outcome
 from engine.idempotency.store import save_idempotent_response
-from engine.keys import ACCOUNT, new_id
+from engine.keys import ACCOUNT, PAYOUT, new_id
 from engine.merchants.allowed import check_channel_allowed
 from engine.merchants.errors import PaymentMethodNotAllowed
 from engine.merchants.store import MerchantRecord, ensure_account
@@ -36,8 +36,6 @@ from engine.payouts.store import NewPayout, get_payout, insert_payout
 from engine.payouts.views import payout_view
 from engine.payouts.wire import CreatePayout
 from engine.services import Services
-
-PAYOUT = "po"
 
 
 @dataclass(frozen=True, slots=True)

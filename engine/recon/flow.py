@@ -17,7 +17,7 @@ from channels.protocol import Channel
 from engine.dayend.calendar import read_open_date
 from engine.errors import BadInput, Conflicting, DomainError
 from engine.gateway.context import Gateway
-from engine.keys import new_id
+from engine.keys import RECON_RUN, new_id
 from engine.recon import store
 from engine.recon.matching import Item, WrongStatement, check_statement, match, normalise, totals
 from engine.recon.payouts import expected_payouts, find_payouts
@@ -25,8 +25,6 @@ from engine.recon.strategy import Action
 from engine.recon.supplement import SupplementResult, book_supplement
 
 log = logging.getLogger(__name__)
-
-RUN_PREFIX = "rcn"
 
 
 class ReconError(DomainError):
@@ -101,7 +99,7 @@ async def reconcile(gw: Gateway, channel_name: str, day: date) -> store.ReconRun
 async def _reconcile_locked(gw: Gateway, adapter: Channel, channel_name: str, day: date) -> store.ReconRun:
     pool = gw.pool
     async with pool.acquire() as conn:
-        run = await store.open_run(conn, new_id(RUN_PREFIX), channel_name, day)
+        run = await store.open_run(conn, new_id(RECON_RUN), channel_name, day)
     if run.status != "running":
         return run
     statement = await adapter.fetch_statement(day)

@@ -23,7 +23,7 @@ from accounts.rules import build_entry
 from engine.booking import Booker
 from engine.dayend.store import get_day_end
 from engine.errors import Conflicting, DomainError
-from engine.keys import ACCOUNT, new_id
+from engine.keys import ACCOUNT, SETTLEMENT_BATCH, new_id
 from engine.merchants.store import cycle_of, ensure_account, get_merchant
 from engine.settlement import store
 
@@ -131,7 +131,7 @@ async def _settle_one(booker: Booker, settle_date: date, merchant_id: str, curre
         if await store.get_batch(conn, merchant_id, currency, settle_date) is not None:
             return None
         cycle = await cycle_of(conn, merchant_id)
-        batch = await store.claim_due(conn, new_id("stl"), merchant_id, currency, settle_date,
+        batch = await store.claim_due(conn, new_id(SETTLEMENT_BATCH), merchant_id, currency, settle_date,
                                       settle_date - timedelta(days=cycle))
         await _pause_if_asked(pause_at, "settle.uncommitted", progress)
         if batch.net > 0:

@@ -23,7 +23,7 @@ from engine.controls.gate import Attempt, Booking
 from engine.db import release_without_reset
 from engine.errors import DomainError, IdempotencyKeyTaken, UnsupportedCurrency
 from engine.idempotency.records import IdemSlot, Outcome, StoredResponse
-from engine.keys import EVENT, new_id
+from engine.keys import EVENT, TRANSFER, new_id
 from engine.merchants.store import MerchantRecord
 from engine.payments.store import OutboxEvent
 from engine.services import Services
@@ -33,7 +33,6 @@ from engine.transfers.wire import CreateTransfer, Transfer
 
 log = logging.getLogger(__name__)
 
-TRANSFER = "tr"  # id prefix
 SUCCEEDED = "succeeded"  # a transfer row exists only once its money moved
 EVENT_SUCCEEDED = "transfer.succeeded"
 TXN_CODES = {"customer": "TRANSFER_C2C", "merchant": "CASHBACK"}

@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from engine.keys import WEBHOOK_SECRET_PREFIX
+
 SIGNATURE_HEADER = "Payengine-Signature"
-SECRET_PREFIX = "whsec_"
 
 
 def derive_webhook_secret(server_key: str, merchant_id: str, webhook_salt: bytes) -> str:
@@ -24,7 +25,7 @@ def derive_webhook_secret(server_key: str, merchant_id: str, webhook_salt: bytes
     Same construction as ``engine.http.auth.derive_secret`` (a test holds them equal); not imported from
     there so the worker process needs nothing of the HTTP layer."""
     digest = hmac.new(server_key.encode(), merchant_id.encode() + b"\x00" + webhook_salt, hashlib.sha256)
-    return SECRET_PREFIX + digest.hexdigest()
+    return WEBHOOK_SECRET_PREFIX + digest.hexdigest()
 
 
 def _mac(secret: str, timestamp: int, body: bytes) -> str:

@@ -1,4 +1,5 @@
-"""The local cluster is real and the buffer's keys fit it: one slot per account, accounts spread out."""
+"""The local cluster is real and our keys fit it: one slot per account (buffer) and per controls subject or
+merchant (engine/keys.py), and accounts, subjects and merchants spread over every node."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from redis.crc import key_slot
 from buffer.keys import account_keys
 from buffer.scripts import Scripts
 from buffer.state import read_status
+from engine import keys
+from engine.controls.limits import METHODS
 from engine.redis_client import RedisClient, is_cluster
 from tests.cluster.local_cluster import LocalCluster
-from tests.factories import rand_id
+from tests.factories import rand_id, today
 
 BUFFER_DIR = Path(__file__).resolve().parents[2] / "buffer"
 
@@ -34,6 +37,23 @@ def test_one_account_one_slot_many_accounts_every_node(redis_cluster: LocalClust
         assert len({key_slot(k.encode()) for k in keys}) == 1, keys
         nodes.add(redis_cluster.node_of(keys[0]))
     assert nodes == {0, 1, 2}
+
+
+def test_one_controls_subject_one_slot_subjects_and_buckets_on_every_node(redis_cluster: LocalCluster) -> None:
+    """Each check-and-count script touches one subject's keys, and the rate limiter one merchant's bucket:
+    each must sit on one slot, and many of them must spread over the cluster."""
+    subject_nodes: set[int] = set()
+    bucket_nodes: set[int] = set()
+    for _ in range(200):
+        merchant = rand_id(keys.MERCHANT)
+        for customer in (rand_id(keys.CUSTOMER), None):
+            k = keys.subject_keys(merchant, customer, today(), "CNY", METHODS)
+            admission = rand_id(keys.ADMISSION)
+            every = (*k.all(), keys.check_marker(k, admission), keys.release_marker(k, admission))
+            assert len({key_slot(key.encode()) for key in every}) == 1, every
+            subject_nodes.add(redis_cluster.node_of(k.day))
+        bucket_nodes.add(redis_cluster.node_of(keys.rate_bucket_key(merchant)))
+    assert subject_nodes == {0, 1, 2} and bucket_nodes == {0, 1, 2}
 
 
 async def test_scripts_run_on_the_owning_node(redis_cluster: LocalCluster, cluster_client: RedisClient) -> None:

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from engine import embedded
 from engine.bootstrap import create_app
 from engine.client import ApiResult, PayEngineClient
-from engine.controls.keys import all_keys_pattern
+from engine.keys import controls_keys_pattern
 from engine.settings import Settings
 from tests.api.conftest import ADMIN_TOKEN, AdminHttp, Api, api
 from tests.conftest import Servers
@@ -67,7 +67,7 @@ async def wipe_control_keys(redis: aioredis.Redis) -> int:
     """What a Redis restart without persistence does to the controls: every counter, log and history gone.
     (Only our keys: the buffer's keys belong to other tests sharing this Redis.)"""
     gone = 0
-    async for key in redis.scan_iter(match=all_keys_pattern(), count=1000):
+    async for key in redis.scan_iter(match=controls_keys_pattern(), count=1000):
         gone += await redis.delete(key)
     return gone
 

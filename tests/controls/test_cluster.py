@@ -11,10 +11,10 @@ import asyncpg
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from engine.controls import keys
+from engine import keys
 from engine.controls.errors import ControlsUnavailable, LimitExceeded
 from engine.controls.gate import Admission, Attempt, ControlGate
-from engine.controls.limits import LimitRule
+from engine.controls.limits import METHODS, LimitRule
 from engine.redis_client import create_redis
 from tests.cluster.conftest import cluster_client, redis_cluster
 from tests.cluster.local_cluster import LocalCluster
@@ -57,7 +57,7 @@ async def test_limits_hold_on_a_redis_cluster(pool: asyncpg.Pool, fresh_client: 
     merchant, customer = rand_id("mch"), rand_id("cus")
     await set_limits(pool, merchant, LimitRule("customer", "daily", "*", "*", 2_000, None),
                      LimitRule("merchant", "daily", "*", "*", None, 30))
-    slots = {cluster_client.keyslot(k) for k in keys.subject_keys(merchant, customer, today(), "CNY").all()}
+    slots = {cluster_client.keyslot(k) for k in keys.subject_keys(merchant, customer, today(), "CNY", METHODS).all()}
     assert len(slots) == 1
     results = await asyncio.gather(*(admit_as_a_client_would(gate, Attempt("payment", "wallet", merchant, customer,
                                                                            100, "CNY"))
@@ -68,7 +68,7 @@ async def test_limits_hold_on_a_redis_cluster(pool: asyncpg.Pool, fresh_client: 
 
     async def drop_counters() -> None:  # Redis loses them: the next check rebuilds from PostgreSQL, the record
         for subject in ((merchant, customer), (merchant, None)):
-            for key in keys.subject_keys(*subject, today(), "CNY").all():
+            for key in keys.subject_keys(*subject, today(), "CNY", METHODS).all():
                 await cluster_client.delete(key)
 
     # Exactly 20 when Redis kept up. Fewer only when it struggled (a loaded CI machine: see fresh_client) and a

@@ -13,9 +13,10 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from engine.controls import keys
+from engine import keys
 from engine.controls import store as control_store
 from engine.controls.gate import Admission, Attempt, ControlGate
+from engine.controls.limits import METHODS
 from engine.controls.risk import RiskRule
 from tests.factories import rand_id, today
 
@@ -64,7 +65,7 @@ async def test_amount_anomaly_compares_an_amount_only_with_the_history_in_its_cu
     decided = [(a, c, await _probe(gate, merchant, customer, rule, a, c)) for a, c, _ in PROBES]
     assert decided == PROBES
     lost = [key async for key in redis_client.scan_iter(
-        match=keys.subject_keys(merchant, customer, today(), "CNY").tag + ":*")]
+        match=keys.subject_keys(merchant, customer, today(), "CNY", METHODS).tag + ":*")]
     assert lost and await redis_client.delete(*lost) == len(lost)  # what a Redis restart takes
     # Rebuilt from the usage rows, each currency's history on its first attempt: the same decisions.
     rebuilt = [(a, c, await _probe(gate, merchant, customer, rule, a, c)) for a, c, _ in PROBES]

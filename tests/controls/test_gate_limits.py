@@ -11,12 +11,12 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from engine.controls import keys
+from engine import keys
 from engine.controls import store as control_store
 from engine.controls.counters import Counted, Subject
 from engine.controls.errors import LimitExceeded, RiskDeclined
 from engine.controls.gate import Attempt, Booking, ControlGate
-from engine.controls.limits import LimitRule
+from engine.controls.limits import METHODS, LimitRule
 from engine.controls.orphans import reset_owed
 from engine.controls.risk import RiskRule
 from engine.logs import JsonFormatter
@@ -122,7 +122,7 @@ async def test_limits_hold_after_redis_lost_the_counters(gate: ControlGate, pool
     merchant, customer = rand_id("mch"), rand_id("cus")
     await set_limits(pool, merchant, LimitRule("customer", "daily", "*", "*", 1000, None))
     await gate.admit(attempt(merchant, customer, 700))
-    async for key in redis_client.scan_iter(match="pe:lim:*", count=1000):
+    async for key in redis_client.scan_iter(match=keys.controls_keys_pattern(), count=1000):
         await redis_client.delete(key)
     with pytest.raises(LimitExceeded) as over:
         await gate.admit(attempt(merchant, customer, 301))
@@ -191,7 +191,7 @@ async def test_a_new_accounting_day_resets_daily_but_not_monthly_usage_even_afte
         await gate.admit(attempt(merchant, customer, 1))
     day[0] = date(2031, 5, 11)
     await gate.admit(attempt(merchant, customer, 300))
-    for key in keys.subject_keys(merchant, customer, day[0], "CNY").all():
+    for key in keys.subject_keys(merchant, customer, day[0], "CNY", METHODS).all():
         await redis_client.delete(key)
     with pytest.raises(LimitExceeded) as monthly:
         await gate.admit(attempt(merchant, customer, 101))

@@ -14,10 +14,11 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
+from engine import keys
 from engine.client import PayEngineClient
-from engine.controls import keys
 from engine.controls.errors import AdmissionReleased
 from engine.controls.gate import Admission, Attempt
+from engine.controls.limits import METHODS
 from engine.controls.orphans import reset_owed, sweep_orphans
 from engine.keys import PAYMENT, new_id
 from engine.services import SERVICES
@@ -61,7 +62,7 @@ async def _usage(pool: asyncpg.Pool, customer: str) -> dict[str, Any]:
 async def _counted(world: PrivateWorld, client: PayEngineClient, customer: str, admission: Admission) -> int:
     """The customer's daily wallet amount as the Redis counter holds it now (the admission's day)."""
     day = date.fromisoformat(str(admission.record()["accounting_date"]))
-    k = keys.subject_keys(client.merchant_id, customer, day, "CNY")
+    k = keys.subject_keys(client.merchant_id, customer, day, "CNY", METHODS)
     return int(await world.redis.hget(k.day, keys.counter_field("CNY", "wallet", "a")) or 0)
 
 

@@ -11,7 +11,8 @@ import msgspec
 
 from engine import embedded
 from engine.background import cancel_and_wait
-from engine.payments.expiry import ExpiryWorker, delay_queue_key, sweep_expired
+from engine.keys import expiry_member, expiry_queue_key
+from engine.payments.expiry import ExpiryWorker, sweep_expired
 from engine.payments.store import transitions_of
 from tests.expiry.conftest import SETTINGS, ExpiryWorld
 
@@ -35,11 +36,11 @@ async def _close_jobs(world: ExpiryWorld, payment_id: str) -> int:
 async def test_channel_payment_enters_the_delay_queue_at_its_deadline(world: ExpiryWorld) -> None:
     client = await world.merchant()
     payment = await world.channel_payment(client)
-    score = await world.redis.zscore(delay_queue_key(), f"{client.merchant_id}:{payment['id']}")
+    score = await world.redis.zscore(expiry_queue_key(), expiry_member(client.merchant_id, payment['id']))
     assert score is not None
     assert abs(score - datetime.fromisoformat(payment["expires_at"]).timestamp()) < 0.001
     assert await _worker(world).drain_queue(datetime.now(UTC)) == 0  # not due: stays queued
-    assert await world.redis.zscore(delay_queue_key(), f"{client.merchant_id}:{payment['id']}") is not None
+    assert await world.redis.zscore(expiry_queue_key(), expiry_member(client.merchant_id, payment['id'])) is not None
 
 
 async def test_due_payment_closed_via_delay_queue_with_event_and_channel_close_job(world: ExpiryWorld) -> None:
@@ -56,7 +57,7 @@ async def test_due_payment_closed_via_delay_queue_with_event_and_channel_close_j
     events = await _closed_events(world, payment["id"])
     assert len(events) == 1 and events[0]["status"] == "closed"
     assert await _close_jobs(world, payment["id"]) == 1
-    assert await world.redis.zscore(delay_queue_key(), f"{client.merchant_id}:{payment['id']}") is None
+    assert await world.redis.zscore(expiry_queue_key(), expiry_member(client.merchant_id, payment['id'])) is None
 
 
 async def test_sweep_closes_deadlines_redis_lost(world: ExpiryWorld) -> None:
@@ -82,7 +83,7 @@ async def test_payment_made_while_redis_down_is_created_and_swept_later(world: E
         payment = await world.channel_payment(client)  # the queue is unavailable: the payment is not refused
     finally:
         embedded.start_redis(world.iso.redis_dir, appendonly=False)
-    assert await world.redis.zscore(delay_queue_key(), f"{client.merchant_id}:{payment['id']}") is None
+    assert await world.redis.zscore(expiry_queue_key(), expiry_member(client.merchant_id, payment['id'])) is None
     await world.backdate(payment["id"], 1, in_queue=False)
     await sweep_expired(world.pool, datetime.now(UTC), SETTINGS.expiry_batch_max)
     assert (await client.get_payment(payment["id"])).body["status"] == "closed"
