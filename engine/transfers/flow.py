@@ -28,19 +28,19 @@ from engine.merchants.store import MerchantRecord
 from engine.payments.store import OutboxEvent
 from engine.services import Services
 from engine.transfers.errors import SelfTransfer, TransferSourceInvalid
+from engine.transfers.states import TransferStatus
 from engine.transfers.store import Parties, TransferRecord, insert_transfer
 from engine.transfers.wire import CreateTransfer, Transfer
 
 log = logging.getLogger(__name__)
 
-SUCCEEDED = "succeeded"  # a transfer row exists only once its money moved
 EVENT_SUCCEEDED = "transfer.succeeded"
 TXN_CODES = {"customer": "TRANSFER_C2C", "merchant": "CASHBACK"}
 
 
 def transfer_view(t: TransferRecord) -> Transfer:
-    return Transfer(t.id, t.transfer_no, t.source, t.from_customer_id, t.to_customer_id,  # type: ignore[arg-type]
-                    t.amount, t.currency, t.status, t.txn_no, t.description,  # type: ignore[arg-type]
+    return Transfer(t.id, t.transfer_no, t.source, t.from_customer_id, t.to_customer_id,
+                    t.amount, t.currency, t.status, t.txn_no, t.description,
                     t.metadata, t.created_at)
 
 
@@ -84,7 +84,7 @@ async def _book(ctx: Services, booker: Booker, merchant: MerchantRecord, req: Cr
     check_amount(ctx.settings, req.currency, req.amount)
     record = TransferRecord(
         new_id(TRANSFER), merchant.id, req.transfer_no, req.source, req.amount, req.currency, req.from_customer_id,
-        req.to_customer_id, SUCCEEDED, ctx.txn_nos.next(now), req.description, dict(req.metadata), now)
+        req.to_customer_id, TransferStatus.SUCCEEDED, ctx.txn_nos.next(now), req.description, dict(req.metadata), now)
     body = msgspec.json.encode(transfer_view(record))
     response = StoredResponse(slot.merchant_id, slot.key, 201, body) if slot else None
     event = OutboxEvent(new_id(EVENT), EVENT_SUCCEEDED, body)

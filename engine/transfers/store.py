@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import asyncpg
 import msgspec
@@ -22,6 +22,7 @@ from engine.errors import DuplicateOrder, IdempotencyKeyTaken, NotFound
 from engine.idempotency.records import StoredResponse
 from engine.payments.store import OutboxEvent
 from engine.transfers.errors import TransferCurrencyMismatch
+from engine.transfers.states import TransferSource, TransferStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +30,12 @@ class TransferRecord:
     id: str
     merchant_id: str
     transfer_no: str
-    source: str  # customer | merchant
+    source: TransferSource
     amount: int
     currency: str
     from_customer_id: str | None
     to_customer_id: str
-    status: str
+    status: TransferStatus
     txn_no: str
     description: str | None
     metadata: dict[str, str]
@@ -155,8 +156,9 @@ _SELECT = (
 
 def _record(r: asyncpg.Record) -> TransferRecord:
     return TransferRecord(
-        r["id"], r["merchant_id"], r["transfer_no"], r["source"], r["amount"], r["currency"].strip(),
-        r["from_customer_id"], r["to_customer_id"], r["status"], r["txn_no"], r["description"],
+        r["id"], r["merchant_id"], r["transfer_no"], cast(TransferSource, r["source"]), r["amount"],
+        r["currency"].strip(), r["from_customer_id"], r["to_customer_id"], TransferStatus(r["status"]), r["txn_no"],
+        r["description"],
         msgspec.json.decode(r["metadata"], type=dict[str, str]), r["created_at"])
 
 

@@ -8,9 +8,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from engine.transfers.states import TransferSource, TransferStatus
 from engine.web.wire import Amount, Currency, Metadata, ObjectId, Ref, Request, Text
-
-TransferSource = Literal["customer", "merchant"]
 
 
 class CreateTransfer(Request, frozen=True, forbid_unknown_fields=True):
@@ -42,7 +41,7 @@ class Transfer(msgspec.Struct, frozen=True):
     to_customer_id: str
     amount: int
     currency: str
-    status: Literal["succeeded"]
+    status: TransferStatus
     txn_no: str
     description: str | None
     metadata: dict[str, str]
