@@ -3,18 +3,25 @@ engine.controls (limits.validate_rules, risk.validate_definition), so a bad one 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
+
+
+def _documented(**schema: Any) -> Meta:
+    """What the document says a field takes; engine.controls checks it (422 invalid_control naming it)."""
+    return Meta(extra_json_schema=schema)
+
 
 
 class LimitSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    scope: str                   # customer | merchant
-    window: str                  # single | daily | monthly
-    method: str = "*"            # wallet | channel | transfer | payout | *
-    currency: str = "*"          # ISO 4217 or *
-    amount_max: int | None = None
-    count_max: int | None = None
+    scope: Annotated[str, _documented(enum=["customer", "merchant"])]
+    window: Annotated[str, _documented(enum=["single", "daily", "monthly"])]
+    method: Annotated[str, _documented(enum=["wallet", "channel", "transfer", "payout", "*"])] = "*"
+    currency: Annotated[str, _documented(pattern="^([A-Z]{3}|[*])$")] = "*"
+    amount_max: Annotated[int, _documented(minimum=1)] | None = None
+    count_max: Annotated[int, _documented(minimum=1)] | None = None
 
 
 class PutLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -32,12 +39,13 @@ class MerchantLimitsView(msgspec.Struct, frozen=True):
 
 
 class RiskRuleSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: str
-    kind: str                    # velocity | amount_anomaly | blocklist
-    action: str                  # review | deny
-    params: dict[str, Any]
+    name: Annotated[str, _documented(minLength=1, maxLength=200), Meta(pattern="^[^\\x00]*$")]
+    kind: Annotated[str, _documented(enum=["velocity", "amount_anomaly", "blocklist"])]
+    action: Annotated[str, _documented(enum=["review", "deny"])]
+    params: dict[str, Any]  # their names and ranges depend on kind (engine/controls/risk.py)
     merchant_id: str | None = None
-    methods: list[str] = msgspec.field(default_factory=list)
+    methods: list[Annotated[str, _documented(enum=["wallet", "channel", "transfer", "payout"])]] = \
+        msgspec.field(default_factory=list)
     enabled: bool = True
 
 
@@ -62,9 +70,10 @@ class Deleted(msgspec.Struct, frozen=True):
 
 
 class BlocklistEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    list: str                    # customer | instrument
-    value: str                   # the customer id, or the card / bank account number (spaces, dashes ok)
-    reason: str | None = None
+    list: Annotated[str, _documented(enum=["customer", "instrument"])]
+    # the customer id, or the card / bank account number (spaces, dashes ok)
+    value: Annotated[str, _documented(minLength=1, maxLength=64), Meta(pattern="^[^\\x00]*$")]
+    reason: Annotated[str, Meta(max_length=500, pattern="^[^\\x00]*$")] | None = None
 
 
 class BlocklistView(msgspec.Struct, frozen=True):

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from engine.http.paths import pattern_of
 from engine.http.routes import ROUTES
+from engine.services import services_of
 from engine.web.errors import ErrorBody
 from engine.web.route import RouteSpec
 
@@ -25,8 +26,10 @@ _DESCRIPTIONS = {200: "OK", 201: "Created", 400: "Invalid request", 401: "Authen
 
 
 def _query_params(query: type, components: dict[str, Any]) -> list[dict[str, Any]]:
-    props = components[query.__name__].get("properties", {})
-    return [{"name": name, "in": "query", "required": False, "schema": schema} for name, schema in props.items()]
+    component = components[query.__name__]
+    required = set(component.get("required", ()))
+    return [{"name": name, "in": "query", "required": name in required, "schema": schema}
+            for name, schema in component.get("properties", {}).items()]
 
 
 def _operation(spec: RouteSpec, schemas: dict[type, dict[str, Any]], components: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +54,9 @@ def _operation(spec: RouteSpec, schemas: dict[type, dict[str, Any]], components:
         ok["content"] = {"application/json": {"schema": schemas[spec.response]}}
     responses: dict[str, Any] = {str(spec.status): ok}
     # Every signed request can meet the rate limit (429) and a suspended merchant (403).
-    for status in sorted({*spec.errors, 403, 429}) if spec.auth == "merchant" else spec.errors:
+    # A malformed path parameter is 400 on every route that has one (engine/http/paths.py).
+    errors = {*spec.errors, 400} if "{" in spec.path else set(spec.errors)
+    for status in sorted({*errors, 403, 429}) if spec.auth == "merchant" else sorted(errors):
         responses[str(status)] = {"description": _DESCRIPTIONS[status],
                                   "content": {"application/json": {"schema": schemas[ErrorBody]}}}
     op["responses"] = responses
@@ -62,13 +67,63 @@ def _operation(spec: RouteSpec, schemas: dict[type, dict[str, Any]], components:
     return op
 
 
-def build_openapi() -> dict[str, Any]:
+_PLURALS = {"currencies": "currency", "channels": "channel"}
+
+
+def _deployment_enums(node: Any, enums: dict[str, list[str]]) -> None:
+    """Fields whose values this deployment fixes (``currency``: PAYENGINE_CURRENCIES; ``channel``: the channels
+    it knows; their lists, ``allowed_channels`` included) list them: the wire types can only give the shape,
+    the server refuses the others."""
+    if isinstance(node, list):
+        for item in node:
+            _deployment_enums(item, enums)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        last = key.rsplit("_", 1)[-1]
+        name = _PLURALS.get(last, last)
+        if name in enums and isinstance(value, dict):
+            for option in [value, *value.get("anyOf", [])]:
+                if isinstance(option, dict) and option.get("type") == "string" and last == name \
+                        and option.get("pattern") != "^([A-Z]{3}|[*])$":  # a limit's currency may be "*"
+                    option["enum"] = enums[name]
+                elif isinstance(option, dict) and isinstance(option.get("items"), dict) and last != name:
+                    option["items"]["enum"] = enums[name]
+        else:
+            _deployment_enums(value, enums)
+
+
+def _amount_maximum(node: Any, maximum: int) -> None:
+    """The most one request may move (PAYENGINE_AMOUNT_MAX) as the maximum of every request ``amount``."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "amount" and isinstance(value, dict) and value.get("type") == "integer" and "maximum" in value:
+                value["maximum"] = min(value["maximum"], maximum)
+            else:
+                _amount_maximum(value, maximum)
+    elif isinstance(node, list):
+        for item in node:
+            _amount_maximum(item, maximum)
+
+
+def build_openapi(currencies: tuple[str, ...] = (), channels: frozenset[str] = frozenset(),
+                  amount_max: int | None = None) -> dict[str, Any]:
     types: list[type] = [ErrorBody]
     for spec in ROUTES:
         types += [t for t in (spec.body, spec.query, spec.response) if t is not None]
     types = list(dict.fromkeys(types))
     refs, components = msgspec.json.schema_components(types, ref_template=REF)
     schemas = dict(zip(types, refs, strict=True))
+    for type_ in types:  # rules between fields a wire type states for the document (json_schema_rules)
+        rules = getattr(type_, "json_schema_rules", None)
+        if rules and type_.__name__ in components:
+            components[type_.__name__].update(rules)
+    enums = {name: values for name, values in (("currency", list(currencies)), ("channel", sorted(channels)))
+             if values}
+    _deployment_enums(components, enums)
+    if amount_max is not None:
+        _amount_maximum(components, amount_max)
     paths: dict[str, Any] = {}
     for spec in ROUTES:
         paths.setdefault(spec.path, {})[spec.method.lower()] = _operation(spec, schemas, components)
@@ -91,4 +146,8 @@ def build_openapi() -> dict[str, Any]:
 
 
 async def openapi_handler(request: web.Request) -> web.Response:
-    return web.Response(body=msgspec.json.encode(build_openapi()), content_type="application/json")
+    svc = services_of(request)
+    settings = svc.settings
+    document = build_openapi(settings.currencies, svc.known_channels,
+                             max(settings.amount_max_minor(currency) for currency in settings.currencies))
+    return web.Response(body=msgspec.json.encode(document), content_type="application/json")

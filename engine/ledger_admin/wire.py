@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -29,6 +29,8 @@ _BOUNDS = {name: Meta(ge=low, le=high) for name, (low, high) in LIMITS.items()}
 
 class BufferSettingsChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The settings to change (at least one); the others keep their stored values."""
+
+    json_schema_rules: ClassVar[dict[str, Any]] = {"minProperties": 1}
 
     batch_size: Annotated[int, _BOUNDS["batch_size"]] | UnsetType = UNSET
     flush_interval_ms: Annotated[int, _BOUNDS["flush_interval_ms"]] | UnsetType = UNSET
@@ -61,7 +63,8 @@ class BufferView(msgspec.Struct, frozen=True):
 
 
 class SplitRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    into: int  # sub-accounts; the ledger says which counts it accepts (invalid_split_count)
+    # Sub-accounts. The ledger checks the range (invalid_split_count); the document states it.
+    into: Annotated[int, Meta(extra_json_schema={"minimum": 2, "maximum": 256})]
 
 
 class SubAccountView(msgspec.Struct, frozen=True):

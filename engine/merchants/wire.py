@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -18,7 +18,8 @@ WEBHOOK_OVERLAP_DEFAULT_S = 86_400
 Name = Annotated[str, Meta(min_length=1, max_length=100, pattern="^[^\\x00]*$")]
 FeeBps = Annotated[int, Meta(ge=0, le=10000)]
 FeeFixed = Annotated[int, Meta(ge=0, le=AMOUNT_MAX_MINOR)]
-WebhookUrl = Annotated[str, Meta(max_length=2000, pattern="^https?://[^\\s\\x00]+$")]
+# Printable ASCII only (percent-encode the rest): the same test in Python and in JSON Schema regexes.
+WebhookUrl = Annotated[str, Meta(max_length=2000, pattern="^https?://[!-~]+$")]
 # Calendar days, the cycle the settlement runner honours (D+0 .. D+30).
 SettlementCycle = Annotated[str, Meta(pattern="^D\\+([0-9]|[12][0-9]|30)$", description="D+N, N calendar days")]
 MethodName = Literal["wallet", "channel"]
@@ -32,6 +33,12 @@ FeeCollection = Literal["deducted", "invoiced"]
 
 class OnboardMerchant(Request, frozen=True, forbid_unknown_fields=True):
     """POST /admin/merchants: the original fields plus the profile; omitted allowed_* = everything."""
+
+    # For /openapi.json: a merchant priced by a fee plan leaves fee_bps and fee_fixed out.
+    json_schema_rules: ClassVar[dict[str, Any]] = {
+        "if": {"properties": {"fee_plan": {"type": "string"}}, "required": ["fee_plan"]},
+        "then": {"not": {"anyOf": [{"required": ["fee_bps"]}, {"required": ["fee_fixed"]}]}},
+    }
 
     name: Name
     currencies: Annotated[list[Currency], Meta(min_length=1, max_length=20)]

@@ -5,7 +5,7 @@ fields). The same types validate requests and generate /openapi.json, so the con
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
@@ -15,6 +15,12 @@ from engine.web.wire import Amount, ChannelName, Currency, Metadata, ObjectId, R
 
 
 class CreatePayment(Request, frozen=True, forbid_unknown_fields=True):
+    # For /openapi.json: a wallet payment names the paying customer.
+    json_schema_rules: ClassVar[dict[str, Any]] = {
+        "if": {"properties": {"method": {"const": "wallet"}}, "required": ["method"]},
+        "then": {"required": ["customer_id"], "properties": {"customer_id": {"type": "string"}}},
+    }
+
     merchant_order_no: Ref
     amount: Amount
     currency: Currency

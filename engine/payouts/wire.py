@@ -19,7 +19,9 @@ PayoutStatusName = Literal["pending", "processing", "succeeded", "failed"]
 
 
 class DestinationIn(Request, frozen=True, forbid_unknown_fields=True):
-    kind: Annotated[str, Meta(min_length=1, max_length=32, pattern="^[a-z_]+$")]
+    # Checked by payouts/destination.py (invalid_destination, 422); the document lists the kinds.
+    kind: Annotated[str, Meta(min_length=1, max_length=32, pattern="^[a-z_]+$",
+                              extra_json_schema={"enum": ["bank_card", "bank_account"]})]
     number: DestinationNumber
     holder_name: HolderName
     bank_code: BankCode | None = None
@@ -85,7 +87,7 @@ class ResolvePayout(Request, frozen=True, forbid_unknown_fields=True):
 
 
 class AdminPayoutsQuery(Request, frozen=True, forbid_unknown_fields=True):
-    held: bool  # must be true: the held payouts are what operators list here
+    held: Annotated[bool, Meta(extra_json_schema={"const": True})]  # only held payouts are listed here
     merchant_id: ObjectId | None = None
     limit: Annotated[int, Meta(ge=1, le=100)] = 20
     starting_after: ObjectId | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
@@ -15,6 +15,13 @@ from engine.web.wire import Amount, Currency, Metadata, ObjectId, Ref, Request, 
 class CreateTransfer(Request, frozen=True, forbid_unknown_fields=True):
     """``source`` 'customer': from_customer_id's wallet pays; 'merchant': the merchant's available
     balance pays (cash-back). The payee is always a customer of the same merchant."""
+
+    # The rule between fields, for /openapi.json (engine/http/openapi.py merges it into the schema).
+    json_schema_rules: ClassVar[dict[str, Any]] = {
+        "if": {"properties": {"source": {"const": "customer"}}, "required": ["source"]},
+        "then": {"required": ["from_customer_id"], "properties": {"from_customer_id": {"type": "string"}}},
+        "else": {"properties": {"from_customer_id": {"type": "null"}}},
+    }
 
     transfer_no: Ref
     amount: Amount

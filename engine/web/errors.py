@@ -126,6 +126,10 @@ def api_error_for(exc: Exception) -> ApiError | None:
     cannot be reached is 503 service_unavailable with Retry-After: the same request may succeed in a moment."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)):
+        # A NUL byte (or a character the database cannot hold) in some free text the types let through.
+        return ApiError(400, "invalid_request_error", "parameter_invalid",
+                        "text may not contain NUL or characters the database cannot store; nothing was written")
     if isinstance(exc, asyncpg.NumericValueOutOfRangeError):
         # A balance or total would leave the representable range: the statement failed, so nothing was written.
         return ApiError(422, "invalid_request_error", "amount_out_of_range",

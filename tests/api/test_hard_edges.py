@@ -154,3 +154,18 @@ def test_repeated_warnings_pass_once_per_interval_with_the_count_held_back() -> 
     debug = _record("x")
     debug.levelno = logging.DEBUG
     assert all(repeat.filter(debug) for _ in range(3))  # only warnings and worse are held back
+
+
+def test_whole_number_floats_decode_as_integers_and_garbage_is_a_400() -> None:
+    from engine.customers.wire import CreateTopup
+    from engine.web.decoding import decode_body
+    from engine.web.errors import ApiError
+
+    assert decode_body(b'{"amount": 7004775.0, "topup_no": "t"}', CreateTopup).amount == 7004775
+    for raw in (b'{"amount": 7.5, "topup_no": "t"}', b"5\x0e\x14P", b'{"amount": 1e300, "topup_no": "t"}'):
+        try:
+            decode_body(raw, CreateTopup)
+        except ApiError as err:
+            assert err.status == 400, raw
+        else:
+            raise AssertionError(f"{raw!r} was accepted")
