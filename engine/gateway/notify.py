@@ -15,6 +15,7 @@ from aiohttp import web
 
 from channels.errors import BadSignature, MalformedResponse, StaleNotify
 from channels.protocol import ChannelStatus, NotifyAnswer
+from engine.errors import NotFound
 from engine.gateway.context import Gateway
 from engine.gateway.metrics import NOTIFIES
 from engine.gateway.outcomes import ChannelPaid, apply_paid
@@ -43,7 +44,7 @@ async def notify_handler(request: web.Request) -> web.Response:
                                                       f"notify to /channels/{name[:64]}/notify",
                                                       channel=name[:64]), now)
         NOTIFIES.labels("unknown", "unknown_channel").inc()
-        return web.Response(status=404, text="unknown channel")
+        raise NotFound("channel", name[:64], "channel")  # not a channel of ours: our error shape, not its format
     channel = configured.adapter
     try:
         event = channel.verify_notify(request.headers, raw, int(time.time()))

@@ -107,6 +107,20 @@ def _amount_maximum(node: Any, maximum: int) -> None:
             _amount_maximum(item, maximum)
 
 
+def _request_components(components: dict[str, Any], roots: list[type]) -> set[str]:
+    """The components a request body or query is made of (following $ref), not the responses'."""
+    found: set[str] = set()
+    todo = [t.__name__ for t in roots]
+    while todo:
+        name = todo.pop()
+        if name in found or name not in components:
+            continue
+        found.add(name)
+        todo += re.findall(r'"\$ref": "#/components/schemas/(\w+)"', msgspec.json.encode(components[name]).decode()
+                           .replace('"$ref":"', '"$ref": "'))
+    return found
+
+
 def build_openapi(currencies: tuple[str, ...] = (), channels: frozenset[str] = frozenset(),
                   amount_max: int | None = None) -> dict[str, Any]:
     types: list[type] = [ErrorBody]
@@ -121,7 +135,8 @@ def build_openapi(currencies: tuple[str, ...] = (), channels: frozenset[str] = f
             components[type_.__name__].update(rules)
     enums = {name: values for name, values in (("currency", list(currencies)), ("channel", sorted(channels)))
              if values}
-    _deployment_enums(components, enums)
+    for name in _request_components(components, [t for spec in ROUTES for t in (spec.body, spec.query) if t]):
+        _deployment_enums(components[name], enums)  # what we take; what we answer may name others
     if amount_max is not None:
         _amount_maximum(components, amount_max)
     paths: dict[str, Any] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 
 from engine.controls import handlers as controls
@@ -20,7 +21,27 @@ from engine.transfers import handlers as transfers
 from engine.web.route import RouteSpec
 from engine.webhooks import handlers as webhooks
 
+
+class Health(msgspec.Struct, frozen=True):
+    status: str  # ok | ready | degraded | unavailable
+    problems: dict[str, str] | None = None
+
+
+# The probes, the metrics and the channels' callbacks: no credentials (a channel signs its notify with its
+# own key, checked by its adapter), documented so a load balancer, Prometheus and a channel know them.
+OPEN_ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("GET", "/healthz", healthz, "Liveness: the process answers", Health, errors=(), auth="none"),
+    RouteSpec("GET", "/readyz", readyz, "Readiness: 503 only when PostgreSQL is unreachable; Redis away is 200 "
+              "degraded", Health, errors=(503,), auth="none"),
+    RouteSpec("GET", "/metrics", metrics_handler, "Prometheus metrics (text exposition format)", None, errors=(),
+              auth="none"),
+    RouteSpec("POST", "/channels/{channel}/notify", notify_handler,
+              "A channel's payment callback, in that channel's own signed format (answered in its format)", None,
+              errors=(404,), auth="none"),
+)
+
 ROUTES: tuple[RouteSpec, ...] = (
+    *OPEN_ROUTES,
     *customers.ROUTES,
     *payments.ROUTES,
     *payouts.ROUTES,
@@ -39,11 +60,6 @@ ROUTES: tuple[RouteSpec, ...] = (
 def add_routes(app: web.Application, bench_noop: bool = False) -> None:
     for spec in ROUTES:
         app.router.add_route(spec.method, spec.path, spec.handler)
-    # Outside the table: the channels' own notify protocol, the probes and the metrics (no JSON API).
-    app.router.add_post("/channels/{channel}/notify", notify_handler)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
     if bench_noop:
         app.router.add_post("/bench/noop", noop_handler)
 

@@ -30,6 +30,7 @@ from typing import Any
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
@@ -142,6 +143,9 @@ def _fuzz(url: str, auth: _Sign, selected: Selector) -> tuple[list[str], set[tup
                              (GenerationMode.NEGATIVE, conformance)):
             try:
                 _run(operation, mode, checks, url, session)
+            except Unsatisfiable as exc:  # an operation without parameters or body has no negative case
+                if mode is not GenerationMode.NEGATIVE:
+                    failures.append(f"{operation.label} [{mode.value}]: {exc}")
             except BaseException as exc:  # collect every failure (schemathesis raises exception groups)
                 if isinstance(exc, KeyboardInterrupt):
                     raise
