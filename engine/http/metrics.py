@@ -13,3 +13,7 @@ HTTP_LATENCY = Histogram(
 RATE_LIMITED = Counter("payengine_ratelimit_refused_total", "Requests refused with 429 by the per-merchant limit")
 RATE_LIMIT_FAIL_OPEN = Counter("payengine_ratelimit_fail_open_total",
                                "Requests let through unchecked because Redis was unreachable or slow")
+# A scrape whose read of PostgreSQL or Redis for the sampled gauges (engine/http/gauges.py) failed: those gauges
+# then keep the values of the last good read.
+GAUGE_SAMPLE_FAILURES = Counter("payengine_gauge_sample_failures_total",
+                                "Reads for the gauges sampled at scrape time that failed, by source", ["source"])
