@@ -1,5 +1,5 @@
 """The alert rules: promtool accepts them and their unit tests pass; every alert is tested firing and quiet, says
-what it means and links its own runbook section."""
+what it means and links its own runbook section; the thresholds table of ops/README.md lists every alert."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ def _promtool(*args: str) -> str:
     return output
 
 
-def test_promtool_checks_the_rules() -> None:
+def test_promtool_checks_the_rules_and_the_compose_config() -> None:
     assert "SUCCESS" in _promtool("check", "rules", str(promql.RULES))
+    # prometheus.yml (docker-compose's) loads alerts.yml: checking it checks the pair.
+    assert "SUCCESS" in _promtool("check", "config", str(promql.PROMETHEUS_DIR / "prometheus.yml"))
 
 
 def test_promtool_unit_tests_pass() -> None:
@@ -54,3 +56,8 @@ def test_every_alert_explains_itself_and_links_its_runbook_section() -> None:
         assert url == RUNBOOK_BASE + promql.github_anchor(name), f"{name}: runbook_url {url}"
         assert promql.github_anchor(name) in anchors, f"docs/RUNBOOK.md has no section for {name}"
 
+
+def test_readme_thresholds_table_lists_every_alert() -> None:
+    readme = promql.OPS_README.read_text()
+    missing = [a["alert"] for a in promql.alerts() if f"| `{a['alert']}` |" not in readme]
+    assert missing == [], "ops/README.md's table lacks these alerts"
