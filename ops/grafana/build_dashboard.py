@@ -383,7 +383,7 @@ def build() -> dict[str, Any]:
             {"name": "datasource", "label": "Prometheus", "type": "datasource", "query": "prometheus",
              "current": {}, "hide": 0, "refresh": 1, "regex": "", "options": []},
             {"name": "account", "label": "Hot account", "type": "query", "datasource": DATASOURCE,
-             "query": {"query": "label_values(payengine_buffer_depth, account)", "refId": "accounts"},
+             "query": "label_values(payengine_buffer_depth, account)",  # the plain form every Grafana 10+ takes
              "definition": "label_values(payengine_buffer_depth, account)",
              "multi": True, "includeAll": True, "allValue": ".*", "current": {}, "hide": 0, "refresh": 2,
              "sort": 1, "regex": "", "options": []},
