@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run demo test lint typecheck imports check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend bench-split bench-voucher bench-buffer
+.PHONY: run demo test prometheus-tools lint typecheck imports check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend bench-split bench-voucher bench-buffer
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,12 +21,22 @@ demo: $(STAMP)
 	$(BIN)/payengine demo
 
 ## The whole test suite (real PostgreSQL and Redis started by fixtures), then lint and types.
-test: $(STAMP)
+test: $(STAMP) prometheus-tools
 	$(BIN)/python -m pytest
 	$(MAKE) check
 
+## promtool and prometheus (Debian's `prometheus` package), which tests/ops runs: installed when missing and
+## we are root on a Debian-like machine; otherwise those tests skip and say how to install them.
+prometheus-tools:
+	@if command -v promtool >/dev/null && command -v prometheus >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	else \
+		echo "promtool/prometheus not found and not root: tests/ops will skip (apt-get install prometheus)"; \
+	fi
+
 lint: $(STAMP)
-	$(BIN)/ruff check $(wildcard engine accounts buffer channels bench loadtests tests)
+	$(BIN)/ruff check $(wildcard engine accounts buffer channels bench loadtests tests ops)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

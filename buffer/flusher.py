@@ -118,9 +118,11 @@ async def flush_accounts(conn: Any, redis: aioredis.Redis, scripts: Scripts, acc
                                 f"{rate:.1f}", *m])
         for a, m, r, rate in acks])
     seconds = time.perf_counter() - started
+    applied_at = time.time()
     for (account_id, members, result, _), (_, depth, age_ms) in zip(acks, answers, strict=True):
         metrics.DEPTH.labels(account_id).set(int(depth))
         metrics.OLDEST_AGE.labels(account_id).set(int(age_ms) / 1000)
+        metrics.LAST_APPLIED.labels(account_id).set(applied_at)
         metrics.BATCHES.labels(account_id).inc()
         metrics.LEGS_APPLIED.labels(account_id).inc(result.applied)
         metrics.BATCH_SIZE.observe(len(members))

@@ -1,6 +1,8 @@
 """Buffer metrics, declared together (default prometheus registry; /metrics is served by engine/).
 
 Labels are fixed: ``account`` only, whose values are the hot accounts (a few dozen, not customers).
+Depth, oldest age and last applied are what Redis holds for every hot account, read when /metrics is
+scraped (buffer/gauges.py) and after each flush: so they keep moving when no flusher runs.
 """
 
 from __future__ import annotations
@@ -9,6 +11,12 @@ from prometheus_client import Counter, Gauge, Histogram
 
 DEPTH = Gauge("payengine_buffer_depth", "Legs waiting in an account's buffer", ["account"])
 OLDEST_AGE = Gauge("payengine_buffer_oldest_age_seconds", "Age of the oldest pending leg", ["account"])
+LAST_APPLIED = Gauge("payengine_buffer_last_applied_timestamp_seconds",
+                     "Unix time a flusher last applied a batch of the account (0: never since Redis had it)",
+                     ["account"])
+# The live back-pressure thresholds (GET|PUT /admin/buffer/settings), so alerts follow a retuning.
+MAX_LAG = Gauge("payengine_buffer_max_lag_seconds", "Oldest pending age at which postings are refused")
+MAX_DEPTH = Gauge("payengine_buffer_max_depth", "Buffer depth at which postings are refused")
 BATCHES = Counter("payengine_buffer_batches_total", "Flush batches committed", ["account"])
 LEGS_APPLIED = Counter("payengine_buffer_legs_applied_total", "Legs moved buffered -> applied", ["account"])
 BATCH_SIZE = Histogram(

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from buffer import metrics
 from buffer.flusher import PG_GONE, AfterCommit, FlushStats, flush_accounts
+from buffer.gauges import forget_accounts
 from buffer.recovery import GRACE_MS, recover_accounts
 from buffer.scripts import Scripts
 from buffer.store import flush_lock_key, hot_accounts
@@ -73,6 +74,7 @@ class Worker:
         for account_id in sorted(self.owned - self.wanted):
             await self.conn.execute("SELECT pg_advisory_unlock($1)", flush_lock_key(account_id))
             self.owned.discard(account_id)
+            forget_accounts([account_id])
         self._claimed_at = time.monotonic()
         self._tried = set(self.wanted)
 
@@ -150,6 +152,7 @@ class Worker:
         so the next owner (a standby, a restarted flusher) would wait for nothing."""
         idle = self._connection_idle()
         conn, self.conn = self.conn, None
+        forget_accounts(sorted(self.owned))
         self.owned.clear()
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(Exception):

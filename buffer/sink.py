@@ -33,6 +33,7 @@ from buffer import metrics
 from buffer.backpressure import BackpressureGate
 from buffer.coalesce import AccountWork, EnqueueCoalescer, Leg
 from buffer.errors import BufferBackpressure, BufferUnavailable, HotBufferError
+from buffer.gauges import publish_status
 from buffer.hot import HotAccounts
 from buffer.keys import account_keys
 from buffer.scripts import Scripts, run_scripts
@@ -72,6 +73,10 @@ class RedisHotLegSink:
         """Read hot accounts and tuning before the first request (optional; otherwise lazily)."""
         await self.hot.refresh()
         await self._tuning.refresh()
+
+    async def publish_gauges(self) -> None:
+        """Set the buffer gauges of every hot account from Redis (buffer/gauges.py): /metrics calls it."""
+        await publish_status(self._redis, self._scripts, sorted(await self.hot.current()), self._tuning.cached)
 
     async def reserve(self, entry: EntryDraft) -> Reservation | None:
         hot = await self.hot.current()

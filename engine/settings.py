@@ -139,6 +139,10 @@ class Settings:
     host: str = _env("HOST", _text, "127.0.0.1")
     port: int = _env("PORT", _int_in(0, 65535), 8080)
     workers: int = _env("WORKERS", _int_in(1, 64), 1)
+    # Prometheus' /metrics on a port of its own (0 = off): for `payengine flush|gateway|webhooks`, which serve
+    # no HTTP otherwise, and for each API worker (this port + the worker's index, 0-based), since workers
+    # sharing PAYENGINE_PORT answer a scrape there from whichever one the kernel picks.
+    metrics_port: int = _env("METRICS_PORT", _int_in(0, 65535), 0)
     admin_token: str = _env("ADMIN_TOKEN", _text, "dev-admin-token")
     log_level: str = _env("LOG_LEVEL", _text, "INFO")
 

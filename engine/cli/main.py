@@ -192,9 +192,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Process roles that serve no HTTP of their own: with PAYENGINE_METRICS_PORT set they serve /metrics there.
+METRICS_ROLES = frozenset({"flush", "gateway", "webhooks"})
+
+
+def serve_metrics(settings: Settings) -> None:
+    """Prometheus' /metrics on PAYENGINE_METRICS_PORT, from a thread of its own, for the life of the process."""
+    from prometheus_client import start_http_server
+
+    start_http_server(settings.metrics_port, addr=settings.host)
+    print(f"metrics: http://{settings.host}:{settings.metrics_port}/metrics", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = _load_settings()
+    if args.command in METRICS_ROLES and settings.metrics_port:
+        serve_metrics(settings)
     func: Command = args.func
     return func(args, settings)
 

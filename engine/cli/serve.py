@@ -14,6 +14,7 @@ from aiohttp import web
 
 from engine.bootstrap import create_app
 from engine.db import ensure_servers
+from engine.http.health import metrics_listener
 from engine.logs import configure_logging
 from engine.settings import Settings
 
@@ -22,9 +23,11 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 30.0
 
 
-def _run_worker(settings: Settings, database_url: str, redis_url: str) -> None:
+def _run_worker(settings: Settings, database_url: str, redis_url: str, index: int = 0) -> None:
     configure_logging(settings.log_level)
     app = create_app(settings, database_url, redis_url)
+    if settings.metrics_port:
+        app.cleanup_ctx.append(metrics_listener(settings.host, settings.metrics_port + index))
     # aiohttp stops accepting, waits for in-flight requests up to the timeout, then runs cleanup_ctx.
     web.run_app(app, host=settings.host, port=settings.port, reuse_port=settings.workers > 1,
                 shutdown_timeout=SHUTDOWN_TIMEOUT_S, print=None, access_log=None,
@@ -50,6 +53,14 @@ def dev_credentials(settings: Settings) -> list[str]:
             if value == getattr(defaults, name.removeprefix("PAYENGINE_").lower())]
 
 
+def _metrics_ports(settings: Settings) -> str:
+    """Where each worker's own /metrics is (PAYENGINE_METRICS_PORT), for the start-up banner."""
+    if not settings.metrics_port:
+        return ""
+    ports = [str(settings.metrics_port + i) for i in range(settings.workers)]
+    return f"; per worker on port{'s' if len(ports) > 1 else ''} {', '.join(ports)}"
+
+
 def serve(settings: Settings, demo: bool = False) -> int:
     configure_logging(settings.log_level)
     if settings.workers == 1 and port_in_use(settings.host, settings.port):
@@ -66,12 +77,15 @@ def serve(settings: Settings, demo: bool = False) -> int:
         seed_and_print(settings, urls.database_url)
     print(f"payengine listening on http://{settings.host}:{settings.port} "
           f"({settings.workers} worker{'s' if settings.workers > 1 else ''}); Ctrl-C to stop", flush=True)
+    print(f"metrics: http://{settings.host}:{settings.port}/metrics{_metrics_ports(settings)}"
+          " (Prometheus set-up: ops/README.md)", flush=True)
     if settings.workers == 1:
         _run_worker(settings, urls.database_url, urls.redis_url)
         return 0
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_run_worker, args=(settings, urls.database_url, urls.redis_url), daemon=False)
-             for _ in range(settings.workers)]
+    procs = [ctx.Process(target=_run_worker, args=(settings, urls.database_url, urls.redis_url, index),
+                         daemon=False)
+             for index in range(settings.workers)]
     for proc in procs:
         proc.start()
 

@@ -16,3 +16,9 @@ PARTITION_DEFAULT_ROWS = Gauge("payengine_journal_partition_default_rows",
                                "Legs in journal_legs_default (counted up to 10,000): dates without a partition")
 PARTITIONS_OK = Gauge("payengine_journal_partitions_ok",
                       "1 when the open date is covered, enough days are ahead and the default partition is empty")
+# The open accounting date (as the Unix time of its 00:00 UTC) and, when this process schedules day-end
+# (PAYENGINE_DAYEND_AT), when that date is due to close; read when /metrics is scraped (engine/http/gauges.py).
+OPEN_DATE = Gauge("payengine_accounting_open_date_timestamp_seconds",
+                  "The open accounting date, as the Unix time of its start (00:00 UTC)")
+DAYEND_DUE = Gauge("payengine_dayend_due_timestamp_seconds",
+                   "When the scheduled day-end is due to close the open accounting date (Unix time)")

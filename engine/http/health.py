@@ -1,14 +1,16 @@
-"""Liveness and readiness, and the Prometheus metrics of the process."""
+"""Liveness and readiness, and the Prometheus metrics of the process (also on a port of its own)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from engine.http.gauges import sample_gauges
 from engine.http.metrics import DEPENDENCY_UP
-from engine.services import services_of
+from engine.services import SERVICES, services_of
 
 PROBE_TIMEOUT_S = 2.0
 
@@ -42,6 +44,26 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
+    await sample_gauges(services_of(request))
     response = web.Response(body=generate_latest())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
+
+
+def metrics_listener(host: str, port: int) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context serving the app's ``/metrics`` on ``port`` too (PAYENGINE_METRICS_PORT + the worker's
+    index): API workers sharing one port (SO_REUSEPORT) answer a scrape there from whichever worker the kernel
+    picks, each with its own counters, which Prometheus would read as resets; one port per worker does not."""
+    async def listen(app: web.Application) -> AsyncIterator[None]:
+        metrics_app = web.Application()
+        metrics_app[SERVICES] = app[SERVICES]
+        metrics_app.router.add_get("/metrics", metrics_handler)
+        runner = web.AppRunner(metrics_app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            yield
+        finally:
+            await runner.cleanup()
+
+    return listen

@@ -20,3 +20,7 @@ DEPENDENCY_UNAVAILABLE = Counter("payengine_http_dependency_unavailable_total",
                                  ["dependency"])
 DEPENDENCY_UP = Gauge("payengine_dependency_up", "1 when the last readiness probe reached the dependency, else 0",
                       ["dependency"])
+# A scrape whose read of PostgreSQL or Redis for the sampled gauges (engine/http/gauges.py) failed: those gauges
+# then keep the values of the last good read.
+GAUGE_SAMPLE_FAILURES = Counter("payengine_gauge_sample_failures_total",
+                                "Reads for the gauges sampled at scrape time that failed, by source", ["source"])

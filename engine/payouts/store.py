@@ -285,6 +285,12 @@ async def payout_for_admin(conn: Conn, payout_id: str) -> tuple[PayoutRecord, Pa
               for s in steps))
 
 
+async def held_counts(conn: Conn) -> dict[str, int]:
+    """How many payouts are held now, by hold reason (the partial index payouts_held finds them)."""
+    rows = await conn.fetch("SELECT hold_reason, count(*) AS n FROM payouts WHERE hold_reason IS NOT NULL GROUP BY 1")
+    return {r["hold_reason"]: int(r["n"]) for r in rows}
+
+
 async def held_payouts(conn: Conn, merchant_id: str | None, starting_after: str | None,
                        limit: int) -> list[tuple[PayoutRecord, str | None]]:
     """Held payouts with their hold's note (last_error), newest first (created_at, id), up to `limit`, optionally

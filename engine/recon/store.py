@@ -205,6 +205,13 @@ async def items_of(conn: Conn, run_id: str, exceptions_only: bool, limit: int) -
     return [{k: (v.strip() if k == "currency" and v else v) for k, v in r.items()} for r in rows]
 
 
+async def open_item_counts(conn: Conn) -> dict[tuple[str, str], int]:
+    """Items of every run still open, by (channel, outcome) (the partial index recon_items_open finds them)."""
+    rows = await conn.fetch("SELECT r.channel, i.outcome, count(*) AS n FROM recon_items i"
+                            " JOIN recon_runs r ON r.id = i.run_id WHERE i.state = 'open' GROUP BY 1, 2")
+    return {(r["channel"], r["outcome"]): int(r["n"]) for r in rows}
+
+
 async def item_counts(conn: Conn, run_id: str) -> dict[str, dict[str, int]]:
     rows = await conn.fetch(
         "SELECT outcome, state, count(*) AS n FROM recon_items WHERE run_id = $1 GROUP BY 1, 2", run_id)

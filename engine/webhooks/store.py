@@ -100,6 +100,21 @@ async def claim_due_events(conn: Conn, now: datetime, lease_s: float, limit: int
             for r in rows if r["webhook_url"] is not None], len(rows)
 
 
+BACKLOG_COUNTED_MAX = 10_000  # the gauge says "at least this many"; counting further costs for nothing
+
+
+async def due_backlog(conn: Conn, now: datetime) -> tuple[int, datetime | None]:
+    """Pending events due by ``now`` (counted up to BACKLOG_COUNTED_MAX) and the earliest ``next_attempt_at`` of
+    any pending event (None: none pending). Both walk the partial index outbox_events_pending."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox_events WHERE delivery_status = 'pending'"
+        "        AND next_attempt_at <= $1 LIMIT $2) d) AS due,"
+        " (SELECT min(next_attempt_at) FROM outbox_events WHERE delivery_status = 'pending') AS earliest",
+        now, BACKLOG_COUNTED_MAX)
+    assert row is not None
+    return int(row["due"]), row["earliest"]
+
+
 _RECORD = """
 WITH a AS (
     INSERT INTO webhook_attempts (event_id, attempt, url, started_at, duration_ms, status_code, succeeded, error)
