@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run demo test prometheus-tools lint typecheck imports check servers-stop clean bench bench-smoke bench-api loadtest bench-dayend bench-split bench-voucher bench-buffer
+.PHONY: run demo test prometheus-tools lint typecheck imports check servers-stop clean bench bench-smoke bench-api wrk-tool loadtest bench-dayend bench-split bench-voucher bench-buffer
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,8 +52,14 @@ bench: $(STAMP)
 	$(BIN)/python -m bench all
 
 ## Wallet payments over HTTP (64 clients, one hot merchant, 20 s) vs /bench/noop, with 1 then 2 API workers; one JSON line.
-bench-api: $(STAMP)
+bench-api: $(STAMP) wrk-tool
 	$(BIN)/python -m bench.api_bench --concurrency 64 --duration 20 --workers 1,2
+
+## wrk (Debian's package) drives bench-api from pre-signed requests; without it the Python client does.
+wrk-tool:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; } || \
+		echo "wrk not installed: bench-api uses the Python generator (apt-get install wrk)"
 
 ## Quick benchmark (< 60 s) that checks the money and prints ratios; never fails on speed (CI).
 bench-smoke: $(STAMP)

@@ -28,6 +28,7 @@ import aiohttp
 import asyncpg
 
 from accounts.store import trial_balance
+from bench import wrk_driver
 from engine.client import PayEngineClient, create_merchant
 from engine.db import ensure_servers
 from engine.settings import Settings
@@ -68,7 +69,11 @@ async def _drive(concurrency: int, duration_s: float, call: Any) -> tuple[int, l
     return len(latencies), latencies, errors
 
 
-async def run(url: str, database_url: str, concurrency: int, duration_s: float) -> dict[str, Any]:
+PRESIGNED_PER_S = 6000  # payments signed ahead per second of load for wrk: twice the 3000/s target
+
+
+async def run(url: str, database_url: str, concurrency: int, duration_s: float,
+              generator: str = "python") -> dict[str, Any]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         created = await create_merchant(url, ADMIN_TOKEN, {"name": "bench hot", "currencies": ["CNY"],
                                                            "fee_bps": 60, "hot": True}, session)
@@ -90,15 +95,33 @@ async def run(url: str, database_url: str, concurrency: int, duration_s: float) 
                 paid_total += 100
             return r.status == 201
 
-        count, lat, errors = await _drive(concurrency, duration_s, pay)
+        if generator == "wrk":
+            with tempfile.TemporaryDirectory(prefix="pe-wrk-req-") as tmp:
+                signed = wrk_driver.signed_payments(client, customers, run_id, int(PRESIGNED_PER_S * duration_s),
+                                                    100, Path(tmp))
+                paid = await asyncio.to_thread(wrk_driver.run, url, signed, concurrency, duration_s)
+                noops = await asyncio.to_thread(wrk_driver.run, url, wrk_driver.noop_requests(Path(tmp)),
+                                                concurrency, duration_s)
+            count, noop_count = paid.by_status.get(201, 0), noops.by_status.get(200, 0)
+            paid_total = 100 * count
+            errors = paid.requests - count + paid.errors
+            p50_ms, p99_ms = paid.p50_ms, paid.p99_ms
+            duration_s = paid.duration_s
+            noop_duration_s = noops.duration_s
+            if paid.exhausted:
+                print("[api] wrk sent every pre-signed payment: raise PRESIGNED_PER_S", file=sys.stderr)
+        else:
+            count, lat, errors = await _drive(concurrency, duration_s, pay)
 
-        async def noop(n: int, i: int) -> bool:
-            async with session.post(url + "/bench/noop", data=b'{"n":1}',
-                                    headers={"Content-Type": "application/json"}) as resp:
-                await resp.read()
-                return resp.status == 200
+            async def noop(n: int, i: int) -> bool:
+                async with session.post(url + "/bench/noop", data=b'{"n":1}',
+                                        headers={"Content-Type": "application/json"}) as resp:
+                    await resp.read()
+                    return resp.status == 200
 
-        noop_count, _, _ = await _drive(concurrency, duration_s, noop)
+            noop_count, _, _ = await _drive(concurrency, duration_s, noop)
+            p50_ms, p99_ms = _percentile(lat, 0.50) * 1000, _percentile(lat, 0.99) * 1000
+            noop_duration_s = duration_s
     conn = await asyncpg.connect(database_url)
     try:
         spent = await conn.fetchval(
@@ -109,11 +132,15 @@ async def run(url: str, database_url: str, concurrency: int, duration_s: float) 
         holds = (await trial_balance(conn)).holds
     finally:
         await conn.close()
-    money_ok = holds and spent == booked == paid_total
-    return {"scenario": "api", "http_payments_per_s": round(count / duration_s, 1),
-            "noop_per_s": round(noop_count / duration_s, 1),
-            "payments_over_noop": round(count / noop_count, 3) if noop_count else None,
-            "p50_ms": round(_percentile(lat, 0.50) * 1000, 2), "p99_ms": round(_percentile(lat, 0.99) * 1000, 2),
+    # wrk stops with requests in flight: those are booked (or not) but their answers go uncounted, at most
+    # one per connection. The Python generator waits for every answer, so there it must match exactly.
+    in_flight_max = concurrency * 100 if generator == "wrk" else 0
+    money_ok = holds and spent == booked and 0 <= booked - paid_total <= in_flight_max
+    payments_per_s, noop_per_s = count / duration_s, noop_count / noop_duration_s
+    return {"scenario": "api", "generator": generator, "http_payments_per_s": round(payments_per_s, 1),
+            "noop_per_s": round(noop_per_s, 1),
+            "payments_over_noop": round(payments_per_s / noop_per_s, 3) if noop_per_s else None,
+            "p50_ms": round(p50_ms, 2), "p99_ms": round(p99_ms, 2),
             "errors": errors, "concurrency": concurrency, "duration_s": duration_s,
             "money_checks": "ok" if money_ok else f"FAILED spent={spent} booked={booked} client={paid_total}"}
 
@@ -137,8 +164,11 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per load (payments, then no-op)")
     parser.add_argument("--workers", default="1", help="API worker counts to compare, back to back: e.g. 1,2")
+    parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto",
+                        help="wrk over pre-signed requests (auto: when installed), else the Python client")
     args = parser.parse_args()
     counts = [int(x) for x in args.workers.split(",") if x]
+    generator = args.generator if args.generator != "auto" else ("wrk" if wrk_driver.available() else "python")
     data_dir = Path(tempfile.mkdtemp(prefix="pe-bench-api-", dir="/tmp"))
     settings = Settings.from_env().replace(data_dir=data_dir)
     urls = ensure_servers(settings)
@@ -154,7 +184,7 @@ def main() -> int:
             server = _serve(env, port, workers)
             try:
                 runs[workers] = asyncio.run(run(f"http://127.0.0.1:{port}", urls.database_url, args.concurrency,
-                                                args.duration))
+                                                args.duration, generator))
             finally:
                 server.send_signal(signal.SIGTERM)
                 server.wait(timeout=60)
