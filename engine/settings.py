@@ -157,8 +157,8 @@ class Settings:
 
     # Hot-account buffer (buffer/): defaults for the live tuning (a stored row in buffer_settings,
     # changed by PUT /admin/buffer/settings or `payengine buffer tune`, wins), whether `serve` runs the
-    # flushers in-process, and the recovery grace (a leg buffered longer than this and missing from
-    # Redis is re-enqueued).
+    # flushers in-process, and the recovery grace (a leg still buffered in PostgreSQL and missing from
+    # Redis this long, counted from the first sweep that saw it missing, is re-enqueued).
     buffer_batch_size: int = _env("BUFFER_BATCH_SIZE", _int_in(1, 100_000), 1000)
     buffer_flush_interval_ms: int = _env("BUFFER_FLUSH_INTERVAL_MS", _int_in(1, 60_000), 20)
     buffer_max_lag_ms: int = _env("BUFFER_MAX_LAG_MS", _int_in(1, 3_600_000), 5000)
