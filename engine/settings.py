@@ -171,6 +171,9 @@ class Settings:
     # in docs/SCALING.md. Off by default.
     buffer_flusher_thread: bool = _env("BUFFER_FLUSHER_THREAD", _bool, False)
     buffer_recovery_grace_ms: int = _env("BUFFER_RECOVERY_GRACE_MS", _int_in(0, 3_600_000), 2000)
+    # `payengine flush` serves its metrics (buffer counters: batches, recovered legs, flush errors) on
+    # PAYENGINE_HOST at this port; 0 = not at all. In-process flushers count into the API's /metrics.
+    flush_metrics_port: int = _env("FLUSH_METRICS_PORT", _int_in(0, 65535), 0)
 
     # Split accounts: how long a process trusts its cached view of which accounts are split, how long a
     # retired sub waits (must exceed that cache) before it may be closed, how often split families are
