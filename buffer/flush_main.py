@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from prometheus_client import start_http_server
 
 from buffer.flusher import AfterCommit
+from buffer.logs import configure_json_logging
 from buffer.recovery import GRACE_MS
 from buffer.runner import FlushRunner
 from buffer.tuning import BufferTuning, LiveTuning
@@ -88,10 +89,12 @@ def main(argv: list[str] | None = None, after_commit: AfterCommit | None = None)
     parser.add_argument("--concurrency", type=int, default=base.flusher_concurrency)
     parser.add_argument("--standby-wait-ms", type=int, default=0,
                         help="queue for accounts other flushers own (take over the instant they die)")
+    parser.add_argument("--log-level", default="INFO", type=str.upper,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="DEBUG adds a line per batch")
     parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics on this port (0: do not)")
     parser.add_argument("--metrics-host", default="127.0.0.1", help="address /metrics listens on")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    configure_json_logging(args.log_level)  # the line every engine role writes (buffer/logs.py)
     defaults = BufferTuning(batch_size=args.batch_size, flush_interval_ms=args.flush_interval_ms,
                             flusher_concurrency=args.concurrency)
     only = [a for a in args.accounts.split(",") if a] or None

@@ -35,7 +35,9 @@ def cmd_flush(args: Any, settings: Settings) -> int:
 
     from buffer.flush_main import run_flushers, serve_metrics
     from engine.db import ensure_servers
+    from engine.logs import configure_logging
 
+    configure_logging(settings.log_level)  # the flushers' lines as the API's: JSON, account_id and legs kept
     urls = ensure_servers(settings)
     only = [a for a in args.accounts.split(",") if a] or None
     stop_metrics = serve_metrics(settings.host, settings.flush_metrics_port) if settings.flush_metrics_port else None

@@ -1,19 +1,25 @@
-"""The flusher as its own process (``python -m buffer.flush_main``): what it shows an operator.
+"""The flusher as its own process, as ``python -m buffer.flush_main`` and as ``payengine flush``: what it
+shows an operator.
 
-A payment whose after-commit enqueue never happened leaves legs only in PostgreSQL; the process
-flushes the world's hot accounts, its recovery sweep puts those legs back, and the count is served
-at /metrics for an alert to watch.
+A payment whose after-commit enqueue never happened leaves legs only in PostgreSQL; the process flushes
+the world's hot accounts, its recovery sweep puts those legs back, the count is served at /metrics for
+an alert to watch, and the log is JSON lines carrying the account of every batch and recovery, like the
+API's. Each test runs its process on a database of this module's own: the in-process flushers of other
+tests' apps (they flush every hot account of the shared database) cannot take the accounts from it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import socket
 import sys
 import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import pytest
@@ -25,10 +31,14 @@ from buffer.flush_main import serve_metrics
 from buffer.scripts import Scripts
 from buffer.sink import RedisHotLegSink
 from buffer.state import load_account
+from buffer.tuning import BufferTuning, LiveTuning
 from engine.booking import Booker
-from tests.buffer.procs import REPO, STANDBY_WAIT_MS, kill, reap, wait_for
+from tests.buffer.procs import REPO, kill, reap
 from tests.buffer.world import World, check_ledger, open_world, pay, wait_drained
 from tests.conftest import Servers
+from tests.databases import private_database
+
+ENTRY_POINTS = ("buffer.flush_main", "payengine flush")
 
 
 class LostSink:
@@ -50,9 +60,28 @@ class LostSink:
 @dataclass
 class Flushed:
     world: World
-    lost: dict[str, int]  # per hot account, legs the enqueue never sent
-    metrics: str  # /metrics as served while the process ran
-    stderr: bytes
+    lost: dict[str, int]  # per hot account, legs whose enqueue was never sent
+    metrics: str  # /metrics as the process served it
+    log: list[str]  # its stderr, line by line
+
+
+@pytest.fixture(scope="module")
+async def db_url(servers: Servers) -> AsyncIterator[str]:
+    async with private_database(servers.database_url, "flush_process") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
+    assert p is not None
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def sink(pool: asyncpg.Pool, redis_client: aioredis.Redis) -> RedisHotLegSink:
+    return RedisHotLegSink(pool, redis_client, LiveTuning(pool, BufferTuning()))
 
 
 def _free_port() -> int:
@@ -66,49 +95,72 @@ def _scrape(port: int) -> str:
         return str(resp.read().decode())
 
 
-@pytest.fixture
-async def flushed(servers: Servers, pool: asyncpg.Pool, redis_client: aioredis.Redis, owner: asyncpg.Connection,
-                  sink: RedisHotLegSink) -> AsyncIterator[Flushed]:
-    """Run ``python -m buffer.flush_main`` over a fresh world until it has drained a lost payment and a
-    normal one, then stop it with SIGTERM (its own PID)."""
-    world = await open_world(pool, customers=1, owner=owner)
+def _command(entry_point: str, database_url: str, redis_url: str, accounts: Sequence[str],
+             metrics_port: int) -> tuple[list[str], dict[str, str]]:
+    """The same flushers either way: recovery grace 100 ms, a flush every 5 ms, DEBUG (a line per batch)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYENGINE_")}
+    if entry_point == "buffer.flush_main":
+        return [sys.executable, "-m", "buffer.flush_main", "--database-url", database_url, "--redis-url", redis_url,
+                "--accounts", ",".join(accounts), "--grace-ms", "100", "--flush-interval-ms", "5",
+                "--log-level", "DEBUG", "--metrics-port", str(metrics_port)], env
+    env.update(PAYENGINE_DATABASE_URL=database_url, PAYENGINE_REDIS_URL=redis_url, PAYENGINE_LOG_LEVEL="DEBUG",
+               PAYENGINE_BUFFER_RECOVERY_GRACE_MS="100", PAYENGINE_BUFFER_FLUSH_INTERVAL_MS="5",
+               PAYENGINE_HOST="127.0.0.1", PAYENGINE_FLUSH_METRICS_PORT=str(metrics_port))
+    return [sys.executable, "-m", "engine.cli.main", "flush", "--accounts", ",".join(accounts)], env
+
+
+@pytest.fixture(params=ENTRY_POINTS)
+async def flushed(request: pytest.FixtureRequest, db_url: str, servers: Servers, pool: asyncpg.Pool,
+                  redis_client: aioredis.Redis, sink: RedisHotLegSink) -> AsyncIterator[Flushed]:
+    """Run the flusher process over a fresh world until it has applied a lost payment and a normal one,
+    then stop it with SIGTERM (by its own PID)."""
+    world = await open_world(pool, customers=1)
     await sink.hot.refresh()
     scripts = Scripts(redis_client)
-    for account_id in world.hot:  # loaded before the loss, so that the sweep, not a rebuild, finds it
-        await load_account(owner, redis_client, scripts, account_id)
+    async with pool.acquire() as conn:
+        for account_id in world.hot:  # loaded before the loss, so that the sweep, not a rebuild, finds it
+            await load_account(conn, redis_client, scripts, account_id)
     posted = await pay(Booker(pool, LostSink(sink)), world, world.customers[0], 1000, 10)
     await pay(Booker(pool, sink), world, world.customers[0], 2000, 20)
     lost: dict[str, int] = {}
     for leg in posted.buffered_legs:
         lost[leg.account_id] = lost.get(leg.account_id, 0) + 1
     port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "buffer.flush_main", "--database-url", servers.database_url,
-        "--redis-url", servers.redis_url, "--accounts", ",".join(world.hot), "--grace-ms", "100",
-        "--flush-interval-ms", "5", "--standby-wait-ms", str(STANDBY_WAIT_MS),
-        "--metrics-port", str(port), cwd=REPO, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    argv, env = _command(request.param, db_url, servers.redis_url, world.hot, port)
+    proc = await asyncio.create_subprocess_exec(*argv, cwd=REPO, env=env, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    stderr = asyncio.create_task(proc.stderr.read())  # read all along: a full pipe would stall the process
     try:
-        await wait_for(pool, proc, waiting=True)  # queued for the owner's locks: granted the moment it lets go
-        await owner.execute("SELECT pg_advisory_unlock_all()")
-        await wait_for(pool, proc, holding=len(world.hot))
-        await wait_drained(pool, world.hot, timeout_s=20)
+        await wait_drained(pool, world.hot, timeout_s=30)
         metrics = await asyncio.to_thread(_scrape, port)
         kill(proc, signal.SIGTERM)
-        assert proc.stderr is not None
-        stderr = await asyncio.wait_for(proc.stderr.read(), 20)
         assert await reap(proc) == 0
-        yield Flushed(world, lost, metrics, stderr)
+        yield Flushed(world, lost, metrics, (await asyncio.wait_for(stderr, 10)).decode().splitlines())
     finally:
         kill(proc)
         await proc.wait()
+        stderr.cancel()
 
 
 async def test_flusher_process_serves_the_legs_its_sweep_put_back(flushed: Flushed, pool: asyncpg.Pool) -> None:
+    served = flushed.metrics.splitlines()
     for account_id in flushed.world.hot:
-        line = f'payengine_buffer_recovery_reenqueued_total{{account="{account_id}"}} {float(flushed.lost[account_id])}'
-        assert line in flushed.metrics.splitlines()
+        count = float(flushed.lost[account_id])
+        assert f'payengine_buffer_recovery_reenqueued_total{{account="{account_id}"}} {count}' in served
     async with pool.acquire() as conn:
         await check_ledger(conn, flushed.world.all)
+
+
+async def test_flusher_process_logs_json_lines_naming_the_account_of_each_batch_and_recovery(
+        flushed: Flushed) -> None:
+    events: list[dict[str, Any]] = [json.loads(line) for line in flushed.log if line.strip()]
+    assert events and all({"ts", "level", "logger", "msg"} <= e.keys() for e in events)
+    recovered = {e["account_id"]: e["legs"] for e in events if e["msg"] == "recovery re-enqueued legs"}
+    assert recovered == flushed.lost
+    batches = [e for e in events if e["msg"] == "batch applied"]
+    assert {e["account_id"] for e in batches} == set(flushed.world.hot)
+    assert all(isinstance(e["legs"], int) and e["legs"] > 0 for e in batches)
 
 
 async def test_metrics_are_served_until_stopped() -> None:
