@@ -6,16 +6,18 @@ still buffered when it is re-enqueued. The enqueue script skips legs Redis alrea
 sweep racing the normal after-commit enqueue adds nothing twice.
 
 Lost, not late. A leg becomes visible here when its booking commits and reaches Redis a moment later,
-from the booking's own after-commit enqueue; its insert time says nothing about that moment. The
-posting statement stamps its legs when it starts, and under load it waits on a customer's wallet row
-(locked by another payment) before it ends: 200-user load tests saw posting statements of 2-10 s,
-and sweeps that re-enqueued such legs 50-150 ms before the booking's own enqueue arrived and found them
-queued. Nothing was lost, yet every one was counted and logged as recovered. So the grace counts from
-when a sweep first saw the leg missing (``MissingLegs``), which is after its commit: a leg is put back
-only when it is still buffered in PostgreSQL and still unknown to Redis ``grace_ms`` later. Legs
-inserted less than ``grace_ms`` ago are not even looked at, which keeps the sweep of a busy account
-cheap. Only an enqueue lagging its commit by more than the grace (Redis slower than the sink's own
-timeout) can still be counted as recovered; the enqueue script then drops the late duplicate.
+from the booking's own after-commit enqueue; its insert time says nothing about that moment. The posting
+statement stamps its legs when it starts, and under load seconds can pass before the booking commits
+(the statement waiting on a customer's wallet row another payment holds, the API's event loop too busy
+to resume the booking): 200-user load tests saw 2-10 s from the start of the posting statement to the
+booking resuming after it, and sweeps that re-enqueued such legs 50-150 ms before the booking's own
+enqueue arrived and found them queued. Nothing was lost, yet every one was counted and logged as
+recovered. So the grace counts from when a sweep first saw the leg missing (``MissingLegs``), which is
+after its commit: a leg is put back only when it is still buffered in PostgreSQL and still unknown to
+Redis ``grace_ms`` later. Legs inserted less than ``grace_ms`` ago are not even looked at, which keeps
+the sweep of a busy account cheap. Only an enqueue lagging its commit by more than the grace (Redis
+slower than the sink's own timeout) can still be counted as recovered; the enqueue script then drops the
+late duplicate.
 """
 
 from __future__ import annotations
