@@ -10,4 +10,5 @@ Public pieces:
 - ``buffer.store.hot_balance(s)`` - applied / pending / projected for reads.
 - ``buffer.state.read_status`` - depth, oldest age, applied/s, last batch per account.
 - ``buffer.tuning`` - live settings (table buffer_settings), ``buffer.errors``, ``buffer.metrics``.
+- ``buffer.logs`` - the JSON log line of every payengine process (engine/logs.py sets it up for its roles).
 """

@@ -1,7 +1,8 @@
 """A flusher process: ``python -m buffer.flush_main --database-url ... --redis-url ...``.
 
 ``payengine flush`` runs the same thing with URLs and defaults from settings. Stops cleanly on
-SIGTERM/SIGINT; SIGKILL at any point loses nothing (see buffer/flusher.py).
+SIGTERM/SIGINT; SIGKILL at any point loses nothing (see buffer/flusher.py). With ``--metrics-port``
+the process serves its metrics (buffer/metrics.py) at ``/metrics``, as the API does for its own.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from collections.abc import Callable, Sequence
 
 import asyncpg
 import redis.asyncio as aioredis
+from prometheus_client import start_http_server
 
 from buffer.flusher import AfterCommit
+from buffer.logs import configure_json_logging
 from buffer.recovery import GRACE_MS
 from buffer.runner import FlushRunner
 from buffer.tuning import BufferTuning, LiveTuning
@@ -59,6 +62,20 @@ async def run_flushers(database_url: str, redis_url: str, defaults: BufferTuning
         await redis.aclose()
 
 
+def serve_metrics(host: str, port: int) -> Callable[[], None]:
+    """Serve this process's metrics at ``http://host:port/metrics`` from a daemon thread (the flushers'
+    counters live in the process that flushes: an alert on recovered legs needs them scraped there).
+    Returns the function that stops serving."""
+    server, thread = start_http_server(port, addr=host)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop
+
+
 def main(argv: list[str] | None = None, after_commit: AfterCommit | None = None) -> int:
     """The process, from ``argv``; ``after_commit`` goes to every flush (tests/buffer/crashing_flusher.py)."""
     base = BufferTuning()
@@ -72,8 +89,12 @@ def main(argv: list[str] | None = None, after_commit: AfterCommit | None = None)
     parser.add_argument("--concurrency", type=int, default=base.flusher_concurrency)
     parser.add_argument("--standby-wait-ms", type=int, default=0,
                         help="queue for accounts other flushers own (take over the instant they die)")
+    parser.add_argument("--log-level", default="INFO", type=str.upper,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="DEBUG adds a line per batch")
+    parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics on this port (0: do not)")
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address /metrics listens on")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    configure_json_logging(args.log_level)  # the line every engine role writes (buffer/logs.py)
     defaults = BufferTuning(batch_size=args.batch_size, flush_interval_ms=args.flush_interval_ms,
                             flusher_concurrency=args.concurrency)
     only = [a for a in args.accounts.split(",") if a] or None
@@ -83,8 +104,13 @@ def main(argv: list[str] | None = None, after_commit: AfterCommit | None = None)
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio works too
         pass
-    asyncio.run(run_flushers(args.database_url, args.redis_url, defaults, only, args.grace_ms,
-                             standby_wait_ms=args.standby_wait_ms, after_commit=after_commit))
+    stop_metrics = serve_metrics(args.metrics_host, args.metrics_port) if args.metrics_port else None
+    try:
+        asyncio.run(run_flushers(args.database_url, args.redis_url, defaults, only, args.grace_ms,
+                                 standby_wait_ms=args.standby_wait_ms, after_commit=after_commit))
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
     return 0
 
 

@@ -13,6 +13,7 @@ The crash tests die at that worst moment on purpose: they hand the flusher an ``
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from buffer.keys import account_keys, parse_leg_member
 from buffer.scripts import Scripts, run_scripts
 from buffer.state import load_account, now_ms
 from buffer.store import BatchResult, apply_batch, apply_batches
+
+log = logging.getLogger(__name__)
 
 # A connection in any of these states is done for; InternalClientError is how asyncpg reports a
 # protocol left mid-operation by a killed backend.
@@ -128,6 +131,10 @@ async def flush_accounts(conn: Any, redis: aioredis.Redis, scripts: Scripts, acc
         metrics.BATCH_SIZE.observe(len(members))
         metrics.FLUSH_SECONDS.observe(seconds)
         out[account_id] = FlushOutcome(len(members), result.applied, result.balance, loaded=True)
+        if log.isEnabledFor(logging.DEBUG):  # a line per batch only when asked: the counters above are the record
+            log.debug("batch applied", extra={"account_id": account_id, "legs": len(members),
+                                              "applied": result.applied, "depth": int(depth),
+                                              "ms": round(seconds * 1000, 1)})
     return out
 
 

@@ -1,4 +1,6 @@
-"""Buffer metrics, declared together (default prometheus registry; /metrics is served by engine/).
+"""Buffer metrics, declared together, in the default prometheus registry of the process that counts them:
+the API's /metrics for in-process flushers, the flusher process's own with ``--metrics-port``
+(``payengine flush``: PAYENGINE_FLUSH_METRICS_PORT).
 
 Labels are fixed: ``account`` only, whose values are the hot accounts (a few dozen, not customers).
 Depth, oldest age and last applied are what Redis holds for every hot account, read when /metrics is

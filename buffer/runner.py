@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from buffer import metrics
 from buffer.flusher import PG_GONE, AfterCommit, FlushStats, flush_accounts
 from buffer.gauges import forget_accounts
-from buffer.recovery import GRACE_MS, recover_accounts
+from buffer.recovery import GRACE_MS, MissingLegs, recover_accounts
 from buffer.scripts import Scripts
 from buffer.store import flush_lock_key, hot_accounts
 from buffer.tuning import LiveTuning
@@ -46,6 +46,7 @@ class Worker:
         self.owned: set[str] = set()
         self.conn: asyncpg.Connection | None = None
         self._stats: dict[str, FlushStats] = {}
+        self._missing = MissingLegs()
         self._swept_at = 0.0
         self._claimed_at = 0.0
         self._tried: set[str] = set()
@@ -136,7 +137,7 @@ class Worker:
         if time.monotonic() - self._swept_at >= SWEEP_S:
             if self.owned:
                 await recover_accounts(self.conn, self.runner.redis, self.runner.scripts, sorted(self.owned),
-                                       grace_ms=self.runner.grace_ms)
+                                       self._missing, grace_ms=self.runner.grace_ms)
             self._swept_at = time.monotonic()
         if not busy:
             await _sleep(stop, tuning.flush_interval_ms / 1000)

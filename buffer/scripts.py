@@ -82,6 +82,17 @@ local depth, age = depth_and_age(now)
 return {added, depth, age}
 """
 
+# ARGV: members. Returns those Redis has never seen or has forgotten: neither queued nor applied within
+# the retention window (the recovery sweep's question; the same test ENQUEUE makes before adding a leg).
+MISSING = _HELPERS + """
+local out = {}
+for i = 1, #ARGV do
+  local m = ARGV[i]
+  if redis.call('HEXISTS', KEYS[3], m) == 0 and not redis.call('ZSCORE', KEYS[5], m) then out[#out + 1] = m end
+end
+return out
+"""
+
 # ARGV: n. Returns {loaded, member, delta, member, delta, ...}: the first n legs in sequence order.
 TAKE = _HELPERS + """
 if not redis.call('HGET', KEYS[1], 'loaded') then return {0} end
@@ -191,6 +202,7 @@ class Scripts:
         self.reserve: Any = redis.register_script(RESERVE)
         self.release: Any = redis.register_script(RELEASE)
         self.enqueue: Any = redis.register_script(ENQUEUE)
+        self.missing: Any = redis.register_script(MISSING)
         self.take: Any = redis.register_script(TAKE)
         self.ack: Any = redis.register_script(ACK)
         self.load: Any = redis.register_script(LOAD)

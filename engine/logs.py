@@ -1,72 +1,18 @@
-"""Structured logging: one JSON line per event. Only engine/ configures logging."""
+"""Structured logging: one JSON line per event. Only engine/ configures logging for its roles.
+
+The line itself (``JsonFormatter``, ``RepeatFilter``) is buffer/logs.py's, so that the flusher process
+(``python -m buffer.flush_main``, which may not import engine/) writes exactly what the API writes.
+"""
 
 from __future__ import annotations
 
 import logging
-import sys
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 
-import orjson
+from buffer.logs import JsonFormatter, RepeatFilter, configure_json_logging
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
-# Never write these, whatever a caller passes in ``extra``.
-_SECRET_KEYS = {"secret", "api_key", "password", "signature", "authorization", "token", "key"}
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        event: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                event[key] = "[redacted]" if key.lower() in _SECRET_KEYS else value
-        if record.exc_info:
-            event["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(event, default=str).decode()
-
-
-class RepeatFilter(logging.Filter):
-    """Warnings and errors that repeat (same logger, message and exception type) pass once per interval; the
-    next one to pass says how many were held back (``repeated``). An outage that fails every request then
-    logs a line every ``interval_s``, not a traceback per request. Bounded: at most ``keys_max`` kinds."""
-
-    def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic,
-                 keys_max: int = 1000) -> None:
-        super().__init__()
-        self.interval_s = interval_s
-        self.clock = clock
-        self.keys_max = keys_max
-        self._seen: dict[tuple[str, object, object], list[float]] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        key = (record.name, record.msg, record.exc_info[0] if record.exc_info else None)
-        now = self.clock()
-        seen = self._seen.get(key)
-        if seen is not None and now - seen[0] < self.interval_s:
-            seen[1] += 1
-            return False
-        if seen is not None and seen[1]:
-            record.repeated = int(seen[1])
-        if seen is None and len(self._seen) >= self.keys_max:
-            self._seen.clear()  # bounded; forgetting only lets one more line through
-        self._seen[key] = [now, 0]
-        return True
+__all__ = ["JsonFormatter", "RepeatFilter", "configure_logging"]
 
 
 def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(RepeatFilter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    configure_json_logging(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

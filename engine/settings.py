@@ -161,8 +161,8 @@ class Settings:
 
     # Hot-account buffer (buffer/): defaults for the live tuning (a stored row in buffer_settings,
     # changed by PUT /admin/buffer/settings or `payengine buffer tune`, wins), whether `serve` runs the
-    # flushers in-process, and the recovery grace (a leg buffered longer than this and missing from
-    # Redis is re-enqueued).
+    # flushers in-process, and the recovery grace (a leg still buffered in PostgreSQL and missing from
+    # Redis this long, counted from the first sweep that saw it missing, is re-enqueued).
     buffer_batch_size: int = _env("BUFFER_BATCH_SIZE", _int_in(1, 100_000), 1000)
     buffer_flush_interval_ms: int = _env("BUFFER_FLUSH_INTERVAL_MS", _int_in(1, 60_000), 20)
     buffer_max_lag_ms: int = _env("BUFFER_MAX_LAG_MS", _int_in(1, 3_600_000), 5000)
@@ -175,6 +175,9 @@ class Settings:
     # in docs/SCALING.md. Off by default.
     buffer_flusher_thread: bool = _env("BUFFER_FLUSHER_THREAD", _bool, False)
     buffer_recovery_grace_ms: int = _env("BUFFER_RECOVERY_GRACE_MS", _int_in(0, 3_600_000), 2000)
+    # `payengine flush` serves its metrics (buffer counters: batches, recovered legs, flush errors) on
+    # PAYENGINE_HOST at this port; 0 = not at all. In-process flushers count into the API's /metrics.
+    flush_metrics_port: int = _env("FLUSH_METRICS_PORT", _int_in(0, 65535), 0)
 
     # Split accounts: how long a process trusts its cached view of which accounts are split, how long a
     # retired sub waits (must exceed that cache) before it may be closed, how often split families are

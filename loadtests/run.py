@@ -1,7 +1,9 @@
 """``make loadtest``: start the engine (and a channel simulator) unless one answers, run Locust headless
-with bounded users and duration, write its CSV and HTML under loadtests/reports/, check the money.
+with bounded users and duration, write its CSV and HTML under loadtests/reports/, check the money, and
+write the page to open first, reports/index.html: the verdict, the headline, p50/p95/p99, links.
 
     python -m loadtests.run [--host URL] [--users 200] [--spawn-rate 50] [--duration 60s] [--no-channels]
+                            [--reports DIR]
 
 With ``--host`` (or LOADTEST_HOST) pointing at a running engine nothing is started; the money checks
 then need PAYENGINE_DATABASE_URL to read the ledger. Exit status 1 when a money check fails or a
@@ -31,6 +33,7 @@ import asyncpg
 from accounts.store import trial_balance
 from bench.money import MoneyCheckFailed, wait_drained
 from engine.payouts.checks import frozen_mismatches
+from loadtests.summary import RUN_FILES, verdict, write_summary
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -67,9 +70,11 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) 
 
 
 class Stack:
-    """The engine and one simulator started for this run, in a temp data dir; stopped in ``close``."""
+    """The engine and one simulator started for this run, in a temp data dir; stopped in ``close``, which
+    copies their logs to ``reports``."""
 
-    def __init__(self, with_channels: bool, with_flusher: bool) -> None:
+    def __init__(self, with_channels: bool, with_flusher: bool, reports: Path) -> None:
+        self.reports = reports
         self.root = Path(tempfile.mkdtemp(prefix="pe-loadtest-", dir="/tmp"))
         self.procs: list[subprocess.Popen[bytes]] = []
         self.port = _free_port()
@@ -127,41 +132,51 @@ class Stack:
                     proc.wait()
         embedded.stop_redis(self.root / "redis")
         embedded.stop_postgres(self.root / "pg")
-        REPORTS.mkdir(parents=True, exist_ok=True)
+        self.reports.mkdir(parents=True, exist_ok=True)
         for log_name in ("engine.log", "simulator.log", "flusher.log"):
             if (self.root / log_name).exists():
-                shutil.copy(self.root / log_name, REPORTS / log_name)
+                shutil.copy(self.root / log_name, self.reports / log_name)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def run_locust(host: str, users: int, spawn_rate: int, duration: str, sim_url: str) -> int:
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "LOADTEST_SIM_URL": sim_url, "PYTHONPATH": str(REPO)}
+def run_locust(host: str, users: int, spawn_rate: int, duration: str, sim_url: str, reports: Path) -> int:
+    reports.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "LOADTEST_SIM_URL": sim_url, "PYTHONPATH": str(REPO), "LOADTEST_REPORTS": str(reports)}
     argv = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless", "--host", host,
             "-u", str(users), "-r", str(spawn_rate), "-t", duration, "--stop-timeout", "10",
-            "--csv", str(REPORTS / "run"), "--html", str(REPORTS / "report.html"), "--only-summary"]
+            "--csv", str(reports / "run"), "--html", str(reports / "report.html"), "--only-summary"]
     print("loadtest: " + " ".join(argv[1:]), flush=True)
     return subprocess.run(argv, cwd=REPO, env=env, check=False).returncode
 
 
-def summarize() -> dict[str, Any]:
-    """Per endpoint: requests, failures, req/s, p50/p95/p99 from Locust's CSV."""
-    rows = list(csv.DictReader((REPORTS / "run_stats.csv").open()))
+def _number(text: str) -> int | float | None:
+    """A CSV cell as a number (Locust writes 'N/A' for a percentile of no requests)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else round(value, 2)
+
+
+def summarize(reports: Path) -> dict[str, Any]:
+    """Per endpoint: requests, failures, req/s, p50/p95/p99 from Locust's CSV (its final statistics: the
+    locustfile rewrites the CSV when Locust quits, so these are the numbers its summary printed)."""
+    rows = list(csv.DictReader((reports / "run_stats.csv").open()))
     table: dict[str, Any] = {}
     print(f"\n{'endpoint':<48} {'requests':>9} {'fails':>6} {'req/s':>8} {'p50':>6} {'p95':>6} {'p99':>6}")
     for r in rows:
         name = "TOTAL" if r["Name"] == "Aggregated" else f"{r['Type']} {r['Name']}"
-        table[name] = {k: r[c] for k, c in (("requests", "Request Count"), ("failures", "Failure Count"),
-                                               ("rps", "Requests/s"), ("p50_ms", "50%"), ("p95_ms", "95%"),
-                                               ("p99_ms", "99%"))}
+        table[name] = {k: _number(r[c]) for k, c in (("requests", "Request Count"), ("failures", "Failure Count"),
+                                                       ("rps", "Requests/s"), ("p50_ms", "50%"), ("p95_ms", "95%"),
+                                                       ("p99_ms", "99%"))}
         print(f"{name[:48]:<48} {r['Request Count']:>9} {r['Failure Count']:>6} {float(r['Requests/s']):>8.1f} "
               f"{r['50%']:>6} {r['95%']:>6} {r['99%']:>6}")
     return table
 
 
-async def money_checks(database_url: str) -> dict[str, Any]:
+async def money_checks(database_url: str, reports: Path) -> dict[str, Any]:
     """Buffers drained, trial balance holds, balances = Σ legs, and what Locust saw succeed is in the ledger."""
-    expected = json.loads((REPORTS / "expected.json").read_text())
+    expected = json.loads((reports / "expected.json").read_text())
     counts = expected["counts"]
     merchant = expected["merchant_id"]
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -290,31 +305,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", default=os.environ.get("LOADTEST_DURATION", "60s"))
     p.add_argument("--no-channels", action="store_true", help="leave the channel simulator and ChannelPayer out")
     p.add_argument("--no-flusher", action="store_true", help="start no separate flusher process")
+    p.add_argument("--reports", type=Path, default=Path(os.environ.get("LOADTEST_REPORTS") or REPORTS),
+                   help="directory for Locust's files, the logs and index.html (default loadtests/reports)")
     args = p.parse_args(argv)
+    reports: Path = args.reports.resolve()
+    reports.mkdir(parents=True, exist_ok=True)
+    for name in (*RUN_FILES, "index.html", "summary.json"):  # what is there is this run's, nothing older
+        (reports / name).unlink(missing_ok=True)
     stack: Stack | None = None
     host, sim_url = args.host, os.environ.get("LOADTEST_SIM_URL", "")
     database_url = os.environ.get("PAYENGINE_DATABASE_URL", "")
     try:
         if not host or not _answers(f"{host.rstrip('/')}/healthz"):
-            stack = Stack(with_channels=not args.no_channels, with_flusher=not args.no_flusher)
+            stack = Stack(with_channels=not args.no_channels, with_flusher=not args.no_flusher, reports=reports)
             host, sim_url, database_url = stack.host, stack.sim_url, stack.database_url
-        status = run_locust(host, args.users, args.spawn_rate, args.duration, sim_url)
-        table = summarize()
+        status = run_locust(host, args.users, args.spawn_rate, args.duration, sim_url, reports)
+        table = summarize(reports)
         money: dict[str, Any] = {"money_checks": "skipped (set PAYENGINE_DATABASE_URL to check an external engine)"}
         if database_url:
-            money = asyncio.run(money_checks(database_url))
+            money = asyncio.run(money_checks(database_url, reports))
         print("\nmoney: " + json.dumps(money))
     finally:
         if stack is not None:
             stack.close()
     total = table.get("TOTAL", {})
-    headline = {"scenario": "loadtest", "requests_per_s": float(total.get("rps", 0)),
-                "requests": int(total.get("requests", 0)), "failures": int(total.get("failures", 0)),
+    failures = int(total.get("failures") or 0)
+    headline = {"scenario": "loadtest", "verdict": verdict(money["money_checks"], failures, status),
+                "requests_per_s": float(total.get("rps") or 0), "requests": int(total.get("requests") or 0),
+                "failures": failures, "p50_ms": total.get("p50_ms"), "p95_ms": total.get("p95_ms"),
                 "p99_ms": total.get("p99_ms"), "money_checks": money["money_checks"],
-                "report": str(REPORTS / "report.html")}
+                "report": str(reports / "index.html")}
+    page = write_summary(reports, headline, table, money)
+    print(f"loadtest: {headline['verdict'].upper()}; open {page}", flush=True)
     print(json.dumps(headline, separators=(",", ":")))
-    failed = money["money_checks"] == "FAILED" or headline["failures"] > 0 or status not in (0, 1)
-    return 1 if failed else 0
+    return 0 if headline["verdict"] == "pass" else 1
 
 
 if __name__ == "__main__":

@@ -33,11 +33,14 @@ def add_buffer_parsers(sub: Any) -> None:
 def cmd_flush(args: Any, settings: Settings) -> int:
     import redis.asyncio as aioredis
 
-    from buffer.flush_main import run_flushers
+    from buffer.flush_main import run_flushers, serve_metrics
     from engine.db import ensure_servers
+    from engine.logs import configure_logging
 
+    configure_logging(settings.log_level)  # the flushers' lines as the API's: JSON, account_id and legs kept
     urls = ensure_servers(settings)
     only = [a for a in args.accounts.split(",") if a] or None
+    stop_metrics = serve_metrics(settings.host, settings.flush_metrics_port) if settings.flush_metrics_port else None
     async def run() -> None:
         # Built through the engine's factory so `payengine flush` works against a Redis Cluster too.
         client = cast(aioredis.Redis, redis_from_settings(settings, urls.redis_url, socket_timeout=5,
@@ -45,7 +48,11 @@ def cmd_flush(args: Any, settings: Settings) -> int:
         await run_flushers(urls.database_url, urls.redis_url, buffer_defaults(settings), only,
                            settings.buffer_recovery_grace_ms, redis_client=client)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
     return 0
 
 

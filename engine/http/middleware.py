@@ -87,7 +87,8 @@ def _answer(request: web.Request, exc: Exception) -> ApiError:
         log.exception("unhandled error", extra={"route": _route(request)})
         return ApiError(500, "api_error", "internal_error", "internal error")
     if err.status == 503 and (dependency := unavailable(exc)) is not None:
-        # Logged once per interval with a count by the repeat filter (engine/logs.py), not a traceback each.
+        # Logged once per interval with a count by the repeat filter (buffer/logs.py, set up by engine/logs.py),
+        # not a traceback each.
         DEPENDENCY_UNAVAILABLE.labels(dependency).inc()
         log.warning("dependency unavailable; answered 503", extra={"dependency": dependency,
                                                                    "error": type(exc).__name__})

@@ -13,7 +13,7 @@ from accounts.errors import InsufficientFunds
 from accounts.rules import build_entry
 from buffer.flusher import FlushStats, flush_account
 from buffer.keys import account_keys, parse_leg_member
-from buffer.recovery import SweepOutcome, recover_accounts
+from buffer.recovery import MissingLegs, SweepOutcome, recover_accounts
 from buffer.scripts import Scripts
 from buffer.sink import RedisHotLegSink
 from buffer.state import load_account, read_status
@@ -104,7 +104,7 @@ async def test_one_sweep_over_many_accounts_puts_back_exactly_what_each_is_missi
     idle = world.customers[0]  # owns no buffered legs: counted, nothing to do
     await asyncio.sleep(0.005)
     scripts = Scripts(redis_client)
-    swept = await recover_accounts(owner, redis_client, scripts, [*world.hot, idle], grace_ms=0,
+    swept = await recover_accounts(owner, redis_client, scripts, [*world.hot, idle], MissingLegs(), grace_ms=0,
                                    reservation_ttl_ms=1)
     # Fee and transit miss the legs of the 4 unbuffered payments (transit has a debit and a credit in
     # each); the merchant misses none: checking the refund's debit loaded its state from PostgreSQL.
@@ -116,7 +116,7 @@ async def test_one_sweep_over_many_accounts_puts_back_exactly_what_each_is_missi
         await redis_matches_pg(owner, redis_client, account_id)
     assert swept[world.merchant].reservations_expired == 1 and swept[world.fee].reservations_expired == 0
     assert swept[idle] == SweepOutcome(0, 0)
-    again = await recover_accounts(owner, redis_client, scripts, world.hot, grace_ms=0)
+    again = await recover_accounts(owner, redis_client, scripts, world.hot, MissingLegs(), grace_ms=0)
     assert all(outcome == SweepOutcome(0, 0) for outcome in again.values())
     await drain(owner, redis_client, world.hot)
     async with pool.acquire() as conn:
