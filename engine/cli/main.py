@@ -161,11 +161,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("webhooks", help="run the webhook delivery worker as its own process")
     p.set_defaults(func=cmd_webhooks)
 
-    p = sub.add_parser("channel-sim", help="run a channel simulator (wxsim, banksim, wxsim-slow, banksim-flaky)")
-    p.add_argument("--profile", required=True)
+    from channels.sim.profile import PROFILES  # msgspec only: the simulator's web half loads when it runs
+
+    profiles = ", ".join(PROFILES)
+    p = sub.add_parser("channel-sim", help=f"run a channel simulator ({profiles})",
+                       description="Run a channel simulator; at start it prints the PAYENGINE_CHANNELS entry that "
+                                   "points the engine at it and how to pay a voucher.")
+    p.add_argument("--profile", required=True, choices=list(PROFILES), metavar="PROFILE",
+                   help=f"one of: {profiles}")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed at start)")
-    p.add_argument("--notify-base-url", default=None, help="e.g. http://127.0.0.1:8080 (the engine)")
+    p.add_argument("--notify-base-url", default=None,
+                   help="where orders created without a notify URL send their notify, e.g. http://127.0.0.1:8080 "
+                        "(the engine); the engine names one in every order it creates")
     p.set_defaults(func=cmd_channel_sim)
 
     p = sub.add_parser("settings", help="print every PAYENGINE_* setting in effect (secrets masked)")
