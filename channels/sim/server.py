@@ -92,7 +92,7 @@ def wiring_text(running: RunningSimulator, notify_base_url: str | None) -> str:
         f"    PAYENGINE_DEFAULT_CHANNEL={kind}   # channel payments that name no channel",
         f"  notifies: the engine gives each order its notify URL (PAYENGINE_PUBLIC_URL, else http://HOST:PORT,"
         f" then /channels/{kind}/notify); {notifies}",
-        f"  pay a voucher: curl -s -X POST {running.url}/sim/pay -d '{{\"pay_url\": \"<the voucher's pay_url>\"}}'",
+        f"  pay a voucher: curl -s -X POST {running.url}/sim/pay -d '{{\"pay_url\": \"<the voucher pay_url>\"}}'",
     ])
 
 
