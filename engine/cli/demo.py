@@ -96,7 +96,7 @@ async def seed(settings: Settings, database_url: str) -> list[tuple[str, str]]:
     return [(m.id, derive_secret(settings.api_secret_key, m.id, m.secret_salt)) for m in merchants]
 
 
-def seed_and_print(settings: Settings, database_url: str) -> None:
+def seed_and_print(settings: Settings, database_url: str, stop_note: str) -> None:
     secrets = asyncio.run(seed(settings, database_url))
     print(f"payengine demo: http://{settings.host}:{settings.port}  (OpenAPI at /openapi.json)")
     for merchant_id, secret in secrets:
@@ -105,7 +105,7 @@ def seed_and_print(settings: Settings, database_url: str) -> None:
           f"each funded with {DEMO_FUNDING_MINOR} {settings.currencies[0]} minor units")
     print(f"  try (another terminal): make demo   (or .venv/bin/payengine demo)\n"
           f"  metrics: http://{settings.host}:{settings.port}/metrics   admin token: PAYENGINE_ADMIN_TOKEN\n"
-          "  stop: Ctrl-C, then make servers-stop for the embedded PostgreSQL and Redis", flush=True)
+          f"  stop: {stop_note}", flush=True)
 
 
 async def run_demo(settings: Settings, base_url: str) -> int:

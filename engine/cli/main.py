@@ -69,7 +69,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.replace(workers=args.workers)
     if args.port is not None:
         settings = settings.replace(port=args.port)
-    return serve(settings, demo=args.demo)
+    return serve(settings, demo=args.demo, keep_servers=args.keep_servers)
 
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="API processes sharing the port (SO_REUSEPORT)")
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--demo", action="store_true", help="seed demo merchants and customers first")
+    p.add_argument("--keep-servers", action="store_true",
+                   help="leave the embedded PostgreSQL and Redis this run starts running when it stops (a fast "
+                        "restart; also PAYENGINE_KEEP_SERVERS=1); `payengine servers stop` stops them")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("servers", help="start or stop the embedded PostgreSQL and Redis")

@@ -1,4 +1,5 @@
-"""Running the API: uvloop, N worker processes sharing one port (SO_REUSEPORT), graceful stop."""
+"""Running the API: uvloop, N worker processes sharing one port (SO_REUSEPORT), graceful stop; on the way out,
+the embedded servers this run started."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import uvloop
 from aiohttp import web
 
 from engine.bootstrap import create_app
-from engine.db import ensure_servers
+from engine.db import ServerUrls, ensure_servers, stop_started_servers
 from engine.logs import configure_logging
 from engine.settings import Settings
 
@@ -50,7 +51,10 @@ def dev_credentials(settings: Settings) -> list[str]:
             if value == getattr(defaults, name.removeprefix("PAYENGINE_").lower())]
 
 
-def serve(settings: Settings, demo: bool = False) -> int:
+def serve(settings: Settings, demo: bool = False, keep_servers: bool = False) -> int:
+    """Serve until SIGINT/SIGTERM (``demo``: seed demo data first). The embedded servers it started are stopped on
+    the way out unless ``keep_servers`` (or PAYENGINE_KEEP_SERVERS); ones it found running, and external ones, are
+    left alone."""
     configure_logging(settings.log_level)
     if settings.workers == 1 and port_in_use(settings.host, settings.port):
         print(f"payengine: port {settings.port} on {settings.host} is in use (set PAYENGINE_PORT)", file=sys.stderr)
@@ -59,13 +63,45 @@ def serve(settings: Settings, demo: bool = False) -> int:
         log.warning("running with development credentials: set %s before this serves anyone", " and ".join(dev))
         print(f"WARNING: {' and '.join(dev)} still at the development default; set them before real use",
               file=sys.stderr, flush=True)
+    keep_servers = keep_servers or settings.keep_servers
     urls = ensure_servers(settings)
-    if demo:
-        from engine.cli.demo import seed_and_print
+    try:
+        if demo:
+            from engine.cli.demo import seed_and_print
 
-        seed_and_print(settings, urls.database_url)
-    print(f"payengine listening on http://{settings.host}:{settings.port} "
-          f"({settings.workers} worker{'s' if settings.workers > 1 else ''}); Ctrl-C to stop", flush=True)
+            seed_and_print(settings, urls.database_url, stop_note=_stop_note(urls, keep_servers))
+        print(f"payengine listening on http://{settings.host}:{settings.port} "
+              f"({settings.workers} worker{'s' if settings.workers > 1 else ''}); Ctrl-C to stop", flush=True)
+        return _run_workers(settings, urls)
+    finally:
+        _stop_servers(urls, keep_servers)
+
+
+def _stop_note(urls: ServerUrls, keep_servers: bool) -> str:
+    """How Ctrl-C will end this run, for the banner."""
+    started = " and ".join(urls.started)
+    if not started:
+        return "Ctrl-C (PostgreSQL and Redis were running before, or are external: left running)"
+    if keep_servers:
+        return f"Ctrl-C (the embedded {started} keep running, as asked; make servers-stop stops them)"
+    return f"Ctrl-C (stops the embedded {started} this run started too; PAYENGINE_KEEP_SERVERS=1 keeps them)"
+
+
+def _stop_servers(urls: ServerUrls, keep_servers: bool) -> None:
+    """Stop the embedded servers this run started, unless asked to keep them; say which and how to get the other."""
+    started = urls.started
+    if not started:
+        return
+    if keep_servers:
+        print(f"payengine: embedded {' and '.join(started)} keep running (payengine servers stop, or "
+              "make servers-stop, stops them)", flush=True)
+        return
+    stop_started_servers(urls)
+    print(f"payengine: stopped the embedded {' and '.join(started)} this run started "
+          "(PAYENGINE_KEEP_SERVERS=1 keeps them for a fast restart)", flush=True)
+
+
+def _run_workers(settings: Settings, urls: ServerUrls) -> int:
     if settings.workers == 1:
         _run_worker(settings, urls.database_url, urls.redis_url)
         return 0
