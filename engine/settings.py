@@ -226,7 +226,7 @@ class Settings:
     default_channel: str = _env("DEFAULT_CHANNEL", _text, "wxsim")
     bench_noop: bool = _env("BENCH_NOOP", _bool, False)
 
-    # Channel gateway (engine/gateway). Channels: see engine/gateway/specs.py. Notifies come back to
+    # Channel gateway (engine/gateway). Channels: engine/channel_specs.py. Notifies come back to
     # {public_url}/channels/{name}/notify ("" = http://host:port). Delays and bounds are per channel call.
     channels: tuple[ChannelSpec, ...] = _env("CHANNELS", parse_channel_specs, ())
     public_url: str = _env("PUBLIC_URL", _url(("http", "https")), "")

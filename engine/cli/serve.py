@@ -51,6 +51,28 @@ def dev_credentials(settings: Settings) -> list[str]:
             if value == getattr(defaults, name.removeprefix("PAYENGINE_").lower())]
 
 
+def channel_problem(settings: Settings) -> str | None:
+    """Why this process must not serve with its channel settings, or None.
+
+    With channels configured, a channel payment that names none goes to PAYENGINE_DEFAULT_CHANNEL; one that is
+    not among them would refuse every such payment (400 unknown channel) while the process looked healthy, so
+    serve refuses to start, like any other malformed setting."""
+    names = [spec.name for spec in settings.channels]
+    if names and settings.default_channel not in names:
+        return (f"PAYENGINE_DEFAULT_CHANNEL={settings.default_channel} is not one of PAYENGINE_CHANNELS "
+                f"({', '.join(names)}): channel payments naming no channel would all be refused; "
+                f"set PAYENGINE_DEFAULT_CHANNEL to one of them")
+    return None
+
+
+def channel_warning(settings: Settings) -> str | None:
+    """What a process without channels should say once at start (None when it has some)."""
+    if settings.channels:
+        return None
+    return ("no channels configured (PAYENGINE_CHANNELS): channel payments are accepted but can never complete "
+            "(they stay pending_voucher until they expire); wallet payments work. See README, Wiring a channel")
+
+
 def serve(settings: Settings, demo: bool = False, keep_servers: bool = False) -> int:
     """Serve until SIGINT/SIGTERM (``demo``: seed demo data first). The embedded servers it started are stopped on
     the way out unless ``keep_servers`` (or PAYENGINE_KEEP_SERVERS); ones it found running, and external ones, are
@@ -58,6 +80,9 @@ def serve(settings: Settings, demo: bool = False, keep_servers: bool = False) ->
     configure_logging(settings.log_level)
     if settings.workers == 1 and port_in_use(settings.host, settings.port):
         print(f"payengine: port {settings.port} on {settings.host} is in use (set PAYENGINE_PORT)", file=sys.stderr)
+        return 2
+    if problem := channel_problem(settings):
+        print(f"payengine: {problem}", file=sys.stderr)
         return 2
     if not demo and (dev := dev_credentials(settings)):
         log.warning("running with development credentials: set %s before this serves anyone", " and ".join(dev))
@@ -70,6 +95,8 @@ def serve(settings: Settings, demo: bool = False, keep_servers: bool = False) ->
             from engine.cli.demo import seed_and_print
 
             seed_and_print(settings, urls.database_url, stop_note=_stop_note(urls, keep_servers))
+        if note := channel_warning(settings):
+            print(f"WARNING: {note}", file=sys.stderr, flush=True)
         print(f"payengine listening on http://{settings.host}:{settings.port} "
               f"({settings.workers} worker{'s' if settings.workers > 1 else ''}); Ctrl-C to stop", flush=True)
         return _run_workers(settings, urls)

@@ -57,3 +57,11 @@ def test_channel_sim_prints_the_channels_setting_that_points_at_it() -> None:
     assert any("PAYENGINE_DEFAULT_CHANNEL=banksim" in line for line in lines)
     assert any(f"{url.group(1)}/sim/pay" in line for line in lines)
     assert any("http://127.0.0.1:9/channels/banksim/notify" in line for line in lines)
+
+
+def test_readme_gives_the_simulators_credentials_and_the_channels_format() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert "## Wiring a channel" in readme and "name=kind,base_url,merchant_id,key[,cost_bps]" in readme
+    for profile in PROFILES.values():
+        assert f"`{profile.merchant_id}`" in readme and f"`{profile.key}`" in readme, profile.name
+    assert "--notify-base-url" in readme
