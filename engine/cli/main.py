@@ -121,10 +121,11 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.cli.channel_sims import read_run_file
     from engine.cli.demo import run_demo
 
     url = args.url or f"http://{settings.host}:{settings.port}"
-    return asyncio.run(run_demo(settings, url))
+    return asyncio.run(run_demo(settings, url, read_run_file(settings.data_dir), args.wait_s))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the HTTP API (and in-process workers)")
     p.add_argument("--workers", type=int, default=0, help="API processes sharing the port (SO_REUSEPORT)")
     p.add_argument("--port", type=int, default=None)
-    p.add_argument("--demo", action="store_true", help="seed demo merchants and customers first")
+    p.add_argument("--demo", action="store_true",
+                   help="seed demo merchants and customers first, and run the channel simulators (wxsim, banksim) "
+                        "with the engine unless PAYENGINE_CHANNELS is set")
     p.add_argument("--keep-servers", action="store_true",
                    help="leave the embedded PostgreSQL and Redis this run starts running when it stops (a fast "
                         "restart; also PAYENGINE_KEEP_SERVERS=1); `payengine servers stop` stops them")
@@ -151,8 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--into", type=int, required=True, help="number of sub-accounts, 2 to 256")
     p.set_defaults(func=cmd_accounts)
 
-    p = sub.add_parser("demo", help="run a scripted wallet payment, refund and channel payment against the server")
+    p = sub.add_parser("demo", help="run a scripted wallet payment, refund and channel payment against the server "
+                                    "(`serve --demo`), paying the voucher at its simulator")
     p.add_argument("--url", default=None, help="server URL (default http://HOST:PORT from settings)")
+    p.add_argument("--wait-s", type=float, default=30.0,
+                   help="how long to wait for the voucher, then for the channel's notify (default 30)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("migrate", help="apply database migrations")

@@ -1,5 +1,5 @@
-"""Running the API: uvloop, N worker processes sharing one port (SO_REUSEPORT), graceful stop; on the way out,
-the embedded servers this run started."""
+"""Running the API: uvloop, N worker processes sharing one port (SO_REUSEPORT), graceful stop; with ``--demo``
+the demo data and the channel simulators; on the way out, the embedded servers this run started."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 import uvloop
 from aiohttp import web
 
 from engine.bootstrap import create_app
+from engine.cli.channel_sims import DEMO_PROFILES, SimulatorsUp, SimulatorThread, write_run_file
 from engine.db import ServerUrls, ensure_servers, stop_started_servers
 from engine.logs import configure_logging
 from engine.settings import Settings
@@ -73,10 +75,18 @@ def channel_warning(settings: Settings) -> str | None:
             "(they stay pending_voucher until they expire); wallet payments work. See README, Wiring a channel")
 
 
+def _notify_base_url(settings: Settings) -> str:
+    """The engine as the simulators on this machine reach it (the same base the gateway gives every order)."""
+    if settings.public_url:
+        return settings.public_url
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # a wildcard: reach it on loopback
+    return f"http://{host}:{settings.port}"
+
+
 def serve(settings: Settings, demo: bool = False, keep_servers: bool = False) -> int:
-    """Serve until SIGINT/SIGTERM (``demo``: seed demo data first). The embedded servers it started are stopped on
-    the way out unless ``keep_servers`` (or PAYENGINE_KEEP_SERVERS); ones it found running, and external ones, are
-    left alone."""
+    """Serve until SIGINT/SIGTERM. ``demo`` seeds demo data and, unless PAYENGINE_CHANNELS is set, runs the
+    channel simulators with the engine. The embedded servers it started are stopped on the way out unless
+    ``keep_servers`` (or PAYENGINE_KEEP_SERVERS); ones it found running, and external ones, are left alone."""
     configure_logging(settings.log_level)
     if settings.workers == 1 and port_in_use(settings.host, settings.port):
         print(f"payengine: port {settings.port} on {settings.host} is in use (set PAYENGINE_PORT)", file=sys.stderr)
@@ -90,17 +100,31 @@ def serve(settings: Settings, demo: bool = False, keep_servers: bool = False) ->
               file=sys.stderr, flush=True)
     keep_servers = keep_servers or settings.keep_servers
     urls = ensure_servers(settings)
+    sims: SimulatorThread | None = None
+    up: SimulatorsUp | None = None
+    run_file: Path | None = None
     try:
+        if demo and not settings.channels:
+            sims = SimulatorThread(DEMO_PROFILES, _notify_base_url(settings))
+            up = sims.start()
+            settings = settings.replace(channels=up.channels)
+            run_file = write_run_file(settings.data_dir, f"http://{settings.host}:{settings.port}", up)
+            log.info("channel simulators started", extra={"channels": up.urls})
         if demo:
-            from engine.cli.demo import seed_and_print
+            from engine.cli.demo import print_banner, seed_demo
 
-            seed_and_print(settings, urls.database_url, stop_note=_stop_note(urls, keep_servers))
+            print_banner(settings, seed_demo(settings, urls.database_url), up,
+                         stop_note=_stop_note(urls, keep_servers))
         if note := channel_warning(settings):
             print(f"WARNING: {note}", file=sys.stderr, flush=True)
         print(f"payengine listening on http://{settings.host}:{settings.port} "
               f"({settings.workers} worker{'s' if settings.workers > 1 else ''}); Ctrl-C to stop", flush=True)
         return _run_workers(settings, urls)
     finally:
+        if sims is not None:
+            sims.stop()
+        if run_file is not None:
+            run_file.unlink(missing_ok=True)
         _stop_servers(urls, keep_servers)
 
 
