@@ -115,7 +115,7 @@ def print_banner(settings: Settings, secrets: list[tuple[str, str]], sims: Simul
                  stop_note: str) -> None:
     """What ``make run`` prints before it serves: where, who, which channels, what to try, how to stop."""
     url = f"http://{settings.host}:{settings.port}"
-    lines = [f"payengine demo: {url}  (OpenAPI at {url}/openapi.json)"]
+    lines = [f"payengine demo: {url}  (OpenAPI at {url}/openapi.json; guide: docs/API.md)"]
     lines += [f"  merchant {merchant_id}  secret {secret}" for merchant_id, secret in secrets]
     lines.append(f"  customers: {', '.join(c for c, _ in DEMO_CUSTOMERS)} (+ _demo / _hot suffix), "
                  f"each funded with {DEMO_FUNDING_MINOR} {settings.currencies[0]} minor units")
