@@ -12,11 +12,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
-## Start embedded PostgreSQL + Redis, migrate, seed demo data, serve on 127.0.0.1:8080.
+## Start embedded PostgreSQL + Redis, migrate, seed demo data, start the channel simulators, serve on 127.0.0.1:8080.
+## Ctrl-C stops all of it (PAYENGINE_KEEP_SERVERS=1 make run keeps PostgreSQL and Redis for a fast restart).
 run: $(STAMP)
 	$(BIN)/payengine serve --demo
 
-## With `make run` going in another terminal: the scripted demo (wallet payment, refund, channel payment).
+## With `make run` going in another terminal: the scripted demo (wallet payment, refund, channel payment paid at
+## the simulator until it succeeded).
 demo: $(STAMP)
 	$(BIN)/payengine demo
 
@@ -85,7 +87,7 @@ bench-voucher: $(STAMP)
 loadtest: $(STAMP)
 	$(BIN)/python -m loadtests.run
 
-## Stop the embedded servers that `make run` left running in ./.payengine
+## Stop the embedded servers left running in ./.payengine (PAYENGINE_KEEP_SERVERS=1, or `payengine servers start`)
 servers-stop: $(STAMP)
 	$(BIN)/payengine servers stop
 

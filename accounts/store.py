@@ -198,6 +198,12 @@ async def accounts_of_owner(conn: Conn, owner_id: str) -> list[Account]:
     return [_account(r) for r in rows]
 
 
+async def hot_open_accounts(conn: Conn) -> list[Account]:
+    """Open accounts flagged hot, whole (owner, role, currency, parent), ordered by id."""
+    rows = await conn.fetch(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE hot AND status = 'open' ORDER BY id")
+    return [_account(r) for r in rows]
+
+
 async def set_hot(conn: Conn, account_id: str, hot: bool) -> None:
     await conn.execute("UPDATE accounts SET hot = $2 WHERE id = $1", account_id, hot)
 

@@ -246,8 +246,8 @@ async def services(settings: Settings, database_url: str, redis_url: str,
         if role is not Role.WEBHOOKS:
             if svc.gateway.channels and (role is Role.GATEWAY or settings.gateway_in_process):
                 log.info("gateway running", extra={"channels": sorted(gateway.channels), "worker": gateway.worker_id})
-            elif settings.gateway_in_process:
-                log.warning("gateway idle: no channels configured (PAYENGINE_CHANNELS)")
+            elif settings.gateway_in_process:  # `payengine serve` said at start what that means for payments
+                log.debug("gateway idle: no channels configured (PAYENGINE_CHANNELS)")
         await stack.enter_async_context(background(*_loops(svc, role)))
         yield svc
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 
@@ -17,18 +18,45 @@ log = logging.getLogger(__name__)
 class ServerUrls:
     database_url: str
     redis_url: str
+    # The data dirs of the embedded servers this call started; None for an external URL or a server that was
+    # running already (someone else's to stop).
+    started_postgres: Path | None = None
+    started_redis: Path | None = None
+
+    @property
+    def started(self) -> list[str]:
+        """The names of the embedded servers this run started, in the order they are stopped."""
+        return [name for name, where in (("Redis", self.started_redis), ("PostgreSQL", self.started_postgres))
+                if where is not None]
 
 
 def ensure_servers(settings: Settings) -> ServerUrls:
-    """Use the configured external servers, or start/reuse the embedded ones in the data dir."""
-    database_url = settings.database_url
-    redis_url = settings.redis_url
+    """Use the configured external servers, or start/reuse the embedded ones in the data dir. Logs one line
+    saying, per server, whether it is external, was running already or was started now."""
+    database_url, redis_url = settings.database_url, settings.redis_url
+    started_postgres = started_redis = None
+    where = {"postgresql": "external", "redis": "external"}
     if not database_url:
-        handle = embedded.start_postgres(settings.data_dir / "pg", tcp_port=settings.embedded_pg_port)
-        database_url = handle.dsn
+        pg = embedded.start_postgres(settings.data_dir / "pg", tcp_port=settings.embedded_pg_port)
+        database_url = pg.dsn
+        started_postgres = pg.pgdata if pg.started else None
+        where["postgresql"] = f"{'started' if pg.started else 'running'} in {pg.pgdata}"
     if not redis_url:
-        redis_url = embedded.start_redis(settings.data_dir / "redis").url
-    return ServerUrls(database_url, redis_url)
+        redis = embedded.start_redis(settings.data_dir / "redis")
+        redis_url = redis.url
+        started_redis = redis.data_dir if redis.started else None
+        where["redis"] = f"{'started' if redis.started else 'running'} in {redis.data_dir}"
+    log.info("servers ready", extra=where)
+    return ServerUrls(database_url, redis_url, started_postgres, started_redis)
+
+
+def stop_started_servers(urls: ServerUrls) -> None:
+    """Stop the embedded servers that ``ensure_servers`` started (never one it found running, never an external
+    one). Redis first: nothing writes to it once the engine stopped."""
+    if urls.started_redis is not None:
+        embedded.stop_redis(urls.started_redis)
+    if urls.started_postgres is not None:
+        embedded.stop_postgres(urls.started_postgres)
 
 
 class PoolConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ships no types

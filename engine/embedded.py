@@ -38,6 +38,7 @@ class EmbeddedServerError(RuntimeError):
 class PostgresHandle:
     pgdata: Path
     dsn: str
+    started: bool = False  # this call started the server (False: it was running already)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class RedisHandle:
     data_dir: Path
     url: str
     pid: int
+    started: bool = False  # this call started the server (False: it was running already)
 
 
 def _pg_bin(name: str) -> str:
@@ -132,8 +134,9 @@ def start_postgres(pgdata: Path, tcp_port: int = 0) -> PostgresHandle:
         if user:
             entry = pwd.getpwnam(user)
             os.chown(pgdata / "payengine.conf", entry.pw_uid, entry.pw_gid)
-    if not _pg_running(pgdata):
-        log.info("starting embedded postgresql in %s", pgdata)
+    started = not _pg_running(pgdata)
+    if started:
+        log.debug("starting embedded postgresql in %s", pgdata)
         try:
             _run_as(user, [_pg_bin("pg_ctl"), "-D", str(pgdata), "-w", "-t", str(int(START_TIMEOUT_S)),
                            "-l", str(pgdata / "server.log"), "start"])
@@ -143,7 +146,7 @@ def start_postgres(pgdata: Path, tcp_port: int = 0) -> PostgresHandle:
     port = _pg_port(pgdata)
     _ensure_database(pgdata, port)
     dsn = f"postgresql://postgres@/{PG_DATABASE}?host={pgdata}&port={port}"
-    return PostgresHandle(pgdata=pgdata, dsn=dsn)
+    return PostgresHandle(pgdata=pgdata, dsn=dsn, started=started)
 
 
 def _ensure_database(pgdata: Path, port: int) -> None:
@@ -249,7 +252,7 @@ def start_redis(data_dir: Path, appendonly: bool = True) -> RedisHandle:
     while time.monotonic() < deadline:
         pid = _read_pid(pidfile)
         if pid is not None and _redis_ping(sock):
-            return RedisHandle(data_dir=data_dir, url=f"unix://{sock}", pid=pid)
+            return RedisHandle(data_dir=data_dir, url=f"unix://{sock}", pid=pid, started=True)
         time.sleep(0.02)
     raise EmbeddedServerError(f"redis did not start:\n{_tail(data_dir / 'redis.log')}")
 

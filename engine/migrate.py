@@ -40,7 +40,8 @@ def load_migrations() -> list[Migration]:
 
 
 async def migrate(conn: asyncpg.Connection) -> list[str]:
-    """Apply pending migrations; returns the names applied by this call."""
+    """Apply pending migrations; returns the names applied by this call. Logs one info line when it applied any
+    (how many, the latest), each file at debug."""
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
@@ -58,8 +59,13 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                     "INSERT INTO schema_migrations (number, name) VALUES ($1, $2)",
                     migration.number, migration.name,
                 )
-            log.info("migration applied", extra={"migration": migration.name})
+            log.debug("migration applied", extra={"migration": migration.name})
             applied_now.append(migration.name)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+    # One line for the phase (a fresh database applies every file; naming each is detail for debug).
+    if applied_now:
+        log.info("migrations applied", extra={"count": len(applied_now), "latest": applied_now[-1]})
+    else:
+        log.debug("migrations: schema up to date")
     return applied_now

@@ -135,6 +135,9 @@ class Settings:
     data_dir: Path = _env("DATA_DIR", _path, Path(".payengine"))
     # Optional TCP port for the embedded PostgreSQL (0 = unix socket only).
     embedded_pg_port: int = _env("EMBEDDED_PG_PORT", _int_in(0, 65535), 0)
+    # `payengine serve` stops the embedded servers it started when it stops; 1 keeps them running for a fast
+    # restart (`payengine servers stop` stops them). Servers it found running are never stopped by it.
+    keep_servers: bool = _env("KEEP_SERVERS", _bool, False)
 
     host: str = _env("HOST", _text, "127.0.0.1")
     port: int = _env("PORT", _int_in(0, 65535), 8080)
@@ -230,7 +233,7 @@ class Settings:
     default_channel: str = _env("DEFAULT_CHANNEL", _text, "wxsim")
     bench_noop: bool = _env("BENCH_NOOP", _bool, False)
 
-    # Channel gateway (engine/gateway). Channels: see engine/gateway/specs.py. Notifies come back to
+    # Channel gateway (engine/gateway). Channels: engine/channel_specs.py. Notifies come back to
     # {public_url}/channels/{name}/notify ("" = http://host:port). Delays and bounds are per channel call.
     channels: tuple[ChannelSpec, ...] = _env("CHANNELS", parse_channel_specs, ())
     public_url: str = _env("PUBLIC_URL", _url(("http", "https")), "")

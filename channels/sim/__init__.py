@@ -15,10 +15,30 @@ port, notify_base_url)` (CLI). Besides each channel's own API (`/v3/...` for wxs
   `GET /sim/admin/payouts/{out_payout_no}`, `POST /sim/admin/payouts/{out_payout_no}/settle`
   (see `channels.sim.payout_admin`; the rules in `channels.sim.payouts`, the wires in
   `wx_payouts` and `bank_payouts`, the `payout_*` fault settings in `SimFaults`).
+
+The server half (aiohttp) loads on first use of its names, so reading the profiles (`payengine --help`
+lists them) costs msgspec, not the web stack.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from channels.sim.profile import PROFILES, Latency, SimFaults, SimKind, SimProfile, profile_named
-from channels.sim.server import RunningSimulator, build_app, run_simulator, start_simulator
+
+if TYPE_CHECKING:
+    from channels.sim.server import RunningSimulator, build_app, run_simulator, start_simulator
+
+_SERVER_NAMES = frozenset({"RunningSimulator", "build_app", "run_simulator", "start_simulator"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _SERVER_NAMES:
+        from channels.sim import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "PROFILES",

@@ -123,6 +123,12 @@ PROFILES: dict[str, SimProfile] = {
 }
 
 
+def engine_channel_entry(profile: SimProfile, url: str) -> str:
+    """The engine's ``PAYENGINE_CHANNELS`` entry for this simulator at ``url``: ``name=kind,base_url,merchant_id,key``
+    (the format of engine/channel_specs.py), named after the kind, the path its default notifies take."""
+    return f"{profile.kind.value}={profile.kind.value},{url},{profile.merchant_id},{profile.key}"
+
+
 def profile_named(name: str) -> SimProfile:
     """The built-in profile of that name; KeyError listing the known names otherwise."""
     try:

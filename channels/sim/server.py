@@ -12,7 +12,7 @@ from aiohttp import web
 from channels.sim.admin import SimAdmin
 from channels.sim.bank import BankSim
 from channels.sim.notifier import Notifier
-from channels.sim.profile import SimKind, SimProfile, profile_named
+from channels.sim.profile import SimKind, SimProfile, engine_channel_entry, profile_named
 from channels.sim.runtime import SimChannel, SimRuntime
 from channels.sim.wx import WxSim
 
@@ -76,16 +76,33 @@ async def start_simulator(
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound_port = int(runner.addresses[0][1])
-    logger.info("channel simulator listening", extra={"profile": profile.name, "port": bound_port})
+    logger.debug("channel simulator listening", extra={"profile": profile.name, "port": bound_port})
     return RunningSimulator(profile, f"http://{host}:{bound_port}", app[RUNTIME_KEY], runner, session)
 
 
+def wiring_text(running: RunningSimulator, notify_base_url: str | None) -> str:
+    """What to tell the engine so it uses this simulator, and how a payer pays one of its vouchers."""
+    profile, kind = running.profile, running.profile.kind.value
+    notifies = (f"orders without a notify_url notify {notify_base_url.rstrip('/')}/channels/{kind}/notify"
+                if notify_base_url else "orders without a notify_url get no notify (--notify-base-url sets one)")
+    return "\n".join([
+        f"channel simulator {profile.name} listening on {running.url}",
+        "  configure the engine with (several channels: join entries with ';'):",
+        f"    PAYENGINE_CHANNELS='{engine_channel_entry(profile, running.url)}'",
+        f"    PAYENGINE_DEFAULT_CHANNEL={kind}   # channel payments that name no channel",
+        f"  notifies: the engine gives each order its notify URL (PAYENGINE_PUBLIC_URL, else http://HOST:PORT,"
+        f" then /channels/{kind}/notify); {notifies}",
+        f"  pay a voucher: curl -s -X POST {running.url}/sim/pay -d '{{\"pay_url\": \"<the voucher pay_url>\"}}'",
+    ])
+
+
 def run_simulator(profile_name: str, host: str, port: int, notify_base_url: str | None) -> None:
-    """Block serving the named profile until interrupted (`payengine channel-sim`)."""
+    """Block serving the named profile until interrupted (`payengine channel-sim`); prints where it listens and
+    the engine settings that point at it."""
 
     async def serve() -> None:
         running = await start_simulator(profile_named(profile_name), host, port, notify_base_url)
-        print(f"channel simulator {profile_name} listening on {running.url}", flush=True)
+        print(wiring_text(running, notify_base_url), flush=True)
         try:
             await asyncio.Event().wait()
         finally:

@@ -15,6 +15,22 @@ from engine.settings import Settings
 _TUNE_FLAGS = {name: "--" + name.replace("_", "-") for name in BufferTuning().to_dict()}
 
 
+# (heading, row key, left-aligned): the ids and whose the account is first, then the figures.
+_STATUS_COLUMNS = (("account", "account_id", True), ("owner", "owner_id", True), ("role", "role", True),
+                   ("cur", "currency", True), ("depth", "depth", False), ("oldest_ms", "oldest_age_ms", False),
+                   ("applied/s", "applied_per_s", False), ("last_batch", "last_batch_legs", False),
+                   ("batch_ms", "last_batch_ms", False))
+
+
+def print_table(rows: list[dict[str, Any]], columns: tuple[tuple[str, str, bool], ...]) -> None:
+    """Rows as aligned columns, each as wide as its widest cell."""
+    cells = [[heading for heading, _, _ in columns]] + [[str(r[key]) for _, key, _ in columns] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    for line in cells:
+        print(" ".join(cell.ljust(width) if left else cell.rjust(width)
+                       for cell, width, (_, _, left) in zip(line, widths, columns, strict=True)).rstrip())
+
+
 def add_buffer_parsers(sub: Any) -> None:
     p = sub.add_parser("flush", help="run hot-account flushers (and their recovery sweep) as their own process")
     p.add_argument("--accounts", default="", help="comma-separated account ids (default: every hot account)")
@@ -77,10 +93,7 @@ def cmd_buffer_status(args: Any, settings: Settings) -> int:
     if args.json:
         print(orjson.dumps(rows).decode())
         return 0
-    print(f"{'account':<40} {'depth':>8} {'oldest_ms':>10} {'applied/s':>10} {'last_batch':>10} {'batch_ms':>9}")
-    for r in rows:
-        print(f"{r['account_id']:<40} {r['depth']:>8} {r['oldest_age_ms']:>10} {r['applied_per_s']:>10} "
-              f"{r['last_batch_legs']:>10} {r['last_batch_ms']:>9}")
+    print_table(rows, _STATUS_COLUMNS)
     return 0
 
 

@@ -111,7 +111,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_settle(args: argparse.Namespace, settings: Settings) -> int:
     from engine.dayend.calendar import read_open_date
-    from engine.settlement.flow import SettlementError, settle
+    from engine.settlement.flow import SettlementError, nothing_due_notes, settle, unsettled
 
     async def body(env: _Env) -> int:
         async with env.pool.acquire() as conn:
@@ -122,7 +122,13 @@ def cmd_settle(args: argparse.Namespace, settings: Settings) -> int:
         except SettlementError as exc:
             print(f"payengine: {exc}", file=sys.stderr)
             return 2
-        print(json.dumps(result.to_dict(), default=str))
+        shown = result.to_dict()
+        if result.created == 0:  # say why, and when something will be due: "created: 0" alone explains nothing
+            shown["notes"] = nothing_due_notes(args.date, await unsettled(env.pool, args.merchant),
+                                               len(result.batches))
+            for note in shown["notes"]:
+                print(f"note: {note}", file=sys.stderr, flush=True)
+        print(json.dumps(shown, default=str))
         return 0
     return _run(settings, body)
 

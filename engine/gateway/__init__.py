@@ -1,7 +1,7 @@
 """The channel front gateway: voucher worker, notify handling, janitor, exception records.
 
 How it runs:
-- Channels come from `PAYENGINE_CHANNELS` (see `specs.py`), notifies come back to
+- Channels come from `PAYENGINE_CHANNELS` (format: `engine/channel_specs.py`), notifies come back to
   `{PAYENGINE_PUBLIC_URL}/channels/{name}/notify`.
 - `payengine serve` runs the worker and janitor in process (`PAYENGINE_GATEWAY_IN_PROCESS=1`, the
   default); `payengine gateway` runs them as a process of their own (then set it to 0 for serve).

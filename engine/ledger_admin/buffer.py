@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from accounts.model import Account
+from accounts.store import hot_open_accounts
 from buffer.scripts import Scripts
 from buffer.state import read_status
-from buffer.store import hot_accounts
 from buffer.tuning import BufferTuning, load_tuning, save_tuning
 from engine.settings import Settings
 
@@ -24,11 +25,21 @@ def buffer_defaults(settings: Settings) -> BufferTuning:
     )
 
 
+def owner_of(account: Account) -> dict[str, Any]:
+    """Whose an account is, for a person reading a list of ids: the owner (merchant or customer id, or
+    ``platform``), the role (a sub-account's index appended) and the currency."""
+    role = account.role if account.sub_index is None else f"{account.role}#{account.sub_index}"
+    return {"owner_id": account.owner_id, "role": role, "currency": account.currency}
+
+
 async def buffer_status(pool: Any, redis: Any) -> list[dict[str, Any]]:
-    """Status rows of every hot account (the CLI prints the same)."""
+    """Status rows of every hot account, each with its owner, role and currency (the CLI prints the same)."""
     async with pool.acquire() as conn:
-        accounts = [a.id for a in await hot_accounts(conn)]
-    return [s.to_dict() for s in await read_status(redis, Scripts(redis), accounts)] if accounts else []
+        accounts = await hot_open_accounts(conn)
+    if not accounts:
+        return []
+    rows = await read_status(redis, Scripts(redis), [a.id for a in accounts])
+    return [{**row.to_dict(), **owner_of(account)} for account, row in zip(accounts, rows, strict=True)]
 
 
 async def change_tuning(pool: Any, defaults: BufferTuning, changes: dict[str, Any]) -> BufferTuning:

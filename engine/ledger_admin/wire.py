@@ -42,6 +42,9 @@ class BufferSettingsChange(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
 
 class BufferAccountStatus(msgspec.Struct, frozen=True):
     account_id: str
+    owner_id: str  # the merchant or customer id, or "platform" for the platform's own accounts
+    role: str  # e.g. merchant_pending, gateway_transit; a sub-account's index after '#'
+    currency: str
     loaded: bool  # the account's balances are cached in Redis
     depth: int  # legs waiting to be flushed
     oldest_age_ms: int

@@ -68,6 +68,43 @@ class SettlementResult:
                 "net_total": sum(b.net for b in self.batches), "batches": [b.to_dict() for b in self.batches]}
 
 
+UNSETTLED_GROUPS_MAX = 10  # what a run that made no batch lists of the payments still waiting
+
+
+async def unsettled(pool: asyncpg.Pool, merchant_id: str | None) -> list[store.Unsettled]:
+    """The earliest-due groups of succeeded payments not settled yet (at most UNSETTLED_GROUPS_MAX)."""
+    async with pool.acquire() as conn:
+        return await store.unsettled(conn, merchant_id, UNSETTLED_GROUPS_MAX)
+
+
+def nothing_due_notes(settle_date: date, groups: list[store.Unsettled], earlier_batches: int = 0) -> list[str]:
+    """Why a settle run of ``settle_date`` made no batch, and when the payments still waiting will be due: a
+    payment booked on accounting date A is due on A + its merchant's cycle (D+N, default D+1), and is settled by
+    the settle run of that date, which needs that date closed (day-end); a channel payment also needs its
+    channel's statement of A reconciled. ``earlier_batches``: batches of ``settle_date`` made by earlier runs."""
+    head = (f"nothing new due on {settle_date} (its {earlier_batches} batches were made by an earlier run)"
+            if earlier_batches else f"nothing due on {settle_date}")
+    if not groups:
+        return [f"{head}: no succeeded payment is waiting for settlement"]
+    notes = [f"{head}: a payment booked on accounting date A is settled on A + its merchant's cycle (D+N, default"
+             " D+1), by `payengine settle --date` of that date once day-end has closed it"]
+    for g in groups:
+        what = (f"{g.payments} {g.channel or 'wallet'} payment{'' if g.payments == 1 else 's'} of {g.merchant_id}"
+                f" ({g.currency}, D+{g.cycle_days}) booked {g.booked_on}")
+        if g.due_on > settle_date:
+            notes.append(f"{what}: due on {g.due_on}; run `payengine settle --date {g.due_on}` after day-end has"
+                         f" closed {g.due_on}")
+        elif not g.reconciled:
+            notes.append(f"{what}: due, waiting for reconciliation; run `payengine reconcile --channel {g.channel}"
+                         f" --date {g.booked_on}`, then settle {settle_date} again")
+        else:
+            notes.append(f"{what}: due, held for the next date's batch (a batch for {settle_date} was made before it"
+                         " was due, or the merchant's refunds due exceed its payments)")
+    if len(groups) >= UNSETTLED_GROUPS_MAX:
+        notes.append(f"(the {UNSETTLED_GROUPS_MAX} earliest-due groups only)")
+    return notes
+
+
 def _quiet(event: str, data: dict[str, Any]) -> None:
     log.info("settlement %s", event, extra=data)
 

@@ -11,12 +11,20 @@ account's netting: such a payment settles its whole amount and its fee counts as
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from accounts.store import Conn
 
-_DUE = """
+# A channel payment is reconciled once an item of a channel statement matched it (ok or resolved) and none of its
+# items is still open; only then may it be settled. Wallet payments need no channel.
+_RECONCILED = """EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
+                                     AND r.state IN ('ok', 'resolved'))
+       AND NOT EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
+                                         AND r.state = 'open')"""
+
+
+_DUE = f"""
 SELECT p.merchant_id, p.currency, 'payment' AS kind, p.id, p.amount,
        CASE WHEN p.fee_collection = 'invoiced' THEN 0 ELSE p.fee END AS fee
 FROM payments p
@@ -26,11 +34,7 @@ WHERE p.status = 'succeeded'
   AND e.accounting_date <= $1::date - coalesce(t.cycle_days, 1)
   AND ($2::text IS NULL OR p.merchant_id = $2::text) AND ($3::text IS NULL OR p.currency = $3::text)
   AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.object_id = p.id)
-  AND (p.method = 'wallet' OR (
-       EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
-                                              AND r.state IN ('ok', 'resolved'))
-       AND NOT EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
-                                                     AND r.state = 'open')))
+  AND (p.method = 'wallet' OR ({_RECONCILED}))
 UNION ALL
 SELECT r.merchant_id, p.currency, 'refund', r.id, r.amount,
        CASE WHEN p.fee_collection = 'invoiced' THEN 0 ELSE r.fee_refunded END
@@ -43,6 +47,41 @@ WHERE r.status = 'succeeded'
   AND ($2::text IS NULL OR r.merchant_id = $2::text) AND ($3::text IS NULL OR p.currency = $3::text)
   AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.object_id = r.id)
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Unsettled:
+    """Succeeded payments not settled yet, of one merchant, currency, booking date and channel: when they fall due
+    (booking date + the merchant's cycle) and whether a channel's reconciliation still holds them back."""
+
+    merchant_id: str
+    currency: str
+    booked_on: date  # the accounting date of their journal entries
+    cycle_days: int
+    channel: str | None  # None: wallet payments (no reconciliation needed)
+    reconciled: bool
+    payments: int
+
+    @property
+    def due_on(self) -> date:
+        return self.booked_on + timedelta(days=self.cycle_days)
+
+
+async def unsettled(conn: Conn, merchant_id: str | None, groups_max: int) -> list[Unsettled]:
+    """The earliest-due groups of succeeded payments no batch holds (at most ``groups_max``): what a settle run
+    that found nothing due can say about when something will be."""
+    rows = await conn.fetch(
+        "SELECT p.merchant_id, p.currency, e.accounting_date AS booked_on, coalesce(t.cycle_days, 1) AS cycle_days,"
+        f"  p.channel, (p.method = 'wallet' OR ({_RECONCILED})) AS reconciled, count(*) AS payments"
+        " FROM payments p JOIN journal_entries e ON e.txn_no = p.txn_no"
+        " LEFT JOIN merchant_settlement_terms t ON t.merchant_id = p.merchant_id"
+        " WHERE p.status = 'succeeded' AND ($1::text IS NULL OR p.merchant_id = $1::text)"
+        "   AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.object_id = p.id)"
+        " GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY e.accounting_date + coalesce(t.cycle_days, 1), 1, 2, 5 NULLS FIRST"
+        " LIMIT $2",
+        merchant_id, groups_max)
+    return [Unsettled(r["merchant_id"], r["currency"].strip(), r["booked_on"], r["cycle_days"], r["channel"],
+                      r["reconciled"], r["payments"]) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,10 @@ import orjson
 import pytest
 from aiohttp import web
 
+from accounts.model import Account, AccountId, AccountKind, OverdraftRule, Side
 from buffer.tuning import BufferTuning, LiveTuning
 from engine.bootstrap import create_app
+from engine.ledger_admin.buffer import owner_of
 from engine.ledger_admin.wire import BufferSettings, BufferSettingsChange
 from engine.services import SERVICES
 from engine.settings import Settings
@@ -89,10 +91,21 @@ async def test_buffer_status_lists_hot_accounts(app_url: tuple[str, web.Applicat
         rows = {row["account_id"]: row for row in (await r.json())["accounts"]}
     assert rows[world.merchant]["depth"] == 3 and rows[world.transit]["depth"] == 6
     assert rows[world.merchant]["pending"] == 2970 and rows[world.merchant]["oldest_age_ms"] >= 0
+    # Whose each account is, not a bare acct_ id: owner, role and currency from the accounts table.
+    owners = {r["id"]: (r["owner_id"], r["role"], r["currency"]) for r in await pool.fetch(
+        "SELECT id, owner_id, role, currency FROM accounts WHERE id = ANY($1::text[])", world.hot)}
+    for account in world.hot:
+        assert (rows[account]["owner_id"], rows[account]["role"], rows[account]["currency"]) == owners[account]
     env = {**os.environ, "PAYENGINE_DATABASE_URL": servers.database_url, "PAYENGINE_REDIS_URL": servers.redis_url}
     code, out = await _cli(env, "buffer", "status", "--json")
     cli_rows = {row["account_id"]: row for row in orjson.loads(out)}
     assert code == 0 and cli_rows[world.merchant]["depth"] == 3
+    assert (cli_rows[world.merchant]["owner_id"], cli_rows[world.merchant]["role"]) == owners[world.merchant][:2]
+    code, out = await _cli(env, "buffer", "status")
+    heading, *lines = out.splitlines()
+    assert code == 0 and heading.split()[:5] == ["account", "owner", "role", "cur", "depth"]
+    assert next(line for line in lines if line.startswith(world.merchant)).split()[:5] == [
+        world.merchant, *owners[world.merchant], "3"]
     code, out = await _cli(env, "buffer", "tune", "--batch-size", "0")
     assert code == 2 and "batch_size" in out
 
@@ -108,3 +121,9 @@ def test_settings_wire_types_name_every_tuning_setting() -> None:
     """A tuning setting added to buffer/tuning.py must be shown and changeable over HTTP too."""
     names = tuple(BufferTuning().to_dict())
     assert BufferSettings.__struct_fields__ == names and BufferSettingsChange.__struct_fields__ == names
+
+
+def test_a_sub_account_is_shown_as_its_parents_owner_and_role_with_its_index() -> None:
+    sub = Account(AccountId("acct_sub"), AccountKind.MERCHANT, "mch_shop", "merchant_pending", "2202", "CNY",
+                  Side.CREDIT, 0, 0, OverdraftRule(), True, AccountId("acct_parent"), 2, "open")
+    assert owner_of(sub) == {"owner_id": "mch_shop", "role": "merchant_pending#2", "currency": "CNY"}

@@ -1,5 +1,6 @@
 """Bad input to the accounting day: wrong statement files, unreadable lines, bad amounts, unknown
-channels, a second day-end while one runs, settling a day that is not closed, missing admin token."""
+channels, a second day-end while one runs, settling a day that is not closed or has nothing due yet, missing
+admin token."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from channels.protocol import ChannelStatus, Statement, StatementKind, Statement
 from engine.dayend import store as dayend_store
 from engine.recon.matching import WrongStatement, check_statement, normalise
 from engine.recon.strategy import STRATEGY, Action, Outcome, decide
+from engine.settlement.flow import nothing_due_notes
+from engine.settlement.store import Unsettled
 from tests.conftest import Servers
 from tests.dayend.cli import run_cli
 from tests.dayend.conftest import Db
-from tests.dayend.world import ADMIN_TOKEN, World, running_world
+from tests.dayend.world import ADMIN_TOKEN, World, new_ref, running_world
 
 DAY = date(2026, 3, 14)
 
@@ -160,3 +163,52 @@ async def test_a_second_reconciliation_or_settlement_of_the_same_date_answers_40
         finally:
             for namespace, key in locks:
                 await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", namespace, key)
+
+
+async def test_settle_right_after_day_end_says_why_nothing_is_due_and_when(world: World) -> None:
+    """D+1 settles on D+1's close; a channel payment waits for its statement: `created: 0` must say so."""
+    wallet_shop, channel_shop = await world.merchant(60, 0), await world.merchant(60, 0)
+    status, _ = await world.admin("PUT", f"/admin/merchants/{channel_shop.merchant_id}/settlement-cycle",
+                                  {"cycle_days": 0})
+    assert status == 200
+    customer = (await wallet_shop.create_customer(new_ref("cus"))).body["id"]
+    assert (await wallet_shop.topup(customer, 10_000, new_ref("tu"))).status == 201
+    paid = await wallet_shop.create_payment({"merchant_order_no": new_ref("o"), "amount": 1_000, "currency": "CNY",
+                                             "method": "wallet", "customer_id": customer})
+    assert paid.status == 201, paid.body
+    channel = await channel_shop.create_payment({"merchant_order_no": new_ref("c"), "amount": 2_000,
+                                                 "currency": "CNY", "method": "channel", "channel": "wxsim"})
+    assert channel.status == 201, channel.body
+
+    async def status_is(wanted: str) -> bool:
+        return bool((await channel_shop.get_payment(channel.body["id"])).body["status"] == wanted)
+
+    await world.eventually(lambda: status_is("awaiting_payment"))
+    pay_url = (await channel_shop.get_payment(channel.body["id"])).body["voucher"]["pay_url"]
+    await world.sim("wxsim", "POST", "/sim/pay", {"pay_url": pay_url})
+    await world.eventually(lambda: status_is("succeeded"))
+    status, closed = await world.admin("POST", "/admin/day-end", {})
+    assert status == 200, closed
+    day = date.fromisoformat(closed["accounting_date"])
+
+    code, out = await run_cli(world, "settle", "--date", day.isoformat(), "--merchant", wallet_shop.merchant_id)
+    assert code == 0 and '"created": 0' in out, out
+    assert f"note: nothing due on {day}: a payment booked on accounting date A is settled on A + its merchant's" \
+           " cycle (D+N, default D+1)" in out
+    assert f"note: 1 wallet payment of {wallet_shop.merchant_id} (CNY, D+1) booked {day}: due on " \
+           f"{day + timedelta(days=1)}; run `payengine settle --date {day + timedelta(days=1)}` after day-end has" \
+           f" closed {day + timedelta(days=1)}" in out, out
+    code, out = await run_cli(world, "settle", "--date", day.isoformat(), "--merchant", channel_shop.merchant_id)
+    assert code == 0 and '"created": 0' in out, out
+    assert f"note: 1 wxsim payment of {channel_shop.merchant_id} (CNY, D+0) booked {day}: due, waiting for " \
+           f"reconciliation; run `payengine reconcile --channel wxsim --date {day}`, then settle {day} again" in out
+
+
+def test_nothing_due_notes_name_the_earlier_batches_and_an_empty_queue() -> None:
+    assert nothing_due_notes(DAY, [], earlier_batches=2) == [
+        f"nothing new due on {DAY} (its 2 batches were made by an earlier run): no succeeded payment is waiting for"
+        " settlement"]
+    held = Unsettled("mch_x", "CNY", DAY - timedelta(days=3), 1, None, True, 4)
+    assert nothing_due_notes(DAY, [held])[1].endswith("due, held for the next date's batch (a batch for "
+                                                      f"{DAY} was made before it was due, or the merchant's refunds due"
+                                                      " exceed its payments)")

@@ -30,9 +30,17 @@ def cli_env(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]
 
 async def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
     capsys.readouterr()
-    code = await asyncio.to_thread(main, ["merchants", *argv])  # main() runs its own event loop
+    code = await asyncio.to_thread(_main, ["merchants", *argv])  # main() runs its own event loop
     out, err = capsys.readouterr()
     return code, json.loads(out) if code == 0 else None, err
+
+
+def _main(argv: list[str]) -> int:
+    """main()'s exit code, also when argparse refuses a flag (it exits 2 as a shell would see it)."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
 
 
 async def _status_soon(client: PayEngineClient, expected: int, timeout_s: float = 2.0) -> int:
@@ -96,10 +104,26 @@ async def test_cli_manages_a_merchant_end_to_end(api: Api, cli_env: dict[str, st
 async def test_cli_reports_bad_input_and_unknown_merchants(cli_env: dict[str, str],
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = await _run(capsys, "create", "--name", "x", "--currency", "CNY", "--settlement-cycle", "T+1")
-    assert code == 2 and "settlement_cycle" in err
+    assert code == 2 and "--settlement-cycle: expected D+N or N, N calendar days 0-30" in err and "'T+1'" in err
     code, _, err = await _run(capsys, "show", "mch_nope_" + ref()[:10])
     assert code == 1 and "resource_missing" in err
     code, _, err = await _run(capsys, "create", "--name", "x", "--currency", "CNY", "--fee-plan", "no_such_plan")
     assert code == 1 and "fee_plan_unknown" in err
     code, _, err = await _run(capsys, "rotate-key", "mch_nope_" + ref()[:10], "--rollover-s", "-5")
     assert code == 2 and "rollover_s" in err
+
+
+async def test_settlement_cycle_takes_what_its_help_says(cli_env: dict[str, str],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code, created, _ = await _run(capsys, "create", "--name", "cycles", "--currency", "CNY")
+    assert code == 0 and created["settlement_cycle"] == "D+1"
+    for given, stored in (("0", "D+0"), ("D+30", "D+30"), ("d+7", "D+7"), (" 2 ", "D+2")):
+        code, updated, err = await _run(capsys, "update", created["id"], "--settlement-cycle", given)
+        assert code == 0 and updated["settlement_cycle"] == stored, (given, err)
+    for given in ("31", "D+31", "-1", "D+", "T+1", "1.5", ""):
+        code, _, err = await _run(capsys, "update", created["id"], "--settlement-cycle", given)
+        assert code == 2 and "argument --settlement-cycle: expected D+N or N" in err, (given, err)
+    capsys.readouterr()
+    assert _main(["merchants", "update", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--settlement-cycle D+N D+N or N: settle a day's payments N calendar days later (0-30)" in help_text
