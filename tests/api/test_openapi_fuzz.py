@@ -23,6 +23,7 @@ retune every flusher reading the session's database.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +69,7 @@ INEXPRESSIBLE: dict[tuple[str, str], frozenset[str]] = {
     ("PATCH", "/admin/merchants/{id}"): frozenset({"parameter_invalid",  # fees vs. the current fee plan
                                                    "fee_plan_unknown"}),  # plans that exist now
     ("POST", "/admin/merchants"): frozenset({"fee_plan_unknown"}),
+    ("POST", "/admin/merchants/{id}/fee-invoices"): frozenset({"unsupported_currency"}),  # that merchant's own
     # A set repeating scope/window/method/currency; rule params whose names and ranges depend on kind.
     ("PUT", "/admin/limits"): frozenset({"invalid_control"}),
     ("PUT", "/admin/merchants/{id}/limits"): frozenset({"invalid_control"}),
@@ -116,7 +118,10 @@ class _Sign(requests.auth.AuthBase):
 
 def _run(operation: Any, mode: GenerationMode, checks: list[Any], url: str, session: requests.Session) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
+    # Derandomized: CI explores the same cases every run (a failure is reproducible, never a flake); run with
+    # PAYENGINE_FUZZ_RANDOM=1 to explore afresh.
     @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
+              derandomize=not os.environ.get("PAYENGINE_FUZZ_RANDOM"),
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     def run(case: Any) -> None:
         response = case.call(base_url=url, session=session)
