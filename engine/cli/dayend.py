@@ -74,7 +74,9 @@ def cmd_day_end(args: argparse.Namespace, settings: Settings) -> int:
 
     async def body(env: _Env) -> int:
         try:
-            row: DayEndRow = await run_day_end(env.pool, args.date, day_end_options(settings, progress=_progress))
+            not_after = None if args.force else datetime.now(UTC).date()
+            row: DayEndRow = await run_day_end(env.pool, args.date, day_end_options(
+                settings, progress=_progress, not_after=not_after))
         except DayEndError as exc:
             print(f"payengine: {exc}", file=sys.stderr)
             return 2
@@ -138,6 +140,8 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("day-end", help="close the accounting date: switch, drain buffers, trial balance, snapshots")
     p.add_argument("--date", type=date.fromisoformat, default=None,
                    help="the date to close (default: resume an unfinished day-end, else the open date)")
+    p.add_argument("--force", action="store_true",
+                   help="close a date later than today (UTC) anyway: the open date moves ahead of the calendar")
     p.set_defaults(func=cmd_day_end)
     p = sub.add_parser("reconcile", help="reconcile one channel's statement of a date")
     p.add_argument("--channel", required=True)

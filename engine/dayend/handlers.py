@@ -11,7 +11,7 @@ cut a day-end in half.
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import UTC, date, datetime
 
 import msgspec
 from aiohttp import web
@@ -33,7 +33,9 @@ def _view(row: store.DayEndRow) -> bytes:
 async def post_day_end(request: web.Request) -> web.Response:
     req = decode_body(request[RAW_BODY], wire.DayEndRequest)
     svc = services_of(request)
-    row = await asyncio.shield(run_day_end(svc.pool, req.date, day_end_options(svc.settings), svc.calendar))
+    not_after = None if req.force else datetime.now(UTC).date()
+    row = await asyncio.shield(run_day_end(svc.pool, req.date, day_end_options(svc.settings, not_after=not_after),
+                                           svc.calendar))
     # A failed step is a finished run, answered as such (its error says which step and why).
     return json_response(200 if row.status == "done" else 422, _view(row))
 

@@ -11,6 +11,8 @@ import msgspec
 
 class DayEndRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     date: date | None = None  # default: the open accounting date
+    # Close a date later than today (UTC) anyway: it moves the open date ahead of the calendar, irreversibly.
+    force: bool = False
 
 
 class DayEndView(msgspec.Struct, frozen=True):

@@ -103,8 +103,8 @@ async def test_unknown_channel_and_bad_bodies_are_refused(world: World) -> None:
     status, body = await world.admin("POST", "/admin/reconciliations", {"channel": "wxsim",
                                                                         "date": open_date.isoformat()})
     assert status == 409 and body["error"]["code"] == "day_still_open", body  # our side is not final yet
-    status, body = await world.admin("POST", "/admin/day-end", {"date": "2026-03-14", "force": True})
-    assert status == 400 and "force" in body["error"]["message"]
+    status, body = await world.admin("POST", "/admin/day-end", {"date": "2026-03-14", "forced": True})
+    assert status == 400 and "forced" in body["error"]["message"]
 
 
 async def test_admin_routes_need_the_admin_token(world: World) -> None:
@@ -120,7 +120,7 @@ async def test_day_end_while_another_runs_answers_409(world: World) -> None:
     async with world.pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", dayend_store.RUN_LOCK_KEY)
         try:
-            status, body = await world.admin("POST", "/admin/day-end", {})
+            status, body = await world.admin("POST", "/admin/day-end", {"force": True})
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", dayend_store.RUN_LOCK_KEY)
     assert status == 409 and body["error"]["code"] == "day_end_running", body
@@ -136,7 +136,7 @@ async def test_settling_a_day_that_is_not_closed_answers_409(world: World) -> No
 
 
 async def test_reconcile_cli_runs_and_refuses_an_unknown_channel(world: World) -> None:
-    status, closed = await world.admin("POST", "/admin/day-end", {})
+    status, closed = await world.admin("POST", "/admin/day-end", {"force": True})
     assert status == 200, closed
     wx = world.sims["wxsim"].url
     channels = f"wxsim=wxsim,{wx},sim-merchant,de-wallet-key"
@@ -187,7 +187,7 @@ async def test_settle_right_after_day_end_says_why_nothing_is_due_and_when(world
     pay_url = (await channel_shop.get_payment(channel.body["id"])).body["voucher"]["pay_url"]
     await world.sim("wxsim", "POST", "/sim/pay", {"pay_url": pay_url})
     await world.eventually(lambda: status_is("succeeded"))
-    status, closed = await world.admin("POST", "/admin/day-end", {})
+    status, closed = await world.admin("POST", "/admin/day-end", {"force": True})
     assert status == 200, closed
     day = date.fromisoformat(closed["accounting_date"])
 
@@ -212,3 +212,26 @@ def test_nothing_due_notes_name_the_earlier_batches_and_an_empty_queue() -> None
     assert nothing_due_notes(DAY, [held])[1].endswith("due, held for the next date's batch (a batch for "
                                                       f"{DAY} was made before it was due, or the merchant's refunds due"
                                                       " exceed its payments)")
+
+
+async def test_a_date_later_than_today_is_not_closed_unless_forced(world: World) -> None:
+    """Closing tomorrow today would stamp every new payment a day ahead, irreversibly: 409 day_not_over over
+    HTTP and exit 2 from the CLI, the open date unchanged; an operator who means it forces it."""
+    async with world.pool.acquire() as conn:
+        open_date = await conn.fetchval("SELECT open_date FROM accounting_calendar")
+    today = datetime.now(UTC).date()
+    if open_date <= today:  # bring the open date to today, then the next date is tomorrow
+        for _ in range((today - open_date).days + 1):
+            status, closed = await world.admin("POST", "/admin/day-end", {"force": True})
+            assert status == 200, closed
+    async with world.pool.acquire() as conn:
+        ahead = await conn.fetchval("SELECT open_date FROM accounting_calendar")
+    assert ahead > today
+    status, body = await world.admin("POST", "/admin/day-end", {})
+    assert status == 409 and body["error"]["code"] == "day_not_over", body
+    code, out = await run_cli(world, "day-end")
+    assert code == 2 and "later than today" in out, out
+    async with world.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT open_date FROM accounting_calendar") == ahead  # nothing moved
+    status, closed = await world.admin("POST", "/admin/day-end", {"force": True})
+    assert status == 200 and closed["accounting_date"] == ahead.isoformat(), closed

@@ -54,12 +54,12 @@ async def test_day_end_killed_mid_way_resumes_to_the_same_end_state(world: World
     await _some_payments(w, client, 30)
     day = (await _state(w, date.today()))["open"]
 
-    code, _ = await run_cli(w, "day-end", "--date", day.isoformat(), pause_at="balance.uncommitted")
+    code, _ = await run_cli(w, "day-end", "--force", "--date", day.isoformat(), pause_at="balance.uncommitted")
     assert code == -signal.SIGKILL
     # Switch and drain committed; the snapshot transaction died with the process.
     assert await _state(w, day) == {"open": day + timedelta(days=1), "run": {"step": "balance", "status": "running"},
                                     "snapshots": 0}
-    code, out = await run_cli(w, "day-end")  # no date: resumes the unfinished day-end
+    code, out = await run_cli(w, "day-end", "--force")  # no date: resumes the unfinished day-end
     assert code == 0, out
     async with w.pool.acquire() as conn:
         accounts = await conn.fetchval("SELECT count(*) FROM accounts")
@@ -69,7 +69,7 @@ async def test_day_end_killed_mid_way_resumes_to_the_same_end_state(world: World
     assert '"trial_balance": "ok"' in report and f'"legs": {legs}' in report
     assert await _state(w, day) == {"open": day + timedelta(days=1), "run": {"step": "done", "status": "done"},
                                     "snapshots": accounts}
-    code, out = await run_cli(w, "day-end", "--date", day.isoformat())  # once more: nothing changes
+    code, out = await run_cli(w, "day-end", "--force", "--date", day.isoformat())  # once more: nothing changes
     assert code == 0, out
     async with w.pool.acquire() as conn:
         again = await conn.fetch("SELECT * FROM daily_balances WHERE accounting_date = $1 ORDER BY account_id", day)
@@ -78,9 +78,9 @@ async def test_day_end_killed_mid_way_resumes_to_the_same_end_state(world: World
     # The next day, killed right after the switch committed (waiting for the buffers).
     next_day = day + timedelta(days=1)
     await _some_payments(w, client, 10)
-    code, _ = await run_cli(w, "day-end", "--date", next_day.isoformat(), pause_at="drain")
+    code, _ = await run_cli(w, "day-end", "--force", "--date", next_day.isoformat(), pause_at="drain")
     assert (await _state(w, next_day))["run"] == {"step": "drain", "status": "running"}
-    code, out = await run_cli(w, "day-end", "--date", next_day.isoformat())
+    code, out = await run_cli(w, "day-end", "--force", "--date", next_day.isoformat())
     assert code == 0, out
     async with w.pool.acquire() as conn:
         accounts = await conn.fetchval("SELECT count(*) FROM accounts")
@@ -96,7 +96,7 @@ async def test_settlement_killed_mid_way_settles_each_batch_once(world: World) -
         status, _ = await w.admin("PUT", f"/admin/merchants/{client.merchant_id}/settlement-cycle", {"cycle_days": 0})
         assert status == 200
         paid[client.merchant_id] = await _some_payments(w, client, 12)
-    status, closed = await w.admin("POST", "/admin/day-end", {})
+    status, closed = await w.admin("POST", "/admin/day-end", {"force": True})
     assert status == 200, closed
     day = closed["accounting_date"]
     expected = {m: sum(p["amount"] - p["fee"] for p in ps) for m, ps in paid.items()}

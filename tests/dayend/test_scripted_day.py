@@ -263,13 +263,13 @@ async def test_scripted_day(world: World) -> None:
     day, next_day = script.day, script.day + timedelta(days=1)
 
     # Day-end: switch, drain the buffers (fee income and transit are hot), trial balance, snapshots.
-    status, closed = await w.admin("POST", "/admin/day-end", {"date": day.isoformat()})
+    status, closed = await w.admin("POST", "/admin/day-end", {"date": day.isoformat(), "force": True})
     assert status == 200 and closed["status"] == "done", closed
     report = closed["report"]
     assert report["trial_balance"] == "ok" and report["offending_count"] == 0 and report["buffered_legs"] == 0
     assert all(c["balanced"] for c in report["currencies"])
     before = await _ledger_fingerprint(w)
-    status, again = await w.admin("POST", "/admin/day-end", {"date": day.isoformat()})
+    status, again = await w.admin("POST", "/admin/day-end", {"date": day.isoformat(), "force": True})
     assert status == 200 and again == closed and await _ledger_fingerprint(w) == before
 
     # Reconciliation of both channels: exactly the seeded discrepancies, strategy applied; twice = once.
@@ -297,7 +297,7 @@ async def test_scripted_day(world: World) -> None:
     assert order.paid_at is not None
     order.paid_at = order.paid_at.replace(year=next_day.year, month=next_day.month, day=next_day.day, hour=0,
                                           minute=0, second=3)
-    status, closed_next = await w.admin("POST", "/admin/day-end", {})
+    status, closed_next = await w.admin("POST", "/admin/day-end", {"force": True})
     assert status == 200 and closed_next["accounting_date"] == next_day.isoformat(), closed_next
     for channel in CHANNELS:
         status, run = await w.admin("POST", "/admin/reconciliations", {"channel": channel,
@@ -328,7 +328,7 @@ async def test_scripted_day(world: World) -> None:
     assert status == 200
     status, body = await w.admin("POST", f"/admin/reconciliations/items/{item['id']}/resolve", {"note": "again"})
     assert status == 409, body
-    status, closed_third = await w.admin("POST", "/admin/day-end", {})
+    status, closed_third = await w.admin("POST", "/admin/day-end", {"force": True})
     assert status == 200 and closed_third["report"]["trial_balance"] == "ok", closed_third
     third = next_day + timedelta(days=1)
     status, _ = await w.admin("POST", "/admin/settlements", {"date": third.isoformat()})
