@@ -57,6 +57,13 @@ def decode_body(raw: bytes, type_: type[T]) -> T:
 
 
 def decode_query(query: Mapping[str, str], type_: type[T]) -> T:
+    """Decode a query string; every parameter is a single value, so one given twice is refused (not the first
+    or the last silently taken)."""
+    names = [name for name, _ in query.items()]  # a multidict's keys() lists a repeated name once
+    if len(names) != len(set(names)):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        raise invalid_request("parameter_invalid", f"query parameter {repeated[0]!r} given more than once",
+                              repeated[0])
     try:
         return msgspec.convert(dict(query), type=type_, strict=False)
     except msgspec.ValidationError as exc:

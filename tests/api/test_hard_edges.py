@@ -169,3 +169,9 @@ def test_whole_number_floats_decode_as_integers_and_garbage_is_a_400() -> None:
             assert err.status == 400, raw
         else:
             raise AssertionError(f"{raw!r} was accepted")
+
+
+async def test_a_query_parameter_given_twice_is_refused_not_silently_collapsed(api: Api) -> None:
+    client = await api.merchant()
+    answer = await client.request("GET", "/v1/payments?limit=5&limit=500")
+    assert (answer.status, answer.body["error"]["param"]) == (400, "limit"), answer.body

@@ -7,10 +7,10 @@ Two passes per operation. Positive data (what the document allows) must be accep
 positive_data_acceptance) except where a rule cannot be written in JSON Schema (INEXPRESSIBLE: a Luhn
 check, "not to yourself", the merchant's current fee plan), and must get no 5xx and documented,
 schema-conforming answers. Negative data (what the document forbids) must get no 5xx and documented,
-schema-conforming answers too. Not checked: negative_data_rejection, because the signing hook rewrites the
-very headers schemathesis mutates to make a request negative (the signature, the timestamp, the admin
-token), so it would count our correct signatures as bad data accepted; the bodies, queries and path
-parameters it mutates are refused by the same types that make the document.
+schema-conforming answers too, and when it is negative in its body or path it must be refused
+(negative_data_rejection). Negative headers are not judged (the signing hook rewrites the very headers
+schemathesis mutates: signature, timestamp, admin token), nor negative query strings (a negated integer is
+often the same digits on the wire).
 
 The admin writes whose effect reaches every merchant (the controls' global limits, risk rules and
 blocklist; day-end, reconciliations, settlements; the buffer's live settings) are fuzzed only against a
@@ -34,8 +34,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
+from schemathesis.generation.meta import ParameterLocation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
@@ -81,6 +83,21 @@ INEXPRESSIBLE: dict[tuple[str, str], frozenset[str]] = {
     # An id that is well-formed but names nothing is 404 (accepted); one that names another object's
     # kind, or an object in a state the request cannot apply to, is a domain refusal.
 }
+
+
+JUDGED_NEGATIVE = (ParameterLocation.BODY, ParameterLocation.PATH)
+
+
+def _rejects_negative_bodies_and_paths(ctx: Any, response: Any, case: Any) -> bool | None:
+    """negative_data_rejection, for cases made negative in their body or path. Not judged: negative headers (the
+    signing hook rewrites the signature, timestamp, merchant and admin token, and makes the Idempotency-Key
+    unique, so what reaches the server is no longer the negative case) and negative query strings (on the
+    wire a "negated" integer is often the same digits, and an empty value reads as absent)."""
+    meta = getattr(case, "_meta", None)
+    negative = {where for where, info in (meta.components.items() if meta else ()) if info.mode.is_negative}
+    if not negative or not negative <= set(JUDGED_NEGATIVE):
+        return None
+    return negative_data_rejection(ctx, response, case)
 
 
 def _accepts_or_inexpressible(ctx: Any, response: Any, case: Any) -> bool | None:
@@ -145,7 +162,7 @@ def _fuzz(url: str, auth: _Sign, selected: Selector) -> tuple[list[str], set[tup
             continue
         fuzzed.add((operation.method.upper(), operation.path))
         for mode, checks in ((GenerationMode.POSITIVE, [*conformance, _accepts_or_inexpressible]),
-                             (GenerationMode.NEGATIVE, conformance)):
+                             (GenerationMode.NEGATIVE, [*conformance, _rejects_negative_bodies_and_paths])):
             try:
                 _run(operation, mode, checks, url, session)
             except Unsatisfiable as exc:  # an operation without parameters or body has no negative case
