@@ -94,10 +94,15 @@ def cmd_channel_sim(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     """Print every PAYENGINE_* variable with the value this process would use."""
     names = Settings.variables()
+    defaults = Settings()
     secret_words = ("TOKEN", "SECRET", "KEY", "PASSWORD")
     for variable, field_name in sorted(names.items()):
         value = getattr(settings, field_name)
-        shown = "[set]" if any(w in variable for w in secret_words) else value
+        secret = any(w in variable for w in secret_words)
+        default = getattr(defaults, field_name)
+        # A secret never shows; whether it is still the development default (known to anyone) does.
+        shown = value if not secret else (
+            "[not set]" if not value else "[development default: set it]" if value == default else "[set]")
         print(f"{variable}={shown}")
     return 0
 

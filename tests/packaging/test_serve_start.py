@@ -33,3 +33,12 @@ def test_serve_on_a_busy_port_says_so_in_one_line_before_starting_anything(tmp_p
 def test_the_development_credentials_are_named_until_they_are_set() -> None:
     assert dev_credentials(Settings()) == ["PAYENGINE_ADMIN_TOKEN", "PAYENGINE_API_SECRET_KEY"]
     assert dev_credentials(Settings(admin_token="a-real-token", api_secret_key="a-real-key")) == []
+
+
+def test_settings_say_when_a_secret_is_still_the_development_default() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYENGINE_")}
+    shown = subprocess.run([sys.executable, "-m", "engine.cli.main", "settings"], cwd=REPO, text=True,
+                           capture_output=True, timeout=60, env={**env, "PAYENGINE_ADMIN_TOKEN": "a-real-one"}).stdout
+    assert "PAYENGINE_ADMIN_TOKEN=[set]" in shown
+    assert "PAYENGINE_API_SECRET_KEY=[development default: set it]" in shown
+    assert "a-real-one" not in shown
