@@ -10,7 +10,10 @@ schema-conforming answers. Negative data (what the document forbids) must get no
 schema-conforming answers too, and when it is negative in its body or path it must be refused
 (negative_data_rejection). Negative headers are not judged (the signing hook rewrites the very headers
 schemathesis mutates: signature, timestamp, admin token), nor negative query strings (a negated integer is
-often the same digits on the wire).
+often the same digits on the wire). Every answer is also checked with unsupported_method (an
+undocumented method is 405) and missing_required_header. Not run: ignored_auth (the signing hook signs the
+request it sends without credentials; tests/api/test_bad_input.py and the auth tests cover a missing or bad
+signature) and use_after_free (stateful runs).
 
 The admin writes whose effect reaches every merchant (the controls' global limits, risk rules and
 blocklist; day-end, reconciliations, settlements; the buffer's live settings) are fuzzed only against a
@@ -37,10 +40,12 @@ from schemathesis.generation import GenerationMode
 from schemathesis.generation.meta import ParameterLocation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    missing_required_header,
     negative_data_rejection,
     positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
 from engine.bootstrap import create_app
@@ -155,7 +160,7 @@ def _fuzz(url: str, auth: _Sign, selected: Selector) -> tuple[list[str], set[tup
     failures: list[str] = []
     fuzzed: set[tuple[str, str]] = set()
     conformance: list[Any] = [not_a_server_error, status_code_conformance, content_type_conformance,
-                              response_schema_conformance]
+                              response_schema_conformance, unsupported_method, missing_required_header]
     for result in schema.get_all_operations():
         operation = result.ok()
         if not selected(operation.method.upper(), operation.path):
