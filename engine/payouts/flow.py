@@ -34,13 +34,13 @@ from engine.payouts.errors import PayoutSourceMissing
 from engine.payouts.routing import can_pay_out, payout_candidates
 from engine.payouts.store import NewPayout, get_payout, insert_payout
 from engine.payouts.views import payout_view
-from engine.payouts.wire import CreatePayout
+from engine.payouts.wire import CreatePayout, PayoutSource
 from engine.services import Services
 
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    kind: str  # customer | merchant
+    kind: PayoutSource
     owner_id: str
     customer_id: str | None
     account_id: AccountId

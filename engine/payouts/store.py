@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import asyncpg
 
@@ -17,6 +18,7 @@ from accounts.store import Conn
 from engine.controls.store import USAGE_OWED
 from engine.errors import DuplicateOrder
 from engine.payouts.decision import Hold
+from engine.payouts.wire import PayoutSource
 
 OPEN_STATUSES = ("pending", "sending", "processing")
 FINAL_STATUSES = ("succeeded", "failed")
@@ -29,7 +31,7 @@ class PayoutFields:
     id: str
     merchant_id: str
     merchant_payout_no: str
-    source: str
+    source: PayoutSource
     customer_id: str | None
     source_account_id: AccountId
     frozen_account_id: AccountId
@@ -83,7 +85,7 @@ _COLUMNS = (
 
 def _record(r: asyncpg.Record) -> PayoutRecord:
     return PayoutRecord(
-        r["id"], r["merchant_id"], r["merchant_payout_no"], r["source"], r["customer_id"],
+        r["id"], r["merchant_id"], r["merchant_payout_no"], cast(PayoutSource, r["source"]), r["customer_id"],
         AccountId(r["source_account_id"]), AccountId(r["frozen_account_id"]), r["amount"], r["currency"].strip(),
         r["channel"], r["dest_kind"], r["dest_number"], r["dest_holder"], r["dest_bank_code"], r["description"],
         r["channel_chosen"], r["status"], r["out_payout_no"].strip(),

@@ -16,6 +16,7 @@ DestinationNumber = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[
 HolderName = Annotated[str, Meta(max_length=200, pattern="^[^\\x00]*$")]
 BankCode = Annotated[str, Meta(min_length=1, max_length=32, pattern="^[A-Za-z0-9_-]+$")]
 PayoutStatusName = Literal["pending", "processing", "succeeded", "failed"]
+PayoutSource = Literal["customer", "merchant"]  # the customer's wallet, or the merchant's available balance
 
 
 class DestinationIn(Request, frozen=True, forbid_unknown_fields=True):
@@ -31,7 +32,7 @@ class CreatePayout(Request, frozen=True, forbid_unknown_fields=True):
     merchant_payout_no: Ref
     amount: Amount
     currency: Currency
-    source: Literal["customer", "merchant"]
+    source: PayoutSource
     destination: DestinationIn
     customer_id: ObjectId | None = None
     channel: ChannelName | None = None
@@ -50,7 +51,7 @@ class Payout(msgspec.Struct, frozen=True):
     merchant_payout_no: str
     amount: int
     currency: str
-    source: Literal["customer", "merchant"]
+    source: PayoutSource
     customer_id: str | None
     channel: str
     destination: Destination

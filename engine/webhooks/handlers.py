@@ -25,7 +25,7 @@ from engine.webhooks.store import EventRecord, list_events, requeue_event
 
 def event_view(e: EventRecord) -> webhook_wire.Event:
     data: dict[str, Any] = msgspec.json.decode(e.payload)
-    return webhook_wire.Event(e.id, e.type, e.created_at, data, e.delivery_status,  # type: ignore[arg-type]
+    return webhook_wire.Event(e.id, e.type, e.created_at, data, e.delivery_status,
                       e.attempts, e.next_attempt_at, e.delivered_at, e.last_error)
 
 

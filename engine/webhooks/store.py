@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from accounts.store import Conn
 from engine.errors import NotFound
 from engine.keys import EVENT, new_id
+from engine.webhooks.wire import DeliveryStatus
 
 NO_ENDPOINT = "merchant has no webhook_url"
 
@@ -56,7 +57,7 @@ class EventRecord:
     object_id: str
     payload: str
     created_at: datetime
-    delivery_status: str
+    delivery_status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime | None
     delivered_at: datetime | None
@@ -146,7 +147,8 @@ _EVENT_COLUMNS = ("id, type, object_id, payload::text AS payload, created_at, de
 
 
 def _event(r: Any) -> EventRecord:
-    return EventRecord(r["id"], r["type"], r["object_id"], r["payload"], r["created_at"], r["delivery_status"],
+    return EventRecord(r["id"], r["type"], r["object_id"], r["payload"], r["created_at"],
+                       cast(DeliveryStatus, r["delivery_status"]),
                        r["attempts"], r["next_attempt_at"], r["delivered_at"], r["last_error"])
 
 

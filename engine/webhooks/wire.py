@@ -13,6 +13,9 @@ from engine.web.wire import ObjectId, Request
 EventTypeName = Annotated[str, Meta(min_length=3, max_length=64, pattern="^[a-z_]+\\.[a-z_]+$")]
 
 
+DeliveryStatus = Literal["pending", "delivered", "dead"]  # an outbox event's delivery
+
+
 class ListEventsQuery(Request, frozen=True, forbid_unknown_fields=True):
     type: EventTypeName | None = None
     limit: Annotated[int, Meta(ge=1, le=100)] = 10
@@ -33,7 +36,7 @@ class Event(msgspec.Struct, frozen=True):
     type: str
     created_at: datetime
     data: dict[str, Any]
-    delivery_status: Literal["pending", "delivered", "dead"]
+    delivery_status: DeliveryStatus
     attempts: int  # in the current delivery window (a re-send starts a new one)
     next_attempt_at: datetime | None
     delivered_at: datetime | None
