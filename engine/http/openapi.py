@@ -116,9 +116,18 @@ def _request_components(components: dict[str, Any], roots: list[type]) -> set[st
         if name in found or name not in components:
             continue
         found.add(name)
-        todo += re.findall(r'"\$ref": "#/components/schemas/(\w+)"', msgspec.json.encode(components[name]).decode()
-                           .replace('"$ref":"', '"$ref": "'))
+        todo += _refs(components[name])
     return found
+
+
+def _refs(node: Any) -> list[str]:
+    """The component names a schema refers to, at any depth."""
+    if isinstance(node, dict):
+        own = [node["$ref"].rsplit("/", 1)[-1]] if isinstance(node.get("$ref"), str) else []
+        return own + [name for value in node.values() for name in _refs(value)]
+    if isinstance(node, list):
+        return [name for item in node for name in _refs(item)]
+    return []
 
 
 def build_openapi(currencies: tuple[str, ...] = (), channels: frozenset[str] = frozenset(),
