@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import msgspec
 from aiohttp import web
 
 from engine.controls import store
@@ -32,7 +31,7 @@ from engine.keys import RISK_RULE, new_id
 from engine.services import services_of
 from engine.web.decoding import decode_body
 from engine.web.errors import ApiError
-from engine.web.idempotency import json_response
+from engine.web.idempotency import ok_json
 from engine.web.request import RAW_BODY
 from engine.web.route import CONTROL_WRITE_ERRORS, RouteSpec
 
@@ -48,9 +47,6 @@ def _decode(request: web.Request, type_: type[T]) -> T:
             raise InvalidControl(err.param or "body", err.message) from None
         raise
 
-
-def _ok(obj: object, status: int = 200) -> web.Response:
-    return json_response(status, msgspec.json.encode(obj))
 
 
 def _spec(rule: LimitRule) -> cw.LimitSpec:
@@ -80,13 +76,13 @@ async def _replace(request: web.Request, merchant_id: str, rules: list[LimitRule
 
 
 async def get_global_limits(request: web.Request) -> web.Response:
-    return _ok(cw.LimitSetView([_spec(r) for r in await _limits_of(request, "")]))
+    return ok_json(cw.LimitSetView([_spec(r) for r in await _limits_of(request, "")]))
 
 
 async def put_global_limits(request: web.Request) -> web.Response:
     rules = _rules(_decode(request, cw.PutLimits).limits)
     await _replace(request, "", rules)
-    return _ok(cw.LimitSetView([_spec(r) for r in rules]))
+    return ok_json(cw.LimitSetView([_spec(r) for r in rules]))
 
 
 async def _merchant_view(request: web.Request, merchant_id: str) -> cw.MerchantLimitsView:
@@ -101,7 +97,7 @@ async def _merchant_view(request: web.Request, merchant_id: str) -> cw.MerchantL
 async def get_merchant_limits(request: web.Request) -> web.Response:
     merchant_id = request.match_info["id"]
     await _require_merchant(request, merchant_id)
-    return _ok(await _merchant_view(request, merchant_id))
+    return ok_json(await _merchant_view(request, merchant_id))
 
 
 async def put_merchant_limits(request: web.Request) -> web.Response:
@@ -109,7 +105,7 @@ async def put_merchant_limits(request: web.Request) -> web.Response:
     rules = _rules(_decode(request, cw.PutLimits).limits)
     await _require_merchant(request, merchant_id)
     await _replace(request, merchant_id, rules)
-    return _ok(await _merchant_view(request, merchant_id))
+    return ok_json(await _merchant_view(request, merchant_id))
 
 
 def _risk_rule(rule_id: str, spec: cw.RiskRuleSpec) -> RiskRule:
@@ -126,7 +122,7 @@ def _rule_view(rule: RiskRule) -> cw.RiskRuleView:
 async def list_rules(request: web.Request) -> web.Response:
     async with services_of(request).pool.acquire() as conn:
         rules = await store.list_risk_rules(conn)
-    return _ok(cw.RiskRuleList([_rule_view(r) for r in rules]))
+    return ok_json(cw.RiskRuleList([_rule_view(r) for r in rules]))
 
 
 async def get_rule(request: web.Request) -> web.Response:
@@ -134,7 +130,7 @@ async def get_rule(request: web.Request) -> web.Response:
         rule = await store.get_risk_rule(conn, request.match_info["id"])
     if rule is None:
         raise ControlNotFound("risk rule", request.match_info["id"])
-    return _ok(_rule_view(rule))
+    return ok_json(_rule_view(rule))
 
 
 async def _save_rule(request: web.Request, rule_id: str, create: bool) -> web.Response:
@@ -145,7 +141,7 @@ async def _save_rule(request: web.Request, rule_id: str, create: bool) -> web.Re
         if not await store.upsert_risk_rule(conn, rule, create):
             raise ControlNotFound("risk rule", rule_id)
     services_of(request).gate.config.invalidate()
-    return _ok(_rule_view(rule), 201 if create else 200)
+    return ok_json(_rule_view(rule), 201 if create else 200)
 
 
 async def create_rule(request: web.Request) -> web.Response:
@@ -162,7 +158,7 @@ async def delete_rule(request: web.Request) -> web.Response:
         if not await store.delete_risk_rule(conn, rule_id):
             raise ControlNotFound("risk rule", rule_id)
     services_of(request).gate.config.invalidate()
-    return _ok(cw.Deleted(rule_id, True))
+    return ok_json(cw.Deleted(rule_id, True))
 
 
 def _entry(request: web.Request) -> tuple[cw.BlocklistEntry, str | None]:
@@ -188,7 +184,7 @@ async def add_blocked(request: web.Request) -> web.Response:
     async with services_of(request).pool.acquire() as conn, conn.transaction():
         await store.add_blocklist(conn, entry.list, digest, entry.reason)
     services_of(request).gate.config.invalidate()
-    return _ok(cw.BlocklistView(entry.list, digest, entry.reason), 201)
+    return ok_json(cw.BlocklistView(entry.list, digest, entry.reason), 201)
 
 
 async def remove_blocked(request: web.Request) -> web.Response:
@@ -201,7 +197,7 @@ async def remove_blocked(request: web.Request) -> web.Response:
     if removed is None:
         raise ControlNotFound("blocklist entry", f"{entry.list}:{candidates[0][:12]}")
     services_of(request).gate.config.invalidate()
-    return _ok(cw.BlocklistView(entry.list, removed, None, deleted=True))
+    return ok_json(cw.BlocklistView(entry.list, removed, None, deleted=True))
 
 
 # kind -> the view of the record stored with it (engine/controls/store.py RECORD_COLUMNS says where).
@@ -220,7 +216,7 @@ def controls_handler(kind: str) -> Callable[[web.Request], Awaitable[web.Respons
             exists, controls = await store.read_controls(conn, kind, object_id)
         if not exists:
             raise ControlNotFound(kind, object_id)
-        return _ok(view(object_id, controls))
+        return ok_json(view(object_id, controls))
 
     return get_controls
 

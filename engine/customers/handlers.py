@@ -3,9 +3,6 @@ decode, call engine/customers/flow.py, encode. No SQL and no connections here.""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import msgspec
 from aiohttp import web
 
 from engine.customers import flow as customer_flows
@@ -13,24 +10,16 @@ from engine.customers import wire as customer_wire
 from engine.services import services_of
 from engine.web import wire as web_wire
 from engine.web.decoding import decode_body, decode_query
-from engine.web.idempotency import json_response, run_idempotent
-from engine.web.request import RAW_BODY, merchant_of
+from engine.web.idempotency import ok_json, run_idempotent
+from engine.web.request import RAW_BODY, merchant_of, now_utc
 from engine.web.route import POST_ERRORS, RouteSpec
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _ok(obj: object, status: int = 200) -> web.Response:
-    return json_response(status, msgspec.json.encode(obj))
 
 
 async def create_customer(request: web.Request) -> web.Response:
     ctx, merchant, raw = services_of(request), merchant_of(request), request[RAW_BODY]
     req = decode_body(raw, customer_wire.CreateCustomer)
     return await run_idempotent(request, ctx, merchant.id, raw,
-                                lambda slot: customer_flows.create_customer(ctx, merchant, req, slot, _now()))
+                                lambda slot: customer_flows.create_customer(ctx, merchant, req, slot, now_utc()))
 
 
 async def create_topup(request: web.Request) -> web.Response:
@@ -38,29 +27,29 @@ async def create_topup(request: web.Request) -> web.Response:
     req = decode_body(raw, customer_wire.CreateTopup)
     customer_id = request.match_info["id"]
     return await run_idempotent(request, ctx, merchant.id, raw, lambda slot: customer_flows.create_topup(
-        ctx, services_of(request).booker, merchant, customer_id, req, slot, _now()))
+        ctx, ctx.booker, merchant, customer_id, req, slot, now_utc()))
 
 
 async def get_customer(request: web.Request) -> web.Response:
     decode_query(request.query, web_wire.NoQuery)
     ctx, merchant = services_of(request), merchant_of(request)
-    return _ok(await customer_flows.get_customer_view(ctx, merchant, request.match_info["id"]))
+    return ok_json(await customer_flows.get_customer_view(ctx, merchant, request.match_info["id"]))
 
 
 async def list_accounts(request: web.Request) -> web.Response:
     decode_query(request.query, web_wire.NoQuery)
-    return _ok(await customer_flows.list_accounts(services_of(request), merchant_of(request)))
+    return ok_json(await customer_flows.list_accounts(services_of(request), merchant_of(request)))
 
 
 async def get_account(request: web.Request) -> web.Response:
     decode_query(request.query, web_wire.NoQuery)
-    return _ok(await customer_flows.get_account_view(services_of(request), merchant_of(request),
+    return ok_json(await customer_flows.get_account_view(services_of(request), merchant_of(request),
                                                      request.match_info["id"]))
 
 
 async def account_statement(request: web.Request) -> web.Response:
     q = decode_query(request.query, customer_wire.StatementQuery)
-    return _ok(await customer_flows.account_statement(services_of(request), merchant_of(request),
+    return ok_json(await customer_flows.account_statement(services_of(request), merchant_of(request),
                                                       request.match_info["id"], q))
 
 

@@ -18,13 +18,9 @@ from engine.gateway import wire
 from engine.gateway.store import list_exceptions, resolve_exception
 from engine.services import services_of
 from engine.web.decoding import decode_body, decode_query
-from engine.web.idempotency import json_response
+from engine.web.idempotency import ok_json
 from engine.web.request import RAW_BODY
 from engine.web.route import RouteSpec
-
-
-def _ok(obj: object) -> web.Response:
-    return json_response(200, msgspec.json.encode(obj))
 
 
 async def list_exceptions_handler(request: web.Request) -> web.Response:
@@ -32,7 +28,7 @@ async def list_exceptions_handler(request: web.Request) -> web.Response:
     gw = services_of(request).gateway
     async with gw.pool.acquire() as conn:
         found = await list_exceptions(conn, query.status, query.kind, query.payment_id, query.limit)
-    return _ok(wire.ExceptionList([msgspec.convert(r, wire.ExceptionView, from_attributes=True) for r in found]))
+    return ok_json(wire.ExceptionList([msgspec.convert(r, wire.ExceptionView, from_attributes=True) for r in found]))
 
 
 async def resolve_exception_handler(request: web.Request) -> web.Response:
@@ -43,7 +39,7 @@ async def resolve_exception_handler(request: web.Request) -> web.Response:
         resolved = await resolve_exception(conn, exception_id, body.resolution, datetime.now(UTC))
     if not resolved:
         raise NotFound("open exception", exception_id)
-    return _ok(wire.ExceptionResolved(exception_id, "resolved"))
+    return ok_json(wire.ExceptionResolved(exception_id, "resolved"))
 
 
 async def gateway_status_handler(request: web.Request) -> web.Response:
@@ -51,7 +47,7 @@ async def gateway_status_handler(request: web.Request) -> web.Response:
     health = gw.health.snapshot(time.monotonic())
     channels = {name: msgspec.convert(health.get(name, {"breaker": "closed", "samples": 0}), wire.ChannelHealthView)
                 for name in gw.channels}
-    return _ok(wire.GatewayStatus(channels))
+    return ok_json(wire.GatewayStatus(channels))
 
 
 ROUTES: tuple[RouteSpec, ...] = (

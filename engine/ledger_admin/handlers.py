@@ -33,14 +33,9 @@ from engine.ledger_admin.errors import split_refusal
 from engine.services import services_of
 from engine.web.decoding import decode_body
 from engine.web.errors import ApiError, invalid_request
-from engine.web.idempotency import json_response
+from engine.web.idempotency import ok_json
 from engine.web.request import RAW_BODY
 from engine.web.route import RouteSpec
-
-
-def _ok(obj: object) -> web.Response:
-    return json_response(200, msgspec.json.encode(obj))
-
 
 # ---------------------------------------------------------------- trial balance
 
@@ -56,7 +51,7 @@ async def trial_balance_handler(request: web.Request) -> web.Response:
                       for t in tb.projected],
         "mismatched_accounts": [list(m) for m in tb.mismatched_accounts],
     }
-    return _ok(body)
+    return ok_json(body)
 
 
 # ---------------------------------------------------------------- buffer
@@ -69,7 +64,7 @@ def _settings(tuning: BufferTuning) -> wire.BufferSettings:
 async def get_buffer(request: web.Request) -> web.Response:
     svc = services_of(request)
     rows = await buffer_status(svc.pool, svc.redis)
-    return _ok(wire.BufferView([msgspec.convert(r, wire.BufferAccountStatus) for r in rows],
+    return ok_json(wire.BufferView([msgspec.convert(r, wire.BufferAccountStatus) for r in rows],
                                _settings(svc.buffer_tuning.cached)))
 
 
@@ -77,7 +72,7 @@ async def get_buffer_settings(request: web.Request) -> web.Response:
     tuning = services_of(request).buffer_tuning
     async with services_of(request).pool.acquire() as conn:
         current = await load_tuning(conn, tuning.defaults)
-    return _ok(_settings(current))
+    return ok_json(_settings(current))
 
 
 async def put_buffer_settings(request: web.Request) -> web.Response:
@@ -91,7 +86,7 @@ async def put_buffer_settings(request: web.Request) -> web.Response:
     except TuningError as exc:
         raise invalid_request("invalid_setting", str(exc), exc.field) from None
     await svc.buffer_tuning.refresh()
-    return _ok(_settings(updated))
+    return ok_json(_settings(updated))
 
 
 # ---------------------------------------------------------------- splits and hot candidates
@@ -134,14 +129,14 @@ async def post_split(request: web.Request) -> web.Response:
         # Shielded: a client that hangs up cannot cancel the resize between its commit and the cache refresh.
         view = await asyncio.shield(split_account(svc.booker, lambda: txn_nos.next(datetime.now(UTC)),
                                                   request.match_info["id"], req.into))
-    return _ok(_split_view(view))
+    return ok_json(_split_view(view))
 
 
 async def get_split(request: web.Request) -> web.Response:
     async with services_of(request).pool.acquire() as conn:
         with _split_refusals():
             view = await split_store.split_view(conn, request.match_info["id"])
-    return _ok(_split_view(view))
+    return ok_json(_split_view(view))
 
 
 async def get_hot_candidates(request: web.Request) -> web.Response:
@@ -149,7 +144,7 @@ async def get_hot_candidates(request: web.Request) -> web.Response:
     async with svc.pool.acquire() as conn:
         found = await svc.hot_sampler.candidates(conn)
     threshold = svc.settings.hot_promote_legs_per_s
-    return _ok(wire.HotCandidates(svc.settings.hot_window_s, [
+    return ok_json(wire.HotCandidates(svc.settings.hot_window_s, [
         wire.HotCandidate(c.account_id, round(c.legs_per_s, 2), round(c.lock_waiters_avg, 3), c.hot, c.sub_count,
                           suggest(c, threshold))
         for c in found]))

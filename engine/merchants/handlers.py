@@ -7,9 +7,6 @@ within PAYENGINE_MERCHANT_CACHE_S).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import msgspec
 from aiohttp import web
 
 from engine.merchants import fee_invoices, fee_plans, wire
@@ -18,8 +15,8 @@ from engine.merchants import wire as merchant_wire
 from engine.services import Services, services_of
 from engine.web import wire as web_wire
 from engine.web.decoding import decode_body, decode_query
-from engine.web.idempotency import json_response
-from engine.web.request import RAW_BODY
+from engine.web.idempotency import ok_json
+from engine.web.request import RAW_BODY, now_utc
 from engine.web.route import RouteSpec
 from engine.web.wire import NoQuery
 
@@ -31,19 +28,16 @@ def ops_config(ctx: Services) -> service.OpsConfig:
     return service.OpsConfig(s.api_secret_key, frozenset(s.currencies), ctx.known_channels, s.hot_internal_accounts)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
 
 def _ok(obj: object, status: int = 200, secret: bool = False) -> web.Response:
-    return json_response(status, msgspec.json.encode(obj), NO_STORE if secret else None)
+    return ok_json(obj, status, NO_STORE if secret else None)
 
 
 async def create_merchant(request: web.Request) -> web.Response:
     ctx = services_of(request)
     req = decode_body(request[RAW_BODY], wire.OnboardMerchant)
     async with ctx.pool.acquire() as conn:
-        created = await service.onboard(conn, ops_config(ctx), req, _now())
+        created = await service.onboard(conn, ops_config(ctx), req, now_utc())
     for currency in created.currencies:  # warm the platform account cache the payment flows read
         await ctx.platform_accounts(currency)
     return _ok(created, 201, secret=True)
@@ -52,14 +46,14 @@ async def create_merchant(request: web.Request) -> web.Response:
 async def get_merchant(request: web.Request) -> web.Response:
     decode_query(request.query, NoQuery)
     async with services_of(request).pool.acquire() as conn:
-        return _ok(await service.show(conn, request.match_info["id"], _now()))
+        return _ok(await service.show(conn, request.match_info["id"], now_utc()))
 
 
 async def update_merchant(request: web.Request) -> web.Response:
     ctx, merchant_id = services_of(request), request.match_info["id"]
     req = decode_body(request[RAW_BODY], wire.UpdateMerchant)
     async with ctx.pool.acquire() as conn:
-        view = await service.update(conn, ops_config(ctx), merchant_id, req, _now())
+        view = await service.update(conn, ops_config(ctx), merchant_id, req, now_utc())
     ctx.merchants.forget(merchant_id)
     return _ok(view, secret=view.webhook_secret is not None)
 
@@ -68,7 +62,7 @@ async def _set_status(request: web.Request, to_status: str) -> web.Response:
     ctx, merchant_id = services_of(request), request.match_info["id"]
     decode_body(request[RAW_BODY], wire.NoBody)
     async with ctx.pool.acquire() as conn:
-        view = await service.set_status(conn, merchant_id, to_status, _now())
+        view = await service.set_status(conn, merchant_id, to_status, now_utc())
     ctx.merchants.forget(merchant_id)
     return _ok(view)
 
@@ -85,7 +79,7 @@ async def rotate_key(request: web.Request) -> web.Response:
     ctx, merchant_id = services_of(request), request.match_info["id"]
     req = decode_body(request[RAW_BODY], wire.RotateKey)
     async with ctx.pool.acquire() as conn:
-        issued = await service.rotate_key(conn, ops_config(ctx), merchant_id, req.rollover_s, _now())
+        issued = await service.rotate_key(conn, ops_config(ctx), merchant_id, req.rollover_s, now_utc())
     ctx.merchants.forget(merchant_id)
     return _ok(issued, 201, secret=True)
 
@@ -94,7 +88,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     ctx, merchant_id = services_of(request), request.match_info["id"]
     decode_body(request[RAW_BODY], wire.NoBody)
     async with ctx.pool.acquire() as conn:
-        key = await service.revoke_key(conn, merchant_id, request.match_info["key_id"], _now())
+        key = await service.revoke_key(conn, merchant_id, request.match_info["key_id"], now_utc())
     ctx.merchants.forget(merchant_id)
     return _ok(key)
 
@@ -103,21 +97,21 @@ async def rotate_webhook_secret(request: web.Request) -> web.Response:
     ctx, merchant_id = services_of(request), request.match_info["id"]
     req = decode_body(request[RAW_BODY], wire.RotateWebhookSecret)
     async with ctx.pool.acquire() as conn:
-        issued = await service.rotate_webhook_secret(conn, ops_config(ctx), merchant_id, req.overlap_s, _now())
+        issued = await service.rotate_webhook_secret(conn, ops_config(ctx), merchant_id, req.overlap_s, now_utc())
     return _ok(issued, 201, secret=True)
 
 
 async def create_fee_plan(request: web.Request) -> web.Response:
     req = decode_body(request[RAW_BODY], wire.CreateFeePlan)
     async with services_of(request).pool.acquire() as conn:
-        return _ok(await fee_plans.create_plan(conn, req, _now()), 201)
+        return _ok(await fee_plans.create_plan(conn, req, now_utc()), 201)
 
 
 async def update_fee_plan(request: web.Request) -> web.Response:
     ctx, name = services_of(request), request.match_info["name"]
     req = decode_body(request[RAW_BODY], wire.UpdateFeePlan)
     async with ctx.pool.acquire() as conn:
-        plan = await fee_plans.update_plan(conn, name, req, _now())
+        plan = await fee_plans.update_plan(conn, name, req, now_utc())
     # Other processes forget the plan's merchants on the NOTIFY the update sent; this one now.
     ctx.merchants.forget_all()
     return _ok(plan)
@@ -138,7 +132,7 @@ async def list_fee_plans(request: web.Request) -> web.Response:
 async def issue_fee_invoice(request: web.Request) -> web.Response:
     req = decode_body(request[RAW_BODY], wire.IssueFeeInvoice)
     async with services_of(request).pool.acquire() as conn:
-        return _ok(await fee_invoices.issue(conn, request.match_info["id"], req.currency, _now()), 201)
+        return _ok(await fee_invoices.issue(conn, request.match_info["id"], req.currency, now_utc()), 201)
 
 
 async def list_fee_invoices(request: web.Request) -> web.Response:
@@ -156,7 +150,7 @@ async def get_fee_invoice(request: web.Request) -> web.Response:
 async def pay_fee_invoice(request: web.Request) -> web.Response:
     req = decode_body(request[RAW_BODY], wire.PayFeeInvoice)
     ctx = services_of(request)
-    return _ok(await fee_invoices.pay(services_of(request).booker, ctx.txn_nos, request.match_info["id"], req, _now()))
+    return _ok(await fee_invoices.pay(ctx.booker, ctx.txn_nos, request.match_info["id"], req, now_utc()))
 
 
 ROUTES: tuple[RouteSpec, ...] = (

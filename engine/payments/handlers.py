@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import msgspec
 from aiohttp import web
 
 from engine.errors import NotFound
@@ -16,30 +13,16 @@ from engine.payments.views import payment_view, refund_view
 from engine.services import services_of
 from engine.web import wire as web_wire
 from engine.web.decoding import decode_body, decode_query
-from engine.web.idempotency import json_response, run_idempotent
-from engine.web.request import RAW_BODY, merchant_of
+from engine.web.idempotency import ok_json, run_idempotent
+from engine.web.request import RAW_BODY, merchant_of, now_utc
 from engine.web.route import POST_ERRORS, RouteSpec
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _ok(obj: object, status: int = 200) -> web.Response:
-    return json_response(status, msgspec.json.encode(obj))
-
-
-
-
-
-
 
 
 async def create_payment(request: web.Request) -> web.Response:
     ctx, merchant, raw = services_of(request), merchant_of(request), request[RAW_BODY]
     req = decode_body(raw, wire.CreatePayment)
     return await run_idempotent(request, ctx, merchant.id, raw, lambda slot: payment_flows.create_payment(
-        ctx, services_of(request).booker, merchant, req, slot, _now()), folded=True)
+        ctx, ctx.booker, merchant, req, slot, now_utc()), folded=True)
 
 
 async def get_payment_handler(request: web.Request) -> web.Response:
@@ -55,7 +38,7 @@ async def get_payment_handler(request: web.Request) -> web.Response:
         if await ctx.refresh_payment(payment.id) is not None:
             async with ctx.pool.acquire() as conn:
                 payment = await get_payment(conn, merchant.id, payment.id) or payment
-    return _ok(payment_view(payment))
+    return ok_json(payment_view(payment))
 
 
 async def list_payments_handler(request: web.Request) -> web.Response:
@@ -64,7 +47,7 @@ async def list_payments_handler(request: web.Request) -> web.Response:
     async with ctx.pool.acquire() as conn:
         page, has_more = await list_payments(conn, merchant.id, q.merchant_order_no, q.status, q.limit,
                                              q.starting_after)
-    return _ok(wire.PaymentList([payment_view(p) for p in page], has_more))
+    return ok_json(wire.PaymentList([payment_view(p) for p in page], has_more))
 
 
 async def close_payment(request: web.Request) -> web.Response:
@@ -72,7 +55,7 @@ async def close_payment(request: web.Request) -> web.Response:
     decode_body(raw, wire.ClosePayment)
     payment_id = request.match_info["id"]
     return await run_idempotent(request, ctx, merchant.id, raw, lambda slot: payment_flows.close_payment(
-        ctx, merchant, payment_id, slot, _now()))
+        ctx, merchant, payment_id, slot, now_utc()))
 
 
 async def create_refund(request: web.Request) -> web.Response:
@@ -80,7 +63,7 @@ async def create_refund(request: web.Request) -> web.Response:
     req = decode_body(raw, wire.CreateRefund)
     payment_id = request.match_info["id"]
     return await run_idempotent(request, ctx, merchant.id, raw, lambda slot: payment_flows.create_refund(
-        ctx, services_of(request).booker, merchant, payment_id, req, slot, _now()))
+        ctx, ctx.booker, merchant, payment_id, req, slot, now_utc()))
 
 
 async def get_refund_handler(request: web.Request) -> web.Response:
@@ -90,7 +73,7 @@ async def get_refund_handler(request: web.Request) -> web.Response:
         refund = await get_refund(conn, merchant.id, request.match_info["id"])
     if refund is None:
         raise NotFound("refund", request.match_info["id"])
-    return _ok(refund_view(refund))
+    return ok_json(refund_view(refund))
 
 
 

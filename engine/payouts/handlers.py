@@ -30,7 +30,7 @@ async def create_payout(request: web.Request) -> web.Response:
     ctx, merchant, raw = services_of(request), merchant_of(request), request[RAW_BODY]
     req = decode_body(raw, CreatePayout)
     return await run_idempotent(request, ctx, merchant.id, raw, lambda slot: flow.create_payout(
-        ctx, services_of(request).booker, merchant, req, slot, datetime.now(UTC)))
+        ctx, ctx.booker, merchant, req, slot, datetime.now(UTC)))
 
 
 async def get_payout(request: web.Request) -> web.Response:
@@ -60,10 +60,10 @@ async def admin_get_payout(request: web.Request) -> web.Response:
 async def resolve_payout(request: web.Request) -> web.Response:
     req = decode_body(request[RAW_BODY], payout_wire.ResolvePayout)
     ctx, payout_id = services_of(request), request.match_info["id"]
-    books = holds.PlatformBooks(ctx.pool, services_of(request).booker, ctx.txn_nos, ctx.platform_accounts)
+    books = holds.PlatformBooks(ctx.pool, ctx.booker, ctx.txn_nos, ctx.platform_accounts)
     # Shielded: a client that hangs up cannot cut the booking from the usage given back after it.
     await asyncio.shield(holds.resolve(books, payout_id, req.action, req.reason, holds.actor(req.operator, "admin-api"),
-                                       datetime.now(UTC), services_of(request).release_usage))
+                                       datetime.now(UTC), ctx.release_usage))
     async with ctx.pool.acquire() as conn:
         view = await holds.show(conn, payout_id)
     return json_response(200, msgspec.json.encode(view))

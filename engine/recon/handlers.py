@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 
-import msgspec
 from aiohttp import web
 
 from channels.errors import ChannelError
@@ -21,16 +20,13 @@ from engine.recon.flow import ItemNotOpen, reconcile
 from engine.services import services_of
 from engine.web.decoding import decode_body
 from engine.web.errors import ApiError
-from engine.web.idempotency import json_response
+from engine.web.idempotency import ok_json
 from engine.web.request import RAW_BODY
 from engine.web.route import RouteSpec
 
 EXCEPTIONS_LISTED_MAX = 1000
 ITEM_ID_MAX = 2**63 - 1  # recon_items.id is a bigint
 
-
-def _ok(obj: object, status: int = 200) -> web.Response:
-    return json_response(status, msgspec.json.encode(obj))
 
 
 async def _view(request: web.Request, run_id: str) -> wire.ReconView:
@@ -52,11 +48,11 @@ async def post_reconciliation(request: web.Request) -> web.Response:
     except ChannelError as exc:  # the run stays 'running'; the next call fetches the file again
         raise ApiError(503, "channel_error", "statement_unavailable", str(exc)) from exc
     # A refused statement (another channel's or day's file) is a finished run, answered as such.
-    return _ok(await _view(request, run.id), 422 if run.status == "refused" else 201)
+    return ok_json(await _view(request, run.id), 422 if run.status == "refused" else 201)
 
 
 async def get_reconciliation(request: web.Request) -> web.Response:
-    return _ok(await _view(request, request.match_info["id"]))
+    return ok_json(await _view(request, request.match_info["id"]))
 
 
 async def post_resolve_item(request: web.Request) -> web.Response:
@@ -68,7 +64,7 @@ async def post_resolve_item(request: web.Request) -> web.Response:
     async with services_of(request).pool.acquire() as conn:
         if not await store.resolve_item(conn, item_id, req.note):
             raise ItemNotOpen(raw_id)
-    return _ok(wire.ItemResolved(item_id, "resolved"))
+    return ok_json(wire.ItemResolved(item_id, "resolved"))
 
 
 # The POSTs book and change what every merchant settles: tests/api/test_openapi_fuzz.py fuzzes them

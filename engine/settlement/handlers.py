@@ -21,13 +21,9 @@ from engine.services import services_of
 from engine.settlement import store, wire
 from engine.settlement.flow import settle
 from engine.web.decoding import decode_body, decode_query
-from engine.web.idempotency import json_response
+from engine.web.idempotency import ok_json
 from engine.web.request import RAW_BODY
 from engine.web.route import RouteSpec
-
-
-def _ok(obj: object) -> web.Response:
-    return json_response(200, msgspec.json.encode(obj))
 
 
 def _batch_view(batch: store.Batch) -> wire.BatchView:
@@ -40,7 +36,7 @@ async def post_settlement(request: web.Request) -> web.Response:
     txn_nos, calendar = svc.txn_nos, svc.calendar
     result = await asyncio.shield(settle(svc.pool, svc.booker, req.date, lambda: txn_nos.next(datetime.now(UTC)),
                                          calendar.current, req.merchant_id))
-    return _ok(wire.SettlementRun(result.settle_date, result.created, result.carried,
+    return ok_json(wire.SettlementRun(result.settle_date, result.created, result.carried,
                                   sum(b.net for b in result.batches), [_batch_view(b) for b in result.batches]))
 
 
@@ -48,7 +44,7 @@ async def get_settlements(request: web.Request) -> web.Response:
     query = decode_query(request.query, wire.SettlementsQuery)
     async with services_of(request).pool.acquire() as conn:
         batches = await store.batches_of(conn, query.date, query.merchant_id)
-    return _ok(wire.BatchList(query.date, [_batch_view(b) for b in batches]))
+    return ok_json(wire.BatchList(query.date, [_batch_view(b) for b in batches]))
 
 
 async def put_cycle(request: web.Request) -> web.Response:
@@ -57,7 +53,7 @@ async def put_cycle(request: web.Request) -> web.Response:
     async with services_of(request).pool.acquire() as conn:
         if not await set_cycle_if_merchant(conn, merchant_id, req.cycle_days):
             raise NotFound("merchant", merchant_id)
-    return _ok(wire.CycleView(merchant_id, req.cycle_days))
+    return ok_json(wire.CycleView(merchant_id, req.cycle_days))
 
 
 # POST /admin/settlements books for every merchant due: tests/api/test_openapi_fuzz.py fuzzes it only

@@ -28,7 +28,7 @@ async def create_transfer(request: web.Request) -> web.Response:
     ctx, merchant, raw = services_of(request), merchant_of(request), request[RAW_BODY]
     req = decode_body(raw, transfer_wire.CreateTransfer)
     return await run_idempotent(request, ctx, merchant.id, raw, lambda slot: flow.create_transfer(
-        ctx, services_of(request).booker, merchant, req, slot, datetime.now(UTC)), folded=True)
+        ctx, ctx.booker, merchant, req, slot, datetime.now(UTC)), folded=True)
 
 
 async def get_transfer_handler(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from aiohttp import web
 
 from engine.db import release_without_reset
@@ -42,6 +43,11 @@ def fingerprint(method: str, path_qs: str, body: bytes) -> bytes:
 
 def json_response(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, body=body, content_type=JSON, headers=headers)
+
+
+def ok_json(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """``obj`` (a wire Struct, or plain data) encoded as the JSON answer."""
+    return json_response(status, msgspec.json.encode(obj), headers)
 
 
 async def run_idempotent(request: web.Request, ctx: Services, merchant_id: str, body: bytes,
