@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -70,10 +69,6 @@ class Services:
     async def platform_accounts(self, currency: str) -> dict[str, AccountId]:
         """Fee income, gateway transit and channel receivable for ``currency`` (opened once, then cached)."""
         return await self.gateway.platform_accounts(currency)
-
-    async def schedule_expiry(self, merchant_id: str, payment_id: str, expires_at: datetime) -> bool:
-        """Queue an unpaid payment for closing at its deadline (the sweep covers a False)."""
-        return await self.expiry.schedule(merchant_id, payment_id, expires_at)
 
 
 SERVICES = web.AppKey("services", Services)

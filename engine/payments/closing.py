@@ -25,7 +25,6 @@ from engine.keys import EVENT, new_id
 from engine.payments.states import (
     UNPAID,
     PaymentEvent,
-    PaymentStatus,
     VoucherEvent,
     VoucherStatus,
     next_payment_status,
@@ -98,6 +97,3 @@ async def close_payment(pool: asyncpg.Pool, merchant_id: str, payment_id: str, w
         return None  # it kept moving (voucher ready, paid...): the next sweep looks again
     raise RuntimeError(f"payment {payment_id} kept changing status while closing")
 
-
-__all__ = ["BY_MERCHANT", "CLOSED_AT_CHANNEL", "CLOSE_ORDER_JOB", "EXPIRED", "Closing", "PaymentStatus",
-           "close_payment", "close_unpaid"]

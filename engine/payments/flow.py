@@ -132,7 +132,7 @@ async def create_payment(ctx: Services, booker: Booker, merchant: MerchantRecord
             release_without_reset(tx.conn)
             booking.reached_last_step()
     if not wallet:  # after commit; the sweep covers a failure here
-        await ctx.schedule_expiry(merchant.id, payment_id, expires_at)
+        await ctx.expiry.schedule(merchant.id, payment_id, expires_at)
     return Outcome(201, body, response is not None)
 
 
