@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
+from engine.audit import handlers as audit
 from engine.controls import handlers as controls
 from engine.customers import handlers as customers
 from engine.dayend import handlers as dayend
@@ -54,6 +55,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     *dayend.ROUTES,
     *recon.ROUTES,
     *settlement.ROUTES,
+    *audit.ROUTES,
 )
 
 

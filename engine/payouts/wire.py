@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from engine.audit.wire import OperatorName
 from engine.web.wire import Amount, ChannelName, Currency, ObjectId, Ref, Request, Text
 
 # Loose on purpose: the flow checks numbers (Luhn, lengths) and answers 422 naming the rule broken.
@@ -75,7 +76,6 @@ class Payout(msgspec.Struct, frozen=True):
 ResolveAction = Literal["retry", "fail", "succeed"]
 # Required and not blank: the audit trail keeps why a person decided what the channel's word did not.
 OperatorNote = Annotated[str, Meta(min_length=1, max_length=500, pattern="^[^\\x00]*[^\\s\\x00][^\\x00]*$")]
-OperatorName = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_.@-]+$")]
 
 
 class ResolvePayout(Request, frozen=True, forbid_unknown_fields=True):

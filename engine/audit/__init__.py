@@ -1,0 +1,1 @@
+"""The operators' audit trail: one append-only table (migration 079) every operator action writes to."""
