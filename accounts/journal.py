@@ -58,3 +58,14 @@ def make_entry(txn_no: str, txn_code: str, accounting_date: date, legs: Iterable
         if debits != credits:
             raise UnbalancedEntry(currency, debits, credits)
     return EntryDraft(txn_no, txn_code, accounting_date, leg_tuple, ref)
+
+
+REVERSAL_TXN_CODE = "REVERSAL"
+
+
+def mirror_entry(legs: Iterable[LegDraft], txn_no: str, accounting_date: date, ref: str | None) -> EntryDraft:
+    """The exact mirror of an entry's legs (冲正): every leg on its account with the other side and the same
+    amount, so the two entries together move nothing. Raises as ``make_entry`` does."""
+    return make_entry(txn_no, REVERSAL_TXN_CODE, accounting_date,
+                      (LegDraft(leg.account_id, leg.side.opposite, leg.amount_minor, leg.currency) for leg in legs),
+                      ref)

@@ -88,6 +88,21 @@ POSTING_RULES: dict[str, PostingRule] = {
               ("from", D, "amount"), ("to", C, "amount")),
         _rule("ADJUST", "operator adjustment against the adjustments expense",
               ("adjustments", D, "amount"), ("target", C, "amount")),
+        # The exception desk's adjustments (调账, engine/desk/codes.py): booked only once a second operator
+        # approves. "adjustments" is the platform's loss account (operational losses and adjustments),
+        # "suspense" holds money that arrived before we know whose it is.
+        _rule("ADJ_CUSTOMER_COMPENSATION", "compensate a customer's wallet from the loss account",
+              ("adjustments", D, "amount"), ("customer_wallet", C, "amount")),
+        _rule("ADJ_MERCHANT_TOPUP", "credit a merchant's pending settlement from the loss account",
+              ("adjustments", D, "amount"), ("merchant_pending", C, "amount")),
+        _rule("ADJ_MERCHANT_ARREAR", "charge a merchant an arrear from its pending settlement",
+              ("merchant_pending", D, "amount"), ("adjustments", C, "amount")),
+        _rule("ADJ_RECON_SHORT_WRITE_OFF", "write off what a channel will never pay (a short) to the loss account",
+              ("adjustments", D, "amount"), ("channel_receivable", C, "amount")),
+        _rule("ADJ_RECON_LONG_SUSPENSE", "book money a channel holds for us that no order explains (a long) "
+              "to suspense", ("channel_receivable", D, "amount"), ("suspense", C, "amount")),
+        _rule("ADJ_SUSPENSE_TO_MERCHANT", "attribute money held in suspense to a merchant's pending settlement",
+              ("suspense", D, "amount"), ("merchant_pending", C, "amount")),
         # Payouts: "source" is the customer wallet or merchant available account, "frozen" the owner's frozen
         # account (no overdraft), so the source's own overdraft rule bounds what concurrent payouts freeze.
         _rule("PAYOUT_FREEZE", "amount of a payout frozen until the channel answers",

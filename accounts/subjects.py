@@ -29,6 +29,7 @@ SUBJECTS: dict[str, Subject] = {
         Subject("2003", "Merchant available balance", "liability", Side.CREDIT),
         Subject("2101", "Gateway transit (clearing)", "liability", Side.CREDIT),
         Subject("2201", "Payouts in flight", "liability", Side.CREDIT),
+        Subject("2901", "Suspense (funds not yet attributed)", "liability", Side.CREDIT),
         Subject("3001", "Owner equity", "equity", Side.CREDIT),
         Subject("6001", "Fee income", "income", Side.CREDIT),
         Subject("6401", "Channel cost", "expense", Side.DEBIT),
@@ -54,6 +55,7 @@ ROLE_SUBJECTS: dict[str, str] = {
     "fee_income": "6001",
     "channel_cost": "6401",
     "adjustments": "6901",
+    "suspense": "2901",
 }
 
 

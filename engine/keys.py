@@ -52,6 +52,7 @@ ADMISSION = "adm"  # a limit usage row: one attempt admitted by the controls
 RECON_RUN = "rcn"
 SETTLEMENT_BATCH = "stl"
 EXCEPTION_RECORD = "exc"  # an exception the gateway opened for operations
+ADJUSTMENT, REVERSAL = "adj", "rev"  # exception desk proposals (engine/desk/)
 
 ID_RANDOM_BYTES = 12  # 96 bits: unguessable across merchants, so an id reveals nothing about volume or order
 

@@ -308,6 +308,9 @@ class Settings:
     usage_release_grace_s: int = _env("USAGE_RELEASE_GRACE_S", _int_in(0, 60), 10)
     usage_release_interval_s: int = _env("USAGE_RELEASE_INTERVAL_S", _int_in(1, 60), 10)
     usage_release_batch_max: int = _env("USAGE_RELEASE_BATCH_MAX", _int_in(1, 10_000), 200)
+    # An exception-desk proposal (adjustment, reversal) nobody approved or rejected within this expires and books
+    # nothing (engine/desk/); default 72 h.
+    desk_proposal_ttl_s: int = _env("DESK_PROPOSAL_TTL_S", _int_in(1, 90 * 86400), 72 * 3600)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

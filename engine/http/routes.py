@@ -9,6 +9,7 @@ from engine.audit import handlers as audit
 from engine.controls import handlers as controls
 from engine.customers import handlers as customers
 from engine.dayend import handlers as dayend
+from engine.desk import handlers as desk
 from engine.gateway import handlers as gateway
 from engine.gateway.notify import notify_handler
 from engine.http.health import healthz, metrics_handler, readyz
@@ -56,6 +57,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     *recon.ROUTES,
     *settlement.ROUTES,
     *audit.ROUTES,
+    *desk.ROUTES,
 )
 
 

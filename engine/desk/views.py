@@ -1,0 +1,12 @@
+"""Desk records to wire types."""
+
+from __future__ import annotations
+
+from engine.desk.store import ProposalRecord
+from engine.desk.wire import Proposal
+
+
+def proposal_view(p: ProposalRecord) -> Proposal:
+    return Proposal(p.id, p.kind, p.status, p.code, p.amount, p.currency, dict(p.accounts), p.original_txn_no,
+                    p.reason, p.evidence, p.proposed_by, p.proposed_at, p.expires_at, p.decided_by, p.decided_at,
+                    p.decision_note, p.txn_no, p.recon_item_id)
