@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NoReturn
 
-import asyncpg
 import orjson
 
 from accounts.journal import LegDraft
@@ -62,20 +61,20 @@ def _record(r: Any) -> ProposalRecord:
 
 
 async def insert_proposal(conn: Conn, p: ProposalRecord) -> None:
-    """Raises EntryAlreadyReversed when the entry has a reversal proposed or booked already."""
-    try:
-        await conn.execute(
-            "INSERT INTO desk_proposals (id, kind, status, code, currency, amount, accounts, original_txn_no, reason,"
-            " evidence, proposed_by, proposed_at, expires_at, recon_item_id)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14)",
-            p.id, p.kind, p.status, p.code, p.currency, p.amount, orjson.dumps(p.accounts).decode(),
-            p.original_txn_no, p.reason, p.evidence, p.proposed_by, p.proposed_at, p.expires_at, p.recon_item_id)
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name != "desk_proposals_one_reversal":
-            raise
+    """Raises EntryAlreadyReversed when the entry has a reversal proposed or booked already (the partial unique
+    index decides, so two operators proposing at once get one proposal)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO desk_proposals (id, kind, status, code, currency, amount, accounts, original_txn_no, reason,"
+        " evidence, proposed_by, proposed_at, expires_at, recon_item_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14)"
+        " ON CONFLICT (original_txn_no) WHERE kind = 'reversal' AND status IN ('proposed', 'approved') DO NOTHING"
+        " RETURNING 1",
+        p.id, p.kind, p.status, p.code, p.currency, p.amount, orjson.dumps(p.accounts).decode(),
+        p.original_txn_no, p.reason, p.evidence, p.proposed_by, p.proposed_at, p.expires_at, p.recon_item_id)
+    if inserted is None:
         by = await conn.fetchval("SELECT id FROM desk_proposals WHERE original_txn_no = $1 AND kind = 'reversal'"
                                  " AND status IN ('proposed', 'approved')", p.original_txn_no)
-        raise EntryAlreadyReversed(p.original_txn_no or "", by) from None
+        raise EntryAlreadyReversed(p.original_txn_no or "", by)
 
 
 async def get_proposal(conn: Conn, kind: ProposalKind, proposal_id: str) -> ProposalRecord | None:
