@@ -2,7 +2,7 @@
 
     POST /admin/reconciliations {"channel", "date"}    reconcile one channel's statement of a date
     GET  /admin/reconciliations/{id}                   counts per outcome, summary, exceptions
-    POST /admin/reconciliations/items/{id}/resolve     an operator handled an exception item
+    POST /admin/reconciliations/items/{id}/resolve     close a difference: adjust, reverse or explain
 
 A run is shielded: a client that hangs up does not cut it in half.
 """
@@ -10,13 +10,15 @@ A run is shielded: a client that hangs up does not cut it in half.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from channels.errors import ChannelError
 from engine.errors import NotFound
 from engine.recon import store, wire
-from engine.recon.flow import ItemNotOpen, reconcile
+from engine.recon.flow import reconcile
+from engine.recon.resolution import resolve
 from engine.services import services_of
 from engine.web.decoding import decode_body
 from engine.web.errors import ApiError
@@ -60,11 +62,7 @@ async def post_resolve_item(request: web.Request) -> web.Response:
     raw_id = request.match_info["id"]
     if not (raw_id.isascii() and raw_id.isdigit() and int(raw_id) <= ITEM_ID_MAX):
         raise NotFound("reconciliation item", raw_id)
-    item_id = int(raw_id)
-    async with services_of(request).pool.acquire() as conn:
-        if not await store.resolve_item(conn, item_id, req.note):
-            raise ItemNotOpen(raw_id)
-    return ok_json(wire.ItemResolved(item_id, "resolved"))
+    return ok_json(await resolve(services_of(request), int(raw_id), req, datetime.now(UTC)))
 
 
 # The POSTs book and change what every merchant settles: tests/api/test_openapi_fuzz.py fuzzes them
@@ -78,6 +76,7 @@ ROUTES: tuple[RouteSpec, ...] = (
               "A reconciliation run: counts per outcome, summary, open exception items", wire.ReconView,
               errors=(401, 404), auth="admin"),
     RouteSpec("POST", "/admin/reconciliations/items/{id}/resolve", post_resolve_item,
-              "Mark an open exception item resolved, with a note", wire.ItemResolved, 200, wire.ItemResolve,
-              errors=(400, 401, 404, 409, 413), auth="admin"),
+              "Close an open difference by what happens to its money: adjust or reverse (a desk proposal; it "
+              "closes when a second operator approves) or explain (no money moves)", wire.ItemResolved, 200,
+              wire.ItemResolve, errors=(400, 401, 404, 409, 413, 422), auth="admin"),
 )

@@ -221,9 +221,64 @@ async def item_counts(conn: Conn, run_id: str) -> dict[str, dict[str, int]]:
     return out
 
 
-async def resolve_item(conn: Conn, item_id: int, note: str) -> bool:
-    """An operator handled an open exception item; False when it is not open (or does not exist)."""
+# ---------------------------------------------------------------- differences resolved by money (resolution.py)
+
+@dataclass(frozen=True, slots=True)
+class DifferenceRow:
+    id: int
+    run_id: str
+    channel: str
+    kind: str
+    reference: str
+    state: str
+    outcome: str
+    payment_id: str | None
+    refund_id: str | None
+    payout_id: str | None
+    currency: str | None
+    our_status: str
+    their_status: str
+    our_amount: int | None
+    their_amount: int | None
+    booked_txn_no: str | None  # the entry of ours the item is about (a reversal mirrors it)
+
+
+async def difference(conn: Conn, item_id: int) -> DifferenceRow | None:
+    r = await conn.fetchrow(
+        "SELECT i.id, i.run_id, u.channel, i.kind, i.reference, i.state, i.outcome, i.payment_id, i.refund_id,"
+        " i.payout_id, i.currency, i.our_status, i.their_status, i.our_amount, i.their_amount,"
+        " CASE i.kind WHEN 'payment' THEN (SELECT p.txn_no FROM payments p WHERE p.id = i.payment_id)"
+        "  WHEN 'refund' THEN coalesce((SELECT r.txn_no FROM refunds r WHERE r.id = i.refund_id),"
+        "                              (SELECT x.refund_txn_no FROM exceptions x WHERE x.id = i.refund_id))"
+        "  WHEN 'payout' THEN (SELECT o.final_txn_no FROM payouts o WHERE o.id = i.payout_id) END AS booked_txn_no"
+        " FROM recon_items i JOIN recon_runs u ON u.id = i.run_id WHERE i.id = $1", item_id)
+    if r is None:
+        return None
+    currency = r["currency"].strip() if r["currency"] else None
+    return DifferenceRow(r["id"], r["run_id"], r["channel"], r["kind"], r["reference"], r["state"], r["outcome"],
+                         r["payment_id"], r["refund_id"], r["payout_id"], currency, r["our_status"], r["their_status"],
+                         r["our_amount"], r["their_amount"], r["booked_txn_no"])
+
+
+async def start_resolving(conn: Conn, item_id: int, resolution: str, note: str, now: datetime) -> bool:
+    """open -> resolving (a proposal will close it); False when the item is not open."""
     moved = await conn.fetchval(
-        "UPDATE recon_items SET state = 'resolved', note = $2, updated_at = now() WHERE id = $1 AND state = 'open'"
-        " RETURNING id", item_id, note)
+        "UPDATE recon_items SET state = 'resolving', resolution = $2, note = $3, updated_at = $4"
+        " WHERE id = $1 AND state = 'open' RETURNING id", item_id, resolution, note, now)
     return moved is not None
+
+
+async def close_difference(conn: Conn, item_id: int, resolution: str, operator: str, note: str,
+                           now: datetime) -> bool:
+    """open -> resolved at once (nothing to book); False when the item is not open: never closed twice."""
+    moved = await conn.fetchval(
+        "UPDATE recon_items SET state = 'resolved', resolution = $2, resolved_by = $3, note = $4, resolved_at = $5,"
+        " updated_at = $5 WHERE id = $1 AND state = 'open' RETURNING id", item_id, resolution, operator, note, now)
+    return moved is not None
+
+
+async def unresolved_differences(conn: Conn) -> tuple[int, datetime | None]:
+    """Differences not closed yet (open or resolving), and when the run that found the oldest started."""
+    r = await conn.fetchrow("SELECT count(*) AS n, min(u.started_at) AS oldest FROM recon_items i"
+                            " JOIN recon_runs u ON u.id = i.run_id WHERE i.state IN ('open', 'resolving')")
+    return int(r["n"]), r["oldest"]

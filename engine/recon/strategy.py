@@ -122,3 +122,27 @@ def decide(channel: str, txn_type: str, our_status: str, their_status: str,
         if score > best_score:
             best, best_score = rule, score
     return (best.outcome, best.action) if best is not None else FALLBACK
+
+
+# ---------------------------------------------------------------- what an adjustment does about a difference
+
+# Money a success moves to us at the channel (a payment) or away from us (a refund, a payout). Our channel
+# receivable assumes our side; where the channel's side differs, the receivable is over- or understated by the
+# difference: overstated is money the channel will never pay (written off to the loss account), understated is
+# money the channel holds that no order of ours explains (booked to suspense until someone attributes it).
+MONEY_IN_KINDS = frozenset({"payment"})
+WRITE_OFF_CODE, SUSPENSE_CODE = "ADJ_RECON_SHORT_WRITE_OFF", "ADJ_RECON_LONG_SUSPENSE"
+
+
+def suggested_adjustment(kind: str, our_status: str, their_status: str, our_amount: int | None,
+                         their_amount: int | None) -> tuple[str, int] | None:
+    """(adjustment code, amount) that makes the ledger take the channel's word, or None when both sides moved
+    the same money (nothing to adjust: the difference is explained, not booked)."""
+    ours = (our_amount or 0) if our_status == "succeeded" else 0
+    theirs = (their_amount or 0) if their_status == "succeeded" else 0
+    overstated = ours - theirs if kind in MONEY_IN_KINDS else theirs - ours
+    if overstated > 0:
+        return WRITE_OFF_CODE, overstated
+    if overstated < 0:
+        return SUSPENSE_CODE, -overstated
+    return None

@@ -8,16 +8,14 @@ from typing import Any, Literal
 
 import msgspec
 
+from engine.audit.wire import OperatorName
+from engine.desk.wire import Proposal, Reason
 from engine.web.wire import ChannelName, Text
 
 
 class ReconRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     channel: ChannelName
     date: date
-
-
-class ItemResolve(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    note: Text
 
 
 class ReconView(msgspec.Struct, frozen=True):
@@ -35,6 +33,20 @@ class ReconView(msgspec.Struct, frozen=True):
     exceptions: list[dict[str, Any]]  # at most EXCEPTIONS_LISTED_MAX, oldest first
 
 
+class ItemResolve(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What happens to the difference's money: ``adjust`` proposes the adjustment the strategy suggests (a short
+    written off to the loss account, a long booked to suspense, the channel's amount taken), ``reverse`` proposes
+    reversing our entry; both close the difference when a second operator approves. ``explain``: no money moves,
+    the note says why; it closes at once."""
+
+    action: Literal["adjust", "reverse", "explain"]
+    operator: OperatorName
+    note: Reason
+    evidence: Text | None = None
+
+
 class ItemResolved(msgspec.Struct, frozen=True):
     id: int
-    state: Literal["resolved"]
+    state: Literal["resolving", "resolved"]
+    resolution: Literal["adjust", "reverse", "explain", "superseded"]
+    proposal: Proposal | None  # the adjustment or reversal that closes it once approved

@@ -17,11 +17,12 @@ from typing import Any
 from accounts.store import Conn
 
 # A channel payment is reconciled once an item of a channel statement matched it (ok or resolved) and none of its
-# items is still open; only then may it be settled. Wallet payments need no channel.
+# items is still open (or resolving: a desk proposal about its money waits); only then may it be settled. Wallet
+# payments need no channel.
 _RECONCILED = """EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
                                      AND r.state IN ('ok', 'resolved'))
        AND NOT EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
-                                         AND r.state = 'open')"""
+                                         AND r.state IN ('open', 'resolving'))"""
 
 
 _DUE = f"""

@@ -324,9 +324,10 @@ async def test_scripted_day(world: World) -> None:
     (mismatched, _), = script.seeds["wxsim"].amount_mismatch.items()
     item = next(e for e in runs["wxsim"]["exceptions"] if e["reference"] == mismatched)
     status, _ = await w.admin("POST", f"/admin/reconciliations/items/{item['id']}/resolve",
-                              {"note": "channel confirmed our amount"})
+                              {"action": "explain", "operator": "ops.li", "note": "channel confirmed our amount"})
     assert status == 200
-    status, body = await w.admin("POST", f"/admin/reconciliations/items/{item['id']}/resolve", {"note": "again"})
+    status, body = await w.admin("POST", f"/admin/reconciliations/items/{item['id']}/resolve",
+                                 {"action": "explain", "operator": "ops.li", "note": "again"})
     assert status == 409, body
     status, closed_third = await w.admin("POST", "/admin/day-end", {"force": True})
     assert status == 200 and closed_third["report"]["trial_balance"] == "ok", closed_third
