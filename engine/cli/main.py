@@ -212,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli.payouts import add_payout_parsers
 
     add_payout_parsers(sub)  # payouts held|show|resolve
+
+    from engine.cli.desk import add_desk_parsers
+
+    add_desk_parsers(sub)  # adjustments|reversals propose|approve|reject|list|show, recon resolve
     return parser
 
 

@@ -85,6 +85,10 @@ INEXPRESSIBLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/admin/risk/blocklist"): frozenset({"invalid_control"}),  # an instrument number's digits
     ("DELETE", "/admin/risk/blocklist"): frozenset({"invalid_control"}),
     ("POST", "/admin/reconciliations"): frozenset({"unknown_channel"}),  # the private server has no channel
+    # The desk: the accounts a code's roles need (of that role, in that currency) and the entry named must exist
+    # as they are now; a random code is outside the desk's table.
+    ("POST", "/admin/adjustments"): frozenset({"unknown_adjustment_code", "account_roles_invalid",
+                                               "unsupported_currency", "account_role_mismatch", "currency_mismatch"}),
     # An id that is well-formed but names nothing is 404 (accepted); one that names another object's
     # kind, or an object in a state the request cannot apply to, is a domain refusal.
 }

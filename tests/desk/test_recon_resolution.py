@@ -4,6 +4,8 @@ once, the adjustments only when a second operator approves, and the run's counts
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,11 +14,12 @@ import pytest
 
 from accounts.store import trial_balance
 from channels.sim.statement import extra_out_trade_no
+from engine.cli.main import main
 from engine.recon.resolution import close_superseded
 from tests.conftest import Servers
 from tests.dayend.conftest import Db, db
 from tests.dayend.test_scripted_day import _channel_payment
-from tests.dayend.world import World, running_world
+from tests.dayend.world import ADMIN_TOKEN, World, running_world
 from tests.desk.desk import who
 
 __all__ = ["db"]
@@ -54,7 +57,8 @@ async def _state(w: World, item_id: int) -> tuple[str, str | None]:
     return row["state"], row["resolution"]
 
 
-async def test_differences_are_closed_by_money_once(world: World) -> None:
+async def test_differences_are_closed_by_money_once(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     w = world
     client = await w.merchant(60, 0)
     paid = [await _channel_payment(w, client, CHANNEL, amount, True) for amount in (2_000, 3_973, 1_500, 2_500)]
@@ -112,8 +116,12 @@ async def test_differences_are_closed_by_money_once(world: World) -> None:
     status, approved = await _decide(w, resolving["proposal"], "approve", bob)
     assert status == 200, approved
     assert await _state(w, items[reversed_.txn_no]["id"]) == ("resolved", "reverse")
-    status, explained = await _resolve(w, longs[1]["id"], "explain", alice, "the channel's test transaction")
-    assert (status, explained["state"], explained["proposal"]) == (200, "resolved", None)
+    # Explained from the command line (`payengine recon resolve`): no money moves, it closes at once.
+    monkeypatch.setenv("PAYENGINE_ADMIN_TOKEN", ADMIN_TOKEN)
+    code = await asyncio.to_thread(main, ["recon", "resolve", str(longs[1]["id"]), "--action", "explain", "--note",
+                                          "the channel's test transaction", "--operator", alice, "--url", w.url])
+    explained = json.loads(capsys.readouterr().out)
+    assert (code, explained["state"], explained["proposal"]) == (0, "resolved", None)
     async with w.pool.acquire() as conn, conn.transaction():
         assert await close_superseded(conn, longs[2]["id"], "rcn_corrected", alice, datetime.now(UTC))
     async with w.pool.acquire() as conn, conn.transaction():
