@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from accounts.journal import EntryDraft, mirror_entry
+from accounts.model import AccountId
 from accounts.rules import build_entry
 from accounts.store import Conn, get_accounts
 from engine.amounts import check_amount
@@ -75,7 +76,7 @@ async def prepare_adjustment(ctx: Services, req: ProposeAdjustment, now: datetim
     async with ctx.pool.acquire() as conn:
         found = await get_accounts(conn, list(req.accounts.values()))
         for role, account_id in req.accounts.items():
-            account = found.get(account_id)  # type: ignore[call-overload]
+            account = found.get(AccountId(account_id))
             if account is None:
                 raise NotFound("account", account_id, f"accounts.{role}")
             if account.role != role or account.parent_id is not None:
@@ -171,8 +172,8 @@ async def approve(ctx: Services, kind: ProposalKind, proposal_id: str, req: Deci
             original = await reversible_entry(conn, p.original_txn_no)
         entry: EntryDraft = mirror_entry(original.legs, txn_no, now.date(), p.id)
     else:
-        entry = build_entry(p.code, txn_no, now.date(), p.currency, p.accounts,  # type: ignore[arg-type]
-                            {"amount": p.amount}, ref=p.id)
+        accounts = {role: AccountId(account_id) for role, account_id in p.accounts.items()}
+        entry = build_entry(p.code, txn_no, now.date(), p.currency, accounts, {"amount": p.amount}, ref=p.id)
     async with ctx.booker.transaction() as tx:
         decided = await store.decide(tx.conn, kind, p.id, ProposalStatus.APPROVED, req.operator, req.note, now,
                                      txn_no)

@@ -29,10 +29,6 @@ from engine.web.route import Handler, RouteSpec
 from engine.web.wire import NoQuery
 
 
-def _kind_of(request: web.Request) -> ProposalKind:
-    return ProposalKind.REVERSAL if request.path.startswith("/admin/reversals") else ProposalKind.ADJUSTMENT
-
-
 async def propose_adjustment(request: web.Request) -> web.Response:
     ctx, now = services_of(request), datetime.now(UTC)
     req = decode_body(request[RAW_BODY], dw.ProposeAdjustment)
@@ -47,55 +43,64 @@ async def propose_reversal(request: web.Request) -> web.Response:
     return ok_json(proposal_view(proposal), 201)
 
 
-async def list_proposals(request: web.Request) -> web.Response:
-    q = decode_query(request.query, dw.ListProposalsQuery)
-    ctx = services_of(request)
-    await flow.expire_due(ctx, datetime.now(UTC))
-    async with ctx.pool.acquire() as conn:
-        page, has_more = await store.list_proposals(conn, _kind_of(request), q.status, q.limit, q.starting_after)
-    return ok_json(dw.ProposalList([proposal_view(p) for p in page], has_more))
+def list_proposals(kind: ProposalKind) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        q = decode_query(request.query, dw.ListProposalsQuery)
+        ctx = services_of(request)
+        await flow.expire_due(ctx, datetime.now(UTC))
+        async with ctx.pool.acquire() as conn:
+            page, has_more = await store.list_proposals(conn, kind, q.status, q.limit, q.starting_after)
+        return ok_json(dw.ProposalList([proposal_view(p) for p in page], has_more))
+    return handler
 
 
-async def get_proposal(request: web.Request) -> web.Response:
-    decode_query(request.query, NoQuery)
-    found = await flow.find(services_of(request), _kind_of(request), request.match_info["id"], datetime.now(UTC))
-    return ok_json(proposal_view(found))
+def get_proposal(kind: ProposalKind) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        decode_query(request.query, NoQuery)
+        found = await flow.find(services_of(request), kind, request.match_info["id"], datetime.now(UTC))
+        return ok_json(proposal_view(found))
+    return handler
 
 
-async def approve(request: web.Request) -> web.Response:
-    ctx, req = services_of(request), decode_body(request[RAW_BODY], dw.Decide)
-    decided = await asyncio.shield(flow.approve(ctx, _kind_of(request), request.match_info["id"], req,
-                                                datetime.now(UTC)))
-    return ok_json(proposal_view(decided))
+def approve(kind: ProposalKind) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        ctx, req = services_of(request), decode_body(request[RAW_BODY], dw.Decide)
+        decided = await asyncio.shield(flow.approve(ctx, kind, request.match_info["id"], req, datetime.now(UTC)))
+        return ok_json(proposal_view(decided))
+    return handler
 
 
-async def reject(request: web.Request) -> web.Response:
-    ctx, req = services_of(request), decode_body(request[RAW_BODY], dw.Decide)
-    decided = await flow.reject(ctx, _kind_of(request), request.match_info["id"], req, datetime.now(UTC))
-    return ok_json(proposal_view(decided))
+def reject(kind: ProposalKind) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        ctx, req = services_of(request), decode_body(request[RAW_BODY], dw.Decide)
+        decided = await flow.reject(ctx, kind, request.match_info["id"], req, datetime.now(UTC))
+        return ok_json(proposal_view(decided))
+    return handler
 
 
 _PROPOSE_ERRORS = (400, 401, 404, 409, 413)
 _DECIDE_ERRORS = (400, 401, 402, 403, 404, 409, 413)
 
 
-def _routes(base: str, noun: str, propose: Handler, body: type) -> tuple[RouteSpec, ...]:
+def _routes(kind: ProposalKind, base: str, noun: str, propose: Handler, body: type) -> tuple[RouteSpec, ...]:
     return (
         RouteSpec("POST", base, propose, f"Propose {noun}; nothing is booked until a second operator approves it",
                   dw.Proposal, 201, body, errors=_PROPOSE_ERRORS, auth="admin"),
-        RouteSpec("GET", base, list_proposals, f"Proposed {noun}s, newest first", dw.ProposalList,
+        RouteSpec("GET", base, list_proposals(kind), f"Proposed {noun}s, newest first", dw.ProposalList,
                   query=dw.ListProposalsQuery, errors=(400, 401, 404), auth="admin"),
-        RouteSpec("GET", base + "/{id}", get_proposal, f"One proposed {noun}", dw.Proposal, query=NoQuery,
+        RouteSpec("GET", base + "/{id}", get_proposal(kind), f"One proposed {noun}", dw.Proposal, query=NoQuery,
                   errors=(400, 401, 404), auth="admin"),
-        RouteSpec("POST", base + "/{id}/approve", approve,
+        RouteSpec("POST", base + "/{id}/approve", approve(kind),
                   f"A second operator approves {noun}: booked once, in one transaction with its audit row",
                   dw.Proposal, 200, dw.Decide, errors=_DECIDE_ERRORS, auth="admin"),
-        RouteSpec("POST", base + "/{id}/reject", reject, f"A second operator rejects {noun}: nothing is booked",
+        RouteSpec("POST", base + "/{id}/reject", reject(kind), f"A second operator rejects {noun}: nothing is booked",
                   dw.Proposal, 200, dw.Decide, errors=_DECIDE_ERRORS, auth="admin"),
     )
 
 
 ROUTES: tuple[RouteSpec, ...] = (
-    *_routes("/admin/adjustments", "an adjustment", propose_adjustment, dw.ProposeAdjustment),
-    *_routes("/admin/reversals", "a reversal of a journal entry", propose_reversal, dw.ProposeReversal),
+    *_routes(ProposalKind.ADJUSTMENT, "/admin/adjustments", "an adjustment", propose_adjustment,
+             dw.ProposeAdjustment),
+    *_routes(ProposalKind.REVERSAL, "/admin/reversals", "a reversal of a journal entry", propose_reversal,
+             dw.ProposeReversal),
 )

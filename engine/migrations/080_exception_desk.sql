@@ -12,7 +12,7 @@ CREATE TABLE desk_proposals (
     id              text PRIMARY KEY,
     kind            text NOT NULL CHECK (kind IN ('adjustment', 'reversal')),
     status          text NOT NULL CHECK (status IN ('proposed', 'approved', 'rejected', 'expired')),
-    code            text,                   -- the adjustment code (engine/desk/codes.py); 'REVERSAL' for reversals
+    code            text NOT NULL,          -- the adjustment code (engine/desk/codes.py); reversals: the original's
     currency        char(3) NOT NULL,
     amount          bigint NOT NULL CHECK (amount > 0),
     accounts        jsonb NOT NULL DEFAULT '{}'::jsonb,  -- role -> account id (adjustments)
