@@ -110,3 +110,12 @@ class EntryMixesCurrencies(DeskError, BadInput):
 
     def __init__(self, txn_no: str) -> None:
         super().__init__(f"entry {txn_no} has legs in more than one currency; the desk reverses one currency")
+
+
+class DifferenceNotResolving(DeskError, Conflicting):
+    """The reconciliation difference a proposal resolves was closed another way meanwhile: it cannot book."""
+
+    code = "difference_not_resolving"
+
+    def __init__(self, item_id: int) -> None:
+        super().__init__(f"reconciliation item {item_id} is no longer waiting for this proposal")

@@ -31,6 +31,7 @@ from engine.desk.errors import (
     AccountCurrencyMismatch,
     AccountRoleMismatch,
     AccountRolesInvalid,
+    DifferenceNotResolving,
     EntryAlreadyReversed,
     EntryIsReversal,
     EntryMixesCurrencies,
@@ -42,20 +43,11 @@ from engine.desk.errors import (
 from engine.desk.states import SYSTEM_OPERATOR, ProposalKind, ProposalStatus
 from engine.desk.store import OriginalEntry, ProposalRecord
 from engine.desk.wire import Decide, ProposeAdjustment, ProposeReversal
-from engine.errors import Conflicting, NotFound, UnsupportedCurrency
+from engine.errors import NotFound, UnsupportedCurrency
 from engine.keys import ACCOUNT, ADJUSTMENT, REVERSAL, new_id
 from engine.services import Services
 
 log = logging.getLogger(__name__)
-
-
-class DifferenceNotResolving(Conflicting):
-    """The difference a proposal resolves was closed another way meanwhile: the proposal cannot book."""
-
-    code = "difference_not_resolving"
-
-    def __init__(self, item_id: int) -> None:
-        super().__init__(f"reconciliation item {item_id} is no longer waiting for this proposal")
 
 
 # ---------------------------------------------------------------- proposing

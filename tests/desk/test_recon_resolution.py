@@ -66,13 +66,13 @@ async def test_differences_are_closed_by_money_once(world: World, monkeypatch: p
     async with w.pool.acquire() as conn:
         day = await conn.fetchval("SELECT open_date FROM accounting_calendar")
     await w.seed(CHANNEL, day, missing=[short.txn_no, reversed_.txn_no], amount_mismatch={mismatched.txn_no: 3_000},
-                 extra=3)
+                 extra=4)
     status, closed = await w.admin("POST", "/admin/day-end", {"date": day.isoformat(), "force": True})
     assert status == 200, closed
     status, run = await w.admin("POST", "/admin/reconciliations", {"channel": CHANNEL, "date": day.isoformat()})
     assert status == 201, run
     items = {e["reference"]: e for e in run["exceptions"]}
-    longs = [items[extra_out_trade_no(day, i)] for i in range(3)]
+    longs = [items[extra_out_trade_no(day, i)] for i in range(4)]
     assert {items[p.txn_no]["outcome"] for p in (short, reversed_)} == {"short"}
     assert items[mismatched.txn_no]["outcome"] == "amount_mismatch" and kept.txn_no not in items
     receivable, loss, suspense = [await _platform_balance(w, r) for r in ("channel_receivable", "adjustments",
@@ -93,6 +93,11 @@ async def test_differences_are_closed_by_money_once(world: World, monkeypatch: p
     status, approved = await _decide(w, proposal, "approve", bob)
     assert status == 200, approved
     assert await _state(w, items[short.txn_no]["id"]) == ("resolved", "adjust")
+    async with w.pool.acquire() as conn:
+        booked_on = await conn.fetchval("SELECT accounting_date FROM journal_entries WHERE txn_no = $1",
+                                        approved["txn_no"])
+        open_date = await conn.fetchval("SELECT open_date FROM accounting_calendar")
+    assert booked_on == open_date > day  # the day-end fence dates it: the closed day's books stay closed
 
     # The channel reported 3,000 for our 3,973: take the channel's amount.
     status, resolving = await _resolve(w, items[mismatched.txn_no]["id"], "adjust", alice)
@@ -122,6 +127,11 @@ async def test_differences_are_closed_by_money_once(world: World, monkeypatch: p
                                           "the channel's test transaction", "--operator", alice, "--url", w.url])
     explained = json.loads(capsys.readouterr().out)
     assert (code, explained["state"], explained["proposal"]) == (0, "resolved", None)
+    # Two operators resolving one difference at once: one proposal, the other refused, nothing else written.
+    raced = await asyncio.gather(*(_resolve(w, longs[3]["id"], "adjust", op) for op in (alice, bob)))
+    assert sorted(status for status, _ in raced) == [200, 409], raced
+    async with w.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM desk_proposals WHERE recon_item_id = $1", longs[3]["id"]) == 1
     async with w.pool.acquire() as conn, conn.transaction():
         assert await close_superseded(conn, longs[2]["id"], "rcn_corrected", alice, datetime.now(UTC))
     async with w.pool.acquire() as conn, conn.transaction():
@@ -137,7 +147,7 @@ async def test_differences_are_closed_by_money_once(world: World, monkeypatch: p
     status, view = await w.admin("GET", f"/admin/reconciliations/{run['id']}")
     assert view["counts_by_state"]["short"] == {"resolved": 2}, view["counts_by_state"]
     assert view["counts_by_state"]["amount_mismatch"] == {"resolved": 1}
-    assert view["counts_by_state"]["long"] == {"resolved": 3}
+    assert view["counts_by_state"]["long"] == {"resolved": 3, "resolving": 1}
     for item in (items[short.txn_no], longs[1]):
         status, closed_twice = await _resolve(w, item["id"], "explain", bob)
         assert (status, closed_twice["error"]["code"]) == (409, "not_open"), closed_twice
