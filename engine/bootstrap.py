@@ -40,6 +40,7 @@ from engine.dayend.calendar import running_calendar
 from engine.dayend.flow import day_end_options
 from engine.dayend.schedule import DayEndScheduler
 from engine.db import create_pool
+from engine.desk.flow import expiry_loop as desk_expiry_loop
 from engine.gateway.context import Gateway, build_channels, channel_session
 from engine.gateway.health import ChannelHealth
 from engine.gateway.refresh import refresh_payment
@@ -157,6 +158,7 @@ def _loops(svc: Services, role: Role) -> list[BackgroundJob]:
     jobs = controls + account_loops(svc.pool, svc.booker, svc.txn_nos, settings, svc.hot_sampler)
     jobs.append(("usage-release", release_loop(svc.pool, settings, svc.release_usage_by_reset)))
     jobs.append(("idempotency-cleanup", idempotency_cleanup(svc.pool, settings)))
+    jobs.append(("desk-expiry", desk_expiry_loop(svc.pool, settings.desk_expiry_interval_s)))
     if settings.gateway_in_process:
         jobs += gateway
     if settings.webhooks_in_process:

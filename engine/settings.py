@@ -311,6 +311,7 @@ class Settings:
     # An exception-desk proposal (adjustment, reversal) nobody approved or rejected within this expires and books
     # nothing (engine/desk/); default 72 h.
     desk_proposal_ttl_s: int = _env("DESK_PROPOSAL_TTL_S", _int_in(1, 90 * 86400), 72 * 3600)
+    desk_expiry_interval_s: int = _env("DESK_EXPIRY_INTERVAL_S", _int_in(1, 3600), 60)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

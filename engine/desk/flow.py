@@ -8,16 +8,19 @@ the link to its original (unique per original), the reconciliation difference it
 Any refusal on the way (insufficient funds, a closed account, a second approval) rolls all of it back and
 leaves the proposal as it was. The entry's ``ref`` is the proposal id, so statements lead back to it.
 
-Expiry needs no timer: every desk action first expires what is overdue (and reopens the differences those
-proposals would have resolved), and an approval's compare-and-set refuses an expired proposal even if that
-sweep has not run.
+Expiry: every API process expires what is overdue every PAYENGINE_DESK_EXPIRY_INTERVAL_S (``expiry_loop``), and
+so does every desk action before it acts (reopening the differences those proposals would have resolved); an
+approval's compare-and-set refuses an expired proposal even if neither has run yet.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import asyncpg
 
 from accounts.journal import EntryDraft, mirror_entry
 from accounts.model import AccountId
@@ -197,7 +200,11 @@ async def reject(ctx: Services, kind: ProposalKind, proposal_id: str, req: Decid
 
 async def expire_due(ctx: Services, now: datetime) -> list[ProposalRecord]:
     """Expire every overdue proposal (nothing booked), reopen their differences, audit each; returns them."""
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    return await expire_overdue(ctx.pool, now)
+
+
+async def expire_overdue(pool: asyncpg.Pool, now: datetime) -> list[ProposalRecord]:
+    async with pool.acquire() as conn, conn.transaction():
         expired = await store.expire_overdue(conn, now)
         items = [p.recon_item_id for p in expired if p.recon_item_id is not None]
         if items:
@@ -206,3 +213,17 @@ async def expire_due(ctx: Services, now: datetime) -> list[ProposalRecord]:
             await audit(conn, SYSTEM_OPERATOR, "expire", p.kind, p.id, {"expires_at": p.expires_at.isoformat(),
                                                                        "recon_item_id": p.recon_item_id})
     return expired
+
+
+async def expiry_loop(pool: asyncpg.Pool, interval_s: int) -> None:
+    """Every ``interval_s``: expire what is overdue, so a difference whose proposal nobody decided opens again even
+    when nobody uses the desk. Several processes may run it: each proposal expires (and is audited) once."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            expired = await expire_overdue(pool, datetime.now(UTC))
+        except (OSError, asyncpg.PostgresError):
+            log.warning("expiring desk proposals failed; will retry", exc_info=True)
+            continue
+        if expired:
+            log.info("desk proposals expired", extra={"proposal_ids": [p.id for p in expired]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -91,10 +92,16 @@ async def test_a_rejected_proposal_books_nothing_and_cannot_be_approved(api: Api
 
 @pytest.fixture
 async def short_lived(servers: Servers, api: Api) -> AsyncIterator[DeskHttp]:
-    """A second API process on the same servers whose proposals expire after one second."""
-    app = create_app(api.settings.replace(desk_proposal_ttl_s=1), servers.database_url, servers.redis_url)
+    """A second API process on the same servers whose proposals expire after one second (swept every second)."""
+    settings = api.settings.replace(desk_proposal_ttl_s=1, desk_expiry_interval_s=1)
+    app = create_app(settings, servers.database_url, servers.redis_url)
     async with serving(app) as served, aiohttp.ClientSession() as session:
         yield DeskHttp(Api(served.url, api.settings, session, app))
+
+
+async def _status(pool: asyncpg.Pool, proposal_id: str) -> str:
+    async with pool.acquire() as conn:
+        return str(await conn.fetchval("SELECT status FROM desk_proposals WHERE id = $1", proposal_id))
 
 
 async def test_an_expired_proposal_books_nothing(api: Api, pool: asyncpg.Pool, short_lived: DeskHttp) -> None:
@@ -102,7 +109,12 @@ async def test_an_expired_proposal_books_nothing(api: Api, pool: asyncpg.Pool, s
     _, wallet = await wallet_of(api, client, 0)
     alice = who()
     p = (await short_lived.propose("ADJ_CUSTOMER_COMPENSATION", 700, alice, {"customer_wallet": wallet})).body
-    await asyncio.sleep(1.2)
+    # The process's expiry loop expires it with nobody asking (no desk request in between).
+    deadline = time.monotonic() + 20
+    while await _status(pool, p["id"]) == "proposed":
+        assert time.monotonic() < deadline, "never expired"
+        await asyncio.sleep(0.2)
+    assert await _status(pool, p["id"]) == "expired"
     approved = await short_lived.decide(p["id"], "approve", who())
     assert (approved.status, approved.code) == (409, "proposal_not_open"), approved.body
     shown = await short_lived.call("GET", f"/admin/adjustments/{p['id']}")
