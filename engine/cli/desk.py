@@ -4,7 +4,7 @@ path as every other: the server's buffer, splits and day-end fence; the CLI hold
 
     payengine adjustments propose --code C --amount N --currency CUR --account ROLE=ACCOUNT ... --reason R --operator O
     payengine adjustments approve|reject ID --operator O [--note N]
-    payengine adjustments list [--status S] [--limit N] / show ID
+    payengine adjustments list [--status S] [--limit N] / show ID / codes
     payengine reversals propose TXN_NO --reason R --operator O [--date D]   (approve|reject|list|show as above)
     payengine recon resolve ITEM --action adjust|reverse|explain --note N --operator O
 
@@ -83,6 +83,8 @@ def cmd_proposals(args: argparse.Namespace, settings: Settings) -> int:
         case "approve" | "reject":
             decision = {"operator": args.operator} | ({"note": args.note} if args.note else {})
             return _admin(settings, args, "POST", f"{base}/{args.id}/{args.desk_command}", decision)
+        case "codes":
+            return _admin(settings, args, "GET", "/admin/adjustment-codes")
         case "list":
             query = f"?limit={args.limit}" + (f"&status={args.status}" if args.status else "")
             return _admin(settings, args, "GET", base + query)
@@ -135,6 +137,8 @@ def add_desk_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         listing.add_argument("--limit", type=int, default=20, help="1-100")
         show = kind_sub.add_parser("show", help="one proposal")
         show.add_argument("id")
+        if kind == "adjustments":
+            parsers.append(kind_sub.add_parser("codes", help="the adjustment codes, their legs and roles"))
         for parser in (*parsers, listing, show):
             _common(parser)
             parser.set_defaults(func=cmd_proposals)

@@ -1,5 +1,6 @@
 """Admin routes of the exception desk (admin token checked by the API's middleware for /admin/*).
 
+    GET  /admin/adjustment-codes            the codes an adjustment may use, with their legs and roles
     POST /admin/adjustments                 propose an adjustment (201, proposed: nothing booked yet)
     GET  /admin/adjustments                 newest first, filter by status
     GET  /admin/adjustments/{id}            one proposal
@@ -19,8 +20,9 @@ from aiohttp import web
 
 from engine.desk import flow, store
 from engine.desk import wire as dw
+from engine.desk.codes import CODES
 from engine.desk.states import ProposalKind
-from engine.desk.views import proposal_view
+from engine.desk.views import code_view, proposal_view
 from engine.services import services_of
 from engine.web.decoding import decode_body, decode_query
 from engine.web.idempotency import ok_json
@@ -41,6 +43,11 @@ async def propose_reversal(request: web.Request) -> web.Response:
     req = decode_body(request[RAW_BODY], dw.ProposeReversal)
     proposal = await flow.propose(ctx, await flow.prepare_reversal(ctx, req, now))
     return ok_json(proposal_view(proposal), 201)
+
+
+async def list_codes(request: web.Request) -> web.Response:
+    decode_query(request.query, NoQuery)
+    return ok_json(dw.AdjustmentCodeList([code_view(c) for c in CODES.values()]))
 
 
 def list_proposals(kind: ProposalKind) -> Handler:
@@ -99,6 +106,8 @@ def _routes(kind: ProposalKind, base: str, noun: str, propose: Handler, body: ty
 
 
 ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("GET", "/admin/adjustment-codes", list_codes, "The adjustment codes the desk books, with their legs",
+              dw.AdjustmentCodeList, query=NoQuery, errors=(400, 401), auth="admin"),
     *_routes(ProposalKind.ADJUSTMENT, "/admin/adjustments", "an adjustment", propose_adjustment,
              dw.ProposeAdjustment),
     *_routes(ProposalKind.REVERSAL, "/admin/reversals", "a reversal of a journal entry", propose_reversal,

@@ -78,3 +78,21 @@ class ProposalList(msgspec.Struct, frozen=True):
     data: list[Proposal]
     has_more: bool
     object: Literal["list"] = "list"
+
+
+class CodeLeg(msgspec.Struct, frozen=True):
+    role: str
+    side: Literal["D", "C"]
+
+
+class AdjustmentCodeView(msgspec.Struct, frozen=True):
+    code: str
+    description: str
+    legs: list[CodeLeg]
+    named_roles: list[str]  # the proposal's ``accounts`` names one account of each
+    platform_roles: list[str]  # filled with the platform's own account in the currency
+
+
+class AdjustmentCodeList(msgspec.Struct, frozen=True):
+    data: list[AdjustmentCodeView]
+    object: Literal["list"] = "list"

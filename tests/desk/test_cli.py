@@ -57,6 +57,11 @@ async def test_an_adjustment_from_the_command_line(api: Api, pool: asyncpg.Pool,
     assert code == 0 and shown == approved
     code, listed, _ = await run_cli(capsys, api, "adjustments", "list", "--status", "approved", "--limit", "100")
     assert code == 0 and proposed["id"] in [p["id"] for p in listed["data"]]
+    code, codes, _ = await run_cli(capsys, api, "adjustments", "codes")
+    compensation = next(c for c in codes["data"] if c["code"] == "ADJ_CUSTOMER_COMPENSATION")
+    assert (compensation["named_roles"], compensation["platform_roles"], compensation["legs"]) == (
+        ["customer_wallet"], ["adjustments"], [{"role": "adjustments", "side": "D"},
+                                               {"role": "customer_wallet", "side": "C"}])
 
 
 async def test_a_reversal_from_the_command_line(api: Api, pool: asyncpg.Pool, cli_env: None,
