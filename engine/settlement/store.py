@@ -24,6 +24,10 @@ _RECONCILED = """EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id A
        AND NOT EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
                                          AND r.state IN ('open', 'resolving'))"""
 
+# A payment or refund whose journal entry the exception desk reversed (engine/desk/) moved no money any more: its
+# mirror took the merchant's pending share back, so settlement must not pay it (or deduct it) again.
+_NOT_REVERSED = "NOT EXISTS (SELECT 1 FROM journal_reversals v WHERE v.original_txn_no = {txn_no})"
+
 
 _DUE = f"""
 SELECT p.merchant_id, p.currency, 'payment' AS kind, p.id, p.amount,
@@ -36,6 +40,7 @@ WHERE p.status = 'succeeded'
   AND ($2::text IS NULL OR p.merchant_id = $2::text) AND ($3::text IS NULL OR p.currency = $3::text)
   AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.object_id = p.id)
   AND (p.method = 'wallet' OR ({_RECONCILED}))
+  AND {_NOT_REVERSED.format(txn_no="p.txn_no")}
 UNION ALL
 SELECT r.merchant_id, p.currency, 'refund', r.id, r.amount,
        CASE WHEN p.fee_collection = 'invoiced' THEN 0 ELSE r.fee_refunded END
@@ -47,6 +52,7 @@ WHERE r.status = 'succeeded'
   AND e.accounting_date <= $1::date - coalesce(t.cycle_days, 1)
   AND ($2::text IS NULL OR r.merchant_id = $2::text) AND ($3::text IS NULL OR p.currency = $3::text)
   AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.object_id = r.id)
+  AND {_NOT_REVERSED.format(txn_no="r.txn_no")}
 """
 
 
@@ -78,6 +84,7 @@ async def unsettled(conn: Conn, merchant_id: str | None, groups_max: int) -> lis
         " LEFT JOIN merchant_settlement_terms t ON t.merchant_id = p.merchant_id"
         " WHERE p.status = 'succeeded' AND ($1::text IS NULL OR p.merchant_id = $1::text)"
         "   AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.object_id = p.id)"
+        f"  AND {_NOT_REVERSED.format(txn_no='p.txn_no')}"
         " GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY e.accounting_date + coalesce(t.cycle_days, 1), 1, 2, 5 NULLS FIRST"
         " LIMIT $2",
         merchant_id, groups_max)

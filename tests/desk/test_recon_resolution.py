@@ -154,6 +154,18 @@ async def test_differences_are_closed_by_money_once(world: World, monkeypatch: p
     await w.eventually(lambda: _drained(w))
     async with w.pool.acquire() as conn:
         assert (await trial_balance(conn)).holds_drained
+
+    # Settlement pays what the channel confirmed plus what the approved adjustments moved: the written-off short
+    # and the payment taken at the channel's amount settle in full (the loss account paid the difference); the
+    # reversed payment's money went back, so it is not settled.
+    status, _ = await w.admin("PUT", f"/admin/merchants/{client.merchant_id}/settlement-cycle", {"cycle_days": 0})
+    assert status == 200
+    status, settled = await w.admin("POST", "/admin/settlements", {"date": day.isoformat()})
+    assert status == 200, settled
+    async with w.pool.acquire() as conn:
+        paid_out = {r["object_id"] for r in await conn.fetch(
+            "SELECT object_id FROM settlement_items WHERE object_id = ANY($1::text[])", [p.id for p in paid])}
+    assert paid_out == {short.id, mismatched.id, kept.id}
     status, trail = await w.admin("GET", f"/admin/audit?subject_kind=recon_item&subject_id={longs[0]['id']}")
     assert [(r["action"], r["detail"]["action"]) for r in reversed(trail["data"])] == [
         ("resolve", "adjust"), ("resolve", "adjust")]
