@@ -22,8 +22,9 @@ from typing import Any
 
 import asyncpg
 
+from accounts.errors import AccountClosed
 from accounts.journal import EntryDraft, mirror_entry
-from accounts.model import AccountId
+from accounts.model import AccountId, Side
 from accounts.rules import build_entry
 from accounts.store import Conn, get_accounts
 from engine.amounts import check_amount
@@ -59,7 +60,8 @@ async def prepare_adjustment(ctx: Services, req: ProposeAdjustment, now: datetim
                              recon_item_id: int | None = None) -> ProposalRecord:
     """Check an adjustment against the code table and the accounts it names; writes nothing (the platform's
     own accounts in the currency are opened if missing). Raises UnknownAdjustmentCode, UnsupportedCurrency,
-    AmountTooLarge, AccountRolesInvalid, NotFound (an account), AccountRoleMismatch, AccountCurrencyMismatch."""
+    AmountTooLarge, AccountRolesInvalid, NotFound (an account), AccountRoleMismatch, AccountCurrencyMismatch,
+    AccountClosed."""
     code = CODES.get(req.code)
     if code is None:
         raise UnknownAdjustmentCode(req.code, CODES)
@@ -78,6 +80,8 @@ async def prepare_adjustment(ctx: Services, req: ProposeAdjustment, now: datetim
                 raise AccountRoleMismatch(account_id, account.role, role)
             if account.currency.strip() != req.currency:
                 raise AccountCurrencyMismatch(account_id, account.currency.strip(), req.currency, f"accounts.{role}")
+            if account.status != "open":
+                raise AccountClosed(account_id)
         platform = dict(await ctx.platform_accounts(req.currency))
         platform.update(await store.loss_and_suspense(conn, req.currency, lambda: new_id(ACCOUNT)))
     accounts = {**{role: str(platform[role]) for role in code.platform_roles}, **req.accounts}
@@ -97,7 +101,7 @@ async def prepare_reversal(ctx: Services, req: ProposeReversal, now: datetime,
     currencies = {leg.currency for leg in original.legs}
     if len(currencies) != 1:
         raise EntryMixesCurrencies(req.txn_no)
-    amount = sum(leg.amount_minor for leg in original.legs if leg.side.value == "D")
+    amount = sum(leg.amount_minor for leg in original.legs if leg.side is Side.DEBIT)
     return ProposalRecord(new_id(REVERSAL), ProposalKind.REVERSAL, ProposalStatus.PROPOSED, original.txn_code,
                           currencies.pop(), amount, {}, req.txn_no, req.reason, req.evidence, req.operator, now,
                           _expiry(ctx, now), recon_item_id=recon_item_id)
