@@ -212,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli.payouts import add_payout_parsers
 
     add_payout_parsers(sub)  # payouts held|show|resolve
+
+    from engine.cli.refunds import add_refund_parsers
+
+    add_refund_parsers(sub)  # refunds failed|reroute
     return parser
 
 

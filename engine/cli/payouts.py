@@ -36,7 +36,7 @@ from engine.settings import Settings
 from engine.txn_no import NodeLease, TxnNoGenerator
 
 
-def _os_user() -> str | None:
+def os_user() -> str | None:
     try:
         return getpass.getuser()
     except (OSError, KeyError):
@@ -88,7 +88,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> object:
             return await holds.show(conn, args.payout)
     finally:
         await conn.close()
-    operator = args.operator if args.operator is not None else _os_user()
+    operator = args.operator if args.operator is not None else os_user()
     req = msgspec.convert({"action": args.action, "reason": args.reason, "operator": operator}, pw.ResolvePayout)
     return await _resolve(settings, urls.database_url, urls.redis_url, args, req)
 

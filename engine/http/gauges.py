@@ -23,6 +23,8 @@ from engine.payouts.metrics import PAYOUTS_ON_HOLD
 from engine.payouts.store import held_counts
 from engine.recon.metrics import RECON_OPEN_ITEMS
 from engine.recon.store import open_item_counts
+from engine.reroutes.metrics import FAILED_REFUND_OLDEST_AGE, FAILED_REFUNDS_AWAITING
+from engine.reroutes.store import awaiting_operator
 from engine.services import Services
 from engine.webhooks.metrics import WEBHOOK_BACKLOG, WEBHOOK_OLDEST_DUE
 from engine.webhooks.store import due_backlog
@@ -56,6 +58,7 @@ async def _postgresql(svc: Services) -> None:
         held = await held_counts(conn)
         open_items = await open_item_counts(conn)
         open_date = await read_open_date(conn)
+        failed_refunds, oldest_failed = await awaiting_operator(conn)
     # No await from here on: a scrape never sees a gauge half replaced.
     WEBHOOK_BACKLOG.set(due)
     WEBHOOK_OLDEST_DUE.set(max((now - earliest).total_seconds(), 0.0) if earliest is not None else 0.0)
@@ -65,6 +68,8 @@ async def _postgresql(svc: Services) -> None:
     RECON_OPEN_ITEMS.clear()
     for (channel, outcome), count in open_items.items():
         RECON_OPEN_ITEMS.labels(channel, outcome).set(count)
+    FAILED_REFUNDS_AWAITING.set(failed_refunds)
+    FAILED_REFUND_OLDEST_AGE.set(max((now - oldest_failed).total_seconds(), 0.0) if oldest_failed else 0.0)
     dayend_metrics.OPEN_DATE.set(datetime.combine(open_date, time(0, 0), UTC).timestamp())
     if svc.settings.dayend_at != "off":
         hours, minutes = (int(x) for x in svc.settings.dayend_at.split(":"))

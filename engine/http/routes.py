@@ -17,6 +17,7 @@ from engine.merchants import handlers as merchants
 from engine.payments import handlers as payments
 from engine.payouts import handlers as payouts
 from engine.recon import handlers as recon
+from engine.reroutes import handlers as reroutes
 from engine.settlement import handlers as settlement
 from engine.transfers import handlers as transfers
 from engine.web.route import RouteSpec
@@ -56,6 +57,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     *recon.ROUTES,
     *settlement.ROUTES,
     *audit.ROUTES,
+    *reroutes.ROUTES,
 )
 
 
