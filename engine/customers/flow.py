@@ -62,6 +62,11 @@ async def create_topup(ctx: Services, booker: Booker, merchant: MerchantRecord, 
     return Outcome(201, msgspec.json.encode(view), False)
 
 
+# The merchant's accounts it can draw from (payouts and cashback take their source here; see payouts/flow.py and
+# transfers/): only these show an `available` figure.
+DRAWABLE_ROLES = frozenset({"merchant_available"})
+
+
 async def _account_view(conn: Conn, parent: Account, subs: list[Account]) -> customer_wire.Account:
     """Call inside the snapshot the accounts were read in: a flush moves a leg from pending into the
     balance in one transaction, so balance and pending read in different snapshots could miss or
@@ -70,8 +75,9 @@ async def _account_view(conn: Conn, parent: Account, subs: list[Account]) -> cus
     balance = parent.balance_minor + sum(s.balance_minor for s in subs)
     pending = sum(pending_of.values())
     frozen = parent.frozen_minor + sum(s.frozen_minor for s in subs)
+    available = balance - frozen if parent.role in DRAWABLE_ROLES else None
     return customer_wire.Account(
-        parent.id, parent.role, parent.currency, parent.hot, balance, pending, balance + pending, balance - frozen,
+        parent.id, parent.role, parent.currency, parent.hot, balance, pending, balance + pending, available,
         [customer_wire.SubAccount(s.id, s.sub_index or 0, s.balance_minor, pending_of[s.id]) for s in subs])
 
 

@@ -68,7 +68,10 @@ class Account(msgspec.Struct, frozen=True):
     balance: int  # applied (for a split account: the sum over its sub-accounts)
     pending: int  # buffered legs not yet applied (0 for accounts that are not hot)
     projected: int  # balance + pending
-    available: int  # balance - frozen
+    # What the owner can draw now (balance - frozen): only on an account it can draw from (the merchant's available
+    # balance: payouts, cashback). Null on every other account: pending settlement is the merchant's only once
+    # settled, and fee payable, frozen or refunds-owed money is not the merchant's to draw at all.
+    available: int | None
     sub_accounts: list[SubAccount]
     object: Literal["account"] = "account"
 
