@@ -216,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli.refunds import add_refund_parsers
 
     add_refund_parsers(sub)  # refunds failed|reroute
+
+    from engine.cli.report import add_report_parsers
+
+    add_report_parsers(sub)  # report day
     return parser
 
 

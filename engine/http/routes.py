@@ -17,6 +17,7 @@ from engine.merchants import handlers as merchants
 from engine.payments import handlers as payments
 from engine.payouts import handlers as payouts
 from engine.recon import handlers as recon
+from engine.reports import handlers as reports
 from engine.reroutes import handlers as reroutes
 from engine.settlement import handlers as settlement
 from engine.transfers import handlers as transfers
@@ -58,6 +59,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     *settlement.ROUTES,
     *audit.ROUTES,
     *reroutes.ROUTES,
+    *reports.ROUTES,
 )
 
 

@@ -1,0 +1,62 @@
+"""The day report's open-exception sections: each comes from a section provider, and the report shows every
+provider of EXCEPTION_SECTIONS in order.
+
+The extension point: a provider is any ``async (conn, now) -> ExceptionSection`` (SectionProvider). A new kind of
+exception (e.g. the exception desk's open adjustment proposals) joins the report by adding its provider to
+EXCEPTION_SECTIONS (or by passing its own tuple to flow.build_day_report); nothing else changes: the JSON, the
+page and the tests render any section the same way. A provider lists at most ITEMS_MAX rows, the oldest first,
+and counts them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from accounts.store import Conn
+from engine.payouts.store import held_counts, held_payouts
+from engine.reports import store
+from engine.reports.wire import ExceptionSection
+from engine.reroutes.store import awaiting_operator, failed_refunds
+
+ITEMS_MAX = 100
+
+SectionProvider = Callable[[Conn, datetime], Awaitable[ExceptionSection]]
+
+
+async def open_recon_differences(conn: Conn, now: datetime) -> ExceptionSection:
+    count, rows = await store.open_recon_differences(conn, ITEMS_MAX)
+    columns = ["id", "channel", "statement_date", "outcome", "kind", "reference", "payment_id", "refund_id",
+               "merchant_id", "our_amount", "their_amount", "action"]
+    return ExceptionSection("open_recon_differences", "Open reconciliation differences", count, columns, rows)
+
+
+async def held_payouts_section(conn: Conn, now: datetime) -> ExceptionSection:
+    count = sum((await held_counts(conn)).values())
+    rows = [{"id": p.id, "merchant_id": p.merchant_id, "amount": p.amount, "currency": p.currency,
+             "channel": p.channel, "status": p.status, "hold_reason": p.hold_reason,
+             "waiting_s": round((now - p.updated_at).total_seconds())}
+            for p, _ in await held_payouts(conn, None, None, ITEMS_MAX)]
+    columns = ["id", "merchant_id", "amount", "currency", "channel", "status", "hold_reason", "waiting_s"]
+    return ExceptionSection("held_payouts", "Payouts held for an operator", count, columns, rows)
+
+
+async def failed_refunds_section(conn: Conn, now: datetime) -> ExceptionSection:
+    count, _ = await awaiting_operator(conn)
+    rows = [{"id": f.id, "merchant_id": f.merchant_id, "payment_id": f.payment_id,
+             "merchant_refund_no": f.merchant_refund_no, "amount": f.amount, "currency": f.currency,
+             "failure_code": f.failure_code, "wallet_available": f.wallet_account_id is not None,
+             "waiting_s": round((now - f.updated_at).total_seconds())}
+            for f in await failed_refunds(conn, None, None, ITEMS_MAX)]
+    columns = ["id", "merchant_id", "payment_id", "merchant_refund_no", "amount", "currency", "failure_code",
+               "wallet_available", "waiting_s"]
+    return ExceptionSection("failed_refunds", "Refunds the channel refused, awaiting an operator", count, columns,
+                            rows)
+
+
+# The integrator's hook: add a provider here to add a section (see the module docstring).
+EXCEPTION_SECTIONS: tuple[SectionProvider, ...] = (
+    open_recon_differences,
+    held_payouts_section,
+    failed_refunds_section,
+)
