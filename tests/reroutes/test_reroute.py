@@ -78,6 +78,16 @@ async def _trial_balance_holds(gw: Gw) -> None:  # noqa: F811
     await gw.eventually(drained)
 
 
+async def _awaiting_gauges(gw: Gw) -> tuple[float, float]:  # noqa: F811
+    """(refunds awaiting an operator, the oldest one's age) as /metrics shows them."""
+    async with gw.http.get(gw.url + "/metrics") as r:
+        assert r.status == 200
+        text = await r.text()
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line.startswith("payengine_failed_refund")}
+    return values["payengine_failed_refunds_awaiting_operator"], values["payengine_failed_refund_oldest_age_seconds"]
+
+
 def _reroute(to: str, **extra: Any) -> dict[str, Any]:
     return {"to": to, "operator": "li.lei", "reason": "channel says the card is closed", **extra}
 
@@ -89,6 +99,9 @@ async def test_failed_refund_rerouted_to_wallet_credits_the_customer_once(gw: Gw
     listed_status, listed = await gw.admin("GET", f"/admin/refunds?status=failed&merchant_id={client.merchant_id}")
     assert listed_status == 200 and [r["refund"]["id"] for r in listed["data"]] == [refund["id"]], listed
     assert listed["data"][0]["wallet_available"] is True
+
+    waiting, oldest_s = await _awaiting_gauges(gw)
+    assert waiting >= 1 and oldest_s > 0
 
     answers = await asyncio.gather(gw.admin("POST", path, _reroute("wallet")),
                                    gw.admin("POST", path, _reroute("wallet", operator="han.meimei")))
@@ -116,6 +129,7 @@ async def test_failed_refund_rerouted_to_wallet_credits_the_customer_once(gw: Gw
                                                                                                  "han.meimei")
     again, _ = await gw.admin("GET", f"/admin/refunds?status=failed&merchant_id={client.merchant_id}")
     assert again == 200 and _["data"] == []
+    assert (await _awaiting_gauges(gw))[0] == waiting - 1
     await _trial_balance_holds(gw)
 
 
