@@ -1,9 +1,10 @@
 """``payengine refunds failed|reroute``: refunds the channel refused, resolved from the command line.
 
     payengine refunds failed [--merchant ID] [--limit N] [--starting-after ID]    waiting for an operator
-    payengine refunds reroute REFUND_ID --to wallet|bank|manual --reason TEXT [--operator NAME]
+    payengine refunds reroute REFUND_ID|EXCEPTION_ID --to wallet|bank|manual --reason TEXT [--operator NAME]
         [--dest-kind bank_card|bank_account --dest-number N --holder NAME [--bank-code C] [--channel C]]
 
+An exception id (exc_...) names an exception's auto-refund the channel refused (POST /admin/exceptions/{id}/reroute).
 The same calls and input checks as the admin API (engine/reroutes/): a bad input exits 2, a refused re-route
 (unknown refund, not failed, no customer wallet) exits 1 naming the rule, and nothing is written then. Hot legs
 (fee income) are written buffered, for the flushers of the running engine. Prints the refund as JSON.
@@ -24,7 +25,7 @@ from engine.booking import Booker
 from engine.cli.payouts import os_user
 from engine.cli.result import print_result
 from engine.db import create_pool, ensure_servers
-from engine.keys import ACCOUNT, new_id
+from engine.keys import ACCOUNT, EXCEPTION_RECORD, new_id
 from engine.merchants.store import ensure_platform_accounts
 from engine.migrate import migrate
 from engine.reroutes import flow
@@ -33,7 +34,8 @@ from engine.settings import Settings
 from engine.txn_no import NodeLease, TxnNoGenerator
 
 
-async def _reroute(settings: Settings, database_url: str, refund_id: str, req: rw.RerouteRefund) -> rw.AdminRefund:
+async def _reroute(settings: Settings, database_url: str, refund_id: str,
+                   req: rw.RerouteRefund) -> rw.AdminRefund | rw.AutoRefund:
     pool = await create_pool(database_url, 1, 4, 60)
     try:
         async with pool.acquire() as conn:
@@ -47,6 +49,8 @@ async def _reroute(settings: Settings, database_url: str, refund_id: str, req: r
             known = frozenset(spec.name for spec in settings.channels) or frozenset(adapter_classes())
             txn_nos = TxnNoGenerator(settings.system_code, settings.environment_code, settings.shard, lease.node_id)
             books = flow.RerouteBooks(settings, known, pool, Booker(pool), txn_nos, platform_accounts)
+            if refund_id.startswith(EXCEPTION_RECORD + "_"):  # an exception's auto-refund
+                return await flow.reroute_auto_refund(books, refund_id, req, datetime.now(UTC))
             return await flow.reroute(books, refund_id, req, datetime.now(UTC))
         finally:
             async with pool.acquire() as conn:
@@ -93,7 +97,7 @@ def add_refund_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     failed.add_argument("--starting-after", default=None, help="the last refund id of the previous page")
     reroute = refunds_sub.add_parser(
         "reroute", help="send a failed refund to the customer's wallet, to a bank payout, or mark it manual")
-    reroute.add_argument("refund")
+    reroute.add_argument("refund", help="a refund id, or an exception id (exc_...) for its auto-refund")
     reroute.add_argument("--to", required=True, choices=["wallet", "bank", "manual"])
     reroute.add_argument("--reason", required=True, help="why (recorded with the change; up to 500 characters)")
     reroute.add_argument("--operator", default=None, help="who decides (default: the OS user)")

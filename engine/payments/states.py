@@ -110,6 +110,25 @@ REFUND_TRANSITIONS: dict[tuple[RefundStatus | None, RefundEvent], RefundStatus] 
     (R.FAILED, RE.MARKED_MANUAL): R.MANUAL,
 }
 
+class AutoRefundStatus(enum.StrEnum):
+    """The refund of money a channel collected for a payment we had closed (an exception's auto-refund)."""
+
+    REQUESTED = "requested"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the channel refused it: waits for an operator (engine/reroutes/)
+    REROUTED = "rerouted"
+    MANUAL = "manual"
+
+
+A = AutoRefundStatus
+AUTO_REFUND_TRANSITIONS: dict[tuple[AutoRefundStatus, RefundEvent], AutoRefundStatus] = {
+    (A.REQUESTED, RE.CHANNEL_REFUND_SUCCEEDED): A.SUCCEEDED,
+    (A.REQUESTED, RE.CHANNEL_REFUND_FAILED): A.FAILED,
+    (A.FAILED, RE.REROUTED_TO_WALLET): A.REROUTED,
+    (A.FAILED, RE.REROUTED_TO_BANK): A.REROUTED,
+    (A.FAILED, RE.MARKED_MANUAL): A.MANUAL,
+}
+
 # Where an operator sends a failed refund, and the event that records it.
 RerouteTarget = Literal["wallet", "bank", "manual"]
 REROUTE_EVENTS: dict[str, RefundEvent] = {
@@ -139,3 +158,10 @@ def next_refund_status(status: RefundStatus | None, event: RefundEvent) -> Refun
         return REFUND_TRANSITIONS[(status, event)]
     except KeyError:
         raise IllegalTransition("refund", status or NEW, event.value) from None
+
+
+def next_auto_refund_status(status: AutoRefundStatus, event: RefundEvent) -> AutoRefundStatus:
+    try:
+        return AUTO_REFUND_TRANSITIONS[(status, event)]
+    except KeyError:
+        raise IllegalTransition("auto-refund", status.value, event.value) from None

@@ -17,7 +17,7 @@ from accounts.store import Conn
 from engine.payouts.store import held_counts, held_payouts
 from engine.reports import store
 from engine.reports.wire import ExceptionSection
-from engine.reroutes.store import awaiting_operator, failed_refunds
+from engine.reroutes.store import awaiting_operator, failed_auto_refunds, failed_refunds
 
 ITEMS_MAX = 100
 
@@ -43,13 +43,18 @@ async def held_payouts_section(conn: Conn, now: datetime) -> ExceptionSection:
 
 async def failed_refunds_section(conn: Conn, now: datetime) -> ExceptionSection:
     count, _ = await awaiting_operator(conn)
-    rows = [{"id": f.id, "merchant_id": f.merchant_id, "payment_id": f.payment_id,
-             "merchant_refund_no": f.merchant_refund_no, "amount": f.amount, "currency": f.currency,
-             "failure_code": f.failure_code, "wallet_available": f.wallet_account_id is not None,
+    rows = [{"kind": "refund", "id": f.id, "merchant_id": f.merchant_id, "payment_id": f.payment_id,
+             "amount": f.amount, "currency": f.currency, "failure": f.failure_code,
+             "wallet_available": f.wallet_account_id is not None,
              "waiting_s": round((now - f.updated_at).total_seconds())}
             for f in await failed_refunds(conn, None, None, ITEMS_MAX)]
-    columns = ["id", "merchant_id", "payment_id", "merchant_refund_no", "amount", "currency", "failure_code",
-               "wallet_available", "waiting_s"]
+    rows += [{"kind": "auto_refund", "id": a.id, "merchant_id": a.merchant_id, "payment_id": a.payment_id,
+              "amount": a.amount, "currency": a.currency, "failure": a.detail[-200:],
+              "wallet_available": a.wallet_account_id is not None,
+              "waiting_s": round((now - a.updated_at).total_seconds())}
+             for a in await failed_auto_refunds(conn, ITEMS_MAX - len(rows))]
+    columns = ["kind", "id", "merchant_id", "payment_id", "amount", "currency", "failure", "wallet_available",
+               "waiting_s"]
     return ExceptionSection("failed_refunds", "Refunds the channel refused, awaiting an operator", count, columns,
                             rows)
 

@@ -35,6 +35,13 @@ async def reroute_refund(request: web.Request) -> web.Response:
     return ok_json(view)
 
 
+async def reroute_auto_refund(request: web.Request) -> web.Response:
+    req = decode_body(request[RAW_BODY], rw.RerouteRefund)
+    ctx = services_of(request)
+    view = await asyncio.shield(flow.reroute_auto_refund(books_of(ctx), request.match_info["id"], req, now_utc()))
+    return ok_json(view)
+
+
 ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/admin/refunds", list_failed_refunds,
               "Refunds the channel refused (status=failed), waiting for an operator, the longest waiting first",
@@ -43,4 +50,8 @@ ROUTES: tuple[RouteSpec, ...] = (
               "Resolve a failed refund: to the customer's wallet, to a bank payout, or manual (no money moves); "
               "409 when it is not failed (or another re-route won)",
               rw.AdminRefund, 200, rw.RerouteRefund, errors=(400, 401, 402, 404, 409, 413, 422), auth="admin"),
+    RouteSpec("POST", "/admin/exceptions/{id}/reroute", reroute_auto_refund,
+              "Resolve an exception's auto-refund the channel refused (a payment paid after we closed it) as a "
+              "failed refund: wallet, bank or manual; the exception is then resolved",
+              rw.AutoRefund, 200, rw.RerouteRefund, errors=(400, 401, 402, 404, 409, 413, 422), auth="admin"),
 )

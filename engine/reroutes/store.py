@@ -11,7 +11,7 @@ import asyncpg
 from accounts.model import AccountId
 from accounts.store import Conn
 from engine.errors import NotFound
-from engine.payments.states import RefundStatus, RerouteTarget
+from engine.payments.states import AutoRefundStatus, RefundStatus, RerouteTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +86,79 @@ async def failed_refunds(conn: Conn, merchant_id: str | None, starting_after: st
 
 
 async def awaiting_operator(conn: Conn) -> tuple[int, datetime | None]:
-    """(how many refunds are failed and wait for an operator, when the oldest of them failed)."""
-    row = await conn.fetchrow("SELECT count(*) AS n, min(updated_at) AS oldest FROM refunds WHERE status = 'failed'")
+    """(how many refunds, merchants' and auto-refunds, are failed and wait for an operator, when the oldest of them
+    failed). Both read from partial indexes of the failed ones."""
+    row = await conn.fetchrow(
+        "SELECT sum(n) AS n, min(oldest) AS oldest FROM ("
+        " SELECT count(*) AS n, min(updated_at) AS oldest FROM refunds WHERE status = 'failed'"
+        " UNION ALL SELECT count(*), min(updated_at) FROM exceptions WHERE refund_status = 'failed') f")
     assert row is not None
     return int(row["n"]), row["oldest"]
+
+
+@dataclass(frozen=True, slots=True)
+class AutoRefundFacts:
+    """An exception's auto-refund: money a channel collected for a payment we had closed, to be given back."""
+
+    id: str  # the exception's
+    merchant_id: str
+    payment_id: str
+    merchant_order_no: str
+    amount: int
+    currency: str
+    refund_status: AutoRefundStatus
+    refund_txn_no: str  # never booked while the refund failed: its re-route entry is
+    customer_id: str | None
+    wallet_account_id: AccountId | None
+    rerouted_to: RerouteTarget | None
+    payout_id: str | None
+    resolved_by: str | None
+    resolution: str | None
+    detail: str
+    updated_at: datetime
+
+
+_AUTO_FACTS = """
+SELECT e.id, p.merchant_id, e.payment_id, p.merchant_order_no, e.amount, e.currency, e.refund_status,
+       e.refund_txn_no, p.customer_id, c.wallet_account_id, e.refund_rerouted_to, e.refund_payout_id,
+       e.refund_resolved_by, e.resolution, e.detail, e.updated_at
+FROM exceptions e JOIN payments p ON p.id = e.payment_id
+LEFT JOIN customers c ON c.id = p.customer_id AND c.merchant_id = p.merchant_id AND c.currency = p.currency
+WHERE e.refund_status IS NOT NULL
+"""
+
+
+def _auto_facts(r: asyncpg.Record) -> AutoRefundFacts:
+    wallet = r["wallet_account_id"]
+    return AutoRefundFacts(
+        r["id"], r["merchant_id"], r["payment_id"], r["merchant_order_no"], r["amount"], r["currency"].strip(),
+        AutoRefundStatus(r["refund_status"]), r["refund_txn_no"].strip(), r["customer_id"],
+        AccountId(wallet) if wallet else None, cast(RerouteTarget | None, r["refund_rerouted_to"]),
+        r["refund_payout_id"], r["refund_resolved_by"], r["resolution"], r["detail"], r["updated_at"])
+
+
+async def auto_refund_facts(conn: Conn, exception_id: str) -> AutoRefundFacts | None:
+    """The exception's auto-refund; None when there is no such exception or it carries no refund."""
+    row = await conn.fetchrow(_AUTO_FACTS + " AND e.id = $1", exception_id)
+    return _auto_facts(row) if row else None
+
+
+async def failed_auto_refunds(conn: Conn, limit: int) -> list[AutoRefundFacts]:
+    """Auto-refunds waiting for an operator, the longest waiting first."""
+    rows = await conn.fetch(_AUTO_FACTS + " AND e.refund_status = 'failed' ORDER BY e.updated_at, e.id LIMIT $1",
+                            limit)
+    return [_auto_facts(r) for r in rows]
+
+
+async def resolve_auto_refund(conn: Conn, exception_id: str, res: Resolution, now: datetime) -> bool:
+    """Compare-and-set a failed auto-refund to its resolution and resolve its exception; False (nothing written)
+    when it is failed no more."""
+    status = await conn.execute(
+        "UPDATE exceptions SET refund_status = $2, refund_rerouted_to = $3, refund_payout_id = $4,"
+        " refund_resolved_by = $5, resolution = $6, status = 'resolved', resolved_at = $7, updated_at = $7"
+        " WHERE id = $1 AND refund_status = 'failed'",
+        exception_id, res.status, res.rerouted_to, res.payout_id, res.operator, res.note, now)
+    return bool(status.endswith(" 1"))
 
 
 _RESOLVE = """

@@ -10,7 +10,7 @@ import msgspec
 from msgspec import Meta
 
 from engine.audit.wire import OperatorName
-from engine.payments.states import RerouteTarget
+from engine.payments.states import AutoRefundStatus, RerouteTarget
 from engine.payments.wire import Refund
 from engine.payouts.wire import DestinationIn, OperatorNote
 from engine.web.wire import ChannelName, ObjectId, Request
@@ -58,3 +58,23 @@ class AdminRefund(msgspec.Struct, frozen=True):
 class AdminRefundList(msgspec.Struct, frozen=True):
     data: list[AdminRefund]
     has_more: bool
+
+
+class AutoRefund(msgspec.Struct, frozen=True):
+    """An exception's auto-refund: money a channel collected for a payment we had closed, given back."""
+
+    exception_id: str
+    merchant_id: str
+    payment_id: str
+    merchant_order_no: str
+    amount: int
+    currency: str
+    refund_status: AutoRefundStatus
+    customer_id: str | None
+    wallet_available: bool
+    rerouted_to: RerouteTarget | None
+    payout_id: str | None
+    resolved_by: str | None
+    resolution: str | None
+    detail: str
+    updated_at: datetime

@@ -249,3 +249,47 @@ async def test_cli_lists_failed_refunds_and_reroutes_one_once(gw: Gw, servers: S
     assert (await client.get_payment(paid["id"])).body["amount_refunded"] == 500
     code, _, err = await _cli(capsys, "reroute", refund["id"], "--to", "manual", "--reason", "x", "--operator", "")
     assert code == 2, err
+
+
+async def test_refused_auto_refund_of_a_late_payment_rerouted_to_the_wallet(gw: Gw) -> None:  # noqa: F811
+    client = await gw.merchant()
+    customer_id = (await client.create_customer("ext-" + uuid.uuid4().hex, "CNY")).body["id"]
+    await gw.set_faults("wxsim", no_notify_rate=1.0)
+    try:
+        ready = await gw.ready_payment(client, channel="wxsim", amount=5000, customer_id=customer_id)
+        await gw.pay("wxsim", ready["voucher"]["pay_url"])
+    finally:
+        await gw.set_faults("wxsim")
+    # Someone refunds 1 at the channel behind our back: the auto-refund of all 5000 will be refused there.
+    adapter = gw.app[SERVICES].gateway.channels["wxsim"].adapter
+    await adapter.refund(RefundRequest(ready["txn_no"], "OOB" + uuid.uuid4().hex[:20], 1, 5000, "CNY"))
+    closed = await client.close_payment(ready["id"])  # the merchant gives up; the payer already paid
+    assert closed.status == 200, closed.body
+
+    async def refused() -> bool:
+        found = await gw.exceptions(payment_id=ready["id"])
+        return bool(found) and found[0]["refund_status"] == "failed"
+    await gw.eventually(refused)
+    (exc,) = await gw.exceptions(payment_id=ready["id"])
+    assert await gw.entries(ready["id"]) == ["PAY_CHANNEL"] and await gw.entries(exc["id"]) == []
+    assert await _balance(client, "merchant_pending") == 5000  # the late money, held for the payer
+
+    path = f"/admin/exceptions/{exc['id']}/reroute"
+    answers = await asyncio.gather(gw.admin("POST", path, _reroute("wallet")),
+                                   gw.admin("POST", path, _reroute("wallet", operator="han.meimei")))
+    assert sorted(status for status, _ in answers) == [200, 409], answers
+    won = next(body for status, body in answers if status == 200)
+    assert won["rerouted_to"] == "wallet" and await gw.entries(exc["id"]) == ["REFUND_WALLET"], won
+    async with gw.pool.acquire() as conn:
+        assert await conn.fetchval(
+            "SELECT a.balance FROM customers c JOIN accounts a ON a.id = c.wallet_account_id WHERE c.id = $1",
+            customer_id) == 5000
+    assert won["refund_status"] == "rerouted" and won["resolved_by"] in ("li.lei", "han.meimei"), won
+    assert await _balance(client, "merchant_pending") == 0
+    (after,) = await gw.exceptions(payment_id=ready["id"])
+    assert after["status"] == "resolved" and after["refund_status"] == "rerouted", after
+    assert [r["action"] for r in await _audit_rows(gw, exc["id"])] == ["refund.reroute.wallet"]
+    again, body = await gw.admin("POST", path, _reroute("manual"))
+    assert again == 409 and body["error"]["code"] == "illegal_transition", body
+    assert (await gw.admin("POST", "/admin/exceptions/exc_nosuch/reroute", _reroute("manual")))[0] == 404
+    await _trial_balance_holds(gw)
