@@ -293,3 +293,20 @@ async def test_refused_auto_refund_of_a_late_payment_rerouted_to_the_wallet(gw: 
     assert again == 409 and body["error"]["code"] == "illegal_transition", body
     assert (await gw.admin("POST", "/admin/exceptions/exc_nosuch/reroute", _reroute("manual")))[0] == 404
     await _trial_balance_holds(gw)
+
+
+async def test_reroute_refused_when_later_refunds_took_its_room(gw: Gw) -> None:  # noqa: F811
+    client, paid, refund, _ = await _failed_refund(gw, amount=1500)
+    # A second refund, stuck pending while the channel is down, holds 1000 of the 1999: no room for 1500 again.
+    await gw.set_faults("wxsim", error_rate=1.0)
+    try:
+        stuck = await client.refund(paid["id"], 1000, "rf-" + uuid.uuid4().hex)
+        assert stuck.status == 201 and stuck.body["status"] == "pending", stuck.body
+        status, body = await gw.admin("POST", f"/admin/refunds/{refund['id']}/reroute", _reroute("wallet"))
+    finally:
+        await gw.set_faults("wxsim")
+        gw.forget_channel_health()
+    assert status == 409 and body["error"]["code"] == "refund_exceeds_payment", body
+    assert (await client.get_refund(refund["id"])).body["status"] == "failed"
+    assert await gw.entries(refund["id"]) == [] and await _audit_rows(gw, refund["id"]) == []
+    assert await _events(gw, refund["id"]) == ["refund.failed"]
