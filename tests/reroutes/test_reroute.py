@@ -20,16 +20,18 @@ from engine.payouts.checks import frozen_mismatches
 from engine.services import SERVICES
 from tests.conftest import Servers
 from tests.gateway.conftest import Gw, gw  # noqa: F401  (the fixture, reused)
+from tests.gateway.test_invoiced_fees import _invoiced_merchant
 
 BANK_ACCOUNT = "6222020200112233"
 DESTINATION = {"kind": "bank_account", "number": BANK_ACCOUNT, "holder_name": "Li Lei"}
 
 
-async def _failed_refund(gw: Gw, with_customer: bool = True,  # noqa: F811
-                         amount: int = 500) -> tuple[PayEngineClient, dict[str, Any], dict[str, Any], str | None]:
-    """A merchant, its channel payment of 1999 (fee 12) paid at wxsim, and a refund of ``amount`` the channel
-    refused. Returns (client, payment, refund, customer id)."""
-    client = await gw.merchant()
+async def _failed_refund(gw: Gw, with_customer: bool = True, amount: int = 500,  # noqa: F811
+                         client: PayEngineClient | None = None,
+                         ) -> tuple[PayEngineClient, dict[str, Any], dict[str, Any], str | None]:
+    """A merchant (a new one unless given), its channel payment of 1999 (fee 12) paid at wxsim, and a refund of
+    ``amount`` the channel refused. Returns (client, payment, refund, customer id)."""
+    client = client or await gw.merchant()
     customer_id = None
     extra: dict[str, Any] = {}
     if with_customer:
@@ -310,3 +312,25 @@ async def test_reroute_refused_when_later_refunds_took_its_room(gw: Gw) -> None:
     assert (await client.get_refund(refund["id"])).body["status"] == "failed"
     assert await gw.entries(refund["id"]) == [] and await _audit_rows(gw, refund["id"]) == []
     assert await _events(gw, refund["id"]) == ["refund.failed"]
+
+
+async def test_bank_reroute_of_an_invoiced_merchant_gives_back_the_owed_fee_share(gw: Gw) -> None:  # noqa: F811
+    client, paid, refund, _ = await _failed_refund(gw, with_customer=False, client=await _invoiced_merchant(gw))
+    assert paid["fee"] == 12
+    before = {a["role"]: a["balance"] for a in (await client.accounts()).body["data"] if a["currency"] == "CNY"}
+    status, body = await gw.admin("POST", f"/admin/refunds/{refund['id']}/reroute",
+                                  _reroute("bank", destination=DESTINATION, channel="banksim"))
+    assert status == 200, body
+    assert await gw.entries(refund["id"]) == ["REFUND_TO_BANK_INVOICED"]
+    after = {a["role"]: a["balance"] for a in (await client.accounts()).body["data"] if a["currency"] == "CNY"}
+    # The whole 500 from pending; the fee share of 3 is owed no more; owed 500, frozen at once for the payout.
+    assert after["merchant_pending"] == before["merchant_pending"] - 500
+    assert after["merchant_fee_payable"] == before["merchant_fee_payable"] - 3
+    assert after["merchant_refunds_owed"] == 0
+    async with gw.pool.acquire() as conn:
+        payload = await conn.fetchval("SELECT payload::text FROM outbox_events WHERE object_id = $1"
+                                      " AND type = 'refund.rerouted'", refund["id"])
+    event = json.loads(payload)
+    assert (event["status"], event["rerouted_to"], event["payout_id"]) == ("rerouted", "bank",
+                                                                           body["refund"]["payout_id"])
+    await _trial_balance_holds(gw)
