@@ -122,13 +122,16 @@ SELECT l.seq, l.txn_no, e.txn_code, l.side, l.amount, l.delta, l.balance_after, 
        coalesce(p.merchant_order_no, rp.merchant_order_no) AS merchant_order_no, r.merchant_refund_no,
        CASE WHEN p.txn_no = e.txn_no THEN p.amount WHEN r.txn_no = e.txn_no THEN r.amount END AS gross,
        CASE WHEN p.txn_no = e.txn_no THEN p.fee WHEN r.txn_no = e.txn_no THEN r.fee_refunded END AS fee
-FROM journal_legs l
+FROM (
+    -- The page first (the account's index in seq order), then the joins for its lines only.
+    SELECT * FROM journal_legs l WHERE l.account_id = $1 AND l.seq IS NOT NULL AND l.seq > $2{dates}
+    ORDER BY l.seq LIMIT $3
+) l
 JOIN journal_entries e ON e.accounting_date = l.accounting_date AND e.txn_no = l.txn_no
 LEFT JOIN payments p ON p.id = e.ref
 LEFT JOIN refunds r ON r.id = e.ref
 LEFT JOIN payments rp ON rp.id = r.payment_id
-WHERE l.account_id = $1 AND l.seq IS NOT NULL AND l.seq > $2{dates}
-ORDER BY l.seq LIMIT $3
+ORDER BY l.seq
 """
 
 
