@@ -7,7 +7,8 @@
 An exception id (exc_...) names an exception's auto-refund the channel refused (POST /admin/exceptions/{id}/reroute).
 The same calls and input checks as the admin API (engine/reroutes/): a bad input exits 2, a refused re-route
 (unknown refund, not failed, no customer wallet) exits 1 naming the rule, and nothing is written then. Hot legs
-(fee income) are written buffered, for the flushers of the running engine. Prints the refund as JSON.
+(fee income) are written buffered, for the flushers of the running engine (engine/cli/books.py). Prints the refund
+as JSON.
 """
 
 from __future__ import annotations
@@ -19,44 +20,26 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from accounts.model import AccountId
 from channels.registry import adapter_classes
-from engine.booking import Booker
+from engine.cli.books import operator_books
 from engine.cli.payouts import os_user
 from engine.cli.result import print_result
-from engine.db import create_pool, ensure_servers
-from engine.keys import ACCOUNT, EXCEPTION_RECORD, new_id
-from engine.merchants.store import ensure_platform_accounts
+from engine.db import ensure_servers
+from engine.keys import EXCEPTION_RECORD
 from engine.migrate import migrate
 from engine.reroutes import flow
 from engine.reroutes import wire as rw
 from engine.settings import Settings
-from engine.txn_no import NodeLease, TxnNoGenerator
 
 
 async def _reroute(settings: Settings, database_url: str, refund_id: str,
                    req: rw.RerouteRefund) -> rw.AdminRefund | rw.AutoRefund:
-    pool = await create_pool(database_url, 1, 4, 60)
-    try:
-        async with pool.acquire() as conn:
-            lease = await NodeLease.acquire(conn, settings.node_lease_s)
-        try:
-            async def platform_accounts(currency: str) -> dict[str, AccountId]:
-                async with pool.acquire() as conn:
-                    return await ensure_platform_accounts(conn, currency, settings.hot_internal_accounts,
-                                                          lambda: new_id(ACCOUNT))
-
-            known = frozenset(spec.name for spec in settings.channels) or frozenset(adapter_classes())
-            txn_nos = TxnNoGenerator(settings.system_code, settings.environment_code, settings.shard, lease.node_id)
-            books = flow.RerouteBooks(settings, known, pool, Booker(pool), txn_nos, platform_accounts)
-            if refund_id.startswith(EXCEPTION_RECORD + "_"):  # an exception's auto-refund
-                return await flow.reroute_auto_refund(books, refund_id, req, datetime.now(UTC))
-            return await flow.reroute(books, refund_id, req, datetime.now(UTC))
-        finally:
-            async with pool.acquire() as conn:
-                await lease.release(conn)
-    finally:
-        await pool.close()
+    known = frozenset(spec.name for spec in settings.channels) or frozenset(adapter_classes())
+    async with operator_books(settings, database_url) as ob:
+        books = flow.RerouteBooks(settings, known, ob.pool, ob.booker, ob.txn_nos, ob.platform_accounts)
+        if refund_id.startswith(EXCEPTION_RECORD + "_"):  # an exception's auto-refund
+            return await flow.reroute_auto_refund(books, refund_id, req, datetime.now(UTC))
+        return await flow.reroute(books, refund_id, req, datetime.now(UTC))
 
 
 def _reroute_request(args: argparse.Namespace) -> rw.RerouteRefund:
