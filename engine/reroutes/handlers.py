@@ -1,4 +1,5 @@
-"""The operators' routes for refunds the channel refused: list them, re-route one. No SQL here."""
+"""The operators' routes for refunds the channel refused: list them, re-route one (a merchant's refund, or an
+exception's auto-refund of a payment paid after we closed it). No SQL here."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ async def reroute_refund(request: web.Request) -> web.Response:
 async def reroute_auto_refund(request: web.Request) -> web.Response:
     req = decode_body(request[RAW_BODY], rw.RerouteRefund)
     ctx = services_of(request)
+    # Shielded, as above.
     view = await asyncio.shield(flow.reroute_auto_refund(books_of(ctx), request.match_info["id"], req, now_utc()))
     return ok_json(view)
 
