@@ -73,6 +73,15 @@ POSTING_RULES: dict[str, PostingRule] = {
         _rule("REFUND_CHANNEL_INVOICED", "refund through the channel; the invoiced fee share is owed no more",
               ("merchant_pending", D, "amount"), ("channel_receivable", C, "amount"),
               ("fee_income", D, "fee"), ("merchant_fee_payable", C, "fee")),
+        # A refund the channel refused, re-routed by an operator to a bank payout: the same money leaves the
+        # merchant and fee income as REFUND_CHANNEL would take, owed to the customer until the payout (whose
+        # source is this account) pays it; a payout that fails gives it back here, still owed.
+        # (Re-routed to the wallet it is a REFUND_WALLET entry.)
+        _rule("REFUND_TO_BANK", "refused channel refund re-routed to a bank payout",
+              ("merchant_pending", D, "net"), ("fee_income", D, "fee"), ("merchant_refunds_owed", C, "amount")),
+        _rule("REFUND_TO_BANK_INVOICED", "refused channel refund re-routed to a bank payout; fee share invoiced",
+              ("merchant_pending", D, "amount"), ("merchant_refunds_owed", C, "amount"),
+              ("fee_income", D, "fee"), ("merchant_fee_payable", C, "fee")),
         _rule("FEE_INVOICE_PAID", "a fee invoice paid from the merchant's available balance",
               ("merchant_available", D, "amount"), ("merchant_fee_payable", C, "amount")),
         _rule("FEE_INVOICE_RECEIVED", "a fee invoice paid by the merchant's transfer to our bank",

@@ -246,16 +246,21 @@ _STATEMENT_SQL = (
 )
 
 
+def leg_date_bounds(first_param: int, from_date: date | None, to_date: date | None) -> tuple[str, list[date]]:
+    """SQL conditions on ``l.accounting_date`` (inclusive bounds, numbered from ``$first_param``) and their
+    parameters. Spelled out only when given: "$4 IS NULL OR ..." would defeat partition pruning."""
+    dates = (f" AND l.accounting_date >= ${first_param}" if from_date else "") + (
+        f" AND l.accounting_date <= ${first_param + 1 if from_date else first_param}" if to_date else "")
+    return dates, [d for d in (from_date, to_date) if d is not None]
+
+
 async def statement(conn: Conn, account_id: str, limit: int = 100, after_seq: int | None = None,
                     from_date: date | None = None, to_date: date | None = None) -> list[StatementLine]:
     """Applied legs of one account in sequence order, each with the balance it left.
 
     ``from_date`` / ``to_date`` (inclusive accounting dates) restrict the statement to those days; the
     journal is partitioned by accounting date (migration 070), so only their partitions are read."""
-    # The date conditions are spelled out only when given: "$4 IS NULL OR ..." would defeat pruning.
-    dates = (" AND l.accounting_date >= $4" if from_date else "") + (
-        f" AND l.accounting_date <= ${5 if from_date else 4}" if to_date else "")
-    bounds = [d for d in (from_date, to_date) if d is not None]
+    dates, bounds = leg_date_bounds(4, from_date, to_date)
     rows = await conn.fetch(_STATEMENT_SQL.format(dates=dates), account_id, after_seq or 0, limit, *bounds)
     return [
         StatementLine(r["seq"], r["txn_no"], r["txn_code"], r["leg_no"], AccountId(r["account_id"]),

@@ -30,6 +30,7 @@ SUBJECTS: dict[str, Subject] = {
         Subject("2101", "Gateway transit (clearing)", "liability", Side.CREDIT),
         Subject("2201", "Payouts in flight", "liability", Side.CREDIT),
         Subject("2901", "Suspense (funds not yet attributed)", "liability", Side.CREDIT),
+        Subject("2202", "Refunds owed to customers", "liability", Side.CREDIT),
         Subject("3001", "Owner equity", "equity", Side.CREDIT),
         Subject("6001", "Fee income", "income", Side.CREDIT),
         Subject("6401", "Channel cost", "expense", Side.DEBIT),
@@ -48,6 +49,8 @@ ROLE_SUBJECTS: dict[str, str] = {
     "merchant_fee_payable": "1201",
     "gateway_transit": "2101",
     "payouts_in_flight": "2201",
+    # A failed channel refund re-routed to the bank: owed to the customer until its payout is paid.
+    "merchant_refunds_owed": "2202",
     # Amounts frozen for a payout stay the owner's money (same subject) until the channel pays them out.
     "customer_frozen": "2001",
     "merchant_frozen": "2003",

@@ -216,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli.desk import add_desk_parsers
 
     add_desk_parsers(sub)  # adjustments|reversals propose|approve|reject|list|show, recon resolve
+
+    from engine.cli.refunds import add_refund_parsers
+
+    add_refund_parsers(sub)  # refunds failed|reroute
+
+    from engine.cli.report import add_report_parsers
+
+    add_report_parsers(sub)  # report day
     return parser
 
 

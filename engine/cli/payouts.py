@@ -21,22 +21,18 @@ import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 
-from accounts.model import AccountId
-from engine.booking import Booker
+from engine.cli.books import operator_books
 from engine.cli.result import print_result
 from engine.controls.gate import ControlGate
-from engine.db import create_pool, ensure_servers
-from engine.keys import ACCOUNT, new_id
-from engine.merchants.store import ensure_platform_accounts
+from engine.db import ensure_servers
 from engine.migrate import migrate
 from engine.payouts import holds
 from engine.payouts import wire as pw
 from engine.redis_client import redis_from_settings
 from engine.settings import Settings
-from engine.txn_no import NodeLease, TxnNoGenerator
 
 
-def _os_user() -> str | None:
+def os_user() -> str | None:
     try:
         return getpass.getuser()
     except (OSError, KeyError):
@@ -45,34 +41,20 @@ def _os_user() -> str | None:
 
 async def _resolve(settings: Settings, database_url: str, redis_url: str, args: argparse.Namespace,
                    req: pw.ResolvePayout) -> object:
-    pool = await create_pool(database_url, 1, 4, 60)
     # One server or a cluster: the controls' keys are hash-tagged per subject (as in engine/bootstrap.py's _redis).
     redis = cast(aioredis.Redis, redis_from_settings(settings, redis_url, max_connections=4))
     try:
-        async with pool.acquire() as conn:
-            lease = await NodeLease.acquire(conn, settings.node_lease_s)
-        try:
-            txn_nos = TxnNoGenerator(settings.system_code, settings.environment_code, settings.shard, lease.node_id)
-
-            async def platform_accounts(currency: str) -> dict[str, AccountId]:
-                async with pool.acquire() as conn:
-                    return await ensure_platform_accounts(conn, currency, settings.hot_internal_accounts,
-                                                          lambda: new_id(ACCOUNT))
-
+        async with operator_books(settings, database_url) as ob:
             # Only release_admission is used: the usage row in PostgreSQL and the counters in Redis.
-            gate = ControlGate(pool, redis, today=lambda: datetime.now(UTC).date(),
+            gate = ControlGate(ob.pool, redis, today=lambda: datetime.now(UTC).date(),
                                blocklist_secret=settings.api_secret_key, config_ttl_s=settings.controls_cache_ms / 1000)
-            books = holds.PlatformBooks(pool, Booker(pool), txn_nos, platform_accounts)
+            books = holds.PlatformBooks(ob.pool, ob.booker, ob.txn_nos, ob.platform_accounts)
             await holds.resolve(books, args.payout, req.action, req.reason, holds.actor(req.operator, "cli"),
                                 datetime.now(UTC), gate.release_admission)
-            async with pool.acquire() as conn:
+            async with ob.pool.acquire() as conn:
                 return await holds.show(conn, args.payout)
-        finally:
-            async with pool.acquire() as conn:
-                await lease.release(conn)
     finally:
         await redis.aclose()
-        await pool.close()
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> object:
@@ -88,7 +70,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> object:
             return await holds.show(conn, args.payout)
     finally:
         await conn.close()
-    operator = args.operator if args.operator is not None else _os_user()
+    operator = args.operator if args.operator is not None else os_user()
     req = msgspec.convert({"action": args.action, "reason": args.reason, "operator": operator}, pw.ResolvePayout)
     return await _resolve(settings, urls.database_url, urls.redis_url, args, req)
 

@@ -8,12 +8,12 @@ import msgspec
 
 from accounts.model import Account
 from accounts.rules import build_entry
-from accounts.store import Conn, accounts_of_owner, get_account, pending_net, statement
+from accounts.store import Conn, accounts_of_owner, get_account, pending_net
 from engine.amounts import check_amount
 from engine.booking import Booker
 from engine.customers import wire as customer_wire
-from engine.customers.store import get_customer, insert_customer, insert_topup
-from engine.errors import NotFound, UnsupportedCurrency
+from engine.customers.store import StatementRow, get_customer, insert_customer, insert_topup, statement_rows
+from engine.errors import InvalidRequest, NotFound, UnsupportedCurrency
 from engine.idempotency.records import IdemSlot, Outcome
 from engine.keys import ACCOUNT, CUSTOMER, TOPUP, new_id
 from engine.merchants.store import MerchantRecord
@@ -62,6 +62,11 @@ async def create_topup(ctx: Services, booker: Booker, merchant: MerchantRecord, 
     return Outcome(201, msgspec.json.encode(view), False)
 
 
+# The merchant's accounts it can draw from (payouts and cashback take their source here; see payouts/flow.py and
+# transfers/): only these show an `available` figure.
+DRAWABLE_ROLES = frozenset({"merchant_available"})
+
+
 async def _account_view(conn: Conn, parent: Account, subs: list[Account]) -> customer_wire.Account:
     """Call inside the snapshot the accounts were read in: a flush moves a leg from pending into the
     balance in one transaction, so balance and pending read in different snapshots could miss or
@@ -70,8 +75,9 @@ async def _account_view(conn: Conn, parent: Account, subs: list[Account]) -> cus
     balance = parent.balance_minor + sum(s.balance_minor for s in subs)
     pending = sum(pending_of.values())
     frozen = parent.frozen_minor + sum(s.frozen_minor for s in subs)
+    available = balance - frozen if parent.role in DRAWABLE_ROLES else None
     return customer_wire.Account(
-        parent.id, parent.role, parent.currency, parent.hot, balance, pending, balance + pending, balance - frozen,
+        parent.id, parent.role, parent.currency, parent.hot, balance, pending, balance + pending, available,
         [customer_wire.SubAccount(s.id, s.sub_index or 0, s.balance_minor, pending_of[s.id]) for s in subs])
 
 
@@ -101,12 +107,25 @@ async def get_account_view(ctx: Services, merchant: MerchantRecord, account_id: 
         return await _account_view(conn, account, subs)
 
 
+def _line(s: StatementRow) -> customer_wire.StatementLine:
+    net = None if s.gross_minor is None or s.fee_minor is None else s.gross_minor - s.fee_minor
+    return customer_wire.StatementLine(
+        s.seq, s.txn_no, s.txn_code, "D" if s.side == "D" else "C", s.amount_minor, s.delta, s.balance_after,
+        s.accounting_date.isoformat(), s.applied_at, s.ref, s.payment_id, s.refund_id, s.merchant_order_no,
+        s.merchant_refund_no, s.gross_minor, s.fee_minor, net)
+
+
+async def read_statement(conn: Conn, account_id: str, q: customer_wire.StatementQuery) -> customer_wire.Statement:
+    """One page of an account's statement (any owner's: the caller checked who may read it). InvalidRequest (400)
+    for a ``from`` date after the ``to`` date."""
+    if q.from_date is not None and q.to_date is not None and q.from_date > q.to_date:
+        raise InvalidRequest("from", f"from {q.from_date} is after to {q.to_date}")
+    lines = await statement_rows(conn, account_id, q.limit + 1, q.starting_after, q.from_date, q.to_date)
+    return customer_wire.Statement(account_id, [_line(s) for s in lines[: q.limit]], len(lines) > q.limit)
+
+
 async def account_statement(ctx: Services, merchant: MerchantRecord, account_id: str,
                             q: customer_wire.StatementQuery) -> customer_wire.Statement:
     await _own_account(ctx, merchant, account_id)
     async with ctx.pool.acquire() as conn:
-        lines = await statement(conn, account_id, q.limit + 1, q.starting_after)
-    data = [customer_wire.StatementLine(s.seq, s.txn_no, s.txn_code, s.side.value, s.amount_minor,
-                               s.delta, s.balance_after, s.accounting_date.isoformat(), s.applied_at)
-            for s in lines[: q.limit]]
-    return customer_wire.Statement(account_id, data, len(lines) > q.limit)
+        return await read_statement(conn, account_id, q)

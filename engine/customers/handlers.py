@@ -65,6 +65,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/v1/accounts/{id}", get_account, "One account with balance", customer_wire.Account,
               query=web_wire.NoQuery),
     RouteSpec("GET", "/v1/accounts/{id}/statement", account_statement,
-              "Applied legs in sequence order with running balance", customer_wire.Statement,
+              "Applied legs in sequence order with running balance and what each was for (payment/refund id, order "
+              "number, gross/fee); from/to: accounting dates", customer_wire.Statement,
               query=customer_wire.StatementQuery),
 )

@@ -7,12 +7,12 @@ Functions take a connection and run inside whatever transaction the caller holds
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import asyncpg
 
 from accounts.model import AccountId, AccountKind, AccountSpec
-from accounts.store import Conn, open_account
+from accounts.store import Conn, leg_date_bounds, open_account
 from accounts.subjects import ROLE_SUBJECTS
 from engine.errors import DuplicateOrder
 
@@ -86,3 +86,62 @@ async def insert_topup(conn: Conn, topup_id: str, customer_id: str, topup_no: st
 
 
 # ---------------------------------------------------------------- idempotency keys
+
+
+# ---------------------------------------------------------------- statements
+
+@dataclass(frozen=True, slots=True)
+class StatementRow:
+    """One applied leg of an account with what its entry was booked for: the payment or refund its ``ref`` names
+    (with the order and refund numbers) and, for the payment's or refund's own entry, its gross/fee split."""
+
+    seq: int
+    txn_no: str
+    txn_code: str
+    side: str
+    amount_minor: int
+    delta: int
+    balance_after: int
+    accounting_date: date
+    applied_at: datetime
+    ref: str | None
+    payment_id: str | None
+    refund_id: str | None
+    merchant_order_no: str | None
+    merchant_refund_no: str | None
+    gross_minor: int | None  # the payment's or refund's amount, on the entry that booked it
+    fee_minor: int | None  # its fee (a refund: the fee share it gave back)
+
+
+# One statement for the page: the entry's ref names a payment or a refund by primary key, so each line costs two
+# index probes, never a query of its own. The gross/fee split is the payment's (refund's) own only on the entry
+# booked under its own transaction number (not, say, a late success's second booking of the same payment).
+_STATEMENT = """
+SELECT l.seq, l.txn_no, e.txn_code, l.side, l.amount, l.delta, l.balance_after, l.accounting_date, l.applied_at,
+       e.ref, coalesce(p.id, r.payment_id) AS payment_id, r.id AS refund_id,
+       coalesce(p.merchant_order_no, rp.merchant_order_no) AS merchant_order_no, r.merchant_refund_no,
+       CASE WHEN p.txn_no = e.txn_no THEN p.amount WHEN r.txn_no = e.txn_no THEN r.amount END AS gross,
+       CASE WHEN p.txn_no = e.txn_no THEN p.fee WHEN r.txn_no = e.txn_no THEN r.fee_refunded END AS fee
+FROM (
+    -- The page first (the account's index in seq order), then the joins for its lines only.
+    SELECT * FROM journal_legs l WHERE l.account_id = $1 AND l.seq IS NOT NULL AND l.seq > $2{dates}
+    ORDER BY l.seq LIMIT $3
+) l
+JOIN journal_entries e ON e.accounting_date = l.accounting_date AND e.txn_no = l.txn_no
+LEFT JOIN payments p ON p.id = e.ref
+LEFT JOIN refunds r ON r.id = e.ref
+LEFT JOIN payments rp ON rp.id = r.payment_id
+ORDER BY l.seq
+"""
+
+
+async def statement_rows(conn: Conn, account_id: str, limit: int, after_seq: int | None,
+                         from_date: date | None, to_date: date | None) -> list[StatementRow]:
+    """Applied legs of one account in sequence order, each with the balance it left and what it was for.
+    ``from_date`` / ``to_date``: inclusive accounting dates (only their journal partitions are read)."""
+    dates, bounds = leg_date_bounds(4, from_date, to_date)
+    rows = await conn.fetch(_STATEMENT.format(dates=dates), account_id, after_seq or 0, limit, *bounds)
+    return [StatementRow(r["seq"], r["txn_no"].strip(), r["txn_code"], r["side"], r["amount"], r["delta"],
+                         r["balance_after"], r["accounting_date"], r["applied_at"], r["ref"], r["payment_id"],
+                         r["refund_id"], r["merchant_order_no"], r["merchant_refund_no"], r["gross"], r["fee"])
+            for r in rows]

@@ -53,7 +53,8 @@ async def run_channel_refund_job(gw: Gateway, job: ClaimedJob, now: datetime) ->
     except (ChannelTimeout, ChannelUnavailable) as error:
         return Retry(retry_s, str(error))
     except ChannelError as error:
-        log.warning("channel refused a refund", extra={"refund_id": work.id, "error": str(error)})
+        # Final: an operator re-routes it (payengine refunds failed|reroute, engine/reroutes/).
+        log.warning("channel refused a refund; operator needed", extra={"refund_id": work.id, "error": str(error)})
         return await _finish(gw, work, None, f"channel_refused: {error}"[:200], now)
     if result.status is RefundStatus.PROCESSING:
         return Retry(retry_s, "refund processing at the channel")

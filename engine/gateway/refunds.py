@@ -46,6 +46,7 @@ async def run_auto_refund_job(gw: Gateway, job: ClaimedJob, now: datetime) -> Jo
     except ChannelError as error:
         async with gw.pool.acquire() as conn:
             await set_refund_outcome(conn, exc.id, "failed", None, f"refund refused: {error}", now)
+        # An operator re-routes it: POST /admin/exceptions/{id}/reroute, payengine refunds reroute (engine/reroutes/).
         log.error("auto-refund refused by the channel; operator needed", extra={"exception_id": exc.id})
         return Done("refund refused")
     if result.status is RefundStatus.PROCESSING:

@@ -27,6 +27,8 @@ from engine.payouts.metrics import PAYOUTS_ON_HOLD
 from engine.payouts.store import held_counts
 from engine.recon.metrics import RECON_OPEN_ITEMS
 from engine.recon.store import open_item_counts, unresolved_differences
+from engine.reroutes.metrics import FAILED_REFUND_OLDEST_AGE, FAILED_REFUNDS_AWAITING
+from engine.reroutes.store import awaiting_operator
 from engine.services import Services
 from engine.webhooks.metrics import WEBHOOK_BACKLOG, WEBHOOK_OLDEST_DUE
 from engine.webhooks.store import due_backlog
@@ -62,6 +64,7 @@ async def _postgresql(svc: Services) -> None:
         open_date = await read_open_date(conn)
         proposals = await open_proposals(conn, now)
         differences, oldest_difference = await unresolved_differences(conn)
+        failed_refunds, oldest_failed = await awaiting_operator(conn)
     # No await from here on: a scrape never sees a gauge half replaced.
     WEBHOOK_BACKLOG.set(due)
     WEBHOOK_OLDEST_DUE.set(_age_s(now, earliest))
@@ -77,6 +80,8 @@ async def _postgresql(svc: Services) -> None:
         desk_metrics.DESK_OLDEST_PROPOSAL_AGE_S.labels(kind).set(_age_s(now, oldest))
     desk_metrics.RECON_OPEN_DIFFERENCES.set(differences)
     desk_metrics.RECON_OLDEST_DIFFERENCE_AGE_S.set(_age_s(now, oldest_difference))
+    FAILED_REFUNDS_AWAITING.set(failed_refunds)
+    FAILED_REFUND_OLDEST_AGE.set(_age_s(now, oldest_failed))
     dayend_metrics.OPEN_DATE.set(datetime.combine(open_date, time(0, 0), UTC).timestamp())
     if svc.settings.dayend_at != "off":
         hours, minutes = (int(x) for x in svc.settings.dayend_at.split(":"))

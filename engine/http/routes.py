@@ -18,6 +18,8 @@ from engine.merchants import handlers as merchants
 from engine.payments import handlers as payments
 from engine.payouts import handlers as payouts
 from engine.recon import handlers as recon
+from engine.reports import handlers as reports
+from engine.reroutes import handlers as reroutes
 from engine.settlement import handlers as settlement
 from engine.transfers import handlers as transfers
 from engine.web.route import RouteSpec
@@ -58,6 +60,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     *settlement.ROUTES,
     *audit.ROUTES,
     *desk.ROUTES,
+    *reroutes.ROUTES,
+    *reports.ROUTES,
 )
 
 

@@ -7,6 +7,7 @@
     POST /admin/accounts/{id}/split {"into"}   split an account into N sub-accounts (or resize its split)
     GET  /admin/accounts/{id}/split            the account and its sub-accounts
     GET  /admin/accounts/hot-candidates        accounts busy enough to buffer or split
+    GET  /admin/accounts/{id}/statement        any account's statement (from/to accounting dates)
 
 The work is in buffer.py (tuning, status) and accounts.py (split_account, HotSampler).
 """
@@ -24,14 +25,17 @@ from aiohttp import web
 from accounts import split_store
 from accounts.errors import LedgerError
 from accounts.split_store import SplitView
-from accounts.store import trial_balance
+from accounts.store import get_account, trial_balance
 from buffer.tuning import BufferTuning, TuningError, load_tuning
+from engine.customers.flow import read_statement
+from engine.customers.wire import Statement, StatementQuery
+from engine.errors import NotFound
 from engine.ledger_admin import wire
 from engine.ledger_admin.accounts import split_account, suggest
 from engine.ledger_admin.buffer import buffer_status, change_tuning
 from engine.ledger_admin.errors import split_refusal
 from engine.services import services_of
-from engine.web.decoding import decode_body
+from engine.web.decoding import decode_body, decode_query
 from engine.web.errors import ApiError, invalid_request
 from engine.web.idempotency import ok_json
 from engine.web.request import RAW_BODY
@@ -150,6 +154,16 @@ async def get_hot_candidates(request: web.Request) -> web.Response:
         for c in found]))
 
 
+async def get_statement(request: web.Request) -> web.Response:
+    """Any account's statement, in the merchant statement's shape (customers/flow.read_statement)."""
+    q = decode_query(request.query, StatementQuery)
+    account_id = request.match_info["id"]
+    async with services_of(request).pool.acquire() as conn:
+        if await get_account(conn, account_id) is None:
+            raise NotFound("account", account_id)
+        return ok_json(await read_statement(conn, account_id, q))
+
+
 # PUT /admin/buffer/settings retunes every flusher on the server: tests/api/test_openapi_fuzz.py fuzzes it
 # only against a private server of its own.
 ROUTES: tuple[RouteSpec, ...] = (
@@ -169,6 +183,10 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/admin/accounts/hot-candidates", get_hot_candidates,
               "Accounts busy enough to buffer or split, over the sampling window", wire.HotCandidates,
               errors=(401,), auth="admin"),
+    RouteSpec("GET", "/admin/accounts/{id}/statement", get_statement,
+              "Any account's applied legs in sequence order, with what each was for (payment/refund, order number, "
+              "gross/fee); from/to: accounting dates", Statement, query=StatementQuery, errors=(400, 401, 404),
+              auth="admin"),
     RouteSpec("GET", "/admin/accounts/{id}/split", get_split, "An account and its sub-accounts",
               wire.SplitAccountView, errors=(401, 404), auth="admin"),
 )

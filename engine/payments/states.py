@@ -84,7 +84,9 @@ VOUCHER_TRANSITIONS: dict[tuple[VoucherStatus, VoucherEvent], VoucherStatus] = {
 class RefundStatus(enum.StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
-    FAILED = "failed"
+    FAILED = "failed"  # the channel refused it: waits for an operator (engine/reroutes/)
+    REROUTED = "rerouted"  # an operator sent the money another way: the customer's wallet or a bank payout
+    MANUAL = "manual"  # an operator took it over by hand: no money moved here
 
 
 class RefundEvent(enum.StrEnum):
@@ -92,6 +94,9 @@ class RefundEvent(enum.StrEnum):
     CHANNEL_REFUND_REQUESTED = "channel_refund_requested"
     CHANNEL_REFUND_SUCCEEDED = "channel_refund_succeeded"
     CHANNEL_REFUND_FAILED = "channel_refund_failed"
+    REROUTED_TO_WALLET = "rerouted_to_wallet"
+    REROUTED_TO_BANK = "rerouted_to_bank"
+    MARKED_MANUAL = "marked_manual"
 
 
 R, RE = RefundStatus, RefundEvent
@@ -100,7 +105,36 @@ REFUND_TRANSITIONS: dict[tuple[RefundStatus | None, RefundEvent], RefundStatus] 
     (None, RE.CHANNEL_REFUND_REQUESTED): R.PENDING,
     (R.PENDING, RE.CHANNEL_REFUND_SUCCEEDED): R.SUCCEEDED,
     (R.PENDING, RE.CHANNEL_REFUND_FAILED): R.FAILED,
+    (R.FAILED, RE.REROUTED_TO_WALLET): R.REROUTED,
+    (R.FAILED, RE.REROUTED_TO_BANK): R.REROUTED,
+    (R.FAILED, RE.MARKED_MANUAL): R.MANUAL,
 }
+
+class AutoRefundStatus(enum.StrEnum):
+    """The refund of money a channel collected for a payment we had closed (an exception's auto-refund)."""
+
+    REQUESTED = "requested"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the channel refused it: waits for an operator (engine/reroutes/)
+    REROUTED = "rerouted"
+    MANUAL = "manual"
+
+
+A = AutoRefundStatus
+AUTO_REFUND_TRANSITIONS: dict[tuple[AutoRefundStatus, RefundEvent], AutoRefundStatus] = {
+    (A.REQUESTED, RE.CHANNEL_REFUND_SUCCEEDED): A.SUCCEEDED,
+    (A.REQUESTED, RE.CHANNEL_REFUND_FAILED): A.FAILED,
+    (A.FAILED, RE.REROUTED_TO_WALLET): A.REROUTED,
+    (A.FAILED, RE.REROUTED_TO_BANK): A.REROUTED,
+    (A.FAILED, RE.MARKED_MANUAL): A.MANUAL,
+}
+
+# Where an operator sends a failed refund, and the event that records it.
+RerouteTarget = Literal["wallet", "bank", "manual"]
+REROUTE_EVENTS: dict[str, RefundEvent] = {
+    "wallet": RE.REROUTED_TO_WALLET, "bank": RE.REROUTED_TO_BANK, "manual": RE.MARKED_MANUAL}
+# Final outcomes the merchant hears of (the webhook event type of each status an operator moves a refund to).
+REFUND_OUTCOME_EVENTS: dict[RefundStatus, str] = {R.REROUTED: "refund.rerouted", R.MANUAL: "refund.manual"}
 
 
 def next_payment_status(status: PaymentStatus | None, event: PaymentEvent) -> PaymentStatus:
@@ -124,3 +158,10 @@ def next_refund_status(status: RefundStatus | None, event: RefundEvent) -> Refun
         return REFUND_TRANSITIONS[(status, event)]
     except KeyError:
         raise IllegalTransition("refund", status or NEW, event.value) from None
+
+
+def next_auto_refund_status(status: AutoRefundStatus, event: RefundEvent) -> AutoRefundStatus:
+    try:
+        return AUTO_REFUND_TRANSITIONS[(status, event)]
+    except KeyError:
+        raise IllegalTransition("auto-refund", status.value, event.value) from None

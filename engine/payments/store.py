@@ -21,7 +21,14 @@ from engine.controls.store import USAGE_OWED
 from engine.errors import DuplicateOrder, IdempotencyKeyTaken, NotFound
 from engine.idempotency.records import StoredResponse
 from engine.payments.errors import PaymentCurrencyMismatch, PaymentNotRefundable, RefundExceedsPayment
-from engine.payments.states import ENDED_WITHOUT_MONEY, PaymentMethod, PaymentStatus, RefundStatus, VoucherStatus
+from engine.payments.states import (
+    ENDED_WITHOUT_MONEY,
+    PaymentMethod,
+    PaymentStatus,
+    RefundStatus,
+    RerouteTarget,
+    VoucherStatus,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,8 @@ class RefundRecord:
     reason: str | None
     txn_no: str
     created_at: datetime
+    rerouted_to: RerouteTarget | None = None  # wallet | bank | manual, once an operator resolved a failed refund
+    payout_id: str | None = None  # the bank payout of a refund re-routed to the bank
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,13 +397,13 @@ async def insert_refund(conn: Conn, rf: NewRefund, transition_event: str, job_ki
 
 async def get_refund(conn: Conn, merchant_id: str, refund_id: str) -> RefundRecord | None:
     r = await conn.fetchrow(
-        "SELECT id, payment_id, merchant_refund_no, amount, status, reason, txn_no, created_at FROM refunds"
-        " WHERE id = $1 AND merchant_id = $2", refund_id, merchant_id)
+        "SELECT id, payment_id, merchant_refund_no, amount, status, reason, txn_no, created_at, rerouted_to,"
+        " payout_id FROM refunds WHERE id = $1 AND merchant_id = $2", refund_id, merchant_id)
     if r is None:
         return None
     return RefundRecord(r["id"], r["payment_id"], r["merchant_refund_no"], r["amount"],
                         RefundStatus(r["status"]), r["reason"],
-                        r["txn_no"], r["created_at"])
+                        r["txn_no"], r["created_at"], cast(RerouteTarget | None, r["rerouted_to"]), r["payout_id"])
 
 
 async def transitions_of(conn: Conn, object_id: str) -> list[Transition]:

@@ -21,4 +21,4 @@ def payment_view(p: PaymentRecord) -> wire.Payment:
 
 def refund_view(r: RefundRecord) -> wire.Refund:
     return wire.Refund(r.id, r.payment_id, r.merchant_refund_no, r.amount, r.status,
-                       r.reason, r.txn_no, r.created_at)
+                       r.reason, r.txn_no, r.created_at, rerouted_to=r.rerouted_to, payout_id=r.payout_id)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 from msgspec import Meta
 
-from engine.payments.states import PaymentMethod, PaymentStatus, RefundStatus, VoucherStatus
+from engine.payments.states import PaymentMethod, PaymentStatus, RefundStatus, RerouteTarget, VoucherStatus
 from engine.web.wire import Amount, ChannelName, Currency, Metadata, ObjectId, Ref, Request, Text
 
 
@@ -98,3 +98,7 @@ class Refund(msgspec.Struct, frozen=True):
     txn_no: str
     created_at: datetime
     object: Literal["refund"] = "refund"
+    # A refund the channel refused, resolved by our operators: sent to the customer's wallet, to a bank payout
+    # (payout_id), or handled by hand (manual: no money moved by the engine).
+    rerouted_to: RerouteTarget | None = None
+    payout_id: str | None = None

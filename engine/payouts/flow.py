@@ -16,9 +16,9 @@ import msgspec
 
 from accounts.model import AccountId, AccountKind, OverdraftRule
 from accounts.rules import build_entry
-from accounts.store import find_account
+from accounts.store import Conn, find_account
 from engine.amounts import check_amount
-from engine.booking import Booker
+from engine.booking import Booker, BookingTransaction
 from engine.controls.gate import Attempt, Booking
 from engine.customers.store import get_customer
 from engine.errors import InvalidRequest, NotFound, UnsupportedCurrency
@@ -32,10 +32,11 @@ from engine.payments.errors import PaymentCurrencyMismatch
 from engine.payouts.destination import Destination, check_destination
 from engine.payouts.errors import PayoutSourceMissing
 from engine.payouts.routing import can_pay_out, payout_candidates
-from engine.payouts.store import NewPayout, get_payout, insert_payout
+from engine.payouts.store import NewPayout, PayoutRecord, get_payout, insert_payout
 from engine.payouts.views import payout_view
 from engine.payouts.wire import CreatePayout, PayoutSource
 from engine.services import Services
+from engine.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +49,19 @@ class Source:
     account_kind: AccountKind
 
 
-def _channel_kinds(ctx: Services) -> dict[str, str]:
+def _channel_kinds(settings: Settings, known_channels: frozenset[str]) -> dict[str, str]:
     """Known channel name -> adapter kind, in configured order (unconfigured: the adapter kinds themselves)."""
-    kinds = {spec.name: spec.kind for spec in ctx.settings.channels if spec.name in ctx.known_channels}
-    return kinds or {name: name for name in sorted(ctx.known_channels)}
+    kinds = {spec.name: spec.kind for spec in settings.channels if spec.name in known_channels}
+    return kinds or {name: name for name in sorted(known_channels)}
 
 
-def payout_channel(ctx: Services, merchant: MerchantRecord, asked: str | None) -> tuple[str, bool]:
+def payout_channel(settings: Settings, known_channels: frozenset[str], merchant: MerchantRecord,
+                   asked: str | None) -> tuple[str, bool]:
     """(channel, chosen). A channel the merchant names must be known (400), able to pay out (400) and allowed
     for the merchant (403, as for payments); it is then never changed. Otherwise the configured payout default
     (else the engine's default channel) when the merchant may use it, else the first configured channel that
     can pay out and that the merchant may use."""
-    kinds = _channel_kinds(ctx)
+    kinds = _channel_kinds(settings, known_channels)
     if asked is not None:
         if asked not in kinds:
             raise InvalidRequest("channel", f"unknown channel {asked!r}; known: {sorted(kinds)}")
@@ -68,7 +70,7 @@ def payout_channel(ctx: Services, merchant: MerchantRecord, asked: str | None) -
         check_channel_allowed(merchant, asked)
         return asked, True
     candidates = payout_candidates(kinds, merchant.allowed_channels)
-    default = ctx.settings.payout_default_channel or ctx.settings.default_channel
+    default = settings.payout_default_channel or settings.default_channel
     if default in candidates:
         return default, False
     if candidates:
@@ -99,6 +101,25 @@ async def _source(ctx: Services, merchant: MerchantRecord, req: CreatePayout) ->
     return Source("merchant", merchant.id, None, available.id, "merchant_frozen", AccountKind.MERCHANT)
 
 
+async def open_frozen_account(conn: Conn, owner_id: str, frozen_role: str, currency: str,
+                              kind: AccountKind) -> AccountId:
+    """The owner's frozen account for ``currency``. Open it on its own (committed) before the freeze: a hundred
+    concurrent first payouts of one owner must not queue behind one uncommitted insert of the same unique
+    (owner, role, currency)."""
+    return await ensure_account(conn, owner_id, frozen_role, currency, kind, False, OverdraftRule(), new_id(ACCOUNT))
+
+
+async def freeze_payout(tx: BookingTransaction, row: NewPayout, now: datetime) -> PayoutRecord:
+    """Write a pending payout and freeze its amount (PAYOUT_FREEZE, source -> frozen) in the caller's booking
+    transaction: the worker takes it from there. The source's overdraft rule bounds the freeze (InsufficientFunds);
+    DuplicateOrder for a used merchant_payout_no. Every payout is made here, whoever asks for it."""
+    record = await insert_payout(tx.conn, row)
+    await tx.post(build_entry("PAYOUT_FREEZE", row.out_payout_no, now.date(), row.currency,
+                              {"source": row.source_account_id, "frozen": row.frozen_account_id},
+                              {"amount": row.amount}, ref=record.id))
+    return record
+
+
 async def create_payout(ctx: Services, booker: Booker, merchant: MerchantRecord, req: CreatePayout,
                         slot: IdemSlot | None, now: datetime) -> Outcome:
     """Freeze and record a payout (201 pending); raises a domain error with nothing frozen otherwise."""
@@ -107,13 +128,11 @@ async def create_payout(ctx: Services, booker: Booker, merchant: MerchantRecord,
     check_amount(ctx.settings, req.currency, req.amount)
     dest: Destination = check_destination(req.destination.kind, req.destination.number,
                                           req.destination.holder_name, req.destination.bank_code)
-    channel, chosen = payout_channel(ctx, merchant, req.channel)
+    channel, chosen = payout_channel(ctx.settings, ctx.known_channels, merchant, req.channel)
     source = await _source(ctx, merchant, req)
-    # Opened on its own (committed) before the freeze: a hundred concurrent first payouts of one owner must
-    # not queue behind one uncommitted insert of the same unique (owner, role, currency).
     async with ctx.pool.acquire() as conn:
-        frozen = await ensure_account(conn, source.owner_id, source.frozen_role, req.currency, source.account_kind,
-                                      False, OverdraftRule(), new_id(ACCOUNT))
+        frozen = await open_frozen_account(conn, source.owner_id, source.frozen_role, req.currency,
+                                           source.account_kind)
     # Limits and risk rules last, right before the freeze (LimitExceeded / RiskDeclined: 402, nothing frozen);
     # the usage they counted is given back when the freeze does not happen (insufficient funds, duplicate).
     payout_id = new_id(PAYOUT)
@@ -130,10 +149,7 @@ async def create_payout(ctx: Services, booker: Booker, merchant: MerchantRecord,
         async with booker.transaction() as tx:
             if admission is not None:
                 await admission.claim(tx.conn)  # AdmissionReleased: the orphan sweep gave it back, do not freeze
-            record = await insert_payout(tx.conn, row)
-            await tx.post(build_entry("PAYOUT_FREEZE", txn_no, now.date(), req.currency,
-                                      {"source": source.account_id, "frozen": frozen}, {"amount": req.amount},
-                                      ref=record.id))
+            record = await freeze_payout(tx, row, now)
             body = msgspec.json.encode(payout_view(record))
             if slot is not None:  # the response commits with the freeze: a retry replays it, never freezes twice
                 await save_idempotent_response(tx.conn, slot.merchant_id, slot.key, 201, body)

@@ -66,3 +66,18 @@ async def test_openapi_metrics_and_noop(api: Api) -> None:
         assert resp.status == 200
     async with api.session.get(api.url + "/healthz") as resp:
         assert resp.status == 200
+
+
+async def test_only_an_account_the_merchant_can_draw_from_shows_available(api: Api) -> None:
+    client = await api.merchant(fee_bps=0)
+    customer = await api.funded_customer(client, 1000)
+    paid = await client.create_payment({"merchant_order_no": order_no(), "amount": 400, "currency": "CNY",
+                                        "method": "wallet", "customer_id": customer})
+    assert paid.status == 201, paid.body
+    accounts = {a["role"]: a for a in (await client.accounts()).body["data"] if a["currency"] == "CNY"}
+    # 400 waits for settlement in pending: the merchant cannot draw it, so no `available` figure says otherwise.
+    assert accounts["merchant_pending"]["balance"] == 400 and accounts["merchant_pending"]["available"] is None
+    assert accounts["merchant_fee_payable"]["available"] is None
+    assert accounts["merchant_available"]["available"] == accounts["merchant_available"]["balance"] == 0
+    one = await client.account(accounts["merchant_pending"]["id"])
+    assert one.body["available"] is None
