@@ -125,6 +125,10 @@ async def test_day_report_shows_day_end_recon_settlement_and_open_exceptions(
     status, settled = await w.admin("POST", "/admin/settlements", {"date": day.isoformat()})
     assert status == 200, settled
 
+    status, proposal = await w.admin("POST", "/admin/adjustments", {
+        "code": "ADJ_RECON_LONG_SUSPENSE", "amount": 123, "currency": "CNY", "accounts": {},
+        "reason": "a long the channel reported", "operator": "li.lei"})
+    assert status == 201, proposal
     status, report = await w.admin("GET", f"/admin/reports/day?date={day.isoformat()}")
     assert status == 200, report
     assert report["date"] == day.isoformat() and report["day_end"]["status"] == "done"
@@ -139,12 +143,13 @@ async def test_day_report_shows_day_end_recon_settlement_and_open_exceptions(
     assert cny["currency"] == "CNY" and cny["batches"] == len(report["settlement"]["batches"])
     assert cny["net"] == sum(b["net"] for b in report["settlement"]["batches"])
     sections = {s["name"]: s for s in report["exceptions"]}
-    assert list(sections) == ["open_recon_differences", "held_payouts", "failed_refunds"]
+    assert list(sections) == ["open_recon_differences", "held_payouts", "failed_refunds", "open_proposals"]
     assert ids["missed"] in [i["payment_id"] for i in sections["open_recon_differences"]["items"]]
     assert [i["id"] for i in sections["held_payouts"]["items"]] == [ids["payout"]]
     assert sections["held_payouts"]["count"] == 1
     assert [i["id"] for i in sections["failed_refunds"]["items"]] == [ids["refund"]]
     assert sections["failed_refunds"]["count"] == 1
+    assert [(i["id"], i["proposed_by"]) for i in sections["open_proposals"]["items"]] == [(proposal["id"], "li.lei")]
     assert (await w.admin("GET", "/admin/reports/day?date=yesterday"))[0] == 400
     assert (await w.admin("GET", "/admin/reports/day"))[0] == 400
 
