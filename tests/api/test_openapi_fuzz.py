@@ -63,7 +63,8 @@ GLOBAL_WRITES = frozenset({
     ("PUT", "/admin/limits"), ("PUT", "/admin/merchants/{id}/limits"), ("POST", "/admin/risk/rules"),
     ("PUT", "/admin/risk/rules/{id}"), ("DELETE", "/admin/risk/rules/{id}"), ("POST", "/admin/risk/blocklist"),
     ("DELETE", "/admin/risk/blocklist"),
-    ("POST", "/admin/reconciliations"), ("POST", "/admin/reconciliations/items/{id}/resolve"),
+    ("POST", "/admin/reconciliations"), ("POST", "/admin/reconciliations/reruns"),
+    ("POST", "/admin/reconciliations/items/{id}/resolve"),
     ("POST", "/admin/day-end"), ("POST", "/admin/settlements"), ("PUT", "/admin/buffer/settings"),
 })
 
@@ -85,6 +86,7 @@ INEXPRESSIBLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/admin/risk/blocklist"): frozenset({"invalid_control"}),  # an instrument number's digits
     ("DELETE", "/admin/risk/blocklist"): frozenset({"invalid_control"}),
     ("POST", "/admin/reconciliations"): frozenset({"unknown_channel"}),  # the private server has no channel
+    ("POST", "/admin/reconciliations/reruns"): frozenset({"unknown_channel"}),
     # An id that is well-formed but names nothing is 404 (accepted); one that names another object's
     # kind, or an object in a state the request cannot apply to, is a domain refusal.
 }
