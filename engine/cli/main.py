@@ -212,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli.payouts import add_payout_parsers
 
     add_payout_parsers(sub)  # payouts held|show|resolve
+
+    from engine.cli.recon import add_recon_parsers
+
+    add_recon_parsers(sub)  # recon runs
+
+    from engine.cli.settlement import add_settlement_parsers
+
+    add_settlement_parsers(sub)  # settlement held|advice
     return parser
 
 

@@ -3,8 +3,11 @@ old run (both kept and listed), counts are read live from the items, and bad inp
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from typing import Any
 
+from tests.dayend.cli import run_cli
 from tests.dayend.world import World
 from tests.recon.days import by_reference, channel_payments, close_day, open_date, table_counts
 
@@ -158,3 +161,44 @@ async def test_bad_reruns_and_filters_are_refused_and_write_nothing(world: World
         status, answer = await w.admin("GET", f"/admin/reconciliations?{query}")
         assert status == 400 and answer["error"]["type"] == "invalid_request_error", (query, answer)
     assert await table_counts(w) == after_refused
+
+
+def _json_in(out: str, start: str) -> Any:
+    """The JSON document the command printed, starting at the first ``start``."""
+    return json.JSONDecoder().raw_decode(out[out.index(start):])[0]
+
+
+async def test_reconcile_cli_prints_exceptions_by_id_and_reruns_and_lists(world: World) -> None:
+    w = world
+    client = await w.merchant(60, 0)
+    day = await open_date(w)
+    paid = await channel_payments(w, client, "wxsim", [3_100, 3_200])
+    await w.seed("wxsim", day, missing=[paid[0].txn_no])
+    await close_day(w, day)
+    channels = {"PAYENGINE_CHANNELS": f"wxsim=wxsim,{w.sims['wxsim'].url},sim-merchant,de-wallet-key"}
+    code, out = await run_cli(w, "reconcile", "--channel", "wxsim", "--date", day.isoformat(), extra_env=channels)
+    assert code == 0, out
+    first = _json_in(out, '{"id"')
+    (short,) = first["exceptions"]
+    assert (short["outcome"], short["payment_id"], short["our_amount"]) == ("short", paid[0].id, 3_100)
+    table = [line.split() for line in out.splitlines() if line.strip().startswith(str(short["id"]))]
+    assert table == [[str(short["id"]), "short", "payment", paid[0].id, "3100", "-", "open"]], out
+
+    await w.seed("wxsim", day)
+    code, out = await run_cli(w, "reconcile", "--channel", "wxsim", "--date", day.isoformat(), "--rerun",
+                              extra_env=channels)
+    assert code == 2 and "--operator" in out, out
+    code, out = await run_cli(w, "reconcile", "--channel", "wxsim", "--date", day.isoformat(), "--rerun",
+                              "--operator", "dave", extra_env=channels)
+    assert code == 0, out
+    second = _json_in(out, '{"id"')
+    assert (second["supersedes"], second["operator"], second["counts"]) == (first["id"], "dave", {"matched": 2})
+
+    code, out = await run_cli(w, "recon", "runs", "--channel", "wxsim", "--date", day.isoformat())
+    assert code == 0, out
+    listed = _json_in(out, "{")["data"]
+    assert [(r["id"], r["superseded_by"]) for r in listed] == [(second["id"], None), (first["id"], second["id"])]
+    code, out = await run_cli(w, "recon", "runs", "--date", day.isoformat(), "--superseded")
+    assert code == 0 and [r["id"] for r in _json_in(out, "{")["data"]] == [first["id"]], out
+    code, out = await run_cli(w, "recon", "runs", "--status", "bogus")
+    assert code == 2 and "parameter_invalid" in out, out

@@ -4,6 +4,7 @@ whose sums are the batch's. Entries an operator books on the merchant's pending 
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -13,11 +14,16 @@ from engine.booking import Booker
 from engine.keys import ACCOUNT, new_id
 from engine.merchants.store import PLATFORM_OWNER, ensure_account, find_account
 from engine.settlement.store import SETTLED_AS_PAYMENTS
+from tests.dayend.cli import run_cli
 from tests.dayend.world import World, new_ref
 from tests.factories import new_txn_no
 from tests.recon.days import by_reference, channel_payments, close_day, open_date, table_counts
 
 ADJUSTED = 250
+
+
+def _json_in(out: str) -> Any:
+    return json.JSONDecoder().raw_decode(out[out.index("{"):])[0]
 
 
 async def _settle(w: World, day: date, merchant_id: str) -> dict[str, Any]:
@@ -117,6 +123,8 @@ async def test_open_differences_hold_payments_back_until_they_are_closed(world: 
         "recon_item_open", "amount_mismatch", 3_000, items[mismatched.txn_no]["id"], run["id"])
     assert (held[short.id]["outcome"], held[short.id]["state"], held[short.id]["net"]) == (
         "short", "open", short.amount - short.fee)
+    code, out = await run_cli(w, "settlement", "held", "--merchant", merchant)
+    assert code == 0 and {h["payment_id"]: h for h in _json_in(out)["data"]} == held, out
 
     # The channel sends a corrected file with the short payment; an operator closes the amount difference; the
     # desk books an approved adjustment on the merchant's pending account.
@@ -140,6 +148,14 @@ async def test_open_differences_hold_payments_back_until_they_are_closed(world: 
     _check_sums(second, lines)
     assert second["net"] == mismatched.amount - mismatched.fee + short.amount - short.fee + ADJUSTED
     assert await _available(w, merchant) == first["net"] + second["net"]
+    code, out = await run_cli(w, "settlement", "advice", second["id"], "--limit", "2")
+    assert code == 0, out
+    page = _json_in(out)
+    assert page["batch"]["net"] == second["net"] and page["lines"] == lines[:2] and page["next_after"] == lines[1]["id"]
+    code, out = await run_cli(w, "settlement", "advice", "stl_nosuchbatch")
+    assert code == 1 and "resource_missing" in out, out
+    code, out = await run_cli(w, "settlement", "held", "--limit", "0")
+    assert code == 2 and "parameter_invalid" in out, out
     async with w.pool.acquire() as conn:  # what settled left nothing of these payments in the pending account
         pending = await conn.fetchval("SELECT balance FROM accounts WHERE owner_id = $1 AND role = 'merchant_pending'",
                                       merchant)
