@@ -4,9 +4,10 @@ A remittance line is one item of the batch: a payment (gross, fee), a refund (re
 adjustment (an entry on the pending account, signed); Σ of the lines' figures are the batch's figures.
 
 A payment is held back while it succeeded but cannot be settled for want of reconciliation: an item of it is
-still open ('recon_item_open', naming the item, its run, outcome and state), or its channel's statement of its
-booking date has no item for it yet although the date is closed ('awaiting_reconciliation'). Payments not due
-yet (the merchant's cycle) are not held back; `payengine settle` notes when they fall due.
+still open ('recon_item_open', naming the item, its run, outcome and state), or no live run (one not
+superseded) has an ok or resolved item of it yet although its booking date is closed
+('awaiting_reconciliation'). Payments not due yet (the merchant's cycle) are not held back; `payengine settle`
+notes when they fall due.
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ WHERE p.status = 'succeeded' AND p.method = 'channel'
   AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.object_id = p.id)
   AND (i.id IS NOT NULL
        OR (e.accounting_date < (SELECT open_date FROM accounting_calendar)
-           AND NOT EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
-                                                          AND r.state IN ('ok', 'resolved'))))
+           AND NOT EXISTS (SELECT 1 FROM recon_items r JOIN recon_runs u ON u.id = r.run_id
+                           WHERE r.payment_id = p.id AND r.kind = 'payment' AND r.state IN ('ok', 'resolved')
+                             AND u.superseded_by IS NULL)))
 ORDER BY e.accounting_date, p.id
 LIMIT $2
 """

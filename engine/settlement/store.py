@@ -2,8 +2,9 @@
 
 A payment is due on settlement date S when it succeeded, its journal entry is dated no later than
 S - cycle_days (the merchant's cycle, default 1), it was not settled before, and it is reconciled: a
-wallet payment needs no channel; a channel payment needs a reconciliation item that is ok or resolved
-and none that is still open (an exception order waits until it is handled). Succeeded refunds due by
+wallet payment needs no channel; a channel payment needs a reconciliation item of a live run (one no
+re-run superseded) that is ok or resolved, and none that is still open (an exception order waits until
+it is handled: engine/settlement/advice_store.py lists what waits and why). Succeeded refunds due by
 the same rule are deducted. An invoiced fee (engine.merchants.pricing.INVOICED) never reached the pending
 account's netting: such a payment settles its whole amount and its fee counts as 0 here.
 
@@ -29,10 +30,11 @@ SETTLED_AS_PAYMENTS = ("PAY_CHANNEL", "PAY_CHANNEL_INVOICED", "PAY_WALLET", "PAY
                        "SETTLE", "SWEEP")
 _SETTLED_AS_PAYMENTS_SQL = ", ".join(f"'{code}'" for code in SETTLED_AS_PAYMENTS)
 
-# A channel payment is reconciled once an item of a channel statement matched it (ok or resolved) and none of its
-# items is still open; only then may it be settled. Wallet payments need no channel.
-_RECONCILED = """EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
-                                     AND r.state IN ('ok', 'resolved'))
+# A channel payment is reconciled once an item of a live run (not superseded by a re-run) matched it (ok or
+# resolved) and none of its items is still open; only then may it be settled. Wallet payments need no channel.
+_RECONCILED = """EXISTS (SELECT 1 FROM recon_items r JOIN recon_runs u ON u.id = r.run_id
+                        WHERE r.payment_id = p.id AND r.kind = 'payment' AND r.state IN ('ok', 'resolved')
+                          AND u.superseded_by IS NULL)
        AND NOT EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
                                          AND r.state = 'open')"""
 

@@ -3,6 +3,8 @@ old run (both kept and listed), counts are read live from the items, and bad inp
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 from datetime import timedelta
 from typing import Any
@@ -202,3 +204,44 @@ async def test_reconcile_cli_prints_exceptions_by_id_and_reruns_and_lists(world:
     assert code == 0 and [r["id"] for r in _json_in(out, "{")["data"]] == [first["id"]], out
     code, out = await run_cli(w, "recon", "runs", "--status", "bogus")
     assert code == 2 and "parameter_invalid" in out, out
+
+
+async def test_concurrent_reruns_leave_one_live_run_and_an_interrupted_rerun_is_finished_by_a_plain_post(
+        world: World) -> None:
+    w = world
+    client = await w.merchant(60, 0)
+    day = await open_date(w)
+    paid = await channel_payments(w, client, "wxsim", [4_100, 4_200, 4_300])
+    await w.seed("wxsim", day, missing=[paid[0].txn_no], amount_mismatch={paid[1].txn_no: 4_000})
+    await close_day(w, day)
+    body = {"channel": "wxsim", "date": day.isoformat()}
+    status, first = await w.admin("POST", "/admin/reconciliations", body)
+    assert status == 201 and first["counts"] == {"matched": 1, "short": 1, "amount_mismatch": 1}, first
+
+    answers = await asyncio.gather(*(w.admin("POST", "/admin/reconciliations/reruns", {**body, "operator": op})
+                                     for op in ("ann", "ben", "cyd", "dan")))
+    made = [run for status, run in answers if status == 201]
+    assert made and all(status == 201 or run["error"]["code"] == "reconciliation_running"
+                        for status, run in answers), answers
+    listed = await _runs(w, f"channel=wxsim&date={day.isoformat()}")
+    assert [r["generation"] for r in listed] == list(range(len(made) + 1, 0, -1))
+    assert [r["superseded_by"] is None for r in listed] == [True] + [False] * len(made)
+    assert all(r["superseded_by"] == newer["id"] for newer, r in itertools.pairwise(listed))
+    assert await _open_in_two_live_runs(w) == 0
+    live = listed[0]
+    assert live["counts"] == first["counts"] and live["open"] == 2
+
+    # A re-run killed after its first transaction: the run is live and running. A re-run is refused until a plain
+    # POST finishes it, which carries the superseded items again (the same links, the same states).
+    status, before = await w.admin("GET", f"/admin/reconciliations/{live['id']}")
+    async with w.pool.acquire() as conn:
+        await conn.execute("UPDATE recon_runs SET status = 'running', finished_at = NULL, summary = NULL"
+                           " WHERE id = $1", live["id"])
+    status, answer = await w.admin("POST", "/admin/reconciliations/reruns", {**body, "operator": "ann"})
+    assert (status, answer["error"]["code"]) == (409, "reconciliation_unfinished"), answer
+    status, finished = await w.admin("POST", "/admin/reconciliations", body)
+    assert status == 201 and finished["id"] == live["id"] and finished["status"] == "done", finished
+    assert finished["counts_by_state"] == before["counts_by_state"]
+    assert [(e["reference"], e["state"], e["carried_from"]) for e in finished["exceptions"]] == [
+        (e["reference"], e["state"], e["carried_from"]) for e in before["exceptions"]]
+    assert all(e["carried_from"] is not None for e in finished["exceptions"])
