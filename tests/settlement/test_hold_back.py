@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from accounts.model import AccountId, AccountKind, OverdraftMode, OverdraftRule
-from accounts.rules import build_entry
+from accounts.rules import POSTING_RULES, build_entry, rule_for
 from engine.booking import Booker
 from engine.keys import ACCOUNT, new_id
 from engine.merchants.store import PLATFORM_OWNER, ensure_account, find_account
-from engine.settlement.store import SETTLED_AS_PAYMENTS
+from engine.settlement.store import NEVER_ON_PENDING, NOT_ADJUSTMENTS
 from tests.dayend.cli import run_cli
 from tests.dayend.world import World, new_ref
 from tests.factories import new_txn_no
@@ -177,8 +178,14 @@ async def test_bad_settlement_reads_are_refused_and_write_nothing(world: World) 
     assert await table_counts(w) == before
 
 
-def test_the_index_of_other_entries_lists_the_codes_settled_as_payments() -> None:
-    from pathlib import Path
+def test_the_index_of_other_entries_lists_the_codes_settlement_reads_apart() -> None:
     sql = (Path(__file__).parents[2] / "engine/migrations/084_settlement_adjustments.sql").read_text()
     listed = sql.split("NOT IN (", 1)[1].split(")", 1)[0]
-    assert [c.strip().strip("'") for c in listed.replace("\n", " ").split(",")] == list(SETTLED_AS_PAYMENTS)
+    assert [c.strip().strip("'") for c in listed.replace("\n", " ").split(",")] == list(NOT_ADJUSTMENTS)
+
+
+def test_codes_left_out_as_never_on_pending_name_no_merchant_pending_role() -> None:
+    for code in NEVER_ON_PENDING:
+        assert "merchant_pending" not in rule_for(code).roles, code
+    for code in NOT_ADJUSTMENTS:  # every code left out exists: a renamed code would silently become an adjustment
+        assert code in POSTING_RULES, code
