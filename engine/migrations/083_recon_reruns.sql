@@ -16,9 +16,11 @@ ALTER TABLE recon_runs ADD CONSTRAINT recon_runs_channel_date_generation UNIQUE 
 CREATE UNIQUE INDEX recon_runs_live ON recon_runs (channel, statement_date) WHERE superseded_by IS NULL;
 CREATE INDEX recon_runs_listing ON recon_runs (statement_date DESC, channel, generation DESC);
 
--- An item still open when its run is superseded is closed 'superseded'; the new run's comparison of the same
--- transaction names it (carried_from), once: an old item is carried into at most one new item.
-ALTER TABLE recon_items DROP CONSTRAINT recon_items_state_check;
-ALTER TABLE recon_items ADD CONSTRAINT recon_items_state_check
-    CHECK (state IN ('ok', 'open', 'resolved', 'cleared', 'superseded'));
+-- An item still open when its run is superseded closes: state 'resolved', resolution 'superseded' (the exception
+-- desk's migration 080 adds the same columns; whichever runs first adds them, the other finds them there). The new
+-- run's comparison of the same transaction names it (carried_from), once: an old item carries into at most one.
+ALTER TABLE recon_items ADD COLUMN IF NOT EXISTS resolution text
+    CHECK (resolution IN ('adjust', 'reverse', 'explain', 'superseded'));
+ALTER TABLE recon_items ADD COLUMN IF NOT EXISTS resolved_by text;
+ALTER TABLE recon_items ADD COLUMN IF NOT EXISTS resolved_at timestamptz;
 ALTER TABLE recon_items ADD COLUMN carried_from bigint UNIQUE REFERENCES recon_items (id);

@@ -161,7 +161,7 @@ async def carry_into(conn: Conn, run: store.ReconRun, items: list[Item]) -> int:
     if run.supersedes is None:
         return 0
     plan = supersede.plan(run.supersedes, await runs_store.old_items(conn, run.supersedes), items)
-    return await runs_store.apply_plan(conn, run.id, plan)
+    return await runs_store.apply_plan(conn, run.id, run.operator, plan)
 
 
 async def _reconcile_locked(gw: Gateway, adapter: Channel, channel_name: str, day: date) -> store.ReconRun:

@@ -86,7 +86,7 @@ ROUTES: tuple[RouteSpec, ...] = (
               errors=(400, 401, 409, 413, 422, 503), auth="admin"),
     RouteSpec("POST", "/admin/reconciliations/reruns", post_rerun,
               "Re-reconcile a reconciled date against the channel's statement as served now: a new run supersedes "
-              "the live one (both kept); open items it matches are closed 'superseded', those still differing "
+              "the live one (both kept); open items close (resolution 'superseded'), those still differing "
               "carry into it. Refused (nothing written) when the date was never reconciled or the file is wrong",
               wire.ReconView, 201, wire.RerunRequest, errors=(400, 401, 404, 409, 413, 422, 503), auth="admin"),
     RouteSpec("GET", "/admin/reconciliations", list_reconciliations,

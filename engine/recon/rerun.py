@@ -19,7 +19,7 @@ from engine.audit.store import record
 from engine.errors import Absent, Conflicting, Unprocessable
 from engine.gateway.context import Gateway
 from engine.keys import RECON_RUN, new_id
-from engine.recon import runs_store, store
+from engine.recon import runs_store, store, supersede
 from engine.recon.flow import ReconError, carry_into, checked_channel, compare, finish, run_lock
 from engine.recon.matching import WrongStatement, check_statement
 
@@ -39,6 +39,15 @@ class RunUnfinished(ReconError, Conflicting):
         self.run_id = run_id
 
 
+class DifferencesResolving(ReconError, Conflicting):
+    code = "differences_resolving"
+
+    def __init__(self, run_id: str, item_ids: list[int]) -> None:
+        super().__init__(f"run {run_id} has differences whose desk proposals await a decision (items "
+                         f"{', '.join(map(str, item_ids[:10]))}); approve or reject them first")
+        self.item_ids = item_ids
+
+
 class StatementRefused(ReconError, Unprocessable):
     code = "statement_refused"
 
@@ -49,16 +58,19 @@ class StatementRefused(ReconError, Unprocessable):
 async def rerun(gw: Gateway, channel_name: str, day: date, operator: str) -> store.ReconRun:
     """Supersede the live run of ``channel_name``'s ``day`` with a run of the statement the channel serves now.
 
-    Raises UnknownChannel, DayStillOpen, ReconRunning, NothingToRerun, RunUnfinished, StatementRefused, or the
-    channel's errors when the file cannot be fetched; in each case nothing is written."""
+    Raises UnknownChannel, DayStillOpen, ReconRunning, NothingToRerun, RunUnfinished, DifferencesResolving,
+    StatementRefused, or the channel's errors when the file cannot be fetched; in each case nothing is written."""
     adapter = await checked_channel(gw, channel_name, day)
     async with run_lock(gw.pool, channel_name, day):
         async with gw.pool.acquire() as conn:
             live = await runs_store.live_run(conn, channel_name, day)
+            waiting = supersede.blocking(await runs_store.old_items(conn, live.id)) if live else []
         if live is None:
             raise NothingToRerun(channel_name, day)
         if live.status == "running":
             raise RunUnfinished(live.id)
+        if waiting:
+            raise DifferencesResolving(live.id, waiting)
         statement = await adapter.fetch_statement(day)
         try:
             check_statement(statement, channel_name, day)

@@ -13,7 +13,9 @@ from datetime import date
 
 from accounts.store import Conn
 from engine.recon.store import RUN_COLUMNS, ReconRun, run_of
-from engine.recon.supersede import OldItem, Plan, row_key
+from engine.recon.supersede import SUPERSEDED, OldItem, Plan, row_key
+
+_NOT_CLOSED = frozenset({"open", "resolving"})  # resolving: a desk proposal about its money awaits approval
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +25,7 @@ class LiveCounts:
     outcomes: dict[str, int]
     actions: dict[str, int]
     by_state: dict[str, dict[str, int]]
-    open: int
+    open: int  # items not closed yet (open, or resolving while a desk proposal awaits approval)
 
 
 def _counts(rows: Sequence[tuple[str, str, str, int]]) -> LiveCounts:
@@ -35,7 +37,7 @@ def _counts(rows: Sequence[tuple[str, str, str, int]]) -> LiveCounts:
         actions[action] = actions.get(action, 0) + n
         states = by_state.setdefault(outcome, {})
         states[state] = states.get(state, 0) + n
-    return LiveCounts(outcomes, actions, by_state, sum(n for _, _, state, n in rows if state == "open"))
+    return LiveCounts(outcomes, actions, by_state, sum(n for _, _, state, n in rows if state in _NOT_CLOSED))
 
 
 async def live_counts(conn: Conn, run_ids: Sequence[str]) -> dict[str, LiveCounts]:
@@ -84,24 +86,26 @@ async def create_rerun(conn: Conn, run_id: str, old: ReconRun, operator: str) ->
 
 async def old_items(conn: Conn, run_id: str) -> list[OldItem]:
     rows = await conn.fetch(
-        "SELECT id, kind, reference, payment_id, refund_id, payout_id, outcome, state, note FROM recon_items"
-        " WHERE run_id = $1", run_id)
+        "SELECT id, kind, reference, payment_id, refund_id, payout_id, outcome, state, resolution, note"
+        " FROM recon_items WHERE run_id = $1", run_id)
     return [OldItem(r["id"], row_key(r["kind"], r["reference"], r["payment_id"], r["refund_id"], r["payout_id"]),
-                    r["outcome"], r["state"], r["note"]) for r in rows]
+                    r["outcome"], r["state"], r["resolution"], r["note"]) for r in rows]
 
 
-async def apply_plan(conn: Conn, new_run_id: str, plan: Plan) -> int:
-    """Close the old run's open items 'superseded' and link the new items to what they carry; returns how many
-    old items were closed. Caller holds the transaction that saved the new items."""
+async def apply_plan(conn: Conn, new_run_id: str, operator: str | None, plan: Plan) -> int:
+    """Close the old run's open items as superseded (by ``operator``) and link the new items to what they carry;
+    returns how many old items were closed. Caller holds the transaction that saved the new items."""
     await conn.execute(
         "UPDATE recon_items i SET carried_from = c.carried_from, state = coalesce(c.state, i.state),"
-        " note = coalesce(c.note, i.note), updated_at = now()"
-        " FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])"
-        "   AS c (kind, reference, carried_from, state, note)"
+        " resolution = coalesce(c.resolution, i.resolution), note = coalesce(c.note, i.note), updated_at = now()"
+        " FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])"
+        "   AS c (kind, reference, carried_from, state, resolution, note)"
         " WHERE i.run_id = $1 AND i.kind = c.kind AND i.reference = c.reference",
         new_run_id, [c.kind for c in plan.carries], [c.reference for c in plan.carries],
-        [c.carried_from for c in plan.carries], [c.state for c in plan.carries], [c.note for c in plan.carries])
+        [c.carried_from for c in plan.carries], [c.state for c in plan.carries],
+        [c.resolution for c in plan.carries], [c.note for c in plan.carries])
     status = await conn.execute(
-        "UPDATE recon_items SET state = 'superseded', note = coalesce(note || '; ', '') || 'superseded by run ' || $2,"
-        " updated_at = now() WHERE id = ANY($1::bigint[]) AND state = 'open'", plan.superseded, new_run_id)
+        "UPDATE recon_items SET state = 'resolved', resolution = $3, resolved_by = $4, resolved_at = now(),"
+        " note = coalesce(note || '; ', '') || 'superseded by run ' || $2, updated_at = now()"
+        " WHERE id = ANY($1::bigint[]) AND state = 'open'", plan.superseded, new_run_id, SUPERSEDED, operator)
     return int(status.split()[-1])

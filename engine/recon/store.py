@@ -206,8 +206,8 @@ async def clear_earlier_shorts(conn: Conn, run_id: str, payment_ids: Sequence[st
 async def items_of(conn: Conn, run_id: str, exceptions_only: bool, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT id, kind, reference, channel_txn_id, payment_id, refund_id, payout_id, merchant_id, currency,"
-        " our_status, their_status, our_amount, their_amount, outcome, action, state, note, carried_from"
-        " FROM recon_items"
+        " our_status, their_status, our_amount, their_amount, outcome, action, state, note, resolution,"
+        " carried_from FROM recon_items"
         " WHERE run_id = $1 AND (NOT $2 OR outcome <> 'matched' OR state <> 'ok') ORDER BY id LIMIT $3",
         run_id, exceptions_only, limit)
     return [{k: (v.strip() if k == "currency" and v else v) for k, v in r.items()} for r in rows]

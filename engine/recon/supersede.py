@@ -7,14 +7,17 @@ difference open in two live runs, and settlement (which holds a payment back whi
 never sees a half-applied re-run. Items are paired by the transaction they compare (``item_key``: our payment,
 refund or payout id; the statement's reference when we have no such transaction). For each old item:
 
-- **open**: closed as ``superseded`` (a closing state; it counts in no live run). Its new item, if the new
-  statement compares the same transaction, links back to it (``carried_from``) and keeps the state the strategy
-  gives it: a difference that still differs is open in the new run only; one the new statement matches is ok.
-  An old open item with no counterpart (the corrected file no longer lists that line) is closed the same way.
-- **resolved / cleared** (an operator or a later statement closed it, and any money that moved, moved): never
-  reopened. If the new run would open the same outcome again for the same transaction, its new item takes the
-  old closing state and note and links back, so the difference is closed once, not twice. A different outcome
-  on the same transaction is a new difference: open, linked back for the history.
+- **open**: closed with resolution ``superseded`` (state 'resolved', by the re-run's operator; a superseded run
+  counts in no live figure). Its new item, if the new statement compares the same transaction, links back to it
+  (``carried_from``) and keeps the state the strategy gives it: a difference that still differs is open in the
+  new run only; one the new statement matches is ok. An old open item with no counterpart (the corrected file no
+  longer lists that line) is closed the same way.
+- **resolved / cleared** otherwise (an operator or a later statement closed it, and any money that moved, moved):
+  never reopened. If the new run would open the same outcome again for the same transaction, its new item takes
+  the old state, resolution and note and links back, so the difference is closed once, not twice. A different
+  outcome on the same transaction is a new difference: open, linked back for the history.
+- **resolving** (a desk proposal about its money awaits a second operator): the re-run is refused until the
+  proposal is decided (engine/recon/rerun.py), so a proposal never books against a difference that moved runs.
 - **ok**: nothing carries; the new item stands on its own (a correction may reveal a new difference).
 
 An old item is carried into at most one new item (the database says so: carried_from is unique).
@@ -30,9 +33,7 @@ from engine.recon.strategy import ACTION_STATE
 
 ItemKey = tuple[str, str]
 
-# The old item states a re-run closes: 'superseded' is what 'open' became when an interrupted re-run first
-# applied this plan (a run is superseded at most once, so those items were open and are this run's to carry).
-_STILL_OPEN = frozenset({"open", "superseded"})
+SUPERSEDED = "superseded"  # the resolution of an item its run's re-run closed
 _CLOSED = frozenset({"resolved", "cleared"})
 
 
@@ -62,7 +63,14 @@ class OldItem:
     key: ItemKey
     outcome: str
     state: str
+    resolution: str | None
     note: str | None
+
+    @property
+    def still_open(self) -> bool:
+        """Open, or closed by this very re-run before it was interrupted (a run is superseded at most once, so an
+        item resolved as superseded was open when the re-run began, and is this run's to carry)."""
+        return self.state == "open" or (self.state == "resolved" and self.resolution == SUPERSEDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +81,14 @@ class Carry:
     reference: str
     carried_from: int
     state: str | None  # None: the state the strategy gives
+    resolution: str | None
     note: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     carries: list[Carry]
-    superseded: list[int]  # old item ids to close 'superseded' (those still 'open')
+    superseded: list[int]  # old item ids to close as superseded (those still 'open')
 
 
 def plan(old_run_id: str, old: Sequence[OldItem], new: Sequence[Item]) -> Plan:
@@ -91,10 +100,17 @@ def plan(old_run_id: str, old: Sequence[OldItem], new: Sequence[Item]) -> Plan:
         if before is None:
             continue
         opens = ACTION_STATE[item.action] == "open"
-        if before.state in _STILL_OPEN:
-            carries.append(Carry(item.kind, item.reference, before.id, None, None))
+        if before.still_open:
+            carries.append(Carry(item.kind, item.reference, before.id, None, None, None))
         elif before.state in _CLOSED and opens:
-            same = before.outcome == item.outcome.value
-            carries.append(Carry(item.kind, item.reference, before.id, before.state if same else None,
-                                 f"closed in run {old_run_id}: {before.note or before.state}" if same else None))
+            if before.outcome == item.outcome.value:
+                carries.append(Carry(item.kind, item.reference, before.id, before.state, before.resolution,
+                                     f"closed in run {old_run_id}: {before.note or before.state}"))
+            else:
+                carries.append(Carry(item.kind, item.reference, before.id, None, None, None))
     return Plan(carries, [o.id for o in old if o.state == "open"])
+
+
+def blocking(old: Sequence[OldItem]) -> list[int]:
+    """Old items a re-run must not move: their money waits for a desk proposal's decision."""
+    return [o.id for o in old if o.state == "resolving"]

@@ -4,7 +4,7 @@ A remittance line is one item of the batch: a payment (gross, fee), a refund (re
 adjustment (an entry on the pending account, signed); Σ of the lines' figures are the batch's figures.
 
 A payment is held back while it succeeded but cannot be settled for want of reconciliation: an item of it is
-still open ('recon_item_open', naming the item, its run, outcome and state), or no live run (one not
+still open or resolving ('recon_item_open', naming the item, its run, outcome and state), or no live run (one not
 superseded) has an ok or resolved item of it yet although its booking date is closed
 ('awaiting_reconciliation'). Payments not due yet (the merchant's cycle) are not held back; `payengine settle`
 notes when they fall due.
@@ -78,7 +78,7 @@ SELECT p.merchant_id, p.id AS payment_id, p.merchant_order_no, p.currency, p.amo
 FROM payments p
 JOIN journal_entries e ON e.txn_no = p.txn_no
 LEFT JOIN LATERAL (SELECT r.id, r.run_id, r.outcome, r.state, r.our_amount, r.their_amount FROM recon_items r
-                   WHERE r.payment_id = p.id AND r.kind = 'payment' AND r.state = 'open'
+                   WHERE r.payment_id = p.id AND r.kind = 'payment' AND r.state IN ('open', 'resolving')
                    ORDER BY r.id DESC LIMIT 1) i ON true
 WHERE p.status = 'succeeded' AND p.method = 'channel'
   AND ($1::text IS NULL OR p.merchant_id = $1)

@@ -38,12 +38,13 @@ NOT_ADJUSTMENTS = SETTLED_AS_PAYMENTS + NEVER_ON_PENDING
 _NOT_ADJUSTMENTS_SQL = ", ".join(f"'{code}'" for code in NOT_ADJUSTMENTS)
 
 # A channel payment is reconciled once an item of a live run (not superseded by a re-run) matched it (ok or
-# resolved) and none of its items is still open; only then may it be settled. Wallet payments need no channel.
+# resolved) and none of its items is still open (or resolving: a desk proposal about its money awaits approval);
+# only then may it be settled. Wallet payments need no channel.
 _RECONCILED = """EXISTS (SELECT 1 FROM recon_items r JOIN recon_runs u ON u.id = r.run_id
                         WHERE r.payment_id = p.id AND r.kind = 'payment' AND r.state IN ('ok', 'resolved')
                           AND u.superseded_by IS NULL)
        AND NOT EXISTS (SELECT 1 FROM recon_items r WHERE r.payment_id = p.id AND r.kind = 'payment'
-                                         AND r.state = 'open')"""
+                                         AND r.state IN ('open', 'resolving'))"""
 
 
 _DUE = f"""

@@ -11,7 +11,7 @@ from typing import Any
 
 from tests.dayend.cli import run_cli
 from tests.dayend.world import World
-from tests.recon.days import by_reference, channel_payments, close_day, open_date, table_counts
+from tests.recon.days import by_reference, channel_payments, close_day, explain, open_date, table_counts
 
 
 async def _runs(w: World, query: str) -> list[dict[str, object]]:
@@ -53,14 +53,15 @@ async def test_corrected_statement_supersedes_the_run_and_counts_stay_live(world
 
     status, old = await w.admin("GET", f"/admin/reconciliations/{first['id']}")
     assert status == 200 and old["superseded_by"] == second["id"] and old["superseded_at"] is not None
-    assert old["counts_by_state"] == {"matched": {"ok": 2}, "short": {"superseded": 1},
-                                      "amount_mismatch": {"superseded": 1}}, old["counts_by_state"]
+    assert old["counts_by_state"] == {"matched": {"ok": 2}, "short": {"resolved": 1},
+                                      "amount_mismatch": {"resolved": 1}}, old["counts_by_state"]
     assert old["summary"]["counts_by_state"] == old["counts_by_state"]
     old_items, new_items = by_reference(old), by_reference(second)
     carried = new_items[mismatched.txn_no]
     assert carried["state"] == "open" and carried["carried_from"] == old_items[mismatched.txn_no]["id"]
     assert short.txn_no not in new_items  # matched now: no exception in the live run
     assert "superseded by run " + second["id"] in old_items[short.txn_no]["note"]
+    assert {old_items[t]["resolution"] for t in (short.txn_no, mismatched.txn_no)} == {"superseded"}
     assert await _open_in_two_live_runs(w) == 0
 
     # Both runs are listed; filters pick the live or the superseded one.
@@ -77,7 +78,7 @@ async def test_corrected_statement_supersedes_the_run_and_counts_stay_live(world
     # A plain repeat returns the live run; an operator's resolution shows in every count at once.
     status, again = await w.admin("POST", "/admin/reconciliations", {"channel": "wxsim", "date": day.isoformat()})
     assert status == 201 and again["id"] == second["id"]
-    status, _ = await w.admin("POST", f"/admin/reconciliations/items/{carried['id']}/resolve", {"note": "checked"})
+    status, _ = await explain(w, carried["id"], "checked with the channel")
     assert status == 200
     status, now = await w.admin("GET", f"/admin/reconciliations/{second['id']}")
     assert now["counts_by_state"]["amount_mismatch"] == {"resolved": 1}
@@ -100,7 +101,7 @@ async def test_a_difference_closed_by_an_operator_is_not_reopened_by_a_rerun(wor
     status, first = await w.admin("POST", "/admin/reconciliations", {"channel": "wxsim", "date": day.isoformat()})
     assert status == 201 and first["counts"] == {"matched": 1, "short": 1}, first
     item = by_reference(first)[paid[0].txn_no]
-    status, _ = await w.admin("POST", f"/admin/reconciliations/items/{item['id']}/resolve", {"note": "written off"})
+    status, _ = await explain(w, item["id"], "written off")
     assert status == 200
 
     # The same file again (nothing corrected): the short stays closed, once, in the new run.
@@ -110,7 +111,7 @@ async def test_a_difference_closed_by_an_operator_is_not_reopened_by_a_rerun(wor
     again = by_reference(second)[paid[0].txn_no]
     assert (again["state"], again["carried_from"]) == ("resolved", item["id"])
     assert again["note"] == f"closed in run {first['id']}: written off"
-    status, body = await w.admin("POST", f"/admin/reconciliations/items/{again['id']}/resolve", {"note": "twice"})
+    status, body = await explain(w, again["id"], "twice")
     assert status == 409, body
     status, old = await w.admin("GET", f"/admin/reconciliations/{first['id']}")
     assert by_reference(old)[paid[0].txn_no]["state"] == "resolved"  # the old resolution is left as it was

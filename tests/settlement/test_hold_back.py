@@ -18,7 +18,7 @@ from engine.settlement.store import NEVER_ON_PENDING, NOT_ADJUSTMENTS
 from tests.dayend.cli import run_cli
 from tests.dayend.world import World, new_ref
 from tests.factories import new_txn_no
-from tests.recon.days import by_reference, channel_payments, close_day, open_date, table_counts
+from tests.recon.days import by_reference, channel_payments, close_day, explain, open_date, table_counts
 
 ADJUSTED = 250
 
@@ -136,7 +136,7 @@ async def test_open_differences_hold_payments_back_until_they_are_closed(world: 
     assert status == 201 and rerun["counts"] == {"matched": 3, "amount_mismatch": 1}, rerun
     assert set(await _held(w, merchant)) == {mismatched.id}  # the short is matched now; the amount is still open
     carried = by_reference(rerun)[mismatched.txn_no]
-    status, _ = await w.admin("POST", f"/admin/reconciliations/items/{carried['id']}/resolve", {"note": "ok"})
+    status, _ = await explain(w, carried["id"], "the channel confirmed our amount")
     assert status == 200
     assert await _held(w, merchant) == {}
     adjustment = await _adjust_pending(w, merchant, ADJUSTED)
