@@ -68,6 +68,15 @@ class ReconRunning(ReconError, Conflicting):
         super().__init__(f"a reconciliation of {channel} {day} is running; wait for it")
 
 
+class DifferencesResolving(ReconError, Conflicting):
+    code = "differences_resolving"
+
+    def __init__(self, run_id: str, item_ids: list[int]) -> None:
+        super().__init__(f"run {run_id} has differences whose desk proposals await a decision (items "
+                         f"{', '.join(map(str, item_ids[:10]))}); approve or reject them first")
+        self.item_ids = item_ids
+
+
 class ItemNotOpen(ReconError, Conflicting):
     code = "not_open"
 
@@ -157,11 +166,16 @@ async def compare(conn: Conn, run_id: str | None, channel_name: str, day: date, 
 
 
 async def carry_into(conn: Conn, run: store.ReconRun, items: list[Item]) -> int:
-    """Apply engine/recon/supersede.py's plan to a re-run's freshly saved items (caller holds the transaction)."""
+    """Apply engine/recon/supersede.py's plan to a re-run's freshly saved items (caller holds the transaction).
+
+    Raises DifferencesResolving when an item of the superseded run waits for a desk proposal (checked under the
+    items' lock, so a resolution that started after the re-run's first look is seen too)."""
     if run.supersedes is None:
         return 0
-    plan = supersede.plan(run.supersedes, await runs_store.old_items(conn, run.supersedes), items)
-    return await runs_store.apply_plan(conn, run.id, run.operator, plan)
+    old = await runs_store.old_items(conn, run.supersedes)
+    if waiting := supersede.blocking(old):
+        raise DifferencesResolving(run.supersedes, waiting)
+    return await runs_store.apply_plan(conn, run.id, run.operator, supersede.plan(run.supersedes, old, items))
 
 
 async def _reconcile_locked(gw: Gateway, adapter: Channel, channel_name: str, day: date) -> store.ReconRun:

@@ -20,7 +20,15 @@ from engine.errors import Absent, Conflicting, Unprocessable
 from engine.gateway.context import Gateway
 from engine.keys import RECON_RUN, new_id
 from engine.recon import runs_store, store, supersede
-from engine.recon.flow import ReconError, carry_into, checked_channel, compare, finish, run_lock
+from engine.recon.flow import (
+    DifferencesResolving,
+    ReconError,
+    carry_into,
+    checked_channel,
+    compare,
+    finish,
+    run_lock,
+)
 from engine.recon.matching import WrongStatement, check_statement
 
 
@@ -37,15 +45,6 @@ class RunUnfinished(ReconError, Conflicting):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"run {run_id} is unfinished; POST it again without rerun to finish it first")
         self.run_id = run_id
-
-
-class DifferencesResolving(ReconError, Conflicting):
-    code = "differences_resolving"
-
-    def __init__(self, run_id: str, item_ids: list[int]) -> None:
-        super().__init__(f"run {run_id} has differences whose desk proposals await a decision (items "
-                         f"{', '.join(map(str, item_ids[:10]))}); approve or reject them first")
-        self.item_ids = item_ids
 
 
 class StatementRefused(ReconError, Unprocessable):

@@ -85,9 +85,11 @@ async def create_rerun(conn: Conn, run_id: str, old: ReconRun, operator: str) ->
 
 
 async def old_items(conn: Conn, run_id: str) -> list[OldItem]:
+    """The run's items, locked until the caller's transaction ends: a desk resolution (a compare-and-set from
+    'open') waits for the re-run to commit and then finds them closed, so it never acts on a superseded item."""
     rows = await conn.fetch(
         "SELECT id, kind, reference, payment_id, refund_id, payout_id, outcome, state, resolution, note"
-        " FROM recon_items WHERE run_id = $1", run_id)
+        " FROM recon_items WHERE run_id = $1 ORDER BY id FOR UPDATE", run_id)
     return [OldItem(r["id"], row_key(r["kind"], r["reference"], r["payment_id"], r["refund_id"], r["payout_id"]),
                     r["outcome"], r["state"], r["resolution"], r["note"]) for r in rows]
 
