@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from engine.cli.recon import add_recon_parsers
 
-    add_recon_parsers(sub)  # recon runs
+    add_recon_parsers(sub)  # recon runs (joins the `recon` group if another module made it: recon resolve)
 
     from engine.cli.settlement import add_settlement_parsers
 

@@ -9,7 +9,7 @@ now. A bad input exits 2. Reconciling and re-running a date is ``payengine recon
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 import msgspec
@@ -37,10 +37,24 @@ def cmd_recon_runs(args: argparse.Namespace, settings: Settings) -> int:
     return print_result(run())
 
 
-def add_recon_parsers(sub: Any) -> None:
-    p = sub.add_parser("recon", help="reconciliation runs: list them (with live counts)")
-    recon_sub = p.add_subparsers(dest="recon_command", required=True)
-    p = recon_sub.add_parser("runs", help="reconciliation runs, newest date first, with live counts")
+if TYPE_CHECKING:  # argparse's action is generic for the type checker only
+    Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _recon_group(sub: Subcommands) -> Subcommands:
+    """The subcommands of ``payengine recon``, whoever registers first: the exception desk's CLI adds
+    ``recon resolve`` to the same group (argparse refuses a second parser of one name)."""
+    existing: argparse.ArgumentParser | None = sub.choices.get("recon")
+    if existing is None:
+        p = sub.add_parser("recon", help="reconciliation: list runs; close differences by what happens to their money")
+        return p.add_subparsers(dest="recon_command", required=True)
+    found: list[Subcommands] = [a for a in existing._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(found) == 1, "payengine recon has one group of subcommands"
+    return found[0]
+
+
+def add_recon_parsers(sub: Subcommands) -> None:
+    p = _recon_group(sub).add_parser("runs", help="reconciliation runs, newest date first, with live counts")
     p.add_argument("--channel", default=None)
     p.add_argument("--date", default=None, help="statement date, YYYY-MM-DD")
     p.add_argument("--status", default=None, help="running, done or refused")
