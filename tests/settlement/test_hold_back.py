@@ -124,6 +124,8 @@ async def test_open_differences_hold_payments_back_until_they_are_closed(world: 
         "recon_item_open", "amount_mismatch", 3_000, items[mismatched.txn_no]["id"], run["id"])
     assert (held[short.id]["outcome"], held[short.id]["state"], held[short.id]["net"]) == (
         "short", "open", short.amount - short.fee)
+    status, page = await w.admin("GET", f"/admin/settlements/held?merchant_id={merchant}&limit=1")
+    assert status == 200 and page["has_more"] is True and [h["payment_id"] for h in page["data"]] == [min(held)]
     code, out = await run_cli(w, "settlement", "held", "--merchant", merchant)
     assert code == 0 and {h["payment_id"]: h for h in _json_in(out)["data"]} == held, out
 
