@@ -1,8 +1,10 @@
-"""CLI: ``payengine day-end``, ``payengine reconcile``, ``payengine settle``.
+"""CLI: ``payengine day-end``, ``payengine reconcile [--rerun --operator NAME]``, ``payengine settle``.
 
-Each prints progress lines to stderr and, at the end, one JSON document on stdout. Exit codes: 0 done,
+Each prints progress lines to stderr and, at the end, one JSON document on stdout (``reconcile``: the run as
+GET /admin/reconciliations/{id} shows it, and its exception items as a table on stderr). Exit codes: 0 done,
 1 the day failed / the statement was refused, 2 refused to run (another day-end runs, day not open or
-not closed, unknown channel), 3 the channel could not serve its statement.
+not closed, unknown channel, nothing to re-run, a re-run's file refused), 3 the channel could not serve its
+statement.
 """
 
 from __future__ import annotations
@@ -87,28 +89,53 @@ def cmd_day_end(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    import msgspec
+
     from channels.errors import ChannelError
+    from engine.errors import DomainError
     from engine.gateway.context import Gateway, build_channels, channel_session
     from engine.gateway.health import ChannelHealth
-    from engine.recon.flow import DayStillOpen, ReconRunning, UnknownChannel, reconcile
+    from engine.recon.flow import reconcile
+    from engine.recon.rerun import rerun
+    from engine.recon.views import run_view
+
+    if args.rerun and not args.operator:
+        print("payengine: --rerun names its --operator", file=sys.stderr)
+        return 2
 
     async def body(env: _Env) -> int:
         async with channel_session(settings) as session:
             gw = Gateway(settings, env.pool, Booker(env.pool), env.txn_nos, build_channels(settings, session),
                          ChannelHealth(Gateway.breaker_policy(settings)), f"{socket.gethostname()}:{os.getpid()}:recon")
             try:
-                run = await reconcile(gw, args.channel, args.date)
-            except (UnknownChannel, DayStillOpen, ReconRunning) as exc:
-                print(f"payengine: {exc}", file=sys.stderr)
-                return 2
+                run = await (rerun(gw, args.channel, args.date, args.operator) if args.rerun
+                             else reconcile(gw, args.channel, args.date))
             except ChannelError as exc:
                 print(f"payengine: statement unavailable: {exc}", file=sys.stderr)
                 return 3
-        print(json.dumps({"id": run.id, "channel": run.channel, "date": run.statement_date.isoformat(),
-                          "status": run.status, "error": run.error, "summary": run.summary,
-                          "malformed": run.malformed}, default=str))
+            except DomainError as exc:  # unknown channel, day still open, running, nothing to re-run, wrong file
+                print(f"payengine: {exc}", file=sys.stderr)
+                return 2
+        async with env.pool.acquire() as conn:
+            view = await run_view(conn, run.id)
+        for line in exception_lines(view.exceptions):
+            print(line, file=sys.stderr)
+        print(json.dumps(msgspec.to_builtins(view), default=str))
         return 0 if run.status == "done" else 1
     return _run(settings, body)
+
+
+def exception_lines(exceptions: list[dict[str, Any]]) -> list[str]:
+    """One line per exception item: what an operator acts on, by its id."""
+    lines = [f"{'item':>8}  {'outcome':<16} {'kind':<7} {'payment / reference':<36} {'ours':>12} {'theirs':>12}"
+             "  state"] if exceptions else []
+    for e in exceptions:
+        subject = e.get("payment_id") or e.get("payout_id") or e.get("reference")
+        ours = "-" if e.get("our_amount") is None else str(e["our_amount"])
+        theirs = "-" if e.get("their_amount") is None else str(e["their_amount"])
+        lines.append(f"{e['id']:>8}  {e['outcome']:<16} {e['kind']:<7} {subject!s:<36} {ours:>12} {theirs:>12}"
+                     f"  {e['state']}")
+    return lines
 
 
 def cmd_settle(args: argparse.Namespace, settings: Settings) -> int:
@@ -143,9 +170,13 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--force", action="store_true",
                    help="close a date later than today (UTC) anyway: the open date moves ahead of the calendar")
     p.set_defaults(func=cmd_day_end)
-    p = sub.add_parser("reconcile", help="reconcile one channel's statement of a date")
+    p = sub.add_parser("reconcile", help="reconcile one channel's statement of a date; prints its exceptions")
     p.add_argument("--channel", required=True)
     p.add_argument("--date", type=date.fromisoformat, required=True)
+    p.add_argument("--rerun", action="store_true",
+                   help="re-reconcile the date against the statement as the channel serves it now: a new run "
+                        "supersedes the live one (needs --operator)")
+    p.add_argument("--operator", default=None, help="who asks for the re-run (recorded in the audit trail)")
     p.set_defaults(func=cmd_reconcile)
     p = sub.add_parser("settle", help="settle merchants' reconciled funds due on a closed accounting date")
     p.add_argument("--date", type=date.fromisoformat, required=True)

@@ -224,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.cli.report import add_report_parsers
 
     add_report_parsers(sub)  # report day
+
+    from engine.cli.recon import add_recon_parsers
+
+    add_recon_parsers(sub)  # recon runs (joins the `recon` group if another module made it: recon resolve)
+
+    from engine.cli.settlement import add_settlement_parsers
+
+    add_settlement_parsers(sub)  # settlement held|advice
     return parser
 
 

@@ -39,7 +39,7 @@ async def expected_payouts(conn: Conn, channel: str, day: date) -> list[OurTxn]:
         " WHERE p.channel = $1 AND p.status = 'succeeded' AND e.accounting_date = $2"
         "   AND NOT EXISTS (SELECT 1 FROM recon_items i JOIN recon_runs u ON u.id = i.run_id"
         "                   WHERE i.payout_id = p.id AND i.kind = 'payout' AND i.their_status <> 'missing'"
-        "                     AND u.statement_date <> $2)",
+        "                     AND u.statement_date <> $2 AND u.superseded_by IS NULL)",
         channel, day)
     return [OurTxn("payout", r["out_payout_no"].strip(), r["id"], None, r["merchant_id"], "succeeded", r["amount"],
                    r["currency"].strip()) for r in rows]

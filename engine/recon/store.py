@@ -31,31 +31,38 @@ class ReconRun:
     error: str | None
     summary: dict[str, Any] | None
     malformed: list[dict[str, Any]] | None
+    generation: int = 1  # 1: the first run of its channel and date; n + 1 supersedes run n
+    supersedes: str | None = None
+    superseded_by: str | None = None
+    superseded_at: datetime | None = None
+    operator: str | None = None  # who asked for the re-run
 
 
-_RUN_COLUMNS = ("id, channel, statement_date, status, started_at, finished_at, error, summary::text AS summary,"
-                " malformed::text AS malformed")
+RUN_COLUMNS = ("id, channel, statement_date, status, started_at, finished_at, error, summary::text AS summary,"
+                " malformed::text AS malformed, generation, supersedes, superseded_by, superseded_at, operator")
 
 
-def _run(r: Any) -> ReconRun:
+def run_of(r: Any) -> ReconRun:
     return ReconRun(r["id"], r["channel"], r["statement_date"], r["status"], r["started_at"], r["finished_at"],
                     r["error"], orjson.loads(r["summary"]) if r["summary"] else None,
-                    orjson.loads(r["malformed"]) if r["malformed"] else None)
+                    orjson.loads(r["malformed"]) if r["malformed"] else None, r["generation"], r["supersedes"],
+                    r["superseded_by"], r["superseded_at"], r["operator"])
 
 
 async def open_run(conn: Conn, run_id: str, channel: str, day: date) -> ReconRun:
-    """The run for (channel, day): a new one, or the existing one (done, refused or interrupted)."""
+    """The live run for (channel, day): a new one, or the existing one (done, refused or interrupted; after a
+    re-run, the latest: engine/recon/runs_store.py)."""
     await conn.execute(
         "INSERT INTO recon_runs (id, channel, statement_date, status) VALUES ($1, $2, $3, 'running')"
-        " ON CONFLICT ON CONSTRAINT recon_runs_channel_date DO NOTHING", run_id, channel, day)
-    r = await conn.fetchrow(f"SELECT {_RUN_COLUMNS} FROM recon_runs WHERE channel = $1 AND statement_date = $2",
-                            channel, day)
-    return _run(r)
+        " ON CONFLICT (channel, statement_date) WHERE superseded_by IS NULL DO NOTHING", run_id, channel, day)
+    r = await conn.fetchrow(f"SELECT {RUN_COLUMNS} FROM recon_runs WHERE channel = $1 AND statement_date = $2"
+                            " AND superseded_by IS NULL", channel, day)
+    return run_of(r)
 
 
 async def get_run(conn: Conn, run_id: str) -> ReconRun | None:
-    r = await conn.fetchrow(f"SELECT {_RUN_COLUMNS} FROM recon_runs WHERE id = $1", run_id)
-    return _run(r) if r else None
+    r = await conn.fetchrow(f"SELECT {RUN_COLUMNS} FROM recon_runs WHERE id = $1", run_id)
+    return run_of(r) if r else None
 
 
 async def finish_run(conn: Conn, run_id: str, status: str, summary: dict[str, Any] | None,
@@ -124,21 +131,21 @@ async def expected_successes(conn: Conn, channel: str, day: date) -> list[OurTxn
         " WHERE p.method = 'channel' AND p.channel = $1 AND p.status = 'succeeded' AND e.accounting_date = $2"
         "   AND NOT EXISTS (SELECT 1 FROM recon_items i JOIN recon_runs u ON u.id = i.run_id"
         "                   WHERE i.payment_id = p.id AND i.kind = 'payment' AND i.their_status <> 'missing'"
-        "                     AND u.statement_date <> $2)"
+        "                     AND u.statement_date <> $2 AND u.superseded_by IS NULL)"
         " UNION ALL"
         " SELECT 'refund', r.txn_no, r.payment_id, r.id, r.merchant_id, r.amount, p.currency"
         " FROM refunds r JOIN payments p ON p.id = r.payment_id JOIN journal_entries e ON e.txn_no = r.txn_no"
         " WHERE p.method = 'channel' AND p.channel = $1 AND r.status = 'succeeded' AND e.accounting_date = $2"
         "   AND NOT EXISTS (SELECT 1 FROM recon_items i JOIN recon_runs u ON u.id = i.run_id"
         "                   WHERE i.refund_id = r.id AND i.kind = 'refund' AND i.their_status <> 'missing'"
-        "                     AND u.statement_date <> $2)"
+        "                     AND u.statement_date <> $2 AND u.superseded_by IS NULL)"
         " UNION ALL"
         " SELECT 'refund', x.out_refund_no, x.payment_id, x.id, p.merchant_id, x.amount, x.currency"
         " FROM exceptions x JOIN payments p ON p.id = x.payment_id JOIN journal_entries e ON e.txn_no = x.refund_txn_no"
         " WHERE x.channel = $1 AND x.refund_status = 'succeeded' AND e.accounting_date = $2"
         "   AND NOT EXISTS (SELECT 1 FROM recon_items i JOIN recon_runs u ON u.id = i.run_id"
         "                   WHERE i.refund_id = x.id AND i.kind = 'refund' AND i.their_status <> 'missing'"
-        "                     AND u.statement_date <> $2)",
+        "                     AND u.statement_date <> $2 AND u.superseded_by IS NULL)",
         channel, day)
     return [OurTxn(r["kind"], r["ref"], r["payment_id"], r["refund_id"], r["merchant_id"], "succeeded",
                    r["amount"], r["currency"].strip()) for r in rows]
@@ -199,7 +206,8 @@ async def clear_earlier_shorts(conn: Conn, run_id: str, payment_ids: Sequence[st
 async def items_of(conn: Conn, run_id: str, exceptions_only: bool, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT id, kind, reference, channel_txn_id, payment_id, refund_id, payout_id, merchant_id, currency,"
-        " our_status, their_status, our_amount, their_amount, outcome, action, state, note FROM recon_items"
+        " our_status, their_status, our_amount, their_amount, outcome, action, state, note, resolution,"
+        " carried_from FROM recon_items"
         " WHERE run_id = $1 AND (NOT $2 OR outcome <> 'matched' OR state <> 'ok') ORDER BY id LIMIT $3",
         run_id, exceptions_only, limit)
     return [{k: (v.strip() if k == "currency" and v else v) for k, v in r.items()} for r in rows]

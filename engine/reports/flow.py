@@ -9,7 +9,8 @@ from datetime import date, datetime
 import asyncpg
 
 from engine.dayend.store import get_day_end
-from engine.reports import store
+from engine.recon.runs_store import list_runs, live_counts
+from engine.recon.wire import RUNS_LISTED_MAX
 from engine.reports.sections import EXCEPTION_SECTIONS, SectionProvider
 from engine.reports.wire import (
     DayEndPart,
@@ -39,15 +40,15 @@ async def build_day_report(pool: asyncpg.Pool, day: date, now: datetime,
     """The report of ``day`` as it stands at ``now`` (the exception sections: what is open now)."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         day_end = await get_day_end(conn, day)
-        runs = await store.recon_runs_of(conn, day)
+        runs = await list_runs(conn, None, day, None, None, RUNS_LISTED_MAX)
+        counts = await live_counts(conn, [r.id for r in runs])
         batches = await batches_of(conn, day)
         exceptions = [await provide(conn, now) for provide in providers]
     return DayReport(
         day, now,
         None if day_end is None else DayEndPart(day_end.status, day_end.step, day_end.attempts, day_end.started_at,
                                                 day_end.finished_at, day_end.error, day_end.report),
-        [ReconRunPart(r["id"], r["channel"], r["status"], r["started_at"], r["finished_at"], r["error"],
-                      sum(sum(by_state.values()) for by_state in r["counts"].values()),
-                      sum(by_state.get("open", 0) for by_state in r["counts"].values()), r["counts"])
+        [ReconRunPart(r.id, r.channel, r.status, r.started_at, r.finished_at, r.error,
+                      sum(counts[r.id].outcomes.values()), counts[r.id].open, counts[r.id].by_state, r.superseded_by)
          for r in runs],
         _settlement(batches), exceptions)

@@ -34,6 +34,7 @@ class ReconRunPart(msgspec.Struct, frozen=True):
     items: int
     open: int  # differences still waiting for an action
     counts: dict[str, dict[str, int]]  # outcome -> state -> items, counted now (not frozen at run time)
+    superseded_by: str | None = None  # a re-run against a corrected statement replaced it (both are kept)
 
 
 class SettlementTotals(msgspec.Struct, frozen=True):

@@ -96,7 +96,8 @@ def nothing_due_notes(settle_date: date, groups: list[store.Unsettled], earlier_
                          f" closed {g.due_on}")
         elif not g.reconciled:
             notes.append(f"{what}: due, waiting for reconciliation; run `payengine reconcile --channel {g.channel}"
-                         f" --date {g.booked_on}`, then settle {settle_date} again")
+                         f" --date {g.booked_on}`, then settle {settle_date} again (if it ran: an open difference"
+                         f" holds them back, see `payengine settlement held --merchant {g.merchant_id}`)")
         else:
             notes.append(f"{what}: due, held for the next date's batch (a batch for {settle_date} was made before it"
                          " was due, or the merchant's refunds due exceed its payments)")

@@ -63,7 +63,8 @@ GLOBAL_WRITES = frozenset({
     ("PUT", "/admin/limits"), ("PUT", "/admin/merchants/{id}/limits"), ("POST", "/admin/risk/rules"),
     ("PUT", "/admin/risk/rules/{id}"), ("DELETE", "/admin/risk/rules/{id}"), ("POST", "/admin/risk/blocklist"),
     ("DELETE", "/admin/risk/blocklist"),
-    ("POST", "/admin/reconciliations"), ("POST", "/admin/reconciliations/items/{id}/resolve"),
+    ("POST", "/admin/reconciliations"), ("POST", "/admin/reconciliations/reruns"),
+    ("POST", "/admin/reconciliations/items/{id}/resolve"),
     ("POST", "/admin/day-end"), ("POST", "/admin/settlements"), ("PUT", "/admin/buffer/settings"),
 })
 
@@ -89,6 +90,7 @@ INEXPRESSIBLE: dict[tuple[str, str], frozenset[str]] = {
     # as they are now; a random code is outside the desk's table.
     ("POST", "/admin/adjustments"): frozenset({"unknown_adjustment_code", "account_roles_invalid",
                                                "unsupported_currency", "account_role_mismatch", "currency_mismatch"}),
+    ("POST", "/admin/reconciliations/reruns"): frozenset({"unknown_channel"}),
     # An id that is well-formed but names nothing is 404 (accepted); one that names another object's
     # kind, or an object in a state the request cannot apply to, is a domain refusal.
 }
