@@ -5,8 +5,9 @@ S - cycle_days (the merchant's cycle, default 1), it was not settled before, and
 wallet payment needs no channel; a channel payment needs a reconciliation item of a live run (one no
 re-run superseded) that is ok or resolved, and none that is still open (an exception order waits until
 it is handled: engine/settlement/advice_store.py lists what waits and why). Succeeded refunds due by
-the same rule are deducted. An invoiced fee (engine.merchants.pricing.INVOICED) never reached the pending
-account's netting: such a payment settles its whole amount and its fee counts as 0 here.
+the same rule are deducted, and so are refused ones an operator re-routed to the customer's wallet. An
+invoiced fee (engine.merchants.pricing.INVOICED) never reached the pending account's netting: such a
+payment settles its whole amount and its fee counts as 0 here.
 
 Every other entry that moved the merchant's pending account (an operator's adjustment, a reversal, a refund
 re-routed by hand: any transaction code but NOT_ADJUSTMENTS, those of payments, refunds, settlements, sweeps
@@ -36,6 +37,11 @@ NEVER_ON_PENDING = ("TOPUP", "TRANSFER_C2C", "CASHBACK", "FEE_INVOICE_PAID", "FE
 # Migration 084's partial index journal_entries_settled_apart lists the same codes in this order (a test checks).
 NOT_ADJUSTMENTS = SETTLED_AS_PAYMENTS + NEVER_ON_PENDING
 _NOT_ADJUSTMENTS_SQL = ", ".join(f"'{code}'" for code in NOT_ADJUSTMENTS)
+# A refund the channel refused and an operator re-routed to the customer's wallet (engine/reroutes/) booked
+# REFUND_WALLET under the refund's own number: its money left the pending account as a refund's does, so it is
+# deducted as a refund (its code is not an adjustment). One re-routed to a bank booked REFUND_TO_BANK, which
+# settles as an adjustment; one handled by hand booked nothing.
+_REFUNDED_TO_WALLET_SQL = "'REFUND_WALLET', 'REFUND_WALLET_INVOICED'"
 
 # A channel payment is reconciled once an item of a live run (not superseded by a re-run) matched it (ok or
 # resolved) and none of its items is still open (or resolving: a desk proposal about its money awaits approval);
@@ -78,7 +84,7 @@ FROM refunds r
 JOIN payments p ON p.id = r.payment_id
 JOIN journal_entries e ON e.txn_no = r.txn_no
 LEFT JOIN merchant_settlement_terms t ON t.merchant_id = r.merchant_id
-WHERE r.status = 'succeeded'
+WHERE (r.status = 'succeeded' OR (r.status = 'rerouted' AND e.txn_code IN ({_REFUNDED_TO_WALLET_SQL})))
   AND e.accounting_date <= $1::date - coalesce(t.cycle_days, 1)
   AND ($2::text IS NULL OR r.merchant_id = $2::text) AND ($3::text IS NULL OR p.currency = $3::text)
   AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.object_id = r.id)
