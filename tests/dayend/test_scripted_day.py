@@ -88,9 +88,11 @@ async def _wallet_payments(w: World, client: PayEngineClient, rng: random.Random
     return paid
 
 
-async def _channel_payment(w: World, client: PayEngineClient, channel: str, amount: int, notified: bool) -> Paid:
+async def _channel_payment(w: World, client: PayEngineClient, channel: str, amount: int, notified: bool,
+                           customer_id: str | None = None) -> Paid:
+    extra = {} if customer_id is None else {"customer_id": customer_id}  # a customer: a wallet to re-route to
     r = await client.create_payment({"merchant_order_no": new_ref("c"), "amount": amount, "currency": "CNY",
-                                     "method": "channel", "channel": channel})
+                                     "method": "channel", "channel": channel, **extra})
     assert r.status == 201, r.body
     payment_id = r.body["id"]
     body: dict[str, Any] = {}

@@ -16,11 +16,12 @@ async def open_date(w: World) -> date:
     return day
 
 
-async def channel_payments(w: World, client: PayEngineClient, channel: str, amounts: list[int]) -> list[Paid]:
+async def channel_payments(w: World, client: PayEngineClient, channel: str, amounts: list[int],
+                           customer_id: str | None = None) -> list[Paid]:
     """Paid and notified; the simulator dates them on our open accounting date (its statement of a date lists what
     was paid that calendar day, and these tests close dates ahead of the calendar)."""
     day = await open_date(w)
-    paid = [await _channel_payment(w, client, channel, amount, True) for amount in amounts]
+    paid = [await _channel_payment(w, client, channel, amount, True, customer_id) for amount in amounts]
     for p in paid:
         order = w.sims[channel].runtime.store.orders[p.txn_no]
         assert order.paid_at is not None
