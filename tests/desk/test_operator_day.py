@@ -436,7 +436,17 @@ async def _reverse(w: World, txn_no: str, proposer: str, approver: str) -> str:
     return await _approve(w, proposal, approver)
 
 
+async def _wallet_refund(client: PayEngineClient, payment: dict[str, Any], amount: int) -> dict[str, Any]:
+    refunded = await client.refund(payment["id"], amount, new_ref("rf"))
+    assert refunded.status == 201 and refunded.body["status"] == "succeeded", refunded.body
+    body: dict[str, Any] = refunded.body
+    return body
+
+
 async def test_a_reversal_after_settlement_is_an_arrear_and_before_it_settles_nothing(world: World) -> None:
+    """Both orders, for a payment and for a refund: reversed once settled, the mirror is an adjustment of the next
+    batch (a payment's an arrear, a refund's a credit back); reversed before settling, neither the original nor
+    its mirror is ever in a batch."""
     w = world
     client = await _merchant(w)
     merchant = client.merchant_id
@@ -446,32 +456,40 @@ async def test_a_reversal_after_settlement_is_an_arrear_and_before_it_settles_no
     first_day = await open_date(w)
     settled_then_reversed = await _wallet_payment(client, customer, 5_000)
     kept = await _wallet_payment(client, customer, 3_000)
+    refund_settled_then_reversed = await _wallet_refund(client, kept, 1_000)
+    refund_net = 1_000 - fee_share(3_000, 1_000)
     await close_day(w, first_day)
     first = await _settle(w, first_day, merchant)
-    assert (first["payments"], first["net"]) == (2, net(5_000) + net(3_000))
-    assert {x["payment_id"] for x in await _advice(w, first["id"])} == {settled_then_reversed["id"], kept["id"]}
+    assert (first["payments"], first["refunds"], first["net"]) == (2, 1, net(5_000) + net(3_000) - refund_net)
+    assert {x["payment_id"] for x in await _advice(w, first["id"]) if x["kind"] == "payment"} == {
+        settled_then_reversed["id"], kept["id"]}
 
     second_day = await open_date(w)
     later = await _wallet_payment(client, customer, 6_000)
     reversed_before = await _wallet_payment(client, customer, 2_000)
+    refund_reversed_before = await _wallet_refund(client, later, 1_500)
     arrear = await _reverse(w, settled_then_reversed["txn_no"], alice, bob)  # after its settlement
-    mirror = await _reverse(w, reversed_before["txn_no"], bob, alice)  # before any settlement
+    credit = await _reverse(w, refund_settled_then_reversed["txn_no"], bob, alice)  # after its settlement
+    mirrors = [await _reverse(w, reversed_before["txn_no"], bob, alice),  # before any settlement
+               await _reverse(w, refund_reversed_before["txn_no"], alice, bob)]
     await close_day(w, second_day)
     second = await _settle(w, second_day, merchant)
     lines = await _advice(w, second["id"])
     assert {x["payment_id"] for x in lines if x["kind"] == "payment"} == {later["id"]}
-    assert [(x["id"], x["adjusted"]) for x in lines if x["kind"] == "adjustment"] == [(arrear, -net(5_000))]
-    assert mirror not in {x["id"] for x in lines}
-    assert (second["payments"], second["adjustments"], second["adjusted"]) == (1, 1, -net(5_000))
-    assert second["net"] == net(6_000) - net(5_000)
+    assert [x for x in lines if x["kind"] == "refund"] == []
+    assert sorted((x["id"], x["adjusted"]) for x in lines if x["kind"] == "adjustment") == sorted(
+        [(arrear, -net(5_000)), (credit, refund_net)])
+    assert (second["payments"], second["refunds"], second["adjustments"], second["adjusted"]) == (
+        1, 0, 2, refund_net - net(5_000))
+    assert second["net"] == net(6_000) - net(5_000) + refund_net == 1_988
     await _drained(w)
     assert await _merchant_balance(w, merchant, "merchant_pending") == 0
     assert await _merchant_balance(w, merchant, "merchant_available") == first["net"] + second["net"] == \
-        net(3_000) + net(6_000)
+        net(3_000) + net(6_000)  # what stands: the kept payment (its refund undone) and the later one
     async with w.pool.acquire() as conn:
-        again = await conn.fetchval("SELECT count(*) FROM settlement_items WHERE object_id = ANY($1::text[])",
-                                    [reversed_before["id"], mirror, arrear])
-    assert again == 1  # the arrear, once; the payment reversed before settling and its mirror never
+        never = await conn.fetchval("SELECT count(*) FROM settlement_items WHERE object_id = ANY($1::text[])",
+                                    [reversed_before["id"], refund_reversed_before["id"], *mirrors])
+    assert never == 0
     third_day = await open_date(w)
     await close_day(w, third_day)
     status, nothing = await w.admin("POST", "/admin/settlements", {"date": third_day.isoformat(),
