@@ -425,7 +425,11 @@ async def test_the_operators_exception_day(world: World, monkeypatch: pytest.Mon
     assert [b["net"] for b in report["settlement"]["batches"] if b["merchant_id"] == merchant] == [expected]
     assert {s["name"]: s["count"] for s in report["exceptions"]} == {
         "open_recon_differences": 0, "held_payouts": 0, "failed_refunds": 0, "open_proposals": 0}
-    assert payout_id  # paid out through banksim: its settle entry is the receivable's, not wxsim's
+    async with w.pool.acquire() as conn:  # the wallet side of the day: paid, refunded, transferred, paid out
+        payer_wallet = await conn.fetchval("SELECT a.balance FROM customers c JOIN accounts a"
+                                           " ON a.id = c.wallet_account_id WHERE c.id = $1", payer)
+        paid_out = await conn.fetchval("SELECT amount FROM payouts WHERE id = $1 AND status = 'succeeded'", payout_id)
+    assert (payer_wallet, paid_out) == (100_000 - 8_000 + 2_000 - 1_500 - 700, 700)
 
 
 async def _reverse(w: World, txn_no: str, proposer: str, approver: str) -> str:
