@@ -72,6 +72,7 @@ ID_PREFIXES = {
     "PAYMENT": "pay", "REFUND": "rf", "VOUCHER": "vch", "CUSTOMER": "cus", "EVENT": "evt", "TOPUP": "tu",
     "MERCHANT": "mch", "ACCOUNT": "acct", "TRANSFER": "tr", "PAYOUT": "po", "API_KEY": "key", "FEE_INVOICE": "finv",
     "RISK_RULE": "rr", "ADMISSION": "adm", "RECON_RUN": "rcn", "SETTLEMENT_BATCH": "stl", "EXCEPTION_RECORD": "exc",
+    "ADJUSTMENT": "adj", "REVERSAL": "rev",
 }
 
 
