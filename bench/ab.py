@@ -1,11 +1,13 @@
 """``python -m bench.ab A B``: the per-payment bench (bench/per_payment.py) of two revisions, alternating.
 
-Each side is a git revision (exported with ``git archive`` into a temp dir) or ``.`` (this working tree),
+Each side is a git revision (exported with ``git archive`` into a temp dir), a directory holding a copy of
+the tree (so the working tree can change while a comparison runs) or ``.`` (this working tree),
 and gets servers of its own (fresh embedded PostgreSQL and Redis, migrated by that side's migrations, so
 a schema change is measured with its own schema). After one unrecorded warm-up run per side, the runs
 alternate A B B A A B ... on the same machine, so drift and busy neighbours hit both sides alike; the JSON
 line at the end has every run, the medians and the ratios B/A (payments/s, PostgreSQL / Redis / engine
-CPU per payment) and the load average before and after. Extra arguments after ``--`` go to every run of bench.per_payment.
+CPU per payment) and the load average before and after. Extra arguments after ``--`` go to every run
+of bench.per_payment.
 
     python -m bench.ab HEAD~1 . --runs 3 -- --duration 10 --concurrency 32
 """
@@ -33,9 +35,13 @@ COMPARED = ("payments_per_s", "pg_cpu_us_per_payment", "redis_cpu_us_per_payment
 
 @contextlib.contextmanager
 def source_tree(rev: str) -> Iterator[Path]:
-    """``.``: this working tree; anything else: that revision exported into a temp dir (removed after)."""
+    """``.``: this working tree; a directory: that tree; anything else: that revision exported into a temp
+    dir (removed after)."""
     if rev == ".":
         yield REPO
+        return
+    if Path(rev).is_dir():
+        yield Path(rev).resolve()
         return
     with tempfile.TemporaryDirectory(prefix="pe-ab-") as tmp:
         archive = subprocess.run(["git", "archive", rev], cwd=REPO, capture_output=True, check=True).stdout
