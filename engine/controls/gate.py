@@ -58,6 +58,7 @@ from engine.controls.risk import (
     velocity_keep_ms,
     velocity_windows,
 )
+from engine.db import release_without_reset
 from engine.keys import ADMISSION, new_id
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,8 @@ class ControlGate:
         subjects = _subjects(attempt, limits, velocity)
         async with self._pool.acquire() as conn:
             await store.insert_usage(conn, usage)
+            # One implicit transaction whose only setting is transaction-local: no RESET round trip.
+            release_without_reset(conn)
         admission = Admission(self.counters, self._pool, usage, tuple(subjects), tuple(decisions))
         try:
             results = await self.counters.check(usage, subjects, int(self._clock() * 1000))
