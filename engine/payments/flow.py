@@ -15,9 +15,8 @@ from accounts.model import AccountId
 from accounts.rules import build_entry
 from engine.amounts import check_amount
 from engine.booking import Booker
-from engine.controls.errors import AdmissionReleased
 from engine.controls.gate import Attempt, Booking
-from engine.controls.store import write_payment_controls
+from engine.controls.store import AdmissionClaim
 from engine.db import release_without_reset
 from engine.errors import InvalidRequest, NotFound, UnsupportedCurrency
 from engine.idempotency.records import IdemSlot, Outcome, StoredResponse
@@ -114,12 +113,10 @@ async def create_payment(ctx: Services, booker: Booker, merchant: MerchantRecord
     # A failure before the transaction's last step gives the usage back; one after it (commit, enqueue) keeps it.
     async with Booking(admission) as booking:
         async with booker.transaction() as tx:
-            payer = await insert_payment(tx.conn, row, Transition(NEW, status.value,
-                                                                  event.value),
-                                         job, outbox, response, slot.fingerprint if slot else None)
-            if admission is not None and not await write_payment_controls(tx.conn, payment_id, admission.record(),
-                                                                          admission.id):
-                raise AdmissionReleased(admission.id)  # the orphan sweep gave this usage back: do not book
+            payer = await insert_payment(
+                tx.conn, row, Transition(NEW, status.value, event.value), job, outbox, response,
+                slot.fingerprint if slot else None,
+                admission=AdmissionClaim(admission.id, admission.record()) if admission is not None else None)
             if wallet:
                 assert payer is not None
                 entry = build_entry(

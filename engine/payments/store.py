@@ -17,7 +17,8 @@ import asyncpg
 import msgspec
 
 from accounts.store import Conn
-from engine.controls.store import USAGE_OWED
+from engine.controls.errors import AdmissionReleased
+from engine.controls.store import USAGE_OWED, AdmissionClaim, claim_usage_cte
 from engine.errors import DuplicateOrder, IdempotencyKeyTaken, NotFound
 from engine.idempotency.records import StoredResponse
 from engine.payments.errors import PaymentCurrencyMismatch, PaymentNotRefundable, RefundExceedsPayment
@@ -111,16 +112,17 @@ WITH k AS (
     WHERE $29::bytea IS NOT NULL AND pg_try_advisory_xact_lock(hashtextextended($2::text || ':' || $26::text, 0))
     ON CONFLICT (merchant_id, key) DO NOTHING
     RETURNING 1
-), p AS (
+), """ + claim_usage_cte(32) + """, p AS (
     INSERT INTO payments (id, merchant_id, merchant_order_no, amount, currency, method, channel, customer_id,
                           payer_account_id, status, fee, txn_no, description, metadata, expires_at,
-                          created_at, updated_at, fee_collection)
+                          created_at, updated_at, fee_collection, controls)
     SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, c.id,
            CASE WHEN $6::text = 'wallet' THEN c.wallet_account_id END, $8::text, $9::bigint, $10::text,
-           $11::text, $12::jsonb, $13::timestamptz, $14::timestamptz, $14::timestamptz, $30::text
+           $11::text, $12::jsonb, $13::timestamptz, $14::timestamptz, $14::timestamptz, $30::text, $31::jsonb
     FROM (SELECT 1) one LEFT JOIN customers c ON c.id = $15::text AND c.merchant_id = $2::text
                                               AND c.currency = $5::text
     WHERE ($15::text IS NULL OR c.id IS NOT NULL) AND ($29::bytea IS NULL OR EXISTS (SELECT 1 FROM k))
+      AND ($32::text IS NULL OR EXISTS (SELECT 1 FROM u))
     ON CONFLICT ON CONSTRAINT payments_merchant_order_no DO NOTHING
     RETURNING id, payer_account_id
 ), t AS (
@@ -139,7 +141,8 @@ WITH k AS (
     UPDATE idempotency_keys SET status_code = $27::int, response_body = $28::bytea
     WHERE merchant_id = $2::text AND key = $26::text AND EXISTS (SELECT 1 FROM p) AND $29::bytea IS NULL
 )
-SELECT p.id, p.payer_account_id, (SELECT count(*) FROM k) AS claimed FROM (SELECT 1) one LEFT JOIN p ON true
+SELECT p.id, p.payer_account_id, (SELECT count(*) FROM k) AS claimed, (SELECT count(*) FROM u) AS admitted
+FROM (SELECT 1) one LEFT JOIN p ON true
 """
 
 
@@ -166,11 +169,14 @@ class NewPayment:
 
 async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job: Job | None,
                          event: OutboxEvent | None, response: StoredResponse | None,
-                         claim_fingerprint: bytes | None = None) -> str | None:
+                         claim_fingerprint: bytes | None = None, *,
+                         admission: AdmissionClaim | None = None) -> str | None:
     """Insert a payment with its transition, voucher, job, outbox event and stored response.
 
     With ``claim_fingerprint`` the response's idempotency key is claimed here too (inserted with the
     response, so the claim costs no round trip of its own); IdempotencyKeyTaken when the key is held.
+    With ``admission`` the gate's record goes in with the payment and the admission's usage row is
+    claimed in the same statement (AdmissionReleased when the orphan sweep gave it back: do not book).
     Returns the payer's wallet account id (None for channel payments). Raises DuplicateOrder naming
     the existing payment, NotFound for an unknown customer, PaymentCurrencyMismatch for a customer
     whose wallet is in another currency; then nothing was written (the caller rolls back)."""
@@ -184,6 +190,7 @@ async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job:
         job.kind if job else None, job.ref_id if job else None, _json(job.payload if job else None),
         event.id if event else None, event.type if event else None, _json(event.payload if event else None),
         key, status_code, body, claim_fingerprint, p.fee_collection,
+        admission.record_json if admission else None, admission.admission_id if admission else None,
     )
     assert row is not None
     if claim_fingerprint is not None and not row["claimed"]:
@@ -196,6 +203,8 @@ async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job:
         p.merchant_order_no)
     if existing is not None:
         raise DuplicateOrder("merchant_order_no", p.merchant_order_no, existing)
+    if admission is not None and not row["admitted"]:
+        raise AdmissionReleased(admission.admission_id)  # the orphan sweep gave this usage back: do not book
     currency = await conn.fetchval(
         "SELECT currency FROM customers WHERE id = $1 AND merchant_id = $2", p.customer_id, p.merchant_id)
     if currency is None:
