@@ -163,6 +163,11 @@ class Booking:
         """Call as the booking transaction's last statement, right before it commits."""
         self._last_step = True
 
+    def refused(self) -> None:
+        """The last step was refused by the database (an error answer: nothing of it committed), e.g. a
+        booking of one statement that is its own transaction: a failure gives the usage back again."""
+        self._last_step = False
+
     async def __aenter__(self) -> Booking:
         return self
 

@@ -2,7 +2,9 @@
 
 Each flow builds the object it will create (ids, times, fee and transaction number are all known up
 front), encodes the response, and hands the store the rows plus that response for the idempotency
-key, so the whole effect is one database transaction of two statements (rows, ledger posting).
+key, so the whole effect is one database transaction. A wallet payment is ONE statement (its rows and
+its posting: payments.store.book_wallet_payment), its own implicit transaction; a refund is two
+(rows, ledger posting) in one transaction.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from accounts.errors import LedgerError
+from accounts.journal import EntryDraft
 from accounts.model import AccountId
 from accounts.rules import build_entry
+from accounts.store import Conn, PostedEntry
 from engine.amounts import check_amount
 from engine.booking import Booker
 from engine.controls.gate import Attempt, Booking
 from engine.controls.store import AdmissionClaim
 from engine.db import release_without_reset
-from engine.errors import InvalidRequest, NotFound, UnsupportedCurrency
+from engine.errors import DomainError, InvalidRequest, NotFound, UnsupportedCurrency
 from engine.idempotency.records import IdemSlot, Outcome, StoredResponse
 from engine.keys import EVENT, PAYMENT, REFUND, VOUCHER, new_id
 from engine.merchants.allowed import check_allowed
@@ -34,6 +39,7 @@ from engine.payments.states import (
     next_refund_status,
 )
 from engine.payments.store import (
+    PAYER_WALLET,
     Job,
     NewPayment,
     NewRefund,
@@ -42,6 +48,7 @@ from engine.payments.store import (
     RefundRecord,
     Transition,
     VoucherRecord,
+    book_wallet_payment,
     get_payment,
     insert_payment,
     insert_refund,
@@ -110,24 +117,33 @@ async def create_payment(ctx: Services, booker: Booker, merchant: MerchantRecord
     admission = await ctx.gate.admit(
         Attempt("payment", req.method, merchant.id, req.customer_id, req.amount, req.currency,
                 movement_id=payment_id))
-    # A failure before the transaction's last step gives the usage back; one after it (commit, enqueue) keeps it.
+    claim = AdmissionClaim(admission.id, admission.record()) if admission is not None else None
+    transition = Transition(NEW, status.value, event.value)
+    fingerprint = slot.fingerprint if slot else None
+    # A failure before the booking's last step gives the usage back; one after it (commit, enqueue) keeps it.
     async with Booking(admission) as booking:
-        async with booker.transaction() as tx:
-            payer = await insert_payment(
-                tx.conn, row, Transition(NEW, status.value, event.value), job, outbox, response,
-                slot.fingerprint if slot else None,
-                admission=AdmissionClaim(admission.id, admission.record()) if admission is not None else None)
-            if wallet:
-                assert payer is not None
-                entry = build_entry(
-                    fee_txn_code("PAY_WALLET", collection), txn_no, now.date(), req.currency,
-                    {"customer_wallet": AccountId(payer), "gateway_transit": platform["gateway_transit"],
-                     "merchant_pending": pending_account, "fee_income": platform["fee_income"], **fee_accounts},
-                    {"amount": req.amount, "fee": fee}, ref=payment_id)
-                await tx.post(entry)
-            # Our statements and the posting function keep their locks and settings transaction-local.
-            release_without_reset(tx.conn)
-            booking.reached_last_step()
+        if wallet:
+            entry = build_entry(
+                fee_txn_code("PAY_WALLET", collection), txn_no, now.date(), req.currency,
+                {"customer_wallet": PAYER_WALLET, "gateway_transit": platform["gateway_transit"],
+                 "merchant_pending": pending_account, "fee_income": platform["fee_income"], **fee_accounts},
+                {"amount": req.amount, "fee": fee}, ref=payment_id)
+
+            async def statement(conn: Conn, routed: EntryDraft) -> PostedEntry:
+                booking.reached_last_step()  # one statement, its own transaction: sent = maybe committed
+                return await book_wallet_payment(conn, row, transition, outbox, response, fingerprint, claim, routed)
+
+            try:
+                await booker.book_statement(entry, statement)
+            except (DomainError, LedgerError):
+                booking.refused()  # the database said no: nothing of it committed
+                raise
+        else:
+            async with booker.transaction() as tx:
+                await insert_payment(tx.conn, row, transition, job, outbox, response, fingerprint, admission=claim)
+                # Our statements keep their locks and settings transaction-local.
+                release_without_reset(tx.conn)
+                booking.reached_last_step()
     if not wallet:  # after commit; the sweep covers a failure here
         await ctx.expiry.schedule(merchant.id, payment_id, expires_at)
     return Outcome(201, body, response is not None)

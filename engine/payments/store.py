@@ -2,9 +2,9 @@
 
 Functions take a connection and run inside the caller's transaction. The rows of one business event
 (payment or refund, its transition record, its outbox event, its voucher and job, and the response
-stored for its idempotency key) go out as ONE statement: a wallet payment is BEGIN + that statement
-+ the ledger posting + COMMIT. Rule checks that must hold under concurrency live in the WHERE clause
-of the write (compare-and-set), never in a read before it.
+stored for its idempotency key) go out as ONE statement; a wallet payment's posting goes in the same
+statement (book_wallet_payment: no BEGIN or COMMIT round trip). Rule checks that must hold under
+concurrency live in the WHERE clause of the write (compare-and-set), never in a read before it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any, cast
 import asyncpg
 import msgspec
 
-from accounts.store import Conn
+from accounts.journal import EntryDraft
+from accounts.model import AccountId
+from accounts.store import Conn, PostedEntry, leg_arrays, posted_entry, raise_ledger_error
 from engine.controls.errors import AdmissionReleased
 from engine.controls.store import USAGE_OWED, AdmissionClaim, claim_usage_cte
 from engine.errors import DuplicateOrder, IdempotencyKeyTaken, NotFound
@@ -210,6 +212,58 @@ async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job:
     if currency is None:
         raise NotFound("customer", p.customer_id or "", "customer_id")
     raise PaymentCurrencyMismatch(currency.strip(), p.currency, "currency")
+
+
+# A wallet payment's rows and its posting as ONE statement (migration 088): its own implicit transaction.
+_BOOK_WALLET = (
+    "SELECT * FROM payment_book_wallet($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15, $16,"
+    " $17, $18, $19::jsonb, $20, $21, $22, $23, $24::jsonb, $25, $26, $27, $28::text[], $29::text[], $30::bigint[],"
+    " $31::text[])"
+)
+# The payer's wallet, named by the statement itself (found with the customer check): the entry's legs name
+# it with this placeholder until then.
+PAYER_WALLET = AccountId("(payer wallet)")
+
+
+async def book_wallet_payment(conn: Conn, p: NewPayment, transition: Transition, event: OutboxEvent | None,
+                              response: StoredResponse | None, claim_fingerprint: bytes | None,
+                              admission: AdmissionClaim | None, entry: EntryDraft) -> PostedEntry:
+    """Insert a wallet payment with its transition, outbox event, stored response (and folded key claim)
+    and gate record, and post ``entry`` (its payer's leg on PAYER_WALLET), in one statement: run it on its
+    own, it is its own transaction. Raises what insert_payment and post_entry raise; then nothing was
+    written, the key included."""
+    assert claim_fingerprint is None or response is not None
+    key, status_code, body = _resp(response)
+    try:
+        rows = await conn.fetch(
+            _BOOK_WALLET,
+            p.id, p.merchant_id, p.merchant_order_no, p.amount, p.currency, p.customer_id, p.status, p.fee,
+            p.txn_no, p.description, msgspec.json.encode(p.metadata).decode(), p.expires_at, p.created_at,
+            p.fee_collection, transition.from_status, transition.event,
+            event.id if event else None, event.type if event else None, _json(event.payload if event else None),
+            key, status_code, body, claim_fingerprint,
+            admission.record_json if admission else None, admission.admission_id if admission else None,
+            entry.txn_code, entry.accounting_date, *leg_arrays(entry, PAYER_WALLET))
+    except asyncpg.PostgresError as exc:
+        _raise_payment_refusal(exc, p, key)
+        raise_ledger_error(exc, entry.txn_no)
+        raise
+    return posted_entry(entry.txn_no, rows)
+
+
+def _raise_payment_refusal(exc: asyncpg.PostgresError, p: NewPayment, key: str | None) -> None:
+    detail = getattr(exc, "detail", None) or ""
+    match getattr(exc, "sqlstate", None):
+        case "PE011":
+            raise IdempotencyKeyTaken(key or "") from None
+        case "PE012":
+            raise DuplicateOrder("merchant_order_no", p.merchant_order_no, detail) from None
+        case "PE013":
+            raise NotFound("customer", p.customer_id or "", "customer_id") from None
+        case "PE014":
+            raise PaymentCurrencyMismatch(detail.strip(), p.currency, "currency") from None
+        case "PE015":
+            raise AdmissionReleased(detail) from None  # the orphan sweep gave this usage back: do not book
 
 
 _PAYMENT_SELECT = (
