@@ -63,10 +63,11 @@ async def send_payment(client: PayEngineClient, body: dict[str, Any], key: str |
     return await client.send_raw("POST", "/v1/payments", raw, headers)
 
 
-async def gather_batch(api: Api, pool: asyncpg.Pool,
-                       sends: Sequence[Callable[[], Awaitable[ApiResult]]]) -> list[ApiResult]:
+async def gather_batch(api: Api, pool: asyncpg.Pool, sends: Sequence[Callable[[], Awaitable[ApiResult]]],
+                       while_queued: Callable[[], Awaitable[object]] | None = None) -> list[ApiResult]:
     """Run ``sends`` so that the batcher books them as one batch, queued in this order (the blocking payment
-    goes to a merchant of its own, so it moves none of the test's money)."""
+    goes to a merchant of its own, so it moves none of the test's money); ``while_queued`` runs once they all
+    wait, before the batch may start."""
     assert len(sends) <= BATCH_MAX
     batcher = batcher_of(api)
     client = await api.merchant()
@@ -86,6 +87,8 @@ async def gather_batch(api: Api, pool: asyncpg.Pool,
             task = asyncio.create_task(send())
             tasks.append(task)
             await until(functools.partial(_queued, batcher, n, task), "a request to queue")
+        if while_queued is not None:
+            await while_queued()
         await tx.commit()
     except BaseException:
         await tx.rollback()
