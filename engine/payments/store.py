@@ -205,13 +205,15 @@ async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job:
         p.merchant_order_no)
     if existing is not None:
         raise DuplicateOrder("merchant_order_no", p.merchant_order_no, existing)
-    if admission is not None and not row["admitted"]:
-        raise AdmissionReleased(admission.admission_id)  # the orphan sweep gave this usage back: do not book
-    currency = await conn.fetchval(
-        "SELECT currency FROM customers WHERE id = $1 AND merchant_id = $2", p.customer_id, p.merchant_id)
-    if currency is None:
-        raise NotFound("customer", p.customer_id or "", "customer_id")
-    raise PaymentCurrencyMismatch(currency.strip(), p.currency, "currency")
+    if p.customer_id is not None:
+        currency = await conn.fetchval(
+            "SELECT currency FROM customers WHERE id = $1 AND merchant_id = $2", p.customer_id, p.merchant_id)
+        if currency is None:
+            raise NotFound("customer", p.customer_id, "customer_id")
+        if currency.strip() != p.currency:
+            raise PaymentCurrencyMismatch(currency.strip(), p.currency, "currency")
+    assert admission is not None and not row["admitted"], "a payment not inserted for no reason"
+    raise AdmissionReleased(admission.admission_id)  # the orphan sweep gave this usage back: do not book
 
 
 # A wallet payment's rows and its posting as ONE statement (migration 088): its own implicit transaction.
@@ -221,15 +223,15 @@ _BOOK_WALLET = (
     " $31::text[])"
 )
 # The payer's wallet, named by the statement itself (found with the customer check): the entry's legs name
-# it with this placeholder until then.
-PAYER_WALLET = AccountId("(payer wallet)")
+# it with this placeholder until then (the single and the batched booking alike).
+PAYER = AccountId("@payer")
 
 
 async def book_wallet_payment(conn: Conn, p: NewPayment, transition: Transition, event: OutboxEvent | None,
                               response: StoredResponse | None, claim_fingerprint: bytes | None,
                               admission: AdmissionClaim | None, entry: EntryDraft) -> PostedEntry:
     """Insert a wallet payment with its transition, outbox event, stored response (and folded key claim)
-    and gate record, and post ``entry`` (its payer's leg on PAYER_WALLET), in one statement: run it on its
+    and gate record, and post ``entry`` (its payer's leg on PAYER), in one statement: run it on its
     own, it is its own transaction. Raises what insert_payment and post_entry raise; then nothing was
     written, the key included."""
     assert claim_fingerprint is None or response is not None
@@ -243,7 +245,7 @@ async def book_wallet_payment(conn: Conn, p: NewPayment, transition: Transition,
             event.id if event else None, event.type if event else None, _json(event.payload if event else None),
             key, status_code, body, claim_fingerprint,
             admission.record_json if admission else None, admission.admission_id if admission else None,
-            entry.txn_code, entry.accounting_date, *leg_arrays(entry, PAYER_WALLET))
+            entry.txn_code, entry.accounting_date, *leg_arrays(entry, PAYER))
     except asyncpg.PostgresError as exc:
         _raise_payment_refusal(exc, p, key)
         raise_ledger_error(exc, entry.txn_no)
