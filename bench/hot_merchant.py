@@ -17,7 +17,7 @@ import asyncpg
 
 from bench.load import LoadResult, run_load
 from bench.modes import BenchContext, PostingMode
-from bench.money import check_money, wait_drained
+from bench.money import REF_MATCHES, check_money, wait_drained
 from bench.workload import Payer, WorkloadAccounts, open_workload
 
 
@@ -57,7 +57,7 @@ async def run_hot_merchant_modes(ctx: BenchContext, modes: Sequence[PostingMode]
             accounts = workloads[mode.name]
             booker = await mode.start(ctx, accounts)
             try:
-                payer = Payer(accounts, booker, ctx.txn_nos, shape)
+                payer = Payer(accounts, booker, ctx.txn_nos, shape, batcher=getattr(mode, "batcher", None))
                 one = await run_load(f"{label} {mode.name} r{round_no + 1}", payer, concurrency,
                                      duration_s / rounds, samplers=mode.samplers())
                 drain_s[mode.name] += await wait_drained(ctx.pool, accounts.shared_ids)
@@ -88,8 +88,8 @@ async def flush_lag_ms(pool: asyncpg.Pool, accounts: WorkloadAccounts) -> dict[s
         "  SELECT extract(epoch FROM l.applied_at - l.created_at) * 1000 AS lag"
         "  FROM journal_entries e JOIN journal_legs l USING (txn_no)"
         "  JOIN accounts a ON a.id = l.account_id"
-        "  WHERE e.ref = $1 AND (a.id = ANY($2::text[]) OR a.parent_id = ANY($2::text[]))) x",
-        accounts.ref, accounts.shared_ids)
+        f"  WHERE {REF_MATCHES.format(e='e')} AND (a.id = ANY($2::text[]) OR a.parent_id = ANY($2::text[]))) x",
+        [accounts.ref], accounts.shared_ids)
     return {f"flush_lag_{k}_ms": round(float(row[k] or 0.0), 2) for k in ("p50", "p99", "max")}
 
 
