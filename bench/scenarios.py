@@ -56,6 +56,7 @@ def hot_headline(scenario: str, result: dict[str, Any], suffix: str = "") -> dic
     for name, m in result["modes"].items():
         headline[f"{mode_key(name)}_payments_per_s{suffix}"] = m["per_s"]
         headline[f"{mode_key(name)}_p99_ms{suffix}"] = m["p99_ms"]
+        headline[f"{mode_key(name)}_pg_cpu_us_per_payment{suffix}"] = m.get("pg_cpu_us_per_payment")
     headline.update(result["ratios"])
     headline["skipped"] = sorted(result["skipped"])
     headline["money_checks"] = "ok"  # check_money raised otherwise
