@@ -51,6 +51,16 @@ async def test_duplicate_order_and_reused_key_inside_one_batch(batched: Api, poo
                                  " WHERE c.id = $1", customer)
     assert wallet == 10_000 - 100
     assert await pool.fetchval("SELECT count(*) FROM payments WHERE merchant_id = $1", client.merchant_id) == 1
+    async with batched.session.get(batched.url + "/metrics") as resp:
+        metrics = await resp.text()
+    sizes = [line for line in metrics.splitlines() if line.startswith('payengine_payment_batch_size_bucket{le="4.0"}')]
+    assert sizes and float(sizes[0].split()[-1]) < _count(metrics, "payengine_payment_batch_size_count"), sizes
+    assert _count(metrics, "payengine_payment_batch_queue_wait_seconds_count") >= 5
+    assert _count(metrics, 'payengine_payment_batches_total{result="booked"}') >= 1
+
+
+def _count(metrics: str, name: str) -> float:
+    return next(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name + " "))
 
 
 @pytest.fixture
