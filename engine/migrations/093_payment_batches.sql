@@ -39,8 +39,8 @@ CREATE FUNCTION payment_batch_book(
     p_keys text[], p_fingerprints bytea[], p_admissions text[], p_controls text[],
     p_txn_codes text[], p_dates date[],
     l_item int[], l_leg_no int[], l_account text[], l_side text[], l_amount bigint[], l_currency text[]
-) RETURNS TABLE (r_item int, r_outcome text, r_detail text, r_payer text, r_leg_nos int[], r_accounts text[],
-                 r_statuses text[], r_seqs bigint[], r_balances bigint[], r_deltas bigint[])
+) RETURNS TABLE (r_item int, r_outcome text, r_detail text, r_payer text, r_leg_no int, r_account text,
+                 r_status text, r_seq bigint, r_balance bigint, r_delta bigint)
 LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     n int := cardinality(p_ids);
@@ -86,16 +86,17 @@ BEGIN
     -- 2. Order numbers, in sorted order; then which are already used.
     PERFORM pg_advisory_xact_lock(hashtextextended('payment_order:' || t.mid || ':' || t.ord, 0))
     FROM (SELECT DISTINCT mid, ord FROM unnest(p_merchants, p_order_nos) AS u(mid, ord) ORDER BY mid, ord) t;
-    SELECT array_agg(p.id ORDER BY t.i) INTO v_existing
-    FROM unnest(p_merchants, p_order_nos) WITH ORDINALITY AS t(mid, ord, i)
-    LEFT JOIN payments p ON p.merchant_id = t.mid AND p.merchant_order_no = t.ord;
+    -- (Scalar subqueries: one index probe per item; a join would hash the whole table.)
+    SELECT array_agg((SELECT p.id FROM payments p WHERE p.merchant_id = t.mid AND p.merchant_order_no = t.ord)
+                     ORDER BY t.i) INTO v_existing
+    FROM unnest(p_merchants, p_order_nos) WITH ORDINALITY AS t(mid, ord, i);
 
     -- 3. Idempotency-Keys: the serial path's try-lock, in sorted order, and no committed row.
     SELECT array_agg(coalesce(f.free, false) ORDER BY t.i) INTO v_key_free
     FROM unnest(p_merchants, p_keys) WITH ORDINALITY AS t(mid, key, i)
     LEFT JOIN (
-        SELECT l.mid, l.key, l.got AND NOT EXISTS (SELECT 1 FROM idempotency_keys ik
-                                                   WHERE ik.merchant_id = l.mid AND ik.key = l.key) AS free
+        SELECT l.mid, l.key, l.got AND (SELECT 1 FROM idempotency_keys ik
+                                        WHERE ik.merchant_id = l.mid AND ik.key = l.key LIMIT 1) IS NULL AS free
         FROM (SELECT u.mid, u.key, pg_try_advisory_xact_lock(hashtextextended(u.mid || ':' || u.key, 0)) AS got
               FROM (SELECT DISTINCT mid, key FROM unnest(p_merchants, p_keys) AS x(mid, key)
                     WHERE key IS NOT NULL ORDER BY mid, key) u) l
@@ -132,8 +133,9 @@ BEGIN
            coalesce(a_locked, '{}') || coalesce(array_agg(o.locked ORDER BY o.id), '{}')
         INTO a_ids, a_ccy, a_side, a_hot, a_status, a_bal, a_frozen, a_mode, a_limit, a_seq, a_locked
     FROM o;
-    SELECT array_agg(array_position(a_ids, t.acc) ORDER BY t.g) INTO g_ai
-    FROM unnest(g_acc) WITH ORDINALITY AS t(acc, g);
+    SELECT array_agg(a.k::int ORDER BY t.g) INTO g_ai
+    FROM unnest(g_acc) WITH ORDINALITY AS t(acc, g)
+    LEFT JOIN unnest(a_ids) WITH ORDINALITY AS a(id, k) ON a.id = t.acc;
 
     -- The walk, in arrival order.
     t_bal := a_bal; t_seq := a_seq;
@@ -187,7 +189,11 @@ BEGIN
                     g_status[g] := 'applied'; g_seq[g] := a_seq[k]; g_bal[g] := a_bal[k];
                 END IF;
             END LOOP;
-            IF v_refusal IS NULL THEN
+            IF v_refusal IS NOT NULL THEN
+                FOREACH g IN ARRAY v_item_legs LOOP
+                    g_status[g] := NULL;
+                END LOOP;
+            ELSE
                 t_bal := a_bal; t_seq := a_seq;
                 v_used_orders := v_used_orders || v_ord; v_used_order_ids := v_used_order_ids || p_ids[i];
             END IF;
@@ -235,28 +241,26 @@ BEGIN
         )
         INSERT INTO journal_legs (txn_no, leg_no, account_id, side, amount, currency, delta, status, seq,
                                   balance_after, accounting_date, created_at, applied_at)
-        SELECT p_txn_nos[l.item], l.leg, l.acc, l.side, l.amount, l.ccy, l.delta, l.status, l.seq, l.bal,
+        SELECT e.txn_no, l.leg, l.acc, l.side, l.amount, l.ccy, l.delta, l.status, l.seq, l.bal,
                e.accounting_date, v_now, CASE WHEN l.status = 'applied' THEN v_now END
         FROM unnest(l_item, l_leg_no, g_acc, l_side, l_amount, l_currency, g_delta, g_status, g_seq, g_bal)
              AS l(item, leg, acc, side, amount, ccy, delta, status, seq, bal)
-        JOIN e ON e.txn_no = p_txn_nos[l.item]::char(32)
-        WHERE ok[l.item];
+        JOIN unnest(p_txn_nos) WITH ORDINALITY AS x(txn_no, item) ON x.item = l.item
+        JOIN e ON e.txn_no = x.txn_no::char(32)
+        WHERE l.status IS NOT NULL;
 
         UPDATE accounts a SET balance = t.bal, last_seq = t.seq
         FROM unnest(a_ids, a_bal, a_seq, a_locked) AS t(id, bal, seq, locked)
         WHERE a.id = t.id AND t.locked AND a.last_seq <> t.seq;
     END IF;
 
+    -- One row per item (its outcome), then one row per leg of a booked item (no per-item arrays to build).
     RETURN QUERY
-    SELECT t.i::int, v_outcome[t.i], v_detail[t.i], v_payer[t.i],
-           array_agg(l_leg_no[lg.g] ORDER BY l_leg_no[lg.g]) FILTER (WHERE lg.g IS NOT NULL),
-           array_agg(g_acc[lg.g] ORDER BY l_leg_no[lg.g]) FILTER (WHERE lg.g IS NOT NULL),
-           array_agg(g_status[lg.g] ORDER BY l_leg_no[lg.g]) FILTER (WHERE lg.g IS NOT NULL),
-           array_agg(g_seq[lg.g] ORDER BY l_leg_no[lg.g]) FILTER (WHERE lg.g IS NOT NULL),
-           array_agg(g_bal[lg.g] ORDER BY l_leg_no[lg.g]) FILTER (WHERE lg.g IS NOT NULL),
-           array_agg(g_delta[lg.g] ORDER BY l_leg_no[lg.g]) FILTER (WHERE lg.g IS NOT NULL)
-    FROM generate_series(1, n) AS t(i)
-    LEFT JOIN (SELECT u.item, u.g::int AS g FROM unnest(l_item) WITH ORDINALITY AS u(item, g)) lg
-        ON lg.item = t.i AND ok[t.i]
-    GROUP BY t.i ORDER BY t.i;
+    SELECT t.i::int, t.outcome, t.detail, t.payer, NULL::int, NULL::text, NULL::text, NULL::bigint, NULL::bigint,
+           NULL::bigint
+    FROM unnest(v_outcome, v_detail, v_payer) WITH ORDINALITY AS t(outcome, detail, payer, i)
+    UNION ALL
+    SELECT l.item, NULL, NULL, NULL, l.leg, l.acc, l.status, l.seq, l.bal, l.delta
+    FROM unnest(l_item, l_leg_no, g_acc, g_status, g_seq, g_bal, g_delta) AS l(item, leg, acc, status, seq, bal, delta)
+    WHERE l.status IS NOT NULL;
 END $$;

@@ -123,15 +123,22 @@ async def book_batch(conn: Conn, items: Sequence[BatchPayment]) -> list[BatchRes
         [i.entry.txn_code for i in items], [i.entry.accounting_date for i in items],
         l_item, l_leg, l_account, l_side, l_amount, l_currency,
     )
+    legs: dict[int, list[PostedLeg]] = {}
+    outcomes: dict[int, tuple[str, str | None, str | None]] = {}
+    for r in records:
+        if r["r_outcome"] is not None:
+            outcomes[r["r_item"]] = (r["r_outcome"], r["r_detail"], r["r_payer"])
+        else:
+            legs.setdefault(r["r_item"], []).append(PostedLeg(
+                r["r_leg_no"], AccountId(r["r_account"]), r["r_status"], r["r_seq"], r["r_balance"], r["r_delta"]))
     results: list[BatchResult] = []
-    for item, r in zip(items, records, strict=True):
-        if r["r_outcome"] != "ok":
-            results.append(BatchResult(_error(r["r_outcome"], r["r_detail"], item)))
+    for n, item in enumerate(items, 1):
+        outcome, detail, payer = outcomes[n]
+        if outcome != "ok":
+            results.append(BatchResult(_error(outcome, detail, item)))
             continue
-        legs = tuple(PostedLeg(no, AccountId(acc), status, seq, bal, delta) for no, acc, status, seq, bal, delta
-                     in zip(r["r_leg_nos"], r["r_accounts"], r["r_statuses"], r["r_seqs"], r["r_balances"],
-                            r["r_deltas"], strict=True))
-        results.append(BatchResult(None, r["r_payer"], PostedEntry(item.entry.txn_no, legs)))
+        posted = PostedEntry(item.entry.txn_no, tuple(sorted(legs[n], key=lambda leg: leg.leg_no)))
+        results.append(BatchResult(None, payer, posted))
     return results
 
 

@@ -2,8 +2,8 @@
 
 Public interface (stable; the bench's batched mode drives it directly):
 
-    batcher = PaymentBatcher(pool, sink, splits, batch_max=256, linger_us=0, queue_max=4096)
-    task = asyncio.create_task(batcher.run())      # the one booking task (bootstrap runs it as a loop)
+    batcher = PaymentBatcher(pool, sink, splits, batch_max=256, linger_us=0, queue_max=4096, bookers=2)
+    task = asyncio.create_task(batcher.run())      # the booking tasks (bootstrap runs it as a loop)
     result = await batcher.submit(item)            # item: batch_store.BatchPayment; -> BatchResult
     ...; task.cancel()                             # waiting items then fail with BatcherStopped (503)
 
@@ -13,8 +13,10 @@ was booked (``payer``, ``posted`` set), else the exception the serial path would
 transaction). It raises ``BatchQueueFull`` (503, Retry-After; nothing queued) when ``queue_max`` payments
 already wait, and ``BatchCommitUncertain`` when the batch's COMMIT itself failed (it may have booked).
 
-One task books: it takes everything that arrived while the previous batch was in flight (natural
-batching), up to ``batch_max``, after an optional linger of ``linger_us`` when fewer are waiting. Each
+A booking task takes everything that arrived while the previous batch was in flight (natural batching), up
+to ``batch_max``, after an optional linger of ``linger_us`` when fewer are waiting; ``bookers`` such tasks
+run at once (outcomes follow arrival order within a batch; across batches in flight together, as across
+concurrent serial requests, whichever locks a payer's wallet first goes first). Each
 batch is one transaction: splits routing and hot-debit reservations per item, one ``payment_batch_book``
 statement (outcomes equal to serial booking in arrival order), one statement keeping keyed refusals,
 COMMIT; then the hot legs of the whole batch go to the buffer in one enqueue. An unexpected error splits
@@ -77,8 +79,8 @@ class _Waiting:
 
 class PaymentBatcher:
     def __init__(self, pool: asyncpg.Pool, sink: HotLegSink | None, splits: SplitDirectory, *, batch_max: int,
-                 linger_us: int, queue_max: int) -> None:
-        assert batch_max > 0 and queue_max >= batch_max
+                 linger_us: int, queue_max: int, bookers: int = 1) -> None:
+        assert batch_max > 0 and queue_max >= batch_max and bookers > 0
         self._pool = pool
         self._sink = sink
         self._splits = splits
@@ -87,7 +89,7 @@ class PaymentBatcher:
         self._queue_max = queue_max
         self._queue: deque[_Waiting] = deque()
         self._wake = asyncio.Event()
-        self._running = False
+        self._bookers = bookers
 
     @property
     def waiting(self) -> int:
@@ -106,31 +108,36 @@ class PaymentBatcher:
         return await asyncio.shield(future)
 
     async def run(self) -> None:
-        """The booking task: runs until cancelled; then every payment still waiting fails BatcherStopped."""
-        self._running = True
+        """The booking tasks: run until cancelled; then every payment still waiting fails BatcherStopped."""
         try:
-            while True:
-                while not self._queue:
-                    self._wake.clear()
-                    await self._wake.wait()
-                if self._linger_s and len(self._queue) < self.batch_max:
-                    await asyncio.sleep(self._linger_s)
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.batch_max))]
-                started = time.monotonic()
-                for w in batch:
-                    metrics.BATCH_QUEUE_WAIT.observe(started - w.queued_at)
-                metrics.BATCH_SIZE.observe(len(batch))
-                try:
-                    await self._book(batch)
-                except asyncio.CancelledError:
-                    _fail(batch, BatcherStopped())
-                    raise
-                metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+            await asyncio.gather(*(self._booker() for _ in range(self._bookers)))
         finally:
-            self._running = False
             waiting = list(self._queue)
             self._queue.clear()
             _fail(waiting, BatcherStopped())
+
+    async def _booker(self) -> None:
+        """One booking loop. With several, one books what arrived while the others' batches are in flight
+        (PostgreSQL works on one batch while another commits); their lock order keeps them deadlock-free."""
+        while True:
+            while not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+            if self._linger_s and len(self._queue) < self.batch_max:
+                await asyncio.sleep(self._linger_s)
+                if not self._queue:
+                    continue  # another booker took them
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.batch_max))]
+            started = time.monotonic()
+            for w in batch:
+                metrics.BATCH_QUEUE_WAIT.observe(started - w.queued_at)
+            metrics.BATCH_SIZE.observe(len(batch))
+            try:
+                await self._book(batch)
+            except asyncio.CancelledError:
+                _fail(batch, BatcherStopped())
+                raise
+            metrics.BATCH_SECONDS.observe(time.monotonic() - started)
 
     async def _book(self, batch: list[_Waiting]) -> None:
         """Book ``batch``; on an unexpected error, its halves separately. Never raises (but cancellation)."""

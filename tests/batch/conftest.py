@@ -35,7 +35,8 @@ QUEUE_WAIT_S = 20.0
 
 @pytest.fixture(scope="session")
 async def batched(servers: Servers) -> AsyncIterator[Api]:
-    settings = Settings(admin_token=ADMIN_TOKEN, db_pool_max=40, batch_max=BATCH_MAX, batch_queue_max=BATCH_MAX * 4)
+    settings = Settings(admin_token=ADMIN_TOKEN, db_pool_max=40, batch_max=BATCH_MAX, batch_queue_max=BATCH_MAX * 4,
+                        batch_bookers=1)  # one booker: gather_batch holds it busy
     app = create_app(settings, servers.database_url, servers.redis_url)
     async with serving(app) as served, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         yield Api(served.url, settings, session, app)

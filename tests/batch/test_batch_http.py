@@ -150,7 +150,7 @@ async def test_two_processes_hammering_the_same_customers_and_hot_merchant(batch
 @pytest.fixture
 async def tiny(servers: Servers) -> AsyncIterator[Api]:
     """A batched API whose queue holds one payment."""
-    settings = Settings(admin_token=ADMIN_TOKEN, db_pool_max=10, batch_max=1, batch_queue_max=1,
+    settings = Settings(admin_token=ADMIN_TOKEN, db_pool_max=10, batch_max=1, batch_queue_max=1, batch_bookers=1,
                         gateway_in_process=False, webhooks_in_process=False)
     app = create_app(settings, servers.database_url, servers.redis_url)
     async with serving(app) as served, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
