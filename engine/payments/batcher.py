@@ -46,6 +46,8 @@ from engine.web.errors import api_error_for, error_body, unavailable
 
 log = logging.getLogger(__name__)
 
+HAND_OFFS_MAX = 16  # post-commit enqueues in flight per batcher
+
 
 class BatcherStopped(PaymentError):
     """The process is stopping: the payment was not booked; retry (another process will take it)."""
@@ -90,6 +92,7 @@ class PaymentBatcher:
         self._queue: deque[_Waiting] = deque()
         self._wake = asyncio.Event()
         self._bookers = bookers
+        self._hand_offs: set[asyncio.Task[None]] = set()
 
     @property
     def waiting(self) -> int:
@@ -197,14 +200,32 @@ class PaymentBatcher:
                     raise BatchCommitUncertain(repr(exc)) from exc
                 raise
             release_without_reset(conn)  # the function's settings and locks were transaction-local
-        booked = [r for r, _ in final if r.error is None]
         if self._sink is not None:
-            await self._release([res for res, (r, _) in zip(reservations, final, strict=True) if r.error is not None])
-            if booked:
-                await self._sink.enqueue([r.posted for r in booked if r.posted is not None],
-                                         [res for res, (r, _) in zip(reservations, final, strict=True)
-                                          if r.error is None and res is not None])
+            await self._hand_off(final, reservations)
         return [r for r, _ in final]
+
+    async def _hand_off(self, final: list[tuple[BatchResult, StoredRefusal | None]],
+                        reservations: list[object]) -> None:
+        """After the commit: the batch's hot legs to the buffer in one enqueue, refused items' reservations
+        released, in the background, so the booker starts the next batch and the clients get their answers
+        now (a process that dies first leaves the legs 'buffered' for the recovery sweep, as the serial path
+        does). At most HAND_OFFS_MAX run at once."""
+        assert self._sink is not None
+        sink = self._sink
+        booked = [r.posted for r, _ in final if r.error is None and r.posted is not None]
+        kept = [res for res, (r, _) in zip(reservations, final, strict=True) if r.error is None and res is not None]
+        given_back = [res for res, (r, _) in zip(reservations, final, strict=True) if r.error is not None]
+
+        async def hand_off() -> None:
+            await self._release(given_back)
+            if booked:
+                await sink.enqueue(booked, kept)
+
+        while len(self._hand_offs) >= HAND_OFFS_MAX:
+            await asyncio.wait(self._hand_offs, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.get_running_loop().create_task(hand_off())
+        self._hand_offs.add(task)
+        task.add_done_callback(self._hand_offs.discard)
 
     async def _release(self, reservations: list[object]) -> None:
         if self._sink is not None:
