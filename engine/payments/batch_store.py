@@ -82,8 +82,8 @@ _BOOK = (
     "SELECT * FROM payment_batch_book($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],"
     " $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[],"
     " $14::text[], $15::text, $16::text, $17::text[], $18::text, $19::bytea[], $20::text[], $21::bytea[],"
-    " $22::text[], $23::text[], $24::text[], $25::date[], $26::int[], $27::int[], $28::text[], $29::text[],"
-    " $30::bigint[], $31::text[])"
+    " $22::text[], $23::text[], $24::text[], $25::date[], $26::int[], $27::text[], $28::int[], $29::text[],"
+    " $30::text[], $31::bigint[], $32::text[])"
 )
 
 
@@ -96,6 +96,7 @@ async def book_batch(conn: Conn, items: Sequence[BatchPayment]) -> list[BatchRes
     assert items
     rows = [i.row for i in items]
     l_item: list[int] = []
+    l_txn: list[str] = []
     l_leg: list[int] = []
     l_account: list[str | None] = []
     l_side: list[str] = []
@@ -104,6 +105,7 @@ async def book_batch(conn: Conn, items: Sequence[BatchPayment]) -> list[BatchRes
     for n, item in enumerate(items, 1):
         for leg_no, leg in enumerate(item.entry.legs, 1):
             l_item.append(n)
+            l_txn.append(item.entry.txn_no)
             l_leg.append(leg_no)
             l_account.append(None if leg.account_id == PAYER else leg.account_id)
             l_side.append(leg.side.value)
@@ -121,7 +123,7 @@ async def book_batch(conn: Conn, items: Sequence[BatchPayment]) -> list[BatchRes
         [i.event.payload for i in items], [i.key for i in items], [i.fingerprint for i in items],
         [i.admission_id for i in items], [None if i.controls is None else json.dumps(i.controls) for i in items],
         [i.entry.txn_code for i in items], [i.entry.accounting_date for i in items],
-        l_item, l_leg, l_account, l_side, l_amount, l_currency,
+        l_item, l_txn, l_leg, l_account, l_side, l_amount, l_currency,
     )
     legs: dict[int, list[PostedLeg]] = {}
     outcomes: dict[int, tuple[str, str | None, str | None]] = {}
