@@ -196,7 +196,9 @@ class PaymentBatcher:
                     committing = True
             except BaseException as exc:
                 await self._release(reservations)
-                if committing and not isinstance(exc, asyncio.CancelledError):
+                # A COMMIT the server refused (a deferred check) rolled back: split and retry like any error. One
+                # that got no answer may have committed: no retry, the keys' stored answers tell.
+                if committing and isinstance(exc, Exception) and _unanswered(exc):
                     raise BatchCommitUncertain(repr(exc)) from exc
                 raise
             release_without_reset(conn)  # the function's settings and locks were transaction-local
@@ -244,6 +246,10 @@ def _with_stored(item: BatchPayment, result: BatchResult) -> tuple[BatchResult, 
         return result, None
     refusal = StoredRefusal(item.row.merchant_id, item.key, item.fingerprint, err.status, error_body(err))
     return replace(result, stored=(err.status, refusal.body)), refusal
+
+
+def _unanswered(exc: Exception) -> bool:
+    return unavailable(exc) is not None or isinstance(exc, (OSError, TimeoutError, asyncpg.InterfaceError))
 
 
 def _fail(batch: list[_Waiting], exc: Exception) -> None:
