@@ -238,7 +238,8 @@ async def services(settings: Settings, database_url: str, redis_url: str,
             buffer_tuning=tuning, buffer_sink=sink,
             hot_sampler=HotSampler(settings.hot_window_s, settings.hot_sample_interval_s),
             payment_batcher=PaymentBatcher(pool, sink, booker.splits, batch_max=settings.batch_max,
-                                           linger_us=settings.batch_linger_us, queue_max=settings.batch_queue_max)
+                                           linger_us=settings.batch_linger_us, queue_max=settings.batch_queue_max,
+                                           bookers=settings.batch_bookers)
             if settings.batch_max > 0 and role is Role.API else None,
         )
         if role is Role.API:

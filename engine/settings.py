@@ -189,6 +189,9 @@ class Settings:
     batch_max: int = _env("BATCH_MAX", _int_in(0, 10_000), 0)
     batch_linger_us: int = _env("BATCH_LINGER_US", _int_in(0, 1000), 0)
     batch_queue_max: int = _env("BATCH_QUEUE_MAX", _int_in(1, 1_000_000), 4096)
+    # Batches in flight at once per process (one in PostgreSQL while another commits); 1 keeps strict arrival
+    # order across batches too.
+    batch_bookers: int = _env("BATCH_BOOKERS", _int_in(1, 8), 2)
 
     # Split accounts: how long a process trusts its cached view of which accounts are split, how long a
     # retired sub waits (must exceed that cache) before it may be closed, how often split families are

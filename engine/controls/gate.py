@@ -58,7 +58,7 @@ from engine.controls.risk import (
     velocity_keep_ms,
     velocity_windows,
 )
-from engine.db import release_without_reset
+from engine.controls.usage_writer import UsageWriter
 from engine.keys import ADMISSION, new_id
 
 log = logging.getLogger(__name__)
@@ -191,6 +191,7 @@ class ControlGate:
         self._clock = clock
         self.config = ConfigCache(pool, config_ttl_s)
         self.counters = Counters(redis, pool)
+        self._usage = UsageWriter(pool)
 
     def digest(self, list_: str, value: str) -> str:
         return instrument_digest(self._secret, list_, value)
@@ -224,10 +225,7 @@ class ControlGate:
                              tuple(velocity_keep_ms(merchant_rules, m) for m in METHODS),
                              velocity_attempts_max(merchant_rules, VELOCITY_LOAD_MAX))
         subjects = _subjects(attempt, limits, velocity)
-        async with self._pool.acquire() as conn:
-            await store.insert_usage(conn, usage)
-            # One implicit transaction whose only setting is transaction-local: no RESET round trip.
-            release_without_reset(conn)
+        await self._usage.insert(usage)
         admission = Admission(self.counters, self._pool, usage, tuple(subjects), tuple(decisions))
         try:
             results = await self.counters.check(usage, subjects, int(self._clock() * 1000))

@@ -139,10 +139,18 @@ _ASYNC_COMMIT = "WITH local AS (SELECT set_config('synchronous_commit', 'off', t
 
 
 async def insert_usage(conn: Conn, u: Usage) -> None:
+    await insert_usages(conn, [u])
+
+
+async def insert_usages(conn: Conn, rows: Sequence[Usage]) -> None:
+    """Insert usage rows in one statement (one implicit, asynchronously committed transaction)."""
     await conn.execute(
         f"{_ASYNC_COMMIT} INSERT INTO limit_usage (id, merchant_id, customer_id, kind, method, currency, amount, day,"
-        " movement_id) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM local",
-        u.id, u.merchant_id, u.customer_id, u.kind, u.method, u.currency, u.amount, u.day, u.movement_id)
+        " movement_id) SELECT t.* FROM local, unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::bigint[], $8::date[], $9::text[]) AS t",
+        [u.id for u in rows], [u.merchant_id for u in rows], [u.customer_id for u in rows], [u.kind for u in rows],
+        [u.method for u in rows], [u.currency for u in rows], [u.amount for u in rows], [u.day for u in rows],
+        [u.movement_id for u in rows])
 
 
 _USAGE_COLUMNS = ("id, merchant_id, customer_id, kind, method, currency, amount, day, movement_id,"

@@ -12,11 +12,12 @@
 -- * legs -> accounts (was journal_legs_account_id_fkey): every inserted leg's account exists; accounts
 --   are never deleted (they are closed: status), nor their id changed. Without the KEY SHARE lock a
 --   deletion could race an insert; since no deletion can happen at all, none can race.
--- * balanced (was the deferred journal_entry_balanced): the legs of each entry inserted by one statement
---   number at least two and balance per currency (every statement's part balancing, the whole does), and
---   every entry has legs when the statement that inserted it ends. So an entry and its legs go in with ONE
---   statement (a CTE: ledger_post_entry does so, as does a batch's set-based INSERT). ledger_post_entry
---   also checks its own arrays first (PE005 before any row is written).
+-- * balanced (was the deferred journal_entry_balanced, which read every entry's legs back at commit): the
+--   legs each statement inserts for an entry number at least two and balance per currency (every
+--   statement's part balancing, the whole does), checked per statement; and every entry has legs at commit
+--   (journal_entry_has_legs, still deferred per entry, now a single index probe). ledger_post_entry also
+--   checks its own arrays first (PE005 before any row is written) and inserts an entry with its legs in one
+--   statement.
 --
 -- Errors: a missing entry or account is SQLSTATE 23503 (foreign_key_violation, as the foreign keys raised),
 -- an unbalanced statement PE005, a forbidden change 23503 (keys) or 55000 (object_not_in_prerequisite_state).
@@ -59,22 +60,22 @@ END $$;
 CREATE TRIGGER journal_legs_checked AFTER INSERT ON journal_legs
     REFERENCING NEW TABLE AS new_legs FOR EACH STATEMENT EXECUTE FUNCTION ledger_check_new_legs();
 
-CREATE FUNCTION ledger_check_new_entries() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    v_bare text;
+-- Every entry has legs by the time its transaction commits: a deferred check per entry, as before, but now
+-- one index probe (the legs' balance is checked per statement above, not re-read here). Deferred rather than
+-- at the end of the entry's statement so that a writer may insert a batch's entries and then their legs in
+-- two statements (the batch statement of 093 does).
+CREATE FUNCTION ledger_check_entry_has_legs() RETURNS trigger LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
-    SELECT n.txn_no INTO v_bare FROM new_entries n
-    WHERE NOT EXISTS (SELECT 1 FROM journal_legs l WHERE l.accounting_date = n.accounting_date AND l.txn_no = n.txn_no)
-    LIMIT 1;
-    IF v_bare IS NOT NULL THEN
-        RAISE EXCEPTION 'journal entry % has no legs (an entry and its legs go in with one statement)', v_bare
-            USING ERRCODE = 'PE005', DETAIL = v_bare;
+    PERFORM 1 FROM journal_legs l WHERE l.accounting_date = NEW.accounting_date AND l.txn_no = NEW.txn_no LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'journal entry % has no legs', NEW.txn_no USING ERRCODE = 'PE005', DETAIL = NEW.txn_no;
     END IF;
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER journal_entries_checked AFTER INSERT ON journal_entries
-    REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT EXECUTE FUNCTION ledger_check_new_entries();
+CREATE CONSTRAINT TRIGGER journal_entry_has_legs AFTER INSERT ON journal_entries
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_check_entry_has_legs();
 
 -- What the foreign keys also refused: changing what a leg points at or says, deleting (or re-keying) an
 -- entry or an account. Statement-level with column lists: the flusher's UPDATE (status, seq,

@@ -30,8 +30,9 @@
 -- in Python) in the same transaction.
 --
 -- Legs arrive flattened (l_item names the item, 1-based); a NULL l_account means the payer's wallet, which
--- only the customer row knows. plan_cache_mode: every statement is planned for this call's array sizes (a
--- generic plan assumes ten rows per unnest and goes quadratic on large batches).
+-- only the customer row knows. Plans: no statement joins one array to another (lookups go by index probe or
+-- through a jsonb map), so the one generic plan of each statement, made once per session, is right for any
+-- batch size; planning every statement for every call (force_custom_plan) cost several ms per batch.
 
 CREATE FUNCTION payment_batch_book(
     p_ids text[], p_merchants text[], p_order_nos text[], p_amounts bigint[], p_currencies text[],
@@ -40,15 +41,17 @@ CREATE FUNCTION payment_batch_book(
     p_from_status text, p_event text, p_event_ids text[], p_event_type text, p_bodies bytea[],
     p_keys text[], p_fingerprints bytea[], p_admissions text[], p_controls text[],
     p_txn_codes text[], p_dates date[],
-    l_item int[], l_leg_no int[], l_account text[], l_side text[], l_amount bigint[], l_currency text[]
-) RETURNS TABLE (r_item int, r_outcome text, r_detail text, r_payer text, r_leg_nos int[], r_accounts text[],
-                 r_statuses text[], r_seqs bigint[], r_balances bigint[], r_deltas bigint[])
-LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
+    l_item int[], l_txn text[], l_leg_no int[], l_account text[], l_side text[], l_amount bigint[],
+    l_currency text[]
+) RETURNS TABLE (r_item int, r_outcome text, r_detail text, r_payer text, r_leg_no int, r_account text,
+                 r_status text, r_seq bigint, r_balance bigint, r_delta bigint)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     n int := cardinality(p_ids);
     m int := coalesce(cardinality(l_item), 0);
     i int; g int; k int; pos int := 1;
-    v_payer text[]; v_ccy text[]; v_existing text[]; v_key_free boolean[]; v_live boolean[];
+    v_payer text[]; v_ccy text[]; v_existing text[]; v_key_free boolean[]; v_live jsonb; v_acc_map jsonb;
+    v_date_min date; v_date_max date; v_dates jsonb;
     v_outcome text[]; v_detail text[];
     -- accounts touched, loaded once: a_* indexed by position in a_ids
     a_ids text[]; a_ccy text[]; a_side text[]; a_hot boolean[]; a_status text[]; a_bal bigint[];
@@ -88,26 +91,22 @@ BEGIN
     -- 2. Order numbers, in sorted order; then which are already used.
     PERFORM pg_advisory_xact_lock(hashtextextended('payment_order:' || t.mid || ':' || t.ord, 0))
     FROM (SELECT DISTINCT mid, ord FROM unnest(p_merchants, p_order_nos) AS u(mid, ord) ORDER BY mid, ord) t;
-    SELECT array_agg(p.id ORDER BY t.i) INTO v_existing
-    FROM unnest(p_merchants, p_order_nos) WITH ORDINALITY AS t(mid, ord, i)
-    LEFT JOIN payments p ON p.merchant_id = t.mid AND p.merchant_order_no = t.ord;
+    -- (Scalar subqueries: one index probe per item; a join would hash the whole table.)
+    SELECT array_agg((SELECT p.id FROM payments p WHERE p.merchant_id = t.mid AND p.merchant_order_no = t.ord)
+                     ORDER BY t.i) INTO v_existing
+    FROM unnest(p_merchants, p_order_nos) WITH ORDINALITY AS t(mid, ord, i);
 
-    -- 3. Idempotency-Keys: the serial path's try-lock, in sorted order, and no committed row.
-    SELECT array_agg(coalesce(f.free, false) ORDER BY t.i) INTO v_key_free
-    FROM unnest(p_merchants, p_keys) WITH ORDINALITY AS t(mid, key, i)
-    LEFT JOIN (
-        SELECT l.mid, l.key, l.got AND NOT EXISTS (SELECT 1 FROM idempotency_keys ik
-                                                   WHERE ik.merchant_id = l.mid AND ik.key = l.key) AS free
-        FROM (SELECT u.mid, u.key, pg_try_advisory_xact_lock(hashtextextended(u.mid || ':' || u.key, 0)) AS got
-              FROM (SELECT DISTINCT mid, key FROM unnest(p_merchants, p_keys) AS x(mid, key)
-                    WHERE key IS NOT NULL ORDER BY mid, key) u) l
-    ) f ON f.mid = t.mid AND f.key = t.key;
+    -- 3. Idempotency-Keys: the serial path's try-lock (it never waits, so no order is needed) and no row yet.
+    SELECT array_agg(t.key IS NOT NULL
+                     AND pg_try_advisory_xact_lock(hashtextextended(t.mid || ':' || t.key, 0))
+                     AND (SELECT 1 FROM idempotency_keys ik WHERE ik.merchant_id = t.mid AND ik.key = t.key
+                          LIMIT 1) IS NULL ORDER BY t.i) INTO v_key_free
+    FROM unnest(p_merchants, p_keys) WITH ORDINALITY AS t(mid, key, i);
 
-    -- 4. The admissions still live (write_payment_controls' claim), kept from release until commit.
-    SELECT array_agg(t.adm IS NULL OR u.id IS NOT NULL ORDER BY t.i) INTO v_live
-    FROM unnest(p_admissions) WITH ORDINALITY AS t(adm, i)
-    LEFT JOIN (SELECT lu.id FROM limit_usage lu WHERE lu.id = ANY(p_admissions) AND lu.released_at IS NULL
-               ORDER BY lu.id FOR KEY SHARE) u ON u.id = t.adm;
+    -- 4. The admissions still live (the serial path's claim), kept from release until commit.
+    SELECT coalesce(jsonb_object_agg(u.id, true), '{}') INTO v_live
+    FROM (SELECT lu.id FROM limit_usage lu WHERE lu.id = ANY(p_admissions) AND lu.released_at IS NULL
+          ORDER BY lu.id FOR KEY SHARE) u;
 
     -- 5. Every other account the legs name: non-hot ones locked in id order, hot ones only read.
     WITH o AS (
@@ -134,8 +133,8 @@ BEGIN
            coalesce(a_locked, '{}') || coalesce(array_agg(o.locked ORDER BY o.id), '{}')
         INTO a_ids, a_ccy, a_side, a_hot, a_status, a_bal, a_frozen, a_mode, a_limit, a_seq, a_locked
     FROM o;
-    SELECT array_agg(array_position(a_ids, t.acc) ORDER BY t.g) INTO g_ai
-    FROM unnest(g_acc) WITH ORDINALITY AS t(acc, g);
+    SELECT coalesce(jsonb_object_agg(a.id, a.k), '{}') INTO v_acc_map FROM unnest(a_ids) WITH ORDINALITY AS a(id, k);
+    SELECT array_agg((v_acc_map ->> t.acc)::int ORDER BY t.g) INTO g_ai FROM unnest(g_acc) WITH ORDINALITY AS t(acc, g);
 
     -- The walk, in arrival order.
     t_bal := a_bal; t_seq := a_seq;
@@ -162,7 +161,7 @@ BEGIN
             v_refusal := 'unknown_customer';
         ELSIF v_ccy[i] <> p_currencies[i] THEN
             v_refusal := 'currency_mismatch'; v_refusal_detail := v_ccy[i];
-        ELSIF NOT v_live[i] THEN
+        ELSIF p_admissions[i] IS NOT NULL AND NOT (v_live ? p_admissions[i]) THEN
             v_refusal := 'admission_released'; v_refusal_detail := p_admissions[i];
         ELSE
             -- The ledger's checks leg by leg on running balances; nothing kept unless every leg passes.
@@ -189,7 +188,11 @@ BEGIN
                     g_status[g] := 'applied'; g_seq[g] := a_seq[k]; g_bal[g] := a_bal[k];
                 END IF;
             END LOOP;
-            IF v_refusal IS NULL THEN
+            IF v_refusal IS NOT NULL THEN
+                FOREACH g IN ARRAY v_item_legs LOOP
+                    g_status[g] := NULL;
+                END LOOP;
+            ELSE
                 t_bal := a_bal; t_seq := a_seq;
                 v_used_orders := v_used_orders || v_ord; v_used_order_ids := v_used_order_ids || p_ids[i];
             END IF;
@@ -228,37 +231,40 @@ BEGIN
         FROM unnest(p_event_ids, p_merchants, p_ids, p_bodies, p_created, ok) AS t(eid, mid, id, body, at, ok)
         WHERE t.ok;
 
-        -- The entries, stamped by their trigger (the day-end fence); the legs take the stamped date.
+        -- The entries, stamped by their trigger (the day-end fence, held shared until commit, so one date for
+        -- all of them unless there is no calendar row and the drafts' dates differ); the legs take it.
         WITH e AS (
             INSERT INTO journal_entries (txn_no, txn_code, accounting_date, ref)
             SELECT t.txn_no, t.code, t.d, t.id
             FROM unnest(p_txn_nos, p_txn_codes, p_dates, p_ids, ok) AS t(txn_no, code, d, id, ok) WHERE t.ok
             RETURNING txn_no, accounting_date
         )
+        SELECT min(e.accounting_date), max(e.accounting_date) INTO v_date_min, v_date_max FROM e;
+        IF v_date_min <> v_date_max THEN
+            SELECT jsonb_object_agg(rtrim(e.txn_no), e.accounting_date) INTO v_dates
+            FROM journal_entries e WHERE e.txn_no = ANY(p_txn_nos::char(32)[]);
+        END IF;
         INSERT INTO journal_legs (txn_no, leg_no, account_id, side, amount, currency, delta, status, seq,
                                   balance_after, accounting_date, created_at, applied_at)
-        SELECT p_txn_nos[l.item], l.leg, l.acc, l.side, l.amount, l.ccy, l.delta, l.status, l.seq, l.bal,
-               e.accounting_date, v_now, CASE WHEN l.status = 'applied' THEN v_now END
-        FROM unnest(l_item, l_leg_no, g_acc, l_side, l_amount, l_currency, g_delta, g_status, g_seq, g_bal)
-             AS l(item, leg, acc, side, amount, ccy, delta, status, seq, bal)
-        JOIN e ON e.txn_no = p_txn_nos[l.item]::char(32)
-        WHERE ok[l.item];
+        SELECT l.txn, l.leg, l.acc, l.side, l.amount, l.ccy, l.delta, l.status, l.seq, l.bal,
+               CASE WHEN v_dates IS NULL THEN v_date_max ELSE (v_dates ->> l.txn)::date END,
+               v_now, CASE WHEN l.status = 'applied' THEN v_now END
+        FROM unnest(l_txn, l_leg_no, g_acc, l_side, l_amount, l_currency, g_delta, g_status, g_seq, g_bal)
+             AS l(txn, leg, acc, side, amount, ccy, delta, status, seq, bal)
+        WHERE l.status IS NOT NULL;
 
         UPDATE accounts a SET balance = t.bal, last_seq = t.seq
         FROM unnest(a_ids, a_bal, a_seq, a_locked) AS t(id, bal, seq, locked)
         WHERE a.id = t.id AND t.locked AND a.last_seq <> t.seq;
     END IF;
 
+    -- One row per item (its outcome), then one row per leg of a booked item (no per-item arrays to build).
     RETURN QUERY
-    SELECT t.i::int, v_outcome[t.i], v_detail[t.i], v_payer[t.i],
-           array_agg(l_leg_no[lg.g] ORDER BY l_leg_no[lg.g]) FILTER (WHERE lg.g IS NOT NULL),
-           array_agg(g_acc[lg.g] ORDER BY l_leg_no[lg.g]) FILTER (WHERE lg.g IS NOT NULL),
-           array_agg(g_status[lg.g] ORDER BY l_leg_no[lg.g]) FILTER (WHERE lg.g IS NOT NULL),
-           array_agg(g_seq[lg.g] ORDER BY l_leg_no[lg.g]) FILTER (WHERE lg.g IS NOT NULL),
-           array_agg(g_bal[lg.g] ORDER BY l_leg_no[lg.g]) FILTER (WHERE lg.g IS NOT NULL),
-           array_agg(g_delta[lg.g] ORDER BY l_leg_no[lg.g]) FILTER (WHERE lg.g IS NOT NULL)
-    FROM generate_series(1, n) AS t(i)
-    LEFT JOIN (SELECT u.item, u.g::int AS g FROM unnest(l_item) WITH ORDINALITY AS u(item, g)) lg
-        ON lg.item = t.i AND ok[t.i]
-    GROUP BY t.i ORDER BY t.i;
+    SELECT t.i::int, t.outcome, t.detail, t.payer, NULL::int, NULL::text, NULL::text, NULL::bigint, NULL::bigint,
+           NULL::bigint
+    FROM unnest(v_outcome, v_detail, v_payer) WITH ORDINALITY AS t(outcome, detail, payer, i)
+    UNION ALL
+    SELECT l.item, NULL, NULL, NULL, l.leg, l.acc, l.status, l.seq, l.bal, l.delta
+    FROM unnest(l_item, l_leg_no, g_acc, g_status, g_seq, g_bal, g_delta) AS l(item, leg, acc, status, seq, bal, delta)
+    WHERE l.status IS NOT NULL;
 END $$;

@@ -79,8 +79,8 @@ _BOOK = (
     "SELECT * FROM payment_batch_book($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],"
     " $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[],"
     " $14::text[], $15::text, $16::text, $17::text[], $18::text, $19::bytea[], $20::text[], $21::bytea[],"
-    " $22::text[], $23::text[], $24::text[], $25::date[], $26::int[], $27::int[], $28::text[], $29::text[],"
-    " $30::bigint[], $31::text[])"
+    " $22::text[], $23::text[], $24::text[], $25::date[], $26::int[], $27::text[], $28::int[], $29::text[],"
+    " $30::text[], $31::bigint[], $32::text[])"
 )
 
 
@@ -93,6 +93,7 @@ async def book_batch(conn: Conn, items: Sequence[BatchPayment]) -> list[BatchRes
     assert items
     rows = [i.row for i in items]
     l_item: list[int] = []
+    l_txn: list[str] = []
     l_leg: list[int] = []
     l_account: list[str | None] = []
     l_side: list[str] = []
@@ -101,6 +102,7 @@ async def book_batch(conn: Conn, items: Sequence[BatchPayment]) -> list[BatchRes
     for n, item in enumerate(items, 1):
         for leg_no, leg in enumerate(item.entry.legs, 1):
             l_item.append(n)
+            l_txn.append(item.entry.txn_no)
             l_leg.append(leg_no)
             l_account.append(None if leg.account_id == PAYER else leg.account_id)
             l_side.append(leg.side.value)
@@ -118,17 +120,24 @@ async def book_batch(conn: Conn, items: Sequence[BatchPayment]) -> list[BatchRes
         [i.event.payload for i in items], [i.key for i in items], [i.fingerprint for i in items],
         [i.admission_id for i in items], [None if i.controls is None else json.dumps(i.controls) for i in items],
         [i.entry.txn_code for i in items], [i.entry.accounting_date for i in items],
-        l_item, l_leg, l_account, l_side, l_amount, l_currency,
+        l_item, l_txn, l_leg, l_account, l_side, l_amount, l_currency,
     )
+    legs: dict[int, list[PostedLeg]] = {}
+    outcomes: dict[int, tuple[str, str | None, str | None]] = {}
+    for r in records:
+        if r["r_outcome"] is not None:
+            outcomes[r["r_item"]] = (r["r_outcome"], r["r_detail"], r["r_payer"])
+        else:
+            legs.setdefault(r["r_item"], []).append(PostedLeg(
+                r["r_leg_no"], AccountId(r["r_account"]), r["r_status"], r["r_seq"], r["r_balance"], r["r_delta"]))
     results: list[BatchResult] = []
-    for item, r in zip(items, records, strict=True):
-        if r["r_outcome"] != "ok":
-            results.append(BatchResult(_error(r["r_outcome"], r["r_detail"], item)))
+    for n, item in enumerate(items, 1):
+        outcome, detail, payer = outcomes[n]
+        if outcome != "ok":
+            results.append(BatchResult(_error(outcome, detail, item)))
             continue
-        legs = tuple(PostedLeg(no, AccountId(acc), status, seq, bal, delta) for no, acc, status, seq, bal, delta
-                     in zip(r["r_leg_nos"], r["r_accounts"], r["r_statuses"], r["r_seqs"], r["r_balances"],
-                            r["r_deltas"], strict=True))
-        results.append(BatchResult(None, r["r_payer"], PostedEntry(item.entry.txn_no, legs)))
+        posted = PostedEntry(item.entry.txn_no, tuple(sorted(legs[n], key=lambda leg: leg.leg_no)))
+        results.append(BatchResult(None, payer, posted))
     return results
 
 

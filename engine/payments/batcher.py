@@ -2,8 +2,8 @@
 
 Public interface (stable; the bench's batched mode drives it directly):
 
-    batcher = PaymentBatcher(pool, sink, splits, batch_max=256, linger_us=0, queue_max=4096)
-    task = asyncio.create_task(batcher.run())      # the one booking task (bootstrap runs it as a loop)
+    batcher = PaymentBatcher(pool, sink, splits, batch_max=256, linger_us=0, queue_max=4096, bookers=2)
+    task = asyncio.create_task(batcher.run())      # the booking tasks (bootstrap runs it as a loop)
     result = await batcher.submit(item)            # item: batch_store.BatchPayment; -> BatchResult
     ...; task.cancel()                             # waiting items then fail with BatcherStopped (503)
 
@@ -13,8 +13,10 @@ was booked (``payer``, ``posted`` set), else the exception the serial path would
 transaction). It raises ``BatchQueueFull`` (503, Retry-After; nothing queued) when ``queue_max`` payments
 already wait, and ``BatchCommitUncertain`` when the batch's COMMIT itself failed (it may have booked).
 
-One task books: it takes everything that arrived while the previous batch was in flight (natural
-batching), up to ``batch_max``, after an optional linger of ``linger_us`` when fewer are waiting. Each
+A booking task takes everything that arrived while the previous batch was in flight (natural batching), up
+to ``batch_max``, after an optional linger of ``linger_us`` when fewer are waiting; ``bookers`` such tasks
+run at once (outcomes follow arrival order within a batch; across batches in flight together, as across
+concurrent serial requests, whichever locks a payer's wallet first goes first). Each
 batch is one transaction: splits routing and hot-debit reservations per item, one ``payment_batch_book``
 statement (outcomes equal to serial booking in arrival order), one statement keeping keyed refusals,
 COMMIT; then the hot legs of the whole batch go to the buffer in one enqueue. An unexpected error splits
@@ -43,6 +45,8 @@ from engine.payments.errors import BatchQueueFull, PaymentError
 from engine.web.errors import api_error_for, error_body, unavailable
 
 log = logging.getLogger(__name__)
+
+HAND_OFFS_MAX = 16  # post-commit enqueues in flight per batcher
 
 
 class BatcherStopped(PaymentError):
@@ -77,8 +81,8 @@ class _Waiting:
 
 class PaymentBatcher:
     def __init__(self, pool: asyncpg.Pool, sink: HotLegSink | None, splits: SplitDirectory, *, batch_max: int,
-                 linger_us: int, queue_max: int) -> None:
-        assert batch_max > 0 and queue_max >= batch_max
+                 linger_us: int, queue_max: int, bookers: int = 1) -> None:
+        assert batch_max > 0 and queue_max >= batch_max and bookers > 0
         self._pool = pool
         self._sink = sink
         self._splits = splits
@@ -87,7 +91,8 @@ class PaymentBatcher:
         self._queue_max = queue_max
         self._queue: deque[_Waiting] = deque()
         self._wake = asyncio.Event()
-        self._running = False
+        self._bookers = bookers
+        self._hand_offs: set[asyncio.Task[None]] = set()
 
     @property
     def waiting(self) -> int:
@@ -106,31 +111,36 @@ class PaymentBatcher:
         return await asyncio.shield(future)
 
     async def run(self) -> None:
-        """The booking task: runs until cancelled; then every payment still waiting fails BatcherStopped."""
-        self._running = True
+        """The booking tasks: run until cancelled; then every payment still waiting fails BatcherStopped."""
         try:
-            while True:
-                while not self._queue:
-                    self._wake.clear()
-                    await self._wake.wait()
-                if self._linger_s and len(self._queue) < self.batch_max:
-                    await asyncio.sleep(self._linger_s)
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.batch_max))]
-                started = time.monotonic()
-                for w in batch:
-                    metrics.BATCH_QUEUE_WAIT.observe(started - w.queued_at)
-                metrics.BATCH_SIZE.observe(len(batch))
-                try:
-                    await self._book(batch)
-                except asyncio.CancelledError:
-                    _fail(batch, BatcherStopped())
-                    raise
-                metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+            await asyncio.gather(*(self._booker() for _ in range(self._bookers)))
         finally:
-            self._running = False
             waiting = list(self._queue)
             self._queue.clear()
             _fail(waiting, BatcherStopped())
+
+    async def _booker(self) -> None:
+        """One booking loop. With several, one books what arrived while the others' batches are in flight
+        (PostgreSQL works on one batch while another commits); their lock order keeps them deadlock-free."""
+        while True:
+            while not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+            if self._linger_s and len(self._queue) < self.batch_max:
+                await asyncio.sleep(self._linger_s)
+                if not self._queue:
+                    continue  # another booker took them
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.batch_max))]
+            started = time.monotonic()
+            for w in batch:
+                metrics.BATCH_QUEUE_WAIT.observe(started - w.queued_at)
+            metrics.BATCH_SIZE.observe(len(batch))
+            try:
+                await self._book(batch)
+            except asyncio.CancelledError:
+                _fail(batch, BatcherStopped())
+                raise
+            metrics.BATCH_SECONDS.observe(time.monotonic() - started)
 
     async def _book(self, batch: list[_Waiting]) -> None:
         """Book ``batch``; on an unexpected error, its halves separately. Never raises (but cancellation)."""
@@ -186,18 +196,38 @@ class PaymentBatcher:
                     committing = True
             except BaseException as exc:
                 await self._release(reservations)
-                if committing and not isinstance(exc, asyncio.CancelledError):
+                # A COMMIT the server refused (a deferred check) rolled back: split and retry like any error. One
+                # that got no answer may have committed: no retry, the keys' stored answers tell.
+                if committing and isinstance(exc, Exception) and _unanswered(exc):
                     raise BatchCommitUncertain(repr(exc)) from exc
                 raise
             release_without_reset(conn)  # the function's settings and locks were transaction-local
-        booked = [r for r, _ in final if r.error is None]
         if self._sink is not None:
-            await self._release([res for res, (r, _) in zip(reservations, final, strict=True) if r.error is not None])
-            if booked:
-                await self._sink.enqueue([r.posted for r in booked if r.posted is not None],
-                                         [res for res, (r, _) in zip(reservations, final, strict=True)
-                                          if r.error is None and res is not None])
+            await self._hand_off(final, reservations)
         return [r for r, _ in final]
+
+    async def _hand_off(self, final: list[tuple[BatchResult, StoredRefusal | None]],
+                        reservations: list[object]) -> None:
+        """After the commit: the batch's hot legs to the buffer in one enqueue, refused items' reservations
+        released, in the background, so the booker starts the next batch and the clients get their answers
+        now (a process that dies first leaves the legs 'buffered' for the recovery sweep, as the serial path
+        does). At most HAND_OFFS_MAX run at once."""
+        assert self._sink is not None
+        sink = self._sink
+        booked = [r.posted for r, _ in final if r.error is None and r.posted is not None]
+        kept = [res for res, (r, _) in zip(reservations, final, strict=True) if r.error is None and res is not None]
+        given_back = [res for res, (r, _) in zip(reservations, final, strict=True) if r.error is not None]
+
+        async def hand_off() -> None:
+            await self._release(given_back)
+            if booked:
+                await sink.enqueue(booked, kept)
+
+        while len(self._hand_offs) >= HAND_OFFS_MAX:
+            await asyncio.wait(self._hand_offs, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.get_running_loop().create_task(hand_off())
+        self._hand_offs.add(task)
+        task.add_done_callback(self._hand_offs.discard)
 
     async def _release(self, reservations: list[object]) -> None:
         if self._sink is not None:
@@ -216,6 +246,10 @@ def _with_stored(item: BatchPayment, result: BatchResult) -> tuple[BatchResult, 
         return result, None
     refusal = StoredRefusal(item.row.merchant_id, item.key, item.fingerprint, err.status, error_body(err))
     return replace(result, stored=(err.status, refusal.body)), refusal
+
+
+def _unanswered(exc: Exception) -> bool:
+    return unavailable(exc) is not None or isinstance(exc, (OSError, TimeoutError, asyncpg.InterfaceError))
 
 
 def _fail(batch: list[_Waiting], exc: Exception) -> None:

@@ -1,6 +1,7 @@
 """The ledger's integrity checks made once per statement (migration 089) hold for any writer, the posting
-function bypassed: an entry and its legs balance, legs point at an existing entry of their date and an
-existing account and never change what they say; entries and accounts are never deleted."""
+function bypassed: an entry's legs balance, point at an existing entry of their date and an existing
+account and never change what they say; an entry has legs by commit; entries and accounts are never
+deleted."""
 
 from __future__ import annotations
 
@@ -79,12 +80,24 @@ async def test_a_single_leg_is_refused(pool: asyncpg.Pool) -> None:
         assert info.value.sqlstate == "PE005"
 
 
-async def test_an_entry_without_legs_is_refused(pool: asyncpg.Pool) -> None:
+async def test_an_entry_without_legs_is_refused_at_commit(pool: asyncpg.Pool) -> None:
     async with rolled_back(pool) as conn:
+        await conn.execute("INSERT INTO journal_entries (txn_no, txn_code, accounting_date) VALUES ($1, 'ADJUST', $2)",
+                           new_txn_no(), today())
         with pytest.raises(asyncpg.PostgresError) as info:
-            await conn.execute("INSERT INTO journal_entries (txn_no, txn_code, accounting_date)"
-                               " VALUES ($1, 'ADJUST', $2)", new_txn_no(), today())
+            await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # what COMMIT would check
         assert info.value.sqlstate == "PE005"
+
+
+async def test_entries_then_their_legs_in_a_second_statement_are_accepted(pool: asyncpg.Pool) -> None:
+    """The batch statement's shape: a batch's entries, then all their legs."""
+    async with rolled_back(pool) as conn:
+        a, b = await _two_accounts(conn)
+        txn = new_txn_no()
+        day = await conn.fetchval("INSERT INTO journal_entries (txn_no, txn_code, accounting_date)"
+                                  " VALUES ($1, 'ADJUST', $2) RETURNING accounting_date", txn, today())
+        await conn.execute(_ENTRY_WITH_LEGS, txn, today(), [a, b], ["D", "C"], [5, 5], False, day)
+        await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 async def test_the_posting_function_refuses_fewer_than_two_legs(pool: asyncpg.Pool) -> None:

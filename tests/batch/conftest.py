@@ -11,6 +11,7 @@ import asyncio
 import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -18,9 +19,13 @@ import asyncpg
 import msgspec
 import pytest
 
+from accounts.rules import build_entry
 from engine.bootstrap import create_app
 from engine.client import ApiResult, PayEngineClient
+from engine.keys import EVENT, PAYMENT, new_id
+from engine.payments.batch_store import PAYER, BatchPayment
 from engine.payments.batcher import PaymentBatcher
+from engine.payments.store import NewPayment, OutboxEvent, Transition
 from engine.services import SERVICES
 from engine.settings import Settings
 from tests.api.conftest import ADMIN_TOKEN, Api, api
@@ -35,7 +40,8 @@ QUEUE_WAIT_S = 20.0
 
 @pytest.fixture(scope="session")
 async def batched(servers: Servers) -> AsyncIterator[Api]:
-    settings = Settings(admin_token=ADMIN_TOKEN, db_pool_max=40, batch_max=BATCH_MAX, batch_queue_max=BATCH_MAX * 4)
+    settings = Settings(admin_token=ADMIN_TOKEN, db_pool_max=40, batch_max=BATCH_MAX, batch_queue_max=BATCH_MAX * 4,
+                        batch_bookers=1)  # one booker: gather_batch holds it busy
     app = create_app(settings, servers.database_url, servers.redis_url)
     async with serving(app) as served, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         yield Api(served.url, settings, session, app)
@@ -113,3 +119,27 @@ async def _until_blocked(pool: asyncpg.Pool, wallet: str) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError(f"the blocker's batch never waited for {wallet}")
+
+
+async def prepared_payments(api: Api, pool: asyncpg.Pool, customer: str, amounts: list[int],
+                 admissions: list[str | None]) -> list[BatchPayment]:
+    ctx = api.app[SERVICES]
+    merchant_id = await pool.fetchval("SELECT merchant_id FROM customers WHERE id = $1", customer)
+    pending = await pool.fetchval("SELECT id FROM accounts WHERE owner_id = $1 AND role = 'merchant_pending'"
+                                  " AND currency = 'CNY'", merchant_id)
+    platform = await ctx.platform_accounts("CNY")
+    now = datetime.now(UTC)
+    items = []
+    for amount, admission in zip(amounts, admissions, strict=True):
+        pid, txn_no = new_id(PAYMENT), ctx.txn_nos.next(now)
+        entry = build_entry("PAY_WALLET", txn_no, now.date(), "CNY",
+                            {"customer_wallet": PAYER, "gateway_transit": platform["gateway_transit"],
+                             "merchant_pending": pending, "fee_income": platform["fee_income"]},
+                            {"amount": amount, "fee": 0}, ref=pid)
+        row = NewPayment(pid, merchant_id, "st-" + uuid.uuid4().hex, amount, "CNY", "wallet", None, customer,
+                         "succeeded", 0, txn_no, None, {}, now + timedelta(minutes=15), now, None)
+        items.append(BatchPayment(row, Transition("created", "succeeded", "wallet_debited"),
+                                  OutboxEvent(new_id(EVENT), "payment.succeeded", b'{"id": "%s"}' % pid.encode()),
+                                  entry, None, None, admission,
+                                  None if admission is None else {"admission": admission}))
+    return items

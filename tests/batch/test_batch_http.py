@@ -51,6 +51,16 @@ async def test_duplicate_order_and_reused_key_inside_one_batch(batched: Api, poo
                                  " WHERE c.id = $1", customer)
     assert wallet == 10_000 - 100
     assert await pool.fetchval("SELECT count(*) FROM payments WHERE merchant_id = $1", client.merchant_id) == 1
+    async with batched.session.get(batched.url + "/metrics") as resp:
+        metrics = await resp.text()
+    sizes = [line for line in metrics.splitlines() if line.startswith('payengine_payment_batch_size_bucket{le="4.0"}')]
+    assert sizes and float(sizes[0].split()[-1]) < _count(metrics, "payengine_payment_batch_size_count"), sizes
+    assert _count(metrics, "payengine_payment_batch_queue_wait_seconds_count") >= 5
+    assert _count(metrics, 'payengine_payment_batches_total{result="booked"}') >= 1
+
+
+def _count(metrics: str, name: str) -> float:
+    return next(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name + " "))
 
 
 @pytest.fixture
@@ -140,7 +150,7 @@ async def test_two_processes_hammering_the_same_customers_and_hot_merchant(batch
 @pytest.fixture
 async def tiny(servers: Servers) -> AsyncIterator[Api]:
     """A batched API whose queue holds one payment."""
-    settings = Settings(admin_token=ADMIN_TOKEN, db_pool_max=10, batch_max=1, batch_queue_max=1,
+    settings = Settings(admin_token=ADMIN_TOKEN, db_pool_max=10, batch_max=1, batch_queue_max=1, batch_bookers=1,
                         gateway_in_process=False, webhooks_in_process=False)
     app = create_app(settings, servers.database_url, servers.redis_url)
     async with serving(app) as served, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
