@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run demo test prometheus-tools lint typecheck imports check servers-stop clean bench bench-smoke bench-api wrk-tool loadtest bench-dayend bench-split bench-voucher bench-buffer
+.PHONY: run demo test prometheus-tools lint typecheck imports check servers-stop clean bench bench-smoke bench-api wrk-tool loadtest bench-dayend bench-split bench-voucher bench-buffer bench-batch
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -78,6 +78,11 @@ bench-split: $(STAMP)
 ## One hot merchant at 64 payers: sync vs buffered vs distinct, on loopback and with a 1 ms database; one JSON line.
 bench-buffer: $(STAMP)
 	$(BIN)/python -m bench buffer
+
+## Hot merchant at 64 payers: sync vs buffered vs batched (the in-process batcher), on loopback and with a 1 ms
+## database, flushers running; one JSON line (batched_payments_per_s, batched_over_sync, ..._1ms, flush lag).
+bench-batch: $(STAMP)
+	$(BIN)/python -m bench batch
 
 ## Channel payments at 200 merchants against a 500±200 ms channel: async vs sync vouchers; one JSON line.
 bench-voucher: $(STAMP)

@@ -214,27 +214,45 @@ async def post_entry(conn: Conn, entry: EntryDraft) -> PostedEntry:
     Raises InsufficientFunds, UnknownAccount, CurrencyMismatch, AccountClosed, UnbalancedEntry or
     DuplicateTransaction; the entry is then not booked (the caller's transaction must roll back).
     """
-    legs = entry.legs
     try:
         rows = await conn.fetch(
             "SELECT * FROM ledger_post_entry($1, $2, $3, $4, $5::text[], $6::text[], $7::bigint[], $8::text[])",
-            entry.txn_no, entry.txn_code, entry.accounting_date, entry.ref,
-            [leg.account_id for leg in legs], [leg.side.value for leg in legs],
-            [leg.amount_minor for leg in legs], [leg.currency for leg in legs],
+            entry.txn_no, entry.txn_code, entry.accounting_date, entry.ref, *leg_arrays(entry),
         )
     except asyncpg.PostgresError as exc:
-        domain = translate_error(exc)
-        if domain is None:
-            raise
-        if isinstance(domain, DuplicateTransaction):
-            domain = DuplicateTransaction(entry.txn_no)
-        raise domain from None
+        raise_ledger_error(exc, entry.txn_no)
+        raise
+    return posted_entry(entry.txn_no, rows)
+
+
+def leg_arrays(entry: EntryDraft, unnamed: AccountId | None = None) -> tuple[list[str | None], list[str],
+                                                                                list[int], list[str]]:
+    """The legs as ledger_post_entry takes them (accounts, sides, amounts, currencies). A leg on the
+    ``unnamed`` account goes with a NULL account, for a statement that names it itself (a payer's wallet
+    found with the payment's customer check)."""
+    legs = entry.legs
+    return ([None if unnamed is not None and leg.account_id == unnamed else leg.account_id for leg in legs],
+            [leg.side.value for leg in legs], [leg.amount_minor for leg in legs], [leg.currency for leg in legs])
+
+
+def raise_ledger_error(exc: asyncpg.PostgresError, txn_no: str) -> None:
+    """Raise the ledger's domain error for a database error of a posting, if it is one (else return)."""
+    domain = translate_error(exc)
+    if domain is None:
+        return
+    if isinstance(domain, DuplicateTransaction):
+        domain = DuplicateTransaction(txn_no)
+    raise domain from None
+
+
+def posted_entry(txn_no: str, rows: Sequence[Any]) -> PostedEntry:
+    """The rows ledger_post_entry returned, as a PostedEntry (legs in leg order)."""
     posted = tuple(
         PostedLeg(r["r_leg_no"], AccountId(r["r_account_id"]), r["r_status"], r["r_seq"],
                   r["r_balance_after"], r["r_delta"])
         for r in rows
     )
-    return PostedEntry(entry.txn_no, tuple(sorted(posted, key=lambda p: p.leg_no)))
+    return PostedEntry(txn_no, tuple(sorted(posted, key=lambda p: p.leg_no)))
 
 
 _STATEMENT_SQL = (

@@ -17,7 +17,8 @@ import asyncpg
 
 from bench.load import LoadResult, run_load
 from bench.modes import BenchContext, PostingMode
-from bench.money import check_money, wait_drained
+from bench.money import REF_MATCHES, check_money, wait_drained
+from bench.proc_cpu import postgres_tree
 from bench.workload import Payer, WorkloadAccounts, open_workload
 
 
@@ -51,16 +52,21 @@ async def run_hot_merchant_modes(ctx: BenchContext, modes: Sequence[PostingMode]
     await asyncio.gather(*(m.prepare(ctx, workloads[m.name]) for m in runnable))
     results: dict[str, LoadResult] = {}
     drain_s: dict[str, float] = {m.name: 0.0 for m in runnable}
+    # PostgreSQL's CPU per mode, window and drain (its flushing) included: bench/proc_cpu.py.
+    pg = postgres_tree(int(await ctx.pool.fetchval("SELECT pg_backend_pid()")))
+    pg_cpu_s: dict[str, float] = {m.name: 0.0 for m in runnable}
     for round_no in range(rounds):
         order = runnable[round_no % len(runnable):] + runnable[:round_no % len(runnable)] if runnable else []
         for mode in order:
             accounts = workloads[mode.name]
             booker = await mode.start(ctx, accounts)
             try:
-                payer = Payer(accounts, booker, ctx.txn_nos, shape)
+                payer = Payer(accounts, booker, ctx.txn_nos, shape, batcher=getattr(mode, "batcher", None))
+                cpu_before = pg.cpu_s() if pg else 0.0
                 one = await run_load(f"{label} {mode.name} r{round_no + 1}", payer, concurrency,
                                      duration_s / rounds, samplers=mode.samplers())
                 drain_s[mode.name] += await wait_drained(ctx.pool, accounts.shared_ids)
+                pg_cpu_s[mode.name] += (pg.cpu_s() if pg else 0.0) - cpu_before
             finally:
                 await mode.stop()
             if mode.name in results:
@@ -70,7 +76,10 @@ async def run_hot_merchant_modes(ctx: BenchContext, modes: Sequence[PostingMode]
     modes_out: dict[str, Any] = {}
     for mode in runnable:
         money = await check_money(ctx.pool, workloads[mode.name].money_scope())
+        ok = results[mode.name].ok
         modes_out[mode.name] = {**results[mode.name].summary(), "drain_s": round(drain_s[mode.name], 2),
+                                "pg_cpu_us_per_payment": round(pg_cpu_s[mode.name] / ok * 1e6, 1) if pg and ok
+                                else None,
                                 **await flush_lag_ms(ctx.pool, workloads[mode.name]), "money": money,
                                 "per_second": [round(x, 1) for x in results[mode.name].per_second]}
         print(f"[{label}] {mode.name}: money checks ok ({money['entries']} entries, "
@@ -88,8 +97,8 @@ async def flush_lag_ms(pool: asyncpg.Pool, accounts: WorkloadAccounts) -> dict[s
         "  SELECT extract(epoch FROM l.applied_at - l.created_at) * 1000 AS lag"
         "  FROM journal_entries e JOIN journal_legs l USING (txn_no)"
         "  JOIN accounts a ON a.id = l.account_id"
-        "  WHERE e.ref = $1 AND (a.id = ANY($2::text[]) OR a.parent_id = ANY($2::text[]))) x",
-        accounts.ref, accounts.shared_ids)
+        f"  WHERE {REF_MATCHES.format(e='e')} AND (a.id = ANY($2::text[]) OR a.parent_id = ANY($2::text[]))) x",
+        [accounts.ref], accounts.shared_ids)
     return {f"flush_lag_{k}_ms": round(float(row[k] or 0.0), 2) for k in ("p50", "p99", "max")}
 
 

@@ -83,9 +83,10 @@ def distinct_mode() -> SyncMode:
 
 def all_modes() -> dict[str, PostingMode]:
     """Every mode by name, available or not (the runner prints why an unavailable one is skipped)."""
-    from bench.modes_hot import buffered_mode, split_mode
+    from bench.modes_hot import batched_mode, buffered_mode, split_mode
 
     modes: list[PostingMode] = [
         SyncMode(), distinct_mode(), buffered_mode(), split_mode(16, buffered=False), split_mode(16, buffered=True),
+        batched_mode(),
     ]
     return {m.name: m for m in modes}

@@ -10,6 +10,7 @@ default, restricted to this mode's accounts. A mode whose code is missing report
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import sys
 import time
@@ -30,6 +31,7 @@ from engine.booking import Booker
 if TYPE_CHECKING:
     from buffer.flush_thread import FlusherThread
     from buffer.runner import FlushRunner
+    from engine.payments.batcher import PaymentBatcher
 
 OWN_TIMEOUT_S = 10.0
 REPO = Path(__file__).resolve().parent.parent
@@ -175,6 +177,44 @@ async def stored_tuning_put_back(pool: asyncpg.Pool) -> AsyncIterator[None]:
                 await save_tuning(conn, before)
             else:
                 await conn.execute("DELETE FROM buffer_settings")
+
+
+class BatchedMode(HotMode):
+    """The buffered mode's accounts, flushers and sink, with every payment booked through the in-process
+    batcher (engine/payments/batcher.py) as the API process runs it with PAYENGINE_BATCH_MAX set: what
+    arrived while the previous batch was booking goes in one statement and one commit."""
+
+    def __init__(self, batch_max: int = 256, linger_us: int = 0, queue_max: int = 4096) -> None:
+        super().__init__(1, buffered=True)
+        self.name = "batched"
+        self.batch_max, self.linger_us, self.queue_max = batch_max, linger_us, queue_max
+        self.batcher: PaymentBatcher | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def unavailable(self) -> str | None:
+        return super().unavailable() or _missing("engine.payments.batcher")
+
+    async def start(self, ctx: BenchContext, accounts: WorkloadAccounts) -> Booker:
+        from engine.payments.batcher import PaymentBatcher
+
+        booker = await super().start(ctx, accounts)
+        self.batcher = PaymentBatcher(ctx.pool, booker.sink, booker.splits, batch_max=self.batch_max,
+                                      linger_us=self.linger_us, queue_max=self.queue_max)
+        self._task = asyncio.create_task(self.batcher.run(), name="bench-batcher")
+        return booker
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+        self.batcher = None
+        await super().stop()
+
+
+def batched_mode() -> BatchedMode:
+    return BatchedMode()
 
 
 def buffered_mode() -> HotMode:

@@ -17,6 +17,8 @@ from typing import Any
 import asyncpg
 
 DRAIN_TIMEOUT_S = 120.0
+# An entry of the scenario: its ref is one of $1, or one of them followed by '/' and a payment's id.
+REF_MATCHES = "({e}.ref = ANY($1::text[]) OR split_part({e}.ref, '/', 1) = ANY($1::text[]))"
 
 
 class MoneyCheckFailed(AssertionError):
@@ -27,7 +29,9 @@ class MoneyCheckFailed(AssertionError):
 class MoneyScope:
     label: str
     account_ids: list[str]  # every account the scenario's entries touch (parents; subs are found)
-    refs: list[str]  # journal entry refs of the scenario's payments
+    # Journal entry refs of the scenario's payments; an entry whose ref is one of these followed by '/' and
+    # anything counts too (the batched mode books each entry with its payment's id as ref, as the API does).
+    refs: list[str]
     expected_entries: int  # payments the load generator saw succeed
     expected_totals: dict[str, int] = field(default_factory=dict)  # account id -> Σ legs over it and its subs
 
@@ -87,12 +91,12 @@ async def check_money(pool: asyncpg.Pool, scope: MoneyScope,
         for row in mismatched[:10]:
             problems.append(f"account {row['id']}: balance {row['balance']} != Σ applied legs {row['legs']}")
         entries = int(await conn.fetchval(
-            "SELECT count(*) FROM journal_entries WHERE ref = ANY($1::text[])", scope.refs))
+            f"SELECT count(*) FROM journal_entries WHERE {REF_MATCHES.format(e='journal_entries')}", scope.refs))
         if entries != scope.expected_entries:
             problems.append(f"journal entries {entries} != payments acknowledged {scope.expected_entries}")
         unbalanced = int(await conn.fetchval(
             "SELECT count(*) FROM (SELECT e.txn_no FROM journal_entries e JOIN journal_legs l USING (txn_no)"
-            " WHERE e.ref = ANY($1::text[]) GROUP BY e.txn_no"
+            f" WHERE {REF_MATCHES.format(e='e')} GROUP BY e.txn_no"
             " HAVING sum(CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END) <> 0) x", scope.refs))
         if unbalanced:
             problems.append(f"{unbalanced} entries whose debits != credits")

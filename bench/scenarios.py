@@ -21,9 +21,10 @@ from bench.hot_merchant import mode_key, run_hot_merchant_modes
 from bench.modes import PostingMode, all_modes
 
 REPO = Path(__file__).resolve().parent.parent
-HOT_MODES = ("sync", "distinct", "buffered", "split-16", "buffered+split-16")
+HOT_MODES = ("sync", "distinct", "buffered", "split-16", "buffered+split-16", "batched")
 SMOKE_DB_MODES = ("sync", "distinct", "buffered")
 BUFFER_MODES = ("sync", "buffered", "distinct")
+BATCH_MODES = ("sync", "buffered", "batched")
 
 
 @dataclass
@@ -55,6 +56,7 @@ def hot_headline(scenario: str, result: dict[str, Any], suffix: str = "") -> dic
     for name, m in result["modes"].items():
         headline[f"{mode_key(name)}_payments_per_s{suffix}"] = m["per_s"]
         headline[f"{mode_key(name)}_p99_ms{suffix}"] = m["p99_ms"]
+        headline[f"{mode_key(name)}_pg_cpu_us_per_payment{suffix}"] = m.get("pg_cpu_us_per_payment")
     headline.update(result["ratios"])
     headline["skipped"] = sorted(result["skipped"])
     headline["money_checks"] = "ok"  # check_money raised otherwise
@@ -118,6 +120,30 @@ async def buffer(opts: Options) -> dict[str, Any]:
             "select1_rtt": delayed.get("select1_rtt"), "headline": headline}
 
 
+async def batch(opts: Options) -> dict[str, Any]:
+    """Issue 18's comparison (``make bench-batch``): sync vs buffered vs batched (the same payments through
+    the in-process batcher) on loopback and with a 1 ms database, flushers running in every buffered window,
+    one headline with both. Fails (no made-up figure) when the batched mode cannot run."""
+    narrowed = replace(opts, modes=BATCH_MODES)
+    loopback = await hot_merchant(narrowed)
+    delayed = await db_latency(narrowed)
+    for run in (loopback, delayed):
+        if "batched" not in run["modes"] and "skipped_reason" not in run:
+            raise RuntimeError(f"the batched mode did not run: {run.get('skipped', {}).get('batched', 'unknown')}")
+    headline = {**loopback["headline"], **{k: v for k, v in delayed["headline"].items()
+                                           if k not in ("scenario", "money_checks", "skipped", "workload")}}
+    headline["scenario"] = "batch"
+    for suffix, run in (("", loopback), ("_1ms", delayed)):
+        for name, m in run["modes"].items():
+            if name != "sync":
+                headline[f"{mode_key(name)}_flush_lag_p99_ms{suffix}"] = m.get("flush_lag_p99_ms")
+    return {"scenario": "batch", "workload": loopback.get("workload"),
+            "rounds": loopback.get("rounds"), "skipped": {**loopback["skipped"], **delayed.get("skipped", {})},
+            "modes": {**loopback["modes"], **{f"{k} @1ms": v for k, v in delayed["modes"].items()}},
+            "ratios": {**loopback["ratios"], **delayed.get("ratios", {})},
+            "select1_rtt": delayed.get("select1_rtt"), "headline": headline}
+
+
 def _last_json_line(text: str) -> dict[str, Any] | None:
     for line in reversed(text.strip().splitlines()):
         line = line.strip()
@@ -175,6 +201,7 @@ SCENARIOS: dict[str, Scenario] = {
     "flush-sweep": flush_sweep,
     "drain": drain,
     "buffer": buffer,
+    "batch": batch,
     "split": external("bench-split", "split"),
     "api": external("bench-api", "api"),
     "voucher": external("bench-voucher", "voucher"),

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from accounts.journal import LegDraft, make_entry
+from accounts.journal import EntryDraft, LegDraft, make_entry
 from accounts.model import AccountId, AccountKind, AccountSpec, Side
 from accounts.rules import build_entry
 from accounts.store import open_account, post_entry
@@ -34,8 +34,10 @@ from engine.customers.store import insert_customer
 from engine.db import release_without_reset
 from engine.merchants.pricing import Pricing
 from engine.merchants.store import insert_merchant
+from engine.payments.batch_store import BatchPayment
+from engine.payments.batcher import PaymentBatcher
 from engine.payments.states import NEW, PaymentEvent, PaymentStatus
-from engine.payments.store import NewPayment, OutboxEvent, Transition, insert_payment
+from engine.payments.store import PAYER, NewPayment, OutboxEvent, Transition, insert_payment
 from engine.txn_no import TxnNoGenerator
 
 CURRENCY = "CNY"
@@ -137,16 +139,21 @@ _TRANSITION = Transition(NEW, PaymentStatus.SUCCEEDED.value, PaymentEvent.WALLET
 
 
 class Payer:
-    """The operation the load runner calls: one wallet payment from the worker's next customer."""
+    """The operation the load runner calls: one wallet payment from the worker's next customer.
+
+    With a ``batcher`` (the batched mode) the same payment, rows and entry, goes through the in-process
+    batcher (engine/payments/batcher.py) instead of a transaction of its own: many payers' payments are
+    booked by one statement and one commit."""
 
     def __init__(self, accounts: WorkloadAccounts, booker: Booker, txn_nos: TxnNoGenerator,
-                 shape: str = "payment") -> None:
+                 shape: str = "payment", batcher: PaymentBatcher | None = None) -> None:
         if shape not in SHAPES:
             raise ValueError(f"unknown workload shape {shape!r}; known: {', '.join(SHAPES)}")
         self.accounts = accounts
         self.booker = booker
         self.txn_nos = txn_nos
         self.shape = shape
+        self.batcher = batcher
         self._turn = [0] * len(accounts.customers)
 
     async def __call__(self, worker: int) -> None:
@@ -166,13 +173,28 @@ class Payer:
         if self.shape == "entry":
             await self.booker.book(entry)
         else:
-            payment_id = f"pay_{txn_no}"
+            # A batched entry's ref is its payment's id (as in the API): the mode's ref prefixes it (bench.money).
+            payment_id = f"{a.ref}/{txn_no}" if self.batcher is not None else f"pay_{txn_no}"
             row = NewPayment(payment_id, a.merchant_ids[worker], payment_id, AMOUNT_MINOR, CURRENCY, "wallet", None,
                              a.customer_ids[worker][slot], PaymentStatus.SUCCEEDED.value, FEE_MINOR, txn_no, None, {},
                              now + timedelta(minutes=30), now, None)
             event = OutboxEvent(f"evt_{txn_no}", "payment.succeeded", b'{"object":"payment"}')
+            if self.batcher is not None:
+                await self._batched(row, event, entry, a.customers[worker][slot])
+                a.paid[worker] += 1
+                return
             async with self.booker.transaction() as tx:
                 await insert_payment(tx.conn, row, _TRANSITION, None, event, None)
                 await tx.post(entry)
                 release_without_reset(tx.conn)  # as the API's payment flow does: transaction-local state only
         a.paid[worker] += 1  # counted only after the commit returned: the checks compare it to the journal
+
+    async def _batched(self, row: NewPayment, event: OutboxEvent, entry: EntryDraft, wallet: str) -> None:
+        """The payment through the batcher: the payer's wallet leg named PAYER, found by the batch statement
+        with its customer check (as the API's flow hands it over). Raises the item's refusal, if any."""
+        assert self.batcher is not None
+        legs = tuple(replace(leg, account_id=PAYER) if leg.account_id == wallet else leg for leg in entry.legs)
+        result = await self.batcher.submit(BatchPayment(row, _TRANSITION, event, replace(entry, legs=legs), None, None,
+                                                        None, None))
+        if result.error is not None:
+            raise result.error

@@ -9,7 +9,7 @@ Without a buffer, hot legs stay 'buffered' in PostgreSQL for a later flush or re
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -42,6 +42,10 @@ class HotLegSink(Protocol):
         ...
 
 
+# The statement that posts an entry: accounts.store.post_entry, or one that writes other rows with it.
+PostingStatement = Callable[[Conn, EntryDraft], Awaitable[PostedEntry]]
+
+
 class BookingTransaction:
     def __init__(self, conn: Conn, sink: HotLegSink | None, splits: SplitDirectory | None = None) -> None:
         self.conn = conn
@@ -50,12 +54,12 @@ class BookingTransaction:
         self.posted: list[PostedEntry] = []
         self.reservations: list[object] = []
 
-    async def post(self, entry: EntryDraft) -> PostedEntry:
+    async def post(self, entry: EntryDraft, statement: PostingStatement = post_entry) -> PostedEntry:
         if self._splits is not None:  # legs naming a split parent go to its sub-accounts
             entry = await self._splits.route(self.conn, entry)
         if self._sink is not None:
             self.reservations.append(await self._sink.reserve(entry))
-        posted = await post_entry(self.conn, entry)
+        posted = await statement(self.conn, entry)
         self.posted.append(posted)
         return posted
 
@@ -83,10 +87,18 @@ class Booker:
     async def book(self, entry: EntryDraft) -> PostedEntry:
         """Book one entry on its own. The posting function is a single statement, so it runs as its
         own implicit transaction: one round trip instead of BEGIN, post, COMMIT."""
+        return await self.book_statement(entry, post_entry)
+
+    async def book_statement(self, entry: EntryDraft, statement: PostingStatement) -> PostedEntry:
+        """Book ``entry`` by ONE statement, run by ``statement`` on a pooled connection as its own implicit
+        transaction, e.g. a payment's rows and its posting in one SQL function: no BEGIN and COMMIT round
+        trips. ``statement`` gets the entry as routed to split sub-accounts (hot debits reserved before) and
+        must leave no session state (transaction-local locks and settings only); hot legs are enqueued after
+        it returned, and a failure gives the reservations back."""
         async with self.pool.acquire() as conn:
             tx = BookingTransaction(conn, self.sink, self.splits)
             try:
-                posted = await tx.post(entry)
+                posted = await tx.post(entry, statement)
             except BaseException:
                 await self._release(tx)
                 raise

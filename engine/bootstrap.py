@@ -53,6 +53,7 @@ from engine.ledger_admin.accounts import HotSampler, account_loops
 from engine.ledger_admin.buffer import buffer_defaults
 from engine.merchants.invalidation import ChangeListener
 from engine.migrate import migrate
+from engine.payments.batcher import PaymentBatcher
 from engine.payments.expiry import ExpiryQueue, ExpiryWorker
 from engine.payouts.worker import PayoutWorker
 from engine.redis_client import redis_from_settings
@@ -168,6 +169,8 @@ def _loops(svc: Services, role: Role) -> list[BackgroundJob]:
         jobs.append(("order-expiry", worker.run()))
     if settings.dayend_at != "off":
         jobs.append(("dayend-scheduler", _day_end_schedule(svc)))
+    if svc.payment_batcher is not None:
+        jobs.append(("payment-batcher", svc.payment_batcher.run()))
     return jobs
 
 
@@ -236,6 +239,10 @@ async def services(settings: Settings, database_url: str, redis_url: str,
                                      settings.rate_limit_timeout_ms),
             buffer_tuning=tuning, buffer_sink=sink,
             hot_sampler=HotSampler(settings.hot_window_s, settings.hot_sample_interval_s),
+            payment_batcher=PaymentBatcher(pool, sink, booker.splits, batch_max=settings.batch_max,
+                                           linger_us=settings.batch_linger_us, queue_max=settings.batch_queue_max,
+                                           bookers=settings.batch_bookers)
+            if settings.batch_max > 0 and role is Role.API else None,
         )
         if role is Role.API:
             for currency in settings.currencies:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from engine.http.auth import MerchantDirectory
     from engine.http.ratelimit import RateLimiter
     from engine.ledger_admin.accounts import HotSampler
+    from engine.payments.batcher import PaymentBatcher
     from engine.payments.expiry import ExpiryQueue
     from engine.settings import Settings
     from engine.txn_no import TxnNoGenerator
@@ -65,6 +66,8 @@ class Services:
     buffer_tuning: LiveTuning
     buffer_sink: RedisHotLegSink
     hot_sampler: HotSampler
+    # Books wallet payments in batches (PAYENGINE_BATCH_MAX > 0, API processes); None: each books on its own.
+    payment_batcher: PaymentBatcher | None = None
 
     async def platform_accounts(self, currency: str) -> dict[str, AccountId]:
         """Fee income, gateway transit and channel receivable for ``currency`` (opened once, then cached)."""

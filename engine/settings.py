@@ -182,6 +182,17 @@ class Settings:
     # PAYENGINE_HOST at this port; 0 = not at all. In-process flushers count into the API's /metrics.
     flush_metrics_port: int = _env("FLUSH_METRICS_PORT", _int_in(0, 65535), 0)
 
+    # Batched wallet payments (engine/payments/batcher.py): at most BATCH_MAX payments per database transaction
+    # (0 = off: every payment books on its own), an optional wait of BATCH_LINGER_US for more to arrive (at most
+    # 1 ms; 0 = natural batching only: a batch is what arrived while the previous one was booking), and at most
+    # BATCH_QUEUE_MAX waiting; a payment beyond that is refused 503 with Retry-After, nothing written.
+    batch_max: int = _env("BATCH_MAX", _int_in(0, 10_000), 0)
+    batch_linger_us: int = _env("BATCH_LINGER_US", _int_in(0, 1000), 0)
+    batch_queue_max: int = _env("BATCH_QUEUE_MAX", _int_in(1, 1_000_000), 4096)
+    # Batches in flight at once per process (one in PostgreSQL while another commits); 1 keeps strict arrival
+    # order across batches too.
+    batch_bookers: int = _env("BATCH_BOOKERS", _int_in(1, 8), 2)
+
     # Split accounts: how long a process trusts its cached view of which accounts are split, how long a
     # retired sub waits (must exceed that cache) before it may be closed, how often split families are
     # tidied, and the sub balance under which they are evened out (0 = no automatic rebalancing).
@@ -335,6 +346,9 @@ class Settings:
         if self.split_close_grace_s * 1000 <= 2 * self.split_cache_ttl_ms:
             # A retired sub may only close once no process can still route to it from a cached view.
             raise SettingsError(PREFIX + "SPLIT_CLOSE_GRACE_S", "must exceed twice PAYENGINE_SPLIT_CACHE_TTL_MS")
+        if self.batch_max and self.batch_queue_max < self.batch_max:
+            # A full batch must fit in the queue, or the batcher could never gather one.
+            raise SettingsError(PREFIX + "BATCH_QUEUE_MAX", "must be at least PAYENGINE_BATCH_MAX")
         self.check_payout_windows()
 
     def check_payout_windows(self) -> None:

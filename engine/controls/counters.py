@@ -25,6 +25,7 @@ from engine.controls.errors import ControlsUnavailable
 from engine.controls.limits import METHODS, LimitRule
 from engine.controls.risk import History, VelocityWindow
 from engine.controls.scripts import ControlScripts
+from engine.grouping import Grouped
 
 # How long the keys of engine/keys.py's controls family live; the scripts get these as arguments.
 DAY_TTL_S = 3 * 86400      # a day's counters outlive the day (a late release still finds them)
@@ -154,6 +155,9 @@ STALE_MAX = 100_000
 STALE_DROPS_PER_CHECK = 64
 
 
+PIPELINE_GROUPS_MAX = 256  # requests' calls sent in one shared pipeline
+
+
 class Counters:
     def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool) -> None:
         self._redis = redis
@@ -163,6 +167,8 @@ class Counters:
         # before the next check, so they are rebuilt from PostgreSQL (which has every change).
         self._stale: set[StaleKey] = set()
         self._loading: dict[StaleKey, asyncio.Lock] = {}  # subjects being rebuilt, one reader at a time
+        self._pipelines: Grouped[list[tuple[Any, Sequence[str], Sequence[Any]]], list[Any]] = Grouped(
+            self._pipeline_group, PIPELINE_GROUPS_MAX)
 
     def mark_stale(self, u: store.Usage, subjects: Sequence[Subject]) -> bool:
         """Remember ``subjects`` as stale; False when too many are remembered already (then refuse)."""
@@ -300,7 +306,18 @@ class Counters:
             raise ControlsUnavailable(f"limit counters unavailable: {exc!r}") from exc
 
     async def _pipeline(self, calls: Sequence[tuple[Any, Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """The calls in one pipeline shared with every other request's calls made meanwhile (engine/grouping.py):
+        Redis runs them one after the other as separate pipelines would, in one round trip."""
+        return await self._pipelines.call(list(calls))
+
+    async def _pipeline_group(self, groups: list[list[tuple[Any, Sequence[str], Sequence[Any]]]]) -> list[list[Any]]:
         async with self._redis.pipeline(transaction=False) as pipe:
-            for script, k, a in calls:
-                pipe.evalsha(script.sha, len(k), *k, *a)
-            return list(await pipe.execute(raise_on_error=False))
+            for calls in groups:
+                for script, k, a in calls:
+                    pipe.evalsha(script.sha, len(k), *k, *a)
+            results = list(await pipe.execute(raise_on_error=False))
+        out, start = [], 0
+        for calls in groups:
+            out.append(results[start:start + len(calls)])
+            start += len(calls)
+        return out

@@ -58,6 +58,7 @@ from engine.controls.risk import (
     velocity_keep_ms,
     velocity_windows,
 )
+from engine.controls.usage_writer import UsageWriter
 from engine.keys import ADMISSION, new_id
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,11 @@ class Booking:
         """Call as the booking transaction's last statement, right before it commits."""
         self._last_step = True
 
+    def refused(self) -> None:
+        """The last step was refused by the database (an error answer: nothing of it committed), e.g. a
+        booking of one statement that is its own transaction: a failure gives the usage back again."""
+        self._last_step = False
+
     async def __aenter__(self) -> Booking:
         return self
 
@@ -185,6 +191,7 @@ class ControlGate:
         self._clock = clock
         self.config = ConfigCache(pool, config_ttl_s)
         self.counters = Counters(redis, pool)
+        self._usage = UsageWriter(pool)
 
     def digest(self, list_: str, value: str) -> str:
         return instrument_digest(self._secret, list_, value)
@@ -218,8 +225,7 @@ class ControlGate:
                              tuple(velocity_keep_ms(merchant_rules, m) for m in METHODS),
                              velocity_attempts_max(merchant_rules, VELOCITY_LOAD_MAX))
         subjects = _subjects(attempt, limits, velocity)
-        async with self._pool.acquire() as conn:
-            await store.insert_usage(conn, usage)
+        await self._usage.insert(usage)
         admission = Admission(self.counters, self._pool, usage, tuple(subjects), tuple(decisions))
         try:
             results = await self.counters.check(usage, subjects, int(self._clock() * 1000))

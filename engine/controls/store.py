@@ -139,10 +139,18 @@ _ASYNC_COMMIT = "WITH local AS (SELECT set_config('synchronous_commit', 'off', t
 
 
 async def insert_usage(conn: Conn, u: Usage) -> None:
+    await insert_usages(conn, [u])
+
+
+async def insert_usages(conn: Conn, rows: Sequence[Usage]) -> None:
+    """Insert usage rows in one statement (one implicit, asynchronously committed transaction)."""
     await conn.execute(
         f"{_ASYNC_COMMIT} INSERT INTO limit_usage (id, merchant_id, customer_id, kind, method, currency, amount, day,"
-        " movement_id) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM local",
-        u.id, u.merchant_id, u.customer_id, u.kind, u.method, u.currency, u.amount, u.day, u.movement_id)
+        " movement_id) SELECT t.* FROM local, unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::bigint[], $8::date[], $9::text[]) AS t",
+        [u.id for u in rows], [u.merchant_id for u in rows], [u.customer_id for u in rows], [u.kind for u in rows],
+        [u.method for u in rows], [u.currency for u in rows], [u.amount for u in rows], [u.day for u in rows],
+        [u.movement_id for u in rows])
 
 
 _USAGE_COLUMNS = ("id, merchant_id, customer_id, kind, method, currency, amount, day, movement_id,"
@@ -366,13 +374,23 @@ async def mark_reset(conn: Conn, owed: Sequence[OwedReset]) -> None:
         [o.usage.id for o in owed], [o.released_at for o in owed])
 
 
-async def write_payment_controls(conn: Conn, payment_id: str, record: dict[str, object], admission_id: str) -> bool:
-    """The admission's record with the payment, and the admission's row claimed (``claim_usage``) in the same
-    statement; call in the payment's booking transaction. False: the admission was released, do not book."""
-    written = await conn.fetchval(
-        "UPDATE payments SET controls = $2::jsonb WHERE id = $1"
-        f" AND EXISTS ({_CLAIM.replace('$1', '$3')}) RETURNING 1", payment_id, json.dumps(record), admission_id)
-    return written is not None
+@dataclass(frozen=True, slots=True)
+class AdmissionClaim:
+    """What a movement's own statement stores with it: the admission's record (``Admission.record()``), and
+    the admission's usage row to claim (``CLAIM_USAGE``) in that statement."""
+
+    admission_id: str
+    record: dict[str, object]
+
+    @property
+    def record_json(self) -> str:
+        return json.dumps(self.record)
+
+
+# The claim as a CTE ``u`` of the movement's own statement (a row when the admission still holds): the
+# movement's insert requires it, so a released admission books nothing. Takes the admission id as ${n}.
+def claim_usage_cte(param: int) -> str:
+    return f"u AS ({_CLAIM.replace('$1', f'${param}::text')})"
 
 
 # Where each kind of movement keeps the gate's record (Admission.record()), written in its booking transaction.

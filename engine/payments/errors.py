@@ -39,3 +39,16 @@ class PaymentCurrencyMismatch(PaymentError, BadInput):
         self.expected = expected
         self.got = got
         self.param = param
+
+
+class BatchQueueFull(PaymentError):
+    """More payments wait for the batcher than PAYENGINE_BATCH_QUEUE_MAX: refused before anything is
+    written; the same request may be retried unchanged."""
+
+    code = "batch_queue_full"
+    retryable = True
+    retry_after_s = 1
+
+    def __init__(self, waiting: int) -> None:
+        super().__init__(f"{waiting} payments are waiting to be booked; retry")
+        self.waiting = waiting

@@ -2,30 +2,37 @@
 
 Each flow builds the object it will create (ids, times, fee and transaction number are all known up
 front), encodes the response, and hands the store the rows plus that response for the idempotency
-key, so the whole effect is one database transaction of two statements (rows, ledger posting).
+key, so the whole effect is one database transaction. A wallet payment is ONE statement (its rows and
+its posting: payments.store.book_wallet_payment), its own implicit transaction; a refund is two
+(rows, ledger posting) in one transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import msgspec
 
+from accounts.errors import LedgerError
+from accounts.journal import EntryDraft
 from accounts.model import AccountId
 from accounts.rules import build_entry
+from accounts.store import Conn, PostedEntry
 from engine.amounts import check_amount
 from engine.booking import Booker
-from engine.controls.errors import AdmissionReleased
-from engine.controls.gate import Attempt, Booking
-from engine.controls.store import write_payment_controls
+from engine.controls.gate import Admission, Attempt, Booking
+from engine.controls.store import AdmissionClaim
 from engine.db import release_without_reset
-from engine.errors import InvalidRequest, NotFound, UnsupportedCurrency
+from engine.errors import DomainError, InvalidRequest, NotFound, UnsupportedCurrency
 from engine.idempotency.records import IdemSlot, Outcome, StoredResponse
 from engine.keys import EVENT, PAYMENT, REFUND, VOUCHER, new_id
 from engine.merchants.allowed import check_allowed
 from engine.merchants.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
 from engine.merchants.store import MerchantRecord
 from engine.payments import closing
+from engine.payments.batch_store import BatchPayment
+from engine.payments.batcher import BatchCommitUncertain, PaymentBatcher
 from engine.payments.states import (
     NEW,
     PaymentEvent,
@@ -35,6 +42,7 @@ from engine.payments.states import (
     next_refund_status,
 )
 from engine.payments.store import (
+    PAYER,
     Job,
     NewPayment,
     NewRefund,
@@ -43,6 +51,7 @@ from engine.payments.store import (
     RefundRecord,
     Transition,
     VoucherRecord,
+    book_wallet_payment,
     get_payment,
     insert_payment,
     insert_refund,
@@ -111,29 +120,66 @@ async def create_payment(ctx: Services, booker: Booker, merchant: MerchantRecord
     admission = await ctx.gate.admit(
         Attempt("payment", req.method, merchant.id, req.customer_id, req.amount, req.currency,
                 movement_id=payment_id))
-    # A failure before the transaction's last step gives the usage back; one after it (commit, enqueue) keeps it.
+    # The payer's wallet is named PAYER: the booking statement finds it with its customer check.
+    entry = build_entry(
+        fee_txn_code("PAY_WALLET", collection), txn_no, now.date(), req.currency,
+        {"customer_wallet": PAYER, "gateway_transit": platform["gateway_transit"],
+         "merchant_pending": pending_account, "fee_income": platform["fee_income"], **fee_accounts},
+        {"amount": req.amount, "fee": fee}, ref=payment_id) if wallet else None
+    if entry is not None and ctx.payment_batcher is not None and (slot is None or slot.fingerprint is not None):
+        assert req.customer_id is not None and outbox is not None
+        item = BatchPayment(row, Transition(NEW, status.value, event.value), outbox, entry,
+                            slot.key if slot else None, slot.fingerprint if slot else None,
+                            admission.id if admission else None, admission.record() if admission else None)
+        return await _book_batched(ctx.payment_batcher, item, admission, body)
+    claim = AdmissionClaim(admission.id, admission.record()) if admission is not None else None
+    transition = Transition(NEW, status.value, event.value)
+    fingerprint = slot.fingerprint if slot else None
+    # A failure before the booking's last step gives the usage back; one after it (commit, enqueue) keeps it.
     async with Booking(admission) as booking:
-        async with booker.transaction() as tx:
-            payer = await insert_payment(tx.conn, row, Transition(NEW, status.value,
-                                                                  event.value),
-                                         job, outbox, response, slot.fingerprint if slot else None)
-            if admission is not None and not await write_payment_controls(tx.conn, payment_id, admission.record(),
-                                                                          admission.id):
-                raise AdmissionReleased(admission.id)  # the orphan sweep gave this usage back: do not book
-            if wallet:
-                assert payer is not None
-                entry = build_entry(
-                    fee_txn_code("PAY_WALLET", collection), txn_no, now.date(), req.currency,
-                    {"customer_wallet": AccountId(payer), "gateway_transit": platform["gateway_transit"],
-                     "merchant_pending": pending_account, "fee_income": platform["fee_income"], **fee_accounts},
-                    {"amount": req.amount, "fee": fee}, ref=payment_id)
-                await tx.post(entry)
-            # Our statements and the posting function keep their locks and settings transaction-local.
-            release_without_reset(tx.conn)
-            booking.reached_last_step()
+        if entry is not None:
+            async def statement(conn: Conn, routed: EntryDraft) -> PostedEntry:
+                booking.reached_last_step()  # one statement, its own transaction: sent = maybe committed
+                return await book_wallet_payment(conn, row, transition, outbox, response, fingerprint, claim, routed)
+
+            try:
+                await booker.book_statement(entry, statement)
+            except (DomainError, LedgerError):
+                booking.refused()  # the database said no: nothing of it committed
+                raise
+        else:
+            async with booker.transaction() as tx:
+                await insert_payment(tx.conn, row, transition, job, outbox, response, fingerprint, admission=claim)
+                # Our statements keep their locks and settings transaction-local.
+                release_without_reset(tx.conn)
+                booking.reached_last_step()
     if not wallet:  # after commit; the sweep covers a failure here
         await ctx.expiry.schedule(merchant.id, payment_id, expires_at)
     return Outcome(201, body, response is not None)
+
+
+async def _book_batched(batcher: PaymentBatcher, item: BatchPayment, admission: Admission | None,
+                        body: bytes) -> Outcome:
+    """The wallet payment through the batcher: the same answer as the serial path for every outcome. A
+    refusal the batch kept as the key's answer is answered from what it kept (as run_idempotent would)."""
+    async with Booking(admission) as booking:
+        try:
+            result = await batcher.submit(item)
+        except BatchCommitUncertain:
+            booking.reached_last_step()  # it may have booked: keep the usage (the orphan sweep gives back)
+            raise
+        except asyncio.CancelledError:
+            booking.reached_last_step()  # the batch goes on without us and may book it
+            raise
+        if result.error is None:
+            booking.reached_last_step()
+        elif result.stored is None:
+            raise result.error
+    if result.stored is not None:  # a refusal: nothing booked, the usage goes back
+        if admission is not None:
+            await admission.release()
+        return Outcome(result.stored[0], result.stored[1], True)
+    return Outcome(201, body, item.key is not None)
 
 
 async def close_payment(ctx: Services, merchant: MerchantRecord, payment_id: str, slot: IdemSlot | None,

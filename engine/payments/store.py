@@ -2,9 +2,9 @@
 
 Functions take a connection and run inside the caller's transaction. The rows of one business event
 (payment or refund, its transition record, its outbox event, its voucher and job, and the response
-stored for its idempotency key) go out as ONE statement: a wallet payment is BEGIN + that statement
-+ the ledger posting + COMMIT. Rule checks that must hold under concurrency live in the WHERE clause
-of the write (compare-and-set), never in a read before it.
+stored for its idempotency key) go out as ONE statement; a wallet payment's posting goes in the same
+statement (book_wallet_payment: no BEGIN or COMMIT round trip). Rule checks that must hold under
+concurrency live in the WHERE clause of the write (compare-and-set), never in a read before it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from typing import Any, cast
 import asyncpg
 import msgspec
 
-from accounts.store import Conn
-from engine.controls.store import USAGE_OWED
+from accounts.journal import EntryDraft
+from accounts.model import AccountId
+from accounts.store import Conn, PostedEntry, leg_arrays, posted_entry, raise_ledger_error
+from engine.controls.errors import AdmissionReleased
+from engine.controls.store import USAGE_OWED, AdmissionClaim, claim_usage_cte
 from engine.errors import DuplicateOrder, IdempotencyKeyTaken, NotFound
 from engine.idempotency.records import StoredResponse
 from engine.payments.errors import PaymentCurrencyMismatch, PaymentNotRefundable, RefundExceedsPayment
@@ -120,16 +123,17 @@ WITH k AS (
     WHERE $29::bytea IS NOT NULL AND pg_try_advisory_xact_lock(hashtextextended($2::text || ':' || $26::text, 0))
     ON CONFLICT (merchant_id, key) DO NOTHING
     RETURNING 1
-), p AS (
+), """ + claim_usage_cte(32) + """, p AS (
     INSERT INTO payments (id, merchant_id, merchant_order_no, amount, currency, method, channel, customer_id,
                           payer_account_id, status, fee, txn_no, description, metadata, expires_at,
-                          created_at, updated_at, fee_collection)
+                          created_at, updated_at, fee_collection, controls)
     SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, c.id,
            CASE WHEN $6::text = 'wallet' THEN c.wallet_account_id END, $8::text, $9::bigint, $10::text,
-           $11::text, $12::jsonb, $13::timestamptz, $14::timestamptz, $14::timestamptz, $30::text
+           $11::text, $12::jsonb, $13::timestamptz, $14::timestamptz, $14::timestamptz, $30::text, $31::jsonb
     FROM (SELECT 1) one LEFT JOIN customers c ON c.id = $15::text AND c.merchant_id = $2::text
                                               AND c.currency = $5::text
     WHERE ($15::text IS NULL OR c.id IS NOT NULL) AND ($29::bytea IS NULL OR EXISTS (SELECT 1 FROM k))
+      AND ($32::text IS NULL OR EXISTS (SELECT 1 FROM u))
     ON CONFLICT ON CONSTRAINT payments_merchant_order_no DO NOTHING
     RETURNING id, payer_account_id
 ), t AS (
@@ -148,7 +152,8 @@ WITH k AS (
     UPDATE idempotency_keys SET status_code = $27::int, response_body = $28::bytea
     WHERE merchant_id = $2::text AND key = $26::text AND EXISTS (SELECT 1 FROM p) AND $29::bytea IS NULL
 )
-SELECT p.id, p.payer_account_id, (SELECT count(*) FROM k) AS claimed FROM (SELECT 1) one LEFT JOIN p ON true
+SELECT p.id, p.payer_account_id, (SELECT count(*) FROM k) AS claimed, (SELECT count(*) FROM u) AS admitted
+FROM (SELECT 1) one LEFT JOIN p ON true
 """
 
 
@@ -175,11 +180,14 @@ class NewPayment:
 
 async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job: Job | None,
                          event: OutboxEvent | None, response: StoredResponse | None,
-                         claim_fingerprint: bytes | None = None) -> str | None:
+                         claim_fingerprint: bytes | None = None, *,
+                         admission: AdmissionClaim | None = None) -> str | None:
     """Insert a payment with its transition, voucher, job, outbox event and stored response.
 
     With ``claim_fingerprint`` the response's idempotency key is claimed here too (inserted with the
     response, so the claim costs no round trip of its own); IdempotencyKeyTaken when the key is held.
+    With ``admission`` the gate's record goes in with the payment and the admission's usage row is
+    claimed in the same statement (AdmissionReleased when the orphan sweep gave it back: do not book).
     Returns the payer's wallet account id (None for channel payments). Raises DuplicateOrder naming
     the existing payment, NotFound for an unknown customer, PaymentCurrencyMismatch for a customer
     whose wallet is in another currency; then nothing was written (the caller rolls back)."""
@@ -193,6 +201,7 @@ async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job:
         job.kind if job else None, job.ref_id if job else None, _json(job.payload if job else None),
         event.id if event else None, event.type if event else None, _json(event.payload if event else None),
         key, status_code, body, claim_fingerprint, p.fee_collection,
+        admission.record_json if admission else None, admission.admission_id if admission else None,
     )
     assert row is not None
     if claim_fingerprint is not None and not row["claimed"]:
@@ -205,11 +214,67 @@ async def insert_payment(conn: Conn, p: NewPayment, transition: Transition, job:
         p.merchant_order_no)
     if existing is not None:
         raise DuplicateOrder("merchant_order_no", p.merchant_order_no, existing)
-    currency = await conn.fetchval(
-        "SELECT currency FROM customers WHERE id = $1 AND merchant_id = $2", p.customer_id, p.merchant_id)
-    if currency is None:
-        raise NotFound("customer", p.customer_id or "", "customer_id")
-    raise PaymentCurrencyMismatch(currency.strip(), p.currency, "currency")
+    if p.customer_id is not None:
+        currency = await conn.fetchval(
+            "SELECT currency FROM customers WHERE id = $1 AND merchant_id = $2", p.customer_id, p.merchant_id)
+        if currency is None:
+            raise NotFound("customer", p.customer_id, "customer_id")
+        if currency.strip() != p.currency:
+            raise PaymentCurrencyMismatch(currency.strip(), p.currency, "currency")
+    assert admission is not None and not row["admitted"], "a payment not inserted for no reason"
+    raise AdmissionReleased(admission.admission_id)  # the orphan sweep gave this usage back: do not book
+
+
+# A wallet payment's rows and its posting as ONE statement (migration 088): its own implicit transaction.
+_BOOK_WALLET = (
+    "SELECT * FROM payment_book_wallet($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15, $16,"
+    " $17, $18, $19::jsonb, $20, $21, $22, $23, $24::jsonb, $25, $26, $27, $28::text[], $29::text[], $30::bigint[],"
+    " $31::text[])"
+)
+# The payer's wallet, named by the statement itself (found with the customer check): the entry's legs name
+# it with this placeholder until then (the single and the batched booking alike).
+PAYER = AccountId("@payer")
+
+
+async def book_wallet_payment(conn: Conn, p: NewPayment, transition: Transition, event: OutboxEvent | None,
+                              response: StoredResponse | None, claim_fingerprint: bytes | None,
+                              admission: AdmissionClaim | None, entry: EntryDraft) -> PostedEntry:
+    """Insert a wallet payment with its transition, outbox event, stored response (and folded key claim)
+    and gate record, and post ``entry`` (its payer's leg on PAYER), in one statement: run it on its
+    own, it is its own transaction. Raises what insert_payment and post_entry raise; then nothing was
+    written, the key included."""
+    assert claim_fingerprint is None or response is not None
+    key, status_code, body = _resp(response)
+    try:
+        rows = await conn.fetch(
+            _BOOK_WALLET,
+            p.id, p.merchant_id, p.merchant_order_no, p.amount, p.currency, p.customer_id, p.status, p.fee,
+            p.txn_no, p.description, msgspec.json.encode(p.metadata).decode(), p.expires_at, p.created_at,
+            p.fee_collection, transition.from_status, transition.event,
+            event.id if event else None, event.type if event else None, _json(event.payload if event else None),
+            key, status_code, body, claim_fingerprint,
+            admission.record_json if admission else None, admission.admission_id if admission else None,
+            entry.txn_code, entry.accounting_date, *leg_arrays(entry, PAYER))
+    except asyncpg.PostgresError as exc:
+        _raise_payment_refusal(exc, p, key)
+        raise_ledger_error(exc, entry.txn_no)
+        raise
+    return posted_entry(entry.txn_no, rows)
+
+
+def _raise_payment_refusal(exc: asyncpg.PostgresError, p: NewPayment, key: str | None) -> None:
+    detail = getattr(exc, "detail", None) or ""
+    match getattr(exc, "sqlstate", None):
+        case "PE011":
+            raise IdempotencyKeyTaken(key or "") from None
+        case "PE012":
+            raise DuplicateOrder("merchant_order_no", p.merchant_order_no, detail) from None
+        case "PE013":
+            raise NotFound("customer", p.customer_id or "", "customer_id") from None
+        case "PE014":
+            raise PaymentCurrencyMismatch(detail.strip(), p.currency, "currency") from None
+        case "PE015":
+            raise AdmissionReleased(detail) from None  # the orphan sweep gave this usage back: do not book
 
 
 _PAYMENT_SELECT = (

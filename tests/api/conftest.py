@@ -5,6 +5,7 @@ Each test makes its own merchant (admin API) and customers, so tests never share
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -75,7 +76,9 @@ class AdminHttp:
 
 @pytest.fixture(scope="session")
 async def api(servers: Servers) -> AsyncIterator[Api]:
-    settings = Settings(admin_token=ADMIN_TOKEN, bench_noop=True, db_pool_max=80)
+    # PAYENGINE_BATCH_MAX in the test run's environment runs these tests with wallet payments batched.
+    settings = Settings(admin_token=ADMIN_TOKEN, bench_noop=True, db_pool_max=80,
+                        batch_max=int(os.environ.get("PAYENGINE_BATCH_MAX", "0")))
     app = create_app(settings, servers.database_url, servers.redis_url)
     async with serving(app) as served, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         yield Api(served.url, settings, session, app)

@@ -22,7 +22,7 @@ from accounts.store import post_entry
 from bench.hot_merchant import run_hot_merchant_modes
 from bench.load import percentile, run_load
 from bench.modes import BenchContext, PostingMode, SyncMode, distinct_mode
-from bench.modes_hot import buffered_mode
+from bench.modes_hot import batched_mode, buffered_mode
 from bench.money import MoneyCheckFailed, check_money
 from bench.netem import DelayedPostgres
 from bench.workload import AMOUNT_MINOR, CURRENCY, FEE_MINOR, Payer, open_workload
@@ -75,6 +75,19 @@ async def test_modes_side_by_side_pass_the_money_checks(ctx: BenchContext) -> No
         assert mode["money"]["money_checks"] == "ok"
         assert mode["money"]["entries"] == mode["ok"]
     assert "buffered_over_sync" in result["ratios"]
+
+
+async def test_batched_mode_books_through_the_batcher_and_passes_the_money_checks(ctx: BenchContext) -> None:
+    """bench-batch's batched mode on the test servers: the payments go through the in-process batcher (their
+    entries carry their payment ids), flushers run, and the money checks count every one."""
+    result = await run_hot_merchant_modes(ctx, [SyncMode(), batched_mode()], concurrency=8, duration_s=1.0,
+                                          rounds=1, label="test")
+    batched = result["modes"]["batched"]
+    assert batched["ok"] > 0 and batched["money"]["money_checks"] == "ok"
+    assert batched["money"]["entries"] == batched["ok"]
+    assert "batched_over_sync" in result["ratios"]
+    entries = await ctx.pool.fetchval("SELECT count(*) FROM payments WHERE id LIKE 'bench-%/%'")
+    assert entries >= batched["ok"]  # booked by the batch statement, not by the serial Payer
 
 
 async def test_money_check_fails_when_the_ledger_holds_an_unacknowledged_payment(ctx: BenchContext) -> None:

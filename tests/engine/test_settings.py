@@ -28,6 +28,9 @@ def test_values_are_parsed() -> None:
     ("PAYENGINE_REDIS_URL", "http://x"),
     ("PAYENGINE_ADMIN_TOKEN", " "),
     ("PAYENGINE_WORKERS", "0"),
+    ("PAYENGINE_BATCH_MAX", "-1"),
+    ("PAYENGINE_BATCH_LINGER_US", "1001"),
+    ("PAYENGINE_BATCH_QUEUE_MAX", "0"),
 ])
 def test_bad_variable_is_named(name: str, value: str) -> None:
     with pytest.raises(SettingsError) as info:
@@ -40,3 +43,13 @@ def test_settings_are_frozen() -> None:
     s = Settings.from_env({})
     with pytest.raises(AttributeError):
         s.port = 1  # type: ignore[misc]
+
+
+def test_batching_is_off_by_default_and_its_queue_must_hold_a_full_batch() -> None:
+    s = Settings.from_env({})
+    assert (s.batch_max, s.batch_linger_us) == (0, 0)
+    on = Settings.from_env({"PAYENGINE_BATCH_MAX": "256", "PAYENGINE_BATCH_LINGER_US": "500"})
+    assert (on.batch_max, on.batch_linger_us, on.batch_queue_max) == (256, 500, 4096)
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"PAYENGINE_BATCH_MAX": "100", "PAYENGINE_BATCH_QUEUE_MAX": "99"})
+    assert info.value.variable == "PAYENGINE_BATCH_QUEUE_MAX"

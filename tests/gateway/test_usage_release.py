@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from engine.client import PayEngineClient
 from engine.controls.gate import Attempt
-from engine.controls.store import write_payment_controls
+from engine.controls.store import AdmissionClaim
 from engine.keys import PAYMENT, VOUCHER, new_id
 from engine.payments.store import Job, NewPayment, Transition, insert_payment
 from engine.services import SERVICES
@@ -62,8 +62,7 @@ async def _admitted_for_unconfigured_channel(gw: Gw, client: PayEngineClient, cu
     job = Job("create_voucher", voucher_id, json.dumps({"payment_id": payment_id, "channel": "nosuchchannel"}).encode())
     async with gw.pool.acquire() as conn, conn.transaction():
         await insert_payment(conn, row, Transition("created", "pending_voucher", "channel_order_created"), job,
-                             None, None)
-        assert await write_payment_controls(conn, payment_id, admission.record(), admission.id)
+                             None, None, admission=AdmissionClaim(admission.id, admission.record()))
     return payment_id
 
 
