@@ -2,7 +2,9 @@
 
 Each flow builds the object it will create (ids, times, fee and transaction number are all known up
 front), encodes the response, and hands the store the rows plus that response for the idempotency
-key, so the whole effect is one database transaction of two statements (rows, ledger posting).
+key, so the whole effect is one database transaction of two statements (rows, ledger posting). With a
+payment batcher (PAYENGINE_BATCH_MAX > 0) a wallet payment is prepared the same way and booked with the
+others of its batch (engine/payments/batcher.py), answering exactly what the serial path would.
 """
 
 from __future__ import annotations
