@@ -19,7 +19,8 @@ run at once (outcomes follow arrival order within a batch; across batches in fli
 concurrent serial requests, whichever locks a payer's wallet first goes first). Each
 batch is one transaction: splits routing and hot-debit reservations per item, one ``payment_batch_book``
 statement (outcomes equal to serial booking in arrival order), one statement keeping keyed refusals,
-COMMIT; then the hot legs of the whole batch go to the buffer in one enqueue. An unexpected error splits
+COMMIT; then the hot legs of the whole batch go to the buffer in one enqueue (in the background, after the
+answers; a crash first leaves them to the recovery sweep). An unexpected error splits
 the batch in halves and books each again, down to single payments, so one poisoned payment fails alone.
 """
 

@@ -5,6 +5,8 @@ front), encodes the response, and hands the store the rows plus that response fo
 key, so the whole effect is one database transaction. A wallet payment is ONE statement (its rows and
 its posting: payments.store.book_wallet_payment), its own implicit transaction; a refund is two
 (rows, ledger posting) in one transaction.
+With a payment batcher (PAYENGINE_BATCH_MAX > 0) a wallet payment is prepared the same way and booked with
+the others of its batch (engine/payments/batcher.py), answering exactly what the serial path would.
 """
 
 from __future__ import annotations
