@@ -87,6 +87,6 @@ def all_modes() -> dict[str, PostingMode]:
 
     modes: list[PostingMode] = [
         SyncMode(), distinct_mode(), buffered_mode(), split_mode(16, buffered=False), split_mode(16, buffered=True),
-        batched_mode(),
+        batched_mode(), batched_mode(buffered=False),
     ]
     return {m.name: m for m in modes}

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 HOT_MODES = ("sync", "distinct", "buffered", "split-16", "buffered+split-16", "batched")
 SMOKE_DB_MODES = ("sync", "distinct", "buffered")
 BUFFER_MODES = ("sync", "buffered", "distinct")
-BATCH_MODES = ("sync", "buffered", "batched")
+BATCH_MODES = ("sync", "buffered", "batched", "batched-direct")
 
 
 @dataclass
