@@ -35,8 +35,8 @@ imports the engine.
 
 from __future__ import annotations
 
+import functools
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -114,10 +114,17 @@ def subject_tag(merchant_id: str, customer_id: str | None) -> str:
     return f"c:{merchant_id}:{customer_id}" if customer_id is not None else f"m:{merchant_id}"
 
 
+SUBJECT_KEYS_CACHED = 4096  # subjects whose key sets are kept: a busy merchant and its active customers
+
+
+@functools.lru_cache(maxsize=SUBJECT_KEYS_CACHED)
 def subject_keys(merchant_id: str, customer_id: str | None, day: date, currency: str,
-                 methods: Sequence[str]) -> SubjectKeys:
+                 methods: tuple[str, ...]) -> SubjectKeys:
     """The subject's keys an attempt of ``day`` in ``currency`` touches (only the histories are per
-    currency); ``methods`` is the controls' method list, whose order the scripts' key order follows."""
+    currency); ``methods`` is the controls' method list, whose order the scripts' key order follows.
+
+    Built for every limit check of every request (two subjects, fourteen keys each); the result is frozen
+    and depends on the arguments only, so recent subjects' key sets are kept."""
     tag = f"{CONTROLS_PREFIX}:{{{subject_tag(merchant_id, customer_id)}}}"
     return SubjectKeys(
         tag=tag,

@@ -18,6 +18,16 @@ from engine.controls.limits import METHODS
 DAY = date(2026, 12, 7)
 
 
+def test_a_subjects_key_set_is_built_once_and_a_new_day_gets_its_own() -> None:
+    """Every limit check asks for two subjects' key sets: recent ones are kept, keyed by every argument."""
+    first = keys.subject_keys("mch_cache", "cus_cache", DAY, "CNY", METHODS)
+    assert keys.subject_keys("mch_cache", "cus_cache", DAY, "CNY", METHODS) is first
+    next_day = keys.subject_keys("mch_cache", "cus_cache", date(2026, 12, 8), "CNY", METHODS)
+    assert next_day.day.endswith(":d:20261208") and first.day.endswith(":d:20261207")
+    assert keys.subject_keys("mch_cache", "cus_cache", DAY, "USD", METHODS).history_of("wallet").endswith(
+        ":h:USD:wallet")
+
+
 def test_controls_keys_of_a_customer_are_the_strings_redis_holds() -> None:
     k = keys.subject_keys("mch_1", "cus_2", DAY, "CNY", METHODS)
     tag = "pe:lim:{c:mch_1:cus_2}"
