@@ -76,9 +76,10 @@ class AdminHttp:
 
 @pytest.fixture(scope="session")
 async def api(servers: Servers) -> AsyncIterator[Api]:
-    # PAYENGINE_BATCH_MAX in the test run's environment runs these tests with wallet payments batched.
+    # PAYENGINE_BATCH_MAX in the test run's environment overrides the default (0: every payment on its own).
+    batch = os.environ.get("PAYENGINE_BATCH_MAX")
     settings = Settings(admin_token=ADMIN_TOKEN, bench_noop=True, db_pool_max=80,
-                        batch_max=int(os.environ.get("PAYENGINE_BATCH_MAX", "0")))
+                        **({} if batch is None else {"batch_max": int(batch)}))
     app = create_app(settings, servers.database_url, servers.redis_url)
     async with serving(app) as served, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         yield Api(served.url, settings, session, app)
