@@ -79,7 +79,7 @@ bench-split: $(STAMP)
 bench-buffer: $(STAMP)
 	$(BIN)/python -m bench buffer
 
-## Hot merchant at 64 payers: sync vs buffered vs batched (the in-process batcher), on loopback and with a 1 ms
+## Hot merchant at 64 payers: sync vs buffered vs batched vs batched-direct (the in-process batcher), loopback and a 1 ms
 ## database, flushers running; one JSON line (batched_payments_per_s, batched_over_sync, ..._1ms, flush lag).
 bench-batch: $(STAMP)
 	$(BIN)/python -m bench batch
