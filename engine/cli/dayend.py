@@ -24,8 +24,8 @@ from typing import Any
 import asyncpg
 
 from engine.booking import Booker
-from engine.db import create_pool, ensure_servers
-from engine.migrate import migrate
+from engine.cli.database import migrated_servers
+from engine.db import create_pool
 from engine.settings import Settings
 from engine.txn_no import NodeLease, TxnNoGenerator
 
@@ -43,12 +43,7 @@ class _Env:
 
 @asynccontextmanager
 async def _environment(settings: Settings) -> AsyncIterator[_Env]:
-    urls = ensure_servers(settings)
-    conn = await asyncpg.connect(urls.database_url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
+    urls = await migrated_servers(settings)
     pool = await create_pool(urls.database_url, 2, 8, 3600)
     try:
         async with pool.acquire() as conn:

@@ -12,11 +12,10 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import asyncpg
 import msgspec
 
-from engine.db import create_pool, ensure_servers
-from engine.migrate import migrate
+from engine.cli.database import migrated_servers
+from engine.db import create_pool
 from engine.reports.flow import build_day_report
 from engine.reports.page import render_page
 from engine.reports.wire import DayReport
@@ -24,12 +23,7 @@ from engine.settings import Settings
 
 
 async def _report(settings: Settings, day: date) -> DayReport:
-    urls = ensure_servers(settings)
-    conn = await asyncpg.connect(urls.database_url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
+    urls = await migrated_servers(settings)
     pool = await create_pool(urls.database_url, 1, 2, 60)
     try:
         return await build_day_report(pool, day, datetime.now(UTC))
