@@ -295,6 +295,53 @@ ROWS: tuple[Row, ...] = (
           Q("max by (reason) (payengine_payouts_on_hold)", "{{reason}}"),
           width=12),
     )),
+    Row("Exception desk", "What waits for an operator's decision: proposals, differences, refused refunds.", (
+        p("Desk proposals waiting",
+          "Adjustments and reversals proposed and waiting for a second operator, by kind (`payengine adjustments "
+          "list --status proposed`). Healthy: 0 or a few, decided within the day.",
+          Q("max by (kind) (payengine_desk_open_proposals)", "{{kind}}"),
+          width=6),
+        p("Oldest proposal waiting",
+          "Age of the oldest undecided proposal, by kind; proposals expire after PAYENGINE_DESK_PROPOSAL_TTL_S "
+          "(72 h). Healthy: under a day (alert PayengineDeskProposalWaiting).",
+          Q("max by (kind) (payengine_desk_oldest_proposal_age_seconds)", "{{kind}}"),
+          unit="s", width=6),
+        p("Open reconciliation differences",
+          "Differences not closed yet (open, or resolving while their proposal waits) and the oldest one's age. "
+          "Healthy: 0 after the day's resolutions (alert PayengineReconDifferenceUnresolved).",
+          Q("max(payengine_recon_open_differences)", "open"),
+          Q("max(payengine_recon_oldest_difference_age_seconds) / 3600", "oldest, hours"),
+          width=6),
+        p("Refused refunds awaiting an operator",
+          "Channel refunds the channel refused, waiting to be re-routed (`payengine refunds failed`), and the "
+          "oldest one's age. Healthy: 0 (alert PayengineFailedRefundsWaiting).",
+          Q("max(payengine_failed_refunds_awaiting_operator)", "waiting"),
+          Q("max(payengine_failed_refund_oldest_age_seconds) / 3600", "oldest, hours"),
+          width=6),
+    )),
+    Row("Batched payments", "Wallet payments booked in batches (PAYENGINE_BATCH_MAX), one transaction each.", (
+        p("Batches per second",
+          "Batches booked per second. Healthy: follows wallet payment traffic; 0 with traffic means batching is "
+          "off (PAYENGINE_BATCH_MAX=0).",
+          Q(rate("payengine_payment_batch_size_count"), "batches/s"),
+          unit="ops", width=6),
+        p("Batch size p50 / p99",
+          "Payments per batch. Healthy: grows with the load (bigger batches, less fixed cost per payment); a p99 at "
+          "PAYENGINE_BATCH_MAX means batches are full.",
+          Q(quantile(0.5, "payengine_payment_batch_size"), "p50"),
+          Q(quantile(0.99, "payengine_payment_batch_size"), "p99"),
+          width=6),
+        p("Queue wait and batch time p99",
+          "How long a payment waited for its batch, and how long a batch took to book and commit. Healthy: a few "
+          "ms to tens of ms; growing together means PostgreSQL is the limit.",
+          Q(quantile(0.99, "payengine_payment_batch_queue_wait_seconds"), "queue wait p99"),
+          Q(quantile(0.99, "payengine_payment_batch_seconds"), "batch p99"),
+          unit="s", width=6),
+        p("Refused: batch queue full",
+          "Payments refused 503 because PAYENGINE_BATCH_QUEUE_MAX were already waiting. Healthy: 0.",
+          Q(rate("payengine_payment_batch_queue_full_total"), "refused/s"),
+          unit="ops", width=6),
+    )),
     Row("Processes", "Every scraped payengine process.", (
         p("Targets up",
           "1 for every payengine process Prometheus scrapes (API workers, flushers, gateway, webhooks). Healthy: "
