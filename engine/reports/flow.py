@@ -26,13 +26,15 @@ from engine.settlement.store import Batch, batches_of
 def _settlement(batches: list[Batch]) -> SettlementPart:
     totals: dict[str, list[int]] = {}
     for b in batches:
-        t = totals.setdefault(b.currency, [0] * 8)
-        for i, value in enumerate((1, b.payments, b.gross, b.fees, b.refunds, b.refunded, b.refund_fees, b.net)):
+        figures = (1, b.payments, b.gross, b.fees, b.refunds, b.refunded, b.refund_fees, b.adjustments, b.adjusted,
+                   b.net)
+        t = totals.setdefault(b.currency, [0] * len(figures))
+        for i, value in enumerate(figures):
             t[i] += value
     return SettlementPart(
         [SettlementTotals(currency, *values) for currency, values in sorted(totals.items())],
-        [SettlementBatchPart(b.id, b.merchant_id, b.currency, b.through_date, b.payments, b.refunds, b.net,
-                             b.txn_no.strip() if b.txn_no else None) for b in batches])
+        [SettlementBatchPart(b.id, b.merchant_id, b.currency, b.through_date, b.payments, b.refunds, b.adjustments,
+                             b.adjusted, b.net, b.txn_no.strip() if b.txn_no else None) for b in batches])
 
 
 async def build_day_report(pool: asyncpg.Pool, day: date, now: datetime,

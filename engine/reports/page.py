@@ -44,8 +44,9 @@ def render_page(report: DayReport) -> str:
     out += ["", "## Settlement", ""]
     if report.settlement.totals:
         out += _table(["currency", "batches", "payments", "gross", "fees", "refunds", "refunded", "refund fees",
-                       "net"], [[t.currency, t.batches, t.payments, t.gross, t.fees, t.refunds, t.refunded,
-                                 t.refund_fees, t.net] for t in report.settlement.totals])
+                       "adjustments", "adjusted", "net"],
+                      [[t.currency, t.batches, t.payments, t.gross, t.fees, t.refunds, t.refunded, t.refund_fees,
+                        t.adjustments, t.adjusted, t.net] for t in report.settlement.totals])
     else:
         out.append("No settlement batch for this date.")
     out += ["", "## Open exceptions (now)", ""]

@@ -46,7 +46,9 @@ class SettlementTotals(msgspec.Struct, frozen=True):
     refunds: int
     refunded: int
     refund_fees: int
-    net: int
+    adjustments: int  # other entries on the pending accounts settled with the batches (engine/settlement)
+    adjusted: int  # what they moved, signed
+    net: int  # gross - fees - refunded + refund_fees + adjusted
 
 
 class SettlementBatchPart(msgspec.Struct, frozen=True):
@@ -56,6 +58,8 @@ class SettlementBatchPart(msgspec.Struct, frozen=True):
     through_date: date
     payments: int
     refunds: int
+    adjustments: int
+    adjusted: int
     net: int
     txn_no: str | None
 

@@ -423,6 +423,8 @@ async def test_the_operators_exception_day(world: World, monkeypatch: pytest.Mon
     assert recon["counts"] == view["counts_by_state"]
     assert report["day_end"]["report"]["trial_balance"] == "ok"
     assert [b["net"] for b in report["settlement"]["batches"] if b["merchant_id"] == merchant] == [expected]
+    for t in report["settlement"]["totals"]:  # the report's figures add up, adjustments included
+        assert t["net"] == t["gross"] - t["fees"] - t["refunded"] + t["refund_fees"] + t["adjusted"], t
     assert {s["name"]: s["count"] for s in report["exceptions"]} == {
         "open_recon_differences": 0, "held_payouts": 0, "failed_refunds": 0, "open_proposals": 0}
     async with w.pool.acquire() as conn:  # the wallet side of the day: paid, refunded, transferred, paid out
