@@ -15,13 +15,13 @@ from datetime import datetime
 import msgspec
 
 from accounts.rules import build_entry
-from accounts.store import find_account
 from channels.errors import ChannelError, ChannelTimeout, ChannelUnavailable
 from channels.protocol import RefundRequest, RefundResult, RefundStatus
 from engine.gateway.context import Gateway
 from engine.gateway.jobs import Done, Failed, JobResult, Retry, backoff_s
 from engine.gateway.store import ClaimedJob, RefundWork, finish_refund, refund_work
-from engine.merchants.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
+from engine.merchants.pricing import fee_txn_code
+from engine.merchants.store import refund_source_accounts
 from engine.payments.states import RefundEvent
 from engine.payments.store import get_refund
 from engine.payments.views import refund_view
@@ -73,14 +73,8 @@ async def _finish(gw: Gateway, work: RefundWork, result: RefundResult | None, fa
         if not moved:
             return Done("refund moved on meanwhile")
         if succeeded:
-            pending = await find_account(tx.conn, work.merchant_id, "merchant_pending", work.currency)
-            assert pending is not None
-            accounts = {"merchant_pending": pending.id, "fee_income": platform["fee_income"],
-                        "channel_receivable": platform["channel_receivable"]}
-            if work.fee_collection != DEDUCTED:  # the invoiced fee share is owed no more
-                fee_payable = await find_account(tx.conn, work.merchant_id, FEE_PAYABLE_ROLE, work.currency)
-                assert fee_payable is not None, f"merchant {work.merchant_id} has no {work.currency} fee payable"
-                accounts[FEE_PAYABLE_ROLE] = fee_payable.id
+            accounts = {**await refund_source_accounts(tx.conn, work.merchant_id, work.currency, work.fee_collection),
+                        "fee_income": platform["fee_income"], "channel_receivable": platform["channel_receivable"]}
             await tx.post(build_entry(
                 fee_txn_code("REFUND_CHANNEL", work.fee_collection), work.txn_no, now.date(), work.currency,
                 accounts,

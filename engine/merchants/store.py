@@ -17,7 +17,7 @@ import asyncpg
 from accounts.model import AccountId, AccountKind, AccountSpec, OverdraftMode, OverdraftRule
 from accounts.store import Conn, find_account, open_account
 from accounts.subjects import ROLE_SUBJECTS
-from engine.merchants.pricing import Pricing
+from engine.merchants.pricing import DEDUCTED, FEE_PAYABLE_ROLE, Pricing
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +314,20 @@ async def ensure_platform_accounts(conn: Conn, currency: str, hot: bool,
                                    hot and role in HOT_PLATFORM_ROLES, unlimited, new_account_id())
         for role in PLATFORM_ROLES
     }
+
+
+async def refund_source_accounts(conn: Conn, merchant_id: str, currency: str,
+                                 fee_collection: str) -> dict[str, AccountId]:
+    """The merchant's accounts a refund's money leaves, by role: the pending account, and under an invoiced fee
+    plan the fee payable (the refunded fee share is owed no more)."""
+    pending = await find_account(conn, merchant_id, "merchant_pending", currency)
+    assert pending is not None, f"merchant {merchant_id} has no {currency} pending account"
+    accounts = {"merchant_pending": pending.id}
+    if fee_collection != DEDUCTED:
+        fee_payable = await find_account(conn, merchant_id, FEE_PAYABLE_ROLE, currency)
+        assert fee_payable is not None, f"merchant {merchant_id} has no {currency} fee payable"
+        accounts[FEE_PAYABLE_ROLE] = fee_payable.id
+    return accounts
 
 
 async def insert_merchant(conn: Conn, merchant_id: str, name: str, secret_salt: bytes, pricing: Pricing,

@@ -38,13 +38,12 @@ import msgspec
 
 from accounts.model import AccountId, AccountKind, OverdraftRule
 from accounts.rules import build_entry
-from accounts.store import find_account
 from engine.audit.store import record
 from engine.booking import Booker, BookingTransaction
 from engine.errors import IllegalTransition, InvalidRequest, NotFound
 from engine.keys import ACCOUNT, PAYOUT, new_id
-from engine.merchants.pricing import DEDUCTED, FEE_PAYABLE_ROLE, fee_txn_code
-from engine.merchants.store import ensure_account, get_merchant
+from engine.merchants.pricing import DEDUCTED, fee_txn_code
+from engine.merchants.store import ensure_account, get_merchant, refund_source_accounts
 from engine.payments.states import (
     REFUND_OUTCOME_EVENTS,
     REROUTE_EVENTS,
@@ -164,14 +163,8 @@ async def _refund_accounts(tx: BookingTransaction, books: RerouteBooks, money: R
                            credited_role: str, credited: AccountId) -> dict[str, AccountId]:
     """The accounts the refund's money leaves (as REFUND_CHANNEL would take it) and the one it goes to."""
     platform = await books.platform_accounts(money.currency)
-    pending = await find_account(tx.conn, money.merchant_id, "merchant_pending", money.currency)
-    assert pending is not None, f"merchant {money.merchant_id} has no {money.currency} pending account"
-    accounts = {"merchant_pending": pending.id, "fee_income": platform["fee_income"], credited_role: credited}
-    if money.fee_collection != DEDUCTED:  # the invoiced fee share is owed no more
-        fee_payable = await find_account(tx.conn, money.merchant_id, FEE_PAYABLE_ROLE, money.currency)
-        assert fee_payable is not None, f"merchant {money.merchant_id} has no {money.currency} fee payable"
-        accounts[FEE_PAYABLE_ROLE] = fee_payable.id
-    return accounts
+    return {**await refund_source_accounts(tx.conn, money.merchant_id, money.currency, money.fee_collection),
+            "fee_income": platform["fee_income"], credited_role: credited}
 
 
 async def _book(tx: BookingTransaction, books: RerouteBooks, money: RefundMoney, bank: _BankPayout | None,
