@@ -128,14 +128,14 @@ async def create_payment(ctx: Services, booker: Booker, merchant: MerchantRecord
         {"customer_wallet": PAYER, "gateway_transit": platform["gateway_transit"],
          "merchant_pending": pending_account, "fee_income": platform["fee_income"], **fee_accounts},
         {"amount": req.amount, "fee": fee}, ref=payment_id) if wallet else None
+    transition = Transition(NEW, status.value, event.value)
     if entry is not None and ctx.payment_batcher is not None and (slot is None or slot.fingerprint is not None):
         assert req.customer_id is not None and outbox is not None
-        item = BatchPayment(row, Transition(NEW, status.value, event.value), outbox, entry,
+        item = BatchPayment(row, transition, outbox, entry,
                             slot.key if slot else None, slot.fingerprint if slot else None,
                             admission.id if admission else None, admission.record() if admission else None)
         return await _book_batched(ctx.payment_batcher, item, admission, body)
     claim = AdmissionClaim(admission.id, admission.record()) if admission is not None else None
-    transition = Transition(NEW, status.value, event.value)
     fingerprint = slot.fingerprint if slot else None
     # A failure before the booking's last step gives the usage back; one after it (commit, enqueue) keeps it.
     async with Booking(admission) as booking:
