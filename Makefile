@@ -54,8 +54,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench all
 
 ## Wallet payments over HTTP (64 clients, one hot merchant, 20 s) vs /bench/noop, with 1 then 2 API workers; one JSON line.
+## Batched (PAYENGINE_BATCH_MAX=256) unless PAYENGINE_BATCH_MAX says otherwise (0: the per-payment path).
 bench-api: $(STAMP) wrk-tool
-	$(BIN)/python -m bench.api_bench --concurrency 64 --duration 20 --workers 1,2
+	PAYENGINE_BATCH_MAX=$${PAYENGINE_BATCH_MAX:-256} $(BIN)/python -m bench.api_bench --concurrency 64 --duration 20 --workers 1,2
 
 ## wrk (Debian's package) drives bench-api from pre-signed requests; without it the Python client does.
 wrk-tool:

@@ -183,11 +183,12 @@ class Settings:
     flush_metrics_port: int = _env("FLUSH_METRICS_PORT", _int_in(0, 65535), 0)
 
     # Batched wallet payments (engine/payments/batcher.py): at most BATCH_MAX payments per database transaction
-    # (on by default: the suite passes with it on and off, and it books 2x the payments/s; 0 = off: every
-    # payment books on its own), an optional wait of BATCH_LINGER_US for more to arrive (at most
-    # 1 ms; 0 = natural batching only: a batch is what arrived while the previous one was booking), and at most
-    # BATCH_QUEUE_MAX waiting; a payment beyond that is refused 503 with Retry-After, nothing written.
-    batch_max: int = _env("BATCH_MAX", _int_in(0, 10_000), 256)
+    # (0 = off, the default: every payment books on its own; not on by default until a batch's lock order
+    # agrees with the posting function's, see docs/SCALING.md), an optional wait of BATCH_LINGER_US for more
+    # to arrive (at most 1 ms; 0 = natural batching only: a batch is what arrived while the previous one was
+    # booking), and at most BATCH_QUEUE_MAX waiting; a payment beyond that is refused 503 with Retry-After,
+    # nothing written.
+    batch_max: int = _env("BATCH_MAX", _int_in(0, 10_000), 0)
     batch_linger_us: int = _env("BATCH_LINGER_US", _int_in(0, 1000), 0)
     batch_queue_max: int = _env("BATCH_QUEUE_MAX", _int_in(1, 1_000_000), 4096)
     # Batches in flight at once per process (one in PostgreSQL while another commits); 1 keeps strict arrival

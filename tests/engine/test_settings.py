@@ -45,11 +45,11 @@ def test_settings_are_frozen() -> None:
         s.port = 1  # type: ignore[misc]
 
 
-def test_batching_is_on_by_default_and_its_queue_must_hold_a_full_batch() -> None:
+def test_batching_is_off_by_default_and_its_queue_must_hold_a_full_batch() -> None:
     s = Settings.from_env({})
-    assert (s.batch_max, s.batch_linger_us, s.batch_queue_max) == (256, 0, 4096)
-    off = Settings.from_env({"PAYENGINE_BATCH_MAX": "0"})
-    assert off.batch_max == 0
+    assert (s.batch_max, s.batch_linger_us, s.batch_queue_max) == (0, 0, 4096)
+    on = Settings.from_env({"PAYENGINE_BATCH_MAX": "256"})
+    assert on.batch_max == 256
     lingering = Settings.from_env({"PAYENGINE_BATCH_MAX": "64", "PAYENGINE_BATCH_LINGER_US": "500"})
     assert (lingering.batch_max, lingering.batch_linger_us) == (64, 500)
     with pytest.raises(SettingsError) as info:
